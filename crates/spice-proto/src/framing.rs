@@ -17,7 +17,7 @@ pub enum HeaderKind {
 
 impl HeaderKind {
     /// Encoded header size.
-    pub fn len(self) -> usize {
+    pub fn size(self) -> usize {
         match self {
             // 8 /* serial */ + 2 /* type */ + 4 /* size */ + 4 /* sub_list */
             Self::Full => 18,
@@ -41,7 +41,7 @@ impl HeaderKind {
 
     /// Reads a header from the start of `buf`, if it holds a whole one.
     pub fn decode(self, buf: &[u8]) -> Option<(u16, u32)> {
-        if buf.len() < self.len() {
+        if buf.len() < self.size() {
             return None;
         }
         let mut r = Reader::new(buf);
@@ -115,12 +115,12 @@ impl Deframer {
                 limit: self.max_body.into(),
             });
         }
-        let total = self.kind.len() + size as usize;
+        let total = self.kind.size() + size as usize;
         if pending.len() < total {
             self.compact();
             return Ok(None);
         }
-        let body = pending[self.kind.len()..total].to_vec();
+        let body = pending[self.kind.size()..total].to_vec();
         self.start += total;
         Ok(Some(Frame { msg_type, body }))
     }
@@ -155,8 +155,14 @@ mod tests {
             assert_eq!(
                 frames,
                 vec![
-                    Frame { msg_type: 101, body: b"abc".to_vec() },
-                    Frame { msg_type: 2, body: vec![] }
+                    Frame {
+                        msg_type: 101,
+                        body: b"abc".to_vec()
+                    },
+                    Frame {
+                        msg_type: 2,
+                        body: vec![]
+                    }
                 ]
             );
             assert_eq!(d.buffered(), 0);

@@ -82,7 +82,10 @@ impl LinkMess {
         let num_common = r.u32("link common caps count")?;
         let num_channel = r.u32("link channel caps count")?;
         let caps_offset = r.u32("link caps offset")?;
-        for (what, count) in [("link common caps count", num_common), ("link channel caps count", num_channel)] {
+        for (what, count) in [
+            ("link common caps count", num_common),
+            ("link channel caps count", num_channel),
+        ] {
             if count > crate::caps::MAX_CAP_WORDS {
                 return Err(DecodeError::TooLarge {
                     what,
@@ -224,21 +227,41 @@ mod tests {
     #[test]
     fn link_mess_rejects_caps_past_the_end() {
         let mut v = Vec::new();
-        Writer::new(&mut v).u32(0).u8(1).u8(0).u32(2).u32(0).u32(18).u32(0xB);
+        Writer::new(&mut v)
+            .u32(0)
+            .u8(1)
+            .u8(0)
+            .u32(2)
+            .u32(0)
+            .u32(18)
+            .u32(0xB);
         assert!(matches!(LinkMess::decode(&v), Err(DecodeError::Truncated { .. })));
     }
 
     #[test]
     fn link_mess_rejects_offset_inside_fixed_part() {
         let mut v = Vec::new();
-        Writer::new(&mut v).u32(0).u8(1).u8(0).u32(1).u32(0).u32(4).u32(0xB);
+        Writer::new(&mut v)
+            .u32(0)
+            .u8(1)
+            .u8(0)
+            .u32(1)
+            .u32(0)
+            .u32(4)
+            .u32(0xB);
         assert!(matches!(LinkMess::decode(&v), Err(DecodeError::Invalid { .. })));
     }
 
     #[test]
     fn link_mess_rejects_huge_cap_counts_without_overflow() {
         let mut v = Vec::new();
-        Writer::new(&mut v).u32(0).u8(1).u8(0).u32(u32::MAX).u32(u32::MAX).u32(18);
+        Writer::new(&mut v)
+            .u32(0)
+            .u8(1)
+            .u8(0)
+            .u32(u32::MAX)
+            .u32(u32::MAX)
+            .u32(18);
         assert!(matches!(LinkMess::decode(&v), Err(DecodeError::TooLarge { .. })));
     }
 
@@ -257,8 +280,14 @@ mod tests {
         assert_eq!(&out[0..4], b"REDQ");
         assert_eq!(u32::from_le_bytes(out[12..16].try_into().unwrap()), 186);
         // caps_offset points just past the fixed part.
-        assert_eq!(u32::from_le_bytes(out[16 + 174..16 + 178].try_into().unwrap()), 178);
+        assert_eq!(
+            u32::from_le_bytes(out[16 + 174..16 + 178].try_into().unwrap()),
+            178
+        );
         let (error, key, common, channel) = LinkReply::decode(&out[16..]).unwrap();
-        assert_eq!((error, key[0], common.words(), channel.words()), (0, 7, &[0xB][..], &[2][..]));
+        assert_eq!(
+            (error, key[0], common.words(), channel.words()),
+            (0, 7, &[0xB][..], &[2][..])
+        );
     }
 }

@@ -139,6 +139,9 @@ mod tests {
     fn garbage_ticket_is_an_error() {
         let mut rng = getrandom::SysRng;
         let key = TicketKey::generate(&mut rng).unwrap();
-        assert!(matches!(key.decrypt(&mut rng, &[0xAB; TICKET_BYTES]), Err(TicketError::Decrypt)));
+        assert!(matches!(
+            key.decrypt(&mut rng, &[0xAB; TICKET_BYTES]),
+            Err(TicketError::Decrypt)
+        ));
     }
 }

@@ -271,7 +271,10 @@ impl LinkAcceptor {
 
     /// Whether the link reply has been sent, so errors go out as a result word.
     fn reply_sent(&self) -> bool {
-        matches!(self.state, State::AuthMechanism | State::Ticket | State::AwaitResult)
+        matches!(
+            self.state,
+            State::AuthMechanism | State::Ticket | State::AwaitResult
+        )
     }
 
     fn fail_with_reply(&mut self, error: LinkError, reason: String) -> LinkFailure {

@@ -33,7 +33,10 @@ fn link_bytes(common: &[u32], channel_type: u8, connection_id: u32) -> Vec<u8> {
 
 /// Reads the error word of a link reply the acceptor sent.
 fn reply_error(out: &[u8]) -> u32 {
-    assert!(out.len() >= 16 + LinkReply::FIXED_SIZE, "a full link reply: {out:?}");
+    assert!(
+        out.len() >= 16 + LinkReply::FIXED_SIZE,
+        "a full link reply: {out:?}"
+    );
     assert_eq!(&out[..4], b"REDQ");
     u32::from_le_bytes(out[16..20].try_into().unwrap())
 }
@@ -48,10 +51,16 @@ fn expect_reply_error(input: &[u8], expected: LinkError) {
 
 fn accepted(common: &[u32]) -> LinkAcceptor {
     let mut a = LinkAcceptor::new(Instant::now(), T);
-    let (used, event) = a.handle_input(&link_bytes(common, ChannelType::Main as u8, 0)).unwrap();
+    let (used, event) = a
+        .handle_input(&link_bytes(common, ChannelType::Main as u8, 0))
+        .unwrap();
     assert!(used > 0);
     assert!(matches!(event, Some(LinkEvent::Request(m)) if m.channel_type == 1));
-    a.accept(&Caps::with(&[common_cap::MINI_HEADER]), &Caps::new(), &[1; TICKET_PUBKEY_BYTES]);
+    a.accept(
+        &Caps::with(&[common_cap::MINI_HEADER]),
+        &Caps::new(),
+        &[1; TICKET_PUBKEY_BYTES],
+    );
     assert_eq!(reply_error(&a.take_output()), 0);
     a
 }
@@ -83,7 +92,13 @@ fn undersized_and_oversized_link_messages_are_invalid_data() {
 #[test]
 fn capability_count_overflow_is_invalid_data() {
     let mut body = Vec::new();
-    Writer::new(&mut body).u32(0).u8(1).u8(0).u32(0x4000_0001).u32(0x4000_0000).u32(18);
+    Writer::new(&mut body)
+        .u32(0)
+        .u8(1)
+        .u8(0)
+        .u32(0x4000_0001)
+        .u32(0x4000_0000)
+        .u32(18);
     let mut input = header(MAGIC, 2, body.len() as u32);
     input.extend_from_slice(&body);
     expect_reply_error(&input, LinkError::InvalidData);
@@ -92,7 +107,14 @@ fn capability_count_overflow_is_invalid_data() {
 #[test]
 fn capabilities_outside_the_message_are_invalid_data() {
     let mut body = Vec::new();
-    Writer::new(&mut body).u32(0).u8(1).u8(0).u32(3).u32(0).u32(18).u32(0xB);
+    Writer::new(&mut body)
+        .u32(0)
+        .u8(1)
+        .u8(0)
+        .u32(3)
+        .u32(0)
+        .u32(18)
+        .u32(0xB);
     let mut input = header(MAGIC, 2, body.len() as u32);
     input.extend_from_slice(&body);
     expect_reply_error(&input, LinkError::InvalidData);
@@ -105,17 +127,28 @@ fn refusal_after_request_sends_reply_with_error() {
     assert!(matches!(event, Some(LinkEvent::Request(_))));
     let failure = a.refuse(LinkError::ChannelNotAvailable, "unknown channel");
     assert_eq!(failure.error, LinkError::ChannelNotAvailable);
-    assert_eq!(reply_error(&a.take_output()), LinkError::ChannelNotAvailable.code());
+    assert_eq!(
+        reply_error(&a.take_output()),
+        LinkError::ChannelNotAvailable.code()
+    );
 }
 
 #[test]
 fn full_exchange_with_auth_selection_and_mini_header() {
-    let mut a = accepted(&[common_cap::PROTOCOL_AUTH_SELECTION, common_cap::AUTH_SPICE, common_cap::MINI_HEADER]);
+    let mut a = accepted(&[
+        common_cap::PROTOCOL_AUTH_SELECTION,
+        common_cap::AUTH_SPICE,
+        common_cap::MINI_HEADER,
+    ]);
     let mut input = common_cap::AUTH_SPICE.to_le_bytes().to_vec();
     input.extend_from_slice(&[9u8; TICKET_BYTES]);
     input.extend_from_slice(b"extra");
     let (used, event) = a.handle_input(&input).unwrap();
-    assert_eq!(used, 4 + TICKET_BYTES, "bytes after the ticket belong to the channel");
+    assert_eq!(
+        used,
+        4 + TICKET_BYTES,
+        "bytes after the ticket belong to the channel"
+    );
     assert!(matches!(event, Some(LinkEvent::Ticket(t)) if t[0] == 9));
     a.finish(LinkError::Ok, "").unwrap();
     assert_eq!(a.take_output(), 0u32.to_le_bytes());
@@ -144,7 +177,9 @@ fn unknown_auth_mechanism_is_invalid_data_result() {
 fn wrong_password_is_permission_denied_result() {
     let mut a = accepted(&[]);
     a.handle_input(&[0u8; TICKET_BYTES]).unwrap();
-    let err = a.finish(LinkError::PermissionDenied, "wrong password").unwrap_err();
+    let err = a
+        .finish(LinkError::PermissionDenied, "wrong password")
+        .unwrap_err();
     assert_eq!(err.error, LinkError::PermissionDenied);
     assert_eq!(a.take_output(), 7u32.to_le_bytes());
     assert!(a.is_failed());
@@ -154,7 +189,9 @@ fn wrong_password_is_permission_denied_result() {
 fn bad_connection_id_is_a_result_word() {
     let mut a = accepted(&[]);
     a.handle_input(&[0u8; TICKET_BYTES]).unwrap();
-    let err = a.finish(LinkError::BadConnectionId, "no such session").unwrap_err();
+    let err = a
+        .finish(LinkError::BadConnectionId, "no such session")
+        .unwrap_err();
     assert_eq!(a.take_output(), 8u32.to_le_bytes());
     assert_eq!(err.error, LinkError::BadConnectionId);
 }

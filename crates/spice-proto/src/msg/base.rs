@@ -188,8 +188,18 @@ mod tests {
 
     #[test]
     fn set_ack_and_ping_layouts() {
-        assert_eq!(body_of(&SetAck { generation: 1, window: 20 }), [1, 0, 0, 0, 20, 0, 0, 0]);
-        let ping = body_of(&Ping { id: 2, timestamp: 3, padding: 5 });
+        assert_eq!(
+            body_of(&SetAck {
+                generation: 1,
+                window: 20
+            }),
+            [1, 0, 0, 0, 20, 0, 0, 0]
+        );
+        let ping = body_of(&Ping {
+            id: 2,
+            timestamp: 3,
+            padding: 5,
+        });
         assert_eq!(ping.len(), 4 + 8 + 5);
     }
 
@@ -199,7 +209,10 @@ mod tests {
         Writer::new(&mut body).u32(9).u64(1234);
         assert_eq!(
             BaseClientMessage::decode(client_type::PONG, &body).unwrap(),
-            Some(BaseClientMessage::Pong { id: 9, timestamp: 1234 })
+            Some(BaseClientMessage::Pong {
+                id: 9,
+                timestamp: 1234
+            })
         );
         assert!(BaseClientMessage::decode(client_type::PONG, &body[..5]).is_err());
         assert_eq!(BaseClientMessage::decode(101, &[]).unwrap(), None);

@@ -164,11 +164,21 @@ mod tests {
             hot_y: 0,
             argb: vec![1, 2, 3, 4],
         };
-        let body = body_of(&Set { x: 3, y: 4, visible: true, shape: Some(&shape) });
+        let body = body_of(&Set {
+            x: 3,
+            y: 4,
+            visible: true,
+            shape: Some(&shape),
+        });
         // 2+2 position, 1 visible, 2 flags, 8 unique, 1 type, 4*2 sizes, 4 pixels
         assert_eq!(body.len(), 4 + 1 + 2 + 8 + 1 + 8 + 4);
         assert_eq!(&body[0..7], &[3, 0, 4, 0, 1, 0, 0]);
-        let init = body_of(&Init { x: 0, y: 0, visible: false, shape: None });
+        let init = body_of(&Init {
+            x: 0,
+            y: 0,
+            visible: false,
+            shape: None,
+        });
         assert_eq!(init, [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
     }
 }

@@ -259,9 +259,7 @@ impl DisplayClientMessage {
                 r.take(32, "stream report")?;
                 Self::StreamReport
             }
-            client_type::PREFERRED_COMPRESSION => {
-                Self::PreferredCompression(r.u8("preferred compression")?)
-            }
+            client_type::PREFERRED_COMPRESSION => Self::PreferredCompression(r.u8("preferred compression")?),
             client_type::GL_DRAW_DONE => Self::GlDrawDone,
             client_type::PREFERRED_VIDEO_CODEC_TYPE => {
                 let n = r.u8("preferred video codec count")?;

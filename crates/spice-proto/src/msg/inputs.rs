@@ -196,7 +196,12 @@ mod tests {
         Writer::new(&mut body).u32(10).u32(20).u16(1).u8(0);
         assert_eq!(
             InputsClientMessage::decode(client_type::MOUSE_POSITION, &body).unwrap(),
-            InputsClientMessage::MousePosition { x: 10, y: 20, buttons: 1, display_id: 0 }
+            InputsClientMessage::MousePosition {
+                x: 10,
+                y: 20,
+                buttons: 1,
+                display_id: 0
+            }
         );
         assert!(InputsClientMessage::decode(client_type::MOUSE_PRESS, &[1, 0]).is_err());
         assert!(InputsClientMessage::decode(client_type::KEY_SCANCODE, &[1; 300]).is_err());

@@ -236,9 +236,9 @@ impl MainClientMessage {
             client_type::AGENT_TOKEN => Self::AgentToken {
                 tokens: r.u32("agent tokens")?,
             },
-            client_type::MIGRATE_CONNECTED | client_type::MIGRATE_CONNECT_ERROR | client_type::MIGRATE_END => {
-                Self::Migration(msg_type)
-            }
+            client_type::MIGRATE_CONNECTED
+            | client_type::MIGRATE_CONNECT_ERROR
+            | client_type::MIGRATE_END => Self::Migration(msg_type),
             other => Self::Unknown(other),
         };
         Ok(msg)
@@ -262,7 +262,10 @@ mod tests {
             multi_media_time: 7,
             ram_hint: 8,
         });
-        let words: Vec<u32> = body.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        let words: Vec<u32> = body
+            .chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(words, [1, 2, 3, 4, 5, 6, 7, 8]);
     }
 
@@ -273,7 +276,10 @@ mod tests {
 
     #[test]
     fn channels_list_layout() {
-        assert_eq!(body_of(&ChannelsList(vec![(2, 0), (3, 0)])), [2, 0, 0, 0, 2, 0, 3, 0]);
+        assert_eq!(
+            body_of(&ChannelsList(vec![(2, 0), (3, 0)])),
+            [2, 0, 0, 0, 2, 0, 3, 0]
+        );
     }
 
     #[test]
@@ -288,6 +294,9 @@ mod tests {
         );
         assert!(MainClientMessage::decode(client_type::AGENT_START, &[1]).is_err());
         assert!(MainClientMessage::decode(client_type::AGENT_DATA, &[0; 5000]).is_err());
-        assert_eq!(MainClientMessage::decode(999, &[]).unwrap(), MainClientMessage::Unknown(999));
+        assert_eq!(
+            MainClientMessage::decode(999, &[]).unwrap(),
+            MainClientMessage::Unknown(999)
+        );
     }
 }

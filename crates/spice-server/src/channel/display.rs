@@ -1,0 +1,205 @@
+//! The display channel for the plain-framebuffer display.
+//!
+//! ```text
+//! S: SET_ACK            C: ACK_SYNC, DISPLAY_INIT
+//! S: SURFACE_CREATE, DRAW_COPY (whole picture), MONITORS_CONFIG, MARK
+//! S: DRAW_COPY of damage, whenever the client has room
+//! S: SURFACE_DESTROY + the sequence above on resize
+//! ```
+//!
+//! Output is pulled, not pushed: [`DisplayChannel::produce`] looks at the shared
+//! surface only when the client has acknowledged enough and the socket has
+//! drained, so damage coalesces in the client's region while it is behind.
+
+use std::time::Instant;
+
+use spice_proto::consts::display_cap;
+use spice_proto::msg::display::{
+    Bitmap, DisplayClientMessage, DrawCopy, Head, Mark, MonitorsConfig, SurfaceCreate, SurfaceDestroy,
+    SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB,
+};
+use spice_proto::msg::Rect as WireRect;
+use spice_proto::{Caps, DecodeError, Frame};
+
+use super::{BaseOutcome, ChannelBase};
+use crate::display::region::{Rect, Region};
+use crate::display::{DisplayShared, DisplayState, Surface};
+
+/// Stop producing while this many bytes wait for the socket.
+pub(crate) const MAX_QUEUED_BYTES: usize = 1 << 20;
+/// Largest bitmap in one DRAW_COPY; bigger rectangles go out in horizontal bands.
+pub(crate) const MAX_DRAW_BYTES: usize = 256 * 1024;
+
+/// What the display channel needs from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DisplayEvent {
+    /// There may be room for more output.
+    Produce,
+    /// The client is leaving.
+    Disconnect,
+}
+
+#[derive(Debug)]
+pub(crate) struct DisplayChannel {
+    pub(crate) base: ChannelBase,
+    key: u64,
+    monitors_config: bool,
+    initialized: bool,
+    /// Surface generation the client has, if it has one.
+    sent_generation: Option<u64>,
+    next_image_id: u64,
+}
+
+impl DisplayChannel {
+    /// Starts flow control and registers for damage under `key`.
+    pub(crate) fn start(mut base: ChannelBase, key: u64, client_caps: &Caps, shared: &DisplayShared) -> Self {
+        base.start_acks();
+        shared.lock().clients.insert(key, Region::new());
+        Self {
+            base,
+            key,
+            monitors_config: client_caps.has(display_cap::MONITORS_CONFIG),
+            initialized: false,
+            sent_generation: None,
+            next_image_id: 1,
+        }
+    }
+
+    /// Stops receiving damage.
+    pub(crate) fn detach(&self, shared: &DisplayShared) {
+        shared.lock().clients.remove(&self.key);
+    }
+
+    pub(crate) fn handle(
+        &mut self,
+        frame: &Frame,
+        now: Instant,
+    ) -> Result<Option<DisplayEvent>, DecodeError> {
+        Ok(match DisplayClientMessage::decode(frame.msg_type, &frame.body)? {
+            DisplayClientMessage::Base(base) => match self.base.handle_base(base, now) {
+                BaseOutcome::Disconnect => Some(DisplayEvent::Disconnect),
+                BaseOutcome::WindowOpened => Some(DisplayEvent::Produce),
+                BaseOutcome::Continue => None,
+            },
+            DisplayClientMessage::Init {
+                pixmap_cache_size,
+                glz_dictionary_window_size,
+                ..
+            } => {
+                tracing::debug!(pixmap_cache_size, glz_dictionary_window_size, "display init");
+                self.initialized = true;
+                Some(DisplayEvent::Produce)
+            }
+            DisplayClientMessage::PreferredCompression(c) => {
+                tracing::debug!(
+                    compression = c,
+                    "preferred compression (only raw bitmaps are sent)"
+                );
+                None
+            }
+            DisplayClientMessage::StreamReport
+            | DisplayClientMessage::GlDrawDone
+            | DisplayClientMessage::PreferredVideoCodecType(_) => None,
+            DisplayClientMessage::Unknown(t) => {
+                tracing::debug!(msg_type = t, "ignoring unknown display message");
+                None
+            }
+        })
+    }
+
+    /// Whether the client can take more output now.
+    fn has_room(&self) -> bool {
+        self.initialized && !self.base.waiting_for_ack() && self.base.out.len() < MAX_QUEUED_BYTES
+    }
+
+    /// Sends whatever the client is missing, as far as flow control allows.
+    pub(crate) fn produce(&mut self, shared: &DisplayShared) {
+        if !self.has_room() {
+            return;
+        }
+        let mut state = shared.lock();
+        let DisplayState {
+            surface,
+            generation,
+            clients,
+            ..
+        } = &mut *state;
+        let Some(surface) = surface.as_ref() else { return };
+        if self.sent_generation != Some(*generation) {
+            // The whole picture goes out; older damage is covered by it.
+            clients.insert(self.key, Region::new());
+            self.send_surface(surface);
+            self.sent_generation = Some(*generation);
+            return;
+        }
+        let rects = clients.get_mut(&self.key).map(Region::take).unwrap_or_default();
+        for rect in rects {
+            self.send_draws(surface, rect);
+        }
+    }
+
+    fn send_surface(&mut self, surface: &Surface) {
+        if self.sent_generation.is_some() {
+            self.base.send(&SurfaceDestroy { surface_id: 0 });
+        }
+        self.base.send(&SurfaceCreate {
+            surface_id: 0,
+            width: surface.width,
+            height: surface.height,
+            format: SURFACE_FMT_32_XRGB,
+            flags: SURFACE_FLAGS_PRIMARY,
+        });
+        self.send_draws(surface, Rect::new(0, 0, surface.width, surface.height));
+        if self.monitors_config {
+            self.base.send(&MonitorsConfig {
+                max_allowed: 1,
+                heads: vec![Head {
+                    monitor_id: 0,
+                    surface_id: 0,
+                    width: surface.width,
+                    height: surface.height,
+                    x: 0,
+                    y: 0,
+                    flags: 0,
+                }],
+            });
+        }
+        self.base.send(&Mark);
+    }
+
+    /// Sends `rect` as DRAW_COPYs of at most [`MAX_DRAW_BYTES`] each.
+    fn send_draws(&mut self, surface: &Surface, rect: Rect) {
+        let rect = rect.clip(surface.width, surface.height);
+        if rect.is_empty() {
+            return;
+        }
+        let row_bytes = rect.width as usize * 4;
+        let band_rows = (MAX_DRAW_BYTES / row_bytes).max(1) as u32;
+        let mut pixels = Vec::new();
+        let mut y = rect.y;
+        while y < rect.y + rect.height {
+            let rows = band_rows.min(rect.y + rect.height - y);
+            let band = Rect::new(rect.x, y, rect.width, rows);
+            pixels.clear();
+            surface.copy_rect(band, &mut pixels);
+            self.base.send(&DrawCopy {
+                surface_id: 0,
+                dest: WireRect::from_xywh(
+                    band.x as i32,
+                    band.y as i32,
+                    band.width as i32,
+                    band.height as i32,
+                ),
+                bitmap: Bitmap {
+                    id: self.next_image_id,
+                    width: band.width,
+                    height: band.height,
+                    stride: row_bytes as u32,
+                    data: &pixels,
+                },
+            });
+            self.next_image_id += 1;
+            y += rows;
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Server configuration and the builder that assembles a server.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::core::Core;
+use crate::display::DisplayHandle;
+use crate::error::ServerError;
+use crate::runtime::RunningServer;
+use crate::server::Server;
+use crate::vdi::{Keyboard, Mouse, Tablet};
+
+/// How clients authenticate.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// Any client may connect (`disable-ticketing`).
+    None,
+    /// Clients must present this password as a SPICE ticket.
+    Password {
+        /// At most 60 bytes.
+        password: String,
+        /// The password stops working this long after the server starts; `None` = never.
+        lifetime: Option<Duration>,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Password { lifetime, .. } => f
+                .debug_struct("Password")
+                .field("password", &"..")
+                .field("lifetime", lifetime)
+                .finish(),
+        }
+    }
+}
+
+/// Everything the server needs besides its devices.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on; loopback by default.
+    pub addr: IpAddr,
+    /// Port to listen on; 0 picks a free one (see [`Server::local_addr`]).
+    pub port: u16,
+    /// Authentication mode.
+    pub auth: Auth,
+    /// VM name shown by clients.
+    pub name: Option<String>,
+    /// VM UUID shown by clients.
+    pub uuid: Option<[u8; 16]>,
+    /// A client that has not finished linking after this long is dropped.
+    pub link_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 5900,
+            auth: Auth::None,
+            name: None,
+            uuid: None,
+            link_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The host's devices, moved into the server's main context.
+#[derive(Default)]
+pub(crate) struct Devices {
+    pub(crate) keyboard: Option<Box<dyn Keyboard + Send>>,
+    pub(crate) mouse: Option<Box<dyn Mouse + Send>>,
+    pub(crate) tablet: Option<Box<dyn Tablet + Send>>,
+    pub(crate) display: Option<DisplayHandle>,
+}
+
+/// Assembles a server: address, authentication, identity and devices.
+///
+/// ```no_run
+/// use spice_server::{DisplayHandle, ServerBuilder};
+///
+/// let display = DisplayHandle::new();
+/// let server = ServerBuilder::new()
+///     .port(5900)
+///     .name("my-vm")
+///     .display(display.clone())
+///     .spawn()
+///     .expect("server starts");
+/// println!("listening on {}", server.local_addr());
+/// ```
+#[derive(Default)]
+pub struct ServerBuilder {
+    config: Config,
+    devices: Devices,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    /// A builder with defaults: 127.0.0.1:5900, no authentication.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Listen address.
+    pub fn addr(mut self, addr: IpAddr) -> Self {
+        self.config.addr = addr;
+        self
+    }
+
+    /// Listen port; 0 picks a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.config.port = port;
+        self
+    }
+
+    /// Listen address and port together.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.config.addr = addr.ip();
+        self.config.port = addr.port();
+        self
+    }
+
+    /// Accept any client.
+    pub fn no_auth(mut self) -> Self {
+        self.config.auth = Auth::None;
+        self
+    }
+
+    /// Require a password (a SPICE ticket).
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.config.auth = Auth::Password {
+            password: password.into(),
+            lifetime: None,
+        };
+        self
+    }
+
+    /// Require a password that expires `lifetime` after the server starts.
+    pub fn password_with_lifetime(mut self, password: impl Into<String>, lifetime: Duration) -> Self {
+        self.config.auth = Auth::Password {
+            password: password.into(),
+            lifetime: Some(lifetime),
+        };
+        self
+    }
+
+    /// VM name sent to clients.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
+
+    /// VM UUID sent to clients.
+    pub fn uuid(mut self, uuid: [u8; 16]) -> Self {
+        self.config.uuid = Some(uuid);
+        self
+    }
+
+    /// How long a client may take to link before it is dropped.
+    pub fn link_timeout(mut self, timeout: Duration) -> Self {
+        self.config.link_timeout = timeout;
+        self
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Adds the keyboard.
+    pub fn keyboard(mut self, keyboard: impl Keyboard + Send + 'static) -> Self {
+        self.devices.keyboard = Some(Box::new(keyboard));
+        self
+    }
+
+    /// Adds the relative mouse (server mouse mode).
+    pub fn mouse(mut self, mouse: impl Mouse + Send + 'static) -> Self {
+        self.devices.mouse = Some(Box::new(mouse));
+        self
+    }
+
+    /// Adds the tablet, which enables client mouse mode.
+    pub fn tablet(mut self, tablet: impl Tablet + Send + 'static) -> Self {
+        self.devices.tablet = Some(Box::new(tablet));
+        self
+    }
+
+    /// Adds the display the host will drive through `display`.
+    pub fn display(mut self, display: DisplayHandle) -> Self {
+        self.devices.display = Some(display);
+        self
+    }
+
+    fn validate(&self) -> Result<(), ServerError> {
+        if let Auth::Password { password, .. } = &self.config.auth {
+            if password.len() > spice_proto::consts::MAX_PASSWORD_LENGTH {
+                return Err(ServerError::PasswordTooLong(password.len()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the server on the host's event loop. Everything runs inside `core`
+    /// callbacks on the calling thread; the returned [`Server`] stops it when dropped.
+    pub fn start_on(self, core: Rc<dyn Core>) -> Result<Server, ServerError> {
+        self.validate()?;
+        Server::start(core, self.config, self.devices)
+    }
+
+    /// Starts the server on its own thread with the built-in event loop.
+    pub fn spawn(self) -> Result<RunningServer, ServerError> {
+        self.validate()?;
+        RunningServer::spawn(self.config, self.devices)
+    }
+}

@@ -1,0 +1,382 @@
+//! The plain-framebuffer display: the host publishes pixels and damage, the
+//! server forwards them to clients at the pace each client can take.
+//!
+//! The host never waits for a client. [`DisplayHandle::update`] copies the
+//! damaged pixels into the server's own surface under a short lock and adds
+//! the damage to every connected client's region; a client that is behind
+//! simply finds a larger region next time it has room. Memory is one surface
+//! plus a bounded rectangle list per client.
+
+mod cursor;
+pub mod region;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub(crate) use cursor::CursorState;
+pub use cursor::{CursorImage, MAX_CURSOR_SIDE};
+pub use region::Rect;
+use region::Region;
+
+use crate::waker::Waker;
+
+/// Largest surface side accepted, in pixels.
+pub const MAX_SIDE: u32 = 16384;
+/// Largest surface accepted, in pixels (256 MiB of xRGB).
+pub const MAX_PIXELS: u64 = 64 * 1024 * 1024;
+
+/// Errors of the display handle; the published state is unchanged when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisplayError {
+    /// Zero or oversized dimensions.
+    #[error("frame size {width}x{height} is outside 1..={MAX_SIDE} per side or {MAX_PIXELS} pixels")]
+    FrameSize {
+        /// Requested width.
+        width: u32,
+        /// Requested height.
+        height: u32,
+    },
+    /// Stride shorter than a row.
+    #[error("stride {stride} is shorter than a row of {width} pixels")]
+    Stride {
+        /// Given stride.
+        stride: usize,
+        /// Frame width.
+        width: u32,
+    },
+    /// Buffer shorter than the frame.
+    #[error("frame buffer holds {got} bytes, {needed} needed")]
+    FrameData {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// Cursor of zero or oversized dimensions.
+    #[error("cursor size {width}x{height} is outside 1..={MAX_CURSOR_SIDE}")]
+    CursorSize {
+        /// Width.
+        width: u16,
+        /// Height.
+        height: u16,
+    },
+    /// Cursor pixel buffer of the wrong size.
+    #[error("cursor needs {expected} bytes of ARGB, got {got}")]
+    CursorData {
+        /// Bytes needed.
+        expected: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// Hotspot outside the cursor.
+    #[error("cursor hotspot {hot_x},{hot_y} is outside the image")]
+    CursorHotspot {
+        /// Column.
+        hot_x: u16,
+        /// Row.
+        hot_y: u16,
+    },
+}
+
+/// A borrowed 32-bit xRGB framebuffer (little endian: B, G, R, X in memory).
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes from one row to the next; at least `width * 4`.
+    pub stride: usize,
+    /// Pixel rows, top to bottom.
+    pub data: &'a [u8],
+}
+
+impl Frame<'_> {
+    fn validate(&self) -> Result<(), DisplayError> {
+        let pixels = u64::from(self.width) * u64::from(self.height);
+        if self.width == 0
+            || self.height == 0
+            || self.width > MAX_SIDE
+            || self.height > MAX_SIDE
+            || pixels > MAX_PIXELS
+        {
+            return Err(DisplayError::FrameSize {
+                width: self.width,
+                height: self.height,
+            });
+        }
+        let row = self.width as usize * 4;
+        if self.stride < row {
+            return Err(DisplayError::Stride {
+                stride: self.stride,
+                width: self.width,
+            });
+        }
+        let needed = self.stride * (self.height as usize - 1) + row;
+        if self.data.len() < needed {
+            return Err(DisplayError::FrameData {
+                needed,
+                got: self.data.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The server's copy of the picture: tightly packed xRGB rows.
+#[derive(Debug, Clone)]
+pub(crate) struct Surface {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) pixels: Vec<u8>,
+}
+
+impl Surface {
+    pub(crate) fn stride(&self) -> usize {
+        self.width as usize * 4
+    }
+
+    /// Copies the pixels of `rect` (already clipped) into a packed buffer.
+    pub(crate) fn copy_rect(&self, rect: Rect, out: &mut Vec<u8>) {
+        let stride = self.stride();
+        let row_bytes = rect.width as usize * 4;
+        out.reserve(row_bytes * rect.height as usize);
+        for row in rect.y..rect.y + rect.height {
+            let start = row as usize * stride + rect.x as usize * 4;
+            out.extend_from_slice(&self.pixels[start..start + row_bytes]);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DisplayState {
+    pub(crate) surface: Option<Surface>,
+    /// Bumped on every resize; clients that saw an older one recreate the surface.
+    pub(crate) generation: u64,
+    /// Pending damage per connected client.
+    pub(crate) clients: HashMap<u64, Region>,
+    pub(crate) cursor: CursorState,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DisplayShared {
+    state: Mutex<DisplayState>,
+    waker: Mutex<Option<Arc<Waker>>>,
+}
+
+impl DisplayShared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, DisplayState> {
+        // A panic while holding the lock leaves pixels, not broken invariants.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn attach(&self, waker: Option<Arc<Waker>>) {
+        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = waker;
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            w.wake();
+        }
+    }
+}
+
+/// The host's handle on a display: publish frames and damage, drive the cursor.
+///
+/// Cheap to clone, `Send + Sync`; call it from any thread.
+#[derive(Debug, Clone, Default)]
+pub struct DisplayHandle {
+    pub(crate) shared: Arc<DisplayShared>,
+}
+
+impl DisplayHandle {
+    /// A display with no picture yet; clients see it once the first frame is published.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Publishes the whole frame. A size different from the current one is a resize.
+    pub fn publish(&self, frame: &Frame<'_>) -> Result<(), DisplayError> {
+        self.update(frame, &[Rect::new(0, 0, frame.width, frame.height)])
+    }
+
+    /// Publishes the `damage` rectangles of `frame`; the rest of the picture is unchanged.
+    ///
+    /// If `frame` has a different size than the current picture, the display is
+    /// resized and the whole frame is taken regardless of `damage`. Rectangles
+    /// are clipped to the frame.
+    pub fn update(&self, frame: &Frame<'_>, damage: &[Rect]) -> Result<(), DisplayError> {
+        frame.validate()?;
+        {
+            let mut state = self.shared.lock();
+            let resized = state
+                .surface
+                .as_ref()
+                .is_none_or(|s| s.width != frame.width || s.height != frame.height);
+            if resized {
+                state.surface = Some(Surface {
+                    width: frame.width,
+                    height: frame.height,
+                    pixels: vec![0; frame.width as usize * frame.height as usize * 4],
+                });
+                state.generation += 1;
+            }
+            let full = [Rect::new(0, 0, frame.width, frame.height)];
+            let damage = if resized { &full[..] } else { damage };
+            let DisplayState { surface, clients, .. } = &mut *state;
+            let Some(surface) = surface.as_mut() else {
+                return Ok(());
+            };
+            let stride = surface.stride();
+            for rect in damage.iter().map(|r| r.clip(frame.width, frame.height)) {
+                if rect.is_empty() {
+                    continue;
+                }
+                let row_bytes = rect.width as usize * 4;
+                for row in rect.y..rect.y + rect.height {
+                    let src = row as usize * frame.stride + rect.x as usize * 4;
+                    let dst = row as usize * stride + rect.x as usize * 4;
+                    surface.pixels[dst..dst + row_bytes].copy_from_slice(&frame.data[src..src + row_bytes]);
+                }
+                if !resized {
+                    for region in clients.values_mut() {
+                        region.add(rect);
+                    }
+                }
+            }
+        }
+        self.shared.wake();
+        Ok(())
+    }
+
+    /// The current picture size, if a frame was published.
+    pub fn size(&self) -> Option<(u32, u32)> {
+        self.shared.lock().surface.as_ref().map(|s| (s.width, s.height))
+    }
+
+    /// Shows `image` as the pointer.
+    pub fn set_cursor(&self, image: CursorImage) {
+        self.shared.lock().cursor.set_shape(image);
+        self.shared.wake();
+    }
+
+    /// Moves the pointer (server mouse mode; in client mode the client draws it).
+    pub fn move_cursor(&self, x: i32, y: i32) {
+        self.shared.lock().cursor.move_to(x, y);
+        self.shared.wake();
+    }
+
+    /// Hides the pointer until the next [`DisplayHandle::set_cursor`].
+    pub fn hide_cursor(&self) {
+        self.shared.lock().cursor.hide();
+        self.shared.wake();
+    }
+
+    /// A copy of the current picture as packed xRGB rows, if any (for tests and tools).
+    pub fn snapshot(&self) -> Option<(u32, u32, Vec<u8>)> {
+        self.shared
+            .lock()
+            .surface
+            .as_ref()
+            .map(|s| (s.width, s.height, s.pixels.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(width: u32, height: u32, fill: u8) -> Vec<u8> {
+        vec![fill; (width * height * 4) as usize]
+    }
+
+    #[test]
+    fn update_copies_only_damage_and_feeds_client_regions() {
+        let d = DisplayHandle::new();
+        let a = frame(8, 4, 1);
+        d.publish(&Frame {
+            width: 8,
+            height: 4,
+            stride: 32,
+            data: &a,
+        })
+        .unwrap();
+        d.shared.lock().clients.insert(1, Region::new());
+        let b = frame(8, 4, 2);
+        d.update(
+            &Frame {
+                width: 8,
+                height: 4,
+                stride: 32,
+                data: &b,
+            },
+            &[Rect::new(2, 1, 3, 2)],
+        )
+        .unwrap();
+        let (_, _, px) = d.snapshot().unwrap();
+        let at = |x: usize, y: usize| px[(y * 8 + x) * 4];
+        assert_eq!(
+            (at(0, 0), at(2, 1), at(4, 2), at(5, 2), at(2, 3)),
+            (1, 2, 2, 1, 1)
+        );
+        assert_eq!(d.shared.lock().clients[&1].rects(), &[Rect::new(2, 1, 3, 2)]);
+    }
+
+    #[test]
+    fn resize_bumps_generation_and_honours_stride() {
+        let d = DisplayHandle::new();
+        let mut buf = vec![0u8; 3 * 40];
+        buf[40..44].copy_from_slice(&[9, 9, 9, 9]);
+        d.publish(&Frame {
+            width: 2,
+            height: 3,
+            stride: 40,
+            data: &buf,
+        })
+        .unwrap();
+        let g1 = d.shared.lock().generation;
+        assert_eq!(d.snapshot().unwrap().2[8..12], [9, 9, 9, 9]);
+        d.publish(&Frame {
+            width: 1,
+            height: 1,
+            stride: 4,
+            data: &[0; 4],
+        })
+        .unwrap();
+        assert_eq!(d.shared.lock().generation, g1 + 1);
+        assert_eq!(d.size(), Some((1, 1)));
+    }
+
+    #[test]
+    fn bad_frames_are_rejected_without_change() {
+        let d = DisplayHandle::new();
+        assert!(matches!(
+            d.publish(&Frame {
+                width: 0,
+                height: 1,
+                stride: 0,
+                data: &[]
+            }),
+            Err(DisplayError::FrameSize { .. })
+        ));
+        assert!(matches!(
+            d.publish(&Frame {
+                width: 2,
+                height: 2,
+                stride: 4,
+                data: &[0; 16]
+            }),
+            Err(DisplayError::Stride { .. })
+        ));
+        assert!(matches!(
+            d.publish(&Frame {
+                width: 2,
+                height: 2,
+                stride: 8,
+                data: &[0; 15]
+            }),
+            Err(DisplayError::FrameData { .. })
+        ));
+        assert_eq!(d.size(), None);
+    }
+}

@@ -1,0 +1,41 @@
+//! A memory-safe SPICE server.
+//!
+//! The host (a VMM, an emulator, any program with a screen) implements the
+//! back-end traits of [`vdi`] for its keyboard, mouse and tablet, drives a
+//! [`DisplayHandle`] with its framebuffer, and builds a server with
+//! [`ServerBuilder`]. The server runs either on the host's own event loop
+//! through the [`Core`] trait ([`ServerBuilder::start_on`]) or on a built-in
+//! loop thread ([`ServerBuilder::spawn`]). Stock SPICE clients such as
+//! `remote-viewer` connect to it.
+//!
+//! ```no_run
+//! use spice_server::{DisplayHandle, Frame, ServerBuilder};
+//!
+//! let display = DisplayHandle::new();
+//! let pixels = vec![0x80u8; 640 * 480 * 4];
+//! display
+//!     .publish(&Frame { width: 640, height: 480, stride: 640 * 4, data: &pixels })
+//!     .unwrap();
+//! let server = ServerBuilder::new().port(5900).display(display).spawn().unwrap();
+//! println!("spice://{}", server.local_addr());
+//! ```
+
+mod channel;
+mod config;
+pub mod core;
+pub mod display;
+mod error;
+mod handle;
+mod runtime;
+mod server;
+pub mod vdi;
+mod waker;
+
+pub use crate::config::{Auth, Config, ServerBuilder};
+pub use crate::core::{BuiltinLoop, ChannelEvent, ChannelInfo, Core, Interest, TimerId, WatchId};
+pub use crate::display::{CursorImage, DisplayError, DisplayHandle, Frame, Rect};
+pub use crate::error::ServerError;
+pub use crate::handle::ServerHandle;
+pub use crate::runtime::RunningServer;
+pub use crate::server::Server;
+pub use crate::vdi::{Keyboard, Leds, Mouse, MouseButtons, Tablet};

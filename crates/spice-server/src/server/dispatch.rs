@@ -1,0 +1,186 @@
+//! Messages on linked channels, and input events routed to the host's devices.
+
+use spice_proto::consts::mouse_mode;
+
+use super::conn::{Channel, Conn, Phase};
+use super::{channel_name, ServerState};
+use crate::channel::cursor::CursorEvent;
+use crate::channel::display::DisplayEvent;
+use crate::channel::inputs::{InputEvent, BUTTON_DOWN, BUTTON_UP};
+use crate::channel::main::MainEvent;
+use crate::vdi::Leds;
+
+/// Scancodes of the lock keys, used to bring the guest's locks in line with the client's.
+const LOCK_KEYS: [(Leds, u8); 3] = [
+    (Leds::SCROLL_LOCK, 0x46),
+    (Leds::NUM_LOCK, 0x45),
+    (Leds::CAPS_LOCK, 0x3a),
+];
+
+impl ServerState {
+    /// Frames and handles channel messages. Returns `false` to close the connection.
+    pub(super) fn feed_channel(&mut self, id: u64, conn: &mut Conn, data: &[u8]) -> bool {
+        let Phase::Linked { deframer, .. } = &mut conn.phase else {
+            return false;
+        };
+        deframer.push(data);
+        loop {
+            let Phase::Linked {
+                deframer, channel, ..
+            } = &mut conn.phase
+            else {
+                return false;
+            };
+            let frame = match deframer.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return true,
+                Err(e) => {
+                    tracing::warn!(peer = ?conn.info.peer, conn = id, error = %e, "malformed message framing; closing channel");
+                    return false;
+                }
+            };
+            let now = self.now();
+            let name = channel_name(conn.info.channel_type);
+            tracing::trace!(
+                channel = name,
+                msg_type = frame.msg_type,
+                len = frame.body.len(),
+                "client message"
+            );
+            let keep = match channel {
+                Channel::Main(main) => match main.handle(&frame, now) {
+                    Ok(Some(MainEvent::AttachChannels)) => {
+                        main.send_channels_list(self.channel_list());
+                        true
+                    }
+                    Ok(Some(MainEvent::MouseModeRequest(mode))) => {
+                        if let Some(current) = self.mouse_mode_request(u32::from(mode)) {
+                            main.send_mouse_mode(self.supported_mouse_modes(), current);
+                        }
+                        true
+                    }
+                    Ok(Some(MainEvent::Disconnect)) => false,
+                    Ok(None) => true,
+                    Err(e) => self.malformed(name, &e),
+                },
+                Channel::Display(display) => match display.handle(&frame, now) {
+                    Ok(Some(DisplayEvent::Disconnect)) => false,
+                    Ok(Some(DisplayEvent::Produce) | None) => true,
+                    Err(e) => self.malformed(name, &e),
+                },
+                Channel::Cursor(cursor) => match cursor.handle(&frame, now) {
+                    Ok(Some(CursorEvent::Disconnect)) => false,
+                    Ok(Some(CursorEvent::Produce) | None) => true,
+                    Err(e) => self.malformed(name, &e),
+                },
+                Channel::Inputs(inputs) => match inputs.handle(&frame, now) {
+                    Ok(events) => events.into_iter().all(|event| self.input(event)),
+                    Err(e) => self.malformed(name, &e),
+                },
+            };
+            if !keep {
+                return false;
+            }
+        }
+    }
+
+    fn malformed(&self, channel: &str, error: &spice_proto::DecodeError) -> bool {
+        tracing::warn!(channel, %error, "malformed client message; closing channel");
+        false
+    }
+
+    /// Applies a mouse mode request; returns the new mode if it changed.
+    fn mouse_mode_request(&mut self, mode: u32) -> Option<u32> {
+        let new = match mode {
+            mouse_mode::CLIENT if self.supported_mouse_modes() & mouse_mode::CLIENT != 0 => {
+                mouse_mode::CLIENT
+            }
+            mouse_mode::CLIENT => {
+                tracing::debug!("client mouse mode requested but no tablet is attached");
+                return None;
+            }
+            mouse_mode::SERVER => mouse_mode::SERVER,
+            other => {
+                tracing::debug!(mode = other, "ignoring unknown mouse mode");
+                return None;
+            }
+        };
+        if new == self.mouse_mode {
+            return None;
+        }
+        tracing::debug!(mode = new, "mouse mode changed");
+        self.mouse_mode = new;
+        Some(new)
+    }
+
+    /// Hands one input event to the host's devices. Returns `false` to close the channel.
+    fn input(&mut self, event: InputEvent) -> bool {
+        let client_mode = self.mouse_mode == mouse_mode::CLIENT;
+        let devices = &mut self.devices;
+        match event {
+            InputEvent::Disconnect => return false,
+            InputEvent::Scancode(byte) => {
+                if let Some(k) = devices.keyboard.as_mut() {
+                    k.push_scancode(byte);
+                }
+            }
+            InputEvent::ClientLeds(client) => {
+                if let Some(k) = devices.keyboard.as_mut() {
+                    let guest = k.leds();
+                    for (led, code) in LOCK_KEYS {
+                        if guest.contains(led) != client.contains(led) {
+                            k.push_scancode(code);
+                            k.push_scancode(code | 0x80);
+                        }
+                    }
+                }
+            }
+            InputEvent::Motion { dx, dy, buttons } => {
+                if let (false, Some(m)) = (client_mode, devices.mouse.as_mut()) {
+                    m.motion(dx, dy, 0, buttons);
+                }
+            }
+            InputEvent::Position { x, y, buttons, .. } => {
+                if let (true, Some(t)) = (client_mode, devices.tablet.as_mut()) {
+                    t.position(
+                        x.min(i32::MAX as u32) as i32,
+                        y.min(i32::MAX as u32) as i32,
+                        buttons,
+                    );
+                }
+            }
+            InputEvent::Press { button, buttons } => {
+                let dz = match button {
+                    BUTTON_UP => -1,
+                    BUTTON_DOWN => 1,
+                    _ => 0,
+                };
+                if client_mode {
+                    if let Some(t) = devices.tablet.as_mut() {
+                        if dz != 0 {
+                            t.wheel(dz, buttons);
+                        } else {
+                            t.buttons(buttons);
+                        }
+                    }
+                } else if let Some(m) = devices.mouse.as_mut() {
+                    if dz != 0 {
+                        m.motion(0, 0, dz, buttons);
+                    } else {
+                        m.buttons(buttons);
+                    }
+                }
+            }
+            InputEvent::Release { buttons, .. } => {
+                if client_mode {
+                    if let Some(t) = devices.tablet.as_mut() {
+                        t.buttons(buttons);
+                    }
+                } else if let Some(m) = devices.mouse.as_mut() {
+                    m.buttons(buttons);
+                }
+            }
+        }
+        true
+    }
+}

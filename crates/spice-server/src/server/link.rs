@@ -1,0 +1,417 @@
+//! Link stage driving: accept, ticket check, session and channel creation.
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use spice_proto::consts::{common_cap, display_cap, inputs_cap, main_cap};
+use spice_proto::link::LinkMess;
+use spice_proto::ticket::TicketKey;
+use spice_proto::{Caps, ChannelType, Deframer, HeaderKind, LinkAcceptor, LinkError, LinkEvent};
+
+use super::conn::{Channel, Conn, Phase};
+use super::{channel_name, ServerState, Session};
+use crate::channel::cursor::CursorChannel;
+use crate::channel::display::DisplayChannel;
+use crate::channel::inputs::InputsChannel;
+use crate::channel::main::{MainChannel, SessionIntro};
+use crate::channel::{ChannelBase, OutBuf};
+use crate::core::{ChannelEvent, ChannelInfo, Interest};
+
+/// Largest message body a client may send, per channel type.
+fn max_client_message(channel: ChannelType) -> u32 {
+    match channel {
+        // Agent data chunks are at most 2 KiB plus headers.
+        ChannelType::Main => 8 * 1024,
+        _ => 4 * 1024,
+    }
+}
+
+impl ServerState {
+    pub(super) fn add_link(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if let Err(e) = stream.set_nonblocking(true) {
+            tracing::warn!(%peer, error = %e, "cannot make client socket non-blocking");
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let now = self.now();
+        let ready = self.callback(move |s: &mut ServerState, ready: Interest| s.on_conn_ready(id, ready));
+        let watch = self.core.add_watch(stream.as_raw_fd(), Interest::READ, ready);
+        let timer = self
+            .core
+            .add_timer(self.timer_callback(move |s| s.on_link_timeout(id)));
+        self.core.start_timer(timer, self.config.link_timeout);
+        tracing::debug!(%peer, conn = id, "new connection");
+        let info = ChannelInfo {
+            connection_id: 0,
+            channel_type: 0,
+            channel_id: 0,
+            local: stream.local_addr().ok(),
+            peer: Some(peer),
+        };
+        self.conns.insert(
+            id,
+            Conn {
+                stream,
+                watch,
+                interest: Interest::READ,
+                phase: Phase::Linking {
+                    acceptor: LinkAcceptor::new(now, self.config.link_timeout),
+                    key: None,
+                    timer,
+                    out: OutBuf::default(),
+                },
+                info,
+                connected_at: now,
+            },
+        );
+    }
+
+    fn on_link_timeout(&mut self, id: u64) {
+        self.with_conn(id, |_, conn| match &conn.phase {
+            Phase::Linking { .. } => {
+                tracing::info!(
+                    peer = ?conn.info.peer,
+                    after_ms = conn.connected_at.elapsed().as_millis() as u64,
+                    "dropping client that did not finish linking in time"
+                );
+                false
+            }
+            Phase::Linked { .. } => true,
+        });
+    }
+
+    /// Feeds received bytes to the connection's current phase.
+    pub(super) fn feed(&mut self, id: u64, conn: &mut Conn, data: &[u8]) -> bool {
+        let mut data = data;
+        while let Phase::Linking { .. } = conn.phase {
+            let Phase::Linking { acceptor, out, .. } = &mut conn.phase else {
+                break;
+            };
+            let step = acceptor.handle_input(data);
+            out.extend(&acceptor.take_output());
+            let (used, event) = match step {
+                Ok(step) => step,
+                Err(failure) => {
+                    tracing::info!(peer = ?conn.info.peer, error = ?failure.error, reason = %failure.reason, "link refused");
+                    return false;
+                }
+            };
+            data = &data[used..];
+            match event {
+                Some(LinkEvent::Request(mess)) => self.answer_link_request(conn, &mess),
+                Some(LinkEvent::Ticket(ticket)) => {
+                    if !self.answer_ticket(id, conn, &ticket) {
+                        return false;
+                    }
+                }
+                None => return true,
+            }
+        }
+        if data.is_empty() {
+            return true;
+        }
+        self.feed_channel(id, conn, data)
+    }
+
+    fn answer_link_request(&mut self, conn: &mut Conn, mess: &LinkMess) {
+        let Phase::Linking {
+            acceptor, key, out, ..
+        } = &mut conn.phase
+        else {
+            return;
+        };
+        conn.info.channel_type = mess.channel_type;
+        conn.info.channel_id = mess.channel_id;
+        conn.info.connection_id = mess.connection_id;
+        match TicketKey::generate(&mut getrandom::SysRng) {
+            Ok(k) => {
+                let common = Caps::with(&[
+                    common_cap::PROTOCOL_AUTH_SELECTION,
+                    common_cap::AUTH_SPICE,
+                    common_cap::MINI_HEADER,
+                ]);
+                acceptor.accept(&common, &channel_caps(mess.channel_type), k.public_der());
+                *key = Some(Box::new(k));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot generate ticket key");
+                acceptor.refuse(LinkError::Error, "no ticket key");
+            }
+        }
+        out.extend(&acceptor.take_output());
+    }
+
+    /// Checks the ticket and the requested channel; on success the connection
+    /// becomes a channel. Returns `false` when the connection must close.
+    fn answer_ticket(
+        &mut self,
+        id: u64,
+        conn: &mut Conn,
+        ticket: &[u8; spice_proto::consts::TICKET_BYTES],
+    ) -> bool {
+        let now = self.now();
+        let Phase::Linking {
+            acceptor,
+            key,
+            out,
+            timer,
+        } = &mut conn.phase
+        else {
+            return false;
+        };
+        let verdict = self.check_link(key.as_deref(), ticket, acceptor.client(), now);
+        let finished = match verdict {
+            Ok(()) => acceptor.finish(LinkError::Ok, ""),
+            Err((error, reason)) => acceptor.finish(error, reason),
+        };
+        out.extend(&acceptor.take_output());
+        if let Err(failure) = finished {
+            tracing::info!(
+                peer = ?conn.info.peer,
+                channel = channel_name(conn.info.channel_type),
+                error = ?failure.error,
+                reason = %failure.reason,
+                "link refused"
+            );
+            return false;
+        }
+        self.core.remove_timer(*timer);
+        let header = if acceptor.use_mini_header() {
+            HeaderKind::Mini
+        } else {
+            HeaderKind::Full
+        };
+        let Some(mess) = acceptor.client().cloned() else {
+            return false;
+        };
+        let out = std::mem::take(out);
+        self.start_channel(id, conn, &mess, header, out, now);
+        true
+    }
+
+    /// Authentication, then session and channel availability, as the C server orders them.
+    fn check_link(
+        &self,
+        key: Option<&TicketKey>,
+        ticket: &[u8; spice_proto::consts::TICKET_BYTES],
+        client: Option<&LinkMess>,
+        now: Instant,
+    ) -> Result<(), (LinkError, String)> {
+        let denied = |reason: &str| Err((LinkError::PermissionDenied, reason.to_owned()));
+        let Some(key) = key else {
+            return denied("no ticket key");
+        };
+        let Some(client) = client else {
+            return denied("no link message");
+        };
+        // Like the C server, a ticket that does not decrypt is refused even without auth.
+        let Ok(password) = key.decrypt(&mut getrandom::SysRng, ticket) else {
+            return denied("ticket does not decrypt");
+        };
+        if let Some(expected) = &self.ticket {
+            if expected.expires.is_some_and(|t| now >= t) {
+                return denied("ticket expired");
+            }
+            if !password.matches(&expected.password) {
+                return denied("wrong password");
+            }
+        } else if matches!(self.config.auth, crate::config::Auth::Password { .. }) {
+            return denied("password was withdrawn");
+        }
+        let Some(channel) = ChannelType::from_u8(client.channel_type) else {
+            return Err((
+                LinkError::ChannelNotAvailable,
+                format!("unknown channel type {}", client.channel_type),
+            ));
+        };
+        if channel == ChannelType::Main {
+            return Ok(());
+        }
+        match &self.session {
+            Some(s) if s.id == client.connection_id => {}
+            _ => {
+                return Err((
+                    LinkError::BadConnectionId,
+                    format!("no session with id {}", client.connection_id),
+                ))
+            }
+        }
+        if !self.offers(channel, client.channel_id) {
+            return Err((
+                LinkError::ChannelNotAvailable,
+                format!("{} channel {} is not offered", channel.name(), client.channel_id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Channels this server offers besides main.
+    pub(super) fn channel_list(&self) -> Vec<(u8, u8)> {
+        let mut list = Vec::new();
+        if self.devices.display.is_some() {
+            list.push((ChannelType::Display as u8, 0));
+            list.push((ChannelType::Cursor as u8, 0));
+        }
+        list.push((ChannelType::Inputs as u8, 0));
+        list
+    }
+
+    fn offers(&self, channel: ChannelType, id: u8) -> bool {
+        self.channel_list().contains(&(channel as u8, id))
+    }
+
+    fn start_channel(
+        &mut self,
+        id: u64,
+        conn: &mut Conn,
+        mess: &LinkMess,
+        header: HeaderKind,
+        out: OutBuf,
+        now: Instant,
+    ) {
+        let Some(kind) = ChannelType::from_u8(mess.channel_type) else {
+            return;
+        };
+        let mut base = ChannelBase::new(header, self.epoch);
+        base.out = out;
+        let session_id = if kind == ChannelType::Main {
+            self.begin_session(id, mess.connection_id)
+        } else {
+            mess.connection_id
+        };
+        conn.info.connection_id = session_id;
+        let channel = match kind {
+            ChannelType::Main => Channel::Main(MainChannel::start(
+                base,
+                &mess.channel_caps,
+                &SessionIntro {
+                    session_id,
+                    display_channels: u32::from(self.devices.display.is_some()),
+                    supported_mouse_modes: self.supported_mouse_modes(),
+                    current_mouse_mode: self.mouse_mode,
+                    multi_media_time: self.mm_time(now).wrapping_sub(400),
+                    name: self.config.name.as_deref(),
+                    uuid: self.config.uuid,
+                },
+                now,
+            )),
+            ChannelType::Display => {
+                let Some(display) = &self.devices.display else {
+                    return;
+                };
+                Channel::Display(DisplayChannel::start(
+                    base,
+                    id,
+                    &mess.channel_caps,
+                    &display.shared,
+                ))
+            }
+            ChannelType::Cursor => {
+                let Some(display) = &self.devices.display else {
+                    return;
+                };
+                Channel::Cursor(CursorChannel::start(base, &display.shared))
+            }
+            ChannelType::Inputs => {
+                let leds = self
+                    .devices
+                    .keyboard
+                    .as_ref()
+                    .map(|k| k.leds())
+                    .unwrap_or_default();
+                Channel::Inputs(InputsChannel::start(base, leds))
+            }
+            _ => return,
+        };
+        if kind != ChannelType::Main {
+            self.replace_duplicate(mess);
+            if let Some(session) = &mut self.session {
+                session.channels.push(id);
+            }
+        }
+        conn.phase = Phase::Linked {
+            session_id,
+            deframer: Deframer::new(header, max_client_message(kind)),
+            channel,
+        };
+        self.core.channel_event(ChannelEvent::Connected, &conn.info);
+        self.core.channel_event(ChannelEvent::Initialized, &conn.info);
+        tracing::info!(
+            peer = ?conn.info.peer,
+            channel = kind.name(),
+            id = mess.channel_id,
+            session = session_id,
+            mini_header = header == HeaderKind::Mini,
+            "channel linked"
+        );
+    }
+
+    /// A new main channel starts a new session. Only one client is served at a
+    /// time: like the C server, a newcomer replaces the current client.
+    fn begin_session(&mut self, main: u64, requested: u32) -> u32 {
+        if let Some(old) = self.session.take() {
+            tracing::info!(
+                session = old.id,
+                "new client connected: disconnecting the previous one"
+            );
+            self.close_session(old);
+        }
+        let id = if requested != 0 {
+            requested
+        } else {
+            fresh_session_id()
+        };
+        self.session = Some(Session {
+            id,
+            main,
+            channels: Vec::new(),
+        });
+        id
+    }
+
+    /// A client relinking a channel it already has replaces the old connection.
+    fn replace_duplicate(&mut self, mess: &LinkMess) {
+        let Some(session) = &self.session else { return };
+        let duplicate = session.channels.iter().copied().find(|c| {
+            self.conns.get(c).is_some_and(|conn| {
+                conn.info.channel_type == mess.channel_type && conn.info.channel_id == mess.channel_id
+            })
+        });
+        if let Some(old) = duplicate {
+            if let Some(conn) = self.conns.remove(&old) {
+                tracing::debug!(
+                    channel = channel_name(mess.channel_type),
+                    "replacing duplicate channel"
+                );
+                self.close(old, conn);
+            }
+        }
+    }
+}
+
+fn fresh_session_id() -> u32 {
+    let mut bytes = [0u8; 4];
+    loop {
+        if getrandom::fill(&mut bytes).is_err() {
+            // The OS RNG is gone; uniqueness is all a session id needs.
+            return (std::process::id() | 1).wrapping_mul(2654435761);
+        }
+        let id = u32::from_le_bytes(bytes);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// Channel capabilities the server advertises in its link reply.
+fn channel_caps(channel_type: u8) -> Caps {
+    match ChannelType::from_u8(channel_type) {
+        Some(ChannelType::Main) => Caps::with(&[main_cap::NAME_AND_UUID]),
+        Some(ChannelType::Display) => Caps::with(&[display_cap::MONITORS_CONFIG]),
+        Some(ChannelType::Inputs) => Caps::with(&[inputs_cap::KEY_SCANCODE]),
+        _ => Caps::new(),
+    }
+}

@@ -1,0 +1,430 @@
+//! The main context: listening socket, links, sessions and channel dispatch.
+//!
+//! [`ServerState`] lives in an `Rc<RefCell<_>>` on the loop thread. Every
+//! [`Core`] callback holds only a weak reference, upgrades it, and does its work
+//! with the state borrowed; host devices called from there reach back into the
+//! server only through [`ServerHandle`], which queues, so nothing re-enters.
+
+mod conn;
+mod dispatch;
+mod link;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Instant;
+
+use spice_proto::consts::mouse_mode;
+
+use crate::config::{Auth, Config, Devices};
+use crate::core::{ChannelEvent, Core, Interest, WatchId};
+use crate::error::ServerError;
+use crate::handle::{HandleShared, ServerHandle};
+use crate::waker::{waker_pair, WakeReceiver, Waker};
+use conn::{Conn, Phase};
+
+/// A client session: the main channel and the channels linked with its id.
+#[derive(Debug)]
+struct Session {
+    id: u32,
+    main: u64,
+    channels: Vec<u64>,
+}
+
+/// The current password and when it stops working.
+#[derive(Debug, Clone)]
+struct Ticket {
+    password: String,
+    expires: Option<Instant>,
+}
+
+pub(crate) struct ServerState {
+    core: Rc<dyn Core>,
+    this: Weak<RefCell<ServerState>>,
+    config: Config,
+    epoch: Instant,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    watches: Vec<WatchId>,
+    wake_rx: WakeReceiver,
+    waker: Arc<Waker>,
+    handle: Arc<HandleShared>,
+    conns: HashMap<u64, Conn>,
+    next_conn: u64,
+    session: Option<Session>,
+    devices: Devices,
+    ticket: Option<Ticket>,
+    mouse_mode: u32,
+    logical_size: Option<(u32, u32)>,
+    read_buf: Vec<u8>,
+}
+
+/// A server running on the host's event loop (see [`crate::ServerBuilder::start_on`]).
+///
+/// Dropping it disconnects every client and removes its watches and timers.
+pub struct Server {
+    state: Rc<RefCell<ServerState>>,
+    handle: ServerHandle,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    pub(crate) fn start(core: Rc<dyn Core>, config: Config, devices: Devices) -> Result<Self, ServerError> {
+        let addr = SocketAddr::new(config.addr, config.port);
+        let listener = TcpListener::bind(addr).map_err(|source| ServerError::Listen { addr, source })?;
+        listener.set_nonblocking(true).map_err(|source| ServerError::Io {
+            what: "listening socket",
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Io {
+            what: "listening socket",
+            source,
+        })?;
+        let (waker, wake_rx) = waker_pair().map_err(|source| ServerError::Io {
+            what: "wake-up socket",
+            source,
+        })?;
+        let waker = Arc::new(waker);
+        let handle = Arc::new(HandleShared::new(waker.clone()));
+        if let Some(display) = &devices.display {
+            display.shared.attach(Some(waker.clone()));
+        }
+        let now = Instant::now();
+        let ticket = match &config.auth {
+            Auth::None => None,
+            Auth::Password { password, lifetime } => Some(Ticket {
+                password: password.clone(),
+                expires: lifetime.map(|l| now + l),
+            }),
+        };
+        let state = Rc::new_cyclic(|this| {
+            RefCell::new(ServerState {
+                core: core.clone(),
+                this: this.clone(),
+                config,
+                epoch: now,
+                listener,
+                local_addr,
+                watches: Vec::new(),
+                wake_rx,
+                waker,
+                handle: handle.clone(),
+                conns: HashMap::new(),
+                next_conn: 1,
+                session: None,
+                devices,
+                ticket,
+                mouse_mode: mouse_mode::SERVER,
+                logical_size: None,
+                read_buf: vec![0; 64 * 1024],
+            })
+        });
+        {
+            let mut s = state.borrow_mut();
+            let listen_fd = s.listener.as_raw_fd();
+            let accept = s.callback(|s, _| s.on_accept());
+            let listen_watch = core.add_watch(listen_fd, Interest::READ, accept);
+            let wake_fd = s.wake_rx.fd();
+            let wake = s.callback(|s, _| s.on_wakeup());
+            let wake_watch = core.add_watch(wake_fd, Interest::READ, wake);
+            s.watches = vec![listen_watch, wake_watch];
+            // Pick up a display published before the server started.
+            s.on_wakeup();
+        }
+        tracing::info!(addr = %local_addr, "spice server listening");
+        Ok(Self {
+            state,
+            handle: ServerHandle { shared: handle },
+            local_addr,
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A thread-safe handle for requests to this server.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Number of client sessions (0 or 1).
+    pub fn client_count(&self) -> usize {
+        self.state
+            .try_borrow()
+            .map_or(0, |s| usize::from(s.session.is_some()))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.state.try_borrow_mut() {
+            s.shutdown();
+        }
+    }
+}
+
+impl ServerState {
+    /// Wraps `f` as a core callback that runs with the state borrowed.
+    fn callback<A: 'static>(&self, f: impl Fn(&mut ServerState, A) + 'static) -> Box<dyn FnMut(A)> {
+        let this = self.this.clone();
+        Box::new(move |arg| {
+            let Some(state) = this.upgrade() else { return };
+            match state.try_borrow_mut() {
+                Ok(mut s) => f(&mut s, arg),
+                Err(_) => tracing::error!("core invoked a server callback re-entrantly; event dropped"),
+            };
+        })
+    }
+
+    fn timer_callback(&self, f: impl Fn(&mut ServerState) + 'static) -> Box<dyn FnMut()> {
+        let mut cb = self.callback(move |s, ()| f(s));
+        Box::new(move || cb(()))
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Milliseconds of the multimedia clock, shared by all channels.
+    fn mm_time(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.epoch).as_millis() as u32
+    }
+
+    fn supported_mouse_modes(&self) -> u32 {
+        let mut modes = mouse_mode::SERVER;
+        if self.devices.tablet.is_some() {
+            modes |= mouse_mode::CLIENT;
+        }
+        modes
+    }
+
+    fn on_accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.add_link(stream, peer),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_wakeup(&mut self) {
+        self.wake_rx.drain(&self.waker);
+        for command in self.handle.take() {
+            self.apply(command);
+        }
+        if let Some(display) = &self.devices.display {
+            let size = display.size();
+            if size.is_some() && size != self.logical_size {
+                self.logical_size = size;
+                if let (Some((w, h)), Some(tablet)) = (size, self.devices.tablet.as_mut()) {
+                    tablet.set_logical_size(w, h);
+                }
+            }
+        }
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.with_conn(id, |s, conn| s.pump(conn));
+        }
+    }
+
+    fn apply(&mut self, command: crate::handle::Command) {
+        use crate::handle::Command;
+        match command {
+            Command::SetLeds(leds) => {
+                for conn in self.conns.values_mut() {
+                    if let Phase::Linked {
+                        channel: conn::Channel::Inputs(inputs),
+                        ..
+                    } = &mut conn.phase
+                    {
+                        inputs.send_leds(leds);
+                    }
+                }
+            }
+            Command::SetPassword { password, lifetime } => {
+                let now = self.now();
+                self.ticket = password.map(|password| Ticket {
+                    password,
+                    expires: lifetime.map(|l| now + l),
+                });
+            }
+            Command::DisconnectClients => {
+                if let Some(session) = self.session.take() {
+                    tracing::info!(session = session.id, "disconnecting client on request");
+                    self.close_session(session);
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on a connection taken out of the table; it goes back unless `f`
+    /// returns `false`, in which case it is closed.
+    fn with_conn(&mut self, id: u64, f: impl FnOnce(&mut Self, &mut Conn) -> bool) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        if f(self, &mut conn) {
+            self.conns.insert(id, conn);
+        } else {
+            self.close(id, conn);
+        }
+    }
+
+    fn on_conn_ready(&mut self, id: u64, ready: Interest) {
+        self.with_conn(id, |s, conn| {
+            if ready.read && !s.read_from(id, conn) {
+                return false;
+            }
+            s.pump(conn)
+        });
+    }
+
+    /// Reads what the socket has (bounded per call, for fairness) and processes it.
+    fn read_from(&mut self, id: u64, conn: &mut Conn) -> bool {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let mut keep = true;
+        for _ in 0..16 {
+            match conn.read(&mut buf) {
+                Ok(conn::ReadResult::Data(n)) => {
+                    if !self.feed(id, conn, &buf[..n]) {
+                        keep = false;
+                        break;
+                    }
+                }
+                Ok(conn::ReadResult::WouldBlock) => break,
+                Ok(conn::ReadResult::Closed) => {
+                    tracing::debug!(conn = id, "peer closed the connection");
+                    keep = false;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(conn = id, error = %e, "read failed");
+                    keep = false;
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+        keep
+    }
+
+    /// Produces pending output for display and cursor channels and writes to the
+    /// socket, re-arming the watch for writability if the socket is full.
+    fn pump(&mut self, conn: &mut Conn) -> bool {
+        for _ in 0..64 {
+            if let (Phase::Linked { channel, .. }, Some(display)) = (&mut conn.phase, &self.devices.display) {
+                match channel {
+                    conn::Channel::Display(d) => d.produce(&display.shared),
+                    conn::Channel::Cursor(c) => c.produce(&display.shared),
+                    _ => {}
+                }
+            }
+            if conn.out().is_empty() {
+                break;
+            }
+            match conn.flush() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "write failed");
+                    return false;
+                }
+            }
+        }
+        let wanted = if conn.out().is_empty() {
+            Interest::READ
+        } else {
+            Interest::READ_WRITE
+        };
+        if wanted != conn.interest {
+            conn.interest = wanted;
+            self.core.update_watch(conn.watch, wanted);
+        }
+        true
+    }
+
+    /// Closes one connection; closing a session's main channel ends the session.
+    fn close(&mut self, id: u64, mut conn: Conn) {
+        self.core.remove_watch(conn.watch);
+        // Best effort: a link error reply is usually still queued.
+        let _ = conn.flush();
+        match &conn.phase {
+            Phase::Linking { timer, .. } => self.core.remove_timer(*timer),
+            Phase::Linked {
+                session_id, channel, ..
+            } => {
+                if let (conn::Channel::Display(d), Some(display)) = (channel, &self.devices.display) {
+                    d.detach(&display.shared);
+                }
+                self.core.channel_event(ChannelEvent::Disconnected, &conn.info);
+                tracing::info!(
+                    channel = channel_name(conn.info.channel_type),
+                    id = conn.info.channel_id,
+                    session = session_id,
+                    "channel disconnected"
+                );
+                let is_main = self.session.as_ref().is_some_and(|s| s.main == id);
+                if is_main {
+                    if let Some(session) = self.session.take() {
+                        self.close_session(session);
+                    }
+                } else if let Some(session) = &mut self.session {
+                    session.channels.retain(|&c| c != id);
+                }
+            }
+        }
+    }
+
+    fn close_session(&mut self, session: Session) {
+        tracing::info!(session = session.id, "client session ended");
+        for id in std::iter::once(session.main).chain(session.channels) {
+            if let Some(conn) = self.conns.remove(&id) {
+                self.close(id, conn);
+            }
+        }
+        if self.mouse_mode != mouse_mode::SERVER {
+            self.mouse_mode = mouse_mode::SERVER;
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.close_session(session);
+        }
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            if let Some(conn) = self.conns.remove(&id) {
+                self.close(id, conn);
+            }
+        }
+        for watch in self.watches.drain(..) {
+            self.core.remove_watch(watch);
+        }
+        if let Some(display) = &self.devices.display {
+            display.shared.attach(None);
+        }
+        tracing::info!(addr = %self.local_addr, "spice server stopped");
+    }
+}
+
+pub(crate) fn channel_name(channel_type: u8) -> &'static str {
+    spice_proto::ChannelType::from_u8(channel_type).map_or("unknown", |t| t.name())
+}
