@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""Drive a real spice-gtk client (SpiceClientGLib) from a test, headless.
+
+Commands arrive on stdin as JSON lines; events leave on stdout as JSON lines.
+The client is the stock spice-gtk library through GObject introspection, so
+what it does is what remote-viewer would do.
+
+Commands:
+  {"cmd": "connect", "uri": "spice://127.0.0.1:5900", "password": "..."}
+  {"cmd": "dump", "path": "/tmp/x.raw"}          primary surface bytes (BGRX rows)
+  {"cmd": "key_press", "code": 30}               PC XT scancode; E0 keys as 0x100|code
+  {"cmd": "key_release", "code": 30}
+  {"cmd": "position", "x": 10, "y": 20, "buttons": 0}
+  {"cmd": "motion", "dx": 1, "dy": 2, "buttons": 0}
+  {"cmd": "button_press", "button": 1, "buttons": 1}
+  {"cmd": "button_release", "button": 1, "buttons": 0}
+  {"cmd": "set_key_locks", "locks": 2}
+  {"cmd": "disconnect"}
+  {"cmd": "quit"}
+Events: ready, channel-new, channel-event, primary-create, primary-destroy,
+invalidate, mark, mouse-mode, key-modifiers, cursor-set, cursor-hide,
+cursor-move, dumped, error.
+"""
+
+import ctypes
+import json
+import os
+import sys
+
+import gi
+
+gi.require_version("SpiceClientGLib", "2.0")
+from gi.repository import GLib, GObject  # noqa: E402
+from gi.repository import SpiceClientGLib as Spice  # noqa: E402
+
+
+def emit(event, **fields):
+    fields["event"] = event
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def on(obj, signal, callback):
+    # Session.connect() shadows GObject.connect(), so call the base class directly.
+    return GObject.Object.connect(obj, signal, callback)
+
+
+class Driver:
+    def __init__(self):
+        self.loop = GLib.MainLoop()
+        self.session = None
+        self.main = None
+        self.inputs = None
+        self.display = None
+        self.primary = None  # (width, height, stride, address)
+
+    # ---- client side -------------------------------------------------------
+
+    def connect(self, uri, password=None):
+        self.session = Spice.Session()
+        self.session.set_property("uri", uri)
+        if password is not None:
+            self.session.set_property("password", password)
+        self.session.set_property("enable-audio", False)
+        on(self.session, "channel-new", self.on_channel_new)
+        on(self.session, "disconnected", lambda s: emit("session-disconnected"))
+        if not Spice.Session.connect(self.session):
+            emit("error", message="session connect failed")
+
+    def on_channel_new(self, session, channel):
+        kind = type(channel).__name__
+        emit("channel-new", type=kind, id=channel.get_property("channel-id"))
+        on(channel, "channel-event", self.on_channel_event)
+        if isinstance(channel, Spice.MainChannel):
+            self.main = channel
+            on(channel, "main-mouse-update", self.on_mouse_update)
+        elif isinstance(channel, Spice.DisplayChannel):
+            self.display = channel
+            on(channel, "display-primary-create", self.on_primary_create)
+            on(channel, "display-primary-destroy", lambda ch: self.on_primary_destroy())
+            on(channel, "display-invalidate", self.on_invalidate)
+            on(channel, "display-mark", lambda ch, mark: emit("mark", mark=mark))
+        elif isinstance(channel, Spice.InputsChannel):
+            self.inputs = channel
+            on(channel, "inputs-modifiers", self.on_modifiers)
+        elif isinstance(channel, Spice.CursorChannel):
+            on(channel, "cursor-set", self.on_cursor_set)
+            on(channel, "cursor-hide", lambda ch: emit("cursor-hide"))
+            on(channel, "cursor-move", lambda ch, x, y: emit("cursor-move", x=x, y=y))
+        Spice.Channel.connect(channel)
+
+    def on_channel_event(self, channel, event):
+        emit(
+            "channel-event",
+            type=type(channel).__name__,
+            code=event.value_nick,
+            error=channel.get_error().message if channel.get_error() else None,
+        )
+
+    def on_mouse_update(self, channel):
+        emit("mouse-mode", mode=int(channel.get_property("mouse-mode")))
+
+    def on_modifiers(self, channel):
+        emit("key-modifiers", modifiers=int(channel.get_property("key-modifiers")))
+
+    def on_cursor_set(self, channel, width, height, hot_x, hot_y, rgba):
+        emit("cursor-set", width=width, height=height, hot_x=hot_x, hot_y=hot_y)
+
+    def on_primary_create(self, channel, fmt, width, height, stride, shmid, address):
+        self.primary = (width, height, stride, address)
+        emit("primary-create", format=fmt, width=width, height=height, stride=stride)
+
+    def on_primary_destroy(self):
+        self.primary = None
+        emit("primary-destroy")
+
+    def on_invalidate(self, channel, x, y, w, h):
+        emit("invalidate", x=x, y=y, w=w, h=h)
+
+    # ---- commands ----------------------------------------------------------
+
+    def dump(self, path):
+        if self.primary is None:
+            emit("error", message="no primary surface")
+            return
+        width, height, stride, address = self.primary
+        data = ctypes.string_at(address, stride * height)
+        with open(path, "wb") as f:
+            f.write(data)
+        emit("dumped", path=path, width=width, height=height, stride=stride)
+
+    def command(self, cmd):
+        name = cmd["cmd"]
+        if name == "connect":
+            self.connect(cmd["uri"], cmd.get("password"))
+        elif name == "dump":
+            self.dump(cmd["path"])
+        elif name in ("key_press", "key_release"):
+            getattr(Spice.InputsChannel, name)(self.inputs, cmd["code"])
+        elif name == "position":
+            Spice.InputsChannel.position(self.inputs, cmd["x"], cmd["y"], cmd.get("display", 0), cmd["buttons"])
+        elif name == "motion":
+            Spice.InputsChannel.motion(self.inputs, cmd["dx"], cmd["dy"], cmd["buttons"])
+        elif name in ("button_press", "button_release"):
+            getattr(Spice.InputsChannel, name)(self.inputs, cmd["button"], cmd["buttons"])
+        elif name == "set_key_locks":
+            Spice.InputsChannel.set_key_locks(self.inputs, cmd["locks"])
+        elif name == "disconnect":
+            if self.session is not None:
+                self.session.disconnect()
+        elif name == "quit":
+            self.loop.quit()
+        else:
+            emit("error", message="unknown command " + name)
+        emit("done", cmd=name)
+
+    def on_stdin(self, fd, condition):
+        # Read raw bytes: a buffered readline() would hide queued lines from the fd watch.
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            self.loop.quit()
+            return False
+        self.pending += chunk
+        while b"\n" in self.pending:
+            line, self.pending = self.pending.split(b"\n", 1)
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                self.command(json.loads(line))
+            except Exception as e:  # report, keep serving the test
+                emit("error", message=repr(e))
+        return True
+
+    def run(self):
+        self.pending = b""
+        fd = sys.stdin.fileno()
+        GLib.unix_fd_add_full(GLib.PRIORITY_DEFAULT, fd, GLib.IOCondition.IN | GLib.IOCondition.HUP, self.on_stdin)
+        emit("ready")
+        self.loop.run()
+
+
+if __name__ == "__main__":
+    Driver().run()

@@ -1,0 +1,194 @@
+//! The real spice-gtk client, driven through `clients/spice_gtk_driver.py`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Debian's Python, which has `gi` and SpiceClientGLib.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+fn driver_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/spice_gtk_driver.py")
+}
+
+/// One spice-gtk session in a child process. Killed (by PID) when dropped.
+#[derive(Debug)]
+pub struct SpiceGtk {
+    child: Child,
+    stdin: ChildStdin,
+    events: Receiver<Value>,
+    /// Every event seen so far, in order, for assertions and failure messages.
+    pub seen: Vec<Value>,
+}
+
+impl SpiceGtk {
+    /// Starts the driver and waits until it is ready.
+    pub fn start() -> Self {
+        let mut child = Command::new(PYTHON)
+            .arg(driver_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("G_MESSAGES_DEBUG", "")
+            .spawn()
+            .expect("start /usr/bin/python3 with the spice-gtk driver (apt-get install python3-gi gir1.2-spiceclientglib-2.0)");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("driver: {line}"),
+                }
+            }
+        });
+        let mut gtk = Self {
+            child,
+            stdin,
+            events: rx,
+            seen: Vec::new(),
+        };
+        gtk.expect("ready", Duration::from_secs(20));
+        gtk
+    }
+
+    /// Sends a command.
+    pub fn send(&mut self, command: Value) {
+        writeln!(self.stdin, "{command}").expect("driver stdin");
+        self.stdin.flush().expect("driver stdin");
+    }
+
+    /// Connects to `addr`, optionally with a password.
+    pub fn connect(&mut self, addr: SocketAddr, password: Option<&str>) {
+        let mut cmd = json!({"cmd": "connect", "uri": format!("spice://{}:{}", addr.ip(), addr.port())});
+        if let Some(p) = password {
+            cmd["password"] = json!(p);
+        }
+        self.send(cmd);
+    }
+
+    /// Takes the next event without waiting.
+    pub fn poll(&mut self) -> Option<Value> {
+        let v = self.events.try_recv().ok()?;
+        self.seen.push(v.clone());
+        Some(v)
+    }
+
+    /// Waits for an event matching `want`; `None` on timeout.
+    pub fn wait(&mut self, timeout: Duration, mut want: impl FnMut(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if want(&v) {
+                        return Some(v);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Waits for an event by name, panicking with the event log on timeout.
+    pub fn expect(&mut self, event: &str, timeout: Duration) -> Value {
+        match self.wait(timeout, |v| v["event"] == event) {
+            Some(v) => v,
+            None => panic!("no {event:?} event within {timeout:?}; seen: {:#?}", self.seen),
+        }
+    }
+
+    /// Whether an event by this name was already seen.
+    pub fn has_seen(&self, event: &str) -> bool {
+        self.seen.iter().any(|v| v["event"] == event)
+    }
+
+    /// Waits until the inputs channel is open and the given mouse mode is active.
+    pub fn wait_inputs_ready(&mut self, mouse_mode: Option<u64>, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut inputs = self.seen.iter().any(is_inputs_open);
+        let mut mode_ok = mouse_mode.is_none_or(|m| self.seen.iter().rev().find(|v| v["event"] == "mouse-mode").is_some_and(|v| v["mode"] == m));
+        while !(inputs && mode_ok) {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("inputs not ready; seen: {:#?}", self.seen));
+            let Some(v) = self.wait(left, |_| true) else { continue };
+            inputs |= is_inputs_open(&v);
+            if let Some(m) = mouse_mode {
+                if v["event"] == "mouse-mode" {
+                    mode_ok = v["mode"] == m;
+                }
+            }
+        }
+    }
+
+    /// Dumps the client's primary surface: `(width, height, packed xRGB with X zeroed)`.
+    pub fn surface(&mut self) -> Option<(u32, u32, Vec<u8>)> {
+        let path = std::env::temp_dir().join(format!("spice-gtk-{}-{}.raw", std::process::id(), self.child.id()));
+        self.send(json!({"cmd": "dump", "path": path}));
+        let v = self.wait(Duration::from_secs(10), |v| v["event"] == "dumped" || v["event"] == "error")?;
+        if v["event"] != "dumped" {
+            return None;
+        }
+        let data = std::fs::read(&path).ok()?;
+        let _ = std::fs::remove_file(&path);
+        let (w, h, stride) = (v["width"].as_u64()? as u32, v["height"].as_u64()? as u32, v["stride"].as_u64()? as usize);
+        Some((w, h, crate::pattern::pack(&data, w, h, stride)))
+    }
+
+    /// Polls the client's surface until it equals `expected` (packed, X zeroed).
+    /// Returns the last difference count on timeout (0 means equal).
+    pub fn wait_surface(&mut self, width: u32, height: u32, expected: &[u8], timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let diff = match self.surface() {
+                Some((w, h, px)) if (w, h) == (width, height) => crate::pattern::diff_count(&px, expected),
+                Some(_) | None => usize::MAX,
+            };
+            if diff == 0 || Instant::now() >= deadline {
+                return diff;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Closes the session and stops the driver.
+    pub fn quit(mut self) {
+        self.send(json!({"cmd": "disconnect"}));
+        self.send(json!({"cmd": "quit"}));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn is_inputs_open(v: &Value) -> bool {
+    v["event"] == "channel-event" && v["type"] == "InputsChannel" && v["code"] == "opened"
+}
+
+impl Drop for SpiceGtk {
+    fn drop(&mut self) {
+        // Only our own child, by PID.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,24 @@
+//! Test harness for driving the server with real and scripted peers.
+//!
+//! - [`gtk::SpiceGtk`] runs the stock spice-gtk client library headless through
+//!   Python GObject introspection (`clients/spice_gtk_driver.py`).
+//! - [`raw::RawClient`] speaks the wire protocol directly, for link errors,
+//!   flow control and hostile input that a well-behaved client never sends.
+//! - [`devices`] records what the server hands to the host's devices.
+//! - [`pattern`] makes deterministic frames to compare pixel by pixel.
+
+pub mod devices;
+pub mod gtk;
+pub mod pattern;
+pub mod raw;
+
+/// Starts `tracing` output for a test once; `RUST_LOG` picks the level.
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    });
+}

@@ -1,0 +1,113 @@
+//! Deterministic pictures for pixel-exact comparisons.
+
+use spice_server::{DisplayHandle, Frame, Rect};
+
+/// A host framebuffer the tests paint into and publish.
+#[derive(Debug, Clone)]
+pub struct Canvas {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes per row (deliberately padded, as real framebuffers often are).
+    pub stride: usize,
+    /// xRGB pixels, little endian.
+    pub data: Vec<u8>,
+    seed: u64,
+}
+
+impl Canvas {
+    /// A canvas filled with a gradient that differs per `seed`, with padded rows.
+    pub fn new(width: u32, height: u32, seed: u64) -> Self {
+        let stride = width as usize * 4 + 12;
+        let mut c = Self {
+            width,
+            height,
+            stride,
+            data: vec![0xEE; stride * height as usize],
+            seed,
+        };
+        for y in 0..height {
+            for x in 0..width {
+                let v = [(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, seed as u8, 0];
+                c.put(x, y, v);
+            }
+        }
+        c
+    }
+
+    fn put(&mut self, x: u32, y: u32, bgrx: [u8; 4]) {
+        let i = y as usize * self.stride + x as usize * 4;
+        self.data[i..i + 4].copy_from_slice(&bgrx);
+    }
+
+    fn next(&mut self) -> u64 {
+        // xorshift64*: reproducible noise without a dependency.
+        self.seed ^= self.seed >> 12;
+        self.seed ^= self.seed << 25;
+        self.seed ^= self.seed >> 27;
+        self.seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Paints a rectangle of noise at a random place and returns it.
+    pub fn scribble(&mut self) -> Rect {
+        let w = (self.next() % u64::from(self.width)) as u32 / 2 + 1;
+        let h = (self.next() % u64::from(self.height)) as u32 / 2 + 1;
+        let x = (self.next() % u64::from(self.width - w + 1)) as u32;
+        let y = (self.next() % u64::from(self.height - h + 1)) as u32;
+        for yy in y..y + h {
+            for xx in x..x + w {
+                let n = self.next().to_le_bytes();
+                self.put(xx, yy, [n[0], n[1], n[2], 0]);
+            }
+        }
+        Rect::new(x, y, w, h)
+    }
+
+    /// The frame as the display handle takes it.
+    pub fn frame(&self) -> Frame<'_> {
+        Frame {
+            width: self.width,
+            height: self.height,
+            stride: self.stride,
+            data: &self.data,
+        }
+    }
+
+    /// Publishes the whole canvas.
+    pub fn publish(&self, display: &DisplayHandle) {
+        display.publish(&self.frame()).expect("valid frame");
+    }
+
+    /// Packed xRGB rows, as a client surface holds them (X bytes zeroed).
+    pub fn packed(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.width as usize * self.height as usize * 4);
+        for y in 0..self.height as usize {
+            out.extend_from_slice(&self.data[y * self.stride..y * self.stride + self.width as usize * 4]);
+        }
+        zero_x(&mut out);
+        out
+    }
+}
+
+/// Zeroes the unused X byte of every pixel so surfaces compare on colour only.
+pub fn zero_x(pixels: &mut [u8]) {
+    for px in pixels.chunks_exact_mut(4) {
+        px[3] = 0;
+    }
+}
+
+/// Packs rows of `stride` bytes into `width * 4`-byte rows, X zeroed.
+pub fn pack(data: &[u8], width: u32, height: u32, stride: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width as usize * height as usize * 4);
+    for y in 0..height as usize {
+        out.extend_from_slice(&data[y * stride..y * stride + width as usize * 4]);
+    }
+    zero_x(&mut out);
+    out
+}
+
+/// How many pixels differ, for failure messages.
+pub fn diff_count(a: &[u8], b: &[u8]) -> usize {
+    a.chunks(4).zip(b.chunks(4)).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len()) / 4
+}

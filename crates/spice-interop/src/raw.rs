@@ -1,0 +1,241 @@
+//! A scripted client speaking the wire protocol directly.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use spice_proto::caps::Caps;
+use spice_proto::consts::{common_cap, MAGIC, TICKET_PUBKEY_BYTES};
+use spice_proto::link::{LinkHeader, LinkMess, LinkReply};
+use spice_proto::ticket::TicketKey;
+use spice_proto::wire::{Reader, Writer};
+use spice_proto::{ChannelType, Deframer, Frame, HeaderKind};
+
+/// How a link attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// The link reply carried this error.
+    ReplyError(u32),
+    /// The final link result was this error.
+    ResultError(u32),
+    /// The server closed the connection (or stopped answering) at this stage.
+    Closed(&'static str),
+}
+
+/// Reads exactly `buf.len()` bytes, or reports where the stream ended.
+pub fn read_exact_timeout(stream: &mut TcpStream, buf: &mut [u8], timeout: Duration) -> Result<(), &'static str> {
+    stream.set_read_timeout(Some(timeout)).map_err(|_| "socket")?;
+    let mut got = 0;
+    while got < buf.len() {
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => return Err("closed"),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Err("timeout"),
+            Err(_) => return Err("error"),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the server closes the connection; `true` if it did within `timeout`.
+pub fn wait_closed(stream: &mut TcpStream, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return false,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// The bytes a client sends to start a link.
+pub fn link_request(channel: ChannelType, channel_id: u8, connection_id: u32, common: &[u32]) -> Vec<u8> {
+    let mess = LinkMess {
+        connection_id,
+        channel_type: channel as u8,
+        channel_id,
+        common_caps: Caps::with(common),
+        channel_caps: Caps::new(),
+    };
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out);
+    LinkHeader {
+        magic: MAGIC,
+        major_version: 2,
+        minor_version: 2,
+        size: mess.encoded_len() as u32,
+    }
+    .encode(&mut w);
+    mess.encode(&mut w);
+    out
+}
+
+/// A linked channel.
+#[derive(Debug)]
+pub struct RawClient {
+    /// The socket.
+    pub stream: TcpStream,
+    header: HeaderKind,
+    deframer: Deframer,
+}
+
+impl RawClient {
+    /// Links a channel the way spice-gtk does (auth selection, SPICE ticket, mini header).
+    pub fn link(
+        addr: SocketAddr,
+        channel: ChannelType,
+        channel_id: u8,
+        connection_id: u32,
+        password: &str,
+    ) -> Result<Self, LinkOutcome> {
+        let common = [common_cap::PROTOCOL_AUTH_SELECTION, common_cap::AUTH_SPICE, common_cap::MINI_HEADER];
+        let mut stream = TcpStream::connect(addr).map_err(|_| LinkOutcome::Closed("connect"))?;
+        stream
+            .write_all(&link_request(channel, channel_id, connection_id, &common))
+            .map_err(|_| LinkOutcome::Closed("send link"))?;
+        let t = Duration::from_secs(10);
+        let mut header = [0u8; LinkHeader::SIZE];
+        read_exact_timeout(&mut stream, &mut header, t).map_err(LinkOutcome::Closed)?;
+        let header = LinkHeader::decode(&mut Reader::new(&header)).map_err(|_| LinkOutcome::Closed("header"))?;
+        let mut body = vec![0u8; header.size.min(4096) as usize];
+        read_exact_timeout(&mut stream, &mut body, t).map_err(LinkOutcome::Closed)?;
+        let (error, key, server_common, _) = LinkReply::decode(&body).map_err(|_| LinkOutcome::Closed("reply"))?;
+        if error != 0 {
+            return Err(LinkOutcome::ReplyError(error));
+        }
+        assert_eq!(key.len(), TICKET_PUBKEY_BYTES);
+        let ticket = TicketKey::encrypt_for_client(&key, &mut getrandom::SysRng, password)
+            .ok_or(LinkOutcome::Closed("public key"))?;
+        let mut auth = common_cap::AUTH_SPICE.to_le_bytes().to_vec();
+        auth.extend_from_slice(&ticket);
+        stream.write_all(&auth).map_err(|_| LinkOutcome::Closed("send ticket"))?;
+        let mut result = [0u8; 4];
+        read_exact_timeout(&mut stream, &mut result, t).map_err(LinkOutcome::Closed)?;
+        let result = u32::from_le_bytes(result);
+        if result != 0 {
+            return Err(LinkOutcome::ResultError(result));
+        }
+        let kind = if server_common.has(common_cap::MINI_HEADER) {
+            HeaderKind::Mini
+        } else {
+            HeaderKind::Full
+        };
+        Ok(Self {
+            stream,
+            header: kind,
+            deframer: Deframer::new(kind, 64 << 20),
+        })
+    }
+
+    /// Sends one message.
+    pub fn send(&mut self, msg_type: u16, body: &[u8]) {
+        let mut out = Vec::new();
+        self.header.encode(1, msg_type, body.len() as u32, &mut out);
+        out.extend_from_slice(body);
+        self.stream.write_all(&out).expect("send");
+    }
+
+    /// Reads the next message; `None` on timeout or close.
+    pub fn recv(&mut self, timeout: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(frame)) = self.deframer.next_frame() {
+                return Some(frame);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
+            let mut buf = [0u8; 65536];
+            match self.stream.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.deframer.push(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads messages until one of `msg_type` arrives.
+    pub fn recv_type(&mut self, msg_type: u16, timeout: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let frame = self.recv(left)?;
+            if frame.msg_type == msg_type {
+                return Some(frame);
+            }
+        }
+    }
+}
+
+/// A client-side picture rebuilt from display messages (raw 32-bit bitmaps only).
+#[derive(Debug, Default)]
+pub struct Screen {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Packed xRGB rows.
+    pub pixels: Vec<u8>,
+    /// MARK messages seen.
+    pub marks: u32,
+    /// DRAW_COPY messages applied.
+    pub draws: u32,
+}
+
+impl Screen {
+    /// Applies one display message; returns an error string for anything malformed.
+    pub fn apply(&mut self, frame: &Frame) -> Result<(), String> {
+        use spice_proto::msg::display::server_type;
+        let mut r = Reader::new(&frame.body);
+        let e = |e: spice_proto::DecodeError| e.to_string();
+        match frame.msg_type {
+            server_type::SURFACE_CREATE => {
+                let _id = r.u32("id").map_err(e)?;
+                self.width = r.u32("w").map_err(e)?;
+                self.height = r.u32("h").map_err(e)?;
+                self.pixels = vec![0; self.width as usize * self.height as usize * 4];
+            }
+            server_type::MARK => self.marks += 1,
+            server_type::DRAW_COPY => {
+                r.u32("surface").map_err(e)?;
+                let top = r.i32("top").map_err(e)? as usize;
+                let left = r.i32("left").map_err(e)? as usize;
+                r.take(8, "bottom/right").map_err(e)?;
+                if r.u8("clip").map_err(e)? != 0 {
+                    return Err("clip".into());
+                }
+                let offset = r.u32("image offset").map_err(e)? as usize;
+                let mut img = Reader::new(frame.body.get(offset..).ok_or("offset")?);
+                img.take(8, "id").map_err(e)?;
+                if img.u8("type").map_err(e)? != 0 {
+                    return Err("not a bitmap".into());
+                }
+                img.u8("flags").map_err(e)?;
+                let w = img.u32("w").map_err(e)? as usize;
+                let h = img.u32("h").map_err(e)? as usize;
+                img.take(2, "fmt/flags").map_err(e)?;
+                img.take(8, "x/y").map_err(e)?;
+                let stride = img.u32("stride").map_err(e)? as usize;
+                img.u32("palette").map_err(e)?;
+                let data = img.take(stride * h, "pixels").map_err(e)?;
+                for row in 0..h {
+                    let dst = ((top + row) * self.width as usize + left) * 4;
+                    self.pixels
+                        .get_mut(dst..dst + w * 4)
+                        .ok_or("draw outside surface")?
+                        .copy_from_slice(&data[row * stride..row * stride + w * 4]);
+                }
+                self.draws += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

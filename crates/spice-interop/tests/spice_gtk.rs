@@ -1,0 +1,225 @@
+//! The stock spice-gtk client against our server.
+
+use std::time::Duration;
+
+use serde_json::json;
+use spice_interop::devices::{recording, DeviceEvent, Recorder, RecordingDevices};
+use spice_interop::gtk::SpiceGtk;
+use spice_interop::pattern::Canvas;
+use spice_server::{CursorImage, DisplayHandle, Leds, RunningServer, ServerBuilder};
+
+const T: Duration = Duration::from_secs(20);
+
+struct Host {
+    server: RunningServer,
+    display: DisplayHandle,
+    devices: RecordingDevices,
+    events: Recorder,
+}
+
+fn host(canvas: &Canvas, configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> Host {
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let (devices, events) = recording();
+    let builder = ServerBuilder::new()
+        .port(0)
+        .name("interop test")
+        .display(display.clone())
+        .keyboard(devices.clone())
+        .tablet(devices.clone());
+    let server = configure(builder).spawn().expect("server starts");
+    Host {
+        server,
+        display,
+        devices,
+        events,
+    }
+}
+
+fn assert_surface(gtk: &mut SpiceGtk, canvas: &Canvas, what: &str) {
+    let diff = gtk.wait_surface(canvas.width, canvas.height, &canvas.packed(), T);
+    assert_eq!(diff, 0, "{what}: client surface differs from the host framebuffer in {diff} pixels");
+}
+
+#[test]
+fn primary_surface_is_pixel_exact_after_damage_and_resize() {
+    let mut canvas = Canvas::new(320, 240, 7);
+    let h = host(&canvas, |b| b);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(h.server.local_addr(), None);
+    let created = gtk.expect("primary-create", T);
+    assert_eq!((created["width"].as_u64(), created["height"].as_u64()), (Some(320), Some(240)));
+    gtk.expect("mark", T);
+    assert_surface(&mut gtk, &canvas, "initial picture");
+
+    for _ in 0..40 {
+        let rect = canvas.scribble();
+        h.display.update(&canvas.frame(), &[rect]).unwrap();
+    }
+    assert_surface(&mut gtk, &canvas, "after 40 damage updates");
+
+    let mut bigger = Canvas::new(400, 300, 99);
+    bigger.publish(&h.display);
+    let created = gtk.wait(T, |v| v["event"] == "primary-create" && v["width"] == 400).expect("resize reaches the client");
+    assert_eq!(created["height"], 300);
+    assert_surface(&mut gtk, &bigger, "after resize");
+    let rect = bigger.scribble();
+    h.display.update(&bigger.frame(), &[rect]).unwrap();
+    assert_surface(&mut gtk, &bigger, "damage after resize");
+    assert!(gtk.has_seen("primary-destroy"), "old surface destroyed on resize");
+    gtk.quit();
+}
+
+#[test]
+fn typed_text_arrives_as_set1_scancodes() {
+    let canvas = Canvas::new(64, 48, 1);
+    let h = host(&canvas, |b| b);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(h.server.local_addr(), None);
+    gtk.wait_inputs_ready(None, T);
+    // "hi" then Right Ctrl (E0 1D) then keypad Enter (E0 1C).
+    for code in [0x23u32, 0x17, 0x11D, 0x11C] {
+        gtk.send(json!({"cmd": "key_press", "code": code}));
+        gtk.send(json!({"cmd": "key_release", "code": code}));
+    }
+    let expected = [0x23, 0xA3, 0x17, 0x97, 0xE0, 0x1D, 0xE0, 0x9D, 0xE0, 0x1C, 0xE0, 0x9C];
+    let got = h.events.scancodes(expected.len(), T);
+    assert_eq!(got, expected);
+    gtk.quit();
+}
+
+#[test]
+fn tablet_receives_absolute_positions_clicks_and_wheel() {
+    let canvas = Canvas::new(200, 100, 2);
+    let h = host(&canvas, |b| b);
+    assert!(
+        h.events.wait_for(T, |e| *e == DeviceEvent::LogicalSize(200, 100)).is_some(),
+        "tablet learns the display size"
+    );
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(h.server.local_addr(), None);
+    gtk.wait_inputs_ready(Some(2), T);
+    gtk.send(json!({"cmd": "position", "x": 150, "y": 60, "buttons": 0}));
+    assert_eq!(
+        h.events.wait_for(T, |e| matches!(e, DeviceEvent::Position(..))),
+        Some(DeviceEvent::Position(150, 60, 0))
+    );
+    gtk.send(json!({"cmd": "button_press", "button": 1, "buttons": 1}));
+    gtk.send(json!({"cmd": "button_release", "button": 1, "buttons": 0}));
+    gtk.send(json!({"cmd": "button_press", "button": 3, "buttons": 4}));
+    gtk.send(json!({"cmd": "button_release", "button": 3, "buttons": 0}));
+    gtk.send(json!({"cmd": "button_press", "button": 4, "buttons": 8}));
+    gtk.send(json!({"cmd": "button_release", "button": 4, "buttons": 0}));
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        match h.events.wait_for(T, |e| matches!(e, DeviceEvent::Buttons(_) | DeviceEvent::Wheel(_))) {
+            Some(e) => got.push(e),
+            None => break,
+        }
+    }
+    use DeviceEvent::{Buttons, Wheel};
+    assert_eq!(got, [Buttons(1), Buttons(0), Buttons(4), Buttons(0), Wheel(-1), Buttons(0)]);
+    gtk.quit();
+}
+
+#[test]
+fn wrong_password_is_refused_and_right_one_accepted() {
+    let canvas = Canvas::new(64, 48, 3);
+    let h = host(&canvas, |b| b.password("s3cret"));
+    let mut bad = SpiceGtk::start();
+    bad.connect(h.server.local_addr(), Some("guess"));
+    let event = bad.expect("channel-event", T);
+    assert_eq!(event["code"], "error-auth", "{event}");
+    assert!(
+        event["error"].as_str().is_some_and(|m| m.to_lowercase().contains("auth")),
+        "the client explains the failure: {event}"
+    );
+    bad.quit();
+
+    let mut good = SpiceGtk::start();
+    good.connect(h.server.local_addr(), Some("s3cret"));
+    good.expect("mark", T);
+    assert_surface(&mut good, &canvas, "after authenticating");
+    good.quit();
+}
+
+#[test]
+fn reconnecting_client_gets_the_full_current_picture() {
+    let mut canvas = Canvas::new(160, 120, 4);
+    let h = host(&canvas, |b| b);
+    let mut first = SpiceGtk::start();
+    first.connect(h.server.local_addr(), None);
+    first.expect("mark", T);
+    assert_surface(&mut first, &canvas, "first connection");
+    first.quit();
+
+    // The picture changes while nobody watches.
+    for _ in 0..5 {
+        let rect = canvas.scribble();
+        h.display.update(&canvas.frame(), &[rect]).unwrap();
+    }
+    let mut second = SpiceGtk::start();
+    second.connect(h.server.local_addr(), None);
+    second.expect("mark", T);
+    assert_surface(&mut second, &canvas, "after reconnecting");
+    second.quit();
+}
+
+#[test]
+fn second_client_replaces_the_first() {
+    let canvas = Canvas::new(64, 48, 5);
+    let h = host(&canvas, |b| b);
+    let mut first = SpiceGtk::start();
+    first.connect(h.server.local_addr(), None);
+    first.expect("mark", T);
+    let mut second = SpiceGtk::start();
+    second.connect(h.server.local_addr(), None);
+    second.expect("mark", T);
+    // The first client's channels are closed by the server.
+    let closed = first.wait(T, |v| {
+        v["event"] == "session-disconnected" || (v["event"] == "channel-event" && v["type"] == "MainChannel" && v["code"] != "opened")
+    });
+    assert!(closed.is_some(), "first client was not disconnected: {:#?}", first.seen);
+    assert_surface(&mut second, &canvas, "second client");
+    second.quit();
+}
+
+#[test]
+fn cursor_shape_and_hide_reach_the_client() {
+    let canvas = Canvas::new(64, 48, 6);
+    let h = host(&canvas, |b| b);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(h.server.local_addr(), None);
+    gtk.expect("mark", T);
+    let argb = vec![0xFF; 12 * 20 * 4];
+    h.display.set_cursor(CursorImage::new(12, 20, 3, 4, argb).unwrap());
+    let set = gtk.expect("cursor-set", T);
+    assert_eq!(
+        (set["width"].as_u64(), set["height"].as_u64(), set["hot_x"].as_u64(), set["hot_y"].as_u64()),
+        (Some(12), Some(20), Some(3), Some(4))
+    );
+    h.display.hide_cursor();
+    gtk.expect("cursor-hide", T);
+    gtk.quit();
+}
+
+#[test]
+fn keyboard_leds_are_synced_both_ways() {
+    let canvas = Canvas::new(64, 48, 8);
+    let h = host(&canvas, |b| b);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(h.server.local_addr(), None);
+    gtk.wait_inputs_ready(None, T);
+    // Guest to client.
+    h.devices.set_guest_leds(Leds::NUM_LOCK | Leds::CAPS_LOCK);
+    h.server.handle().set_keyboard_leds(Leds::NUM_LOCK | Leds::CAPS_LOCK);
+    let m = gtk.wait(T, |v| v["event"] == "key-modifiers" && v["modifiers"] == 6);
+    assert!(m.is_some(), "client saw the guest's Num and Caps Lock: {:#?}", gtk.seen);
+    // Client to guest: the client has only Scroll Lock on, so all three toggle.
+    h.events.drain();
+    gtk.send(json!({"cmd": "set_key_locks", "locks": 1}));
+    let got = h.events.scancodes(6, T);
+    assert_eq!(got, [0x46, 0xC6, 0x45, 0xC5, 0x3A, 0xBA]);
+    gtk.quit();
+}
