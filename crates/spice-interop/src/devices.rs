@@ -31,7 +31,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// Waits for the next event matching `want`, skipping others; `None` on timeout.
-    pub fn wait_for(&self, timeout: Duration, mut want: impl FnMut(&DeviceEvent) -> bool) -> Option<DeviceEvent> {
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut want: impl FnMut(&DeviceEvent) -> bool,
+    ) -> Option<DeviceEvent> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;

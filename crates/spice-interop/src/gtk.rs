@@ -120,12 +120,20 @@ impl SpiceGtk {
     pub fn wait_inputs_ready(&mut self, mouse_mode: Option<u64>, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let mut inputs = self.seen.iter().any(is_inputs_open);
-        let mut mode_ok = mouse_mode.is_none_or(|m| self.seen.iter().rev().find(|v| v["event"] == "mouse-mode").is_some_and(|v| v["mode"] == m));
+        let mut mode_ok = mouse_mode.is_none_or(|m| {
+            self.seen
+                .iter()
+                .rev()
+                .find(|v| v["event"] == "mouse-mode")
+                .is_some_and(|v| v["mode"] == m)
+        });
         while !(inputs && mode_ok) {
             let left = deadline
                 .checked_duration_since(Instant::now())
                 .unwrap_or_else(|| panic!("inputs not ready; seen: {:#?}", self.seen));
-            let Some(v) = self.wait(left, |_| true) else { continue };
+            let Some(v) = self.wait(left, |_| true) else {
+                continue;
+            };
             inputs |= is_inputs_open(&v);
             if let Some(m) = mouse_mode {
                 if v["event"] == "mouse-mode" {
@@ -137,15 +145,25 @@ impl SpiceGtk {
 
     /// Dumps the client's primary surface: `(width, height, packed xRGB with X zeroed)`.
     pub fn surface(&mut self) -> Option<(u32, u32, Vec<u8>)> {
-        let path = std::env::temp_dir().join(format!("spice-gtk-{}-{}.raw", std::process::id(), self.child.id()));
+        let path = std::env::temp_dir().join(format!(
+            "spice-gtk-{}-{}.raw",
+            std::process::id(),
+            self.child.id()
+        ));
         self.send(json!({"cmd": "dump", "path": path}));
-        let v = self.wait(Duration::from_secs(10), |v| v["event"] == "dumped" || v["event"] == "error")?;
+        let v = self.wait(Duration::from_secs(10), |v| {
+            v["event"] == "dumped" || v["event"] == "error"
+        })?;
         if v["event"] != "dumped" {
             return None;
         }
         let data = std::fs::read(&path).ok()?;
         let _ = std::fs::remove_file(&path);
-        let (w, h, stride) = (v["width"].as_u64()? as u32, v["height"].as_u64()? as u32, v["stride"].as_u64()? as usize);
+        let (w, h, stride) = (
+            v["width"].as_u64()? as u32,
+            v["height"].as_u64()? as u32,
+            v["stride"].as_u64()? as usize,
+        );
         Some((w, h, crate::pattern::pack(&data, w, h, stride)))
     }
 

@@ -29,7 +29,12 @@ impl Canvas {
         };
         for y in 0..height {
             for x in 0..width {
-                let v = [(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, seed as u8, 0];
+                let v = [
+                    (x * 255 / width.max(1)) as u8,
+                    (y * 255 / height.max(1)) as u8,
+                    seed as u8,
+                    0,
+                ];
                 c.put(x, y, v);
             }
         }

@@ -23,7 +23,11 @@ pub enum LinkOutcome {
 }
 
 /// Reads exactly `buf.len()` bytes, or reports where the stream ended.
-pub fn read_exact_timeout(stream: &mut TcpStream, buf: &mut [u8], timeout: Duration) -> Result<(), &'static str> {
+pub fn read_exact_timeout(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> Result<(), &'static str> {
     stream.set_read_timeout(Some(timeout)).map_err(|_| "socket")?;
     let mut got = 0;
     while got < buf.len() {
@@ -31,7 +35,9 @@ pub fn read_exact_timeout(stream: &mut TcpStream, buf: &mut [u8], timeout: Durat
             Ok(0) => return Err("closed"),
             Ok(n) => got += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Err("timeout"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err("timeout")
+            }
             Err(_) => return Err("error"),
         }
     }
@@ -95,7 +101,22 @@ impl RawClient {
         connection_id: u32,
         password: &str,
     ) -> Result<Self, LinkOutcome> {
-        let common = [common_cap::PROTOCOL_AUTH_SELECTION, common_cap::AUTH_SPICE, common_cap::MINI_HEADER];
+        Self::link_with(addr, channel, channel_id, connection_id, password, true)
+    }
+
+    /// Links a channel, offering the mini header only if `mini` is set.
+    pub fn link_with(
+        addr: SocketAddr,
+        channel: ChannelType,
+        channel_id: u8,
+        connection_id: u32,
+        password: &str,
+        mini: bool,
+    ) -> Result<Self, LinkOutcome> {
+        let mut common = vec![common_cap::PROTOCOL_AUTH_SELECTION, common_cap::AUTH_SPICE];
+        if mini {
+            common.push(common_cap::MINI_HEADER);
+        }
         let mut stream = TcpStream::connect(addr).map_err(|_| LinkOutcome::Closed("connect"))?;
         stream
             .write_all(&link_request(channel, channel_id, connection_id, &common))
@@ -103,10 +124,12 @@ impl RawClient {
         let t = Duration::from_secs(10);
         let mut header = [0u8; LinkHeader::SIZE];
         read_exact_timeout(&mut stream, &mut header, t).map_err(LinkOutcome::Closed)?;
-        let header = LinkHeader::decode(&mut Reader::new(&header)).map_err(|_| LinkOutcome::Closed("header"))?;
+        let header =
+            LinkHeader::decode(&mut Reader::new(&header)).map_err(|_| LinkOutcome::Closed("header"))?;
         let mut body = vec![0u8; header.size.min(4096) as usize];
         read_exact_timeout(&mut stream, &mut body, t).map_err(LinkOutcome::Closed)?;
-        let (error, key, server_common, _) = LinkReply::decode(&body).map_err(|_| LinkOutcome::Closed("reply"))?;
+        let (error, key, server_common, _) =
+            LinkReply::decode(&body).map_err(|_| LinkOutcome::Closed("reply"))?;
         if error != 0 {
             return Err(LinkOutcome::ReplyError(error));
         }
@@ -115,14 +138,16 @@ impl RawClient {
             .ok_or(LinkOutcome::Closed("public key"))?;
         let mut auth = common_cap::AUTH_SPICE.to_le_bytes().to_vec();
         auth.extend_from_slice(&ticket);
-        stream.write_all(&auth).map_err(|_| LinkOutcome::Closed("send ticket"))?;
+        stream
+            .write_all(&auth)
+            .map_err(|_| LinkOutcome::Closed("send ticket"))?;
         let mut result = [0u8; 4];
         read_exact_timeout(&mut stream, &mut result, t).map_err(LinkOutcome::Closed)?;
         let result = u32::from_le_bytes(result);
         if result != 0 {
             return Err(LinkOutcome::ResultError(result));
         }
-        let kind = if server_common.has(common_cap::MINI_HEADER) {
+        let kind = if mini && server_common.has(common_cap::MINI_HEADER) {
             HeaderKind::Mini
         } else {
             HeaderKind::Full
@@ -150,7 +175,9 @@ impl RawClient {
                 return Some(frame);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
-            self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .ok()?;
             let mut buf = [0u8; 65536];
             match self.stream.read(&mut buf) {
                 Ok(0) => return None,
@@ -159,6 +186,11 @@ impl RawClient {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// Which data header the link agreed on.
+    pub fn header(&self) -> HeaderKind {
+        self.header
     }
 
     /// Reads messages until one of `msg_type` arrives.
@@ -239,3 +271,6 @@ impl Screen {
         Ok(())
     }
 }
+
+/// The ACK window the server sets; clients ACK once per this many messages.
+pub const ACK_WINDOW: u32 = 20;

@@ -39,7 +39,10 @@ fn host(canvas: &Canvas, configure: impl FnOnce(ServerBuilder) -> ServerBuilder)
 
 fn assert_surface(gtk: &mut SpiceGtk, canvas: &Canvas, what: &str) {
     let diff = gtk.wait_surface(canvas.width, canvas.height, &canvas.packed(), T);
-    assert_eq!(diff, 0, "{what}: client surface differs from the host framebuffer in {diff} pixels");
+    assert_eq!(
+        diff, 0,
+        "{what}: client surface differs from the host framebuffer in {diff} pixels"
+    );
 }
 
 #[test]
@@ -49,7 +52,10 @@ fn primary_surface_is_pixel_exact_after_damage_and_resize() {
     let mut gtk = SpiceGtk::start();
     gtk.connect(h.server.local_addr(), None);
     let created = gtk.expect("primary-create", T);
-    assert_eq!((created["width"].as_u64(), created["height"].as_u64()), (Some(320), Some(240)));
+    assert_eq!(
+        (created["width"].as_u64(), created["height"].as_u64()),
+        (Some(320), Some(240))
+    );
     gtk.expect("mark", T);
     assert_surface(&mut gtk, &canvas, "initial picture");
 
@@ -61,7 +67,9 @@ fn primary_surface_is_pixel_exact_after_damage_and_resize() {
 
     let mut bigger = Canvas::new(400, 300, 99);
     bigger.publish(&h.display);
-    let created = gtk.wait(T, |v| v["event"] == "primary-create" && v["width"] == 400).expect("resize reaches the client");
+    let created = gtk
+        .wait(T, |v| v["event"] == "primary-create" && v["width"] == 400)
+        .expect("resize reaches the client");
     assert_eq!(created["height"], 300);
     assert_surface(&mut gtk, &bigger, "after resize");
     let rect = bigger.scribble();
@@ -83,7 +91,9 @@ fn typed_text_arrives_as_set1_scancodes() {
         gtk.send(json!({"cmd": "key_press", "code": code}));
         gtk.send(json!({"cmd": "key_release", "code": code}));
     }
-    let expected = [0x23, 0xA3, 0x17, 0x97, 0xE0, 0x1D, 0xE0, 0x9D, 0xE0, 0x1C, 0xE0, 0x9C];
+    let expected = [
+        0x23, 0xA3, 0x17, 0x97, 0xE0, 0x1D, 0xE0, 0x9D, 0xE0, 0x1C, 0xE0, 0x9C,
+    ];
     let got = h.events.scancodes(expected.len(), T);
     assert_eq!(got, expected);
     gtk.quit();
@@ -94,7 +104,9 @@ fn tablet_receives_absolute_positions_clicks_and_wheel() {
     let canvas = Canvas::new(200, 100, 2);
     let h = host(&canvas, |b| b);
     assert!(
-        h.events.wait_for(T, |e| *e == DeviceEvent::LogicalSize(200, 100)).is_some(),
+        h.events
+            .wait_for(T, |e| *e == DeviceEvent::LogicalSize(200, 100))
+            .is_some(),
         "tablet learns the display size"
     );
     let mut gtk = SpiceGtk::start();
@@ -113,13 +125,25 @@ fn tablet_receives_absolute_positions_clicks_and_wheel() {
     gtk.send(json!({"cmd": "button_release", "button": 4, "buttons": 0}));
     let mut got = Vec::new();
     while got.len() < 6 {
-        match h.events.wait_for(T, |e| matches!(e, DeviceEvent::Buttons(_) | DeviceEvent::Wheel(_))) {
+        match h.events.wait_for(T, |e| {
+            matches!(e, DeviceEvent::Buttons(_) | DeviceEvent::Wheel(_))
+        }) {
             Some(e) => got.push(e),
             None => break,
         }
     }
     use DeviceEvent::{Buttons, Wheel};
-    assert_eq!(got, [Buttons(1), Buttons(0), Buttons(4), Buttons(0), Wheel(-1), Buttons(0)]);
+    assert_eq!(
+        got,
+        [
+            Buttons(1),
+            Buttons(0),
+            Buttons(4),
+            Buttons(0),
+            Wheel(-1),
+            Buttons(0)
+        ]
+    );
     gtk.quit();
 }
 
@@ -132,7 +156,9 @@ fn wrong_password_is_refused_and_right_one_accepted() {
     let event = bad.expect("channel-event", T);
     assert_eq!(event["code"], "error-auth", "{event}");
     assert!(
-        event["error"].as_str().is_some_and(|m| m.to_lowercase().contains("auth")),
+        event["error"]
+            .as_str()
+            .is_some_and(|m| m.to_lowercase().contains("auth")),
         "the client explains the failure: {event}"
     );
     bad.quit();
@@ -178,9 +204,14 @@ fn second_client_replaces_the_first() {
     second.expect("mark", T);
     // The first client's channels are closed by the server.
     let closed = first.wait(T, |v| {
-        v["event"] == "session-disconnected" || (v["event"] == "channel-event" && v["type"] == "MainChannel" && v["code"] != "opened")
+        v["event"] == "session-disconnected"
+            || (v["event"] == "channel-event" && v["type"] == "MainChannel" && v["code"] != "opened")
     });
-    assert!(closed.is_some(), "first client was not disconnected: {:#?}", first.seen);
+    assert!(
+        closed.is_some(),
+        "first client was not disconnected: {:#?}",
+        first.seen
+    );
     assert_surface(&mut second, &canvas, "second client");
     second.quit();
 }
@@ -193,10 +224,16 @@ fn cursor_shape_and_hide_reach_the_client() {
     gtk.connect(h.server.local_addr(), None);
     gtk.expect("mark", T);
     let argb = vec![0xFF; 12 * 20 * 4];
-    h.display.set_cursor(CursorImage::new(12, 20, 3, 4, argb).unwrap());
+    h.display
+        .set_cursor(CursorImage::new(12, 20, 3, 4, argb).unwrap());
     let set = gtk.expect("cursor-set", T);
     assert_eq!(
-        (set["width"].as_u64(), set["height"].as_u64(), set["hot_x"].as_u64(), set["hot_y"].as_u64()),
+        (
+            set["width"].as_u64(),
+            set["height"].as_u64(),
+            set["hot_x"].as_u64(),
+            set["hot_y"].as_u64()
+        ),
         (Some(12), Some(20), Some(3), Some(4))
     );
     h.display.hide_cursor();
@@ -213,9 +250,15 @@ fn keyboard_leds_are_synced_both_ways() {
     gtk.wait_inputs_ready(None, T);
     // Guest to client.
     h.devices.set_guest_leds(Leds::NUM_LOCK | Leds::CAPS_LOCK);
-    h.server.handle().set_keyboard_leds(Leds::NUM_LOCK | Leds::CAPS_LOCK);
+    h.server
+        .handle()
+        .set_keyboard_leds(Leds::NUM_LOCK | Leds::CAPS_LOCK);
     let m = gtk.wait(T, |v| v["event"] == "key-modifiers" && v["modifiers"] == 6);
-    assert!(m.is_some(), "client saw the guest's Num and Caps Lock: {:#?}", gtk.seen);
+    assert!(
+        m.is_some(),
+        "client saw the guest's Num and Caps Lock: {:#?}",
+        gtk.seen
+    );
     // Client to guest: the client has only Scroll Lock on, so all three toggle.
     h.events.drain();
     gtk.send(json!({"cmd": "set_key_locks", "locks": 1}));

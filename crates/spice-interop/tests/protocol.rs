@@ -1,0 +1,244 @@
+//! Protocol behaviour a well-behaved client never shows: link errors, stalls,
+//! garbage, and a client that stops reading.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use spice_interop::pattern::Canvas;
+use spice_interop::raw::{link_request, read_exact_timeout, wait_closed, LinkOutcome, RawClient, Screen};
+use spice_proto::consts::common_cap;
+use spice_proto::msg::{base, display, main};
+use spice_proto::wire::Writer;
+use spice_proto::{ChannelType, HeaderKind, LinkError};
+use spice_server::{DisplayHandle, RunningServer, ServerBuilder};
+
+const T: Duration = Duration::from_secs(10);
+
+fn server(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> (RunningServer, DisplayHandle) {
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    Canvas::new(64, 48, 1).publish(&display);
+    let server = configure(ServerBuilder::new().port(0).display(display.clone()))
+        .spawn()
+        .unwrap();
+    (server, display)
+}
+
+/// Sends raw bytes and returns the error word of the link reply the server answers with.
+fn reply_error_for(addr: SocketAddr, bytes: &[u8]) -> u32 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut reply = [0u8; 16 + 178];
+    read_exact_timeout(&mut s, &mut reply, T).expect("a link reply");
+    assert_eq!(&reply[..4], b"REDQ");
+    let error = u32::from_le_bytes(reply[16..20].try_into().unwrap());
+    assert!(wait_closed(&mut s, T), "connection closed after the error");
+    error
+}
+
+fn session(addr: SocketAddr) -> (RawClient, u32) {
+    let mut main = RawClient::link(addr, ChannelType::Main, 0, 0, "").expect("main links");
+    let init = main.recv_type(main::server_type::INIT, T).expect("MAIN_INIT");
+    (main, u32::from_le_bytes(init.body[..4].try_into().unwrap()))
+}
+
+#[test]
+fn link_errors_reach_the_client_and_close_the_connection() {
+    let (s, _) = server(|b| b.password("pw"));
+    let addr = s.local_addr();
+    assert_eq!(
+        reply_error_for(addr, b"GET / HTTP/1.1\r\n\r\n"),
+        LinkError::InvalidMagic.code()
+    );
+    let mut bad_version = link_request(ChannelType::Main, 0, 0, &[]);
+    bad_version[4] = 1;
+    assert_eq!(
+        reply_error_for(addr, &bad_version),
+        LinkError::VersionMismatch.code()
+    );
+    let mut bad_size = link_request(ChannelType::Main, 0, 0, &[]);
+    bad_size[12..16].copy_from_slice(&100_000u32.to_le_bytes());
+    assert_eq!(reply_error_for(addr, &bad_size), LinkError::InvalidData.code());
+    let mut bad_caps = link_request(ChannelType::Main, 0, 0, &[common_cap::AUTH_SPICE]);
+    bad_caps[16 + 6..16 + 10].copy_from_slice(&5000u32.to_le_bytes());
+    assert_eq!(reply_error_for(addr, &bad_caps), LinkError::InvalidData.code());
+
+    assert_eq!(
+        RawClient::link(addr, ChannelType::Main, 0, 0, "wrong").err(),
+        Some(LinkOutcome::ResultError(LinkError::PermissionDenied.code()))
+    );
+    let (_main, id) = {
+        let mut main = RawClient::link(addr, ChannelType::Main, 0, 0, "pw").expect("right password links");
+        let init = main.recv_type(main::server_type::INIT, T).expect("MAIN_INIT");
+        (main, u32::from_le_bytes(init.body[..4].try_into().unwrap()))
+    };
+    assert_eq!(
+        RawClient::link(addr, ChannelType::Display, 0, id ^ 1, "pw").err(),
+        Some(LinkOutcome::ResultError(LinkError::BadConnectionId.code()))
+    );
+    assert_eq!(
+        RawClient::link(addr, ChannelType::Playback, 0, id, "pw").err(),
+        Some(LinkOutcome::ResultError(LinkError::ChannelNotAvailable.code()))
+    );
+    assert!(RawClient::link(addr, ChannelType::Display, 0, id, "pw").is_ok());
+}
+
+#[test]
+fn expired_password_is_refused() {
+    let (s, _) = server(|b| b.password_with_lifetime("pw", Duration::from_millis(200)));
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        RawClient::link(s.local_addr(), ChannelType::Main, 0, 0, "pw").err(),
+        Some(LinkOutcome::ResultError(LinkError::PermissionDenied.code()))
+    );
+}
+
+#[test]
+fn stalled_links_are_dropped_after_the_timeout() {
+    let (s, _) = server(|b| b.link_timeout(Duration::from_millis(300)));
+    let mut silent = TcpStream::connect(s.local_addr()).unwrap();
+    let mut half = TcpStream::connect(s.local_addr()).unwrap();
+    half.write_all(&link_request(ChannelType::Main, 0, 0, &[])[..10])
+        .unwrap();
+    let start = Instant::now();
+    assert!(
+        wait_closed(&mut silent, Duration::from_secs(5)),
+        "silent client dropped"
+    );
+    assert!(
+        wait_closed(&mut half, Duration::from_secs(5)),
+        "half-linked client dropped"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "not before the timeout"
+    );
+    // A linked channel is not subject to the link timeout.
+    let (mut main, _) = session(s.local_addr());
+    std::thread::sleep(Duration::from_millis(600));
+    main.send(main::client_type::ATTACH_CHANNELS, &[]);
+    assert!(main.recv_type(main::server_type::CHANNELS_LIST, T).is_some());
+}
+
+#[test]
+fn full_header_client_is_served_with_full_headers() {
+    let (s, _) = server(|b| b);
+    let mut main = RawClient::link_with(s.local_addr(), ChannelType::Main, 0, 0, "", false).unwrap();
+    assert_eq!(main.header(), HeaderKind::Full);
+    let init = main
+        .recv_type(main::server_type::INIT, T)
+        .expect("INIT framed with the full header");
+    assert_eq!(init.body.len(), 32);
+    main.send(main::client_type::ATTACH_CHANNELS, &[]);
+    let list = main.recv_type(main::server_type::CHANNELS_LIST, T).unwrap();
+    assert_eq!(list.body, [3, 0, 0, 0, 2, 0, 4, 0, 3, 0]);
+}
+
+#[test]
+fn garbage_never_stops_the_server() {
+    let (s, _) = server(|b| b.link_timeout(Duration::from_millis(500)));
+    let addr = s.local_addr();
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut noise = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect()
+    };
+    // Random bytes before and after a valid link header.
+    for i in 0..40 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let mut bytes = if i % 2 == 0 {
+            Vec::new()
+        } else {
+            link_request(ChannelType::Main, 0, 0, &[0, 1, 3])
+        };
+        let cut = bytes.len() * (i % 5) / 4;
+        bytes.truncate(cut);
+        bytes.extend(noise(1 + i * 37));
+        let _ = c.write_all(&bytes);
+    }
+    // Malformed messages on linked channels.
+    let (mut main, id) = session(addr);
+    main.send(main::client_type::MOUSE_MODE_REQUEST, &[1]);
+    assert!(
+        wait_closed(&mut main.stream, T),
+        "truncated message closes the channel"
+    );
+    let (mut main, id2) = session(addr);
+    assert_ne!(id, id2);
+    let mut inputs = RawClient::link(addr, ChannelType::Inputs, 0, id2, "").unwrap();
+    let mut huge = Vec::new();
+    HeaderKind::Mini.encode(0, 101, u32::MAX, &mut huge);
+    inputs.stream.write_all(&huge).unwrap();
+    assert!(
+        wait_closed(&mut inputs.stream, T),
+        "oversized message closes the channel"
+    );
+    // The session's main channel is unaffected, and new clients are served.
+    main.send(main::client_type::ATTACH_CHANNELS, &[]);
+    assert!(main.recv_type(main::server_type::CHANNELS_LIST, T).is_some());
+    let (_main3, _) = session(addr);
+}
+
+#[test]
+fn slow_client_never_blocks_the_host_and_catches_up_exactly() {
+    let (s, display) = server(|b| b);
+    let addr = s.local_addr();
+    let (_main, id) = session(addr);
+    let mut chan = RawClient::link(addr, ChannelType::Display, 0, id, "").unwrap();
+    let mut init = Vec::new();
+    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
+    chan.send(display::client_type::INIT, &init);
+    chan.send(base::client_type::ACK_SYNC, &1u32.to_le_bytes());
+
+    // The client reads nothing while the host produces far more than any buffer holds.
+    let mut canvas = Canvas::new(640, 480, 42);
+    canvas.publish(&display);
+    let start = Instant::now();
+    let updates = 400;
+    for _ in 0..updates {
+        let rect = canvas.scribble();
+        display.update(&canvas.frame(), &[rect]).unwrap();
+    }
+    let host_time = start.elapsed();
+    assert!(
+        host_time < Duration::from_secs(30),
+        "host was held up: {host_time:?}"
+    );
+
+    // Now the client catches up, acknowledging as spice-gtk does.
+    let mut screen = Screen::default();
+    let expected = canvas.packed();
+    let mut received = 0u32;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(frame) = chan.recv(Duration::from_millis(500)) else {
+            if screen.pixels == expected {
+                break;
+            }
+            continue;
+        };
+        received += 1;
+        if received % spice_interop::raw::ACK_WINDOW == 0 {
+            chan.send(base::client_type::ACK, &[]);
+        }
+        screen.apply(&frame).unwrap();
+    }
+    assert_eq!((screen.width, screen.height), (640, 480));
+    assert_eq!(
+        spice_interop::pattern::diff_count(&screen.pixels, &expected),
+        0,
+        "final picture is exact"
+    );
+    assert!(
+        screen.draws < updates,
+        "damage coalesced while the client was behind ({} draws for {updates} updates)",
+        screen.draws
+    );
+}
