@@ -14,6 +14,8 @@ Commands:
   {"cmd": "motion", "dx": 1, "dy": 2, "buttons": 0}
   {"cmd": "button_press", "button": 1, "buttons": 1}
   {"cmd": "button_release", "button": 1, "buttons": 0}
+  {"cmd": "key_press_and_release", "code": 30}   one KEY_SCANCODE message
+  {"cmd": "session_info"}                        name, uuid, mouse mode
   {"cmd": "set_key_locks", "locks": 2}
   {"cmd": "disconnect"}
   {"cmd": "quit"}
@@ -143,6 +145,17 @@ class Driver:
             Spice.InputsChannel.motion(self.inputs, cmd["dx"], cmd["dy"], cmd["buttons"])
         elif name in ("button_press", "button_release"):
             getattr(Spice.InputsChannel, name)(self.inputs, cmd["button"], cmd["buttons"])
+        elif name == "key_press_and_release":
+            Spice.InputsChannel.key_press_and_release(self.inputs, cmd["code"])
+        elif name == "session_info":
+            uuid = self.session.get_property("uuid")
+            emit(
+                "session-info",
+                name=self.session.get_property("name"),
+                # The uuid property is a raw pointer to 16 bytes.
+                uuid=ctypes.string_at(uuid, 16).hex() if uuid else None,
+                mouse_mode=int(self.main.get_property("mouse-mode")) if self.main else None,
+            )
         elif name == "set_key_locks":
             Spice.InputsChannel.set_key_locks(self.inputs, cmd["locks"])
         elif name == "disconnect":

@@ -266,3 +266,74 @@ fn keyboard_leds_are_synced_both_ways() {
     assert_eq!(got, [0x46, 0xC6, 0x45, 0xC5, 0x3A, 0xBA]);
     gtk.quit();
 }
+
+#[test]
+fn server_mouse_mode_sends_relative_motion_and_cursor_moves() {
+    let canvas = Canvas::new(64, 48, 9);
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let (devices, events) = recording();
+    // No tablet: only server mouse mode is possible.
+    let server = ServerBuilder::new()
+        .port(0)
+        .display(display.clone())
+        .keyboard(devices.clone())
+        .mouse(devices)
+        .spawn()
+        .unwrap();
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(server.local_addr(), None);
+    gtk.wait_inputs_ready(Some(1), T);
+    gtk.send(json!({"cmd": "motion", "dx": 5, "dy": -3, "buttons": 0}));
+    assert_eq!(
+        events.wait_for(T, |e| matches!(e, DeviceEvent::Motion(..))),
+        Some(DeviceEvent::Motion(5, -3, 0, 0))
+    );
+    // Enough motion to need MOUSE_MOTION_ACKs: spice-gtk stops sending without them.
+    for _ in 0..40 {
+        gtk.send(json!({"cmd": "motion", "dx": 1, "dy": 1, "buttons": 0}));
+    }
+    let mut moved = 0;
+    while moved < 40 {
+        match events.wait_for(T, |e| matches!(e, DeviceEvent::Motion(..))) {
+            Some(DeviceEvent::Motion(dx, dy, _, _)) => moved += dx.min(dy),
+            _ => break,
+        }
+    }
+    assert_eq!(moved, 40, "all relative motion arrived");
+    gtk.send(json!({"cmd": "button_press", "button": 5, "buttons": 16}));
+    assert_eq!(
+        events.wait_for(T, |e| matches!(e, DeviceEvent::Motion(..))),
+        Some(DeviceEvent::Motion(0, 0, 1, 16)),
+        "wheel down is dz=+1"
+    );
+    display.set_cursor(CursorImage::new(2, 2, 0, 0, vec![0xFF; 16]).unwrap());
+    gtk.expect("cursor-set", T);
+    display.move_cursor(30, 20);
+    let moved = gtk.expect("cursor-move", T);
+    assert_eq!((moved["x"].as_i64(), moved["y"].as_i64()), (Some(30), Some(20)));
+    gtk.quit();
+}
+
+#[test]
+fn key_scancode_messages_and_session_identity() {
+    let canvas = Canvas::new(64, 48, 10);
+    let uuid = [
+        0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1, 2, 3, 4, 5, 6, 7, 8,
+    ];
+    let h = host(&canvas, |b| b.name("vm-under-test").uuid(uuid));
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(h.server.local_addr(), None);
+    gtk.wait_inputs_ready(None, T);
+    // With the KEY_SCANCODE capability, press and release travel in one message.
+    gtk.send(json!({"cmd": "key_press_and_release", "code": 0x1e}));
+    gtk.send(json!({"cmd": "key_press_and_release", "code": 0x148}));
+    assert_eq!(h.events.scancodes(6, T), [0x1e, 0x9e, 0xE0, 0x48, 0xE0, 0xC8]);
+    gtk.send(json!({"cmd": "session_info"}));
+    let info = gtk.expect("session-info", T);
+    assert_eq!(info["name"], "vm-under-test");
+    assert_eq!(info["uuid"], "123456789abcdef00102030405060708");
+    assert_eq!(info["mouse_mode"], 2, "client mouse mode with a tablet");
+    gtk.quit();
+}
