@@ -242,3 +242,37 @@ fn slow_client_never_blocks_the_host_and_catches_up_exactly() {
         screen.draws
     );
 }
+
+#[test]
+fn authentication_can_change_at_runtime() {
+    let (s, _) = server(|b| b);
+    let addr = s.local_addr();
+    let settle = || std::thread::sleep(Duration::from_millis(150));
+    assert!(
+        RawClient::link(addr, ChannelType::Main, 0, 0, "anything").is_ok(),
+        "no auth at first"
+    );
+
+    s.handle().set_auth(spice_server::Auth::Password {
+        password: "fresh".into(),
+        lifetime: None,
+    });
+    settle();
+    let denied = Some(LinkOutcome::ResultError(LinkError::PermissionDenied.code()));
+    assert_eq!(
+        RawClient::link(addr, ChannelType::Main, 0, 0, "anything").err(),
+        denied
+    );
+    assert!(RawClient::link(addr, ChannelType::Main, 0, 0, "fresh").is_ok());
+
+    s.handle().expire_password();
+    settle();
+    assert_eq!(
+        RawClient::link(addr, ChannelType::Main, 0, 0, "fresh").err(),
+        denied
+    );
+
+    s.handle().set_auth(spice_server::Auth::None);
+    settle();
+    assert!(RawClient::link(addr, ChannelType::Main, 0, 0, "").is_ok());
+}

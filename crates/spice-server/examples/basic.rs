@@ -33,7 +33,10 @@ impl Tablet for PrintTablet {
 }
 
 fn main() {
-    let port = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(5930);
+    let port = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5930);
     let (width, height) = (640u32, 480u32);
     let display = DisplayHandle::new();
     let server = ServerBuilder::new()
@@ -54,12 +57,26 @@ fn main() {
             for x in 0..width {
                 let i = y as usize * stride + x as usize * 4;
                 let lit = x.abs_diff(bar) < 8;
-                pixels[i..i + 4].copy_from_slice(&[(x / 3) as u8, (y / 2) as u8, if lit { 255 } else { 64 }, 0]);
+                pixels[i..i + 4].copy_from_slice(&[
+                    (x / 3) as u8,
+                    (y / 2) as u8,
+                    if lit { 255 } else { 64 },
+                    0,
+                ]);
             }
         }
-        let fb = Frame { width, height, stride, data: &pixels };
+        let fb = Frame {
+            width,
+            height,
+            stride,
+            data: &pixels,
+        };
         let damage = [Rect::new(bar.saturating_sub(9), 0, 19, height)];
-        let result = if frame == 0 { display.publish(&fb) } else { display.update(&fb, &damage) };
+        let result = if frame == 0 {
+            display.publish(&fb)
+        } else {
+            display.update(&fb, &damage)
+        };
         result.expect("valid frame");
         std::thread::sleep(Duration::from_millis(33));
     }

@@ -2,8 +2,8 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use crate::config::Auth;
 use crate::vdi::Leds;
 use crate::waker::Waker;
 
@@ -11,10 +11,8 @@ use crate::waker::Waker;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
     SetLeds(Leds),
-    SetPassword {
-        password: Option<String>,
-        lifetime: Option<Duration>,
-    },
+    SetAuth(Auth),
+    ExpirePassword,
     DisconnectClients,
 }
 
@@ -61,10 +59,17 @@ impl ServerHandle {
         self.push(Command::SetLeds(leds));
     }
 
-    /// Sets the password new clients must present, or disables authentication
-    /// with `None`. `lifetime` bounds how long it stays valid (`spice_server_set_ticket`).
-    pub fn set_password(&self, password: Option<String>, lifetime: Option<Duration>) {
-        self.push(Command::SetPassword { password, lifetime });
+    /// Changes how new clients authenticate (`spice_server_set_ticket`,
+    /// `spice_server_set_noauth`). A password lifetime counts from this call;
+    /// clients already connected stay connected.
+    pub fn set_auth(&self, auth: Auth) {
+        self.push(Command::SetAuth(auth));
+    }
+
+    /// Makes the current password stop working now, so no new client can link
+    /// until a new one is set (`spice_server_set_ticket(NULL)`).
+    pub fn expire_password(&self) {
+        self.push(Command::ExpirePassword);
     }
 
     /// Disconnects every client.

@@ -218,8 +218,6 @@ impl ServerState {
             if !password.matches(&expected.password) {
                 return denied("wrong password");
             }
-        } else if matches!(self.config.auth, crate::config::Auth::Password { .. }) {
-            return denied("password was withdrawn");
         }
         let Some(channel) = ChannelType::from_u8(client.channel_type) else {
             return Err((

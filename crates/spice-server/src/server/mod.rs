@@ -41,6 +41,19 @@ struct Ticket {
     expires: Option<Instant>,
 }
 
+impl Ticket {
+    /// The ticket `auth` asks for, with its lifetime counted from `now`; `None` = no auth.
+    fn from_auth(auth: &Auth, now: Instant) -> Option<Self> {
+        match auth {
+            Auth::None => None,
+            Auth::Password { password, lifetime } => Some(Self {
+                password: password.clone(),
+                expires: lifetime.map(|l| now + l),
+            }),
+        }
+    }
+}
+
 pub(crate) struct ServerState {
     core: Rc<dyn Core>,
     this: Weak<RefCell<ServerState>>,
@@ -101,13 +114,7 @@ impl Server {
             display.shared.attach(Some(waker.clone()));
         }
         let now = Instant::now();
-        let ticket = match &config.auth {
-            Auth::None => None,
-            Auth::Password { password, lifetime } => Some(Ticket {
-                password: password.clone(),
-                expires: lifetime.map(|l| now + l),
-            }),
-        };
+        let ticket = Ticket::from_auth(&config.auth, now);
         let state = Rc::new_cyclic(|this| {
             RefCell::new(ServerState {
                 core: core.clone(),
@@ -259,12 +266,19 @@ impl ServerState {
                     }
                 }
             }
-            Command::SetPassword { password, lifetime } => {
-                let now = self.now();
-                self.ticket = password.map(|password| Ticket {
-                    password,
-                    expires: lifetime.map(|l| now + l),
-                });
+            Command::SetAuth(auth) => {
+                if let Auth::Password { password, .. } = &auth {
+                    if password.len() > spice_proto::consts::MAX_PASSWORD_LENGTH {
+                        tracing::warn!(len = password.len(), "password longer than 60 bytes refused");
+                        return;
+                    }
+                }
+                self.ticket = Ticket::from_auth(&auth, self.now());
+            }
+            Command::ExpirePassword => {
+                if let Some(ticket) = &mut self.ticket {
+                    ticket.expires = Some(self.epoch);
+                }
             }
             Command::DisconnectClients => {
                 if let Some(session) = self.session.take() {

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit tests, fuzz-corpus replay, and the
+# interop tests against the real spice-gtk client. Installs what they need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+# spice-gtk through GObject introspection, driven by Debian's /usr/bin/python3.
+ensure_packages python3-gi gir1.2-spiceclientglib-2.0
+ensure_rust
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo test"
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
+echo "==> all tests passed"
