@@ -63,12 +63,23 @@ pub fn wait_closed(stream: &mut TcpStream, timeout: Duration) -> bool {
 
 /// The bytes a client sends to start a link.
 pub fn link_request(channel: ChannelType, channel_id: u8, connection_id: u32, common: &[u32]) -> Vec<u8> {
+    link_request_with_caps(channel, channel_id, connection_id, common, &[])
+}
+
+/// The bytes a client sends to start a link, with channel capabilities.
+pub fn link_request_with_caps(
+    channel: ChannelType,
+    channel_id: u8,
+    connection_id: u32,
+    common: &[u32],
+    channel_caps: &[u32],
+) -> Vec<u8> {
     let mess = LinkMess {
         connection_id,
         channel_type: channel as u8,
         channel_id,
         common_caps: Caps::with(common),
-        channel_caps: Caps::new(),
+        channel_caps: Caps::with(channel_caps),
     };
     let mut out = Vec::new();
     let mut w = Writer::new(&mut out);
@@ -101,10 +112,11 @@ impl RawClient {
         connection_id: u32,
         password: &str,
     ) -> Result<Self, LinkOutcome> {
-        Self::link_with(addr, channel, channel_id, connection_id, password, true)
+        Self::link_with(addr, channel, channel_id, connection_id, password, true, &[])
     }
 
-    /// Links a channel, offering the mini header only if `mini` is set.
+    /// Links a channel, offering the mini header only if `mini` is set, and the
+    /// given channel capabilities.
     pub fn link_with(
         addr: SocketAddr,
         channel: ChannelType,
@@ -112,6 +124,7 @@ impl RawClient {
         connection_id: u32,
         password: &str,
         mini: bool,
+        channel_caps: &[u32],
     ) -> Result<Self, LinkOutcome> {
         let mut common = vec![common_cap::PROTOCOL_AUTH_SELECTION, common_cap::AUTH_SPICE];
         if mini {
@@ -119,7 +132,13 @@ impl RawClient {
         }
         let mut stream = TcpStream::connect(addr).map_err(|_| LinkOutcome::Closed("connect"))?;
         stream
-            .write_all(&link_request(channel, channel_id, connection_id, &common))
+            .write_all(&link_request_with_caps(
+                channel,
+                channel_id,
+                connection_id,
+                &common,
+                channel_caps,
+            ))
             .map_err(|_| LinkOutcome::Closed("send link"))?;
         let t = Duration::from_secs(10);
         let mut header = [0u8; LinkHeader::SIZE];

@@ -124,7 +124,7 @@ fn stalled_links_are_dropped_after_the_timeout() {
 #[test]
 fn full_header_client_is_served_with_full_headers() {
     let (s, _) = server(|b| b);
-    let mut main = RawClient::link_with(s.local_addr(), ChannelType::Main, 0, 0, "", false).unwrap();
+    let mut main = RawClient::link_with(s.local_addr(), ChannelType::Main, 0, 0, "", false, &[]).unwrap();
     assert_eq!(main.header(), HeaderKind::Full);
     let init = main
         .recv_type(main::server_type::INIT, T)
@@ -275,4 +275,87 @@ fn authentication_can_change_at_runtime() {
     s.handle().set_auth(spice_server::Auth::None);
     settle();
     assert!(RawClient::link(addr, ChannelType::Main, 0, 0, "").is_ok());
+}
+
+/// Message types of the display channel up to and including the next MARK.
+fn display_sequence(chan: &mut RawClient, screen: &mut Screen) -> Vec<u16> {
+    let mut types = Vec::new();
+    while let Some(frame) = chan.recv(T) {
+        screen.apply(&frame).unwrap();
+        types.push(frame.msg_type);
+        if frame.msg_type == display::server_type::MARK {
+            break;
+        }
+    }
+    types
+}
+
+#[test]
+fn display_start_and_resize_follow_the_c_server_sequence() {
+    use display::server_type::{DRAW_COPY, MARK, MONITORS_CONFIG, SURFACE_CREATE, SURFACE_DESTROY};
+    let (s, display) = server(|b| b);
+    let addr = s.local_addr();
+    let (_main, id) = session(addr);
+    let monitors_cap = spice_proto::consts::display_cap::MONITORS_CONFIG;
+    let mut chan =
+        RawClient::link_with(addr, ChannelType::Display, 0, id, "", true, &[monitors_cap]).unwrap();
+    let set_ack = chan.recv(T).expect("SET_ACK first");
+    assert_eq!(set_ack.msg_type, base::server_type::SET_ACK);
+    let mut init = Vec::new();
+    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
+    chan.send(display::client_type::INIT, &init);
+
+    let mut screen = Screen::default();
+    let types = display_sequence(&mut chan, &mut screen);
+    assert_eq!(types, [SURFACE_CREATE, DRAW_COPY, MONITORS_CONFIG, MARK]);
+
+    let big = Canvas::new(700, 500, 3);
+    big.publish(&display);
+    let types = display_sequence(&mut chan, &mut screen);
+    assert_eq!(types[..2], [SURFACE_DESTROY, SURFACE_CREATE]);
+    assert_eq!(types[types.len() - 2..], [MONITORS_CONFIG, MARK]);
+    assert!(
+        types[2..types.len() - 2].iter().all(|&t| t == DRAW_COPY),
+        "{types:?}"
+    );
+    assert!(types.len() - 4 > 1, "a large picture goes out in several bands");
+    assert_eq!(
+        spice_interop::pattern::diff_count(&screen.pixels, &big.packed()),
+        0
+    );
+    assert_eq!((screen.width, screen.height), (700, 500));
+}
+
+#[test]
+fn monitors_config_describes_the_surface() {
+    let (s, display) = server(|b| b);
+    Canvas::new(320, 200, 4).publish(&display);
+    let (_main, id) = session(s.local_addr());
+    let monitors_cap = spice_proto::consts::display_cap::MONITORS_CONFIG;
+    let mut chan = RawClient::link_with(
+        s.local_addr(),
+        ChannelType::Display,
+        0,
+        id,
+        "",
+        true,
+        &[monitors_cap],
+    )
+    .unwrap();
+    let mut init = Vec::new();
+    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
+    chan.send(display::client_type::INIT, &init);
+    let mc = chan
+        .recv_type(display::server_type::MONITORS_CONFIG, T)
+        .expect("MONITORS_CONFIG");
+    let words: Vec<u32> = mc.body[4..]
+        .chunks(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(&mc.body[..4], &[1, 0, 1, 0], "one head of at most one");
+    assert_eq!(
+        words,
+        [0, 0, 320, 200, 0, 0, 0],
+        "monitor 0 on surface 0, 320x200 at 0,0"
+    );
 }
