@@ -62,6 +62,9 @@ pub enum ChannelEvent {
 /// Who is on a channel connection (`SpiceChannelEventInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelInfo {
+    /// Identifies this connection from its first event to its last, so a host
+    /// can keep per-connection data (the C ABI keeps `SpiceChannelEventInfo` alive with it).
+    pub link_id: u64,
     /// Session id shared by the client's channels.
     pub connection_id: u32,
     /// `SPICE_CHANNEL_*` type.

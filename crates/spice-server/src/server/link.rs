@@ -45,6 +45,7 @@ impl ServerState {
         self.core.start_timer(timer, self.config.link_timeout);
         tracing::debug!(%peer, conn = id, "new connection");
         let info = ChannelInfo {
+            link_id: id,
             connection_id: 0,
             channel_type: 0,
             channel_id: 0,
