@@ -1,0 +1,552 @@
+//! One oracle per fuzz target.
+//!
+//! Every oracle accepts any byte slice. It must not panic, loop forever or
+//! allocate without bound for any input; the only panics allowed are the
+//! assertions below, each of which states an invariant of `spice-proto` that a
+//! fuzzer found broken.
+//!
+//! # Input layouts
+//!
+//! - [`link_acceptor`] and [`deframer`]: one control byte, then the byte stream a
+//!   client sends. The control byte's low six bits choose how the stream is split
+//!   into reads (see [`Chunks`]); for the acceptor, [`ctl::DENY`] makes the ticket
+//!   check fail and [`ctl::SERVER_MINI_HEADER`] makes the server offer the mini header.
+//! - [`link_mess`]: a raw `SpiceLinkMess` (also parsed as a link reply and header).
+//! - the `*_messages` oracles: a message type chosen by [`split_message`], then the body.
+
+use std::time::{Duration, Instant};
+
+use spice_proto::caps::Caps;
+use spice_proto::consts::{common_cap, ChannelType, LinkError, TICKET_PUBKEY_BYTES};
+use spice_proto::framing::{Deframer, Frame, HeaderKind};
+use spice_proto::link::{LinkHeader, LinkMess, LinkReply};
+use spice_proto::msg::base::BaseClientMessage;
+use spice_proto::msg::cursor::CursorClientMessage;
+use spice_proto::msg::display::DisplayClientMessage;
+use spice_proto::msg::inputs::InputsClientMessage;
+use spice_proto::msg::main::MainClientMessage;
+use spice_proto::wire::{Reader, Writer};
+use spice_proto::{DecodeError, LinkAcceptor, LinkEvent, LinkFailure};
+
+/// Bits of the control byte that starts [`link_acceptor`] and [`deframer`] inputs.
+pub mod ctl {
+    /// The ticket check fails: the acceptor is told `PermissionDenied`.
+    pub const DENY: u8 = 0x80;
+    /// The server offers `MINI_HEADER` in its common capabilities.
+    pub const SERVER_MINI_HEADER: u8 = 0x40;
+    /// The low bits that choose the read sizes, see [`super::Chunks`].
+    pub const CHUNK_MASK: u8 = 0x3f;
+    /// Within [`CHUNK_MASK`]: read sizes vary pseudo-randomly instead of being fixed.
+    pub const VARIABLE_CHUNKS: u8 = 0x20;
+}
+
+/// The largest message body the deframer oracle accepts, as the server does.
+pub const MAX_BODY: u32 = 4096;
+
+/// A stand-in for the DER ticket key in the link reply; the acceptor only copies it.
+pub const DUMMY_PUB_KEY: [u8; TICKET_PUBKEY_BYTES] = {
+    let mut key = [0u8; TICKET_PUBKEY_BYTES];
+    let mut i = 0;
+    while i < TICKET_PUBKEY_BYTES {
+        key[i] = (i as u8).wrapping_mul(31).wrapping_add(7);
+        i += 1;
+    }
+    key
+};
+
+/// Splits a stream into reads as a socket might deliver it.
+///
+/// The mode is the control byte masked with [`ctl::CHUNK_MASK`]: `0` delivers
+/// everything in one read, `1..=31` uses reads of exactly that many bytes, and
+/// modes with [`ctl::VARIABLE_CHUNKS`] set use sizes drawn from a small
+/// generator seeded by the mode, between 1 and `8 * (mode & 0x1f) + 1` bytes.
+#[derive(Debug, Clone)]
+pub struct Chunks<'a> {
+    rest: &'a [u8],
+    mode: u8,
+    state: u32,
+}
+
+impl<'a> Chunks<'a> {
+    /// Splits `data` according to the low bits of `ctl`.
+    pub fn new(ctl: u8, data: &'a [u8]) -> Self {
+        let mode = ctl & ctl::CHUNK_MASK;
+        Self {
+            rest: data,
+            mode,
+            state: 0x9E37_79B9 ^ u32::from(mode),
+        }
+    }
+
+    fn next_size(&mut self) -> usize {
+        if self.mode == 0 {
+            return self.rest.len();
+        }
+        if self.mode & ctl::VARIABLE_CHUNKS == 0 {
+            return usize::from(self.mode);
+        }
+        // xorshift32
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 17;
+        self.state ^= self.state << 5;
+        let max = 8 * u32::from(self.mode & 0x1f) + 1;
+        (self.state % max) as usize + 1
+    }
+}
+
+impl<'a> Iterator for Chunks<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let size = self.next_size().clamp(1, self.rest.len());
+        let (chunk, rest) = self.rest.split_at(size);
+        self.rest = rest;
+        Some(chunk)
+    }
+}
+
+/// Drives a server-side [`LinkAcceptor`] with a client byte stream.
+///
+/// Requests for known channel types are accepted with [`DUMMY_PUB_KEY`], others
+/// refused with `ChannelNotAvailable`; tickets are answered `Ok` or, with
+/// [`ctl::DENY`], `PermissionDenied`.
+///
+/// Invariants: bytes are consumed only while the link is in progress and all
+/// of a read is consumed unless an event is pending or the link is over; every
+/// reply on the wire is well formed and carries the error the driver is told;
+/// a failed or finished acceptor consumes and emits nothing more; the mini
+/// header is used exactly when both sides offered it.
+pub fn link_acceptor(data: &[u8]) {
+    let Some((&control, stream)) = data.split_first() else {
+        return;
+    };
+    let deny = control & ctl::DENY != 0;
+    let server_common = if control & ctl::SERVER_MINI_HEADER != 0 {
+        Caps::with(&[common_cap::MINI_HEADER])
+    } else {
+        Caps::new()
+    };
+    let channel_caps = Caps::with(&[0, 1, 2, 3]);
+
+    let start = Instant::now();
+    let mut acceptor = LinkAcceptor::new(start, Duration::from_secs(10));
+    let mut chunks = Chunks::new(control, stream);
+    while let Some(chunk) = chunks.next() {
+        let mut rest = chunk;
+        loop {
+            let was_linked = acceptor.is_linked();
+            let result = acceptor.handle_input(rest);
+            let (used, event) = match result {
+                Ok(ok) => ok,
+                Err(failure) => {
+                    check_failure_output(&acceptor.take_output(), &failure);
+                    check_dead(&mut acceptor, rest, chunks);
+                    return;
+                }
+            };
+            assert!(used <= rest.len(), "consumed {used} of {} bytes", rest.len());
+            if was_linked {
+                assert_eq!(used, 0, "a linked acceptor consumed channel bytes");
+                assert!(event.is_none(), "a linked acceptor raised an event");
+            }
+            rest = &rest[used..];
+            match event {
+                None => {
+                    if !acceptor.is_linked() {
+                        assert!(rest.is_empty(), "{} bytes left unread mid-link", rest.len());
+                        assert!(acceptor.take_output().is_empty(), "output without an event");
+                    }
+                    break;
+                }
+                Some(LinkEvent::Request(mess)) => {
+                    assert_eq!(acceptor.client(), Some(&mess), "request differs from client()");
+                    check_link_mess_round_trip(&mess);
+                    if ChannelType::from_u8(mess.channel_type).is_none() {
+                        let failure = acceptor.refuse(LinkError::ChannelNotAvailable, "no such channel");
+                        assert!(acceptor.is_failed());
+                        check_failure_output(&acceptor.take_output(), &failure);
+                        check_dead(&mut acceptor, rest, chunks);
+                        return;
+                    }
+                    acceptor.accept(&server_common, &channel_caps, &DUMMY_PUB_KEY);
+                    check_accept_reply(&acceptor.take_output(), &server_common, &channel_caps);
+                }
+                Some(LinkEvent::Ticket(_ticket)) => {
+                    let result = if deny {
+                        LinkError::PermissionDenied
+                    } else {
+                        LinkError::Ok
+                    };
+                    match acceptor.finish(result, "fuzz ticket check") {
+                        Ok(()) => {
+                            assert!(!deny, "a denied ticket linked");
+                            assert!(acceptor.is_linked() && !acceptor.is_failed());
+                            assert_eq!(acceptor.take_output(), 0u32.to_le_bytes(), "link result");
+                            let client = acceptor.client().expect("a linked acceptor knows its client");
+                            assert_eq!(
+                                acceptor.use_mini_header(),
+                                client.common_caps.has(common_cap::MINI_HEADER)
+                                    && server_common.has(common_cap::MINI_HEADER),
+                                "mini header negotiation"
+                            );
+                        }
+                        Err(failure) => {
+                            assert!(deny, "an accepted ticket failed: {failure}");
+                            assert_eq!(failure.error, LinkError::PermissionDenied);
+                            check_failure_output(&acceptor.take_output(), &failure);
+                            check_dead(&mut acceptor, rest, chunks);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(!acceptor.is_failed(), "failed without reporting it");
+    assert!(!acceptor.is_expired(start), "expired before its deadline");
+    assert_eq!(acceptor.is_expired(acceptor.deadline()), !acceptor.is_linked());
+}
+
+/// After a failure: nothing more is consumed, raised or sent, whatever arrives.
+fn check_dead(acceptor: &mut LinkAcceptor, rest: &[u8], chunks: Chunks<'_>) {
+    assert!(acceptor.is_failed() && !acceptor.is_linked());
+    for chunk in std::iter::once(rest).chain(chunks) {
+        match acceptor.handle_input(chunk) {
+            Ok((0, None)) => {}
+            other => panic!("a failed acceptor went on: {other:?}"),
+        }
+    }
+    acceptor.accept(&Caps::new(), &Caps::new(), &DUMMY_PUB_KEY);
+    assert!(
+        acceptor.take_output().is_empty(),
+        "a failed acceptor sent more bytes"
+    );
+    assert!(acceptor.is_failed());
+}
+
+/// What a failing acceptor sent: nothing, a result word, or a refusal link reply,
+/// carrying the error it reported.
+fn check_failure_output(out: &[u8], failure: &LinkFailure) {
+    assert_ne!(failure.error, LinkError::Ok, "a failure with error Ok");
+    let code = failure.error.code();
+    match out.len() {
+        0 => {}
+        4 => assert_eq!(u32::from_le_bytes([out[0], out[1], out[2], out[3]]), code),
+        n => {
+            assert_eq!(n, LinkHeader::SIZE + LinkReply::FIXED_SIZE, "refusal length");
+            let header = LinkHeader::decode(&mut Reader::new(out)).expect("a whole header");
+            assert_eq!(header, LinkHeader::server(LinkReply::FIXED_SIZE as u32));
+            let (error, key, common, channel) =
+                LinkReply::decode(&out[LinkHeader::SIZE..]).expect("a refusal that parses");
+            assert_eq!(error, code, "refusal error");
+            assert!(key.iter().all(|&b| b == 0), "a refusal with a key");
+            assert!(common.words().is_empty() && channel.words().is_empty());
+        }
+    }
+}
+
+/// The link reply after `accept`: a header and a reply that parse back to what was offered.
+fn check_accept_reply(out: &[u8], server_common: &Caps, channel_caps: &Caps) {
+    let header = LinkHeader::decode(&mut Reader::new(out)).expect("a link reply header");
+    assert_eq!(
+        header.size as usize,
+        out.len() - LinkHeader::SIZE,
+        "link reply size"
+    );
+    let (error, key, common, channel) = LinkReply::decode(&out[LinkHeader::SIZE..]).expect("a link reply");
+    assert_eq!(error, LinkError::Ok.code());
+    assert_eq!(key, DUMMY_PUB_KEY);
+    assert!(common.has(common_cap::PROTOCOL_AUTH_SELECTION) && common.has(common_cap::AUTH_SPICE));
+    assert_eq!(
+        common.has(common_cap::MINI_HEADER),
+        server_common.has(common_cap::MINI_HEADER)
+    );
+    assert_eq!(&channel, channel_caps);
+}
+
+/// Parses link-stage structures: `LinkMess` (must round-trip when it decodes),
+/// `LinkReply` (its caps and key must survive re-encoding) and `LinkHeader`.
+pub fn link_mess(data: &[u8]) {
+    if let Ok(mess) = LinkMess::decode(data) {
+        check_link_mess_round_trip(&mess);
+    }
+    if let Ok((_error, key, common_caps, channel_caps)) = LinkReply::decode(data) {
+        let pub_key: [u8; TICKET_PUBKEY_BYTES] = key.as_slice().try_into().expect("a whole key");
+        let reply = LinkReply {
+            error: LinkError::Ok,
+            pub_key,
+            common_caps,
+            channel_caps,
+        };
+        let mut out = Vec::new();
+        reply.encode_with_header(&mut out);
+        let decoded = LinkReply::decode(&out[LinkHeader::SIZE..]).expect("a re-encoded reply parses");
+        assert_eq!(
+            decoded,
+            (0, key, reply.common_caps, reply.channel_caps),
+            "link reply round trip"
+        );
+    }
+    if let Ok(header) = LinkHeader::decode(&mut Reader::new(data)) {
+        let mut out = Vec::new();
+        header.encode(&mut Writer::new(&mut out));
+        assert_eq!(out, data[..LinkHeader::SIZE], "link header round trip");
+    }
+}
+
+fn check_link_mess_round_trip(mess: &LinkMess) {
+    let mut encoded = Vec::new();
+    mess.encode(&mut Writer::new(&mut encoded));
+    assert_eq!(encoded.len(), mess.encoded_len(), "encoded_len");
+    assert_eq!(
+        LinkMess::decode(&encoded).as_ref(),
+        Ok(mess),
+        "link message round trip"
+    );
+}
+
+/// Frames a stream with both header kinds, delivered in one read and in the
+/// reads chosen by the control byte; each frame is then decoded as a client
+/// message of every channel.
+///
+/// Invariants: splitting the stream does not change the frames or whether an
+/// oversized message is refused; no body exceeds [`MAX_BODY`]; every byte is
+/// either in a frame or still buffered.
+pub fn deframer(data: &[u8]) {
+    let Some((&control, stream)) = data.split_first() else {
+        return;
+    };
+    for kind in [HeaderKind::Full, HeaderKind::Mini] {
+        let whole = run_deframer(kind, Chunks::new(0, stream));
+        let split = run_deframer(kind, Chunks::new(control, stream));
+        assert_eq!(
+            whole, split,
+            "{kind:?} framing depends on how the stream is split"
+        );
+        let (frames, outcome) = whole;
+        if let Ok(buffered) = outcome {
+            let framed: usize = frames.iter().map(|f| kind.size() + f.body.len()).sum();
+            assert_eq!(framed + buffered, stream.len(), "bytes lost by the deframer");
+        }
+        for frame in &frames {
+            assert!(frame.body.len() <= MAX_BODY as usize, "oversized frame");
+            decode_everywhere(frame.msg_type, &frame.body);
+        }
+    }
+}
+
+/// Frames from `chunks`, and either the bytes left buffered or the error that stopped framing.
+fn run_deframer(kind: HeaderKind, chunks: Chunks<'_>) -> (Vec<Frame>, Result<usize, DecodeError>) {
+    let mut deframer = Deframer::new(kind, MAX_BODY);
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        deframer.push(chunk);
+        loop {
+            match deframer.next_frame() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(e) => return (frames, Err(e)),
+            }
+        }
+    }
+    let buffered = deframer.buffered();
+    assert!(
+        buffered < kind.size() + MAX_BODY as usize,
+        "a whole frame left buffered"
+    );
+    (frames, Ok(buffered))
+}
+
+/// Splits an input into a message type and a body.
+///
+/// The first byte picks the type so that the interesting ranges are dense:
+/// `0b0xxx_xxxx` gives `b & 0x1f` (base messages are 1..=6), `0b10xx_xxxx`
+/// gives `101 + (b & 0x1f)` (channel messages start at 101), and `0b11xx_xxxx`
+/// reads the type as a little-endian `u16` from the next two bytes.
+pub fn split_message(data: &[u8]) -> Option<(u16, &[u8])> {
+    let (&b, rest) = data.split_first()?;
+    if b & 0xc0 == 0xc0 {
+        let (ty, body) = rest.split_first_chunk::<2>()?;
+        Some((u16::from_le_bytes(*ty), body))
+    } else if b & 0x80 != 0 {
+        Some((101 + u16::from(b & 0x1f), rest))
+    } else {
+        Some((u16::from(b & 0x1f), rest))
+    }
+}
+
+/// The inverse of [`split_message`]: an oracle input for `msg_type` and `body`.
+pub fn message_input(msg_type: u16, body: &[u8]) -> Vec<u8> {
+    let mut out = match msg_type {
+        0..=0x1f => vec![msg_type as u8],
+        101..=132 => vec![0x80 | (msg_type - 101) as u8],
+        _ => {
+            let [lo, hi] = msg_type.to_le_bytes();
+            vec![0xc0, lo, hi]
+        }
+    };
+    out.extend_from_slice(body);
+    out
+}
+
+/// Checks a channel decoder against the base decoder: base types must decode
+/// (or fail) exactly as `BaseClientMessage` does, other types never as base.
+fn check_against_base<M: std::fmt::Debug>(
+    msg_type: u16,
+    body: &[u8],
+    decoded: &Result<M, DecodeError>,
+    as_base: impl Fn(&M) -> Option<&BaseClientMessage>,
+) {
+    match (BaseClientMessage::decode(msg_type, body), decoded) {
+        (Ok(Some(base)), Ok(msg)) => {
+            assert_eq!(
+                as_base(msg),
+                Some(&base),
+                "type {msg_type}: base message decoded differently"
+            )
+        }
+        (Err(base_err), Err(err)) => assert_eq!(&base_err, err, "type {msg_type}: different base error"),
+        (Ok(None), Ok(msg)) => {
+            assert!(
+                as_base(msg).is_none(),
+                "type {msg_type}: {msg:?} is not a base message"
+            )
+        }
+        (Ok(None), Err(_)) => {}
+        (base, channel) => panic!("type {msg_type}: base decoder says {base:?}, channel decoder {channel:?}"),
+    }
+}
+
+fn check_main(msg_type: u16, body: &[u8]) {
+    let decoded = MainClientMessage::decode(msg_type, body);
+    check_against_base(msg_type, body, &decoded, |m| match m {
+        MainClientMessage::Base(b) => Some(b),
+        _ => None,
+    });
+    match decoded {
+        Ok(MainClientMessage::Unknown(ty) | MainClientMessage::Migration(ty)) => assert_eq!(ty, msg_type),
+        Ok(MainClientMessage::AgentData(data)) => {
+            assert_eq!(data, body);
+            assert!(data.len() <= spice_proto::msg::main::MAX_AGENT_DATA + 64);
+        }
+        _ => {}
+    }
+}
+
+fn check_display(msg_type: u16, body: &[u8]) {
+    let decoded = DisplayClientMessage::decode(msg_type, body);
+    check_against_base(msg_type, body, &decoded, |m| match m {
+        DisplayClientMessage::Base(b) => Some(b),
+        _ => None,
+    });
+    match decoded {
+        Ok(DisplayClientMessage::Unknown(ty)) => assert_eq!(ty, msg_type),
+        Ok(DisplayClientMessage::PreferredVideoCodecType(codecs)) => {
+            assert_eq!(Some(&(codecs.len() as u8)), body.first());
+            assert_eq!(codecs, body[1..=codecs.len()]);
+        }
+        _ => {}
+    }
+}
+
+fn check_cursor(msg_type: u16, body: &[u8]) {
+    let decoded = CursorClientMessage::decode(msg_type, body);
+    check_against_base(msg_type, body, &decoded, |m| match m {
+        CursorClientMessage::Base(b) => Some(b),
+        CursorClientMessage::Unknown(_) => None,
+    });
+    if let Ok(CursorClientMessage::Unknown(ty)) = decoded {
+        assert_eq!(ty, msg_type);
+    }
+}
+
+fn check_inputs(msg_type: u16, body: &[u8]) {
+    let decoded = InputsClientMessage::decode(msg_type, body);
+    check_against_base(msg_type, body, &decoded, |m| match m {
+        InputsClientMessage::Base(b) => Some(b),
+        _ => None,
+    });
+    match decoded {
+        Ok(InputsClientMessage::Unknown(ty)) => assert_eq!(ty, msg_type),
+        Ok(InputsClientMessage::KeyScancode(bytes)) => {
+            assert_eq!(bytes, body);
+            assert!(bytes.len() <= spice_proto::msg::inputs::MAX_SCANCODE_BYTES);
+        }
+        Ok(InputsClientMessage::KeyDown(code) | InputsClientMessage::KeyUp(code)) => {
+            assert!(spice_proto::msg::inputs::scancode_bytes(code).count() <= 4);
+        }
+        _ => {}
+    }
+}
+
+fn decode_everywhere(msg_type: u16, body: &[u8]) {
+    check_main(msg_type, body);
+    check_display(msg_type, body);
+    check_cursor(msg_type, body);
+    check_inputs(msg_type, body);
+}
+
+/// Decodes a main channel client message (input layout: [`split_message`]).
+pub fn main_messages(data: &[u8]) {
+    if let Some((msg_type, body)) = split_message(data) {
+        check_main(msg_type, body);
+    }
+}
+
+/// Decodes a display channel client message (input layout: [`split_message`]).
+pub fn display_messages(data: &[u8]) {
+    if let Some((msg_type, body)) = split_message(data) {
+        check_display(msg_type, body);
+    }
+}
+
+/// Decodes a cursor channel client message (input layout: [`split_message`]).
+pub fn cursor_messages(data: &[u8]) {
+    if let Some((msg_type, body)) = split_message(data) {
+        check_cursor(msg_type, body);
+    }
+}
+
+/// Decodes an inputs channel client message (input layout: [`split_message`]).
+pub fn inputs_messages(data: &[u8]) {
+    if let Some((msg_type, body)) = split_message(data) {
+        check_inputs(msg_type, body);
+    }
+}
+
+/// Decodes the same input with every channel's client decoder, and checks they
+/// agree on base messages.
+pub fn client_messages(data: &[u8]) {
+    if let Some((msg_type, body)) = split_message(data) {
+        decode_everywhere(msg_type, body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_input_inverts_split_message() {
+        for ty in [0u16, 1, 6, 31, 101, 120, 132, 133, 999, u16::MAX] {
+            let input = message_input(ty, b"xy");
+            assert_eq!(split_message(&input), Some((ty, &b"xy"[..])), "type {ty}");
+        }
+    }
+
+    #[test]
+    fn chunks_cover_the_stream_in_order() {
+        let data: Vec<u8> = (0..=255).collect();
+        for control in 0..=ctl::CHUNK_MASK {
+            let chunks: Vec<&[u8]> = Chunks::new(control, &data).collect();
+            assert_eq!(chunks.concat(), data, "mode {control}");
+            assert!(chunks.iter().all(|c| !c.is_empty()));
+            if control == 0 {
+                assert_eq!(chunks.len(), 1);
+            }
+        }
+    }
+}
