@@ -1,0 +1,164 @@
+//! `spice-demo`: a test-card machine served over SPICE.
+//!
+//! It draws a test card with a bouncing square, a clock, the text you type,
+//! the pointer position and the keyboard lock LEDs, and serves it on the
+//! server's built-in loop:
+//!
+//! ```text
+//! cargo run --release -p spice-demo
+//! remote-viewer spice://127.0.0.1:5900
+//! ```
+
+mod canvas;
+mod card;
+mod cursor;
+mod devices;
+mod font;
+mod keyboard;
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Parser;
+use spice_server::display::{MAX_PIXELS, MAX_SIDE};
+use spice_server::{DisplayHandle, ServerBuilder};
+use tracing_subscriber::EnvFilter;
+
+use crate::card::{clock_text, Card, Scene};
+use crate::devices::{DemoKeyboard, DemoMouse, DemoTablet, Inputs, SharedInputs};
+
+/// A test-card machine served over SPICE; watch it with `remote-viewer`.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    addr: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 5900)]
+    port: u16,
+    /// Password clients must give (at most 60 bytes); without it anyone may connect.
+    #[arg(long)]
+    password: Option<String>,
+    /// Picture width in pixels.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SIDE)))]
+    width: u32,
+    /// Picture height in pixels.
+    #[arg(long, default_value_t = 768, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SIDE)))]
+    height: u32,
+    /// Frames per second.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    fps: u32,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        // Logs go to stderr so stdout carries just the line telling the user what to open.
+        .with_writer(std::io::stderr)
+        .init();
+
+    let (width, height) = (args.width, args.height);
+    anyhow::ensure!(
+        u64::from(width) * u64::from(height) <= MAX_PIXELS,
+        "{width}x{height} is more than the server's {MAX_PIXELS} pixels"
+    );
+
+    // The pointer starts in the middle, where server mouse mode puts the cursor too.
+    let (mid_x, mid_y) = ((width / 2) as i32, (height / 2) as i32);
+    let inputs = Inputs::new(mid_x, mid_y).shared();
+    let mut card = Card::new(
+        width,
+        height,
+        &format!("spice-rs test card  {width}x{height} @ {} fps", args.fps),
+    );
+    let display = DisplayHandle::new();
+    // Publish before the server starts so the first client never sees an empty display.
+    card.render(&scene(0, &inputs));
+    display
+        .publish(&card.frame())
+        .context("publishing the first frame")?;
+    display.set_cursor(cursor::arrow().context("building the cursor")?);
+    display.move_cursor(mid_x, mid_y);
+
+    // The keyboard needs the server's handle to report LED changes, but the handle
+    // only exists once the server runs; the cell is filled right after spawning.
+    let server_cell = Arc::new(OnceLock::new());
+    let builder = ServerBuilder::new()
+        .addr(args.addr)
+        .port(args.port)
+        .name("spice-demo test card")
+        .display(display.clone())
+        .keyboard(DemoKeyboard::new(inputs.clone(), server_cell.clone()))
+        .mouse(DemoMouse::new(inputs.clone(), display.clone(), width, height))
+        .tablet(DemoTablet::new(inputs.clone()));
+    let builder = match &args.password {
+        Some(password) => builder.password(password.clone()),
+        None => builder.no_auth(),
+    };
+    let server = builder
+        .spawn()
+        .with_context(|| format!("starting the SPICE server on {}:{}", args.addr, args.port))?;
+    // Only this line sets the cell, so it cannot already be full.
+    let _ = server_cell.set(server.handle());
+
+    let uri = format!("spice://{}", server.local_addr());
+    let auth_note = if args.password.is_some() {
+        "  (it will ask for the password you set)"
+    } else {
+        ""
+    };
+    println!("Open {uri} with: remote-viewer {uri}{auth_note}");
+    tracing::info!(%uri, width, height, fps = args.fps, "serving the test card; Ctrl-C to stop");
+
+    // Runs until the process is killed (Ctrl-C); `server` stays alive meanwhile.
+    render_loop(&mut card, &display, &inputs, args.fps)
+}
+
+/// Redraws the card `fps` times a second and publishes what changed.
+fn render_loop(
+    card: &mut Card,
+    display: &DisplayHandle,
+    inputs: &SharedInputs,
+    fps: u32,
+) -> anyhow::Result<()> {
+    let period = Duration::from_secs(1) / fps;
+    let mut next = Instant::now();
+    let mut tick = 0u64;
+    loop {
+        tick += 1;
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else if now - next > period {
+            // Far behind (e.g. the machine was suspended): skip ahead rather than
+            // rendering a burst of frames nobody will see.
+            next = now;
+        }
+        let damage = card.render(&scene(tick, inputs));
+        if !damage.is_empty() {
+            display
+                .update(&card.frame(), &damage)
+                .context("publishing a frame")?;
+        }
+    }
+}
+
+/// The live parts of frame `tick`: the time now and whatever the devices reported.
+fn scene(tick: u64, inputs: &SharedInputs) -> Scene {
+    let unix_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let inputs = devices::lock(inputs);
+    Scene {
+        tick,
+        clock: clock_text(unix_secs),
+        typed: inputs.typed(),
+        pointer: inputs.pointer_line(),
+        leds: inputs.leds(),
+    }
+}
