@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use spice_server::{DisplayHandle, Keyboard, Leds, Mouse, MouseButtons, ServerHandle, Tablet};
 
@@ -133,14 +133,13 @@ pub fn lock(inputs: &SharedInputs) -> MutexGuard<'_, Inputs> {
 pub struct DemoKeyboard {
     decoder: Decoder,
     inputs: SharedInputs,
-    /// Set once the server is running. LED changes made before that (none are
-    /// expected: no client can type yet) only reach clients through [`Keyboard::leds`].
-    server: Arc<OnceLock<ServerHandle>>,
+    /// Reports LED changes to clients.
+    server: ServerHandle,
 }
 
 impl DemoKeyboard {
     /// A keyboard writing to `inputs` and reporting LED changes through `server`.
-    pub fn new(inputs: SharedInputs, server: Arc<OnceLock<ServerHandle>>) -> Self {
+    pub fn new(inputs: SharedInputs, server: ServerHandle) -> Self {
         Self {
             decoder: Decoder::new(),
             inputs,
@@ -156,9 +155,9 @@ impl Keyboard for DemoKeyboard {
         };
         tracing::debug!(?action, "key");
         lock(&self.inputs).apply(action);
-        if let (Action::Leds(leds), Some(server)) = (action, self.server.get()) {
+        if let Action::Leds(leds) = action {
             // Like a real guest, tell the keyboard (here: the client) to light its LEDs.
-            server.set_keyboard_leds(leds);
+            self.server.set_keyboard_leds(leds);
         }
     }
 
@@ -256,10 +255,7 @@ mod tests {
 
     fn keyboard() -> (DemoKeyboard, SharedInputs) {
         let inputs = Inputs::new(0, 0).shared();
-        (
-            DemoKeyboard::new(inputs.clone(), Arc::new(OnceLock::new())),
-            inputs,
-        )
+        (DemoKeyboard::new(inputs.clone(), ServerHandle::default()), inputs)
     }
 
     #[test]

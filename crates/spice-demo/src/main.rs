@@ -17,7 +17,6 @@ mod font;
 mod keyboard;
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -84,15 +83,15 @@ fn main() -> anyhow::Result<()> {
     display.set_cursor(cursor::arrow().context("building the cursor")?);
     display.move_cursor(mid_x, mid_y);
 
-    // The keyboard needs the server's handle to report LED changes, but the handle
-    // only exists once the server runs; the cell is filled right after spawning.
-    let server_cell = Arc::new(OnceLock::new());
-    let builder = ServerBuilder::new()
+    let builder = ServerBuilder::new();
+    // The keyboard reports LED changes through the server's handle.
+    let handle = builder.handle();
+    let builder = builder
         .addr(args.addr)
         .port(args.port)
         .name("spice-demo test card")
         .display(display.clone())
-        .keyboard(DemoKeyboard::new(inputs.clone(), server_cell.clone()))
+        .keyboard(DemoKeyboard::new(inputs.clone(), handle))
         .mouse(DemoMouse::new(inputs.clone(), display.clone(), width, height))
         .tablet(DemoTablet::new(inputs.clone()));
     let builder = match &args.password {
@@ -102,8 +101,6 @@ fn main() -> anyhow::Result<()> {
     let server = builder
         .spawn()
         .with_context(|| format!("starting the SPICE server on {}:{}", args.addr, args.port))?;
-    // Only this line sets the cell, so it cannot already be full.
-    let _ = server_cell.set(server.handle());
 
     let uri = format!("spice://{}", server.local_addr());
     let auth_note = if args.password.is_some() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::core::Core;
 use crate::display::DisplayHandle;
 use crate::error::ServerError;
+use crate::handle::ServerHandle;
 use crate::runtime::RunningServer;
 use crate::server::Server;
 use crate::vdi::{Keyboard, Mouse, Tablet};
@@ -95,6 +96,7 @@ pub(crate) struct Devices {
 pub struct ServerBuilder {
     config: Config,
     devices: Devices,
+    handle: ServerHandle,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -172,6 +174,13 @@ impl ServerBuilder {
         self
     }
 
+    /// A handle on the server this builder will start. Requests made through it
+    /// before the server starts are carried out once it does, so a device can
+    /// be given a handle (to report keyboard LEDs, say) before it is added.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
     /// Replaces the whole configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -215,12 +224,12 @@ impl ServerBuilder {
     /// callbacks on the calling thread; the returned [`Server`] stops it when dropped.
     pub fn start_on(self, core: Rc<dyn Core>) -> Result<Server, ServerError> {
         self.validate()?;
-        Server::start(core, self.config, self.devices)
+        Server::start(core, self.config, self.devices, self.handle)
     }
 
     /// Starts the server on its own thread with the built-in event loop.
     pub fn spawn(self) -> Result<RunningServer, ServerError> {
         self.validate()?;
-        RunningServer::spawn(self.config, self.devices)
+        RunningServer::spawn(self.config, self.devices, self.handle)
     }
 }

@@ -1,7 +1,10 @@
 //! Requests from the host to a running server, from any thread.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+
+use spice_proto::consts::mouse_mode;
 
 use crate::config::Auth;
 use crate::vdi::Leds;
@@ -16,30 +19,47 @@ pub(crate) enum Command {
     DisconnectClients,
 }
 
+/// State shared between the handles and the main context. Requests made
+/// before the server starts wait in the queue until it does.
 #[derive(Debug)]
 pub(crate) struct HandleShared {
     commands: Mutex<VecDeque<Command>>,
-    waker: Arc<Waker>,
+    waker: Mutex<Option<Arc<Waker>>>,
+    mouse_mode: AtomicU32,
+}
+
+impl Default for HandleShared {
+    fn default() -> Self {
+        Self {
+            commands: Mutex::new(VecDeque::new()),
+            waker: Mutex::new(None),
+            mouse_mode: AtomicU32::new(mouse_mode::SERVER),
+        }
+    }
 }
 
 impl HandleShared {
-    pub(crate) fn new(waker: Arc<Waker>) -> Self {
-        Self {
-            commands: Mutex::new(VecDeque::new()),
-            waker,
-        }
+    /// Connects the handles to a started server.
+    pub(crate) fn attach(&self, waker: Option<Arc<Waker>>) {
+        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = waker;
     }
 
     pub(crate) fn take(&self) -> VecDeque<Command> {
         std::mem::take(&mut *self.commands.lock().unwrap_or_else(|e| e.into_inner()))
     }
+
+    pub(crate) fn publish_mouse_mode(&self, mode: u32) {
+        self.mouse_mode.store(mode, Ordering::Relaxed);
+    }
 }
 
-/// Talks to a running server from any thread; cheap to clone.
+/// Talks to a server from any thread; cheap to clone.
 ///
 /// Requests are carried out on the server's main context shortly after the call
-/// returns, in the order they were made.
-#[derive(Debug, Clone)]
+/// returns, in the order they were made. A handle taken from the builder
+/// ([`crate::ServerBuilder::handle`]) works before the server starts: its
+/// requests wait until it does, so devices can hold one from the outset.
+#[derive(Debug, Clone, Default)]
 pub struct ServerHandle {
     pub(crate) shared: Arc<HandleShared>,
 }
@@ -51,7 +71,22 @@ impl ServerHandle {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back(command);
-        self.shared.waker.wake();
+        if let Some(waker) = self
+            .shared
+            .waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            waker.wake();
+        }
+    }
+
+    /// Whether the server is in server mouse mode (relative motion to the
+    /// [`crate::Mouse`]) rather than client mode (absolute positions to the
+    /// [`crate::Tablet`]) (`spice_server_is_server_mouse`).
+    pub fn is_server_mouse(&self) -> bool {
+        self.shared.mouse_mode.load(Ordering::Relaxed) == mouse_mode::SERVER
     }
 
     /// Tells clients the guest's keyboard LEDs changed (`spice_server_kbd_leds`).

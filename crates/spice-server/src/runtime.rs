@@ -23,7 +23,7 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    pub(crate) fn spawn(config: Config, devices: Devices) -> Result<Self, ServerError> {
+    pub(crate) fn spawn(config: Config, devices: Devices, handle: ServerHandle) -> Result<Self, ServerError> {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("spice-main".into())
@@ -39,7 +39,7 @@ impl RunningServer {
                     }
                 };
                 let core: Rc<dyn Core> = event_loop.clone();
-                let server = match Server::start(core, config, devices) {
+                let server = match Server::start(core, config, devices, handle) {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = tx.send(Err(e));

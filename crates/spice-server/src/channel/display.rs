@@ -27,7 +27,8 @@ use crate::display::{DisplayShared, DisplayState, Surface};
 
 /// Stop producing while this many bytes wait for the socket.
 pub(crate) const MAX_QUEUED_BYTES: usize = 1 << 20;
-/// Largest bitmap in one DRAW_COPY; bigger rectangles go out in horizontal bands.
+/// Largest bitmap in one DRAW_COPY of damage; bigger rectangles go out in
+/// horizontal bands so other messages can interleave.
 pub(crate) const MAX_DRAW_BYTES: usize = 256 * 1024;
 
 /// What the display channel needs from the server.
@@ -134,7 +135,7 @@ impl DisplayChannel {
         }
         let rects = clients.get_mut(&self.key).map(Region::take).unwrap_or_default();
         for rect in rects {
-            self.send_draws(surface, rect);
+            self.send_draws(surface, rect, MAX_DRAW_BYTES);
         }
     }
 
@@ -149,7 +150,13 @@ impl DisplayChannel {
             format: SURFACE_FMT_32_XRGB,
             flags: SURFACE_FLAGS_PRIMARY,
         });
-        self.send_draws(surface, Rect::new(0, 0, surface.width, surface.height));
+        // One image for the whole picture, as the C server sends it: tools such as
+        // spicy-screenshot capture on the first redraw after the surface appears.
+        self.send_draws(
+            surface,
+            Rect::new(0, 0, surface.width, surface.height),
+            usize::MAX,
+        );
         if self.monitors_config {
             self.base.send(&MonitorsConfig {
                 max_allowed: 1,
@@ -167,14 +174,14 @@ impl DisplayChannel {
         self.base.send(&Mark);
     }
 
-    /// Sends `rect` as DRAW_COPYs of at most [`MAX_DRAW_BYTES`] each.
-    fn send_draws(&mut self, surface: &Surface, rect: Rect) {
+    /// Sends `rect` as DRAW_COPYs of at most `max_bytes` of pixels each.
+    fn send_draws(&mut self, surface: &Surface, rect: Rect, max_bytes: usize) {
         let rect = rect.clip(surface.width, surface.height);
         if rect.is_empty() {
             return;
         }
         let row_bytes = rect.width as usize * 4;
-        let band_rows = (MAX_DRAW_BYTES / row_bytes).max(1) as u32;
+        let band_rows = (max_bytes / row_bytes).clamp(1, rect.height as usize) as u32;
         let mut pixels = Vec::new();
         let mut y = rect.y;
         while y < rect.y + rect.height {

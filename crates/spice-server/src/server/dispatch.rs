@@ -109,7 +109,7 @@ impl ServerState {
             return None;
         }
         tracing::debug!(mode = new, "mouse mode changed");
-        self.mouse_mode = new;
+        self.set_mouse_mode(new);
         Some(new)
     }
 

@@ -93,7 +93,12 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    pub(crate) fn start(core: Rc<dyn Core>, config: Config, devices: Devices) -> Result<Self, ServerError> {
+    pub(crate) fn start(
+        core: Rc<dyn Core>,
+        config: Config,
+        devices: Devices,
+        handle: ServerHandle,
+    ) -> Result<Self, ServerError> {
         let addr = SocketAddr::new(config.addr, config.port);
         let listener = TcpListener::bind(addr).map_err(|source| ServerError::Listen { addr, source })?;
         listener.set_nonblocking(true).map_err(|source| ServerError::Io {
@@ -109,7 +114,8 @@ impl Server {
             source,
         })?;
         let waker = Arc::new(waker);
-        let handle = Arc::new(HandleShared::new(waker.clone()));
+        handle.shared.attach(Some(waker.clone()));
+        handle.shared.publish_mouse_mode(mouse_mode::SERVER);
         if let Some(display) = &devices.display {
             display.shared.attach(Some(waker.clone()));
         }
@@ -126,7 +132,7 @@ impl Server {
                 watches: Vec::new(),
                 wake_rx,
                 waker,
-                handle: handle.clone(),
+                handle: handle.shared.clone(),
                 conns: HashMap::new(),
                 next_conn: 1,
                 session: None,
@@ -152,7 +158,7 @@ impl Server {
         tracing::info!(addr = %local_addr, "spice server listening");
         Ok(Self {
             state,
-            handle: ServerHandle { shared: handle },
+            handle,
             local_addr,
         })
     }
@@ -216,6 +222,12 @@ impl ServerState {
             modes |= mouse_mode::CLIENT;
         }
         modes
+    }
+
+    /// Records the mouse mode where handles can read it.
+    fn set_mouse_mode(&mut self, mode: u32) {
+        self.mouse_mode = mode;
+        self.handle.publish_mouse_mode(mode);
     }
 
     fn on_accept(&mut self) {
@@ -414,9 +426,7 @@ impl ServerState {
                 self.close(id, conn);
             }
         }
-        if self.mouse_mode != mouse_mode::SERVER {
-            self.mouse_mode = mouse_mode::SERVER;
-        }
+        self.set_mouse_mode(mouse_mode::SERVER);
     }
 
     fn shutdown(&mut self) {
@@ -435,6 +445,7 @@ impl ServerState {
         if let Some(display) = &self.devices.display {
             display.shared.attach(None);
         }
+        self.handle.attach(None);
         tracing::info!(addr = %self.local_addr, "spice server stopped");
     }
 }
