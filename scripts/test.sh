@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-# spice-gtk through GObject introspection, driven by Debian's /usr/bin/python3.
-ensure_packages python3-gi gir1.2-spiceclientglib-2.0
+# spice-gtk through GObject introspection, driven by Debian's /usr/bin/python3;
+# remote-viewer in a private Xvfb, screenshots through GDK.
+ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0
 ensure_rust
 
 echo "==> cargo fmt --check"
