@@ -337,3 +337,47 @@ fn key_scancode_messages_and_session_identity() {
     assert_eq!(info["mouse_mode"], 2, "client mouse mode with a tablet");
     gtk.quit();
 }
+
+#[test]
+fn devices_and_displays_can_come_and_go_while_a_client_is_connected() {
+    let canvas = Canvas::new(64, 48, 12);
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let (devices, events) = recording();
+    let server = ServerBuilder::new().port(0).display(display).spawn().unwrap();
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(server.local_addr(), None);
+    gtk.wait_inputs_ready(Some(1), T);
+    assert!(server.handle().is_server_mouse());
+
+    // A tablet appears: client mouse mode becomes possible and the client takes it.
+    server.handle().set_tablet(Some(Box::new(devices.clone())));
+    let mode = gtk.wait(T, |v| v["event"] == "mouse-mode" && v["mode"] == 2);
+    assert!(
+        mode.is_some(),
+        "client switched to client mouse mode: {:#?}",
+        gtk.seen
+    );
+    gtk.send(json!({"cmd": "position", "x": 7, "y": 9, "buttons": 0}));
+    assert_eq!(
+        events.wait_for(T, |e| matches!(e, DeviceEvent::Position(..))),
+        Some(DeviceEvent::Position(7, 9, 0))
+    );
+    assert!(!server.handle().is_server_mouse());
+
+    // It goes away again: back to server mode.
+    server.handle().set_tablet(None);
+    assert!(gtk
+        .wait(T, |v| v["event"] == "mouse-mode" && v["mode"] == 1)
+        .is_some());
+
+    // A second display shows up as new channels with their own surface.
+    let second = DisplayHandle::new();
+    let other = Canvas::new(80, 60, 13);
+    other.publish(&second);
+    server.handle().add_display(1, second);
+    let created = gtk.wait(T, |v| v["event"] == "primary-create" && v["width"] == 80);
+    assert!(created.is_some(), "second display's surface: {:#?}", gtk.seen);
+    gtk.quit();
+}

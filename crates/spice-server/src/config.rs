@@ -75,7 +75,8 @@ pub(crate) struct Devices {
     pub(crate) keyboard: Option<Box<dyn Keyboard + Send>>,
     pub(crate) mouse: Option<Box<dyn Mouse + Send>>,
     pub(crate) tablet: Option<Box<dyn Tablet + Send>>,
-    pub(crate) display: Option<DisplayHandle>,
+    /// Displays by channel id.
+    pub(crate) displays: std::collections::BTreeMap<u8, DisplayHandle>,
 }
 
 /// Assembles a server: address, authentication, identity and devices.
@@ -205,9 +206,14 @@ impl ServerBuilder {
         self
     }
 
-    /// Adds the display the host will drive through `display`.
-    pub fn display(mut self, display: DisplayHandle) -> Self {
-        self.devices.display = Some(display);
+    /// Adds the display the host will drive through `display`, as display 0.
+    pub fn display(self, display: DisplayHandle) -> Self {
+        self.display_with_id(0, display)
+    }
+
+    /// Adds a display with channel id `id` (a second monitor, for instance).
+    pub fn display_with_id(mut self, id: u8, display: DisplayHandle) -> Self {
+        self.devices.displays.insert(id, display);
         self
     }
 

@@ -7,16 +7,38 @@ use std::sync::{Arc, Mutex};
 use spice_proto::consts::mouse_mode;
 
 use crate::config::Auth;
-use crate::vdi::Leds;
+use crate::display::DisplayHandle;
+use crate::vdi::{Keyboard, Leds, Mouse, Tablet};
 use crate::waker::Waker;
 
 /// A request queued for the main context.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
     SetLeds(Leds),
+    SetKeyboard(Option<Box<dyn Keyboard + Send>>),
+    SetMouse(Option<Box<dyn Mouse + Send>>),
+    SetTablet(Option<Box<dyn Tablet + Send>>),
+    AddDisplay(u8, DisplayHandle),
+    RemoveDisplay(u8),
     SetAuth(Auth),
     ExpirePassword,
     DisconnectClients,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Self::SetLeds(_) => "SetLeds",
+            Self::SetKeyboard(_) => "SetKeyboard",
+            Self::SetMouse(_) => "SetMouse",
+            Self::SetTablet(_) => "SetTablet",
+            Self::AddDisplay(..) => "AddDisplay",
+            Self::RemoveDisplay(_) => "RemoveDisplay",
+            Self::SetAuth(_) => "SetAuth",
+            Self::ExpirePassword => "ExpirePassword",
+            Self::DisconnectClients => "DisconnectClients",
+        };
+        f.write_str(name)
+    }
 }
 
 /// State shared between the handles and the main context. Requests made
@@ -105,6 +127,33 @@ impl ServerHandle {
     /// until a new one is set (`spice_server_set_ticket(NULL)`).
     pub fn expire_password(&self) {
         self.push(Command::ExpirePassword);
+    }
+
+    /// Attaches or detaches the keyboard while the server runs.
+    pub fn set_keyboard(&self, keyboard: Option<Box<dyn Keyboard + Send>>) {
+        self.push(Command::SetKeyboard(keyboard));
+    }
+
+    /// Attaches or detaches the relative mouse while the server runs.
+    pub fn set_mouse(&self, mouse: Option<Box<dyn Mouse + Send>>) {
+        self.push(Command::SetMouse(mouse));
+    }
+
+    /// Attaches or detaches the tablet while the server runs. Client mouse mode
+    /// is offered exactly while a tablet is attached; a connected client is told.
+    pub fn set_tablet(&self, tablet: Option<Box<dyn Tablet + Send>>) {
+        self.push(Command::SetTablet(tablet));
+    }
+
+    /// Adds a display (with display and cursor channels of channel id `id`)
+    /// while the server runs; a connected client is told about the new channels.
+    pub fn add_display(&self, id: u8, display: DisplayHandle) {
+        self.push(Command::AddDisplay(id, display));
+    }
+
+    /// Removes a display; its clients' display and cursor channels are closed.
+    pub fn remove_display(&self, id: u8) {
+        self.push(Command::RemoveDisplay(id));
     }
 
     /// Disconnects every client.

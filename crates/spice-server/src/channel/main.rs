@@ -37,6 +37,8 @@ pub(crate) struct SessionIntro<'a> {
 #[derive(Debug)]
 pub(crate) struct MainChannel {
     pub(crate) base: ChannelBase,
+    /// The client asked for the channel list; channels added later are announced.
+    pub(crate) attached: bool,
 }
 
 impl MainChannel {
@@ -66,7 +68,10 @@ impl MainChannel {
             }
         }
         base.send_ping(now);
-        Self { base }
+        Self {
+            base,
+            attached: false,
+        }
     }
 
     pub(crate) fn handle(&mut self, frame: &Frame, now: Instant) -> Result<Option<MainEvent>, DecodeError> {
@@ -75,7 +80,10 @@ impl MainChannel {
                 BaseOutcome::Disconnect => Some(MainEvent::Disconnect),
                 BaseOutcome::Continue | BaseOutcome::WindowOpened => None,
             },
-            MainClientMessage::AttachChannels => Some(MainEvent::AttachChannels),
+            MainClientMessage::AttachChannels => {
+                self.attached = true;
+                Some(MainEvent::AttachChannels)
+            }
             MainClientMessage::MouseModeRequest { mode } => Some(MainEvent::MouseModeRequest(mode)),
             MainClientMessage::ClientInfo { cache_size } => {
                 tracing::debug!(cache_size, "client info");

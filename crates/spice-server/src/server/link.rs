@@ -250,9 +250,9 @@ impl ServerState {
     /// Channels this server offers besides main.
     pub(super) fn channel_list(&self) -> Vec<(u8, u8)> {
         let mut list = Vec::new();
-        if self.devices.display.is_some() {
-            list.push((ChannelType::Display as u8, 0));
-            list.push((ChannelType::Cursor as u8, 0));
+        for &id in self.devices.displays.keys() {
+            list.push((ChannelType::Display as u8, id));
+            list.push((ChannelType::Cursor as u8, id));
         }
         list.push((ChannelType::Inputs as u8, 0));
         list
@@ -288,7 +288,7 @@ impl ServerState {
                 &mess.channel_caps,
                 &SessionIntro {
                     session_id,
-                    display_channels: u32::from(self.devices.display.is_some()),
+                    display_channels: self.devices.displays.len() as u32,
                     supported_mouse_modes: self.supported_mouse_modes(),
                     current_mouse_mode: self.mouse_mode,
                     multi_media_time: self.mm_time(now).wrapping_sub(400),
@@ -298,7 +298,7 @@ impl ServerState {
                 now,
             )),
             ChannelType::Display => {
-                let Some(display) = &self.devices.display else {
+                let Some(display) = self.devices.displays.get(&mess.channel_id) else {
                     return;
                 };
                 Channel::Display(DisplayChannel::start(
@@ -309,7 +309,7 @@ impl ServerState {
                 ))
             }
             ChannelType::Cursor => {
-                let Some(display) = &self.devices.display else {
+                let Some(display) = self.devices.displays.get(&mess.channel_id) else {
                     return;
                 };
                 Channel::Cursor(CursorChannel::start(base, &display.shared))

@@ -18,9 +18,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use spice_proto::consts::mouse_mode;
+use spice_proto::ChannelType;
 
 use crate::config::{Auth, Config, Devices};
 use crate::core::{ChannelEvent, Core, Interest, WatchId};
+use crate::display::DisplayHandle;
 use crate::error::ServerError;
 use crate::handle::{HandleShared, ServerHandle};
 use crate::waker::{waker_pair, WakeReceiver, Waker};
@@ -116,7 +118,7 @@ impl Server {
         let waker = Arc::new(waker);
         handle.shared.attach(Some(waker.clone()));
         handle.shared.publish_mouse_mode(mouse_mode::SERVER);
-        if let Some(display) = &devices.display {
+        for display in devices.displays.values() {
             display.shared.attach(Some(waker.clone()));
         }
         let now = Instant::now();
@@ -224,6 +226,80 @@ impl ServerState {
         modes
     }
 
+    fn set_tablet(&mut self, tablet: Option<Box<dyn crate::vdi::Tablet + Send>>) {
+        self.devices.tablet = tablet;
+        if let (Some(tablet), Some((w, h))) = (self.devices.tablet.as_mut(), self.logical_size) {
+            tablet.set_logical_size(w, h);
+        }
+        let supported = self.supported_mouse_modes();
+        if supported & self.mouse_mode == 0 {
+            self.set_mouse_mode(mouse_mode::SERVER);
+        }
+        let current = self.mouse_mode;
+        self.with_main(|main| main.send_mouse_mode(supported, current));
+    }
+
+    fn add_display(&mut self, id: u8, display: DisplayHandle) {
+        display.shared.attach(Some(self.waker.clone()));
+        if let Some(old) = self.devices.displays.insert(id, display) {
+            old.shared.attach(None);
+            self.close_channels_of_display(id);
+            return;
+        }
+        let new = vec![(ChannelType::Display as u8, id), (ChannelType::Cursor as u8, id)];
+        self.with_main(|main| {
+            if main.attached {
+                main.send_channels_list(new.clone());
+            }
+        });
+    }
+
+    fn remove_display(&mut self, id: u8) {
+        if let Some(old) = self.devices.displays.remove(&id) {
+            old.shared.attach(None);
+        }
+        self.close_channels_of_display(id);
+    }
+
+    fn close_channels_of_display(&mut self, id: u8) {
+        let doomed: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                matches!(c.phase, Phase::Linked { .. })
+                    && c.info.channel_id == id
+                    && matches!(
+                        ChannelType::from_u8(c.info.channel_type),
+                        Some(ChannelType::Display | ChannelType::Cursor)
+                    )
+            })
+            .map(|(&k, _)| k)
+            .collect();
+        for k in doomed {
+            if let Some(conn) = self.conns.remove(&k) {
+                self.close(k, conn);
+            }
+        }
+    }
+
+    /// Runs `f` on the session's main channel, if there is one.
+    fn with_main(&mut self, f: impl FnOnce(&mut crate::channel::main::MainChannel)) {
+        let Some(main) = self.session.as_ref().map(|s| s.main) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(&main) else {
+            return;
+        };
+        if let Phase::Linked {
+            channel: conn::Channel::Main(m),
+            ..
+        } = &mut conn.phase
+        {
+            f(m);
+        }
+        self.with_conn(main, |s, conn| s.pump(conn));
+    }
+
     /// Records the mouse mode where handles can read it.
     fn set_mouse_mode(&mut self, mode: u32) {
         self.mouse_mode = mode;
@@ -249,7 +325,7 @@ impl ServerState {
         for command in self.handle.take() {
             self.apply(command);
         }
-        if let Some(display) = &self.devices.display {
+        if let Some(display) = self.devices.displays.get(&0) {
             let size = display.size();
             if size.is_some() && size != self.logical_size {
                 self.logical_size = size;
@@ -278,6 +354,11 @@ impl ServerState {
                     }
                 }
             }
+            Command::SetKeyboard(keyboard) => self.devices.keyboard = keyboard,
+            Command::SetMouse(mouse) => self.devices.mouse = mouse,
+            Command::SetTablet(tablet) => self.set_tablet(tablet),
+            Command::AddDisplay(id, display) => self.add_display(id, display),
+            Command::RemoveDisplay(id) => self.remove_display(id),
             Command::SetAuth(auth) => {
                 if let Auth::Password { password, .. } = &auth {
                     if password.len() > spice_proto::consts::MAX_PASSWORD_LENGTH {
@@ -356,7 +437,8 @@ impl ServerState {
     /// socket, re-arming the watch for writability if the socket is full.
     fn pump(&mut self, conn: &mut Conn) -> bool {
         for _ in 0..64 {
-            if let (Phase::Linked { channel, .. }, Some(display)) = (&mut conn.phase, &self.devices.display) {
+            let display = self.devices.displays.get(&conn.info.channel_id);
+            if let (Phase::Linked { channel, .. }, Some(display)) = (&mut conn.phase, display) {
                 match channel {
                     conn::Channel::Display(d) => d.produce(&display.shared),
                     conn::Channel::Cursor(c) => c.produce(&display.shared),
@@ -397,7 +479,8 @@ impl ServerState {
             Phase::Linked {
                 session_id, channel, ..
             } => {
-                if let (conn::Channel::Display(d), Some(display)) = (channel, &self.devices.display) {
+                let display = self.devices.displays.get(&conn.info.channel_id);
+                if let (conn::Channel::Display(d), Some(display)) = (channel, display) {
                     d.detach(&display.shared);
                 }
                 self.core.channel_event(ChannelEvent::Disconnected, &conn.info);
@@ -442,7 +525,7 @@ impl ServerState {
         for watch in self.watches.drain(..) {
             self.core.remove_watch(watch);
         }
-        if let Some(display) = &self.devices.display {
+        for display in self.devices.displays.values() {
             display.shared.attach(None);
         }
         self.handle.attach(None);
