@@ -126,11 +126,32 @@ impl RawClient {
         mini: bool,
         channel_caps: &[u32],
     ) -> Result<Self, LinkOutcome> {
+        let stream = TcpStream::connect(addr).map_err(|_| LinkOutcome::Closed("connect"))?;
+        Self::link_on(
+            stream,
+            channel,
+            channel_id,
+            connection_id,
+            password,
+            mini,
+            channel_caps,
+        )
+    }
+
+    /// Links a channel over an already connected socket.
+    pub fn link_on(
+        mut stream: TcpStream,
+        channel: ChannelType,
+        channel_id: u8,
+        connection_id: u32,
+        password: &str,
+        mini: bool,
+        channel_caps: &[u32],
+    ) -> Result<Self, LinkOutcome> {
         let mut common = vec![common_cap::PROTOCOL_AUTH_SELECTION, common_cap::AUTH_SPICE];
         if mini {
             common.push(common_cap::MINI_HEADER);
         }
-        let mut stream = TcpStream::connect(addr).map_err(|_| LinkOutcome::Closed("connect"))?;
         stream
             .write_all(&link_request_with_caps(
                 channel,

@@ -357,3 +357,33 @@ fn monitors_config_describes_the_surface() {
         "monitor 0 on surface 0, 320x200 at 0,0"
     );
 }
+
+#[test]
+fn empty_password_refuses_everyone() {
+    let (s, _) = server(|b| b.password(""));
+    assert_eq!(
+        RawClient::link(s.local_addr(), ChannelType::Main, 0, 0, "").err(),
+        Some(LinkOutcome::ResultError(LinkError::PermissionDenied.code()))
+    );
+}
+
+#[test]
+fn host_can_hand_over_clients_without_a_listening_socket() {
+    let (s, _) = server(|b| b.no_listen().password("secret"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Authentication waived for a socket the host vouches for.
+    let client = TcpStream::connect(addr).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    s.handle().add_client(accepted, true);
+    let mut main = RawClient::link_on(client, ChannelType::Main, 0, 0, "wrong", true, &[]).expect("links");
+    assert!(main.recv_type(main::server_type::INIT, T).is_some());
+    // Without the waiver the password still counts.
+    let client = TcpStream::connect(addr).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    s.handle().add_client(accepted, false);
+    assert_eq!(
+        RawClient::link_on(client, ChannelType::Main, 0, 0, "wrong", true, &[]).err(),
+        Some(LinkOutcome::ResultError(LinkError::PermissionDenied.code()))
+    );
+}

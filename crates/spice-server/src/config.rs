@@ -46,6 +46,9 @@ pub struct Config {
     pub addr: IpAddr,
     /// Port to listen on; 0 picks a free one (see [`Server::local_addr`]).
     pub port: u16,
+    /// Whether to listen at all. Without a listening socket, clients arrive
+    /// only through [`crate::ServerHandle::add_client`].
+    pub listen: bool,
     /// Authentication mode.
     pub auth: Auth,
     /// VM name shown by clients.
@@ -61,6 +64,7 @@ impl Default for Config {
         Self {
             addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 5900,
+            listen: true,
             auth: Auth::None,
             name: None,
             uuid: None,
@@ -126,6 +130,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Opens no listening socket; clients are handed over with
+    /// [`crate::ServerHandle::add_client`] (QEMU's local-only mode).
+    pub fn no_listen(mut self) -> Self {
+        self.config.listen = false;
+        self
+    }
+
     /// Listen address and port together.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.config.addr = addr.ip();
@@ -139,7 +150,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Require a password (a SPICE ticket).
+    /// Require a password (a SPICE ticket). An empty password refuses every
+    /// client, like the C server's default of ticketing without a ticket.
     pub fn password(mut self, password: impl Into<String>) -> Self {
         self.config.auth = Auth::Password {
             password: password.into(),

@@ -14,6 +14,10 @@ use crate::waker::Waker;
 /// A request queued for the main context.
 pub(crate) enum Command {
     SetLeds(Leds),
+    AddClient {
+        stream: std::net::TcpStream,
+        skip_auth: bool,
+    },
     SetKeyboard(Option<Box<dyn Keyboard + Send>>),
     SetMouse(Option<Box<dyn Mouse + Send>>),
     SetTablet(Option<Box<dyn Tablet + Send>>),
@@ -28,6 +32,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match self {
             Self::SetLeds(_) => "SetLeds",
+            Self::AddClient { .. } => "AddClient",
             Self::SetKeyboard(_) => "SetKeyboard",
             Self::SetMouse(_) => "SetMouse",
             Self::SetTablet(_) => "SetTablet",
@@ -127,6 +132,12 @@ impl ServerHandle {
     /// until a new one is set (`spice_server_set_ticket(NULL)`).
     pub fn expire_password(&self) {
         self.push(Command::ExpirePassword);
+    }
+
+    /// Serves a client on a socket the host accepted itself
+    /// (`spice_server_add_client`). With `skip_auth` its links need no password.
+    pub fn add_client(&self, stream: std::net::TcpStream, skip_auth: bool) {
+        self.push(Command::AddClient { stream, skip_auth });
     }
 
     /// Attaches or detaches the keyboard while the server runs.

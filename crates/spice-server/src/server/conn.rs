@@ -40,6 +40,8 @@ pub(crate) enum Phase {
     Linking {
         acceptor: LinkAcceptor,
         key: Option<Box<TicketKey>>,
+        /// Handed over by the host with authentication waived.
+        skip_auth: bool,
         timer: TimerId,
         out: OutBuf,
     },

@@ -28,7 +28,7 @@ fn max_client_message(channel: ChannelType) -> u32 {
 }
 
 impl ServerState {
-    pub(super) fn add_link(&mut self, stream: TcpStream, peer: SocketAddr) {
+    pub(super) fn add_link(&mut self, stream: TcpStream, peer: SocketAddr, skip_auth: bool) {
         if let Err(e) = stream.set_nonblocking(true) {
             tracing::warn!(%peer, error = %e, "cannot make client socket non-blocking");
             return;
@@ -61,6 +61,7 @@ impl ServerState {
                 phase: Phase::Linking {
                     acceptor: LinkAcceptor::new(now, self.config.link_timeout),
                     key: None,
+                    skip_auth,
                     timer,
                     out: OutBuf::default(),
                 },
@@ -159,11 +160,12 @@ impl ServerState {
             key,
             out,
             timer,
+            skip_auth,
         } = &mut conn.phase
         else {
             return false;
         };
-        let verdict = self.check_link(key.as_deref(), ticket, acceptor.client(), now);
+        let verdict = self.check_link(key.as_deref(), ticket, acceptor.client(), *skip_auth, now);
         let finished = match verdict {
             Ok(()) => acceptor.finish(LinkError::Ok, ""),
             Err((error, reason)) => acceptor.finish(error, reason),
@@ -199,6 +201,7 @@ impl ServerState {
         key: Option<&TicketKey>,
         ticket: &[u8; spice_proto::consts::TICKET_BYTES],
         client: Option<&LinkMess>,
+        skip_auth: bool,
         now: Instant,
     ) -> Result<(), (LinkError, String)> {
         let denied = |reason: &str| Err((LinkError::PermissionDenied, reason.to_owned()));
@@ -212,7 +215,10 @@ impl ServerState {
         let Ok(password) = key.decrypt(&mut getrandom::SysRng, ticket) else {
             return denied("ticket does not decrypt");
         };
-        if let Some(expected) = &self.ticket {
+        if let (Some(expected), false) = (&self.ticket, skip_auth) {
+            if expected.password.is_empty() {
+                return denied("ticketing is enabled but no password is set");
+            }
             if expected.expires.is_some_and(|t| now >= t) {
                 return denied("ticket expired");
             }

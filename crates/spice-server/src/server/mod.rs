@@ -61,7 +61,7 @@ pub(crate) struct ServerState {
     this: Weak<RefCell<ServerState>>,
     config: Config,
     epoch: Instant,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     local_addr: SocketAddr,
     watches: Vec<WatchId>,
     wake_rx: WakeReceiver,
@@ -102,15 +102,20 @@ impl Server {
         handle: ServerHandle,
     ) -> Result<Self, ServerError> {
         let addr = SocketAddr::new(config.addr, config.port);
-        let listener = TcpListener::bind(addr).map_err(|source| ServerError::Listen { addr, source })?;
-        listener.set_nonblocking(true).map_err(|source| ServerError::Io {
-            what: "listening socket",
-            source,
-        })?;
-        let local_addr = listener.local_addr().map_err(|source| ServerError::Io {
-            what: "listening socket",
-            source,
-        })?;
+        let (listener, local_addr) = if config.listen {
+            let listener = TcpListener::bind(addr).map_err(|source| ServerError::Listen { addr, source })?;
+            listener.set_nonblocking(true).map_err(|source| ServerError::Io {
+                what: "listening socket",
+                source,
+            })?;
+            let local_addr = listener.local_addr().map_err(|source| ServerError::Io {
+                what: "listening socket",
+                source,
+            })?;
+            (Some(listener), local_addr)
+        } else {
+            (None, addr)
+        };
         let (waker, wake_rx) = waker_pair().map_err(|source| ServerError::Io {
             what: "wake-up socket",
             source,
@@ -147,17 +152,21 @@ impl Server {
         });
         {
             let mut s = state.borrow_mut();
-            let listen_fd = s.listener.as_raw_fd();
-            let accept = s.callback(|s, _| s.on_accept());
-            let listen_watch = core.add_watch(listen_fd, Interest::READ, accept);
             let wake_fd = s.wake_rx.fd();
             let wake = s.callback(|s, _| s.on_wakeup());
-            let wake_watch = core.add_watch(wake_fd, Interest::READ, wake);
-            s.watches = vec![listen_watch, wake_watch];
+            s.watches = vec![core.add_watch(wake_fd, Interest::READ, wake)];
+            if let Some(listen_fd) = s.listener.as_ref().map(|l| l.as_raw_fd()) {
+                let accept = s.callback(|s, _| s.on_accept());
+                s.watches.push(core.add_watch(listen_fd, Interest::READ, accept));
+            }
             // Pick up a display published before the server started.
             s.on_wakeup();
         }
-        tracing::info!(addr = %local_addr, "spice server listening");
+        if state.borrow().listener.is_some() {
+            tracing::info!(addr = %local_addr, "spice server listening");
+        } else {
+            tracing::info!("spice server started without a listening socket");
+        }
         Ok(Self {
             state,
             handle,
@@ -165,7 +174,8 @@ impl Server {
         })
     }
 
-    /// The address clients connect to.
+    /// The address clients connect to (the configured one, port included, when
+    /// the server does not listen).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -308,8 +318,9 @@ impl ServerState {
 
     fn on_accept(&mut self) {
         loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => self.add_link(stream, peer),
+            let Some(listener) = &self.listener else { return };
+            match listener.accept() {
+                Ok((stream, peer)) => self.add_link(stream, peer, false),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -354,6 +365,10 @@ impl ServerState {
                     }
                 }
             }
+            Command::AddClient { stream, skip_auth } => match stream.peer_addr() {
+                Ok(peer) => self.add_link(stream, peer, skip_auth),
+                Err(e) => tracing::warn!(error = %e, "handed-over client socket is not connected"),
+            },
             Command::SetKeyboard(keyboard) => self.devices.keyboard = keyboard,
             Command::SetMouse(mouse) => self.devices.mouse = mouse,
             Command::SetTablet(tablet) => self.set_tablet(tablet),
