@@ -249,6 +249,58 @@ impl DisplayHandle {
         Ok(())
     }
 
+    /// Starts a new, black picture of `width × height` (a resize, even to the same size).
+    pub fn resize(&self, width: u32, height: u32) -> Result<(), DisplayError> {
+        let pixels = u64::from(width) * u64::from(height);
+        if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE || pixels > MAX_PIXELS {
+            return Err(DisplayError::FrameSize { width, height });
+        }
+        {
+            let mut state = self.shared.lock();
+            state.surface = Some(Surface {
+                width,
+                height,
+                pixels: vec![0; width as usize * height as usize * 4],
+            });
+            state.generation += 1;
+        }
+        self.shared.wake();
+        Ok(())
+    }
+
+    /// Removes the picture; clients keep their last one until a new one is published.
+    pub fn clear(&self) {
+        self.shared.lock().surface = None;
+    }
+
+    /// Copies `image` into the picture with its top-left corner at `(x, y)`,
+    /// clipped to the picture, and reports that area as damaged. Does nothing
+    /// if there is no picture yet.
+    pub fn draw(&self, x: u32, y: u32, image: &Frame<'_>) -> Result<(), DisplayError> {
+        image.validate()?;
+        {
+            let mut state = self.shared.lock();
+            let DisplayState { surface, clients, .. } = &mut *state;
+            let Some(surface) = surface.as_mut() else { return Ok(()) };
+            let area = Rect::new(x, y, image.width, image.height).clip(surface.width, surface.height);
+            if area.is_empty() {
+                return Ok(());
+            }
+            let stride = surface.stride();
+            let row_bytes = area.width as usize * 4;
+            for row in 0..area.height as usize {
+                let src = row * image.stride;
+                let dst = (area.y as usize + row) * stride + area.x as usize * 4;
+                surface.pixels[dst..dst + row_bytes].copy_from_slice(&image.data[src..src + row_bytes]);
+            }
+            for region in clients.values_mut() {
+                region.add(area);
+            }
+        }
+        self.shared.wake();
+        Ok(())
+    }
+
     /// The current picture size, if a frame was published.
     pub fn size(&self) -> Option<(u32, u32)> {
         self.shared.lock().surface.as_ref().map(|s| (s.width, s.height))
@@ -345,6 +397,22 @@ mod tests {
         .unwrap();
         assert_eq!(d.shared.lock().generation, g1 + 1);
         assert_eq!(d.size(), Some((1, 1)));
+    }
+
+    #[test]
+    fn draw_blits_at_a_position_and_clips() {
+        let d = DisplayHandle::new();
+        d.resize(4, 3).unwrap();
+        d.shared.lock().clients.insert(7, Region::new());
+        let img = frame(3, 2, 5);
+        d.draw(2, 2, &Frame { width: 3, height: 2, stride: 12, data: &img }).unwrap();
+        let (_, _, px) = d.snapshot().unwrap();
+        let at = |x: usize, y: usize| px[(y * 4 + x) * 4];
+        assert_eq!((at(1, 2), at(2, 2), at(3, 2), at(2, 1)), (0, 5, 5, 0));
+        assert_eq!(d.shared.lock().clients[&7].rects(), &[Rect::new(2, 2, 2, 1)]);
+        d.clear();
+        assert_eq!(d.size(), None);
+        d.draw(0, 0, &Frame { width: 3, height: 2, stride: 12, data: &img }).unwrap();
     }
 
     #[test]
