@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use spice_server::{DisplayHandle, Keyboard, Leds, Mouse, MouseButtons, ServerHandle, Tablet};
 
 use crate::keyboard::{Action, Decoder};
+use crate::tone::Beeper;
 
 /// How many typed characters the card keeps.
 pub const TYPED_KEEP: usize = 40;
@@ -135,6 +136,8 @@ pub struct DemoKeyboard {
     inputs: SharedInputs,
     /// Reports LED changes to clients.
     server: ServerHandle,
+    /// Sounds a tone for each typed character.
+    beeper: Option<Beeper>,
 }
 
 impl DemoKeyboard {
@@ -144,7 +147,14 @@ impl DemoKeyboard {
             decoder: Decoder::new(),
             inputs,
             server,
+            beeper: None,
         }
+    }
+
+    /// Plays a tone through `beeper` whenever a character is typed.
+    pub fn with_beeper(mut self, beeper: Beeper) -> Self {
+        self.beeper = Some(beeper);
+        self
     }
 }
 
@@ -155,6 +165,9 @@ impl Keyboard for DemoKeyboard {
         };
         tracing::debug!(?action, "key");
         lock(&self.inputs).apply(action);
+        if let (Action::Char(_), Some(beeper)) = (action, &self.beeper) {
+            beeper.beep();
+        }
         if let Action::Leds(leds) = action {
             // Like a real guest, tell the keyboard (here: the client) to light its LEDs.
             self.server.set_keyboard_leds(leds);

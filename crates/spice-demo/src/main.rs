@@ -1,8 +1,8 @@
 //! `spice-demo`: a test-card machine served over SPICE.
 //!
 //! It draws a test card with a bouncing square, a clock, the text you type,
-//! the pointer position and the keyboard lock LEDs, and serves it on the
-//! server's built-in loop:
+//! the pointer position and the keyboard lock LEDs, beeps (440 Hz, 150 ms)
+//! for every character typed, and serves it on the server's built-in loop:
 //!
 //! ```text
 //! cargo run --release -p spice-demo
@@ -15,6 +15,7 @@ mod cursor;
 mod devices;
 mod font;
 mod keyboard;
+mod tone;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,11 +23,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::Parser;
 use spice_server::display::{MAX_PIXELS, MAX_SIDE};
-use spice_server::{DisplayHandle, ServerBuilder};
+use spice_server::{DisplayHandle, PlaybackHandle, ServerBuilder};
 use tracing_subscriber::EnvFilter;
 
 use crate::card::{clock_text, Card, Scene};
 use crate::devices::{DemoKeyboard, DemoMouse, DemoTablet, Inputs, SharedInputs};
+use crate::tone::Beeper;
 
 /// A test-card machine served over SPICE; watch it with `remote-viewer`.
 #[derive(Debug, Parser)]
@@ -83,6 +85,10 @@ fn main() -> anyhow::Result<()> {
     display.set_cursor(cursor::arrow().context("building the cursor")?);
     display.move_cursor(mid_x, mid_y);
 
+    // Typed characters sound a short tone on the client's speakers.
+    let playback = PlaybackHandle::new();
+    let beeper = Beeper::spawn(playback.clone()).context("starting the tone player")?;
+
     let builder = ServerBuilder::new();
     // The keyboard reports LED changes through the server's handle.
     let handle = builder.handle();
@@ -91,7 +97,8 @@ fn main() -> anyhow::Result<()> {
         .port(args.port)
         .name("spice-demo test card")
         .display(display.clone())
-        .keyboard(DemoKeyboard::new(inputs.clone(), handle))
+        .playback(playback)
+        .keyboard(DemoKeyboard::new(inputs.clone(), handle).with_beeper(beeper))
         .mouse(DemoMouse::new(inputs.clone(), display.clone(), width, height))
         .tablet(DemoTablet::new(inputs.clone()));
     let builder = match &args.password {

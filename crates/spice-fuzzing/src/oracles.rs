@@ -25,6 +25,8 @@ use spice_proto::msg::cursor::CursorClientMessage;
 use spice_proto::msg::display::DisplayClientMessage;
 use spice_proto::msg::inputs::InputsClientMessage;
 use spice_proto::msg::main::MainClientMessage;
+use spice_proto::msg::playback::PlaybackClientMessage;
+use spice_proto::msg::record::RecordClientMessage;
 use spice_proto::wire::{Reader, Writer};
 use spice_proto::{DecodeError, LinkAcceptor, LinkEvent, LinkFailure};
 
@@ -482,11 +484,40 @@ fn check_inputs(msg_type: u16, body: &[u8]) {
     }
 }
 
+fn check_playback(msg_type: u16, body: &[u8]) {
+    let decoded = PlaybackClientMessage::decode(msg_type, body);
+    check_against_base(msg_type, body, &decoded, |m| match m {
+        PlaybackClientMessage::Base(b) => Some(b),
+        PlaybackClientMessage::Unknown(_) => None,
+    });
+    if let Ok(PlaybackClientMessage::Unknown(ty)) = decoded {
+        assert_eq!(ty, msg_type);
+    }
+}
+
+fn check_record(msg_type: u16, body: &[u8]) {
+    let decoded = RecordClientMessage::decode(msg_type, body);
+    check_against_base(msg_type, body, &decoded, |m| match m {
+        RecordClientMessage::Base(b) => Some(b),
+        _ => None,
+    });
+    match decoded {
+        Ok(RecordClientMessage::Unknown(ty)) => assert_eq!(ty, msg_type),
+        Ok(RecordClientMessage::Data { data, .. } | RecordClientMessage::Mode { data, .. }) => {
+            assert!(body.ends_with(data));
+            assert!(data.len() <= spice_proto::msg::record::MAX_RECORD_DATA);
+        }
+        _ => {}
+    }
+}
+
 fn decode_everywhere(msg_type: u16, body: &[u8]) {
     check_main(msg_type, body);
     check_display(msg_type, body);
     check_cursor(msg_type, body);
     check_inputs(msg_type, body);
+    check_playback(msg_type, body);
+    check_record(msg_type, body);
 }
 
 /// Decodes a main channel client message (input layout: [`split_message`]).

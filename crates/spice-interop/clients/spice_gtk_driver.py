@@ -19,15 +19,21 @@ Commands:
   {"cmd": "set_key_locks", "locks": 2}
   {"cmd": "disconnect"}
   {"cmd": "quit"}
+Audio (connect with "audio": true to set the session's enable-audio):
+  {"cmd": "playback_dump", "path": "/tmp/x.pcm"} PCM received so far (then cleared)
+  {"cmd": "record_send", "hex": "0100ff7f", "time": 0}  PCM for the record channel
 Events: ready, channel-new, channel-event, primary-create, primary-destroy,
 invalidate, mark, mouse-mode, key-modifiers, cursor-set, cursor-hide,
-cursor-move, dumped, error.
+cursor-move, dumped, error; with audio: playback-start, playback-data,
+playback-stop, playback-volume, playback-mute, playback-dumped, record-start,
+record-stop, record-sent.
 """
 
 import ctypes
 import json
 import os
 import sys
+import zlib
 
 import gi
 
@@ -55,15 +61,19 @@ class Driver:
         self.inputs = None
         self.display = None
         self.primary = None  # (width, height, stride, address)
+        self.record = None
+        self.playback_pcm = bytearray()
 
     # ---- client side -------------------------------------------------------
 
-    def connect(self, uri, password=None):
+    def connect(self, uri, password=None, audio=False):
         self.session = Spice.Session()
         self.session.set_property("uri", uri)
         if password is not None:
             self.session.set_property("password", password)
-        self.session.set_property("enable-audio", False)
+        # Audio channels exist only with enable-audio; no audio device is needed
+        # because no SpiceAudio backend is attached: the signals come to us.
+        self.session.set_property("enable-audio", bool(audio))
         on(self.session, "channel-new", self.on_channel_new)
         on(self.session, "disconnected", lambda s: emit("session-disconnected"))
         if not Spice.Session.connect(self.session):
@@ -89,6 +99,16 @@ class Driver:
             on(channel, "cursor-set", self.on_cursor_set)
             on(channel, "cursor-hide", lambda ch: emit("cursor-hide"))
             on(channel, "cursor-move", lambda ch, x, y: emit("cursor-move", x=x, y=y))
+        elif isinstance(channel, Spice.PlaybackChannel):
+            on(channel, "playback-start", self.on_playback_start)
+            on(channel, "playback-data", self.on_playback_data)
+            on(channel, "playback-stop", lambda ch: emit("playback-stop"))
+            on(channel, "notify::volume", self.on_volume)
+            on(channel, "notify::mute", lambda ch, _: emit("playback-mute", mute=ch.get_property("mute")))
+        elif isinstance(channel, Spice.RecordChannel):
+            self.record = channel
+            on(channel, "record-start", self.on_record_start)
+            on(channel, "record-stop", lambda ch: emit("record-stop"))
         Spice.Channel.connect(channel)
 
     def on_channel_event(self, channel, event):
@@ -119,6 +139,25 @@ class Driver:
     def on_invalidate(self, channel, x, y, w, h):
         emit("invalidate", x=x, y=y, w=w, h=h)
 
+    def on_playback_start(self, channel, fmt, channels, rate):
+        emit("playback-start", format=fmt, channels=channels, rate=rate)
+
+    def on_playback_data(self, channel, address, size):
+        # The pointer is valid only during the signal: copy the PCM now.
+        data = ctypes.string_at(address, size)
+        self.playback_pcm += data
+        emit("playback-data", bytes=size, crc32=zlib.crc32(data), total=len(self.playback_pcm))
+
+    def on_volume(self, channel, _pspec):
+        # "volume" is a pointer to "nchannels" guint16 levels.
+        count = channel.get_property("nchannels")
+        address = channel.get_property("volume")
+        levels = list(ctypes.cast(address, ctypes.POINTER(ctypes.c_uint16))[:count]) if address else []
+        emit("playback-volume", volume=levels)
+
+    def on_record_start(self, channel, fmt, channels, rate):
+        emit("record-start", format=fmt, channels=channels, rate=rate)
+
     # ---- commands ----------------------------------------------------------
 
     def dump(self, path):
@@ -134,7 +173,7 @@ class Driver:
     def command(self, cmd):
         name = cmd["cmd"]
         if name == "connect":
-            self.connect(cmd["uri"], cmd.get("password"))
+            self.connect(cmd["uri"], cmd.get("password"), cmd.get("audio", False))
         elif name == "dump":
             self.dump(cmd["path"])
         elif name in ("key_press", "key_release"):
@@ -158,6 +197,18 @@ class Driver:
             )
         elif name == "set_key_locks":
             Spice.InputsChannel.set_key_locks(self.inputs, cmd["locks"])
+        elif name == "playback_dump":
+            with open(cmd["path"], "wb") as f:
+                f.write(self.playback_pcm)
+            emit("playback-dumped", path=cmd["path"], bytes=len(self.playback_pcm))
+            self.playback_pcm = bytearray()
+        elif name == "record_send":
+            data = bytes.fromhex(cmd["hex"])
+            buf = ctypes.create_string_buffer(data, len(data))
+            # spice-gtk copies the data and sends it in 1920-byte frames (480
+            # stereo S16 frames); a partial frame waits for the next call.
+            Spice.RecordChannel.send_data(self.record, ctypes.addressof(buf), len(data), cmd.get("time", 0))
+            emit("record-sent", bytes=len(data))
         elif name == "disconnect":
             if self.session is not None:
                 self.session.disconnect()

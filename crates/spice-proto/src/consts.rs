@@ -161,6 +161,44 @@ pub mod inputs_cap {
     pub const KEY_SCANCODE: u32 = 0;
 }
 
+/// Playback channel capability bits (`SPICE_PLAYBACK_CAP_*`).
+pub mod playback_cap {
+    /// `SPICE_PLAYBACK_CAP_CELT_0_5_1` (obsolete codec).
+    pub const CELT_0_5_1: u32 = 0;
+    /// `SPICE_PLAYBACK_CAP_VOLUME`: `VOLUME` and `MUTE` messages are understood.
+    pub const VOLUME: u32 = 1;
+    /// `SPICE_PLAYBACK_CAP_LATENCY`: the `LATENCY` message is understood.
+    pub const LATENCY: u32 = 2;
+    /// `SPICE_PLAYBACK_CAP_OPUS`: Opus-compressed data is understood.
+    pub const OPUS: u32 = 3;
+}
+
+/// Record channel capability bits (`SPICE_RECORD_CAP_*`).
+pub mod record_cap {
+    /// `SPICE_RECORD_CAP_CELT_0_5_1` (obsolete codec).
+    pub const CELT: u32 = 0;
+    /// `SPICE_RECORD_CAP_VOLUME`: `VOLUME` and `MUTE` messages are understood.
+    pub const VOLUME: u32 = 1;
+    /// `SPICE_RECORD_CAP_OPUS`: Opus-compressed data is understood.
+    pub const OPUS: u32 = 2;
+}
+
+/// Audio sample formats and data modes shared by playback and record.
+pub mod audio {
+    /// `SPICE_AUDIO_FMT_S16`: signed 16-bit little-endian samples, interleaved.
+    pub const FMT_S16: u16 = 1;
+    /// `SPICE_AUDIO_DATA_MODE_INVALID`.
+    pub const MODE_INVALID: u16 = 0;
+    /// `SPICE_AUDIO_DATA_MODE_RAW`: uncompressed PCM in the audio format.
+    pub const MODE_RAW: u16 = 1;
+    /// `SPICE_AUDIO_DATA_MODE_CELT_0_5_1` (obsolete).
+    pub const MODE_CELT_0_5_1: u16 = 2;
+    /// `SPICE_AUDIO_DATA_MODE_OPUS`.
+    pub const MODE_OPUS: u16 = 3;
+    /// Bytes of one S16 stereo frame (`SPICE_INTERFACE_PLAYBACK_CHAN` = 2 channels).
+    pub const S16_STEREO_FRAME_BYTES: usize = 4;
+}
+
 /// Mouse modes (`SPICE_MOUSE_MODE_*`), used as bit flags.
 pub mod mouse_mode {
     /// Relative motion, cursor drawn by the server.

@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::audio::{PlaybackHandle, RecordHandle};
 use crate::core::Core;
 use crate::display::DisplayHandle;
 use crate::error::ServerError;
@@ -81,6 +82,8 @@ pub(crate) struct Devices {
     pub(crate) tablet: Option<Box<dyn Tablet + Send>>,
     /// Displays by channel id.
     pub(crate) displays: std::collections::BTreeMap<u8, DisplayHandle>,
+    pub(crate) playback: Option<PlaybackHandle>,
+    pub(crate) record: Option<RecordHandle>,
 }
 
 /// Assembles a server: address, authentication, identity and devices.
@@ -226,6 +229,20 @@ impl ServerBuilder {
     /// Adds a display with channel id `id` (a second monitor, for instance).
     pub fn display_with_id(mut self, id: u8, display: DisplayHandle) -> Self {
         self.devices.displays.insert(id, display);
+        self
+    }
+
+    /// Adds audio playback the host will drive through `playback`; clients
+    /// are offered a playback channel.
+    pub fn playback(mut self, playback: PlaybackHandle) -> Self {
+        self.devices.playback = Some(playback);
+        self
+    }
+
+    /// Adds audio capture the host will read through `record`; clients are
+    /// offered a record channel.
+    pub fn record(mut self, record: RecordHandle) -> Self {
+        self.devices.record = Some(record);
         self
     }
 

@@ -2,7 +2,8 @@
 //!
 //! The host (a VMM, an emulator, any program with a screen) implements the
 //! back-end traits of [`vdi`] for its keyboard, mouse and tablet, drives a
-//! [`DisplayHandle`] with its framebuffer, and builds a server with
+//! [`DisplayHandle`] with its framebuffer (and, for sound, a [`PlaybackHandle`]
+//! and a [`RecordHandle`]), and builds a server with
 //! [`ServerBuilder`]. The server runs either on the host's own event loop
 //! through the [`Core`] trait ([`ServerBuilder::start_on`]) or on a built-in
 //! loop thread ([`ServerBuilder::spawn`]). Stock SPICE clients such as
@@ -20,6 +21,7 @@
 //! println!("spice://{}", server.local_addr());
 //! ```
 
+pub mod audio;
 mod channel;
 mod config;
 pub mod core;
@@ -31,6 +33,9 @@ mod server;
 pub mod vdi;
 mod waker;
 
+pub use crate::audio::{
+    PlaybackHandle, RecordHandle, StereoFrame, FRAMES_PER_PACKET, PLAYBACK_RATE, RECORD_RATE,
+};
 pub use crate::config::{Auth, Config, ServerBuilder};
 pub use crate::core::{BuiltinLoop, ChannelEvent, ChannelInfo, Core, Interest, TimerId, WatchId};
 pub use crate::display::{CursorImage, DisplayError, DisplayHandle, Frame, Rect};

@@ -7,6 +7,8 @@ pub mod cursor;
 pub mod display;
 pub mod inputs;
 pub mod main;
+pub mod playback;
+pub mod record;
 
 /// A message the server sends.
 pub trait ServerMessage {

@@ -8,6 +8,8 @@ pub(crate) mod cursor;
 pub(crate) mod display;
 pub(crate) mod inputs;
 pub(crate) mod main;
+pub(crate) mod playback;
+pub(crate) mod record;
 
 use std::time::Instant;
 

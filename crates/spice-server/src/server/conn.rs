@@ -11,6 +11,8 @@ use crate::channel::cursor::CursorChannel;
 use crate::channel::display::DisplayChannel;
 use crate::channel::inputs::InputsChannel;
 use crate::channel::main::MainChannel;
+use crate::channel::playback::PlaybackChannel;
+use crate::channel::record::RecordChannel;
 use crate::channel::{ChannelBase, OutBuf};
 use crate::core::{ChannelInfo, Interest, TimerId, WatchId};
 
@@ -21,6 +23,8 @@ pub(crate) enum Channel {
     Display(DisplayChannel),
     Cursor(CursorChannel),
     Inputs(InputsChannel),
+    Playback(PlaybackChannel),
+    Record(RecordChannel),
 }
 
 impl Channel {
@@ -30,6 +34,8 @@ impl Channel {
             Self::Display(c) => &mut c.base,
             Self::Cursor(c) => &mut c.base,
             Self::Inputs(c) => &mut c.base,
+            Self::Playback(c) => &mut c.base,
+            Self::Record(c) => &mut c.base,
         }
     }
 }

@@ -8,6 +8,8 @@ use crate::channel::cursor::CursorEvent;
 use crate::channel::display::DisplayEvent;
 use crate::channel::inputs::{InputEvent, BUTTON_DOWN, BUTTON_UP};
 use crate::channel::main::MainEvent;
+use crate::channel::playback::PlaybackEvent;
+use crate::channel::record::RecordEvent;
 use crate::vdi::Leds;
 
 /// Scancodes of the lock keys, used to bring the guest's locks in line with the client's.
@@ -75,6 +77,22 @@ impl ServerState {
                 },
                 Channel::Inputs(inputs) => match inputs.handle(&frame, now) {
                     Ok(events) => events.into_iter().all(|event| self.input(event)),
+                    Err(e) => self.malformed(name, &e),
+                },
+                Channel::Playback(playback) => match playback.handle(&frame, now) {
+                    Ok(Some(PlaybackEvent::Disconnect)) => false,
+                    Ok(None) => true,
+                    Err(e) => self.malformed(name, &e),
+                },
+                Channel::Record(record) => match record.handle(&frame, now) {
+                    Ok(Some(RecordEvent::Samples(data))) => {
+                        if let Some(handle) = &self.devices.record {
+                            handle.shared.push_pcm(record.conn(), data);
+                        }
+                        true
+                    }
+                    Ok(Some(RecordEvent::Disconnect)) => false,
+                    Ok(None) => true,
                     Err(e) => self.malformed(name, &e),
                 },
             };

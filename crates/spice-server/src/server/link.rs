@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use spice_proto::consts::{common_cap, display_cap, inputs_cap, main_cap};
+use spice_proto::consts::{common_cap, display_cap, inputs_cap, main_cap, playback_cap, record_cap};
 use spice_proto::link::LinkMess;
 use spice_proto::ticket::TicketKey;
 use spice_proto::{Caps, ChannelType, Deframer, HeaderKind, LinkAcceptor, LinkError, LinkEvent};
@@ -15,6 +15,8 @@ use crate::channel::cursor::CursorChannel;
 use crate::channel::display::DisplayChannel;
 use crate::channel::inputs::InputsChannel;
 use crate::channel::main::{MainChannel, SessionIntro};
+use crate::channel::playback::PlaybackChannel;
+use crate::channel::record::RecordChannel;
 use crate::channel::{ChannelBase, OutBuf};
 use crate::core::{ChannelEvent, ChannelInfo, Interest};
 
@@ -23,6 +25,8 @@ fn max_client_message(channel: ChannelType) -> u32 {
     match channel {
         // Agent data chunks are at most 2 KiB plus headers.
         ChannelType::Main => 8 * 1024,
+        // Captured audio: spice-gtk sends 1924-byte packets.
+        ChannelType::Record => spice_proto::msg::record::MAX_RECORD_DATA as u32 + 64,
         _ => 4 * 1024,
     }
 }
@@ -261,6 +265,12 @@ impl ServerState {
             list.push((ChannelType::Cursor as u8, id));
         }
         list.push((ChannelType::Inputs as u8, 0));
+        if self.devices.playback.is_some() {
+            list.push((ChannelType::Playback as u8, 0));
+        }
+        if self.devices.record.is_some() {
+            list.push((ChannelType::Record as u8, 0));
+        }
         list
     }
 
@@ -328,6 +338,24 @@ impl ServerState {
                     .map(|k| k.leds())
                     .unwrap_or_default();
                 Channel::Inputs(InputsChannel::start(base, leds))
+            }
+            ChannelType::Playback => {
+                let Some(playback) = &self.devices.playback else {
+                    return;
+                };
+                Channel::Playback(PlaybackChannel::start(
+                    base,
+                    id,
+                    &mess.channel_caps,
+                    &playback.shared,
+                    self.mm_time(now),
+                ))
+            }
+            ChannelType::Record => {
+                let Some(record) = &self.devices.record else {
+                    return;
+                };
+                Channel::Record(RecordChannel::start(base, id, &mess.channel_caps, &record.shared))
             }
             _ => return,
         };
@@ -417,6 +445,8 @@ fn channel_caps(channel_type: u8) -> Caps {
         Some(ChannelType::Main) => Caps::with(&[main_cap::NAME_AND_UUID]),
         Some(ChannelType::Display) => Caps::with(&[display_cap::MONITORS_CONFIG]),
         Some(ChannelType::Inputs) => Caps::with(&[inputs_cap::KEY_SCANCODE]),
+        Some(ChannelType::Playback) => Caps::with(&[playback_cap::VOLUME]),
+        Some(ChannelType::Record) => Caps::with(&[record_cap::VOLUME]),
         _ => Caps::new(),
     }
 }

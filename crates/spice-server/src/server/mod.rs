@@ -126,6 +126,12 @@ impl Server {
         for display in devices.displays.values() {
             display.shared.attach(Some(waker.clone()));
         }
+        if let Some(playback) = &devices.playback {
+            playback.shared.attach_waker(Some(waker.clone()));
+        }
+        if let Some(record) = &devices.record {
+            record.shared.attach_waker(Some(waker.clone()));
+        }
         let now = Instant::now();
         let ticket = Ticket::from_auth(&config.auth, now);
         let state = Rc::new_cyclic(|this| {
@@ -451,7 +457,15 @@ impl ServerState {
     /// Produces pending output for display and cursor channels and writes to the
     /// socket, re-arming the watch for writability if the socket is full.
     fn pump(&mut self, conn: &mut Conn) -> bool {
+        let mm_time = self.mm_time(self.now());
         for _ in 0..64 {
+            if let Phase::Linked { channel, .. } = &mut conn.phase {
+                match (channel, &self.devices.playback, &self.devices.record) {
+                    (conn::Channel::Playback(p), Some(playback), _) => p.produce(&playback.shared, mm_time),
+                    (conn::Channel::Record(r), _, Some(record)) => r.produce(&record.shared),
+                    _ => {}
+                }
+            }
             let display = self.devices.displays.get(&conn.info.channel_id);
             if let (Phase::Linked { channel, .. }, Some(display)) = (&mut conn.phase, display) {
                 match channel {
@@ -498,6 +512,11 @@ impl ServerState {
                 if let (conn::Channel::Display(d), Some(display)) = (channel, display) {
                     d.detach(&display.shared);
                 }
+                match (channel, &self.devices.playback, &self.devices.record) {
+                    (conn::Channel::Playback(p), Some(playback), _) => p.detach(&playback.shared),
+                    (conn::Channel::Record(r), _, Some(record)) => r.detach(&record.shared),
+                    _ => {}
+                }
                 self.core.channel_event(ChannelEvent::Disconnected, &conn.info);
                 tracing::info!(
                     channel = channel_name(conn.info.channel_type),
@@ -542,6 +561,12 @@ impl ServerState {
         }
         for display in self.devices.displays.values() {
             display.shared.attach(None);
+        }
+        if let Some(playback) = &self.devices.playback {
+            playback.shared.attach_waker(None);
+        }
+        if let Some(record) = &self.devices.record {
+            record.shared.attach_waker(None);
         }
         self.handle.attach(None);
         tracing::info!(addr = %self.local_addr, "spice server stopped");

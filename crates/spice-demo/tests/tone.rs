@@ -1,0 +1,85 @@
+//! Typing in the demo sounds a tone on the real spice-gtk client.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use spice_interop::gtk::SpiceGtk;
+
+const T: Duration = Duration::from_secs(20);
+
+/// The demo process; killed by PID when dropped.
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_demo() -> (Demo, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spice-demo"))
+        .args(["--port", "0", "--width", "320", "--height", "240"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("demo starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let demo = Demo(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("demo prints its URI");
+    let uri = line
+        .split_whitespace()
+        .find(|w| w.starts_with("spice://"))
+        .expect("a spice:// URI");
+    (
+        demo,
+        uri.trim_start_matches("spice://").parse().expect("host:port"),
+    )
+}
+
+#[test]
+fn typing_a_character_plays_a_tone() {
+    let (_demo, addr) = start_demo();
+    let mut gtk = SpiceGtk::start();
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": format!("spice://{}:{}", addr.ip(), addr.port()),
+        "audio": true,
+    }));
+    gtk.wait(T, |v| {
+        v["event"] == "channel-event" && v["type"] == "PlaybackChannel" && v["code"] == "opened"
+    })
+    .unwrap_or_else(|| panic!("playback channel opens; seen: {:#?}", gtk.seen));
+    gtk.wait_inputs_ready(None, T);
+
+    gtk.send(json!({"cmd": "key_press", "code": 0x1e})); // 'a'
+    gtk.send(json!({"cmd": "key_release", "code": 0x1e}));
+    let start = gtk.expect("playback-start", T);
+    assert_eq!((&start["channels"], &start["rate"]), (&json!(2), &json!(48_000)));
+    gtk.expect("playback-stop", T);
+
+    let path = std::env::temp_dir().join(format!("spice-demo-tone-{}.pcm", std::process::id()));
+    gtk.send(json!({"cmd": "playback_dump", "path": path}));
+    gtk.expect("playback-dumped", T);
+    let pcm = std::fs::read(&path).expect("dumped PCM");
+    let _ = std::fs::remove_file(&path);
+    let samples: Vec<i16> = pcm
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    // 150 ms of tone and some silence after it.
+    assert!(samples.len() >= 2 * 7200, "{} samples", samples.len());
+    let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+    assert!((7900..=8000).contains(&peak), "peak {peak}");
+    assert!(
+        samples[samples.len() - 960..].iter().all(|&s| s == 0),
+        "ends in silence"
+    );
+    gtk.quit();
+}
