@@ -347,7 +347,10 @@ fn devices_and_displays_can_come_and_go_while_a_client_is_connected() {
     let (devices, events) = recording();
     let server = ServerBuilder::new().port(0).display(display).spawn().unwrap();
     let mut gtk = SpiceGtk::start();
-    gtk.connect(server.local_addr(), None);
+    let addr = server.local_addr();
+    gtk.send(
+        json!({"cmd": "connect", "uri": format!("spice://{}:{}", addr.ip(), addr.port()), "audio": true}),
+    );
     gtk.wait_inputs_ready(Some(1), T);
     assert!(server.handle().is_server_mouse());
 
@@ -379,5 +382,18 @@ fn devices_and_displays_can_come_and_go_while_a_client_is_connected() {
     server.handle().add_display(1, second);
     let created = gtk.wait(T, |v| v["event"] == "primary-create" && v["width"] == 80);
     assert!(created.is_some(), "second display's surface: {:#?}", gtk.seen);
+
+    // Audio playback added later is announced too, and plays.
+    let playback = spice_server::PlaybackHandle::new();
+    server.handle().set_playback(Some(playback.clone()));
+    let channel = gtk.wait(T, |v| {
+        v["event"] == "channel-new" && v["type"] == "PlaybackChannel"
+    });
+    assert!(channel.is_some(), "playback channel announced: {:#?}", gtk.seen);
+    gtk.wait(T, |v| {
+        v["event"] == "channel-event" && v["type"] == "PlaybackChannel" && v["code"] == "opened"
+    });
+    playback.start();
+    assert!(gtk.wait(T, |v| v["event"] == "playback-start").is_some());
     gtk.quit();
 }

@@ -22,6 +22,8 @@ pub(crate) enum Command {
     SetMouse(Option<Box<dyn Mouse + Send>>),
     SetTablet(Option<Box<dyn Tablet + Send>>),
     AddDisplay(u8, DisplayHandle),
+    SetPlayback(Option<crate::audio::PlaybackHandle>),
+    SetRecord(Option<crate::audio::RecordHandle>),
     RemoveDisplay(u8),
     SetAuth(Auth),
     ExpirePassword,
@@ -37,6 +39,8 @@ impl std::fmt::Debug for Command {
             Self::SetMouse(_) => "SetMouse",
             Self::SetTablet(_) => "SetTablet",
             Self::AddDisplay(..) => "AddDisplay",
+            Self::SetPlayback(_) => "SetPlayback",
+            Self::SetRecord(_) => "SetRecord",
             Self::RemoveDisplay(_) => "RemoveDisplay",
             Self::SetAuth(_) => "SetAuth",
             Self::ExpirePassword => "ExpirePassword",
@@ -160,6 +164,17 @@ impl ServerHandle {
     /// while the server runs; a connected client is told about the new channels.
     pub fn add_display(&self, id: u8, display: DisplayHandle) {
         self.push(Command::AddDisplay(id, display));
+    }
+
+    /// Adds (or with `None` removes) audio playback while the server runs; a
+    /// connected client is told about the new channel.
+    pub fn set_playback(&self, playback: Option<crate::audio::PlaybackHandle>) {
+        self.push(Command::SetPlayback(playback));
+    }
+
+    /// Adds (or with `None` removes) audio capture while the server runs.
+    pub fn set_record(&self, record: Option<crate::audio::RecordHandle>) {
+        self.push(Command::SetRecord(record));
     }
 
     /// Removes a display; its clients' display and cursor channels are closed.

@@ -281,7 +281,9 @@ impl DisplayHandle {
         {
             let mut state = self.shared.lock();
             let DisplayState { surface, clients, .. } = &mut *state;
-            let Some(surface) = surface.as_mut() else { return Ok(()) };
+            let Some(surface) = surface.as_mut() else {
+                return Ok(());
+            };
             let area = Rect::new(x, y, image.width, image.height).clip(surface.width, surface.height);
             if area.is_empty() {
                 return Ok(());
@@ -405,14 +407,34 @@ mod tests {
         d.resize(4, 3).unwrap();
         d.shared.lock().clients.insert(7, Region::new());
         let img = frame(3, 2, 5);
-        d.draw(2, 2, &Frame { width: 3, height: 2, stride: 12, data: &img }).unwrap();
+        d.draw(
+            2,
+            2,
+            &Frame {
+                width: 3,
+                height: 2,
+                stride: 12,
+                data: &img,
+            },
+        )
+        .unwrap();
         let (_, _, px) = d.snapshot().unwrap();
         let at = |x: usize, y: usize| px[(y * 4 + x) * 4];
         assert_eq!((at(1, 2), at(2, 2), at(3, 2), at(2, 1)), (0, 5, 5, 0));
         assert_eq!(d.shared.lock().clients[&7].rects(), &[Rect::new(2, 2, 2, 1)]);
         d.clear();
         assert_eq!(d.size(), None);
-        d.draw(0, 0, &Frame { width: 3, height: 2, stride: 12, data: &img }).unwrap();
+        d.draw(
+            0,
+            0,
+            &Frame {
+                width: 3,
+                height: 2,
+                stride: 12,
+                data: &img,
+            },
+        )
+        .unwrap();
     }
 
     #[test]

@@ -262,12 +262,34 @@ impl ServerState {
             self.close_channels_of_display(id);
             return;
         }
-        let new = vec![(ChannelType::Display as u8, id), (ChannelType::Cursor as u8, id)];
+        self.announce(vec![
+            (ChannelType::Display as u8, id),
+            (ChannelType::Cursor as u8, id),
+        ]);
+    }
+
+    /// Tells a connected client (that has asked for the list) about new channels.
+    fn announce(&mut self, channels: Vec<(u8, u8)>) {
         self.with_main(|main| {
             if main.attached {
-                main.send_channels_list(new.clone());
+                main.send_channels_list(channels);
             }
         });
+    }
+
+    /// Closes every linked channel of one type.
+    fn close_channels_of(&mut self, kind: ChannelType) {
+        let doomed: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Linked { .. }) && c.info.channel_type == kind as u8)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in doomed {
+            if let Some(conn) = self.conns.remove(&k) {
+                self.close(k, conn);
+            }
+        }
     }
 
     fn remove_display(&mut self, id: u8) {
@@ -379,6 +401,34 @@ impl ServerState {
             Command::SetMouse(mouse) => self.devices.mouse = mouse,
             Command::SetTablet(tablet) => self.set_tablet(tablet),
             Command::AddDisplay(id, display) => self.add_display(id, display),
+            Command::SetPlayback(playback) => {
+                if let Some(old) = self.devices.playback.take() {
+                    old.shared.attach_waker(None);
+                }
+                self.close_channels_of(ChannelType::Playback);
+                if let Some(p) = &playback {
+                    p.shared.attach_waker(Some(self.waker.clone()));
+                }
+                let announce = playback.is_some();
+                self.devices.playback = playback;
+                if announce {
+                    self.announce(vec![(ChannelType::Playback as u8, 0)]);
+                }
+            }
+            Command::SetRecord(record) => {
+                if let Some(old) = self.devices.record.take() {
+                    old.shared.attach_waker(None);
+                }
+                self.close_channels_of(ChannelType::Record);
+                if let Some(r) = &record {
+                    r.shared.attach_waker(Some(self.waker.clone()));
+                }
+                let announce = record.is_some();
+                self.devices.record = record;
+                if announce {
+                    self.announce(vec![(ChannelType::Record as u8, 0)]);
+                }
+            }
             Command::RemoveDisplay(id) => self.remove_display(id),
             Command::SetAuth(auth) => {
                 if let Auth::Password { password, .. } = &auth {
