@@ -8,4 +8,13 @@
 //!
 //! Build the shared library with `cargo xtask capi`.
 
+mod api;
+mod core_adapter;
 pub mod ffi;
+mod guard;
+mod input;
+mod instance;
+mod qxl;
+mod server;
+
+pub use server::CServer;

@@ -114,7 +114,12 @@ fn mirrors_match_the_installed_headers() {
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let (name, value) = line.rsplit_once(' ').unwrap();
         let c: usize = value.parse().unwrap();
-        assert_eq!(rust.get(name), Some(&c), "{name}: C says {c}, Rust says {:?}", rust.get(name));
+        assert_eq!(
+            rust.get(name),
+            Some(&c),
+            "{name}: C says {c}, Rust says {:?}",
+            rust.get(name)
+        );
         checked += 1;
     }
     assert_eq!(checked, rust.len(), "every layout was printed by the C program");

@@ -10,8 +10,10 @@ pub const SPICE_CHAR_DEVICE_NOTIFY_WRITABLE: u32 = 1 << 0;
 pub struct SpiceCharDeviceInterface {
     pub base: SpiceBaseInterface,
     pub state: Option<unsafe extern "C" fn(sin: *mut SpiceCharDeviceInstance, connected: c_int)>,
-    pub write: Option<unsafe extern "C" fn(sin: *mut SpiceCharDeviceInstance, buf: *const u8, len: c_int) -> c_int>,
-    pub read: Option<unsafe extern "C" fn(sin: *mut SpiceCharDeviceInstance, buf: *mut u8, len: c_int) -> c_int>,
+    pub write:
+        Option<unsafe extern "C" fn(sin: *mut SpiceCharDeviceInstance, buf: *const u8, len: c_int) -> c_int>,
+    pub read:
+        Option<unsafe extern "C" fn(sin: *mut SpiceCharDeviceInstance, buf: *mut u8, len: c_int) -> c_int>,
     pub event: Option<unsafe extern "C" fn(sin: *mut SpiceCharDeviceInstance, event: u8)>,
     pub flags: u32,
 }

@@ -51,7 +51,12 @@ pub struct SpiceCoreInterface {
     pub timer_cancel: Option<unsafe extern "C" fn(timer: *mut SpiceTimer)>,
     pub timer_remove: Option<unsafe extern "C" fn(timer: *mut SpiceTimer)>,
     pub watch_add: Option<
-        unsafe extern "C" fn(fd: c_int, event_mask: c_int, func: SpiceWatchFunc, opaque: *mut c_void) -> *mut SpiceWatch,
+        unsafe extern "C" fn(
+            fd: c_int,
+            event_mask: c_int,
+            func: SpiceWatchFunc,
+            opaque: *mut c_void,
+        ) -> *mut SpiceWatch,
     >,
     pub watch_update_mask: Option<unsafe extern "C" fn(watch: *mut SpiceWatch, event_mask: c_int)>,
     pub watch_remove: Option<unsafe extern "C" fn(watch: *mut SpiceWatch)>,

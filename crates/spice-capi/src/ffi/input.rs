@@ -20,7 +20,15 @@ pub struct SpiceKbdInstance {
 #[repr(C)]
 pub struct SpiceMouseInterface {
     pub base: SpiceBaseInterface,
-    pub motion: Option<unsafe extern "C" fn(sin: *mut SpiceMouseInstance, dx: c_int, dy: c_int, dz: c_int, buttons_state: u32)>,
+    pub motion: Option<
+        unsafe extern "C" fn(
+            sin: *mut SpiceMouseInstance,
+            dx: c_int,
+            dy: c_int,
+            dz: c_int,
+            buttons_state: u32,
+        ),
+    >,
     pub buttons: Option<unsafe extern "C" fn(sin: *mut SpiceMouseInstance, buttons_state: u32)>,
 }
 
@@ -33,9 +41,14 @@ pub struct SpiceMouseInstance {
 #[repr(C)]
 pub struct SpiceTabletInterface {
     pub base: SpiceBaseInterface,
-    pub set_logical_size: Option<unsafe extern "C" fn(tablet: *mut SpiceTabletInstance, width: c_int, height: c_int)>,
-    pub position: Option<unsafe extern "C" fn(tablet: *mut SpiceTabletInstance, x: c_int, y: c_int, buttons_state: u32)>,
-    pub wheel: Option<unsafe extern "C" fn(tablet: *mut SpiceTabletInstance, wheel_motion: c_int, buttons_state: u32)>,
+    pub set_logical_size:
+        Option<unsafe extern "C" fn(tablet: *mut SpiceTabletInstance, width: c_int, height: c_int)>,
+    pub position: Option<
+        unsafe extern "C" fn(tablet: *mut SpiceTabletInstance, x: c_int, y: c_int, buttons_state: u32),
+    >,
+    pub wheel: Option<
+        unsafe extern "C" fn(tablet: *mut SpiceTabletInstance, wheel_motion: c_int, buttons_state: u32),
+    >,
     pub buttons: Option<unsafe extern "C" fn(tablet: *mut SpiceTabletInstance, buttons_state: u32)>,
 }
 

@@ -126,19 +126,27 @@ pub struct QXLInterface {
     pub get_init_info: Option<unsafe extern "C" fn(qin: *mut QXLInstance, info: *mut QXLDevInitInfo)>,
     pub get_command: Option<unsafe extern "C" fn(qin: *mut QXLInstance, cmd: *mut QXLCommandExt) -> c_int>,
     pub req_cmd_notification: Option<unsafe extern "C" fn(qin: *mut QXLInstance) -> c_int>,
-    pub release_resource: Option<unsafe extern "C" fn(qin: *mut QXLInstance, release_info: QXLReleaseInfoExt)>,
-    pub get_cursor_command: Option<unsafe extern "C" fn(qin: *mut QXLInstance, cmd: *mut QXLCommandExt) -> c_int>,
+    pub release_resource:
+        Option<unsafe extern "C" fn(qin: *mut QXLInstance, release_info: QXLReleaseInfoExt)>,
+    pub get_cursor_command:
+        Option<unsafe extern "C" fn(qin: *mut QXLInstance, cmd: *mut QXLCommandExt) -> c_int>,
     pub req_cursor_notification: Option<unsafe extern "C" fn(qin: *mut QXLInstance) -> c_int>,
     pub notify_update: Option<unsafe extern "C" fn(qin: *mut QXLInstance, update_id: u32)>,
     pub flush_resources: Option<unsafe extern "C" fn(qin: *mut QXLInstance) -> c_int>,
     pub async_complete: Option<unsafe extern "C" fn(qin: *mut QXLInstance, cookie: u64)>,
     pub update_area_complete: Option<
-        unsafe extern "C" fn(qin: *mut QXLInstance, surface_id: u32, updated_rects: *mut QXLRect, num_updated_rects: u32),
+        unsafe extern "C" fn(
+            qin: *mut QXLInstance,
+            surface_id: u32,
+            updated_rects: *mut QXLRect,
+            num_updated_rects: u32,
+        ),
     >,
     pub set_client_capabilities:
         Option<unsafe extern "C" fn(qin: *mut QXLInstance, client_present: u8, caps: *mut u8)>,
-    pub client_monitors_config:
-        Option<unsafe extern "C" fn(qin: *mut QXLInstance, monitors_config: *mut VDAgentMonitorsConfig) -> c_int>,
+    pub client_monitors_config: Option<
+        unsafe extern "C" fn(qin: *mut QXLInstance, monitors_config: *mut VDAgentMonitorsConfig) -> c_int,
+    >,
 }
 
 #[repr(C)]

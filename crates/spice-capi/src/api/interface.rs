@@ -1,0 +1,186 @@
+//! `spice_server_add_interface` / `spice_server_remove_interface`.
+
+use std::ffi::c_int;
+
+use super::server_ref;
+use crate::ffi::{
+    SpiceBaseInstance, SpiceBaseInterface, SpiceKbdInstance, SpiceMouseInstance, SpiceTabletInstance,
+};
+use crate::guard::{c_str, guard};
+use crate::input::{CKeyboard, CMouse, CTablet};
+use crate::instance::{InstanceState, Kind, Liveness};
+use crate::server::CServer;
+
+/// `(type string, major, minor)` this server implements, with the kind it maps to.
+const INTERFACES: [(&str, u32, u32, Kind); 8] = [
+    ("keyboard", 1, 1, Kind::Keyboard),
+    ("mouse", 1, 1, Kind::Mouse),
+    ("tablet", 1, 1, Kind::Tablet),
+    ("qxl", 3, 3, Kind::Qxl),
+    ("playback", 1, 3, Kind::Playback),
+    ("record", 2, 3, Kind::Record),
+    ("char_device", 1, 3, Kind::CharDevice),
+    ("migration", 1, 1, Kind::Migration),
+];
+
+/// The `SpiceBaseInterface` of an instance.
+///
+/// # Safety
+/// `sin` points to a live instance whose `sif` is set.
+unsafe fn interface_of<'a>(sin: *mut SpiceBaseInstance) -> Option<&'a SpiceBaseInterface> {
+    // SAFETY: per the caller's contract.
+    unsafe { (*sin).sif.as_ref() }
+}
+
+/// The `st` field of an instance: every instance struct puts it right after
+/// `base`, except QXL (after `id`) and char devices (after `subtype`).
+///
+/// # Safety
+/// `sin` points to a live instance of `kind`.
+pub(crate) unsafe fn st_slot(sin: *mut SpiceBaseInstance, kind: Kind) -> *mut *mut std::ffi::c_void {
+    // SAFETY: the casts follow the instance layouts checked by tests/layout.rs.
+    unsafe {
+        match kind {
+            Kind::Qxl => &mut (*(sin as *mut crate::ffi::QXLInstance)).st,
+            Kind::CharDevice => &mut (*(sin as *mut crate::ffi::SpiceCharDeviceInstance)).st,
+            _ => &mut (*(sin as *mut SpiceKbdInstance)).st,
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut SpiceBaseInstance) -> c_int {
+    guard("spice_server_add_interface", -1, || {
+        // SAFETY: `s` comes from spice_server_new.
+        let Some(server) = (unsafe { server_ref(s) }) else {
+            return -1;
+        };
+        if sin.is_null() {
+            return -1;
+        }
+        // SAFETY: the host passes a live instance with its interface set.
+        let Some(iface) = (unsafe { interface_of(sin) }) else {
+            tracing::error!("interface instance without an interface");
+            return -1;
+        };
+        // SAFETY: the interface's type is a NUL-terminated string.
+        let type_name = unsafe { c_str(iface.type_) }.unwrap_or_default();
+        let Some(&(_, major, minor, kind)) = INTERFACES.iter().find(|i| i.0 == type_name) else {
+            tracing::error!(interface = type_name, "unsupported interface");
+            return -1;
+        };
+        if iface.major_version != major || iface.minor_version > minor {
+            tracing::error!(
+                interface = type_name,
+                major = iface.major_version,
+                minor = iface.minor_version,
+                "unsupported interface version"
+            );
+            return -1;
+        }
+        let alive = Liveness::new();
+        let extra = match kind {
+            Kind::Keyboard => {
+                let kbd = CKeyboard::new(sin as *mut SpiceKbdInstance, alive.clone());
+                server.handle.set_keyboard(Some(Box::new(kbd)));
+                None
+            }
+            Kind::Mouse => {
+                let mouse = CMouse::new(sin as *mut SpiceMouseInstance, alive.clone());
+                server.handle.set_mouse(Some(Box::new(mouse)));
+                None
+            }
+            Kind::Tablet => {
+                let tablet = CTablet::new(sin as *mut SpiceTabletInstance, alive.clone());
+                server.handle.set_tablet(Some(Box::new(tablet)));
+                None
+            }
+            Kind::Qxl => match crate::qxl::attach(server, sin as *mut crate::ffi::QXLInstance) {
+                Ok(extra) => Some(extra),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot add QXL instance");
+                    return -1;
+                }
+            },
+            Kind::Playback | Kind::Record | Kind::CharDevice => {
+                tracing::warn!(
+                    interface = type_name,
+                    "interface accepted but not implemented yet"
+                );
+                None
+            }
+            Kind::Migration => None,
+        };
+        let state = Box::new(InstanceState {
+            server,
+            kind,
+            alive,
+            extra,
+        });
+        // SAFETY: `sin` is a live instance of `kind`; the C server owns `st` likewise.
+        unsafe { *st_slot(sin, kind) = Box::into_raw(state).cast() };
+        tracing::debug!(interface = type_name, "interface added");
+        0
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstance) -> c_int {
+    guard("spice_server_remove_interface", -1, || {
+        if sin.is_null() {
+            return -1;
+        }
+        // SAFETY: the host passes a live instance with its interface set.
+        let Some(iface) = (unsafe { interface_of(sin) }) else {
+            return -1;
+        };
+        // SAFETY: NUL-terminated type string.
+        let type_name = unsafe { c_str(iface.type_) }.unwrap_or_default();
+        let Some(&(_, _, _, kind)) = INTERFACES.iter().find(|i| i.0 == type_name) else {
+            return -1;
+        };
+        // SAFETY: live instance of `kind`.
+        let slot = unsafe { st_slot(sin, kind) };
+        // SAFETY: reading the instance's own field.
+        let st = unsafe { *slot } as *mut InstanceState;
+        if st.is_null() {
+            tracing::warn!(
+                interface = type_name,
+                "removing an interface that was never added"
+            );
+            return -1;
+        }
+        // SAFETY: `st` came from Box::into_raw in spice_server_add_interface, freed once here.
+        let state = unsafe { Box::from_raw(st) };
+        // SAFETY: clearing the instance's own field.
+        unsafe { *slot = std::ptr::null_mut() };
+        state.alive.kill();
+        // SAFETY: the server outlives its interfaces (the host removes them before destroy).
+        let Some(server) = (unsafe { state.server.as_ref() }) else {
+            return -1;
+        };
+        match kind {
+            Kind::Keyboard => server.handle.set_keyboard(None),
+            Kind::Mouse => server.handle.set_mouse(None),
+            Kind::Tablet => server.handle.set_tablet(None),
+            Kind::Qxl => crate::qxl::detach(server, state.extra),
+            _ => {}
+        }
+        0
+    })
+}
+
+/// The instance state behind `sin->st`, if the instance was added.
+///
+/// # Safety
+/// `sin` is NULL or a live instance of `kind`.
+pub(crate) unsafe fn instance_state<'a>(
+    sin: *mut SpiceBaseInstance,
+    kind: Kind,
+) -> Option<&'a InstanceState> {
+    if sin.is_null() {
+        return None;
+    }
+    // SAFETY: live instance of `kind`; `st` is NULL or our InstanceState.
+    unsafe { (*st_slot(sin, kind) as *const InstanceState).as_ref() }.filter(|s| s.kind == kind)
+}

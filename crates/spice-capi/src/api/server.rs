@@ -1,0 +1,582 @@
+//! `spice-server.h`: creation, configuration and lifecycle.
+
+use std::ffi::{c_char, c_int, CString};
+
+use spice_server::Auth;
+
+use super::server_ref;
+use crate::core_adapter::CCore;
+use crate::ffi::SpiceCoreInterface;
+use crate::guard::{c_str, guard, init_logging};
+use crate::server::{lifetime, CServer};
+
+/// `SPICE_COMPAT_VERSION_0_6`, the only version this server speaks.
+const COMPAT_VERSION_0_6: c_int = 1;
+/// `SPICE_ADDR_FLAG_UNIX_ONLY`.
+const ADDR_FLAG_UNIX_ONLY: c_int = 1 << 2;
+/// Image compression values accepted by `spice_server_set_image_compression`.
+const IMAGE_COMPRESSION_OFF: c_int = 1;
+const IMAGE_COMPRESSION_LZ4: c_int = 7;
+
+#[no_mangle]
+pub extern "C" fn spice_get_current_compat_version() -> c_int {
+    COMPAT_VERSION_0_6
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_compat_version(s: *mut CServer, version: c_int) -> c_int {
+    guard("spice_server_set_compat_version", -1, || {
+        // SAFETY: `s` comes from spice_server_new (spice.h contract).
+        if unsafe { server_ref(s) }.is_none() {
+            return -1;
+        }
+        if version == COMPAT_VERSION_0_6 {
+            0
+        } else {
+            tracing::warn!(version, "only compat version 0.6 is supported");
+            -1
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn spice_server_new() -> *mut CServer {
+    guard("spice_server_new", std::ptr::null_mut(), || {
+        init_logging();
+        Box::into_raw(Box::new(CServer::new()))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_init(s: *mut CServer, core: *mut SpiceCoreInterface) -> c_int {
+    guard("spice_server_init", -1, || {
+        // SAFETY: `s` comes from spice_server_new.
+        let Some(server) = (unsafe { server_ref(s) }) else {
+            return -1;
+        };
+        if core.is_null() {
+            tracing::error!("spice_server_init without a core interface");
+            return -1;
+        }
+        // SAFETY: non-null; the host keeps its core interface alive (spice.h contract).
+        let major = unsafe { (*core).base.major_version };
+        if major != 1 {
+            tracing::error!(major, "unsupported core interface version");
+            return -1;
+        }
+        let Some(mut main) = server.main("spice_server_init") else {
+            return -1;
+        };
+        // SAFETY: `core` is valid for the server's lifetime, as above.
+        let core = unsafe { CCore::new(core) };
+        match main.start(core) {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(error = %e, "spice server failed to start");
+                -1
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_destroy(s: *mut CServer) {
+    guard("spice_server_destroy", (), || {
+        if s.is_null() {
+            return;
+        }
+        // SAFETY: `s` came from Box::into_raw in spice_server_new and is destroyed once.
+        let server = unsafe { Box::from_raw(s) };
+        if let Some(mut main) = server.main("spice_server_destroy") {
+            // Stop serving before the core interface (owned by the host) goes away.
+            main.server.take();
+        }
+        drop(server);
+    })
+}
+
+/// Applies `f` to the configuration before init, or reports that it is too late.
+fn configure(
+    s: *mut CServer,
+    entry: &'static str,
+    f: impl FnOnce(&mut crate::server::MainState) -> c_int,
+) -> c_int {
+    // SAFETY: `s` comes from spice_server_new (spice.h contract).
+    let Some(server) = (unsafe { server_ref(s) }) else {
+        return -1;
+    };
+    let Some(mut main) = server.main(entry) else {
+        return -1;
+    };
+    f(&mut main)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_port(s: *mut CServer, port: c_int) -> c_int {
+    guard("spice_server_set_port", -1, || {
+        configure(s, "spice_server_set_port", |m| {
+            if !(0..=65535).contains(&port) {
+                tracing::error!(port, "port out of range");
+                return -1;
+            }
+            m.port = port;
+            0
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_addr(s: *mut CServer, addr: *const c_char, flags: c_int) {
+    guard("spice_server_set_addr", (), || {
+        // SAFETY: NULL or a NUL-terminated string (spice.h contract).
+        let addr = unsafe { c_str(addr) }.map(str::to_owned);
+        configure(s, "spice_server_set_addr", |m| {
+            if flags & ADDR_FLAG_UNIX_ONLY != 0 {
+                tracing::warn!("unix socket listening is not supported; no socket will be opened");
+                m.port = -1;
+            }
+            m.addr = addr;
+            0
+        });
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_listen_socket_fd(s: *mut CServer, listen_fd: c_int) -> c_int {
+    guard("spice_server_set_listen_socket_fd", -1, || {
+        tracing::warn!(listen_fd, "spice_server_set_listen_socket_fd is not supported");
+        let _ = s;
+        -1
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_exit_on_disconnect(s: *mut CServer, flag: c_int) -> c_int {
+    guard("spice_server_set_exit_on_disconnect", -1, || {
+        configure(s, "spice_server_set_exit_on_disconnect", |_| {
+            if flag != 0 {
+                tracing::warn!("exit-on-disconnect is not supported");
+            }
+            0
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_noauth(s: *mut CServer) -> c_int {
+    guard("spice_server_set_noauth", -1, || {
+        configure(s, "spice_server_set_noauth", |m| {
+            m.config.auth = Auth::None;
+            if let Some(server) = &m.server {
+                server.handle().set_auth(Auth::None);
+            }
+            0
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_sasl(s: *mut CServer, enabled: c_int) -> c_int {
+    guard("spice_server_set_sasl", -1, || {
+        configure(s, "spice_server_set_sasl", |_| {
+            if enabled != 0 {
+                tracing::error!("SASL authentication is not supported");
+                -1
+            } else {
+                0
+            }
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_sasl_appname(s: *mut CServer, appname: *const c_char) -> c_int {
+    guard("spice_server_set_sasl_appname", -1, || {
+        // SAFETY: NULL or a NUL-terminated string.
+        let name = unsafe { c_str(appname) }.unwrap_or_default().to_owned();
+        configure(s, "spice_server_set_sasl_appname", |_| {
+            tracing::debug!(%name, "SASL app name noted (SASL is not supported)");
+            0
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_ticket(
+    s: *mut CServer,
+    passwd: *const c_char,
+    lifetime_secs: c_int,
+    fail_if_connected: c_int,
+    disconnect_if_connected: c_int,
+) -> c_int {
+    guard("spice_server_set_ticket", -1, || {
+        // SAFETY: `s` comes from spice_server_new.
+        let Some(server) = (unsafe { server_ref(s) }) else {
+            return -1;
+        };
+        // SAFETY: NULL or a NUL-terminated string.
+        let password = unsafe { c_str(passwd) }.map(str::to_owned);
+        if password
+            .as_ref()
+            .is_some_and(|p| p.len() > spice_proto::consts::MAX_PASSWORD_LENGTH)
+        {
+            tracing::error!("password longer than 60 bytes");
+            return -1;
+        }
+        let Some(mut main) = server.main("spice_server_set_ticket") else {
+            return -1;
+        };
+        let connected = main.server.as_ref().is_some_and(|srv| srv.client_count() > 0);
+        if connected && fail_if_connected != 0 {
+            return -1;
+        }
+        let auth = Auth::Password {
+            password: password.clone().unwrap_or_default(),
+            lifetime: lifetime(lifetime_secs),
+        };
+        main.config.auth = auth.clone();
+        if let Some(srv) = &main.server {
+            // NULL expires the ticket: nobody can link until a new one is set.
+            if password.is_none() {
+                srv.handle().expire_password();
+            } else {
+                srv.handle().set_auth(auth);
+            }
+            if connected && disconnect_if_connected != 0 {
+                srv.handle().disconnect_clients();
+            }
+        }
+        0
+    })
+}
+
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn spice_server_set_tls(
+    s: *mut CServer,
+    port: c_int,
+    _ca_cert_file: *const c_char,
+    _certs_file: *const c_char,
+    _private_key_file: *const c_char,
+    _key_passwd: *const c_char,
+    _dh_key_file: *const c_char,
+    _ciphersuite: *const c_char,
+) -> c_int {
+    guard("spice_server_set_tls", -1, || {
+        let _ = s;
+        tracing::error!(port, "TLS is not supported yet; use a plain port");
+        -1
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_add_client(s: *mut CServer, socket: c_int, skip_auth: c_int) -> c_int {
+    guard("spice_server_add_client", -1, || {
+        // SAFETY: `s` comes from spice_server_new.
+        let Some(server) = (unsafe { server_ref(s) }) else {
+            return -1;
+        };
+        if socket < 0 {
+            return -1;
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: the host hands over ownership of a connected socket (spice.h contract).
+        let stream = unsafe { std::net::TcpStream::from_raw_fd(socket) };
+        server.handle.add_client(stream, skip_auth != 0);
+        0
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_add_ssl_client(
+    s: *mut CServer,
+    socket: c_int,
+    _skip_auth: c_int,
+) -> c_int {
+    guard("spice_server_add_ssl_client", -1, || {
+        let _ = s;
+        tracing::error!(socket, "TLS clients are not supported yet");
+        -1
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_image_compression(s: *mut CServer, comp: c_int) -> c_int {
+    guard("spice_server_set_image_compression", -1, || {
+        configure(s, "spice_server_set_image_compression", |m| {
+            if !(IMAGE_COMPRESSION_OFF..=IMAGE_COMPRESSION_LZ4).contains(&comp) {
+                tracing::error!(comp, "invalid image compression");
+                return -1;
+            }
+            tracing::debug!(
+                comp,
+                "image compression noted; images are sent uncompressed for now"
+            );
+            m.image_compression = comp as u32;
+            0
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_get_image_compression(s: *mut CServer) -> c_int {
+    guard("spice_server_get_image_compression", 0, || {
+        // SAFETY: `s` comes from spice_server_new.
+        let Some(server) = (unsafe { server_ref(s) }) else {
+            return 0;
+        };
+        server
+            .main("spice_server_get_image_compression")
+            .map_or(0, |m| m.image_compression as c_int)
+    })
+}
+
+/// `spice_wan_compression_t`: AUTO=1, ALWAYS=2, NEVER=3.
+fn wan_compression(entry: &'static str, s: *mut CServer, comp: c_int) -> c_int {
+    configure(s, entry, |_| {
+        if (1..=3).contains(&comp) {
+            tracing::debug!(entry, comp, "WAN compression setting noted");
+            0
+        } else {
+            tracing::error!(entry, comp, "invalid WAN compression");
+            -1
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_jpeg_compression(s: *mut CServer, comp: c_int) -> c_int {
+    guard("spice_server_set_jpeg_compression", -1, || {
+        wan_compression("spice_server_set_jpeg_compression", s, comp)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_zlib_glz_compression(s: *mut CServer, comp: c_int) -> c_int {
+    guard("spice_server_set_zlib_glz_compression", -1, || {
+        wan_compression("spice_server_set_zlib_glz_compression", s, comp)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_channel_security(
+    s: *mut CServer,
+    channel: *const c_char,
+    security: c_int,
+) -> c_int {
+    guard("spice_server_set_channel_security", -1, || {
+        // SAFETY: NULL or a NUL-terminated string.
+        let name = unsafe { c_str(channel) }.unwrap_or("default").to_owned();
+        configure(s, "spice_server_set_channel_security", |_| {
+            const SECURITY_NONE: c_int = 1;
+            if security & SECURITY_NONE == 0 {
+                tracing::error!(channel = %name, "TLS-only channels are not supported yet");
+                return -1;
+            }
+            0
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_add_renderer(s: *mut CServer, name: *const c_char) -> c_int {
+    guard("spice_server_add_renderer", -1, || {
+        // SAFETY: NULL or a NUL-terminated string.
+        let name = unsafe { c_str(name) }.unwrap_or_default().to_owned();
+        configure(s, "spice_server_add_renderer", |_| {
+            // The C server only knows "sw" too.
+            if name == "sw" {
+                0
+            } else {
+                tracing::warn!(%name, "unknown renderer");
+                -1
+            }
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_streaming_video(s: *mut CServer, value: c_int) -> c_int {
+    guard("spice_server_set_streaming_video", -1, || {
+        configure(s, "spice_server_set_streaming_video", |_| {
+            // SPICE_STREAM_VIDEO_OFF=1, ALL=2, FILTER=3
+            if !(1..=3).contains(&value) {
+                return -1;
+            }
+            if value != 1 {
+                tracing::info!(value, "video streaming is not implemented yet; sending images");
+            }
+            0
+        })
+    })
+}
+
+/// The codec list reported back: only what the server can produce.
+const VIDEO_CODECS: &str = "spice:mjpeg";
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_video_codecs(
+    s: *mut CServer,
+    video_codecs: *const c_char,
+) -> c_int {
+    guard("spice_server_set_video_codecs", -1, || {
+        // SAFETY: NULL or a NUL-terminated string.
+        let codecs = unsafe { c_str(video_codecs) }.unwrap_or_default().to_owned();
+        configure(s, "spice_server_set_video_codecs", |_| {
+            tracing::debug!(%codecs, "video codecs noted; streaming is not implemented yet");
+            0
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_get_video_codecs(s: *mut CServer) -> *const c_char {
+    guard("spice_server_get_video_codecs", std::ptr::null(), || {
+        let _ = s;
+        CString::new(VIDEO_CODECS).map_or(std::ptr::null(), |c| c.into_raw() as *const c_char)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_free_video_codecs(s: *mut CServer, video_codecs: *const c_char) {
+    guard("spice_server_free_video_codecs", (), || {
+        let _ = s;
+        if !video_codecs.is_null() {
+            // SAFETY: the string came from CString::into_raw in spice_server_get_video_codecs.
+            drop(unsafe { CString::from_raw(video_codecs as *mut c_char) });
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_playback_compression(s: *mut CServer, enable: c_int) -> c_int {
+    guard("spice_server_set_playback_compression", -1, || {
+        configure(s, "spice_server_set_playback_compression", |_| {
+            tracing::debug!(enable, "playback compression noted; audio is sent raw for now");
+            0
+        })
+    })
+}
+
+fn agent_option(entry: &'static str, s: *mut CServer, enable: c_int) -> c_int {
+    configure(s, entry, |_| {
+        tracing::debug!(entry, enable, "agent option noted");
+        0
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_agent_mouse(s: *mut CServer, enable: c_int) -> c_int {
+    guard("spice_server_set_agent_mouse", -1, || {
+        agent_option("spice_server_set_agent_mouse", s, enable)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_agent_copypaste(s: *mut CServer, enable: c_int) -> c_int {
+    guard("spice_server_set_agent_copypaste", -1, || {
+        agent_option("spice_server_set_agent_copypaste", s, enable)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_agent_file_xfer(s: *mut CServer, enable: c_int) -> c_int {
+    guard("spice_server_set_agent_file_xfer", -1, || {
+        agent_option("spice_server_set_agent_file_xfer", s, enable)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_get_sock_info(
+    s: *mut CServer,
+    _sa: *mut libc::sockaddr,
+    _salen: *mut libc::socklen_t,
+) -> c_int {
+    guard("spice_server_get_sock_info", -1, || {
+        let _ = s;
+        tracing::warn!("spice_server_get_sock_info is deprecated and not supported");
+        -1
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_get_peer_info(
+    s: *mut CServer,
+    _sa: *mut libc::sockaddr,
+    _salen: *mut libc::socklen_t,
+) -> c_int {
+    guard("spice_server_get_peer_info", -1, || {
+        let _ = s;
+        tracing::warn!("spice_server_get_peer_info is deprecated and not supported");
+        -1
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_is_server_mouse(s: *mut CServer) -> c_int {
+    guard("spice_server_is_server_mouse", 1, || {
+        // SAFETY: `s` comes from spice_server_new.
+        unsafe { server_ref(s) }.map_or(1, |server| c_int::from(server.handle.is_server_mouse()))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_name(s: *mut CServer, name: *const c_char) {
+    guard("spice_server_set_name", (), || {
+        // SAFETY: NULL or a NUL-terminated string.
+        let name = unsafe { c_str(name) }.map(str::to_owned);
+        configure(s, "spice_server_set_name", |m| {
+            m.config.name = name;
+            0
+        });
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_set_uuid(s: *mut CServer, uuid: *const u8) {
+    guard("spice_server_set_uuid", (), || {
+        if uuid.is_null() {
+            return;
+        }
+        // SAFETY: spice.h passes a `const uint8_t uuid[16]`.
+        let uuid: [u8; 16] = unsafe { std::ptr::read(uuid as *const [u8; 16]) };
+        configure(s, "spice_server_set_uuid", |m| {
+            m.config.uuid = Some(uuid);
+            0
+        });
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_vm_start(s: *mut CServer) {
+    guard("spice_server_vm_start", (), || {
+        // SAFETY: `s` comes from spice_server_new.
+        if let Some(server) = unsafe { server_ref(s) } {
+            server.set_vm_running(true);
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_vm_stop(s: *mut CServer) {
+    guard("spice_server_vm_stop", (), || {
+        // SAFETY: `s` comes from spice_server_new.
+        if let Some(server) = unsafe { server_ref(s) } {
+            server.set_vm_running(false);
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn spice_server_get_num_clients(s: *mut CServer) -> c_int {
+    guard("spice_server_get_num_clients", 0, || {
+        // SAFETY: `s` comes from spice_server_new.
+        let Some(server) = (unsafe { server_ref(s) }) else {
+            return 0;
+        };
+        server
+            .main("spice_server_get_num_clients")
+            .and_then(|m| m.server.as_ref().map(|srv| srv.client_count() as c_int))
+            .unwrap_or(0)
+    })
+}

@@ -1,0 +1,50 @@
+//! What every entry point shares: panic containment, logging, C strings.
+
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Runs an entry point's body, turning a panic into `fallback` and a log line:
+/// unwinding into C is undefined behaviour, and a bug here must not take the
+/// VM down with it.
+pub(crate) fn guard<R>(entry: &'static str, fallback: R, body: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(entry, panic = %what, "internal error contained; the call did nothing");
+            fallback
+        }
+    }
+}
+
+/// Sends `tracing` output to stderr once, for hosts (like QEMU) that set up none.
+/// `SPICE_RS_LOG` (or `RUST_LOG`) selects the level; warnings by default.
+pub(crate) fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = std::env::var("SPICE_RS_LOG")
+            .or_else(|_| std::env::var("RUST_LOG"))
+            .unwrap_or_else(|_| "warn".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// Borrows a C string as UTF-8 text; `None` for NULL or invalid UTF-8.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub(crate) unsafe fn c_str<'a>(ptr: *const c_char) -> Option<&'a str> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: non-null and NUL-terminated per the caller's contract.
+    unsafe { CStr::from_ptr(ptr) }.to_str().ok()
+}

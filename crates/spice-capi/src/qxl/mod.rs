@@ -1,0 +1,229 @@
+//! QXL instances: the device side of a display.
+//!
+//! Each instance gets one worker thread (named "SPICE Worker", like the C
+//! server's) that owns the memslot table, pulls commands from the device's
+//! rings, parses them through `spice-qxl` (copying guest memory once), draws
+//! them into the instance's [`DisplayHandle`], and releases them back to the
+//! device. Every QXL callback of an instance is made from that thread; the
+//! host's synchronous `spice_qxl_*` calls send a request and wait for the
+//! worker's answer, the `_async` ones return at once and end with
+//! `async_complete` from the worker.
+
+mod memory;
+mod worker;
+
+use std::any::Any;
+use std::sync::mpsc::{sync_channel, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use spice_server::DisplayHandle;
+
+use crate::api::interface::instance_state;
+use crate::ffi::{
+    QXLCommandExt, QXLDevInitInfo, QXLDevMemSlot, QXLDevSurfaceCreate, QXLInstance, QXLInterface,
+};
+use crate::instance::Kind;
+use crate::server::CServer;
+use worker::Worker;
+
+/// How a request reports completion: the caller waits, or `async_complete(cookie)`.
+#[derive(Debug)]
+pub(crate) enum Done {
+    Reply(SyncSender<()>),
+    Cookie(u64),
+}
+
+impl From<SyncSender<()>> for Done {
+    fn from(reply: SyncSender<()>) -> Self {
+        Self::Reply(reply)
+    }
+}
+
+impl From<u64> for Done {
+    fn from(cookie: u64) -> Self {
+        Self::Cookie(cookie)
+    }
+}
+
+/// Work for an instance's worker thread.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Wakeup,
+    Oom,
+    SetRunning(bool, SyncSender<()>),
+    UpdateArea { surface_id: u32, reply: SyncSender<()> },
+    UpdateAreaAsync { surface_id: u32, cookie: u64 },
+    AddMemslot(QXLDevMemSlot, Done),
+    DelMemslot(u32, u32),
+    ResetMemslots,
+    CreatePrimary(u32, QXLDevSurfaceCreate, Done),
+    DestroyPrimary(u32, Done),
+    DestroySurface(u32, Done),
+    DestroySurfaces(Done),
+    Flush(Done),
+    ResetCursor(SyncSender<()>),
+    LoadvmCommands(Vec<QXLCommandExt>, SyncSender<()>),
+    MonitorsConfig { phys: u64, group: u32, cookie: u64 },
+    DriverUnload,
+    Sync(SyncSender<()>),
+    Shutdown,
+}
+
+/// A QXL instance pointer the worker thread may use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Instance(pub(crate) *mut QXLInstance);
+
+// SAFETY: the host keeps the instance alive until `spice_server_remove_interface`,
+// which joins the worker first; the worker is the only thread making the
+// instance's ring/release/async callbacks, as spice-qxl.h requires.
+unsafe impl Send for Instance {}
+// SAFETY: shared references only read the pointer value.
+unsafe impl Sync for Instance {}
+
+impl Instance {
+    pub(crate) fn iface(&self) -> &QXLInterface {
+        // SAFETY: a live instance whose `sif` is the QXL interface it was added with.
+        unsafe { &*((*self.0).base.sif as *const QXLInterface) }
+    }
+}
+
+/// An attached QXL instance, kept in its `InstanceState`.
+pub(crate) struct QxlDevice {
+    instance: Instance,
+    id: u8,
+    requests: Mutex<Sender<Request>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    device_info: Mutex<Option<(String, u32, u32)>>,
+    max_monitors: std::sync::atomic::AtomicU32,
+}
+
+impl QxlDevice {
+    /// Queues a request.
+    pub(crate) fn post(&self, request: Request) {
+        let sent = self
+            .requests
+            .lock()
+            .map(|tx| tx.send(request).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            tracing::error!(id = self.id, "QXL worker is gone; request dropped");
+        }
+    }
+
+    /// Sends a request and waits until the worker has carried it out.
+    pub(crate) fn call(&self, make: impl FnOnce(SyncSender<()>) -> Request) {
+        let (tx, rx) = sync_channel(1);
+        self.post(make(tx));
+        if rx.recv().is_err() {
+            tracing::error!(id = self.id, "QXL worker ended before answering");
+        }
+    }
+
+    /// Starts or stops command processing (`spice_server_vm_start/stop`), waiting for it.
+    pub(crate) fn set_running(&self, running: bool) {
+        self.call(|reply| Request::SetRunning(running, reply));
+    }
+
+    /// Completes an async call on the caller's thread (GL draws without a scanout).
+    pub(crate) fn complete_now(&self, cookie: u64) {
+        if let Some(done) = self.instance.iface().async_complete {
+            // SAFETY: host callback with its own live instance.
+            unsafe { done(self.instance.0, cookie) };
+        }
+    }
+
+    pub(crate) fn set_max_monitors(&self, max: u32) {
+        self.max_monitors
+            .store(max.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_device_info(&self, address: String, start: u32, count: u32) {
+        tracing::debug!(id = self.id, %address, start, count, "QXL device info");
+        if let Ok(mut info) = self.device_info.lock() {
+            *info = Some((address, start, count));
+        }
+    }
+}
+
+/// Runs `f` on the device of a QXL instance, logging when there is none.
+pub(crate) fn with_device(qin: *mut QXLInstance, entry: &'static str, f: impl FnOnce(&QxlDevice)) {
+    // SAFETY: the host passes its own QXL instance.
+    let Some(state) = (unsafe { instance_state(qin.cast(), Kind::Qxl) }) else {
+        tracing::error!(entry, "QXL call on an instance that was not added");
+        return;
+    };
+    match state
+        .extra
+        .as_ref()
+        .and_then(|e| e.downcast_ref::<Arc<QxlDevice>>())
+    {
+        Some(device) => f(device),
+        None => tracing::error!(entry, "QXL instance has no device"),
+    }
+}
+
+/// Adds a QXL instance: asks the device for its memslot layout (on the caller's
+/// thread, as the C server does), registers a display and starts the worker.
+pub(crate) fn attach(server: &CServer, qin: *mut QXLInstance) -> Result<Box<dyn Any + Send + Sync>, String> {
+    let instance = Instance(qin);
+    // SAFETY: live instance passed by the host.
+    let raw_id = unsafe { (*qin).id };
+    let id = u8::try_from(raw_id).map_err(|_| format!("QXL instance id {raw_id} out of range"))?;
+    let iface = instance.iface();
+    let mut init = QXLDevInitInfo::default();
+    let get_init_info = iface.get_init_info.ok_or("QXL interface lacks get_init_info")?;
+    // SAFETY: host callback filling our struct.
+    unsafe { get_init_info(qin, &mut init) };
+    // SAFETY: reading the union slot; both variants are function pointers (or NULL).
+    if let Some(attached) = unsafe { iface.attached.attached_worker } {
+        // SAFETY: QEMU's attached_worker(qin) is a no-op notification.
+        unsafe { attached(qin) };
+    }
+    if let Some(set_level) = iface.set_compression_level {
+        // SAFETY: host callback; the level is advisory.
+        unsafe { set_level(qin, 0) };
+    }
+    let display = DisplayHandle::new();
+    let worker = Worker::new(instance, init, display.clone())?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("SPICE Worker".into())
+        .spawn(move || worker.run(rx))
+        .map_err(|e| format!("cannot start the QXL worker: {e}"))?;
+    server.handle.add_display(id, display);
+    tracing::info!(
+        id,
+        slots = init.num_memslots,
+        groups = init.num_memslots_groups,
+        "QXL instance added"
+    );
+    let device = Arc::new(QxlDevice {
+        instance,
+        id,
+        requests: Mutex::new(tx),
+        thread: Mutex::new(Some(thread)),
+        device_info: Mutex::new(None),
+        max_monitors: std::sync::atomic::AtomicU32::new(1),
+    });
+    if !server.vm_running() {
+        device.call(|reply| Request::SetRunning(false, reply));
+    }
+    server.qxl_devices().push(device.clone());
+    Ok(Box::new(device))
+}
+
+/// Removes a QXL instance: stops its worker and its display.
+pub(crate) fn detach(server: &CServer, extra: Option<Box<dyn Any + Send + Sync>>) {
+    let Some(device) = extra.and_then(|e| e.downcast::<Arc<QxlDevice>>().ok()) else {
+        return;
+    };
+    server.qxl_devices().retain(|d| !Arc::ptr_eq(d, &device));
+    device.post(Request::Shutdown);
+    if let Some(thread) = device.thread.lock().ok().and_then(|mut t| t.take()) {
+        if thread.join().is_err() {
+            tracing::error!(id = device.id, "QXL worker panicked");
+        }
+    }
+    server.handle.remove_display(device.id);
+}

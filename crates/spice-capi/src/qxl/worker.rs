@@ -1,0 +1,416 @@
+//! The per-instance worker thread: requests from the host, the command and
+//! cursor rings, and drawing into the display.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use spice_qxl::{
+    parse_command, read_monitors_config, validate_primary, Command, CommandExt, CopyOp, CursorCommand,
+    DrawOp, Drawable, Guest, Image, MemSlot, MemSlotConfig, MemSlots, ParseLimits, PrimarySurface,
+};
+use spice_server::{CursorImage, DisplayHandle, Frame};
+
+use super::memory::HostMemory;
+use super::{Done, Instance, Request};
+use crate::ffi::{QXLCommandExt, QXLDevInitInfo, QXLReleaseInfo, QXLReleaseInfoExt};
+
+/// Commands taken from a ring before looking at requests again, so synchronous
+/// calls from the host are not starved by a busy guest.
+const BATCH: usize = 64;
+/// The ring is polled again this soon when the device says more is coming.
+const RETRY: Duration = Duration::from_millis(10);
+
+pub(super) struct Worker {
+    instance: Instance,
+    slots: MemSlots,
+    limits: ParseLimits,
+    display: DisplayHandle,
+    running: bool,
+    /// The ring may have commands: poll it (else wait for `spice_qxl_wakeup`).
+    poll_commands: bool,
+    poll_cursor: bool,
+    primary: Option<PrimarySurface>,
+}
+
+impl Worker {
+    pub(super) fn new(
+        instance: Instance,
+        init: QXLDevInitInfo,
+        display: DisplayHandle,
+    ) -> Result<Self, String> {
+        let slots = MemSlots::new(MemSlotConfig {
+            num_groups: init.num_memslots_groups,
+            num_slots: init.num_memslots,
+            generation_bits: init.memslot_gen_bits,
+            id_bits: init.memslot_id_bits,
+        })
+        .map_err(|e| e.to_string())?;
+        let limits = ParseLimits {
+            n_surfaces: init.n_surfaces.max(1),
+            ..ParseLimits::default()
+        };
+        Ok(Self {
+            instance,
+            slots,
+            limits,
+            display,
+            running: true,
+            poll_commands: true,
+            poll_cursor: true,
+            primary: None,
+        })
+    }
+
+    pub(super) fn run(mut self, requests: Receiver<Request>) {
+        loop {
+            let busy = self.running && (self.poll_commands || self.poll_cursor);
+            let request = if busy {
+                match requests.recv_timeout(Duration::ZERO) {
+                    Ok(r) => Some(r),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match requests.recv_timeout(RETRY * 100) {
+                    Ok(r) => Some(r),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            if let Some(request) = request {
+                if !self.handle(request) {
+                    return;
+                }
+                continue;
+            }
+            if self.running {
+                let more_commands = self.poll_commands && self.process_ring(false);
+                let more_cursor = self.poll_cursor && self.process_ring(true);
+                if !more_commands && !more_cursor && (self.poll_commands || self.poll_cursor) {
+                    // Nothing now, but the device expects a poll: come back shortly.
+                    if let Ok(r) = requests.recv_timeout(RETRY) {
+                        if !self.handle(r) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out one request; `false` ends the worker.
+    fn handle(&mut self, request: Request) -> bool {
+        match request {
+            Request::Wakeup => {
+                self.poll_commands = true;
+                self.poll_cursor = true;
+            }
+            Request::Oom => {
+                self.drain();
+                if let Some(flush) = self.instance.iface().flush_resources {
+                    // SAFETY: worker-thread callback with the device's own instance.
+                    unsafe { flush(self.instance.0) };
+                }
+            }
+            Request::SetRunning(running, reply) => {
+                if !running {
+                    // vm_stop: everything queued is drawn before the device stops.
+                    self.drain();
+                }
+                self.running = running;
+                self.poll_commands = running;
+                self.poll_cursor = running;
+                let _ = reply.send(());
+            }
+            Request::UpdateArea { surface_id, reply } => {
+                tracing::trace!(surface_id, "update area");
+                self.drain();
+                let _ = reply.send(());
+            }
+            Request::UpdateAreaAsync { surface_id, cookie } => {
+                self.drain();
+                if let Some(complete) = self.instance.iface().update_area_complete {
+                    // SAFETY: worker-thread callback; no rects are left dirty.
+                    unsafe { complete(self.instance.0, surface_id, std::ptr::null_mut(), 0) };
+                }
+                self.complete(Done::Cookie(cookie));
+            }
+            Request::AddMemslot(slot, done) => {
+                let result = self.slots.add(
+                    slot.slot_group_id,
+                    slot.slot_id,
+                    MemSlot {
+                        generation: slot.generation,
+                        virt_start: slot.virt_start as u64,
+                        virt_end: slot.virt_end as u64,
+                        addr_delta: slot.addr_delta,
+                    },
+                );
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "memslot refused");
+                }
+                self.complete(done);
+            }
+            Request::DelMemslot(group, slot) => {
+                if let Err(e) = self.slots.remove(group, slot) {
+                    tracing::warn!(error = %e, "removing memslot");
+                }
+            }
+            Request::ResetMemslots => self.slots.reset(),
+            Request::CreatePrimary(surface_id, surface, done) => {
+                self.create_primary(surface_id, surface);
+                self.complete(done);
+            }
+            Request::DestroyPrimary(surface_id, done) => {
+                tracing::debug!(surface_id, "primary surface destroyed");
+                self.drain();
+                self.primary = None;
+                self.display.clear();
+                self.complete(done);
+            }
+            Request::DestroySurface(surface_id, done) => {
+                tracing::trace!(surface_id, "destroy surface");
+                self.drain();
+                self.complete(done);
+            }
+            Request::DestroySurfaces(done) | Request::Flush(done) => {
+                self.drain();
+                self.complete(done);
+            }
+            Request::ResetCursor(reply) => {
+                self.display.hide_cursor();
+                let _ = reply.send(());
+            }
+            Request::LoadvmCommands(commands, reply) => {
+                for ext in commands {
+                    self.process(&ext);
+                }
+                let _ = reply.send(());
+            }
+            Request::MonitorsConfig { phys, group, cookie } => {
+                let guest = Guest::new(&self.slots, &HostMemory).with_limits(self.limits);
+                match read_monitors_config(&guest, phys, group, 16) {
+                    Ok((max, heads)) => tracing::debug!(max, heads = heads.len(), "monitors config"),
+                    Err(e) => tracing::warn!(error = %e, "monitors config rejected"),
+                }
+                self.complete(Done::Cookie(cookie));
+            }
+            Request::DriverUnload => tracing::debug!("guest driver unloaded"),
+            Request::Sync(reply) => {
+                let _ = reply.send(());
+            }
+            Request::Shutdown => return false,
+        }
+        true
+    }
+
+    fn complete(&self, done: Done) {
+        match done {
+            Done::Reply(reply) => {
+                let _ = reply.send(());
+            }
+            Done::Cookie(cookie) => {
+                if let Some(complete) = self.instance.iface().async_complete {
+                    // SAFETY: worker-thread callback with the device's own instance.
+                    unsafe { complete(self.instance.0, cookie) };
+                }
+            }
+        }
+    }
+
+    /// Processes both rings until empty.
+    fn drain(&mut self) {
+        for _ in 0..1024 {
+            let more = self.process_ring(false) | self.process_ring(true);
+            if !more {
+                break;
+            }
+        }
+    }
+
+    /// Takes up to [`BATCH`] commands from a ring. Returns whether it may hold more.
+    fn process_ring(&mut self, cursor: bool) -> bool {
+        let iface = self.instance.iface();
+        let (get, request_notification) = if cursor {
+            (iface.get_cursor_command, iface.req_cursor_notification)
+        } else {
+            (iface.get_command, iface.req_cmd_notification)
+        };
+        let Some(get) = get else { return false };
+        for _ in 0..BATCH {
+            let mut ext = QXLCommandExt::default();
+            // SAFETY: worker-thread callback filling our struct.
+            if unsafe { get(self.instance.0, &mut ext) } == 0 {
+                // Empty: ask to be woken. 0 means commands arrived meanwhile.
+                // SAFETY: worker-thread callback.
+                let wait = request_notification.is_none_or(|req| unsafe { req(self.instance.0) } != 0);
+                if wait {
+                    if cursor {
+                        self.poll_cursor = false;
+                    } else {
+                        self.poll_commands = false;
+                    }
+                }
+                return !wait;
+            }
+            self.process(&ext);
+        }
+        true
+    }
+
+    /// Parses, applies and releases one command.
+    fn process(&mut self, ext: &QXLCommandExt) {
+        let ext = CommandExt {
+            data: ext.cmd.data,
+            cmd_type: ext.cmd.type_,
+            group_id: ext.group_id,
+            flags: ext.flags,
+        };
+        let parsed = {
+            let guest = Guest::new(&self.slots, &HostMemory).with_limits(self.limits);
+            parse_command(&guest, &ext)
+        };
+        match parsed.command {
+            Ok(command) => self.apply(command),
+            Err(e) => tracing::warn!(cmd_type = ext.cmd_type, error = %e, "QXL command rejected"),
+        }
+        match parsed.release {
+            Some(release) => {
+                if let Some(release_resource) = self.instance.iface().release_resource {
+                    let info = QXLReleaseInfoExt {
+                        info: release.addr as usize as *mut QXLReleaseInfo,
+                        group_id: release.group_id,
+                    };
+                    // SAFETY: worker-thread callback; `info` is the translated address of
+                    // the command's own release info, as the device expects.
+                    unsafe { release_resource(self.instance.0, info) };
+                }
+            }
+            None => tracing::warn!(
+                data = format_args!("{:#x}", ext.data),
+                "QXL command outside every memslot cannot be released"
+            ),
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Draw(drawable) => self.draw(drawable),
+            Command::Cursor(cursor) => self.cursor(cursor),
+            Command::Update(update) => {
+                if let Some(notify) = self.instance.iface().notify_update {
+                    // SAFETY: worker-thread callback.
+                    unsafe { notify(self.instance.0, update.update_id) };
+                }
+            }
+            Command::Message(text) => {
+                tracing::debug!(message = %String::from_utf8_lossy(&text), "guest QXL message");
+            }
+            Command::Surface(surface) => {
+                tracing::debug!(?surface, "off-screen surfaces are not rendered yet")
+            }
+            Command::Nop => {}
+        }
+    }
+
+    fn draw(&mut self, drawable: Drawable) {
+        if drawable.surface_id != 0 {
+            tracing::debug!(
+                surface = drawable.surface_id,
+                "drawing on off-screen surfaces is not supported yet"
+            );
+            return;
+        }
+        match drawable.op {
+            DrawOp::Copy(copy) => self.draw_copy(&drawable.bbox, &copy),
+            other => tracing::debug!(op = ?std::mem::discriminant(&other), "draw operation not rendered yet"),
+        }
+    }
+
+    /// DRAW_COPY of a bitmap at its own size: what QEMU's simple display sends.
+    fn draw_copy(&mut self, bbox: &spice_qxl::Rect, copy: &CopyOp) {
+        let Image::Bitmap(bitmap) = &copy.src else {
+            tracing::debug!("copy from a non-bitmap image is not rendered yet");
+            return;
+        };
+        let (w, h) = (copy.src_area.width(), copy.src_area.height());
+        if w != bbox.width() || h != bbox.height() {
+            tracing::debug!("scaled copies are not rendered yet");
+            return;
+        }
+        let Some(pixels) = bitmap.to_xrgb() else {
+            tracing::debug!(format = bitmap.format, "bitmap format not supported");
+            return;
+        };
+        let row = bitmap.width as usize * 4;
+        let (sx, sy) = (copy.src_area.left as usize, copy.src_area.top as usize);
+        let start = sy * row + sx * 4;
+        let Some(data) = pixels.get(start..) else { return };
+        let frame = Frame {
+            width: w,
+            height: h,
+            stride: row,
+            data,
+        };
+        if let Err(e) = self
+            .display
+            .draw(bbox.left.max(0) as u32, bbox.top.max(0) as u32, &frame)
+        {
+            tracing::warn!(error = %e, "copy not drawn");
+        }
+    }
+
+    fn cursor(&mut self, command: CursorCommand) {
+        match command {
+            CursorCommand::Set { x, y, visible, shape } => {
+                if let Some(shape) = shape {
+                    match shape.to_argb().map(|argb| {
+                        CursorImage::new(shape.width, shape.height, shape.hot_x, shape.hot_y, argb)
+                    }) {
+                        Some(Ok(image)) => self.display.set_cursor(image),
+                        Some(Err(e)) => tracing::warn!(error = %e, "cursor rejected"),
+                        None => tracing::debug!(cursor_type = shape.cursor_type, "cursor type not supported"),
+                    }
+                }
+                self.display.move_cursor(i32::from(x), i32::from(y));
+                if !visible {
+                    self.display.hide_cursor();
+                }
+            }
+            CursorCommand::Move { x, y } => self.display.move_cursor(i32::from(x), i32::from(y)),
+            CursorCommand::Hide => self.display.hide_cursor(),
+            CursorCommand::Trail { .. } => {}
+        }
+    }
+
+    fn create_primary(&mut self, surface_id: u32, s: crate::ffi::QXLDevSurfaceCreate) {
+        let primary = PrimarySurface {
+            width: s.width,
+            height: s.height,
+            stride: s.stride,
+            format: s.format,
+            mouse_mode: s.mouse_mode,
+            flags: s.flags,
+            mem: s.mem,
+            group_id: s.group_id,
+        };
+        if surface_id != 0 {
+            tracing::error!(surface_id, "primary surface id must be 0");
+            return;
+        }
+        if let Err(e) = validate_primary(&self.slots, &primary) {
+            tracing::error!(error = %e, "primary surface rejected");
+            return;
+        }
+        if let Err(e) = self.display.resize(primary.width, primary.height) {
+            tracing::error!(error = %e, "primary surface too large");
+            return;
+        }
+        tracing::debug!(
+            width = primary.width,
+            height = primary.height,
+            "primary surface created"
+        );
+        self.primary = Some(primary);
+    }
+}

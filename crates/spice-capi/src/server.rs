@@ -1,0 +1,144 @@
+//! The opaque `SpiceServer` handed to C: configuration gathered before
+//! `spice_server_init`, then the running Rust server.
+
+use std::cell::{RefCell, RefMut};
+use std::rc::Rc;
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use spice_server::{Auth, Config, Server, ServerBuilder, ServerHandle};
+
+use crate::core_adapter::CCore;
+
+/// What may only be touched on the thread that created the server (QEMU's main
+/// thread): the running server is single-threaded by design.
+pub(crate) struct MainState {
+    pub(crate) builder: Option<ServerBuilder>,
+    pub(crate) server: Option<Server>,
+    pub(crate) config: Config,
+    /// `-1` until `spice_server_set_port`: the C server listens only when a port is set.
+    pub(crate) port: i32,
+    pub(crate) addr: Option<String>,
+    pub(crate) image_compression: u32,
+}
+
+/// `SpiceServer`.
+pub struct CServer {
+    /// QXL instances, for `vm_start`/`vm_stop`.
+    qxl: std::sync::Mutex<Vec<std::sync::Arc<crate::qxl::QxlDevice>>>,
+    /// Whether the VM runs; QXL workers poll their rings only while it does.
+    vm_running: std::sync::atomic::AtomicBool,
+    /// Thread-safe requests, usable from any thread (vCPU threads call `kbd_leds`).
+    pub(crate) handle: ServerHandle,
+    main_thread: ThreadId,
+    main: RefCell<MainState>,
+}
+
+impl CServer {
+    pub(crate) fn new() -> Self {
+        let builder = ServerBuilder::new();
+        let handle = builder.handle();
+        let config = Config {
+            // Ticketing is on by default with no password, which refuses every client
+            // until the host sets a ticket or turns authentication off.
+            auth: Auth::Password {
+                password: String::new(),
+                lifetime: None,
+            },
+            ..Config::default()
+        };
+        Self {
+            qxl: std::sync::Mutex::new(Vec::new()),
+            vm_running: std::sync::atomic::AtomicBool::new(true),
+            handle,
+            main_thread: std::thread::current().id(),
+            main: RefCell::new(MainState {
+                builder: Some(builder),
+                server: None,
+                config,
+                port: -1,
+                addr: None,
+                image_compression: 2, // SPICE_IMAGE_COMPRESSION_AUTO_GLZ, the C default
+            }),
+        }
+    }
+
+    /// The main-thread state, or `None` (logged) when called from another thread
+    /// or re-entrantly.
+    pub(crate) fn main(&self, entry: &'static str) -> Option<RefMut<'_, MainState>> {
+        if std::thread::current().id() != self.main_thread {
+            tracing::error!(entry, "called off the thread that created the server; ignored");
+            return None;
+        }
+        match self.main.try_borrow_mut() {
+            Ok(m) => Some(m),
+            Err(_) => {
+                tracing::error!(entry, "called re-entrantly; ignored");
+                None
+            }
+        }
+    }
+
+    /// The attached QXL devices.
+    pub(crate) fn qxl_devices(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<std::sync::Arc<crate::qxl::QxlDevice>>> {
+        self.qxl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn vm_running(&self) -> bool {
+        self.vm_running.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// `spice_server_vm_start` / `vm_stop`: QXL workers start or stop pulling
+    /// commands; stopping waits until what was queued is drawn.
+    pub(crate) fn set_vm_running(&self, running: bool) {
+        self.vm_running
+            .store(running, std::sync::atomic::Ordering::Release);
+        let devices: Vec<_> = self.qxl_devices().clone();
+        for device in devices {
+            device.set_running(running);
+        }
+    }
+}
+
+impl MainState {
+    /// Starts the Rust server on the host's core.
+    pub(crate) fn start(&mut self, core: CCore) -> Result<(), String> {
+        let Some(builder) = self.builder.take() else {
+            return Err("already initialised".into());
+        };
+        let mut config = self.config.clone();
+        config.listen = self.port >= 0;
+        config.port =
+            u16::try_from(self.port.max(0)).map_err(|_| format!("port {} out of range", self.port))?;
+        if let Some(addr) = self.addr.as_deref().filter(|a| !a.is_empty()) {
+            config.addr = resolve(addr, config.port)?;
+        } else if config.listen {
+            // The C server listens on every address when none is given.
+            config.addr = std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+        }
+        let core: Rc<dyn spice_server::Core> = Rc::new(core);
+        let server = builder.config(config).start_on(core).map_err(|e| e.to_string())?;
+        self.server = Some(server);
+        Ok(())
+    }
+}
+
+fn resolve(addr: &str, port: u16) -> Result<std::net::IpAddr, String> {
+    if let Ok(ip) = addr.parse() {
+        return Ok(ip);
+    }
+    use std::net::ToSocketAddrs;
+    (addr, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .map(|a| a.ip())
+        .ok_or_else(|| format!("{addr} has no address"))
+}
+
+/// A password lifetime in seconds as `spice_server_set_ticket` takes it (0 = forever).
+pub(crate) fn lifetime(seconds: i32) -> Option<Duration> {
+    (seconds > 0).then(|| Duration::from_secs(seconds as u64))
+}

@@ -1,0 +1,71 @@
+//! `cargo xtask <task>`: project automation that cargo alone cannot express.
+//!
+//! - `capi [--debug]`: builds `target/<profile>/libspice-server.so.1`, the C ABI
+//!   drop-in, from the `spice-capi` staticlib. rustc's cdylib output carries its
+//!   own version script, so the shared object is linked here with the upstream
+//!   symbol versions (`crates/spice-capi/spice-server.map`) and SONAME.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("capi") => capi(args.iter().any(|a| a == "--debug")).map(|path| println!("{}", path.display())),
+        _ => {
+            eprintln!("usage: cargo xtask capi [--debug]");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Builds the shared library and returns its path.
+fn capi(debug: bool) -> Result<PathBuf> {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(&cargo);
+    build
+        .current_dir(&root)
+        .args(["build", "-p", "spice-capi", "--lib"]);
+    if !debug {
+        build.arg("--release");
+    }
+    let status = build.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build -p spice-capi failed");
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let out_dir = target_dir.join(if debug { "debug" } else { "release" });
+    let staticlib = out_dir.join("libspice_capi.a");
+    let output = out_dir.join("libspice-server.so.1");
+    let map = root.join("crates/spice-capi/spice-server.map");
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .arg("-shared")
+        .arg("-o")
+        .arg(&output)
+        .arg("-Wl,--whole-archive")
+        .arg(&staticlib)
+        .arg("-Wl,--no-whole-archive")
+        .arg(format!("-Wl,--version-script={}", map.display()))
+        .args([
+            "-Wl,-soname,libspice-server.so.1",
+            "-Wl,-z,now",
+            "-Wl,--gc-sections",
+        ])
+        .args(["-lpthread", "-ldl", "-lm", "-lc", "-lgcc_s"])
+        .status()
+        .context("running the C linker (cc)")?;
+    if !status.success() {
+        bail!("linking {} failed", output.display());
+    }
+    Ok(output)
+}
