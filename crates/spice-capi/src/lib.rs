@@ -9,6 +9,7 @@
 //! Build the shared library with `cargo xtask capi`.
 
 mod api;
+mod audio;
 mod core_adapter;
 pub mod ffi;
 mod guard;

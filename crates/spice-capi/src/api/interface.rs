@@ -102,7 +102,17 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                     return -1;
                 }
             },
-            Kind::Playback | Kind::Record | Kind::CharDevice => {
+            Kind::Playback => {
+                let handle = spice_server::PlaybackHandle::new();
+                server.handle.set_playback(Some(handle.clone()));
+                Some(Box::new(crate::audio::Playback::new(handle)) as Box<dyn std::any::Any + Send + Sync>)
+            }
+            Kind::Record => {
+                let handle = spice_server::RecordHandle::new();
+                server.handle.set_record(Some(handle.clone()));
+                Some(Box::new(crate::audio::Record { handle }) as Box<dyn std::any::Any + Send + Sync>)
+            }
+            Kind::CharDevice => {
                 tracing::warn!(
                     interface = type_name,
                     "interface accepted but not implemented yet"
@@ -164,6 +174,8 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
             Kind::Mouse => server.handle.set_mouse(None),
             Kind::Tablet => server.handle.set_tablet(None),
             Kind::Qxl => crate::qxl::detach(server, state.extra),
+            Kind::Playback => server.handle.set_playback(None),
+            Kind::Record => server.handle.set_record(None),
             _ => {}
         }
         0
