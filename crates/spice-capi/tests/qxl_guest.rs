@@ -255,8 +255,8 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
     let primary = arena.reserve(64 * 48 * 4);
     guest.load(&arena);
 
-    // SAFETY (whole block): the test plays the host side of the C ABI with valid
-    // structs that outlive the server.
+    // SAFETY: the test plays the host side of the C ABI with valid structs that
+    // outlive the server.
     unsafe {
         let mut core = SpiceCoreInterface {
             base: SpiceBaseInterface {
