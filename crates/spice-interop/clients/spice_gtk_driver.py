@@ -86,6 +86,8 @@ class Driver:
         if isinstance(channel, Spice.MainChannel):
             self.main = channel
             on(channel, "main-mouse-update", self.on_mouse_update)
+            on(channel, "main-agent-update", self.on_agent_update)
+            on(channel, "main-clipboard-selection-grab", self.on_clipboard_grab)
         elif isinstance(channel, Spice.DisplayChannel):
             self.display = channel
             on(channel, "display-primary-create", self.on_primary_create)
@@ -118,6 +120,13 @@ class Driver:
             code=event.value_nick,
             error=channel.get_error().message if channel.get_error() else None,
         )
+
+    def on_agent_update(self, channel):
+        emit("agent-update", connected=bool(channel.get_property("agent-connected")))
+
+    def on_clipboard_grab(self, channel, selection, types, ntypes):
+        emit("clipboard-grab", selection=selection, ntypes=ntypes)
+        return True
 
     def on_mouse_update(self, channel):
         emit("mouse-mode", mode=int(channel.get_property("mouse-mode")))

@@ -6,10 +6,14 @@
 //!   flow control and hostile input that a well-behaved client never sends.
 //! - [`devices`] records what the server hands to the host's devices.
 //! - [`pattern`] makes deterministic frames to compare pixel by pixel.
+//! - [`qemu::Qemu`] runs unmodified QEMU with our `libspice-server.so.1` or
+//!   Debian's C one, for differential tests.
 
+pub mod agent;
 pub mod devices;
 pub mod gtk;
 pub mod pattern;
+pub mod qemu;
 pub mod raw;
 
 /// Starts `tracing` output for a test once; `RUST_LOG` picks the level.

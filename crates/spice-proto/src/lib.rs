@@ -7,6 +7,7 @@
 //! [`DecodeError`].
 
 pub mod acceptor;
+pub mod agent;
 pub mod caps;
 pub mod consts;
 pub mod error;

@@ -84,6 +84,7 @@ pub(crate) struct Devices {
     pub(crate) displays: std::collections::BTreeMap<u8, DisplayHandle>,
     pub(crate) playback: Option<PlaybackHandle>,
     pub(crate) record: Option<RecordHandle>,
+    pub(crate) agent: Option<Box<dyn crate::vdi::CharDevice + Send>>,
 }
 
 /// Assembles a server: address, authentication, identity and devices.
@@ -229,6 +230,12 @@ impl ServerBuilder {
     /// Adds a display with channel id `id` (a second monitor, for instance).
     pub fn display_with_id(mut self, id: u8, display: DisplayHandle) -> Self {
         self.devices.displays.insert(id, display);
+        self
+    }
+
+    /// Attaches the guest agent's port (a virtio-serial channel to spice-vdagent).
+    pub fn agent(mut self, agent: impl crate::vdi::CharDevice + Send + 'static) -> Self {
+        self.devices.agent = Some(Box::new(agent));
         self
     }
 

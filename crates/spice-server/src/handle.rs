@@ -23,6 +23,8 @@ pub(crate) enum Command {
     SetTablet(Option<Box<dyn Tablet + Send>>),
     AddDisplay(u8, DisplayHandle),
     SetPlayback(Option<crate::audio::PlaybackHandle>),
+    SetAgent(Option<Box<dyn crate::vdi::CharDevice + Send>>),
+    AgentWakeup,
     SetRecord(Option<crate::audio::RecordHandle>),
     RemoveDisplay(u8),
     SetAuth(Auth),
@@ -40,6 +42,8 @@ impl std::fmt::Debug for Command {
             Self::SetTablet(_) => "SetTablet",
             Self::AddDisplay(..) => "AddDisplay",
             Self::SetPlayback(_) => "SetPlayback",
+            Self::SetAgent(_) => "SetAgent",
+            Self::AgentWakeup => "AgentWakeup",
             Self::SetRecord(_) => "SetRecord",
             Self::RemoveDisplay(_) => "RemoveDisplay",
             Self::SetAuth(_) => "SetAuth",
@@ -170,6 +174,17 @@ impl ServerHandle {
     /// connected client is told about the new channel.
     pub fn set_playback(&self, playback: Option<crate::audio::PlaybackHandle>) {
         self.push(Command::SetPlayback(playback));
+    }
+
+    /// Attaches (or with `None` detaches) the guest agent's port. A connected
+    /// client is told the agent came or went.
+    pub fn set_agent(&self, agent: Option<Box<dyn crate::vdi::CharDevice + Send>>) {
+        self.push(Command::SetAgent(agent));
+    }
+
+    /// The agent's device has data to read or room to write.
+    pub fn agent_wakeup(&self) {
+        self.push(Command::AgentWakeup);
     }
 
     /// Adds (or with `None` removes) audio capture while the server runs.

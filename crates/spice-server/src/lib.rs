@@ -21,6 +21,7 @@
 //! println!("spice://{}", server.local_addr());
 //! ```
 
+mod agent;
 pub mod audio;
 mod channel;
 mod config;
@@ -43,4 +44,4 @@ pub use crate::error::ServerError;
 pub use crate::handle::ServerHandle;
 pub use crate::runtime::RunningServer;
 pub use crate::server::Server;
-pub use crate::vdi::{Keyboard, Leds, Mouse, MouseButtons, Tablet};
+pub use crate::vdi::{CharDevice, Keyboard, Leds, Mouse, MouseButtons, Tablet};

@@ -170,6 +170,51 @@ impl ServerMessage for AgentToken {
     }
 }
 
+/// `SPICE_MSG_MAIN_AGENT_CONNECTED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentConnected;
+
+impl ServerMessage for AgentConnected {
+    const TYPE: u16 = server_type::AGENT_CONNECTED;
+    fn encode_body(&self, _out: &mut Vec<u8>) {}
+}
+
+/// `SPICE_MSG_MAIN_AGENT_CONNECTED_TOKENS`: the agent is back, with fresh tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentConnectedTokens(pub u32);
+
+impl ServerMessage for AgentConnectedTokens {
+    const TYPE: u16 = server_type::AGENT_CONNECTED_TOKENS;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        Writer::new(out).u32(self.0);
+    }
+}
+
+/// `SPICE_MSG_MAIN_AGENT_DISCONNECTED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentDisconnected {
+    /// A `SPICE_LINK_ERR_*` code; 0 for a normal detach.
+    pub error_code: u32,
+}
+
+impl ServerMessage for AgentDisconnected {
+    const TYPE: u16 = server_type::AGENT_DISCONNECTED;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        Writer::new(out).u32(self.error_code);
+    }
+}
+
+/// `SPICE_MSG_MAIN_AGENT_DATA`: one chunk of the agent's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentData<'a>(pub &'a [u8]);
+
+impl ServerMessage for AgentData<'_> {
+    const TYPE: u16 = server_type::AGENT_DATA;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0);
+    }
+}
+
 /// Messages a client sends on the main channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MainClientMessage {

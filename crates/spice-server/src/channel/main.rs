@@ -3,7 +3,10 @@
 use std::time::Instant;
 
 use spice_proto::consts::main_cap;
-use spice_proto::msg::main::{ChannelsList, Init, MainClientMessage, MouseMode, Name, Uuid};
+use spice_proto::msg::main::{
+    AgentConnected, AgentConnectedTokens, AgentData, AgentDisconnected, AgentToken, ChannelsList, Init,
+    MainClientMessage, MouseMode, Name, Uuid,
+};
 use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
@@ -12,8 +15,14 @@ use super::{BaseOutcome, ChannelBase};
 pub(crate) const AGENT_TOKENS: u32 = 10;
 
 /// What the main channel needs the server to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum MainEvent {
+    /// The client takes agent data, `tokens` messages ahead.
+    AgentStart(u32),
+    /// Agent data from the client.
+    AgentData(Vec<u8>),
+    /// The client can take `tokens` more agent messages.
+    AgentToken(u32),
     /// Send the channel list.
     AttachChannels,
     /// The client asks for a mouse mode.
@@ -30,6 +39,7 @@ pub(crate) struct SessionIntro<'a> {
     pub(crate) supported_mouse_modes: u32,
     pub(crate) current_mouse_mode: u32,
     pub(crate) multi_media_time: u32,
+    pub(crate) agent_connected: bool,
     pub(crate) name: Option<&'a str>,
     pub(crate) uuid: Option<[u8; 16]>,
 }
@@ -39,6 +49,8 @@ pub(crate) struct MainChannel {
     pub(crate) base: ChannelBase,
     /// The client asked for the channel list; channels added later are announced.
     pub(crate) attached: bool,
+    /// The client understands `AGENT_CONNECTED_TOKENS`.
+    agent_tokens_cap: bool,
 }
 
 impl MainChannel {
@@ -54,7 +66,7 @@ impl MainChannel {
             display_channels_hint: intro.display_channels,
             supported_mouse_modes: intro.supported_mouse_modes,
             current_mouse_mode: intro.current_mouse_mode,
-            agent_connected: 0,
+            agent_connected: u32::from(intro.agent_connected),
             agent_tokens: AGENT_TOKENS,
             multi_media_time: intro.multi_media_time,
             ram_hint: 0,
@@ -71,6 +83,7 @@ impl MainChannel {
         Self {
             base,
             attached: false,
+            agent_tokens_cap: client_caps.has(main_cap::AGENT_CONNECTED_TOKENS),
         }
     }
 
@@ -89,18 +102,9 @@ impl MainChannel {
                 tracing::debug!(cache_size, "client info");
                 None
             }
-            MainClientMessage::AgentStart { tokens } => {
-                tracing::debug!(tokens, "agent start without an agent");
-                None
-            }
-            MainClientMessage::AgentData(data) => {
-                tracing::debug!(len = data.len(), "dropping agent data: no agent attached");
-                None
-            }
-            MainClientMessage::AgentToken { tokens } => {
-                tracing::trace!(tokens, "agent tokens");
-                None
-            }
+            MainClientMessage::AgentStart { tokens } => Some(MainEvent::AgentStart(tokens)),
+            MainClientMessage::AgentData(data) => Some(MainEvent::AgentData(data)),
+            MainClientMessage::AgentToken { tokens } => Some(MainEvent::AgentToken(tokens)),
             MainClientMessage::Migration(t) => {
                 tracing::debug!(msg_type = t, "ignoring migration message");
                 None
@@ -114,6 +118,27 @@ impl MainChannel {
 
     pub(crate) fn send_channels_list(&mut self, channels: Vec<(u8, u8)>) {
         self.base.send(&ChannelsList(channels));
+    }
+
+    /// The agent attached: the client may start talking to it.
+    pub(crate) fn send_agent_connected(&mut self) {
+        if self.agent_tokens_cap {
+            self.base.send(&AgentConnectedTokens(AGENT_TOKENS));
+        } else {
+            self.base.send(&AgentConnected);
+        }
+    }
+
+    pub(crate) fn send_agent_disconnected(&mut self) {
+        self.base.send(&AgentDisconnected { error_code: 0 });
+    }
+
+    pub(crate) fn send_agent_data(&mut self, data: &[u8]) {
+        self.base.send(&AgentData(data));
+    }
+
+    pub(crate) fn send_agent_tokens(&mut self, tokens: u32) {
+        self.base.send(&AgentToken(tokens));
     }
 
     pub(crate) fn send_mouse_mode(&mut self, supported: u32, current: u32) {

@@ -61,6 +61,33 @@ impl ServerState {
                         }
                         true
                     }
+                    Ok(Some(MainEvent::AgentStart(tokens))) => {
+                        if let Some(agent) = &mut self.agent {
+                            agent.client_start(tokens);
+                        }
+                        self.agent_pump(Some(main));
+                        true
+                    }
+                    Ok(Some(MainEvent::AgentData(data))) => {
+                        match &mut self.agent {
+                            Some(agent) => {
+                                agent.queue_from_client(&data);
+                            }
+                            None => tracing::debug!(
+                                len = data.len(),
+                                "agent data with no agent attached; dropped"
+                            ),
+                        }
+                        self.agent_pump(Some(main));
+                        true
+                    }
+                    Ok(Some(MainEvent::AgentToken(tokens))) => {
+                        if let Some(agent) = &mut self.agent {
+                            agent.client_tokens(tokens);
+                        }
+                        self.agent_pump(Some(main));
+                        true
+                    }
                     Ok(Some(MainEvent::Disconnect)) => false,
                     Ok(None) => true,
                     Err(e) => self.malformed(name, &e),

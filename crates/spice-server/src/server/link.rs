@@ -308,6 +308,7 @@ impl ServerState {
                     supported_mouse_modes: self.supported_mouse_modes(),
                     current_mouse_mode: self.mouse_mode,
                     multi_media_time: self.mm_time(now).wrapping_sub(400),
+                    agent_connected: self.agent.is_some(),
                     name: self.config.name.as_deref(),
                     uuid: self.config.uuid,
                 },
@@ -442,7 +443,7 @@ fn fresh_session_id() -> u32 {
 /// Channel capabilities the server advertises in its link reply.
 fn channel_caps(channel_type: u8) -> Caps {
     match ChannelType::from_u8(channel_type) {
-        Some(ChannelType::Main) => Caps::with(&[main_cap::NAME_AND_UUID]),
+        Some(ChannelType::Main) => Caps::with(&[main_cap::NAME_AND_UUID, main_cap::AGENT_CONNECTED_TOKENS]),
         Some(ChannelType::Display) => Caps::with(&[display_cap::MONITORS_CONFIG]),
         Some(ChannelType::Inputs) => Caps::with(&[inputs_cap::KEY_SCANCODE]),
         Some(ChannelType::Playback) => Caps::with(&[playback_cap::VOLUME]),

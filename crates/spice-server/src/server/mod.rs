@@ -71,6 +71,8 @@ pub(crate) struct ServerState {
     next_conn: u64,
     session: Option<Session>,
     devices: Devices,
+    /// The guest agent's link, when an agent port is attached.
+    agent: Option<crate::agent::AgentLink>,
     ticket: Option<Ticket>,
     mouse_mode: u32,
     logical_size: Option<(u32, u32)>,
@@ -149,6 +151,7 @@ impl Server {
                 conns: HashMap::new(),
                 next_conn: 1,
                 session: None,
+                agent: None,
                 devices,
                 ticket,
                 mouse_mode: mouse_mode::SERVER,
@@ -165,6 +168,7 @@ impl Server {
                 let accept = s.callback(|s, _| s.on_accept());
                 s.watches.push(core.add_watch(listen_fd, Interest::READ, accept));
             }
+            s.agent = s.devices.agent.take().map(crate::agent::AgentLink::new);
             // Pick up a display published before the server started.
             s.on_wakeup();
         }
@@ -189,6 +193,16 @@ impl Server {
     /// A thread-safe handle for requests to this server.
     pub fn handle(&self) -> ServerHandle {
         self.handle.clone()
+    }
+
+    /// Lets the agent link move data now, on the calling (server) thread; for a
+    /// host whose agent device expects to be drained inside its own call, as
+    /// QEMU's does. Queued for the loop instead if the server is busy.
+    pub fn agent_wakeup_now(&self) {
+        match self.state.try_borrow_mut() {
+            Ok(mut s) => s.agent_pump(None),
+            Err(_) => self.handle.agent_wakeup(),
+        }
     }
 
     /// Number of client sessions (0 or 1).
@@ -266,6 +280,45 @@ impl ServerState {
             (ChannelType::Display as u8, id),
             (ChannelType::Cursor as u8, id),
         ]);
+    }
+
+    fn set_agent(&mut self, agent: Option<Box<dyn crate::vdi::CharDevice + Send>>) {
+        let was = self.agent.take().is_some();
+        self.agent = agent.map(crate::agent::AgentLink::new);
+        match (was, self.agent.is_some()) {
+            (_, true) => {
+                tracing::info!("guest agent attached");
+                self.with_main(|main| main.send_agent_connected());
+                self.agent_pump(None);
+            }
+            (true, false) => {
+                tracing::info!("guest agent detached");
+                self.with_main(|main| main.send_agent_disconnected());
+            }
+            (false, false) => {}
+        }
+    }
+
+    /// Moves agent data both ways and sends the client what came out: to the
+    /// main channel given (one being handled) or else the session's.
+    pub(super) fn agent_pump(&mut self, main: Option<&mut crate::channel::main::MainChannel>) {
+        let Some(agent) = &mut self.agent else { return };
+        let pumped = agent.pump();
+        if pumped.to_client.is_empty() && pumped.tokens == 0 {
+            return;
+        }
+        let send = move |main: &mut crate::channel::main::MainChannel| {
+            for data in &pumped.to_client {
+                main.send_agent_data(data);
+            }
+            if pumped.tokens > 0 {
+                main.send_agent_tokens(pumped.tokens);
+            }
+        };
+        match main {
+            Some(main) => send(main),
+            None => self.with_main(send),
+        }
     }
 
     /// Tells a connected client (that has asked for the list) about new channels.
@@ -401,6 +454,8 @@ impl ServerState {
             Command::SetMouse(mouse) => self.devices.mouse = mouse,
             Command::SetTablet(tablet) => self.set_tablet(tablet),
             Command::AddDisplay(id, display) => self.add_display(id, display),
+            Command::SetAgent(agent) => self.set_agent(agent),
+            Command::AgentWakeup => self.agent_pump(None),
             Command::SetPlayback(playback) => {
                 if let Some(old) = self.devices.playback.take() {
                     old.shared.attach_waker(None);
@@ -588,6 +643,10 @@ impl ServerState {
 
     fn close_session(&mut self, session: Session) {
         tracing::info!(session = session.id, "client session ended");
+        if let Some(agent) = &mut self.agent {
+            agent.client_gone();
+            agent.pump();
+        }
         for id in std::iter::once(session.main).chain(session.channels) {
             if let Some(conn) = self.conns.remove(&id) {
                 self.close(id, conn);

@@ -4,6 +4,8 @@
 //! through [`crate::Core`], or the built-in loop thread). Implementations must
 //! not block for long: they run between network events.
 
+mod chardev;
 mod input;
 
+pub use chardev::CharDevice;
 pub use input::{Keyboard, Leds, Mouse, MouseButtons, Tablet};

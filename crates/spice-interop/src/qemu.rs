@@ -1,0 +1,352 @@
+//! Unmodified QEMU (Debian's `qemu-system-x86_64`) serving SPICE through a
+//! chosen `libspice-server.so.1`: ours (`cargo xtask capi`) or Debian's C one.
+//!
+//! QEMU's SPICE code lives in modules under `/usr/lib/x86_64-linux-gnu/qemu/`
+//! with no RPATH, so `LD_LIBRARY_PATH=<dir>` swaps the library in. Every
+//! [`Qemu`] reads `/proc/PID/maps` once SPICE listens and records which
+//! library file the process really mapped, so a test can prove it compared the
+//! two libraries and not one library twice.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The emulator, from PATH.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// Debian's C library (`libspice-server1`), as the dynamic loader names it.
+pub const DEBIAN_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/libspice-server.so.1";
+
+/// Which `libspice-server.so.1` QEMU loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Library {
+    /// Ours: `DIR/libspice-server.so.1`, loaded through `LD_LIBRARY_PATH=DIR`.
+    Rust(PathBuf),
+    /// Debian's C library, loaded with `LD_LIBRARY_PATH` removed.
+    Debian,
+}
+
+impl Library {
+    /// Ours, built by [`build_rust_library`].
+    pub fn rust() -> Self {
+        Self::Rust(build_rust_library().to_path_buf())
+    }
+
+    /// A short name for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Rust(_) => "rust",
+            Self::Debian => "C",
+        }
+    }
+
+    /// The file QEMU must map (symlinks resolved, as `/proc/PID/maps` shows it).
+    pub fn expected_file(&self) -> PathBuf {
+        let path = match self {
+            Self::Rust(dir) => dir.join("libspice-server.so.1"),
+            Self::Debian => PathBuf::from(DEBIAN_LIBRARY),
+        };
+        std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .expect("crates/spice-interop sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// Builds our `libspice-server.so.1` once per process with `cargo xtask capi`
+/// (quick when up to date) and returns the directory holding it.
+pub fn build_rust_library() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args(["xtask", "capi"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run `cargo xtask capi`");
+        assert!(out.status.success(), "`cargo xtask capi` failed: {}", out.status);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let library = PathBuf::from(
+            stdout
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .expect("`cargo xtask capi` prints the library path")
+                .trim(),
+        );
+        assert!(library.is_file(), "{} was not built", library.display());
+        eprintln!("built {} in {:?}", library.display(), started.elapsed());
+        library.parent().expect("library has a directory").to_path_buf()
+    })
+}
+
+/// Whether KVM can be used (`/dev/kvm` opens read-write).
+pub fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// A QEMU process with SPICE on a free loopback port. Killed (by PID) when dropped.
+#[derive(Debug)]
+pub struct Qemu {
+    child: Child,
+    /// The library it was asked to load.
+    pub library: Library,
+    /// The SPICE listening address.
+    pub addr: SocketAddr,
+    /// Every `libspice-server` file the process mapped (from `/proc/PID/maps`).
+    pub mapped: Vec<PathBuf>,
+    /// When the process was started.
+    pub started: Instant,
+    /// How long until SPICE accepted connections.
+    pub ready_after: Duration,
+    stderr_path: PathBuf,
+    log_path: PathBuf,
+}
+
+fn free_loopback_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
+impl Qemu {
+    /// Starts `qemu-system-x86_64 -display none -nic none -monitor none -serial
+    /// none -spice port=P,addr=127.0.0.1,disable-ticketing=on` plus `args`,
+    /// with `-accel kvm` when `/dev/kvm` is usable and `-accel tcg` otherwise,
+    /// and waits until the SPICE port accepts a connection. QEMU's own log
+    /// (`-D`, where `-trace` output goes) is kept for [`Qemu::log`].
+    pub fn start(library: &Library, args: &[&str]) -> Self {
+        let mut last_error = String::new();
+        // A port found free can be taken before QEMU binds it: retry then.
+        for _ in 0..3 {
+            match Self::try_start(library, args) {
+                Ok(q) => return q,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!(
+            "QEMU with the {} library did not start: {last_error}",
+            library.name()
+        );
+    }
+
+    fn try_start(library: &Library, args: &[&str]) -> Result<Self, String> {
+        let port = free_loopback_port();
+        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let tmp = std::env::temp_dir();
+        let tag = format!("spice-qemu-{}-{port}", std::process::id());
+        let stderr_path = tmp.join(format!("{tag}.stderr"));
+        let log_path = tmp.join(format!("{tag}.log"));
+        let _ = std::fs::remove_file(&log_path);
+        let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
+        let accel = if kvm_usable() { "kvm" } else { "tcg" };
+        let mut cmd = Command::new(QEMU);
+        cmd.args(["-accel", accel])
+            .args([
+                "-display", "none", "-nic", "none", "-monitor", "none", "-serial", "none",
+            ])
+            .arg("-spice")
+            .arg(format!("port={port},addr=127.0.0.1,disable-ticketing=on"))
+            .arg("-D")
+            .arg(&log_path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        match library {
+            Library::Rust(dir) => cmd.env("LD_LIBRARY_PATH", dir),
+            Library::Debian => cmd.env_remove("LD_LIBRARY_PATH"),
+        };
+        let started = Instant::now();
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {QEMU} (apt-get install qemu-system-x86): {e}"))?;
+        let mut q = Self {
+            child,
+            library: library.clone(),
+            addr,
+            mapped: Vec::new(),
+            started,
+            ready_after: Duration::ZERO,
+            stderr_path,
+            log_path,
+        };
+        let deadline = started + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = q.child.try_wait() {
+                return Err(format!("exited with {status}; stderr:\n{}", q.stderr()));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "SPICE port {port} not accepting; stderr:\n{}",
+                    q.stderr()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        q.ready_after = started.elapsed();
+        q.mapped = q.mapped_spice_libraries();
+        Ok(q)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The distinct `libspice-server` files in `/proc/PID/maps` now.
+    pub fn mapped_spice_libraries(&self) -> Vec<PathBuf> {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid())).unwrap_or_default();
+        let mut found: Vec<PathBuf> = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|p| p.contains("libspice-server"))
+            .map(PathBuf::from)
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// Panics unless the process mapped exactly the library it was asked to load.
+    pub fn assert_library(&self) {
+        let want = self.library.expected_file();
+        assert_eq!(
+            self.mapped,
+            vec![want.clone()],
+            "QEMU (pid {}) should map only {} ({} library)",
+            self.pid(),
+            want.display(),
+            self.library.name()
+        );
+    }
+
+    /// Everything QEMU (and a library logging to stderr) wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// QEMU's log file (`-D`): the output of `-trace` events.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        // Only our own child, by PID.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "QEMU ({} library, pid {}) stderr kept in {}, log in {}",
+                self.library.name(),
+                self.child.id(),
+                self.stderr_path.display(),
+                self.log_path.display()
+            );
+        } else {
+            let _ = std::fs::remove_file(&self.stderr_path);
+            let _ = std::fs::remove_file(&self.log_path);
+        }
+    }
+}
+
+/// A client's primary surface: packed xRGB rows, X bytes zeroed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picture {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 4` bytes, B G R 0.
+    pub pixels: Vec<u8>,
+}
+
+/// Text cell size of the 720x400 VGA text mode (80x25 cells of 9x16 pixels).
+pub const CELL: (u32, u32) = (9, 16);
+
+impl Picture {
+    /// Dumps the client's current primary surface.
+    pub fn of(gtk: &mut crate::gtk::SpiceGtk) -> Option<Self> {
+        let (width, height, pixels) = gtk.surface()?;
+        Some(Self {
+            width,
+            height,
+            pixels,
+        })
+    }
+
+    /// Whether any pixel in the cell at text `row`, `col` is not black.
+    pub fn cell_lit(&self, row: u32, col: u32) -> bool {
+        let (cw, ch) = CELL;
+        (row * ch..(row + 1) * ch).any(|y| {
+            let start = (y * self.width + col * cw) as usize * 4;
+            self.pixels[start..start + cw as usize * 4]
+                .iter()
+                .any(|&b| b != 0)
+        })
+    }
+
+    /// For a 720x400 text screen, per text row, how many cells up to the last
+    /// lit one: a cheap fingerprint of which lines of text are on the screen
+    /// and how long they are. Empty for other sizes.
+    pub fn text_lines(&self) -> Vec<u32> {
+        if (self.width, self.height) != (720, 400) {
+            return Vec::new();
+        }
+        let (cols, rows) = (self.width / CELL.0, self.height / CELL.1);
+        (0..rows)
+            .map(|r| {
+                (0..cols)
+                    .rev()
+                    .find(|&c| self.cell_lit(r, c))
+                    .map_or(0, |c| c + 1)
+            })
+            .collect()
+    }
+
+    /// How many pixels differ from `other` (all of them if the sizes differ).
+    pub fn diff(&self, other: &Self) -> usize {
+        if (self.width, self.height) != (other.width, other.height) {
+            return (self.width * self.height).max(other.width * other.height) as usize;
+        }
+        crate::pattern::diff_count(&self.pixels, &other.pixels)
+    }
+
+    /// Writes the picture as a binary PPM (for looking at a failure).
+    pub fn save_ppm(&self, path: &Path) -> std::io::Result<()> {
+        let mut out = format!("P6\n{} {}\n255\n", self.width, self.height).into_bytes();
+        for px in self.pixels.chunks_exact(4) {
+            out.extend_from_slice(&[px[2], px[1], px[0]]);
+        }
+        std::fs::write(path, out)
+    }
+}

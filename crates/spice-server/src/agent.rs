@@ -1,0 +1,299 @@
+//! The guest agent link: chunks between the agent's char device and the
+//! client's main channel, with the token flow control of both directions.
+//!
+//! Guest → client: the agent writes `VDIChunkHeader` + payload; payloads for
+//! the client port go out as `MAIN_AGENT_DATA`, one per client token. Without
+//! tokens nothing more is read, which pushes back on the guest.
+//!
+//! Client → guest: each `MAIN_AGENT_DATA` becomes one chunk written to the
+//! device; once written, the client gets its token back (`MAIN_AGENT_TOKEN`).
+
+use std::collections::VecDeque;
+
+use spice_proto::agent::{message_type, ChunkHeader, MessageHeader, PORT_CLIENT, PORT_SERVER};
+
+use crate::channel::main::AGENT_TOKENS;
+use crate::vdi::CharDevice;
+
+/// Chunks read per pump, so one busy agent cannot monopolise the loop.
+const MAX_CHUNKS_PER_PUMP: usize = 64;
+
+struct Pending {
+    bytes: Vec<u8>,
+    written: usize,
+    from_client: bool,
+}
+
+/// What a pump produced for the client.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pumped {
+    /// Payloads to send as `MAIN_AGENT_DATA`.
+    pub(crate) to_client: Vec<Vec<u8>>,
+    /// Tokens to return with `MAIN_AGENT_TOKEN`.
+    pub(crate) tokens: u32,
+}
+
+pub(crate) struct AgentLink {
+    device: Box<dyn CharDevice + Send>,
+    to_device: VecDeque<Pending>,
+    header: [u8; ChunkHeader::SIZE],
+    header_len: usize,
+    chunk: Option<(ChunkHeader, Vec<u8>)>,
+    /// The client sent AGENT_START: it wants agent data.
+    client_started: bool,
+    /// `MAIN_AGENT_DATA` messages the client can still take.
+    client_tokens: u32,
+    broken: bool,
+}
+
+impl AgentLink {
+    pub(crate) fn new(device: Box<dyn CharDevice + Send>) -> Self {
+        Self {
+            device,
+            to_device: VecDeque::new(),
+            header: [0; ChunkHeader::SIZE],
+            header_len: 0,
+            chunk: None,
+            client_started: false,
+            client_tokens: 0,
+            broken: false,
+        }
+    }
+
+    /// The client's `AGENT_START`: it takes agent data, `tokens` messages ahead.
+    pub(crate) fn client_start(&mut self, tokens: u32) {
+        self.client_started = true;
+        self.client_tokens = tokens;
+    }
+
+    /// The client's `AGENT_TOKEN`.
+    pub(crate) fn client_tokens(&mut self, tokens: u32) {
+        self.client_tokens = self.client_tokens.saturating_add(tokens);
+    }
+
+    /// The client left: the agent is told, so it can drop per-client state.
+    pub(crate) fn client_gone(&mut self) {
+        self.client_started = false;
+        self.client_tokens = 0;
+        self.to_device.retain(|p| !p.from_client || p.written > 0);
+        let mut message = Vec::new();
+        MessageHeader::encode_message(message_type::CLIENT_DISCONNECTED, &[], &mut message);
+        let mut bytes = Vec::new();
+        ChunkHeader::encode_chunk(PORT_SERVER, &message, &mut bytes);
+        self.to_device.push_back(Pending {
+            bytes,
+            written: 0,
+            from_client: false,
+        });
+    }
+
+    /// The client's `AGENT_DATA`: queued as one chunk for the device. More than
+    /// the client's tokens allow is a protocol violation and is dropped.
+    pub(crate) fn queue_from_client(&mut self, data: &[u8]) -> bool {
+        let queued = self.to_device.iter().filter(|p| p.from_client).count();
+        if queued >= AGENT_TOKENS as usize {
+            tracing::warn!(queued, "client sent agent data beyond its tokens; dropped");
+            return false;
+        }
+        let mut bytes = Vec::with_capacity(ChunkHeader::SIZE + data.len());
+        ChunkHeader::encode_chunk(PORT_CLIENT, data, &mut bytes);
+        self.to_device.push_back(Pending {
+            bytes,
+            written: 0,
+            from_client: true,
+        });
+        true
+    }
+
+    /// Moves what can move: queued chunks into the device, and chunks from the
+    /// device towards the client as far as its tokens go.
+    pub(crate) fn pump(&mut self) -> Pumped {
+        let mut out = Pumped::default();
+        while let Some(front) = self.to_device.front_mut() {
+            let n = self.device.write(&front.bytes[front.written..]);
+            if n == 0 {
+                break;
+            }
+            front.written = (front.written + n).min(front.bytes.len());
+            if front.written == front.bytes.len() {
+                if front.from_client {
+                    out.tokens += 1;
+                }
+                self.to_device.pop_front();
+            }
+        }
+        for _ in 0..MAX_CHUNKS_PER_PUMP {
+            if self.broken || (self.client_started && self.client_tokens == 0) {
+                break;
+            }
+            match self.read_chunk() {
+                Some((header, payload)) if header.port == PORT_CLIENT => {
+                    if self.client_started {
+                        self.client_tokens -= 1;
+                        out.to_client.push(payload);
+                    } else {
+                        tracing::trace!(len = payload.len(), "agent data with no client; dropped");
+                    }
+                }
+                Some((_, payload)) => {
+                    tracing::debug!(len = payload.len(), "agent message for the server ignored")
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Reads one whole chunk, if the device has it.
+    fn read_chunk(&mut self) -> Option<(ChunkHeader, Vec<u8>)> {
+        loop {
+            match &mut self.chunk {
+                None => {
+                    let n = self.device.read(&mut self.header[self.header_len..]);
+                    if n == 0 {
+                        return None;
+                    }
+                    self.header_len += n.min(ChunkHeader::SIZE - self.header_len);
+                    if self.header_len < ChunkHeader::SIZE {
+                        continue;
+                    }
+                    self.header_len = 0;
+                    match ChunkHeader::decode(&self.header) {
+                        Ok(h) => self.chunk = Some((h, Vec::with_capacity(h.size as usize))),
+                        Err(e) => {
+                            tracing::error!(error = %e, "malformed agent stream; the agent is no longer read");
+                            self.broken = true;
+                            self.device.state(false);
+                            return None;
+                        }
+                    }
+                }
+                Some((header, payload)) => {
+                    let want = header.size as usize - payload.len();
+                    if want > 0 {
+                        let start = payload.len();
+                        payload.resize(header.size as usize, 0);
+                        let n = self.device.read(&mut payload[start..]).min(want);
+                        payload.truncate(start + n);
+                        if n < want {
+                            if n == 0 {
+                                return None;
+                            }
+                            continue;
+                        }
+                    }
+                    return self.chunk.take();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A device whose guest side is two byte queues.
+    #[derive(Clone, Default)]
+    struct Pipe {
+        from_guest: Arc<Mutex<VecDeque<u8>>>,
+        to_guest: Arc<Mutex<Vec<u8>>>,
+        room: Arc<Mutex<usize>>,
+    }
+
+    impl CharDevice for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> usize {
+            let mut q = self.from_guest.lock().unwrap();
+            let n = buf.len().min(q.len());
+            for b in buf.iter_mut().take(n) {
+                *b = q.pop_front().unwrap();
+            }
+            n
+        }
+        fn write(&mut self, data: &[u8]) -> usize {
+            let mut room = self.room.lock().unwrap();
+            let n = data.len().min(*room);
+            *room -= n;
+            self.to_guest.lock().unwrap().extend_from_slice(&data[..n]);
+            n
+        }
+    }
+
+    fn guest_sends(pipe: &Pipe, port: u32, payload: &[u8]) {
+        let mut bytes = Vec::new();
+        ChunkHeader::encode_chunk(port, payload, &mut bytes);
+        pipe.from_guest.lock().unwrap().extend(bytes);
+    }
+
+    #[test]
+    fn guest_chunks_reach_the_client_within_its_tokens() {
+        let pipe = Pipe::default();
+        let mut link = AgentLink::new(Box::new(pipe.clone()));
+        link.client_start(2);
+        for i in 0..3u8 {
+            guest_sends(&pipe, PORT_CLIENT, &[i; 5]);
+        }
+        let out = link.pump();
+        assert_eq!(
+            out.to_client,
+            vec![vec![0u8; 5], vec![1u8; 5]],
+            "two tokens, two messages"
+        );
+        link.client_tokens(5);
+        assert_eq!(link.pump().to_client, vec![vec![2u8; 5]]);
+    }
+
+    #[test]
+    fn client_chunks_are_written_and_tokens_returned() {
+        let pipe = Pipe::default();
+        *pipe.room.lock().unwrap() = 10;
+        let mut link = AgentLink::new(Box::new(pipe.clone()));
+        assert!(link.queue_from_client(b"hello"));
+        assert!(link.queue_from_client(b"world"));
+        let out = link.pump();
+        assert_eq!(out.tokens, 0, "first chunk only partly written (8 + 5 > 10)");
+        *pipe.room.lock().unwrap() = 100;
+        assert_eq!(link.pump().tokens, 2);
+        let written = pipe.to_guest.lock().unwrap().clone();
+        assert_eq!(written.len(), 2 * (8 + 5));
+        assert_eq!(&written[8..13], b"hello");
+    }
+
+    #[test]
+    fn malformed_stream_stops_reading() {
+        let pipe = Pipe::default();
+        let mut link = AgentLink::new(Box::new(pipe.clone()));
+        link.client_start(10);
+        pipe.from_guest
+            .lock()
+            .unwrap()
+            .extend([9u8, 0, 0, 0, 1, 0, 0, 0, 0]);
+        assert!(link.pump().to_client.is_empty());
+        guest_sends(&pipe, PORT_CLIENT, b"x");
+        assert!(link.pump().to_client.is_empty(), "no resync after a bad header");
+    }
+
+    #[test]
+    fn client_gone_tells_the_agent() {
+        let pipe = Pipe::default();
+        *pipe.room.lock().unwrap() = 1000;
+        let mut link = AgentLink::new(Box::new(pipe.clone()));
+        link.client_gone();
+        link.pump();
+        let written = pipe.to_guest.lock().unwrap().clone();
+        let header = ChunkHeader::decode(written[..8].try_into().unwrap()).unwrap();
+        assert_eq!(header.port, PORT_SERVER);
+        let message = MessageHeader::decode(&written[8..]).unwrap();
+        assert_eq!(message.message_type, message_type::CLIENT_DISCONNECTED);
+    }
+
+    #[test]
+    fn client_flood_beyond_tokens_is_dropped() {
+        let mut link = AgentLink::new(Box::new(Pipe::default()));
+        for _ in 0..AGENT_TOKENS {
+            assert!(link.queue_from_client(b"x"));
+        }
+        assert!(!link.queue_from_client(b"x"));
+    }
+}
