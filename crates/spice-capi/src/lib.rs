@@ -10,6 +10,7 @@
 
 mod api;
 mod audio;
+mod chardev;
 mod core_adapter;
 pub mod ffi;
 mod guard;

@@ -47,7 +47,9 @@ pub(crate) struct AgentLink {
 }
 
 impl AgentLink {
-    pub(crate) fn new(device: Box<dyn CharDevice + Send>) -> Self {
+    /// Takes the device into use, telling it so (the C server's `state(1)`).
+    pub(crate) fn new(mut device: Box<dyn CharDevice + Send>) -> Self {
+        device.state(true);
         Self {
             device,
             to_device: VecDeque::new(),
@@ -58,6 +60,11 @@ impl AgentLink {
             client_tokens: 0,
             broken: false,
         }
+    }
+
+    /// Stops using the device, telling it so (`state(0)`).
+    pub(crate) fn detach(mut self) {
+        self.device.state(false);
     }
 
     /// The client's `AGENT_START`: it takes agent data, `tokens` messages ahead.

@@ -113,11 +113,17 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                 Some(Box::new(crate::audio::Record { handle }) as Box<dyn std::any::Any + Send + Sync>)
             }
             Kind::CharDevice => {
-                tracing::warn!(
-                    interface = type_name,
-                    "interface accepted but not implemented yet"
-                );
-                None
+                let cin = sin as *mut crate::ffi::SpiceCharDeviceInstance;
+                // SAFETY: a live char device instance; `subtype` is NULL or a NUL-terminated string.
+                let subtype = unsafe { c_str((*cin).subtype) }.unwrap_or_default();
+                match subtype {
+                    "vdagent" => {
+                        let device = crate::chardev::CCharDevice::new(cin, alive.clone());
+                        server.handle.set_agent(Some(Box::new(device)));
+                    }
+                    other => tracing::warn!(subtype = other, "char device accepted but not served yet"),
+                }
+                Some(Box::new(subtype.to_owned()) as Box<dyn std::any::Any + Send + Sync>)
             }
             Kind::Migration => None,
         };
@@ -176,6 +182,12 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
             Kind::Qxl => crate::qxl::detach(server, state.extra),
             Kind::Playback => server.handle.set_playback(None),
             Kind::Record => server.handle.set_record(None),
+            Kind::CharDevice => {
+                let subtype = state.extra.as_ref().and_then(|e| e.downcast_ref::<String>());
+                if subtype.is_some_and(|s| s == "vdagent") {
+                    server.handle.set_agent(None);
+                }
+            }
             _ => {}
         }
         0

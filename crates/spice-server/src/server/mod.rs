@@ -283,7 +283,13 @@ impl ServerState {
     }
 
     fn set_agent(&mut self, agent: Option<Box<dyn crate::vdi::CharDevice + Send>>) {
-        let was = self.agent.take().is_some();
+        let was = match self.agent.take() {
+            Some(old) => {
+                old.detach();
+                true
+            }
+            None => false,
+        };
         self.agent = agent.map(crate::agent::AgentLink::new);
         match (was, self.agent.is_some()) {
             (_, true) => {
