@@ -66,3 +66,28 @@ impl CharDevice for CCharDevice {
         }
     }
 }
+
+/// Reads and drops whatever the device has, up to a bound per call.
+///
+/// # Safety
+/// `sin` is a live char device instance with its interface set.
+pub(crate) unsafe fn discard(sin: *mut SpiceCharDeviceInstance) {
+    // SAFETY: per the caller's contract.
+    let iface = unsafe { ((*sin).base.sif as *const SpiceCharDeviceInterface).as_ref() };
+    let Some(read) = iface.and_then(|i| i.read) else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    let mut total = 0usize;
+    for _ in 0..256 {
+        // SAFETY: host callback with a buffer of the stated size.
+        let n = unsafe { read(sin, buf.as_mut_ptr(), buf.len() as c_int) };
+        if n <= 0 {
+            break;
+        }
+        total += n as usize;
+    }
+    if total > 0 {
+        tracing::debug!(bytes = total, "dropped char device data no client can take");
+    }
+}

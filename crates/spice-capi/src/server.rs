@@ -79,6 +79,14 @@ impl CServer {
         }
     }
 
+    /// The main-thread state if this is the main thread and it is free; no log otherwise.
+    pub(crate) fn try_main(&self) -> Option<RefMut<'_, MainState>> {
+        if std::thread::current().id() != self.main_thread {
+            return None;
+        }
+        self.main.try_borrow_mut().ok()
+    }
+
     /// The attached QXL devices.
     pub(crate) fn qxl_devices(
         &self,
