@@ -6,14 +6,18 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 # spice-gtk through GObject introspection, driven by Debian's /usr/bin/python3;
-# remote-viewer in a private Xvfb, screenshots through GDK.
-ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0
+# remote-viewer in a private Xvfb, screenshots through GDK; the C library and its
+# headers for the drop-in's layout and differential tests; QEMU as the host.
+ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0 \
+    libspice-server-dev libspice-server1 qemu-system-x86 gcc
 ensure_rust
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo xtask capi (libspice-server.so.1)"
+cargo xtask capi
 echo "==> cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
 echo "==> all tests passed"
