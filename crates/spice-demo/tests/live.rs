@@ -1,47 +1,13 @@
 //! The demo binary served to the real spice-gtk client.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use serde_json::json;
 use spice_interop::gtk::SpiceGtk;
 
 const T: Duration = Duration::from_secs(20);
-
-/// The demo process; killed by PID when dropped.
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the demo on a free port and returns the address it prints.
-fn start_demo(extra: &[&str]) -> (Demo, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spice-demo"))
-        .args(["--port", "0", "--width", "640", "--height", "480"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("demo starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let demo = Demo(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("demo prints its URI");
-    let uri = line
-        .split_whitespace()
-        .find(|w| w.starts_with("spice://"))
-        .expect("a spice:// URI");
-    let addr = uri.trim_start_matches("spice://").parse().expect("host:port");
-    (demo, addr)
-}
 
 fn distinct_colours(pixels: &[u8]) -> usize {
     let mut seen: Vec<&[u8]> = pixels.chunks(4).collect();
@@ -52,7 +18,7 @@ fn distinct_colours(pixels: &[u8]) -> usize {
 
 #[test]
 fn demo_shows_a_live_test_card_and_reacts_to_input() {
-    let (_demo, addr) = start_demo(&[]);
+    let (_demo, addr) = common::start_demo(&["--width", "640", "--height", "480"]);
     let mut gtk = SpiceGtk::start();
     gtk.connect(addr, None);
     gtk.expect("mark", T);
@@ -82,7 +48,7 @@ fn demo_shows_a_live_test_card_and_reacts_to_input() {
 
 #[test]
 fn demo_with_password_refuses_a_wrong_one() {
-    let (_demo, addr) = start_demo(&["--password", "letmein"]);
+    let (_demo, addr) = common::start_demo(&["--width", "640", "--height", "480", "--password", "letmein"]);
     let mut gtk = SpiceGtk::start();
     gtk.connect(addr, Some("nope"));
     let event = gtk.expect("channel-event", T);

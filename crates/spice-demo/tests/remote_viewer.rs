@@ -1,9 +1,11 @@
 //! The README's promise, checked: the demo shows its live test card in the
 //! stock `remote-viewer`, here inside a private Xvfb server.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// A child process killed (by PID) when dropped.
 struct Proc(Child);
@@ -67,23 +69,8 @@ fn count_colour(rgb: &[u8], colour: [u8; 3]) -> usize {
 #[test]
 fn remote_viewer_shows_the_live_test_card() {
     let (_x, display) = xvfb();
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_spice-demo"))
-        .args(["--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("demo starts");
-    let stdout = demo.stdout.take().expect("piped");
-    let _demo = Proc(demo);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("demo prints its URI");
-    let uri = line
-        .split_whitespace()
-        .find(|w| w.starts_with("spice://"))
-        .expect("URI")
-        .to_owned();
+    let (_demo, addr) = common::start_demo(&[]);
+    let uri = format!("spice://{addr}");
 
     let viewer = Command::new("remote-viewer")
         .arg(&uri)

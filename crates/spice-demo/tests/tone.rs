@@ -1,51 +1,18 @@
 //! Typing in the demo sounds a tone on the real spice-gtk client.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
+use common::start_demo;
 use serde_json::json;
 use spice_interop::gtk::SpiceGtk;
 
 const T: Duration = Duration::from_secs(20);
 
-/// The demo process; killed by PID when dropped.
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_demo() -> (Demo, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spice-demo"))
-        .args(["--port", "0", "--width", "320", "--height", "240"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("demo starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let demo = Demo(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("demo prints its URI");
-    let uri = line
-        .split_whitespace()
-        .find(|w| w.starts_with("spice://"))
-        .expect("a spice:// URI");
-    (
-        demo,
-        uri.trim_start_matches("spice://").parse().expect("host:port"),
-    )
-}
-
 #[test]
 fn typing_a_character_plays_a_tone() {
-    let (_demo, addr) = start_demo();
+    let (_demo, addr) = start_demo(&["--width", "320", "--height", "240"]);
     let mut gtk = SpiceGtk::start();
     gtk.send(json!({
         "cmd": "connect",
