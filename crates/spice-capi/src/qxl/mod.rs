@@ -146,6 +146,32 @@ impl QxlDevice {
     }
 }
 
+impl QxlDevice {
+    /// Stops the worker and waits for it; idempotent.
+    fn stop(&self) {
+        self.post_quiet(Request::Shutdown);
+        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            if thread.join().is_err() {
+                tracing::error!(id = self.id, "QXL worker panicked");
+            }
+        }
+    }
+
+    fn post_quiet(&self, request: Request) {
+        if let Ok(tx) = self.requests.lock() {
+            let _ = tx.send(request);
+        }
+    }
+}
+
+impl Drop for QxlDevice {
+    /// A server destroyed with its QXL interfaces still added must not leave a
+    /// worker calling into the host.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Runs `f` on the device of a QXL instance, logging when there is none.
 pub(crate) fn with_device(qin: *mut QXLInstance, entry: &'static str, f: impl FnOnce(&QxlDevice)) {
     // SAFETY: the host passes its own QXL instance.
@@ -219,11 +245,6 @@ pub(crate) fn detach(server: &CServer, extra: Option<Box<dyn Any + Send + Sync>>
         return;
     };
     server.qxl_devices().retain(|d| !Arc::ptr_eq(d, &device));
-    device.post(Request::Shutdown);
-    if let Some(thread) = device.thread.lock().ok().and_then(|mut t| t.take()) {
-        if thread.join().is_err() {
-            tracing::error!(id = device.id, "QXL worker panicked");
-        }
-    }
+    device.stop();
     server.handle.remove_display(device.id);
 }
