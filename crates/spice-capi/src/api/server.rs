@@ -87,6 +87,11 @@ pub unsafe extern "C" fn spice_server_destroy(s: *mut CServer) {
         }
         // SAFETY: `s` came from Box::into_raw in spice_server_new and is destroyed once.
         let server = unsafe { Box::from_raw(s) };
+        // QXL workers call into the host: stop them even if the host never
+        // removed their interfaces.
+        for device in server.qxl_devices().drain(..) {
+            device.stop();
+        }
         if let Some(mut main) = server.main("spice_server_destroy") {
             // Stop serving before the core interface (owned by the host) goes away.
             main.server.take();

@@ -148,7 +148,7 @@ impl QxlDevice {
 
 impl QxlDevice {
     /// Stops the worker and waits for it; idempotent.
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.post_quiet(Request::Shutdown);
         if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             if thread.join().is_err() {
