@@ -23,7 +23,8 @@ Audio (connect with "audio": true to set the session's enable-audio):
   {"cmd": "playback_dump", "path": "/tmp/x.pcm"} PCM received so far (then cleared)
   {"cmd": "record_send", "hex": "0100ff7f", "time": 0}  PCM for the record channel
 Events: ready, channel-new, channel-event, primary-create, primary-destroy,
-invalidate, mark, mouse-mode, key-modifiers, cursor-set, cursor-hide,
+invalidate, mark, mouse-mode, key-modifiers, cursor-set (with the crc32 of
+its RGBA pixels), cursor-hide,
 cursor-move, dumped, error; with audio: playback-start, playback-data,
 playback-stop, playback-volume, playback-mute, playback-dumped, record-start,
 record-stop, record-sent.
@@ -135,7 +136,11 @@ class Driver:
         emit("key-modifiers", modifiers=int(channel.get_property("key-modifiers")))
 
     def on_cursor_set(self, channel, width, height, hot_x, hot_y, rgba):
-        emit("cursor-set", width=width, height=height, hot_x=hot_x, hot_y=hot_y)
+        fields = dict(width=width, height=height, hot_x=hot_x, hot_y=hot_y)
+        # rgba points to width * height * 4 bytes, valid during the signal.
+        if isinstance(rgba, int) and rgba:
+            fields["crc32"] = zlib.crc32(ctypes.string_at(rgba, width * height * 4))
+        emit("cursor-set", **fields)
 
     def on_primary_create(self, channel, fmt, width, height, stride, shmid, address):
         self.primary = (width, height, stride, address)

@@ -29,12 +29,23 @@ pub struct SpiceGtk {
 impl SpiceGtk {
     /// Starts the driver and waits until it is ready.
     pub fn start() -> Self {
-        let mut child = Command::new(PYTHON)
+        Self::start_with_env(&[])
+    }
+
+    /// Starts the driver with extra environment variables for the client, such
+    /// as `SPICE_DISABLE_OPUS=1` (spice-gtk then asks for raw PCM audio).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(PYTHON);
+        command
             .arg(driver_path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .env("G_MESSAGES_DEBUG", "")
+            .env("G_MESSAGES_DEBUG", "");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
             .spawn()
             .expect("start /usr/bin/python3 with the spice-gtk driver (apt-get install python3-gi gir1.2-spiceclientglib-2.0)");
         let stdin = child.stdin.take().expect("piped stdin");

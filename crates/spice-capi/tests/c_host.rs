@@ -1,0 +1,1229 @@
+//! Differential tests through the C ABI.
+//!
+//! `tests/c_host/host.c` is a small host compiled against the real `spice.h`
+//! that drives `libspice-server.so.1` the way QEMU's simple display does
+//! (poll loop behind `SpiceCoreInterface`, keyboard, mouse, tablet, playback,
+//! record, and a QXL instance fed with 32-pixel DRAW_COPY strips). Every
+//! scenario runs twice with the same assertions: against our library
+//! (`cargo xtask capi`) and against Debian's C library, selected at run time
+//! with `LD_LIBRARY_PATH`, with the real spice-gtk client on the other end.
+//! Test names end in `::ours` or `::debian`.
+//!
+//! `SPICE_CAPI_LIB_DIR=<dir>` skips the build and takes our library from
+//! `<dir>/libspice-server.so.1` (empty: `target/release`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use spice_interop::gtk::SpiceGtk;
+
+const T: Duration = Duration::from_secs(20);
+/// Where Debian keeps the C library.
+const DEBIAN_DIR: &str = "/usr/lib/x86_64-linux-gnu";
+const SONAME: &str = "libspice-server.so.1";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/spice-capi sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// The library under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lib {
+    /// Ours, built by `cargo xtask capi`.
+    Ours,
+    /// Debian's libspice-server1 (the C implementation).
+    Debian,
+}
+
+impl Lib {
+    fn dir(self) -> PathBuf {
+        match self {
+            Lib::Ours => our_lib_dir().to_path_buf(),
+            Lib::Debian => PathBuf::from(DEBIAN_DIR),
+        }
+    }
+
+    /// The file `/proc/self/maps` must show once the host has loaded it.
+    fn file(self) -> PathBuf {
+        let path = self.dir().join(SONAME);
+        std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+/// Builds our library once per test process (or takes it from `SPICE_CAPI_LIB_DIR`).
+fn our_lib_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = workspace_root();
+        if let Some(dir) = std::env::var_os("SPICE_CAPI_LIB_DIR") {
+            let dir = if dir.is_empty() {
+                root.join("target/release")
+            } else {
+                PathBuf::from(dir)
+            };
+            assert!(
+                dir.join(SONAME).exists(),
+                "SPICE_CAPI_LIB_DIR: no {SONAME} in {}",
+                dir.display()
+            );
+            return dir;
+        }
+        let out = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(["xtask", "capi"])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo xtask capi");
+        assert!(out.status.success(), "cargo xtask capi failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let built = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+        assert!(
+            built.ends_with(SONAME) && built.exists(),
+            "cargo xtask capi printed {stdout:?}"
+        );
+        built.parent().unwrap().to_path_buf()
+    })
+}
+
+/// Compiles `host.c` once per test process, linked against Debian's library
+/// so that it imports the upstream symbol versions, as QEMU's modules do.
+fn host_binary() -> &'static Path {
+    static HOST: OnceLock<PathBuf> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c_host/host.c");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_host");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Built under a private name and renamed into place, so test processes
+        // running at the same time never see a half-written binary.
+        let building = dir.join(format!("host.{}", std::process::id()));
+        let binary = dir.join("host");
+        let cflags = Command::new("pkg-config")
+            .args(["--cflags", "spice-server"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|| "-I/usr/include/spice-server -I/usr/include/spice-1".into());
+        let cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-std=gnu11", "-O1", "-g", "-Wall", "-Wextra"])
+            .args(cflags.split_whitespace())
+            .arg("-o")
+            .arg(&building)
+            .arg(&source)
+            .arg(format!("-L{DEBIAN_DIR}"))
+            .args([&format!("-l:{SONAME}"), "-lpthread"])
+            .output()
+            .expect("a C compiler (cc)");
+        assert!(
+            cc.status.success(),
+            "compiling host.c against spice.h failed (apt-get install libspice-server-dev):\n{}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        std::fs::rename(&building, &binary).unwrap();
+        // The host must import versioned symbols, or it would not test symbol versioning.
+        let imports = dynamic_symbols(&binary, false);
+        assert!(
+            imports.contains(&("SPICE_SERVER_0.6.0".to_string(), "spice_server_new".to_string())),
+            "host does not import spice_server_new@SPICE_SERVER_0.6.0: {imports:?}"
+        );
+        binary
+    })
+}
+
+/// Host options for scenarios about input, audio and the cursor: the primary
+/// surface exists but stays black, so the QXL worker draws nothing. With our
+/// library every cross-thread draw risks the LOST WAKE-UP bug (see below),
+/// after which nothing the host asks of the server is carried out until the
+/// client sends something; these scenarios test other things and must not
+/// depend on it. The display scenarios draw, and catch that bug.
+const STILL: &[&str] = &["--picture", "0"];
+
+/// Runs one scenario at a time: each one starts a server, a client and audio
+/// timers, and two cores are not enough to run them side by side reliably.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// Events the host prints only when something is wrong.
+const PROBLEMS: [&str; 6] = [
+    "core-off-thread",
+    "core-error",
+    "qxl-unexpected",
+    "record-error",
+    "fatal",
+    "error",
+];
+
+/// A running `host` process. Killed (by PID) if dropped before `quit`.
+struct Host {
+    lib: Lib,
+    child: Child,
+    stdin: ChildStdin,
+    events: Receiver<Value>,
+    /// Every event so far, in order.
+    seen: Vec<Value>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Host {
+    fn start(lib: Lib, args: &[&str]) -> Self {
+        let binary = host_binary();
+        for _attempt in 0..3 {
+            let mut host = Self::spawn(lib, binary, args);
+            if host.wait_ready() {
+                return host;
+            }
+            // The port was taken between probing and binding: try another one.
+            host.kill();
+        }
+        panic!("{lib:?}: the host did not start");
+    }
+
+    fn spawn(lib: Lib, binary: &Path, args: &[&str]) -> Self {
+        let port = free_port();
+        let mut child = Command::new(binary)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .env("LD_LIBRARY_PATH", lib.dir())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the C host");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("host[{lib:?}] stdout: {line}"),
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !line.trim().is_empty() {
+                    eprintln!("host[{lib:?}] stderr: {line}");
+                }
+            }
+        });
+        let dir = std::env::temp_dir().join(format!("spice-c-host-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            lib,
+            child,
+            stdin,
+            events: rx,
+            seen: Vec::new(),
+            port,
+            dir,
+        }
+    }
+
+    /// Checks which library was loaded, then waits for "ready".
+    fn wait_ready(&mut self) -> bool {
+        let lib = self.expect("library");
+        let loaded = PathBuf::from(lib["path"].as_str().unwrap_or_default());
+        assert_eq!(
+            std::fs::canonicalize(&loaded).ok(),
+            Some(self.lib.file()),
+            "{:?}: the host loaded {} instead",
+            self.lib,
+            loaded.display()
+        );
+        match self.wait(T, |v| v["event"] == "ready" || v["event"] == "fatal") {
+            Some(v) if v["event"] == "ready" => true,
+            Some(_) => false,
+            None => panic!("{:?}: host not ready; seen {:#?}", self.lib, self.seen),
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        (Ipv4Addr::LOCALHOST, self.port).into()
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("host stdin");
+        self.stdin.flush().expect("host stdin");
+    }
+
+    fn wait(&mut self, timeout: Duration, mut want: impl FnMut(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if want(&v) {
+                        return Some(v);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    fn expect(&mut self, event: &str) -> Value {
+        match self.wait(T, |v| v["event"] == event) {
+            Some(v) => v,
+            None => panic!(
+                "{:?}: no {event:?} from the host; seen {:#?}",
+                self.lib, self.seen
+            ),
+        }
+    }
+
+    /// Runs a command and waits until the host has carried it out.
+    fn cmd(&mut self, line: &str) {
+        let name = line.split_whitespace().next().unwrap_or_default().to_owned();
+        self.send(line);
+        let done = self.wait(T, |v| {
+            (v["event"] == "ok" || v["event"] == "error") && v["cmd"] == name.as_str()
+        });
+        match done {
+            Some(v) if v["event"] == "ok" => {}
+            other => panic!(
+                "{:?}: command {line:?} failed: {other:?}; seen {:#?}",
+                self.lib, self.seen
+            ),
+        }
+    }
+
+    /// Takes every event that arrives within `quiet` of the previous one.
+    fn drain(&mut self, quiet: Duration) {
+        while self.wait(quiet, |_| true).is_some() {}
+    }
+
+    fn events(&self, event: &str) -> Vec<&Value> {
+        self.seen.iter().filter(|v| v["event"] == event).collect()
+    }
+
+    /// The host's picture as packed BGRX rows with X zeroed.
+    fn picture(&mut self) -> (u32, u32, Vec<u8>) {
+        let path = self.dir.join("picture.raw");
+        self.cmd(&format!("dump {}", path.display()));
+        let dumped = self
+            .seen
+            .iter()
+            .rev()
+            .find(|v| v["event"] == "dumped")
+            .cloned()
+            .unwrap();
+        let data = std::fs::read(&path).expect("dumped picture");
+        let (w, h) = (
+            dumped["width"].as_u64().unwrap() as u32,
+            dumped["height"].as_u64().unwrap() as u32,
+        );
+        assert_eq!(data.len(), w as usize * h as usize * 4);
+        (w, h, data)
+    }
+
+    /// Ends the host: sync destroy of the primary, removal of every interface,
+    /// `spice_server_destroy`. Returns every event seen.
+    fn quit(mut self) -> Vec<Value> {
+        self.send("quit");
+        let lib = self.lib;
+        if self.wait(T, |v| v["event"] == "exit").is_none() {
+            panic!("{lib:?}: the host did not exit; seen {:#?}", self.seen);
+        }
+        let deadline = Instant::now() + T;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{lib:?}: host process hangs after quit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.drain(Duration::from_millis(100));
+        assert!(status.success(), "{lib:?}: host exited with {status}");
+        let problems: Vec<&Value> = self
+            .seen
+            .iter()
+            .filter(|v| PROBLEMS.iter().any(|p| v["event"] == *p))
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "{lib:?}: the host reported problems: {problems:#?}"
+        );
+        // spice_server_destroy gives back every timer and watch of the host's core.
+        let destroyed = self.events("destroyed").first().map(|v| (*v).clone());
+        assert_eq!(
+            destroyed
+                .as_ref()
+                .map(|v| (&v["timers_left"], &v["watches_left"])),
+            Some((&json!(0), &json!(0))),
+            "{lib:?}: core timers and watches left after spice_server_destroy: {destroyed:?}"
+        );
+        std::mem::take(&mut self.seen)
+    }
+
+    fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The client's primary surface equals the host's picture, pixel for pixel.
+fn assert_picture(lib: Lib, host: &mut Host, gtk: &mut SpiceGtk, what: &str) {
+    let (w, h, expected) = host.picture();
+    let diff = gtk.wait_surface(w, h, &expected, T);
+    if diff == 0 {
+        return;
+    }
+    let detail = match gtk.surface() {
+        Some((cw, ch, got)) if (cw, ch) == (w, h) => describe_difference(w, &expected, &got),
+        Some((cw, ch, _)) => format!("the client's surface is {cw}x{ch}"),
+        None => "no client surface".into(),
+    };
+    host.cmd("stats");
+    let counts = host
+        .events("counts")
+        .last()
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    panic!(
+        "{lib:?}, {what}: the client's {w}x{h} surface differs from the host's picture in {diff} pixels; {detail}; host: {counts}"
+    );
+}
+
+/// Where two packed pictures differ: the bounding box and the differing
+/// 32-pixel column strips with their row ranges.
+fn describe_difference(width: u32, expected: &[u8], got: &[u8]) -> String {
+    let w = width as usize;
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    let mut strips = std::collections::BTreeMap::<usize, (usize, usize, usize)>::new();
+    let mut poisoned = 0;
+    for (i, (a, b)) in expected.chunks(4).zip(got.chunks(4)).enumerate() {
+        if a != b {
+            // host.c fills released bitmaps with 0xA5: those pixels were read after release.
+            poisoned += usize::from(b[..3] == [0xA5; 3]);
+            let (x, y) = (i % w, i / w);
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            let e = strips.entry(x / 32).or_insert((y, y, 0));
+            (e.0, e.1, e.2) = (e.0.min(y), e.1.max(y), e.2 + 1);
+        }
+    }
+    let strips: Vec<String> = strips
+        .iter()
+        .map(|(s, (top, bottom, n))| format!("x {}..{} rows {top}..={bottom} ({n} px)", s * 32, s * 32 + 32))
+        .collect();
+    format!(
+        "differences within x {x0}..={x1}, y {y0}..={y1}, {poisoned} of them 0xA5 (read after release); by strip: {strips:?}"
+    )
+}
+
+/// Every command handed to the server was released exactly once.
+fn assert_all_released(lib: Lib, events: &[Value]) {
+    for name in ["counts-after-destroy-primary", "counts-after-remove"] {
+        let counts = events
+            .iter()
+            .find(|v| v["event"] == name)
+            .unwrap_or_else(|| panic!("{lib:?}: no {name}"));
+        assert_eq!(
+            counts["draw_released"], counts["draw_sent"],
+            "{lib:?}: {name}: every DRAW released once: {counts}"
+        );
+        assert_eq!(
+            counts["cursor_released"], counts["cursor_sent"],
+            "{lib:?}: {name}: every CURSOR released once: {counts}"
+        );
+        assert_eq!(counts["double_releases"], 0, "{lib:?}: {counts}");
+        assert_eq!(counts["bad_releases"], 0, "{lib:?}: {counts}");
+    }
+}
+
+fn scancodes(host: &mut Host, n: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match host.wait(T, |v| v["event"] == "scancode") {
+            Some(v) => got.push(v["byte"].as_u64().unwrap() as u8),
+            None => break,
+        }
+    }
+    got
+}
+
+fn connect_with_audio(gtk: &mut SpiceGtk, host: &Host) {
+    let addr = host.addr();
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": format!("spice://{}:{}", addr.ip(), addr.port()),
+        "audio": true,
+    }));
+}
+
+fn wait_channel_open(gtk: &mut SpiceGtk, lib: Lib, kind: &str) {
+    let open = gtk.wait(T, |v| {
+        v["event"] == "channel-event" && v["type"] == kind && v["code"] == "opened"
+    });
+    assert!(
+        open.is_some(),
+        "{lib:?}: {kind} did not open; seen {:#?}",
+        gtk.seen
+    );
+}
+
+/// The host's PCM pattern (`pcm_seed`/`pcm_next` in host.c): xorshift32, one
+/// stereo frame per value, left in the low 16 bits, little endian.
+fn pcm_pattern(frames: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    let mut out = Vec::with_capacity(frames * 4);
+    for _ in 0..frames {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios: each runs against both libraries with the same assertions.
+
+/// 640x480 at start, three rounds of updates, two resizes with updates after
+/// them: the client's surface is the host's picture each time, the channel
+/// infos stay readable, and every command is released once.
+fn picture(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, &[]);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    let created = gtk.expect("primary-create", T);
+    assert_eq!(
+        (created["width"].as_u64(), created["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    gtk.expect("mark", T);
+    assert_picture(lib, &mut host, &mut gtk, "after start");
+
+    // What QEMU's query-spice reads: the infos kept since INITIALIZED.
+    host.cmd("query");
+    let channels: Vec<(u64, String)> = host
+        .events("query-channel")
+        .iter()
+        .map(|v| {
+            (
+                v["type"].as_u64().unwrap(),
+                v["peer"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for kind in [1, 2] {
+        assert!(
+            channels.contains(&(kind, "127.0.0.1".to_owned())),
+            "{lib:?}: channel type {kind} from 127.0.0.1 in query: {channels:?}"
+        );
+    }
+    for event in host.events("channel") {
+        assert_eq!(event["peer"], "127.0.0.1", "{lib:?}: ADDR_EXT peer: {event}");
+    }
+
+    for round in 0..3 {
+        host.cmd("update 12");
+        assert_picture(lib, &mut host, &mut gtk, &format!("after update round {round}"));
+    }
+
+    host.cmd("resize 800 600");
+    let created = gtk.wait(T, |v| v["event"] == "primary-create" && v["width"] == 800);
+    assert!(
+        created.is_some_and(|v| v["height"] == 600),
+        "{lib:?}: resize reaches the client"
+    );
+    assert_picture(lib, &mut host, &mut gtk, "after resize to 800x600");
+    host.cmd("update 8");
+    assert_picture(lib, &mut host, &mut gtk, "after resize and updates");
+
+    host.cmd("resize 333 211");
+    let created = gtk.wait(T, |v| v["event"] == "primary-create" && v["width"] == 333);
+    assert!(created.is_some(), "{lib:?}: second resize reaches the client");
+    assert_picture(
+        lib,
+        &mut host,
+        &mut gtk,
+        "after resize to 333x211 (not a multiple of 32)",
+    );
+    host.cmd("fill 300 200 33 11 99");
+    assert_picture(lib, &mut host, &mut gtk, "after a fill at the bottom-right edge");
+
+    gtk.quit();
+    let events = host.quit();
+    assert_all_released(lib, &events);
+}
+
+/// `spice_server_vm_stop` stops command processing (QEMU pauses the VM) and
+/// `vm_start` resumes it; nothing queued meanwhile is lost.
+fn vm_stop(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, &["--width", "320", "--height", "240"]);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.expect("mark", T);
+    assert_picture(lib, &mut host, &mut gtk, "before vm_stop");
+    host.cmd("vm_stop");
+    host.cmd("stats");
+    let before = host.events("counts").last().unwrap()["draw_sent"].clone();
+    host.cmd("update 6");
+    std::thread::sleep(Duration::from_millis(300));
+    host.cmd("stats");
+    let stopped = (*host.events("counts").last().unwrap()).clone();
+    assert_eq!(
+        stopped["draw_sent"], before,
+        "{lib:?}: no command taken while stopped: {stopped}"
+    );
+    assert!(stopped["draw_queued"].as_u64() > Some(0), "{lib:?}: {stopped}");
+    host.cmd("vm_start");
+    assert_picture(lib, &mut host, &mut gtk, "after vm_start");
+    gtk.quit();
+    let events = host.quit();
+    assert_all_released(lib, &events);
+}
+
+/// `spice_qxl_update_area` (sync) renders what was drawn into the primary
+/// surface's memory, which the host owns (QEMU's qxl device reads it back for
+/// its own console).
+fn primary_memory(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, &["--width", "200", "--height", "120"]);
+    host.cmd("update 5");
+    let deadline = Instant::now() + T;
+    loop {
+        host.cmd("stats");
+        let counts = (*host.events("counts").last().unwrap()).clone();
+        if counts["dirty"] == 0 && counts["draw_queued"] == 0 && counts["draw_sent"] == counts["draw_made"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{lib:?}: commands not taken: {counts}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    host.cmd("update_area");
+    let memory = host.events("primary-memory")[0].clone();
+    assert_eq!(
+        memory["match"], memory["pixels"],
+        "{lib:?}: the primary's memory holds the picture after update_area: {memory}"
+    );
+    let events = host.quit();
+    assert_all_released(lib, &events);
+}
+
+/// Typed keys, including E0 keys, reach `push_scan_freg` as set-1 bytes, both
+/// as KEY_DOWN/KEY_UP and as KEY_SCANCODE messages.
+fn keys(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.wait_inputs_ready(None, T);
+    // "h", "i", Right Ctrl (E0 1D), keypad Enter (E0 1C).
+    for code in [0x23u32, 0x17, 0x11D, 0x11C] {
+        gtk.send(json!({"cmd": "key_press", "code": code}));
+        gtk.send(json!({"cmd": "key_release", "code": code}));
+    }
+    let expected = [
+        0x23, 0xA3, 0x17, 0x97, 0xE0, 0x1D, 0xE0, 0x9D, 0xE0, 0x1C, 0xE0, 0x9C,
+    ];
+    assert_eq!(
+        scancodes(&mut host, expected.len()),
+        expected,
+        "{lib:?}: KEY_DOWN/KEY_UP"
+    );
+    // "a" and Up (E0 48), press and release in one message each.
+    gtk.send(json!({"cmd": "key_press_and_release", "code": 0x1e}));
+    gtk.send(json!({"cmd": "key_press_and_release", "code": 0x148}));
+    assert_eq!(
+        scancodes(&mut host, 6),
+        [0x1e, 0x9e, 0xE0, 0x48, 0xE0, 0xC8],
+        "{lib:?}: KEY_SCANCODE"
+    );
+    gtk.quit();
+    host.quit();
+}
+
+/// Keys still held when the client goes away are released for the guest (the
+/// C server's `InputsChannel::release_keys` on disconnect), so no key sticks.
+fn held_keys(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.wait_inputs_ready(None, T);
+    gtk.send(json!({"cmd": "key_press", "code": 0x1e}));
+    gtk.send(json!({"cmd": "key_press", "code": 0x11D}));
+    assert_eq!(scancodes(&mut host, 3), [0x1e, 0xE0, 0x1D], "{lib:?}: presses");
+    gtk.quit();
+    assert_eq!(
+        scancodes(&mut host, 3),
+        [0x9e, 0xE0, 0x9D],
+        "{lib:?}: the held keys are released when the client disconnects"
+    );
+    host.quit();
+}
+
+const INPUT_EVENTS: [&str; 6] = [
+    "tablet-position",
+    "tablet-buttons",
+    "tablet-wheel",
+    "mouse-motion",
+    "mouse-buttons",
+    "qemu-buttons",
+];
+
+/// Client mouse mode: positions, clicks of each button and the wheel, as the
+/// host's callbacks receive them. Returns the raw callback sequence.
+fn tablet_session(lib: Lib) -> Vec<Value> {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.wait_inputs_ready(Some(2), T);
+    let sized = |v: &Value| v["event"] == "tablet-size" && v["width"] == 640 && v["height"] == 480;
+    assert!(
+        host.seen.iter().any(sized) || host.wait(T, sized).is_some(),
+        "{lib:?}: the tablet learns the primary's size"
+    );
+    host.drain(Duration::from_millis(200));
+    let start = host.seen.len();
+
+    gtk.send(json!({"cmd": "position", "x": 100, "y": 50, "buttons": 0}));
+    assert!(
+        host.wait(T, |v| v["event"] == "tablet-position").is_some(),
+        "{lib:?}: position"
+    );
+    // Protocol buttons: left=1, middle=2, right=3, up=4, down=5; masks L=1, M=2, R=4, U=8, D=16.
+    for (button, mask) in [(1, 1), (3, 4), (2, 2), (4, 8), (5, 16)] {
+        gtk.send(json!({"cmd": "button_press", "button": button, "buttons": mask}));
+        gtk.send(json!({"cmd": "button_release", "button": button, "buttons": 0}));
+    }
+    // A drag: left held while moving.
+    gtk.send(json!({"cmd": "button_press", "button": 1, "buttons": 1}));
+    gtk.send(json!({"cmd": "position", "x": 300, "y": 200, "buttons": 1}));
+    gtk.send(json!({"cmd": "button_release", "button": 1, "buttons": 0}));
+    let mut qemu = Vec::new();
+    while qemu.len() < 13 {
+        match host.wait(Duration::from_secs(5), |v| v["event"] == "qemu-buttons") {
+            Some(v) => qemu.push(v["state"].as_u64().unwrap()),
+            None => break,
+        }
+    }
+    host.drain(Duration::from_millis(500));
+    // QEMU's view (spice-input.c): left=1, right=2, middle=4, wheel up 0x10, down 0x20.
+    assert_eq!(
+        qemu,
+        [1, 0, 2, 0, 4, 0, 0x10, 0, 0x20, 0, 1, 0],
+        "{lib:?}: button states as QEMU derives them"
+    );
+    let positions: Vec<(i64, i64, i64)> = host.seen[start..]
+        .iter()
+        .filter(|v| v["event"] == "tablet-position")
+        .map(|v| {
+            (
+                v["x"].as_i64().unwrap(),
+                v["y"].as_i64().unwrap(),
+                v["buttons"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        positions,
+        [(100, 50, 0), (300, 200, 1)],
+        "{lib:?}: absolute positions"
+    );
+    assert!(
+        host.seen[start..].iter().all(|v| v["event"] != "mouse-motion"),
+        "{lib:?}: no relative motion in client mouse mode"
+    );
+    let raw = host.seen[start..]
+        .iter()
+        .filter(|v| INPUT_EVENTS.iter().any(|e| v["event"] == *e))
+        .cloned()
+        .collect();
+    gtk.quit();
+    host.quit();
+    raw
+}
+
+fn tablet(lib: Lib) {
+    tablet_session(lib);
+}
+
+/// Server mouse mode (no tablet): relative motion, clicks and the wheel reach
+/// the mouse interface. Returns the raw callback sequence.
+fn mouse_session(lib: Lib) -> Vec<Value> {
+    let _serial = serial();
+    let mut host = Host::start(lib, &["--tablet", "0", "--picture", "0"]);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.wait_inputs_ready(Some(1), T);
+    host.cmd("query");
+    let query = host.events("query-end")[0].clone();
+    assert_eq!(query["server_mouse"], 1, "{lib:?}: spice_server_is_server_mouse");
+    host.drain(Duration::from_millis(200));
+    let start = host.seen.len();
+
+    gtk.send(json!({"cmd": "motion", "dx": 5, "dy": -3, "buttons": 0}));
+    assert!(
+        host.wait(T, |v| v["event"] == "mouse-motion").is_some(),
+        "{lib:?}: motion"
+    );
+    for (button, mask) in [(1, 1), (3, 4), (2, 2), (4, 8), (5, 16)] {
+        gtk.send(json!({"cmd": "button_press", "button": button, "buttons": mask}));
+        gtk.send(json!({"cmd": "button_release", "button": button, "buttons": 0}));
+    }
+    gtk.send(json!({"cmd": "button_press", "button": 1, "buttons": 1}));
+    gtk.send(json!({"cmd": "motion", "dx": 7, "dy": 4, "buttons": 1}));
+    gtk.send(json!({"cmd": "button_release", "button": 1, "buttons": 0}));
+    let mut qemu = Vec::new();
+    while qemu.len() < 12 {
+        match host.wait(Duration::from_secs(5), |v| v["event"] == "qemu-buttons") {
+            Some(v) => qemu.push(v["state"].as_u64().unwrap()),
+            None => break,
+        }
+    }
+    host.drain(Duration::from_millis(500));
+    assert_eq!(
+        qemu,
+        [1, 0, 2, 0, 4, 0, 0x10, 0, 0x20, 0, 1, 0],
+        "{lib:?}: button states as QEMU derives them"
+    );
+    let events = &host.seen[start..];
+    let (dx, dy): (i64, i64) = events
+        .iter()
+        .filter(|v| v["event"] == "mouse-motion")
+        .fold((0, 0), |(x, y), v| {
+            (x + v["dx"].as_i64().unwrap(), y + v["dy"].as_i64().unwrap())
+        });
+    assert_eq!((dx, dy), (12, 1), "{lib:?}: relative motion adds up");
+    assert!(
+        events
+            .iter()
+            .all(|v| !v["event"].as_str().unwrap_or_default().starts_with("tablet")),
+        "{lib:?}: no tablet calls without a tablet"
+    );
+    let raw = events
+        .iter()
+        .filter(|v| INPUT_EVENTS.iter().any(|e| v["event"] == *e))
+        .cloned()
+        .collect();
+    gtk.quit();
+    host.quit();
+    raw
+}
+
+fn mouse(lib: Lib) {
+    mouse_session(lib);
+}
+
+/// A cursor SET reaches the client with its size, hot spot and pixels; the
+/// SET and MOVE commands are released by the sync destroy at the end.
+fn cursor(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.expect("mark", T);
+    host.cmd("cursor 12 20 3 4 100 80 150 90");
+    let queued = host.events("cursor-queued")[0].clone();
+    let set = gtk.expect("cursor-set", T);
+    assert_eq!(
+        (&set["width"], &set["height"], &set["hot_x"], &set["hot_y"]),
+        (&json!(12), &json!(20), &json!(3), &json!(4)),
+        "{lib:?}: {set}"
+    );
+    assert_eq!(
+        set["crc32"], queued["rgba_crc32"],
+        "{lib:?}: the client got the cursor's pixels (as RGBA)"
+    );
+    // A second shape replaces the first (and lets the server release it).
+    host.cmd("cursor 32 32 16 16 10 10 20 20");
+    let set = gtk.wait(T, |v| v["event"] == "cursor-set" && v["width"] == 32);
+    assert!(set.is_some(), "{lib:?}: second cursor shape");
+    gtk.quit();
+    let events = host.quit();
+    assert_all_released(lib, &events);
+    let counts = events
+        .iter()
+        .find(|v| v["event"] == "counts-after-destroy-primary")
+        .unwrap();
+    assert_eq!(counts["cursor_sent"], 4, "{lib:?}: {counts}");
+}
+
+/// `get_leds` at connect and `spice_server_kbd_leds` later reach the client as
+/// key modifiers; the client's own lock state comes back as toggle keys.
+fn leds(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    host.cmd("leds_get 2");
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.wait_inputs_ready(None, T);
+    let first = gtk.wait(T, |v| v["event"] == "key-modifiers");
+    assert_eq!(
+        first.map(|v| v["modifiers"].clone()),
+        Some(json!(2)),
+        "{lib:?}: INPUTS_INIT carries get_leds"
+    );
+    host.cmd("leds_get 6");
+    host.cmd("kbd_leds 6");
+    assert!(
+        gtk.wait(T, |v| v["event"] == "key-modifiers" && v["modifiers"] == 6)
+            .is_some(),
+        "{lib:?}: Num and Caps Lock reach the client; seen {:#?}",
+        gtk.seen
+    );
+    host.cmd("leds_get 1");
+    host.cmd("kbd_leds 1");
+    assert!(
+        gtk.wait(T, |v| v["event"] == "key-modifiers" && v["modifiers"] == 1)
+            .is_some(),
+        "{lib:?}: Scroll Lock alone reaches the client"
+    );
+    // The client has no lock on: Scroll Lock is toggled in the guest.
+    gtk.send(json!({"cmd": "set_key_locks", "locks": 0}));
+    assert_eq!(scancodes(&mut host, 2), [0x46, 0xC6], "{lib:?}: lock sync");
+    gtk.quit();
+    host.quit();
+}
+
+/// Playback: 10 packets of a known pattern, paced like QEMU's audio timer.
+/// `opus` lets spice-gtk offer Opus (QEMU's default playback compression is on).
+fn playback_session(lib: Lib, opus: bool) -> Vec<u8> {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    let mut gtk = if opus {
+        SpiceGtk::start()
+    } else {
+        SpiceGtk::start_with_env(&[("SPICE_DISABLE_OPUS", "1")])
+    };
+    connect_with_audio(&mut gtk, &host);
+    wait_channel_open(&mut gtk, lib, "PlaybackChannel");
+    let frames = 10 * 480;
+    host.cmd(&format!("playback {frames} 3"));
+    let start = gtk.expect("playback-start", T);
+    assert_eq!(
+        (&start["channels"], &start["rate"]),
+        (&json!(2), &json!(48000)),
+        "{lib:?}"
+    );
+    let done = host.expect("playback-done");
+    assert_eq!(
+        (&done["frames"], &done["packets"]),
+        (&json!(frames), &json!(10)),
+        "{lib:?}: {done}"
+    );
+    gtk.expect("playback-stop", T);
+    let path = host.dir.join("playback.pcm");
+    gtk.send(json!({"cmd": "playback_dump", "path": path}));
+    gtk.expect("playback-dumped", T);
+    let received = std::fs::read(&path).expect("client PCM");
+    gtk.quit();
+    host.quit();
+    received
+}
+
+fn playback(lib: Lib) {
+    let received = playback_session(lib, false);
+    let expected = pcm_pattern(10 * 480, 3);
+    assert_eq!(received.len(), expected.len(), "{lib:?}: raw PCM length");
+    assert!(
+        received == expected,
+        "{lib:?}: the client played exactly the host's samples"
+    );
+}
+
+/// With Opus on offer (QEMU's defaults), the C library compresses: the client
+/// gets the same amount of (lossy) audio. Ours sends raw PCM, so it is exact.
+fn playback_opus(lib: Lib) {
+    let received = playback_session(lib, true);
+    let expected = pcm_pattern(10 * 480, 3);
+    assert_eq!(received.len(), expected.len(), "{lib:?}: decoded PCM length");
+    if lib == Lib::Ours {
+        assert!(received == expected, "{lib:?}: raw PCM, exact");
+    }
+}
+
+/// Record: the client sends 10 packets (more than the C server's half-buffer
+/// threshold of 4096 frames) and the host reads exactly them.
+fn record(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    // Raw PCM: with Opus the C library decodes lossy audio (compared by length only).
+    let mut gtk = SpiceGtk::start_with_env(&[("SPICE_DISABLE_OPUS", "1")]);
+    connect_with_audio(&mut gtk, &host);
+    wait_channel_open(&mut gtk, lib, "RecordChannel");
+    host.cmd("record_start");
+    let start = gtk.expect("record-start", T);
+    assert_eq!(
+        (&start["channels"], &start["rate"]),
+        (&json!(2), &json!(48000)),
+        "{lib:?}"
+    );
+    let frames = 10 * 480;
+    let pcm = pcm_pattern(frames, 5);
+    gtk.send(json!({"cmd": "record_send", "hex": hex(&pcm), "time": 1000}));
+    gtk.expect("record-sent", T);
+    let got = host.wait(T, |v| {
+        v["event"] == "record-samples" && v["total"].as_u64() >= Some(frames as u64)
+    });
+    assert!(
+        got.is_some(),
+        "{lib:?}: the host read {frames} frames; seen {:#?}",
+        host.events("record-samples")
+    );
+    host.cmd("record_stop");
+    let path = host.dir.join("record.pcm");
+    host.cmd(&format!("record_dump {}", path.display()));
+    let recorded = std::fs::read(&path).unwrap();
+    assert_eq!(recorded.len(), pcm.len(), "{lib:?}: recorded length");
+    assert!(
+        recorded == pcm,
+        "{lib:?}: the host recorded exactly the client's samples"
+    );
+    gtk.quit();
+    host.quit();
+}
+
+/// `spice_server_set_ticket`: a wrong password is refused, the right one shows the picture.
+fn password(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(
+        lib,
+        &["--password", "s3cret", "--width", "200", "--height", "100"],
+    );
+    let mut bad = SpiceGtk::start();
+    bad.connect(host.addr(), Some("guess"));
+    let event = bad.expect("channel-event", T);
+    assert_eq!(event["code"], "error-auth", "{lib:?}: {event}");
+    bad.quit();
+    let mut good = SpiceGtk::start();
+    good.connect(host.addr(), Some("s3cret"));
+    good.expect("mark", T);
+    assert_picture(lib, &mut host, &mut good, "after authenticating");
+    good.quit();
+    host.quit();
+}
+
+/// One test per library for each scenario: `<scenario>::ours` and
+/// `<scenario>::debian`. An attribute after `=>` applies to `ours` only: it
+/// marks a known difference of our library, reported as a bug, so the test is
+/// kept (and run with `--ignored`) rather than loosened.
+macro_rules! for_both_libraries {
+    ($($scenario:ident $(=> #[$ours:meta])?),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            $(#[$ours])?
+            fn ours() {
+                super::$scenario(super::Lib::Ours)
+            }
+
+            #[test]
+            fn debian() {
+                super::$scenario(super::Lib::Debian)
+            }
+        }
+    )*};
+}
+
+// Known bugs of our library, found by these tests (the tests stay strict and
+// run with `cargo test -p spice-capi --test c_host -- --ignored`):
+//
+// LOST WAKE-UP: `WakeReceiver::drain` (crates/spice-server/src/waker.rs)
+// re-arms `pending` before it reads the socket pair. A `wake()` from another
+// thread (here the QXL worker's `DisplayHandle::draw`) landing between the two
+// sets `pending` and writes a byte that the read then swallows: `pending` stays
+// true with nothing left to read and every later `wake()` skips its write.
+// From then on the main context runs only on socket events: damage reaches the
+// client only when the client happens to send something, and requests queued
+// through handles (`ServerHandle` commands such as `kbd_leds`, playback and
+// record start, PCM) wait likewise. `picture::ours` fails about every other
+// run, `vm_stop::ours` about one in five, and with the picture drawn at start
+// `record::ours` about one in eight (hence `STILL`); all pass every time with
+// the read before the re-arm.
+//
+// HELD KEYS: the C server releases keys still held when the inputs channel
+// closes (`InputsChannel::release_keys`); ours does not, so a key pressed when
+// the client vanishes stays down in the guest.
+//
+// PRIMARY MEMORY: the C server renders every DRAW into the primary surface's
+// memory (the host's buffer, bottom-up with QEMU's negative stride), so after a
+// sync `spice_qxl_update_area` the buffer holds the picture. Ours keeps its own
+// copy and never writes the buffer (no software renderer yet). QEMU's qxl
+// device reads the primary back after `update_area` (`qxl_render_update`) for
+// its own console (VNC/GTK) and screendump.
+//
+// BUTTON CALLBACKS: for a press of a non-wheel button the C server calls
+// `tablet->wheel(0, buttons)` (client mode) or `mouse->motion(0, 0, 0, buttons)`
+// (server mode); ours calls `buttons(buttons)`. QEMU's resulting button state
+// is the same, the callbacks a host sees are not.
+for_both_libraries!(
+    picture => #[ignore = "bug: lost main-loop wake-ups (spice-server waker.rs), see LOST WAKE-UP above"],
+    vm_stop => #[ignore = "bug: lost main-loop wake-ups (spice-server waker.rs), see LOST WAKE-UP above"],
+    primary_memory => #[ignore = "gap: no software renderer, see PRIMARY MEMORY above"],
+    keys,
+    held_keys => #[ignore = "bug: keys held when the client disconnects are not released"],
+    tablet,
+    mouse,
+    cursor,
+    leds,
+    playback,
+    playback_opus,
+    record,
+    password,
+);
+
+/// Callback events as short strings, e.g. `tablet-wheel buttons=1 wheel=0`.
+fn compact(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|v| {
+            let mut s = v["event"].as_str().unwrap_or_default().to_owned();
+            if let Some(fields) = v.as_object() {
+                for (k, v) in fields.iter().filter(|(k, _)| *k != "event") {
+                    s.push_str(&format!(" {k}={v}"));
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+/// The raw callback sequence of the tablet scenario, ours against the C library's.
+#[test]
+#[ignore = "bug: press callbacks differ from the C library's, see BUTTON CALLBACKS above"]
+fn tablet_callbacks_equal_the_c_library() {
+    let ours = compact(&tablet_session(Lib::Ours));
+    let debian = compact(&tablet_session(Lib::Debian));
+    assert_eq!(
+        ours, debian,
+        "tablet callbacks: ours (left) vs Debian's C library (right)"
+    );
+}
+
+/// The raw callback sequence of the server-mouse scenario, ours against the C library's.
+#[test]
+#[ignore = "bug: press callbacks differ from the C library's, see BUTTON CALLBACKS above"]
+fn mouse_callbacks_equal_the_c_library() {
+    let ours = compact(&mouse_session(Lib::Ours));
+    let debian = compact(&mouse_session(Lib::Debian));
+    assert_eq!(
+        ours, debian,
+        "mouse callbacks: ours (left) vs Debian's C library (right)"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The shared object itself.
+
+/// `(version, name)` of the dynamic symbols `objdump -T` lists: the defined
+/// ones (functions and version nodes) or the imported ones.
+fn dynamic_symbols(path: &Path, defined: bool) -> Vec<(String, String)> {
+    let out = Command::new("objdump")
+        .arg("-T")
+        .arg(path)
+        .output()
+        .expect("objdump (binutils)");
+    assert!(out.status.success(), "objdump -T {}", path.display());
+    let mut symbols: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| (l.contains(" DF ") || l.contains(" DO ")) && l.contains("*UND*") != defined)
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let name = fields.last()?.to_string();
+            let version = fields.get(fields.len().checked_sub(2)?)?;
+            Some((version.trim_matches(['(', ')']).to_string(), name))
+        })
+        .collect();
+    symbols.sort();
+    symbols
+}
+
+/// The version definitions (`readelf -V`): each node and its parent.
+fn version_definitions(path: &Path) -> Vec<String> {
+    let out = Command::new("readelf")
+        .args(["-V", "-W"])
+        .arg(path)
+        .output()
+        .expect("readelf");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .skip_while(|l| !l.starts_with("Version definition section"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Version"))
+        .filter_map(|l| {
+            l.split_once("Name: ")
+                .map(|(_, n)| format!("node {n}"))
+                .or_else(|| l.split_once("Parent 1: ").map(|(_, p)| format!("  parent {p}")))
+        })
+        .collect()
+}
+
+#[test]
+fn exported_symbols_and_versions_equal_the_c_library() {
+    let ours = Lib::Ours.file();
+    let debian = Lib::Debian.file();
+    let (ours_syms, debian_syms) = (dynamic_symbols(&ours, true), dynamic_symbols(&debian, true));
+    let functions = ours_syms.iter().filter(|(v, n)| v != n).count();
+    assert_eq!(functions, 97, "97 exported functions");
+    let missing: Vec<_> = debian_syms.iter().filter(|s| !ours_syms.contains(s)).collect();
+    let extra: Vec<_> = ours_syms.iter().filter(|s| !debian_syms.contains(s)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "(version, name) pairs: missing from ours {missing:?}, only in ours {extra:?}"
+    );
+    assert_eq!(
+        version_definitions(&ours),
+        version_definitions(&debian),
+        "version nodes and their parents"
+    );
+    let soname = |p: &Path| {
+        let out = Command::new("readelf").arg("-d").arg(p).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.contains("(SONAME)"))
+            .map(|l| l.split_whitespace().last().unwrap_or_default().to_owned())
+    };
+    assert_eq!(soname(&ours), Some(format!("[{SONAME}]")));
+    assert_eq!(soname(&ours), soname(&debian));
+}
