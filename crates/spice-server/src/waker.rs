@@ -51,10 +51,41 @@ impl WakeReceiver {
         self.rx.as_raw_fd()
     }
 
-    /// Clears the wake-up so the next `wake` is seen again.
+    /// Clears the wake-up so the next `wake` is seen again. Call it before
+    /// looking at the work: bytes are drained first and the flag cleared after,
+    /// so a `wake` racing with this either finds the flag still set (and its
+    /// work is seen by the caller's look that follows) or writes a fresh byte
+    /// that is not drained here.
     pub(crate) fn drain(&self, waker: &Waker) {
-        waker.rearm();
         let mut buf = [0u8; 64];
         while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
+        waker.rearm();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Every wake that comes after a drain leaves the receiver readable, however
+    /// the two threads interleave: a lost wake-up would leave work unseen.
+    #[test]
+    fn no_wake_is_lost_between_drain_and_work() {
+        let (waker, rx) = waker_pair().unwrap();
+        let waker = Arc::new(waker);
+        for _ in 0..2000 {
+            rx.drain(&waker);
+            let w = waker.clone();
+            let t = std::thread::spawn(move || w.wake());
+            rx.drain(&waker);
+            t.join().unwrap();
+            // Either the racing wake was drained before the flag cleared (then a
+            // later wake writes again), or its byte is still there.
+            waker.wake();
+            let mut buf = [0u8; 1];
+            let readable = matches!((&rx.rx).read(&mut buf), Ok(1));
+            assert!(readable, "a wake after drain must reach the receiver");
+        }
     }
 }
