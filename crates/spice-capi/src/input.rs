@@ -97,6 +97,11 @@ impl Mouse for CMouse {
             unsafe { f(self.sin.0, buttons_to_local(buttons)) };
         }
     }
+
+    /// The C server reports a press as motion without movement.
+    fn press(&mut self, buttons: MouseButtons) {
+        self.motion(0, 0, 0, buttons);
+    }
 }
 
 /// `SpiceTabletInstance` as a [`Tablet`].
@@ -146,6 +151,11 @@ impl Tablet for CTablet {
             // SAFETY: host callback on the main thread with its own instance.
             unsafe { f(self.sin.0, buttons_to_local(buttons)) };
         }
+    }
+
+    /// The C server reports a press as a wheel event of zero.
+    fn press(&mut self, buttons: MouseButtons) {
+        self.wheel(0, buttons);
     }
 }
 

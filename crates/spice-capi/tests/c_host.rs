@@ -1046,14 +1046,17 @@ fn password(lib: Lib) {
 }
 
 /// One test per library for each scenario: `<scenario>::ours` and
-/// `<scenario>::debian`. An attribute after `=>` applies to `ours` only: it
-/// marks a known difference of our library, reported as a bug, so the test is
-/// kept (and run with `--ignored`) rather than loosened.
+/// `<scenario>::debian`, with the same assertions.
+///
+/// These tests found four differences of ours, all fixed since: lost main-loop
+/// wake-ups (`spice-server` `waker.rs` re-armed before draining), keys held at
+/// disconnect not released, press callbacks unlike the C server's
+/// (`wheel(0)` / `motion(0, 0, 0)`), and nothing rendered into the primary
+/// surface's memory on `update_area`.
 macro_rules! for_both_libraries {
-    ($($scenario:ident $(=> #[$ours:meta])?),* $(,)?) => {$(
+    ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             #[test]
-            $(#[$ours])?
             fn ours() {
                 super::$scenario(super::Lib::Ours)
             }
@@ -1066,43 +1069,12 @@ macro_rules! for_both_libraries {
     )*};
 }
 
-// Known bugs of our library, found by these tests (the tests stay strict and
-// run with `cargo test -p spice-capi --test c_host -- --ignored`):
-//
-// LOST WAKE-UP: `WakeReceiver::drain` (crates/spice-server/src/waker.rs)
-// re-arms `pending` before it reads the socket pair. A `wake()` from another
-// thread (here the QXL worker's `DisplayHandle::draw`) landing between the two
-// sets `pending` and writes a byte that the read then swallows: `pending` stays
-// true with nothing left to read and every later `wake()` skips its write.
-// From then on the main context runs only on socket events: damage reaches the
-// client only when the client happens to send something, and requests queued
-// through handles (`ServerHandle` commands such as `kbd_leds`, playback and
-// record start, PCM) wait likewise. `picture::ours` fails about every other
-// run, `vm_stop::ours` about one in five, and with the picture drawn at start
-// `record::ours` about one in eight (hence `STILL`); all pass every time with
-// the read before the re-arm.
-//
-// HELD KEYS: the C server releases keys still held when the inputs channel
-// closes (`InputsChannel::release_keys`); ours does not, so a key pressed when
-// the client vanishes stays down in the guest.
-//
-// PRIMARY MEMORY: the C server renders every DRAW into the primary surface's
-// memory (the host's buffer, bottom-up with QEMU's negative stride), so after a
-// sync `spice_qxl_update_area` the buffer holds the picture. Ours keeps its own
-// copy and never writes the buffer (no software renderer yet). QEMU's qxl
-// device reads the primary back after `update_area` (`qxl_render_update`) for
-// its own console (VNC/GTK) and screendump.
-//
-// BUTTON CALLBACKS: for a press of a non-wheel button the C server calls
-// `tablet->wheel(0, buttons)` (client mode) or `mouse->motion(0, 0, 0, buttons)`
-// (server mode); ours calls `buttons(buttons)`. QEMU's resulting button state
-// is the same, the callbacks a host sees are not.
 for_both_libraries!(
-    picture => #[ignore = "bug: lost main-loop wake-ups (spice-server waker.rs), see LOST WAKE-UP above"],
-    vm_stop => #[ignore = "bug: lost main-loop wake-ups (spice-server waker.rs), see LOST WAKE-UP above"],
-    primary_memory => #[ignore = "gap: no software renderer, see PRIMARY MEMORY above"],
+    picture,
+    vm_stop,
+    primary_memory,
     keys,
-    held_keys => #[ignore = "bug: keys held when the client disconnects are not released"],
+    held_keys,
     tablet,
     mouse,
     cursor,
@@ -1131,7 +1103,6 @@ fn compact(events: &[Value]) -> Vec<String> {
 
 /// The raw callback sequence of the tablet scenario, ours against the C library's.
 #[test]
-#[ignore = "bug: press callbacks differ from the C library's, see BUTTON CALLBACKS above"]
 fn tablet_callbacks_equal_the_c_library() {
     let ours = compact(&tablet_session(Lib::Ours));
     let debian = compact(&tablet_session(Lib::Debian));
@@ -1143,7 +1114,6 @@ fn tablet_callbacks_equal_the_c_library() {
 
 /// The raw callback sequence of the server-mouse scenario, ours against the C library's.
 #[test]
-#[ignore = "bug: press callbacks differ from the C library's, see BUTTON CALLBACKS above"]
 fn mouse_callbacks_equal_the_c_library() {
     let ours = compact(&mouse_session(Lib::Ours));
     let debian = compact(&mouse_session(Lib::Debian));

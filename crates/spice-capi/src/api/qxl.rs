@@ -49,9 +49,15 @@ pub unsafe extern "C" fn spice_qxl_update_area(
     clear_dirty_region: u32,
 ) {
     guard("spice_qxl_update_area", (), || {
-        let _ = (area, clear_dirty_region);
+        let _ = clear_dirty_region;
+        // SAFETY: NULL or the host's rect, copied before use.
+        let area = unsafe { area.as_ref() }.copied();
         with_device(instance, "spice_qxl_update_area", |d| {
-            d.call(|reply| Request::UpdateArea { surface_id, reply })
+            d.call(|reply| Request::UpdateArea {
+                surface_id,
+                area,
+                reply,
+            })
         });
         // Everything is rendered as it arrives: nothing is left dirty.
         if !dirty_rects.is_null() {
@@ -258,9 +264,15 @@ pub unsafe extern "C" fn spice_qxl_update_area_async(
     cookie: u64,
 ) {
     guard("spice_qxl_update_area_async", (), || {
-        let _ = (qxl_area, clear_dirty_region);
+        let _ = clear_dirty_region;
+        // SAFETY: NULL or the host's rect, copied before use.
+        let area = unsafe { qxl_area.as_ref() }.copied();
         with_device(instance, "spice_qxl_update_area_async", |d| {
-            d.post(Request::UpdateAreaAsync { surface_id, cookie })
+            d.post(Request::UpdateAreaAsync {
+                surface_id,
+                area,
+                cookie,
+            })
         })
     })
 }

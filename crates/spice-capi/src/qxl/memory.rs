@@ -12,6 +12,31 @@ use spice_qxl::{GuestMemory, MemoryError};
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct HostMemory;
 
+impl HostMemory {
+    /// Writes `data` at `addr`: rendering into the host's primary surface,
+    /// whose whole range `translate_primary` has checked against a memslot.
+    pub(crate) fn write(&self, addr: u64, data: &[u8]) -> Result<(), MemoryError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let unmapped = MemoryError::Unmapped {
+            addr,
+            len: data.len() as u64,
+        };
+        let Ok(start) = usize::try_from(addr) else {
+            return Err(unmapped);
+        };
+        if start == 0 || start.checked_add(data.len()).is_none() {
+            return Err(unmapped);
+        }
+        // SAFETY: the destination lies inside the primary surface's memory, which the
+        // host registered through a memslot and handed to the server for rendering
+        // (the canvas of `spice_qxl_create_primary_surface`); nothing borrows it here.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), start as *mut u8, data.len()) };
+        Ok(())
+    }
+}
+
 impl GuestMemory for HostMemory {
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), MemoryError> {
         if out.is_empty() {

@@ -114,21 +114,37 @@ impl Worker {
             }
             Request::SetRunning(running, reply) => {
                 if !running {
-                    // vm_stop: everything queued is drawn before the device stops.
+                    // vm_stop: everything queued is drawn, into the primary's memory
+                    // too, before the device stops.
                     self.drain();
+                    self.flush_primary(None);
                 }
                 self.running = running;
                 self.poll_commands = running;
                 self.poll_cursor = running;
                 let _ = reply.send(());
             }
-            Request::UpdateArea { surface_id, reply } => {
+            Request::UpdateArea {
+                surface_id,
+                area,
+                reply,
+            } => {
                 tracing::trace!(surface_id, "update area");
                 self.drain();
+                if surface_id == 0 {
+                    self.flush_primary(area);
+                }
                 let _ = reply.send(());
             }
-            Request::UpdateAreaAsync { surface_id, cookie } => {
+            Request::UpdateAreaAsync {
+                surface_id,
+                area,
+                cookie,
+            } => {
                 self.drain();
+                if surface_id == 0 {
+                    self.flush_primary(area);
+                }
                 if let Some(complete) = self.instance.iface().update_area_complete {
                     // SAFETY: worker-thread callback; no rects are left dirty.
                     unsafe { complete(self.instance.0, surface_id, std::ptr::null_mut(), 0) };
@@ -164,6 +180,7 @@ impl Worker {
             Request::DestroyPrimary(surface_id, done) => {
                 tracing::debug!(surface_id, "primary surface destroyed");
                 self.drain();
+                self.flush_primary(None);
                 self.primary = None;
                 self.display.clear();
                 self.complete(done);
@@ -380,6 +397,60 @@ impl Worker {
             CursorCommand::Move { x, y } => self.display.move_cursor(i32::from(x), i32::from(y)),
             CursorCommand::Hide => self.display.hide_cursor(),
             CursorCommand::Trail { .. } => {}
+        }
+    }
+
+    /// Renders the picture (or `area` of it) into the primary surface's memory,
+    /// which the host may read back (QEMU's qxl device does, for its own display).
+    fn flush_primary(&mut self, area: Option<crate::ffi::QXLRect>) {
+        let Some(primary) = self.primary else { return };
+        // SPICE_SURFACE_FMT_32_xRGB and 32_ARGB share the server's pixel layout.
+        if primary.format != 32 && primary.format != 96 {
+            tracing::debug!(format = primary.format, "primary format not rendered into memory");
+            return;
+        }
+        let rect = match area {
+            Some(a) => {
+                let (top, left, bottom, right) = (a.top, a.left, a.bottom, a.right);
+                let x = left.max(0) as u32;
+                let y = top.max(0) as u32;
+                spice_server::Rect::new(
+                    x,
+                    y,
+                    (right.max(0) as u32).saturating_sub(x),
+                    (bottom.max(0) as u32).saturating_sub(y),
+                )
+            }
+            None => spice_server::Rect::new(0, 0, primary.width, primary.height),
+        };
+        let Some((rect, pixels)) = self.display.read_rect(rect) else {
+            return;
+        };
+        if rect.is_empty() {
+            return;
+        }
+        let base = match spice_qxl::translate_primary(&self.slots, &primary) {
+            Ok(base) => base,
+            Err(e) => {
+                tracing::warn!(error = %e, "primary memory no longer mapped; not rendered");
+                return;
+            }
+        };
+        let stride = u64::from(primary.stride.unsigned_abs());
+        let row_bytes = rect.width as usize * 4;
+        for (i, row) in pixels.chunks_exact(row_bytes).enumerate() {
+            let y = u64::from(rect.y) + i as u64;
+            // A negative stride stores the picture bottom-up from the lowest address.
+            let line = if primary.stride < 0 {
+                u64::from(primary.height) - 1 - y
+            } else {
+                y
+            };
+            let addr = base + line * stride + u64::from(rect.x) * 4;
+            if let Err(e) = HostMemory.write(addr, row) {
+                tracing::warn!(error = %e, "writing the primary surface");
+                return;
+            }
         }
     }
 

@@ -303,6 +303,19 @@ impl DisplayHandle {
         Ok(())
     }
 
+    /// Copies the part of the picture inside `rect` as packed xRGB rows;
+    /// returns the clipped rectangle and its pixels, or `None` without a picture.
+    pub fn read_rect(&self, rect: Rect) -> Option<(Rect, Vec<u8>)> {
+        let state = self.shared.lock();
+        let surface = state.surface.as_ref()?;
+        let rect = rect.clip(surface.width, surface.height);
+        let mut pixels = Vec::new();
+        if !rect.is_empty() {
+            surface.copy_rect(rect, &mut pixels);
+        }
+        Some((rect, pixels))
+    }
+
     /// The current picture size, if a frame was published.
     pub fn size(&self) -> Option<(u32, u32)> {
         self.shared.lock().surface.as_ref().map(|s| (s.width, s.height))

@@ -165,6 +165,7 @@ impl ServerState {
         match event {
             InputEvent::Disconnect => return false,
             InputEvent::Scancode(byte) => {
+                self.held_keys.track(byte);
                 if let Some(k) = devices.keyboard.as_mut() {
                     k.push_scancode(byte);
                 }
@@ -205,14 +206,14 @@ impl ServerState {
                         if dz != 0 {
                             t.wheel(dz, buttons);
                         } else {
-                            t.buttons(buttons);
+                            t.press(buttons);
                         }
                     }
                 } else if let Some(m) = devices.mouse.as_mut() {
                     if dz != 0 {
                         m.motion(0, 0, dz, buttons);
                     } else {
-                        m.buttons(buttons);
+                        m.press(buttons);
                     }
                 }
             }

@@ -7,6 +7,7 @@
 
 mod conn;
 mod dispatch;
+mod keys;
 mod link;
 
 use std::cell::RefCell;
@@ -71,6 +72,8 @@ pub(crate) struct ServerState {
     next_conn: u64,
     session: Option<Session>,
     devices: Devices,
+    /// Keys the client holds down, released if it leaves.
+    held_keys: keys::HeldKeys,
     /// The guest agent's link, when an agent port is attached.
     agent: Option<crate::agent::AgentLink>,
     ticket: Option<Ticket>,
@@ -152,6 +155,7 @@ impl Server {
                 next_conn: 1,
                 session: None,
                 agent: None,
+                held_keys: keys::HeldKeys::default(),
                 devices,
                 ticket,
                 mouse_mode: mouse_mode::SERVER,
@@ -619,6 +623,15 @@ impl ServerState {
             Phase::Linked {
                 session_id, channel, ..
             } => {
+                if let conn::Channel::Inputs(_) = channel {
+                    // Keys still down would stay stuck in the guest.
+                    let releases = self.held_keys.release_all();
+                    if let Some(k) = self.devices.keyboard.as_mut() {
+                        for b in releases {
+                            k.push_scancode(b);
+                        }
+                    }
+                }
                 let display = self.devices.displays.get(&conn.info.channel_id);
                 if let (conn::Channel::Display(d), Some(display)) = (channel, display) {
                     d.detach(&display.shared);

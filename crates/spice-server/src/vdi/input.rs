@@ -77,6 +77,11 @@ pub trait Mouse {
     fn motion(&mut self, dx: i32, dy: i32, dz: i32, buttons: MouseButtons);
     /// Button state changed without motion.
     fn buttons(&mut self, buttons: MouseButtons);
+    /// A button other than the wheel went down; `buttons` is the new state.
+    /// Defaults to [`Mouse::buttons`].
+    fn press(&mut self, buttons: MouseButtons) {
+        self.buttons(buttons);
+    }
 }
 
 /// An absolute pointing device, used in client mouse mode (`SpiceTabletInterface`).
@@ -91,4 +96,9 @@ pub trait Tablet {
     fn wheel(&mut self, dz: i32, buttons: MouseButtons);
     /// Button state changed without motion.
     fn buttons(&mut self, buttons: MouseButtons);
+    /// A button other than the wheel went down; `buttons` is the new state.
+    /// Defaults to [`Tablet::buttons`].
+    fn press(&mut self, buttons: MouseButtons) {
+        self.buttons(buttons);
+    }
 }
