@@ -19,6 +19,8 @@ use crate::ffi::{QXLCommandExt, QXLDevInitInfo, QXLReleaseInfo, QXLReleaseInfoEx
 const BATCH: usize = 64;
 /// The ring is polled again this soon when the device says more is coming.
 const RETRY: Duration = Duration::from_millis(10);
+/// An idle worker still looks around this often (client presence).
+const IDLE: Duration = Duration::from_millis(250);
 
 pub(super) struct Worker {
     instance: Instance,
@@ -30,6 +32,8 @@ pub(super) struct Worker {
     poll_commands: bool,
     poll_cursor: bool,
     primary: Option<PrimarySurface>,
+    /// Whether the device was last told a client is present (`set_client_capabilities`).
+    client_present: Option<bool>,
 }
 
 impl Worker {
@@ -58,11 +62,13 @@ impl Worker {
             poll_commands: true,
             poll_cursor: true,
             primary: None,
+            client_present: None,
         })
     }
 
     pub(super) fn run(mut self, requests: Receiver<Request>) {
         loop {
+            self.report_client_presence();
             let busy = self.running && (self.poll_commands || self.poll_cursor);
             let request = if busy {
                 match requests.recv_timeout(Duration::ZERO) {
@@ -71,7 +77,7 @@ impl Worker {
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
             } else {
-                match requests.recv_timeout(RETRY * 100) {
+                match requests.recv_timeout(IDLE) {
                     Ok(r) => Some(r),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => return,
@@ -397,6 +403,26 @@ impl Worker {
             CursorCommand::Move { x, y } => self.display.move_cursor(i32::from(x), i32::from(y)),
             CursorCommand::Hide => self.display.hide_cursor(),
             CursorCommand::Trail { .. } => {}
+        }
+    }
+
+    /// Tells the device whether a client shows its display, as the C server
+    /// does (interface 3.2+): QEMU's qxl passes it on to the guest driver. No
+    /// QXL capability is claimed, since the client only receives bitmaps.
+    fn report_client_presence(&mut self) {
+        let present = self.display.client_count() > 0;
+        if self.client_present == Some(present) {
+            return;
+        }
+        self.client_present = Some(present);
+        let iface = self.instance.iface();
+        if iface.base.minor_version < 2 {
+            return;
+        }
+        if let Some(set) = iface.set_client_capabilities {
+            let mut caps = [0u8; crate::ffi::SPICE_CAPABILITIES_SIZE];
+            // SAFETY: worker-thread callback; `caps` has the size spice.h declares.
+            unsafe { set(self.instance.0, u8::from(present), caps.as_mut_ptr()) };
         }
     }
 

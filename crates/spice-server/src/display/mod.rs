@@ -316,6 +316,11 @@ impl DisplayHandle {
         Some((rect, pixels))
     }
 
+    /// How many clients' display channels show this display.
+    pub fn client_count(&self) -> usize {
+        self.shared.lock().clients.len()
+    }
+
     /// The current picture size, if a frame was published.
     pub fn size(&self) -> Option<(u32, u32)> {
         self.shared.lock().surface.as_ref().map(|s| (s.width, s.height))
