@@ -36,6 +36,8 @@
 //!   good in one QEMU run in three to six.)
 //! - `vga_qxl_seabios_screen_is_pixel_equal`: the same with `-vga qxl` (the QXL
 //!   device in VGA mode).
+//! - `vga_virtio_seabios_screen_is_pixel_equal`: the same with `-vga virtio`
+//!   (virtio-vga, whose 2D output also goes through QEMU's simple display).
 //! - `escape_opens_the_seabios_boot_menu`: with `-boot
 //!   menu=on,splash-time=15000`, once "Press ESC for boot menu." shows, the
 //!   client sends ESC (set-1 scancode 0x01 press and release); SeaBIOS's boot
@@ -329,6 +331,11 @@ fn vga_std_seabios_screen_is_pixel_equal() {
 #[test]
 fn vga_qxl_seabios_screen_is_pixel_equal() {
     seabios_screen_is_pixel_equal("qxl");
+}
+
+#[test]
+fn vga_virtio_seabios_screen_is_pixel_equal() {
+    seabios_screen_is_pixel_equal("virtio");
 }
 
 /// QEMU's `-trace` lines whose event name starts with `prefix`.
