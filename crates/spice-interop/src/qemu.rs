@@ -133,10 +133,16 @@ impl Qemu {
     /// and waits until the SPICE port accepts a connection. QEMU's own log
     /// (`-D`, where `-trace` output goes) is kept for [`Qemu::log`].
     pub fn start(library: &Library, args: &[&str]) -> Self {
+        Self::start_with_spice(library, "disable-ticketing=on", args)
+    }
+
+    /// As [`Qemu::start`], with `spice` instead of `disable-ticketing=on` after
+    /// the port and address in the `-spice` option.
+    pub fn start_with_spice(library: &Library, spice: &str, args: &[&str]) -> Self {
         let mut last_error = String::new();
         // A port found free can be taken before QEMU binds it: retry then.
         for _ in 0..3 {
-            match Self::try_start(library, args) {
+            match Self::try_start(library, spice, args) {
                 Ok(q) => return q,
                 Err(e) => last_error = e,
             }
@@ -147,7 +153,7 @@ impl Qemu {
         );
     }
 
-    fn try_start(library: &Library, args: &[&str]) -> Result<Self, String> {
+    fn try_start(library: &Library, spice: &str, args: &[&str]) -> Result<Self, String> {
         let port = free_loopback_port();
         let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
         let tmp = std::env::temp_dir();
@@ -163,7 +169,7 @@ impl Qemu {
                 "-display", "none", "-nic", "none", "-monitor", "none", "-serial", "none",
             ])
             .arg("-spice")
-            .arg(format!("port={port},addr=127.0.0.1,disable-ticketing=on"))
+            .arg(format!("port={port},addr=127.0.0.1,{spice}"))
             .arg("-D")
             .arg(&log_path)
             .args(args)

@@ -36,6 +36,10 @@
 //!   good in one QEMU run in three to six.)
 //! - `vga_qxl_seabios_screen_is_pixel_equal`: the same with `-vga qxl` (the QXL
 //!   device in VGA mode).
+//! - `many_spice_options_and_a_password`: QEMU with a password and most other
+//!   `-spice` options (compression, streaming, agent options, seamless
+//!   migration) starts and serves with both libraries: a wrong password is
+//!   refused, the right one shows the display, QEMU stays up.
 //! - `vga_virtio_seabios_screen_is_pixel_equal`: the same with `-vga virtio`
 //!   (virtio-vga, whose 2D output also goes through QEMU's simple display).
 //! - `escape_opens_the_seabios_boot_menu`: with `-boot
@@ -664,5 +668,43 @@ fn audio_device_gives_a_playback_channel() {
     eprintln!("channels: {:?}", channels(&sides[0].gtk));
     for side in sides {
         side.gtk.quit();
+    }
+}
+
+/// QEMU's other `-spice` options reach entry points that either take effect or
+/// are refused with a log line; either way QEMU must start and serve. Here with
+/// a password: a wrong one is refused, the right one shows the picture.
+#[test]
+fn many_spice_options_and_a_password() {
+    let _serial = serial();
+    let spice = "password-secret=sec0,image-compression=quic,jpeg-wan-compression=always,\
+                 zlib-glz-wan-compression=never,playback-compression=off,streaming-video=filter,\
+                 agent-mouse=off,disable-copy-paste=on,disable-agent-file-xfer=on,seamless-migration=on";
+    let args = ["-object", "secret,id=sec0,data=s3cret", "-vga", "std"];
+    for library in [Library::rust(), Library::Debian] {
+        let mut qemu = Qemu::start_with_spice(&library, spice, &args);
+        qemu.assert_library();
+        let uri = format!("spice://{}:{}", qemu.addr.ip(), qemu.addr.port());
+        let mut bad = SpiceGtk::start();
+        bad.send(json!({"cmd": "connect", "uri": uri, "password": "wrong"}));
+        let refused = bad.wait(T, |v| v["event"] == "channel-event" && v["code"] == "error-auth");
+        assert!(
+            refused.is_some(),
+            "{}: wrong password refused: {:#?}",
+            library.name(),
+            bad.seen
+        );
+        bad.quit();
+        let mut good = SpiceGtk::start();
+        good.send(json!({"cmd": "connect", "uri": uri, "password": "s3cret"}));
+        let created = good.wait(T, |v| v["event"] == "primary-create");
+        assert!(
+            created.is_some(),
+            "{}: right password shows the display: {:#?}",
+            library.name(),
+            good.seen
+        );
+        good.quit();
+        assert!(qemu.is_alive(), "{}: QEMU still running", library.name());
     }
 }
