@@ -1,0 +1,54 @@
+//! SPICE image codecs: pure functions over pixel buffers, no I/O, no channels.
+//!
+//! Encoders produce exactly the bitstreams the clients' decoders (spice-common,
+//! used by spice-gtk; spice-html5's JavaScript) read; the matching decoders here
+//! exist to test the encoders and to parse guest-supplied images, and are
+//! bounded and fuzzed like every other parser of untrusted input.
+//!
+//! Pixels are 32-bit xRGB little endian (B, G, R, X in memory) unless a
+//! function says otherwise.
+
+pub mod error;
+pub mod glz;
+pub mod lz;
+pub mod lz4;
+pub mod quic;
+
+pub use error::CodecError;
+
+/// A borrowed image: `height` rows of `width` 32-bit pixels, `stride` bytes apart.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageRef<'a> {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes from one row to the next; at least `width * 4`.
+    pub stride: usize,
+    /// Rows, top first.
+    pub data: &'a [u8],
+}
+
+impl ImageRef<'_> {
+    /// Checks that the buffer holds the whole image.
+    pub fn validate(&self) -> Result<(), CodecError> {
+        let row = self.width as usize * 4;
+        if self.width == 0 || self.height == 0 {
+            return Err(CodecError::InvalidImage("empty image"));
+        }
+        if self.stride < row {
+            return Err(CodecError::InvalidImage("stride shorter than a row"));
+        }
+        let needed = self.stride * (self.height as usize - 1) + row;
+        if self.data.len() < needed {
+            return Err(CodecError::InvalidImage("buffer shorter than the image"));
+        }
+        Ok(())
+    }
+
+    /// Row `y` as `width * 4` bytes.
+    pub fn row(&self, y: u32) -> &[u8] {
+        let start = y as usize * self.stride;
+        &self.data[start..start + self.width as usize * 4]
+    }
+}
