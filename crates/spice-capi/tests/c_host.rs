@@ -3,7 +3,8 @@
 //! `tests/c_host/host.c` is a small host compiled against the real `spice.h`
 //! that drives `libspice-server.so.1` the way QEMU's simple display does
 //! (poll loop behind `SpiceCoreInterface`, keyboard, mouse, tablet, playback,
-//! record, and a QXL instance fed with 32-pixel DRAW_COPY strips). Every
+//! record, a QXL instance fed with 32-pixel DRAW_COPY strips, and on request a
+//! "vdagent" char device that behaves like QEMU's spicevmc chardev). Every
 //! scenario runs twice with the same assertions: against our library
 //! (`cargo xtask capi`) and against Debian's C library, selected at run time
 //! with `LD_LIBRARY_PATH`, with the real spice-gtk client on the other end.
@@ -21,7 +22,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use spice_interop::agent::cap;
 use spice_interop::gtk::SpiceGtk;
+use spice_proto::agent::{message_type, PORT_CLIENT, PORT_SERVER};
 
 const T: Duration = Duration::from_secs(20);
 /// Where Debian keeps the C library.
@@ -288,6 +291,19 @@ impl Host {
                 }
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
             }
+        }
+    }
+
+    /// The first event from `self.seen[from..]` on that matches `want`, seen or yet to come.
+    fn seen_or_wait(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        mut want: impl FnMut(&Value) -> bool,
+    ) -> Option<Value> {
+        match self.seen[from..].iter().find(|v| want(v)) {
+            Some(v) => Some(v.clone()),
+            None => self.wait(timeout, want),
         }
     }
 
@@ -1045,6 +1061,326 @@ fn password(lib: Lib) {
     host.quit();
 }
 
+// ---------------------------------------------------------------------------
+// The guest agent port: host.c's "vdagent" char device, QEMU-like (guest data
+// offered through spice_server_char_device_wakeup, `state` as be_open).
+
+/// More `VD_AGENT_CLIPBOARD_GRAB`s than the agent's 10-message token window.
+const GRABS: usize = 50;
+
+/// `(port, type)` of an `agent-msg` line: a message written to the device.
+fn is_agent_msg(v: &Value, port: u32, message_type: u32) -> bool {
+    v["event"] == "agent-msg" && v["port"] == port && v["type"] == message_type
+}
+
+/// `(connected, in_add, in_remove)` of every `state` call seen from `from` on.
+fn agent_states(host: &Host, from: usize) -> Vec<(u64, u64, u64)> {
+    host.seen[from..]
+        .iter()
+        .filter(|v| v["event"] == "agent-state")
+        .map(|v| {
+            (
+                v["connected"].as_u64().unwrap(),
+                v["in_add"].as_u64().unwrap(),
+                v["in_remove"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Runs `agent_add` and checks the C server's behaviour: `state(1)` once,
+/// from inside `spice_server_add_interface` (QEMU drops what the guest writes
+/// until then). Returns where its events start in `host.seen`.
+fn agent_add(lib: Lib, host: &mut Host, what: &str) -> usize {
+    let from = host.seen.len();
+    host.cmd("agent_add");
+    assert_eq!(
+        agent_states(host, from),
+        [(1, 1, 0)],
+        "{lib:?}, {what}: sif->state(sin, 1) once, inside spice_server_add_interface"
+    );
+    from
+}
+
+/// Runs `agent_remove`: `state(0)` once, from inside `spice_server_remove_interface`
+/// (the C server's `reds_reset_vdp`), never after it.
+fn agent_remove(lib: Lib, host: &mut Host) {
+    let from = host.seen.len();
+    host.cmd("agent_remove");
+    assert_eq!(
+        agent_states(host, from),
+        [(0, 0, 1)],
+        "{lib:?}: sif->state(sin, 0) once, inside spice_server_remove_interface"
+    );
+}
+
+/// Waits until the client's capabilities reach the device (spice-gtk sends them
+/// right after AGENT_START): `VD_AGENT_ANNOUNCE_CAPABILITIES` on `VDP_CLIENT_PORT`
+/// asking for the agent's, with clipboard by demand and selections.
+fn expect_client_caps(lib: Lib, host: &mut Host, from: usize, what: &str) {
+    let caps = host.seen_or_wait(from, T, |v| {
+        is_agent_msg(v, PORT_CLIENT, message_type::ANNOUNCE_CAPABILITIES)
+    });
+    let Some(caps) = caps else {
+        panic!(
+            "{lib:?}, {what}: the client's capabilities did not reach the device's write; seen {:#?}",
+            host.events("agent-msg")
+        );
+    };
+    let word = caps["caps"].as_u64().unwrap_or_default();
+    assert_eq!(caps["request"], 1, "{lib:?}, {what}: {caps}");
+    assert_eq!(caps["protocol"], 1, "{lib:?}, {what}: VD_AGENT_PROTOCOL: {caps}");
+    for bit in [cap::CLIPBOARD_BY_DEMAND, cap::CLIPBOARD_SELECTION] {
+        assert!(
+            word & (1 << bit) != 0,
+            "{lib:?}, {what}: client cap {bit}: {caps}"
+        );
+    }
+}
+
+fn expect_agent_update(lib: Lib, gtk: &mut SpiceGtk, connected: bool, what: &str) {
+    let seen = gtk.wait(T, |v| v["event"] == "agent-update" && v["connected"] == connected);
+    assert!(
+        seen.is_some(),
+        "{lib:?}, {what}: no agent-update connected={connected} at the client; seen {:#?}",
+        gtk.seen
+    );
+}
+
+/// The guest agent announces its capabilities (clipboard by demand, with
+/// selections), as spice-vdagent does once the client's arrive.
+fn agent_announce(lib: Lib, host: &mut Host, what: &str) {
+    let from = host.seen.len();
+    host.cmd(&format!(
+        "agent_caps 0 {} {} {}",
+        cap::MONITORS_CONFIG,
+        cap::CLIPBOARD_BY_DEMAND,
+        cap::CLIPBOARD_SELECTION
+    ));
+    assert_drained(lib, host, from, 1, what);
+}
+
+/// The guest's data offered since `from` was taken `offers` offers, each read
+/// whole inside the `spice_server_char_device_wakeup` that offered it: QEMU's
+/// `spice_chr_write` otherwise leaves the port blocked until the server happens
+/// to read again.
+fn assert_drained(lib: Lib, host: &mut Host, from: usize, offers: usize, what: &str) {
+    let flushed = host.seen_or_wait(from, T, |v| v["event"] == "agent-flushed");
+    let Some(flushed) = flushed else {
+        panic!(
+            "{lib:?}, {what}: the guest's data was not all taken; seen {:#?}",
+            host.seen[from..].to_vec()
+        );
+    };
+    let made: Vec<(u64, u64)> = host.seen[from..]
+        .iter()
+        .filter(|v| v["event"] == "agent-offer")
+        .map(|v| (v["len"].as_u64().unwrap(), v["read"].as_u64().unwrap()))
+        .collect();
+    let partial: Vec<_> = made.iter().filter(|(len, read)| len != read).collect();
+    assert!(
+        partial.is_empty() && made.len() == offers,
+        "{lib:?}, {what}: {offers} offers, each read inside char_device_wakeup; got {} offers, \
+         partly read (len, read): {partial:?}; {flushed}",
+        made.len()
+    );
+}
+
+/// The guest agent grabs the clipboard `n` times, in one guest write or one
+/// write per message (spice-vdagent's way); the client sees exactly these
+/// grabs, and every write is read inside the wakeup that offered it.
+fn agent_grabs(lib: Lib, host: &mut Host, gtk: &mut SpiceGtk, n: usize, one_write: bool, what: &str) {
+    let before = gtk.seen.iter().filter(|v| v["event"] == "clipboard-grab").count();
+    let from = host.seen.len();
+    host.cmd(&format!("agent_grab {n} 0 1 {}", u8::from(one_write)));
+    assert_drained(lib, host, from, if one_write { 1 } else { n }, what);
+    let mut grabs = 0;
+    while grabs < n {
+        match gtk.wait(T, |v| v["event"] == "clipboard-grab") {
+            Some(v) => {
+                assert_eq!(
+                    (&v["selection"], &v["ntypes"]),
+                    (&json!(0), &json!(1)),
+                    "{lib:?}, {what}: {v}"
+                );
+                grabs += 1;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(grabs, n, "{lib:?}, {what}: clipboard grabs at the client");
+    // Nothing more (say, grabs made before the client started the agent).
+    let _ = gtk.wait(Duration::from_millis(200), |_| false);
+    let total = gtk.seen.iter().filter(|v| v["event"] == "clipboard-grab").count();
+    assert_eq!(total - before, n, "{lib:?}, {what}: no other grabs at the client");
+}
+
+/// The agent port added before the client connects: what the guest writes
+/// with no client is read and dropped; the client sees the agent, traffic flows
+/// both ways (more messages than the agent's 10-message token window, written
+/// one by one and in one write), the port is removed and added again while the
+/// client stays, and the agent hears of the client's departure.
+fn agent(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    let added = agent_add(lib, &mut host, "before the client");
+    let from = host.seen.len();
+    host.cmd("agent_grab 3 0 1 0");
+    assert_drained(lib, &mut host, from, 3, "no client yet");
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    expect_agent_update(lib, &mut gtk, true, "agent present at connect");
+    expect_client_caps(lib, &mut host, added, "first client");
+    agent_announce(lib, &mut host, "first agent");
+    agent_grabs(lib, &mut host, &mut gtk, GRABS, false, "one write per grab");
+    agent_grabs(
+        lib,
+        &mut host,
+        &mut gtk,
+        2 * GRABS,
+        true,
+        "all grabs in one write",
+    );
+
+    agent_remove(lib, &mut host);
+    expect_agent_update(lib, &mut gtk, false, "port removed");
+    let added = agent_add(lib, &mut host, "re-added");
+    expect_agent_update(lib, &mut gtk, true, "port added again");
+    expect_client_caps(lib, &mut host, added, "re-added");
+    agent_announce(lib, &mut host, "re-added agent");
+    agent_grabs(lib, &mut host, &mut gtk, 3, false, "re-added agent");
+
+    let from = host.seen.len();
+    gtk.quit();
+    let bye = host.wait(T, |v| {
+        is_agent_msg(v, PORT_SERVER, message_type::CLIENT_DISCONNECTED)
+    });
+    assert!(
+        bye.is_some_and(|v| v["size"] == 0),
+        "{lib:?}: VD_AGENT_CLIENT_DISCONNECTED (empty) on VDP_SERVER_PORT when the client left; seen {:#?}",
+        host.seen[from..].to_vec()
+    );
+    host.drain(Duration::from_millis(300));
+    let from = host.seen.len();
+    let events = host.quit();
+    // Written to the device in all: the client's capabilities twice, then the farewell.
+    let written: Vec<(u64, u64)> = events
+        .iter()
+        .filter(|v| v["event"] == "agent-msg")
+        .map(|v| (v["port"].as_u64().unwrap(), v["type"].as_u64().unwrap()))
+        .collect();
+    let (client, server) = (u64::from(PORT_CLIENT), u64::from(PORT_SERVER));
+    let caps = u64::from(message_type::ANNOUNCE_CAPABILITIES);
+    assert_eq!(
+        written,
+        [
+            (client, caps),
+            (client, caps),
+            (server, u64::from(message_type::CLIENT_DISCONNECTED))
+        ],
+        "{lib:?}: messages written to the device"
+    );
+    let removed = events.iter().find(|v| v["event"] == "removed").unwrap();
+    assert_eq!(removed["agent"], 0, "{lib:?}: {removed}");
+    let states: Vec<_> = events[from..]
+        .iter()
+        .filter(|v| v["event"] == "agent-state")
+        .map(|v| (v["connected"].clone(), v["in_remove"].clone()))
+        .collect();
+    assert_eq!(
+        states,
+        [(json!(0), json!(1))],
+        "{lib:?}: state(0) when removed at exit"
+    );
+    assert!(
+        events.iter().all(|v| v["event"] != "agent-after-remove"),
+        "{lib:?}: no device callback after spice_server_remove_interface"
+    );
+}
+
+/// The agent port added while a client is connected (QEMU adds it when the
+/// guest's spice-vdagent opens the port, usually after the client came).
+fn agent_late(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.wait_inputs_ready(None, T);
+    assert!(
+        !gtk.seen
+            .iter()
+            .any(|v| v["event"] == "agent-update" && v["connected"] == true),
+        "{lib:?}: no agent yet"
+    );
+    let added = agent_add(lib, &mut host, "while connected");
+    expect_agent_update(lib, &mut gtk, true, "agent added while connected");
+    expect_client_caps(lib, &mut host, added, "agent added while connected");
+    agent_announce(lib, &mut host, "agent added while connected");
+    agent_grabs(lib, &mut host, &mut gtk, 12, false, "agent added while connected");
+    gtk.quit();
+    let bye = host.wait(T, |v| {
+        is_agent_msg(v, PORT_SERVER, message_type::CLIENT_DISCONNECTED)
+    });
+    assert!(bye.is_some(), "{lib:?}: VD_AGENT_CLIENT_DISCONNECTED");
+    host.quit();
+}
+
+/// Client mouse mode with the agent port attached and `spice_server_set_agent_mouse(1)`
+/// (QEMU's default, agent-mouse=on): the C server sends the client's pointer to
+/// the agent as `VD_AGENT_MOUSE_STATE` on `VDP_SERVER_PORT` (buttons as
+/// `VD_AGENT_*BUTTON_MASK`, left = 2) and not to the tablet.
+fn agent_mouse(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, STILL);
+    let added = agent_add(lib, &mut host, "agent mouse");
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.wait_inputs_ready(Some(2), T);
+    expect_client_caps(lib, &mut host, added, "agent mouse");
+    agent_announce(lib, &mut host, "agent mouse");
+    host.drain(Duration::from_millis(200));
+    let from = host.seen.len();
+    gtk.send(json!({"cmd": "position", "x": 100, "y": 50, "buttons": 0}));
+    gtk.send(json!({"cmd": "button_press", "button": 1, "buttons": 1}));
+    gtk.send(json!({"cmd": "button_release", "button": 1, "buttons": 0}));
+    host.drain(Duration::from_millis(1000));
+    let events = &host.seen[from..];
+    let states: Vec<(u64, u64, u64)> = events
+        .iter()
+        .filter(|v| is_agent_msg(v, PORT_SERVER, message_type::MOUSE_STATE))
+        .map(|v| {
+            let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+            (n("x"), n("y"), n("buttons"))
+        })
+        .collect();
+    let tablet: Vec<&Value> = events
+        .iter()
+        .filter(|v| v["event"].as_str().unwrap_or_default().starts_with("tablet-"))
+        .collect();
+    assert!(
+        states.contains(&(100, 50, 2)) && states.last() == Some(&(100, 50, 0)) && tablet.is_empty(),
+        "{lib:?}: the pointer goes to the agent (VD_AGENT_MOUSE_STATE (x, y, buttons): {states:?}), \
+         not to the tablet ({tablet:?})"
+    );
+    gtk.quit();
+    host.quit();
+}
+
+/// [`agent_mouse`]: ours does not implement the agent mouse yet
+/// (`spice_server_set_agent_mouse` is only noted): the pointer reaches the tablet.
+mod agent_mouse {
+    #[test]
+    #[ignore = "known difference: no agent mouse in ours (pointer goes to the tablet)"]
+    fn ours() {
+        super::agent_mouse(super::Lib::Ours)
+    }
+
+    #[test]
+    fn debian() {
+        super::agent_mouse(super::Lib::Debian)
+    }
+}
+
 /// One test per library for each scenario: `<scenario>::ours` and
 /// `<scenario>::debian`, with the same assertions.
 ///
@@ -1052,7 +1388,12 @@ fn password(lib: Lib) {
 /// wake-ups (`spice-server` `waker.rs` re-armed before draining), keys held at
 /// disconnect not released, press callbacks unlike the C server's
 /// (`wheel(0)` / `motion(0, 0, 0)`), and nothing rendered into the primary
-/// surface's memory on `update_area`.
+/// surface's memory on `update_area`. The agent port scenarios found three
+/// more, fixed too: `state(1)` / `state(0)` not called inside
+/// `spice_server_add_interface` / `remove_interface` (the removal's never
+/// reached the host), and a guest write of more than 64 chunks left partly
+/// unread with nothing to read it again (QEMU's port stayed blocked). One is
+/// still open: the agent mouse ([`agent_mouse`]).
 macro_rules! for_both_libraries {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -1083,6 +1424,8 @@ for_both_libraries!(
     playback_opus,
     record,
     password,
+    agent,
+    agent_late,
 );
 
 /// Callback events as short strings, e.g. `tablet-wheel buttons=1 wheel=0`.

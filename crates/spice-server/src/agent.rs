@@ -15,8 +15,17 @@ use spice_proto::agent::{message_type, ChunkHeader, MessageHeader, PORT_CLIENT, 
 use crate::channel::main::AGENT_TOKENS;
 use crate::vdi::CharDevice;
 
-/// Chunks read per pump, so one busy agent cannot monopolise the loop.
-const MAX_CHUNKS_PER_PUMP: usize = 64;
+/// Chunks read per pump from the loop, so one busy agent cannot monopolise
+/// it; a pump that stops at this bound says so ([`Pumped::more`]) and the
+/// server queues another.
+pub(crate) const MAX_CHUNKS_PER_PUMP: usize = 64;
+
+/// Chunks read inside the host's own wakeup call. QEMU offers one guest write
+/// (at most 32 KiB) per `spice_server_char_device_wakeup` and expects it read
+/// before the call returns, as the C server does (it reads while the device
+/// has data); what is left blocks the port until the server reads again. This
+/// covers 32 KiB of header-only chunks.
+pub(crate) const MAX_CHUNKS_PER_WAKEUP: usize = 4096;
 
 struct Pending {
     bytes: Vec<u8>,
@@ -31,6 +40,8 @@ pub(crate) struct Pumped {
     pub(crate) to_client: Vec<Vec<u8>>,
     /// Tokens to return with `MAIN_AGENT_TOKEN`.
     pub(crate) tokens: u32,
+    /// The pump stopped at its chunk bound: the device may have more to read.
+    pub(crate) more: bool,
 }
 
 pub(crate) struct AgentLink {
@@ -112,9 +123,10 @@ impl AgentLink {
         true
     }
 
-    /// Moves what can move: queued chunks into the device, and chunks from the
-    /// device towards the client as far as its tokens go.
-    pub(crate) fn pump(&mut self) -> Pumped {
+    /// Moves what can move: queued chunks into the device, and up to
+    /// `max_chunks` chunks from the device towards the client as far as its
+    /// tokens go.
+    pub(crate) fn pump(&mut self, max_chunks: usize) -> Pumped {
         let mut out = Pumped::default();
         while let Some(front) = self.to_device.front_mut() {
             let n = self.device.write(&front.bytes[front.written..]);
@@ -129,10 +141,16 @@ impl AgentLink {
                 self.to_device.pop_front();
             }
         }
-        for _ in 0..MAX_CHUNKS_PER_PUMP {
+        let mut budget = max_chunks;
+        loop {
             if self.broken || (self.client_started && self.client_tokens == 0) {
                 break;
             }
+            if budget == 0 {
+                out.more = true;
+                break;
+            }
+            budget -= 1;
             match self.read_chunk() {
                 Some((header, payload)) if header.port == PORT_CLIENT => {
                     if self.client_started {
@@ -241,14 +259,14 @@ mod tests {
         for i in 0..3u8 {
             guest_sends(&pipe, PORT_CLIENT, &[i; 5]);
         }
-        let out = link.pump();
+        let out = link.pump(MAX_CHUNKS_PER_PUMP);
         assert_eq!(
             out.to_client,
             vec![vec![0u8; 5], vec![1u8; 5]],
             "two tokens, two messages"
         );
         link.client_tokens(5);
-        assert_eq!(link.pump().to_client, vec![vec![2u8; 5]]);
+        assert_eq!(link.pump(MAX_CHUNKS_PER_PUMP).to_client, vec![vec![2u8; 5]]);
     }
 
     #[test]
@@ -258,10 +276,10 @@ mod tests {
         let mut link = AgentLink::new(Box::new(pipe.clone()));
         assert!(link.queue_from_client(b"hello"));
         assert!(link.queue_from_client(b"world"));
-        let out = link.pump();
+        let out = link.pump(MAX_CHUNKS_PER_PUMP);
         assert_eq!(out.tokens, 0, "first chunk only partly written (8 + 5 > 10)");
         *pipe.room.lock().unwrap() = 100;
-        assert_eq!(link.pump().tokens, 2);
+        assert_eq!(link.pump(MAX_CHUNKS_PER_PUMP).tokens, 2);
         let written = pipe.to_guest.lock().unwrap().clone();
         assert_eq!(written.len(), 2 * (8 + 5));
         assert_eq!(&written[8..13], b"hello");
@@ -276,9 +294,12 @@ mod tests {
             .lock()
             .unwrap()
             .extend([9u8, 0, 0, 0, 1, 0, 0, 0, 0]);
-        assert!(link.pump().to_client.is_empty());
+        assert!(link.pump(MAX_CHUNKS_PER_PUMP).to_client.is_empty());
         guest_sends(&pipe, PORT_CLIENT, b"x");
-        assert!(link.pump().to_client.is_empty(), "no resync after a bad header");
+        assert!(
+            link.pump(MAX_CHUNKS_PER_PUMP).to_client.is_empty(),
+            "no resync after a bad header"
+        );
     }
 
     #[test]
@@ -287,12 +308,33 @@ mod tests {
         *pipe.room.lock().unwrap() = 1000;
         let mut link = AgentLink::new(Box::new(pipe.clone()));
         link.client_gone();
-        link.pump();
+        link.pump(MAX_CHUNKS_PER_PUMP);
         let written = pipe.to_guest.lock().unwrap().clone();
         let header = ChunkHeader::decode(written[..8].try_into().unwrap()).unwrap();
         assert_eq!(header.port, PORT_SERVER);
         let message = MessageHeader::decode(&written[8..]).unwrap();
         assert_eq!(message.message_type, message_type::CLIENT_DISCONNECTED);
+    }
+
+    #[test]
+    fn a_pump_stops_at_its_bound_and_says_there_may_be_more() {
+        let pipe = Pipe::default();
+        let mut link = AgentLink::new(Box::new(pipe.clone()));
+        link.client_start(u32::MAX);
+        for i in 0..10u8 {
+            guest_sends(&pipe, PORT_CLIENT, &[i]);
+        }
+        let first = link.pump(4);
+        assert_eq!((first.to_client.len(), first.more), (4, true));
+        let rest = link.pump(100);
+        assert_eq!((rest.to_client.len(), rest.more), (6, false), "drained");
+        assert!(pipe.from_guest.lock().unwrap().is_empty());
+        // Stopping for want of tokens is not "more": the client's tokens restart it.
+        link.client_start(1);
+        guest_sends(&pipe, PORT_CLIENT, b"a");
+        guest_sends(&pipe, PORT_CLIENT, b"b");
+        let out = link.pump(100);
+        assert_eq!((out.to_client.len(), out.more), (1, false));
     }
 
     #[test]

@@ -119,7 +119,8 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                 match subtype {
                     "vdagent" => {
                         let device = crate::chardev::CCharDevice::new(cin, alive.clone());
-                        server.handle.set_agent(Some(Box::new(device)));
+                        // state(1) before returning, as the C server's attach_to_red_agent.
+                        set_agent(server, Some(Box::new(device)));
                     }
                     other => tracing::warn!(subtype = other, "char device accepted but not served yet"),
                 }
@@ -170,9 +171,21 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
         let state = unsafe { Box::from_raw(st) };
         // SAFETY: clearing the instance's own field.
         unsafe { *slot = std::ptr::null_mut() };
-        state.alive.kill();
         // SAFETY: the server outlives its interfaces (the host removes them before destroy).
-        let Some(server) = (unsafe { state.server.as_ref() }) else {
+        let server = unsafe { state.server.as_ref() };
+        let is_agent = kind == Kind::CharDevice
+            && state
+                .extra
+                .as_ref()
+                .and_then(|e| e.downcast_ref::<String>())
+                .is_some_and(|s| s == "vdagent");
+        if let (true, Some(server)) = (is_agent, server) {
+            // Detached while the instance is still live, so it hears state(0)
+            // inside this call, as from the C server's reds_reset_vdp.
+            set_agent(server, None);
+        }
+        state.alive.kill();
+        let Some(server) = server else {
             return -1;
         };
         match kind {
@@ -182,16 +195,24 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
             Kind::Qxl => crate::qxl::detach(server, state.extra),
             Kind::Playback => server.handle.set_playback(None),
             Kind::Record => server.handle.set_record(None),
-            Kind::CharDevice => {
-                let subtype = state.extra.as_ref().and_then(|e| e.downcast_ref::<String>());
-                if subtype.is_some_and(|s| s == "vdagent") {
-                    server.handle.set_agent(None);
-                }
-            }
+            // The agent port was detached above.
             _ => {}
         }
         0
     })
+}
+
+/// Attaches or detaches the guest agent's port: at once when called on the
+/// main thread with the server running and free (the device hears `state()`
+/// before the host's call returns, as with the C server), queued otherwise.
+fn set_agent(server: &CServer, agent: Option<Box<dyn spice_server::CharDevice + Send>>) {
+    match server.try_main() {
+        Some(main) => match &main.server {
+            Some(srv) => srv.set_agent_now(agent),
+            None => server.handle.set_agent(agent),
+        },
+        None => server.handle.set_agent(agent),
+    }
 }
 
 /// The instance state behind `sin->st`, if the instance was added.

@@ -10,6 +10,8 @@
  *   and write sides of a watch are dispatched separately, as QEMU does.
  * - Keyboard, mouse, tablet, playback, record and one QXL instance (simple
  *   display: DRAW_COPY column strips at most 32 pixels wide, cursor SET/MOVE).
+ * - On request, a "vdagent" char device that behaves like QEMU's spicevmc
+ *   chardev behind virtio-serial (see "Guest agent port" below).
  * - Events are printed on stdout, one JSON object per line; commands are read
  *   from stdin, one per line (see `command()` below). Every command ends with
  *   {"event":"ok","cmd":NAME} (or "error").
@@ -40,6 +42,7 @@
 #include <sys/socket.h>
 
 #include <spice.h>
+#include <spice/vd_agent.h>
 
 #define STRIP 32              /* QEMU's simple display: column blocks of 32 pixels */
 #define REFRESH_MS 30         /* QEMU's display refresh period */
@@ -1083,6 +1086,317 @@ static void print_counts(const char *event)
     pthread_mutex_unlock(&qxl_lock);
 }
 
+/* Guest agent port ("vdagent" char device) --------------------------------- */
+/* Modelled on QEMU's chardev/spice.c behind virtio-serial:
+ * - the guest's writes are queued as elements (one per VDIChunkHeader chunk, as
+ *   spice-vdagent writes them); each element is offered like spice_chr_write:
+ *   the data is made readable, spice_server_char_device_wakeup() is called and
+ *   whatever `read` did not take inside that call leaves the port blocked;
+ * - `read` (vmc_read) serves the offered bytes; a read while nothing is offered
+ *   unblocks the port, and the main loop then offers the rest (QEMU's GSource);
+ * - `state` is QEMU's be_open: until state(1) the guest's writes are discarded;
+ * - `write` (towards the guest) takes everything; the bytes are parsed into
+ *   chunks and VDAgentMessages, printed as "agent-msg" lines.
+ * Added with `agent_add` (QEMU adds it when the guest opens the port) and
+ * removed with `agent_remove`. */
+
+typedef struct AgentElem {
+    struct AgentElem *next;
+    size_t len, off;
+    uint8_t data[];
+} AgentElem;
+
+static int agent_added;       /* between a successful agent_add and agent_remove */
+static int agent_open;        /* QEMU's chr->be_open, driven by state() */
+static int agent_in_add, agent_in_remove, agent_in_wakeup;
+static int agent_blocked;     /* QEMU's scd->blocked */
+static const uint8_t *agent_offer_pos; /* QEMU's datapos/datalen */
+static size_t agent_offer_len;
+static AgentElem *agent_q_head, *agent_q_tail;
+static unsigned agent_offers, agent_sync_offers, agent_partial_offers, agent_idle_reads;
+static unsigned agent_discarded, agent_pending_flush;
+static uint8_t *agent_wbuf;   /* bytes written towards the guest, not yet parsed */
+static size_t agent_wlen, agent_wcap;
+static uint8_t *agent_stream[3]; /* message streams per port (1: client, 2: server) */
+static size_t agent_slen[3], agent_scap[3];
+static unsigned agent_written_bytes, agent_write_calls, agent_msgs;
+
+static void agent_late(const char *fn)
+{
+    if (!agent_added && !agent_in_add && !agent_in_remove) {
+        out("{\"event\":\"agent-after-remove\",\"fn\":\"%s\"}", fn);
+    }
+}
+
+static void agent_state(SpiceCharDeviceInstance *sin, int connected)
+{
+    (void)sin;
+    agent_late("state");
+    out("{\"event\":\"agent-state\",\"connected\":%d,\"in_add\":%d,\"in_remove\":%d,"
+        "\"in_wakeup\":%d}",
+        connected, agent_in_add, agent_in_remove, agent_in_wakeup);
+    agent_open = connected != 0;
+}
+
+static void append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *p, size_t n)
+{
+    if (*len + n > *cap) {
+        *cap = (*len + n) * 2;
+        *buf = realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Whole VDAgentMessages of one port's stream, printed and consumed. */
+static void agent_parse_messages(uint32_t port)
+{
+    size_t at = 0;
+    while (agent_slen[port] - at >= sizeof(VDAgentMessage)) {
+        const uint8_t *h = agent_stream[port] + at;
+        uint32_t protocol = le32(h), type = le32(h + 4), size = le32(h + 16);
+        if (agent_slen[port] - at - sizeof(VDAgentMessage) < size) {
+            break;
+        }
+        const uint8_t *d = h + sizeof(VDAgentMessage);
+        char extra[160] = "";
+        if (type == VD_AGENT_ANNOUNCE_CAPABILITIES && size >= 8) {
+            snprintf(extra, sizeof(extra), ",\"request\":%u,\"caps\":%u", le32(d), le32(d + 4));
+        } else if (type == VD_AGENT_MOUSE_STATE && size >= sizeof(VDAgentMouseState)) {
+            snprintf(extra, sizeof(extra), ",\"x\":%u,\"y\":%u,\"buttons\":%u,\"display\":%u",
+                     le32(d), le32(d + 4), le32(d + 8), d[12]);
+        }
+        agent_msgs++;
+        out("{\"event\":\"agent-msg\",\"port\":%u,\"protocol\":%u,\"type\":%u,\"size\":%u,"
+            "\"in_wakeup\":%d%s}",
+            port, protocol, type, size, agent_in_wakeup, extra);
+        at += sizeof(VDAgentMessage) + size;
+    }
+    memmove(agent_stream[port], agent_stream[port] + at, agent_slen[port] - at);
+    agent_slen[port] -= at;
+}
+
+static int agent_write(SpiceCharDeviceInstance *sin, const uint8_t *buf, int len)
+{
+    (void)sin;
+    agent_late("write");
+    if (len <= 0) {
+        return 0;
+    }
+    agent_write_calls++;
+    agent_written_bytes += (unsigned)len;
+    append(&agent_wbuf, &agent_wlen, &agent_wcap, buf, (size_t)len);
+    size_t at = 0;
+    while (agent_wlen - at >= sizeof(VDIChunkHeader)) {
+        uint32_t port = le32(agent_wbuf + at), size = le32(agent_wbuf + at + 4);
+        if (agent_wlen - at - sizeof(VDIChunkHeader) < size) {
+            break;
+        }
+        if (port != VDP_CLIENT_PORT && port != VDP_SERVER_PORT) {
+            out("{\"event\":\"agent-bad-chunk\",\"port\":%u,\"size\":%u}", port, size);
+        } else {
+            append(&agent_stream[port], &agent_slen[port], &agent_scap[port],
+                   agent_wbuf + at + sizeof(VDIChunkHeader), size);
+            agent_parse_messages(port);
+        }
+        at += sizeof(VDIChunkHeader) + size;
+    }
+    memmove(agent_wbuf, agent_wbuf + at, agent_wlen - at);
+    agent_wlen -= at;
+    return len;
+}
+
+static int agent_read(SpiceCharDeviceInstance *sin, uint8_t *buf, int len)
+{
+    (void)sin;
+    agent_late("read");
+    size_t bytes = len > 0 && (size_t)len < agent_offer_len ? (size_t)len : agent_offer_len;
+    if (len <= 0) {
+        bytes = 0;
+    }
+    if (bytes > 0) {
+        memcpy(buf, agent_offer_pos, bytes);
+        agent_offer_pos += bytes;
+        agent_offer_len -= bytes;
+    } else if (!agent_in_wakeup) {
+        agent_idle_reads++;
+    }
+    if (agent_offer_len == 0) {
+        agent_offer_pos = NULL;
+        if (agent_blocked) {
+            /* QEMU: the port's GSource becomes ready; the rest is offered from the loop. */
+            agent_blocked = 0;
+            agent_pending_flush = 1;
+            out("{\"event\":\"agent-unblocked\",\"in_wakeup\":%d}", agent_in_wakeup);
+        }
+    }
+    return (int)bytes;
+}
+
+static void agent_event(SpiceCharDeviceInstance *sin, uint8_t event)
+{
+    (void)sin;
+    out("{\"event\":\"agent-port-event\",\"port_event\":%u}", event);
+}
+
+static SpiceCharDeviceInterface agent_interface = {
+    .base = {
+        .type = SPICE_INTERFACE_CHAR_DEVICE,
+        .description = "c_host vdagent port",
+        .major_version = SPICE_INTERFACE_CHAR_DEVICE_MAJOR,
+        .minor_version = SPICE_INTERFACE_CHAR_DEVICE_MINOR,
+    },
+    .state = agent_state,
+    .write = agent_write,
+    .read = agent_read,
+    .event = agent_event,
+    .flags = SPICE_CHAR_DEVICE_NOTIFY_WRITABLE,
+};
+static SpiceCharDeviceInstance agent_sin = {
+    .base = {.sif = &agent_interface.base},
+    .subtype = "vdagent",
+};
+
+static void agent_counts(const char *event)
+{
+    unsigned queued = 0;
+    for (AgentElem *e = agent_q_head; e; e = e->next) {
+        queued++;
+    }
+    out("{\"event\":\"%s\",\"added\":%d,\"open\":%d,\"blocked\":%d,\"queued\":%u,"
+        "\"offers\":%u,\"sync_offers\":%u,\"partial_offers\":%u,\"idle_reads\":%u,"
+        "\"discarded\":%u,\"write_calls\":%u,\"written_bytes\":%u,\"msgs\":%u}",
+        event, agent_added, agent_open, agent_blocked, queued, agent_offers, agent_sync_offers,
+        agent_partial_offers, agent_idle_reads, agent_discarded, agent_write_calls,
+        agent_written_bytes, agent_msgs);
+}
+
+static void agent_clear_queue(void)
+{
+    while (agent_q_head) {
+        AgentElem *e = agent_q_head;
+        agent_q_head = e->next;
+        free(e);
+    }
+    agent_q_tail = NULL;
+    agent_blocked = 0;
+    agent_offer_pos = NULL;
+    agent_offer_len = 0;
+}
+
+/* Offers queued guest data, as virtio-serial's flush does through
+ * qemu_chr_fe_write -> spice_chr_write, until the port blocks. */
+static void agent_flush(void)
+{
+    int did = 0;
+    agent_pending_flush = 0;
+    while (agent_added && !agent_blocked && agent_q_head) {
+        AgentElem *e = agent_q_head;
+        size_t len = e->len - e->off;
+        did = 1;
+        if (!agent_open) {
+            /* spice_chr_write with !be_open: the data is dropped. */
+            agent_discarded++;
+            out("{\"event\":\"agent-discarded\",\"len\":%zu}", len);
+            agent_q_head = e->next;
+            if (!agent_q_head) {
+                agent_q_tail = NULL;
+            }
+            free(e);
+            continue;
+        }
+        agent_offer_pos = e->data + e->off;
+        agent_offer_len = len;
+        agent_in_wakeup = 1;
+        spice_server_char_device_wakeup(&agent_sin);
+        agent_in_wakeup = 0;
+        size_t taken = len - agent_offer_len;
+        agent_offers++;
+        e->off += taken;
+        if (taken == len) {
+            agent_sync_offers++;
+            agent_q_head = e->next;
+            if (!agent_q_head) {
+                agent_q_tail = NULL;
+            }
+            free(e);
+        } else {
+            agent_partial_offers++;
+            agent_offer_pos = NULL;
+            agent_offer_len = 0;
+            agent_blocked = 1;
+        }
+        out("{\"event\":\"agent-offer\",\"len\":%zu,\"read\":%zu,\"sync\":%d}", len, taken,
+            taken == len);
+    }
+    if (did && !agent_q_head) {
+        agent_counts("agent-flushed");
+    }
+}
+
+/* `count` copies of one message from the guest agent, each one chunk on
+ * VDP_CLIENT_PORT: one element each (spice-vdagent writes every chunk on its
+ * own), or all in one element with `one_write` (one guest write of them all). */
+static void agent_queue(uint32_t type, const uint8_t *data, uint32_t size, int count,
+                        int one_write)
+{
+    size_t one = sizeof(VDIChunkHeader) + sizeof(VDAgentMessage) + size;
+    VDIChunkHeader ch = {.port = VDP_CLIENT_PORT, .size = (uint32_t)sizeof(VDAgentMessage) + size};
+    VDAgentMessage mh = {.protocol = VD_AGENT_PROTOCOL, .type = type, .opaque = 0, .size = size};
+    int per = one_write ? count : 1;
+    for (int done = 0; done < count; done += per) {
+        AgentElem *e = calloc(1, sizeof(*e) + one * (size_t)per);
+        for (int i = 0; i < per; i++) {
+            uint8_t *p = e->data + one * (size_t)i;
+            memcpy(p, &ch, sizeof(ch));
+            memcpy(p + sizeof(ch), &mh, sizeof(mh));
+            if (size) {
+                memcpy(p + sizeof(ch) + sizeof(mh), data, size);
+            }
+        }
+        e->len = one * (size_t)per;
+        if (agent_q_tail) {
+            agent_q_tail->next = e;
+        } else {
+            agent_q_head = e;
+        }
+        agent_q_tail = e;
+    }
+}
+
+static int agent_add(void)
+{
+    if (agent_added) {
+        return -1;
+    }
+    agent_in_add = 1;
+    int rc = spice_server_add_interface(server, &agent_sin.base);
+    agent_in_add = 0;
+    agent_added = rc == 0;
+    out("{\"event\":\"agent-added\",\"rc\":%d,\"open\":%d}", rc, agent_open);
+    return rc;
+}
+
+static int agent_remove(void)
+{
+    if (!agent_added) {
+        return -1;
+    }
+    agent_in_remove = 1;
+    int rc = spice_server_remove_interface(&agent_sin.base);
+    agent_in_remove = 0;
+    agent_added = 0;
+    /* The port is closed: what the guest had not written is gone. */
+    agent_clear_queue();
+    out("{\"event\":\"agent-removed\",\"rc\":%d,\"open\":%d}", rc, agent_open);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Commands (stdin)                                                         */
 
@@ -1122,9 +1436,10 @@ static void do_quit(void)
     int rc_kbd = spice_server_remove_interface(&kbd.base);
     int rc_playback = spice_server_remove_interface(&playback.base);
     int rc_record = spice_server_remove_interface(&record.base);
+    int rc_agent = agent_added ? agent_remove() : 0;
     out("{\"event\":\"removed\",\"qxl\":%d,\"tablet\":%d,\"mouse\":%d,\"kbd\":%d,"
-        "\"playback\":%d,\"record\":%d}",
-        rc_qxl, rc_tablet, rc_mouse, rc_kbd, rc_playback, rc_record);
+        "\"playback\":%d,\"record\":%d,\"agent\":%d}",
+        rc_qxl, rc_tablet, rc_mouse, rc_kbd, rc_playback, rc_record, rc_agent);
     print_counts("counts-after-remove");
     spice_server_destroy(server);
     server = NULL;
@@ -1149,6 +1464,14 @@ static void do_quit(void)
  *   update_area           spice_qxl_update_area (sync) of the whole primary, then
  *                         compare the primary's memory with the picture
  *   vm_stop / vm_start
+ *   agent_add / agent_remove   add or remove the "vdagent" char device (QEMU does
+ *                         when the guest opens or closes the port)
+ *   agent_caps REQUEST CAP...  the guest agent sends VD_AGENT_ANNOUNCE_CAPABILITIES
+ *                         with the given VD_AGENT_CAP_* bits
+ *   agent_grab N SELECTION TYPE [ONE_WRITE]  N VD_AGENT_CLIPBOARD_GRAB messages
+ *                         (with the selection byte), one chunk each, written one by
+ *                         one or (ONE_WRITE 1) all in one guest write
+ *   agent_stats           the agent port's counters
  *   quit                  destroy_primary (sync), remove every interface,
  *                         spice_server_destroy, exit
  */
@@ -1304,6 +1627,43 @@ static void command(char *line)
         spice_server_vm_stop(server);
     } else if (!strcmp(name, "vm_start")) {
         spice_server_vm_start(server);
+    } else if (!strcmp(name, "agent_add")) {
+        ok = agent_add() == 0;
+    } else if (!strcmp(name, "agent_remove")) {
+        ok = agent_remove() == 0;
+    } else if (!strcmp(name, "agent_caps")) {
+        /* agent_caps REQUEST CAP...: the guest agent announces its capabilities */
+        char *p = line + strlen(name);
+        int n = 0, request = 0, cap;
+        uint32_t word = 0;
+        if (agent_added && sscanf(p, "%d%n", &request, &n) == 1) {
+            p += n;
+            while (sscanf(p, "%d%n", &cap, &n) == 1 && cap >= 0 && cap < 32) {
+                word |= 1u << cap;
+                p += n;
+            }
+            uint8_t data[8];
+            uint32_t req = (uint32_t)request;
+            memcpy(data, &req, 4);
+            memcpy(data + 4, &word, 4);
+            agent_queue(VD_AGENT_ANNOUNCE_CAPABILITIES, data, sizeof(data), 1, 0);
+            agent_flush();
+        } else {
+            ok = 0;
+        }
+    } else if (!strcmp(name, "agent_grab")) {
+        /* agent_grab N SELECTION TYPE [ONE_WRITE] */
+        if (agent_added && sscanf(line, "%*s %d %d %d %d", &a, &b, &c, &d) >= 3 && a > 0) {
+            uint8_t data[8] = {(uint8_t)b, 0, 0, 0};
+            uint32_t type = (uint32_t)c;
+            memcpy(data + 4, &type, 4);
+            agent_queue(VD_AGENT_CLIPBOARD_GRAB, data, sizeof(data), a, d);
+            agent_flush();
+        } else {
+            ok = 0;
+        }
+    } else if (!strcmp(name, "agent_stats")) {
+        agent_counts("agent-counts");
     } else if (!strcmp(name, "quit")) {
         do_quit();
     } else {
@@ -1350,6 +1710,10 @@ static void run_loop(void)
 
     while (!quitting) {
         collect_garbage();
+        /* QEMU's chardev GSource: an unblocked port offers the rest of its data. */
+        if (agent_pending_flush || (agent_q_head && !agent_blocked)) {
+            agent_flush();
+        }
 
         pthread_mutex_lock(&core_lock);
         size_t n = 2;

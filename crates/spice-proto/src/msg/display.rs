@@ -48,7 +48,7 @@ pub const BITMAP_FMT_32BIT: u8 = 8;
 /// `SPICE_BITMAP_FLAGS_TOP_DOWN`.
 pub const BITMAP_FLAGS_TOP_DOWN: u8 = 1 << 2;
 /// `SPICE_IMAGE_TYPE_BITMAP`.
-pub const IMAGE_TYPE_BITMAP: u8 = 0;
+pub const IMAGE_TYPE_BITMAP: u8 = image_type::BITMAP;
 /// `SPICE_ROPD_OP_PUT`.
 pub const ROPD_OP_PUT: u16 = 1 << 3;
 
@@ -147,30 +147,167 @@ impl ServerMessage for MonitorsConfig {
     }
 }
 
-/// An uncompressed 32-bit bitmap (`SPICE_IMAGE_TYPE_BITMAP`, `SPICE_BITMAP_FMT_32BIT`).
+/// `SPICE_IMAGE_TYPE_*` of the images the server sends.
+pub mod image_type {
+    /// `SPICE_IMAGE_TYPE_BITMAP`.
+    pub const BITMAP: u8 = 0;
+    /// `SPICE_IMAGE_TYPE_QUIC`.
+    pub const QUIC: u8 = 1;
+    /// `SPICE_IMAGE_TYPE_LZ_RGB`.
+    pub const LZ_RGB: u8 = 101;
+    /// `SPICE_IMAGE_TYPE_GLZ_RGB`.
+    pub const GLZ_RGB: u8 = 102;
+    /// `SPICE_IMAGE_TYPE_FROM_CACHE`.
+    pub const FROM_CACHE: u8 = 103;
+    /// `SPICE_IMAGE_TYPE_FROM_CACHE_LOSSLESS`.
+    pub const FROM_CACHE_LOSSLESS: u8 = 106;
+    /// `SPICE_IMAGE_TYPE_ZLIB_GLZ_RGB`.
+    pub const ZLIB_GLZ_RGB: u8 = 107;
+    /// `SPICE_IMAGE_TYPE_LZ4`.
+    pub const LZ4: u8 = 109;
+}
+
+/// `SPICE_IMAGE_FLAGS_*`.
+pub mod image_flags {
+    /// `SPICE_IMAGE_FLAGS_CACHE_ME`: the client keeps the image under its id.
+    pub const CACHE_ME: u8 = 1;
+    /// `SPICE_IMAGE_FLAGS_HIGH_BITS_SET`.
+    pub const HIGH_BITS_SET: u8 = 2;
+    /// `SPICE_IMAGE_FLAGS_CACHE_REPLACE_ME`.
+    pub const CACHE_REPLACE_ME: u8 = 4;
+}
+
+/// How an image's pixels travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bitmap<'a> {
-    /// Image id, unique per content for caching.
+pub enum ImageData<'a> {
+    /// Uncompressed 32-bit xRGB rows, top first (`SPICE_BITMAP_FMT_32BIT`, TOP_DOWN).
+    Bitmap {
+        /// Bytes per row of `data`.
+        stride: u32,
+        /// `stride * height` bytes.
+        data: &'a [u8],
+    },
+    /// A QUIC stream (`BinaryData`).
+    Quic(&'a [u8]),
+    /// An LZ stream of an RGB image (`BinaryData`).
+    LzRgb(&'a [u8]),
+    /// A GLZ stream (`BinaryData`), referring to the client's GLZ dictionary.
+    GlzRgb(&'a [u8]),
+    /// A GLZ stream deflated with zlib.
+    ZlibGlzRgb {
+        /// Size of the GLZ stream before deflate.
+        glz_size: u32,
+        /// The deflated bytes.
+        data: &'a [u8],
+    },
+    /// The SPICE LZ4 framing (`BinaryData`).
+    Lz4(&'a [u8]),
+    /// The client has the image in its pixmap cache under the descriptor's id.
+    FromCache,
+}
+
+impl ImageData<'_> {
+    fn image_type(&self) -> u8 {
+        match self {
+            Self::Bitmap { .. } => image_type::BITMAP,
+            Self::Quic(_) => image_type::QUIC,
+            Self::LzRgb(_) => image_type::LZ_RGB,
+            Self::GlzRgb(_) => image_type::GLZ_RGB,
+            Self::ZlibGlzRgb { .. } => image_type::ZLIB_GLZ_RGB,
+            Self::Lz4(_) => image_type::LZ4,
+            Self::FromCache => image_type::FROM_CACHE,
+        }
+    }
+
+    /// Bytes of payload (for buffer sizing and statistics).
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Bitmap { data, .. }
+            | Self::Quic(data)
+            | Self::LzRgb(data)
+            | Self::GlzRgb(data)
+            | Self::ZlibGlzRgb { data, .. }
+            | Self::Lz4(data) => data.len(),
+            Self::FromCache => 0,
+        }
+    }
+
+    /// Whether there is no payload.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An image (`SpiceImage`): descriptor plus data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Image<'a> {
+    /// Image id: the pixmap cache key when cached.
     pub id: u64,
+    /// [`image_flags`].
+    pub flags: u8,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Bytes per row of `data`.
-    pub stride: u32,
-    /// Rows top to bottom, `stride * height` bytes.
-    pub data: &'a [u8],
+    /// The pixels.
+    pub data: ImageData<'a>,
 }
 
-/// `SPICE_MSG_DISPLAY_DRAW_COPY` of a bitmap onto a surface, no clipping, no mask.
+impl<'a> Image<'a> {
+    /// An uncompressed top-down 32-bit image.
+    pub fn bitmap(id: u64, width: u32, height: u32, stride: u32, data: &'a [u8]) -> Self {
+        Self {
+            id,
+            flags: 0,
+            width,
+            height,
+            data: ImageData::Bitmap { stride, data },
+        }
+    }
+
+    /// Descriptor 8 /* id */ + 1 /* type */ + 1 /* flags */ + 4 /* width */ + 4 /* height */.
+    pub const DESCRIPTOR_SIZE: usize = 18;
+
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.u64(self.id)
+            .u8(self.data.image_type())
+            .u8(self.flags)
+            .u32(self.width)
+            .u32(self.height);
+        match self.data {
+            ImageData::Bitmap { stride, data } => {
+                // 1 /* format */ + 1 /* flags */ + 4 /* x */ + 4 /* y */ + 4 /* stride */ + 4 /* palette */
+                w.u8(BITMAP_FMT_32BIT)
+                    .u8(BITMAP_FLAGS_TOP_DOWN)
+                    .u32(self.width)
+                    .u32(self.height)
+                    .u32(stride)
+                    .u32(0)
+                    .bytes(data);
+            }
+            ImageData::Quic(data)
+            | ImageData::LzRgb(data)
+            | ImageData::GlzRgb(data)
+            | ImageData::Lz4(data) => {
+                w.u32(data.len() as u32).bytes(data);
+            }
+            ImageData::ZlibGlzRgb { glz_size, data } => {
+                w.u32(glz_size).u32(data.len() as u32).bytes(data);
+            }
+            ImageData::FromCache => {}
+        }
+    }
+}
+
+/// `SPICE_MSG_DISPLAY_DRAW_COPY` of an image onto a surface, no clipping, no mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DrawCopy<'a> {
     /// Destination surface.
     pub surface_id: u32,
-    /// Destination rectangle; the same size as the bitmap.
+    /// Destination rectangle; the same size as the image.
     pub dest: Rect,
     /// Source pixels.
-    pub bitmap: Bitmap<'a>,
+    pub image: Image<'a>,
 }
 
 impl DrawCopy<'_> {
@@ -179,36 +316,25 @@ impl DrawCopy<'_> {
     /// Copy 4 /* src_bitmap */ + 16 /* src_area */ + 2 /* rop */ + 1 /* scale_mode */
     /// + 1 /* mask flags */ + 8 /* mask pos */ + 4 /* mask bitmap */.
     pub const FIXED_SIZE: usize = 57;
-    /// Image descriptor 8 /* id */ + 1 /* type */ + 1 /* flags */ + 4 /* width */ + 4 /* height */,
-    /// then bitmap 1 /* format */ + 1 /* flags */ + 4 /* x */ + 4 /* y */ + 4 /* stride */ + 4 /* palette */.
+    /// Descriptor and bitmap header of an uncompressed image:
+    /// 18 /* descriptor */ + 18 /* format, flags, x, y, stride, palette */.
     pub const IMAGE_HEADER_SIZE: usize = 18 + 18;
 }
 
 impl ServerMessage for DrawCopy<'_> {
     const TYPE: u16 = server_type::DRAW_COPY;
     fn encode_body(&self, out: &mut Vec<u8>) {
-        let b = &self.bitmap;
-        out.reserve(Self::FIXED_SIZE + Self::IMAGE_HEADER_SIZE + b.data.len());
+        let img = &self.image;
+        out.reserve(Self::FIXED_SIZE + Self::IMAGE_HEADER_SIZE + img.data.len());
         let mut w = Writer::new(out);
         w.u32(self.surface_id);
         self.dest.encode(&mut w);
         w.u8(0); // SPICE_CLIP_TYPE_NONE
         w.u32(Self::FIXED_SIZE as u32); // src_bitmap: the image follows the fixed part
-        Rect::from_xywh(0, 0, b.width as i32, b.height as i32).encode(&mut w);
+        Rect::from_xywh(0, 0, img.width as i32, img.height as i32).encode(&mut w);
         w.u16(ROPD_OP_PUT).u8(0); // rop, scale mode
         w.u8(0).i32(0).i32(0).u32(0); // mask: none
-        w.u64(b.id)
-            .u8(IMAGE_TYPE_BITMAP)
-            .u8(0)
-            .u32(b.width)
-            .u32(b.height)
-            .u8(BITMAP_FMT_32BIT)
-            .u8(BITMAP_FLAGS_TOP_DOWN)
-            .u32(b.width)
-            .u32(b.height)
-            .u32(b.stride)
-            .u32(0) // no palette
-            .bytes(b.data);
+        img.encode(&mut w);
     }
 }
 
@@ -281,13 +407,7 @@ mod tests {
         let body = body_of(&DrawCopy {
             surface_id: 0,
             dest: Rect::from_xywh(10, 20, 2, 1),
-            bitmap: Bitmap {
-                id: 42,
-                width: 2,
-                height: 1,
-                stride: 8,
-                data: &pixels,
-            },
+            image: Image::bitmap(42, 2, 1, 8, &pixels),
         });
         assert_eq!(body.len(), DrawCopy::FIXED_SIZE + DrawCopy::IMAGE_HEADER_SIZE + 8);
         // box: top, left, bottom, right
@@ -301,6 +421,56 @@ mod tests {
         assert_eq!(body[75], BITMAP_FMT_32BIT);
         assert_eq!(body[76], BITMAP_FLAGS_TOP_DOWN);
         assert_eq!(&body[93..], &pixels);
+    }
+
+    #[test]
+    fn compressed_images_carry_their_size() {
+        let body = body_of(&DrawCopy {
+            surface_id: 0,
+            dest: Rect::from_xywh(0, 0, 4, 4),
+            image: Image {
+                id: 9,
+                flags: image_flags::CACHE_ME,
+                width: 4,
+                height: 4,
+                data: ImageData::LzRgb(&[1, 2, 3]),
+            },
+        });
+        let img = &body[DrawCopy::FIXED_SIZE..];
+        assert_eq!((img[8], img[9]), (image_type::LZ_RGB, image_flags::CACHE_ME));
+        assert_eq!(&img[18..22], &3u32.to_le_bytes());
+        assert_eq!(&img[22..], &[1, 2, 3]);
+        let cached = body_of(&DrawCopy {
+            surface_id: 0,
+            dest: Rect::from_xywh(0, 0, 4, 4),
+            image: Image {
+                id: 9,
+                flags: 0,
+                width: 4,
+                height: 4,
+                data: ImageData::FromCache,
+            },
+        });
+        assert_eq!(cached.len(), DrawCopy::FIXED_SIZE + Image::DESCRIPTOR_SIZE);
+        let zlib = body_of(&DrawCopy {
+            surface_id: 0,
+            dest: Rect::from_xywh(0, 0, 4, 4),
+            image: Image {
+                id: 1,
+                flags: 0,
+                width: 4,
+                height: 4,
+                data: ImageData::ZlibGlzRgb {
+                    glz_size: 100,
+                    data: &[7; 5],
+                },
+            },
+        });
+        let z = &zlib[DrawCopy::FIXED_SIZE + Image::DESCRIPTOR_SIZE..];
+        assert_eq!(
+            (&z[..4], &z[4..8]),
+            (&100u32.to_le_bytes()[..], &5u32.to_le_bytes()[..])
+        );
     }
 
     #[test]

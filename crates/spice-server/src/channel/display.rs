@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use spice_proto::consts::display_cap;
 use spice_proto::msg::display::{
-    Bitmap, DisplayClientMessage, DrawCopy, Head, Mark, MonitorsConfig, SurfaceCreate, SurfaceDestroy,
+    DisplayClientMessage, DrawCopy, Head, Image, Mark, MonitorsConfig, SurfaceCreate, SurfaceDestroy,
     SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB,
 };
 use spice_proto::msg::Rect as WireRect;
@@ -197,13 +197,13 @@ impl DisplayChannel {
                     band.width as i32,
                     band.height as i32,
                 ),
-                bitmap: Bitmap {
-                    id: self.next_image_id,
-                    width: band.width,
-                    height: band.height,
-                    stride: row_bytes as u32,
-                    data: &pixels,
-                },
+                image: Image::bitmap(
+                    self.next_image_id,
+                    band.width,
+                    band.height,
+                    row_bytes as u32,
+                    &pixels,
+                ),
             });
             self.next_image_id += 1;
             y += rows;

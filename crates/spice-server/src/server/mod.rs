@@ -204,8 +204,27 @@ impl Server {
     /// QEMU's does. Queued for the loop instead if the server is busy.
     pub fn agent_wakeup_now(&self) {
         match self.state.try_borrow_mut() {
-            Ok(mut s) => s.agent_pump(None),
+            Ok(mut s) => s.agent_pump_up_to(None, crate::agent::MAX_CHUNKS_PER_WAKEUP),
             Err(_) => self.handle.agent_wakeup(),
+        }
+    }
+
+    /// Attaches (or with `None` detaches) the guest agent's port now, on the
+    /// calling (server) thread, so that the device hears `state(true)` (or the
+    /// old one `state(false)`) before this returns, as the C server's
+    /// `spice_server_add_interface` / `remove_interface` do; QEMU drops what the
+    /// guest writes until `state(true)`. Queued for the loop instead if the
+    /// server is busy (see [`ServerHandle::set_agent`]). Requests already
+    /// queued are carried out first, so none is overtaken.
+    pub fn set_agent_now(&self, agent: Option<Box<dyn crate::vdi::CharDevice + Send>>) {
+        match self.state.try_borrow_mut() {
+            Ok(mut s) => {
+                for command in s.handle.take() {
+                    s.apply(command);
+                }
+                s.set_agent(agent);
+            }
+            Err(_) => self.handle.set_agent(agent),
         }
     }
 
@@ -312,8 +331,22 @@ impl ServerState {
     /// Moves agent data both ways and sends the client what came out: to the
     /// main channel given (one being handled) or else the session's.
     pub(super) fn agent_pump(&mut self, main: Option<&mut crate::channel::main::MainChannel>) {
+        self.agent_pump_up_to(main, crate::agent::MAX_CHUNKS_PER_PUMP);
+    }
+
+    /// [`Self::agent_pump`] reading at most `max_chunks` chunks from the device;
+    /// if it stops there, another pump is queued for the loop, so the device is
+    /// read again even if nothing else happens (a QEMU port left blocked by a
+    /// partial read is only unblocked by the server's next read).
+    fn agent_pump_up_to(&mut self, main: Option<&mut crate::channel::main::MainChannel>, max_chunks: usize) {
         let Some(agent) = &mut self.agent else { return };
-        let pumped = agent.pump();
+        let pumped = agent.pump(max_chunks);
+        if pumped.more {
+            ServerHandle {
+                shared: self.handle.clone(),
+            }
+            .agent_wakeup();
+        }
         if pumped.to_client.is_empty() && pumped.tokens == 0 {
             return;
         }
@@ -664,8 +697,9 @@ impl ServerState {
         tracing::info!(session = session.id, "client session ended");
         if let Some(agent) = &mut self.agent {
             agent.client_gone();
-            agent.pump();
         }
+        // The session is gone: this only writes to the device and drops its data.
+        self.agent_pump(None);
         for id in std::iter::once(session.main).chain(session.channels) {
             if let Some(conn) = self.conns.remove(&id) {
                 self.close(id, conn);
@@ -703,4 +737,139 @@ impl ServerState {
 
 pub(crate) fn channel_name(channel_type: u8) -> &'static str {
     spice_proto::ChannelType::from_u8(channel_type).map_or("unknown", |t| t.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::core::{Core, Interest, TimerCallback, TimerId, WatchCallback, WatchId};
+    use crate::vdi::CharDevice;
+    use crate::ServerBuilder;
+
+    /// A loop that never runs anything: whatever the server queues stays queued.
+    struct Idle;
+
+    impl Core for Idle {
+        fn add_timer(&self, _callback: TimerCallback) -> TimerId {
+            TimerId(0)
+        }
+        fn start_timer(&self, _timer: TimerId, _after: Duration) {}
+        fn cancel_timer(&self, _timer: TimerId) {}
+        fn remove_timer(&self, _timer: TimerId) {}
+        fn add_watch(
+            &self,
+            _fd: std::os::fd::RawFd,
+            _interest: Interest,
+            _callback: WatchCallback,
+        ) -> WatchId {
+            WatchId(0)
+        }
+        fn update_watch(&self, _watch: WatchId, _interest: Interest) {}
+        fn remove_watch(&self, _watch: WatchId) {}
+    }
+
+    /// Records its `state` calls as `(name, connected)`.
+    struct Port(&'static str, Arc<Mutex<Vec<(&'static str, bool)>>>);
+
+    impl CharDevice for Port {
+        fn read(&mut self, _buf: &mut [u8]) -> usize {
+            0
+        }
+        fn write(&mut self, data: &[u8]) -> usize {
+            data.len()
+        }
+        fn state(&mut self, connected: bool) {
+            self.1.lock().unwrap().push((self.0, connected));
+        }
+    }
+
+    /// A guest agent with bytes to read.
+    #[derive(Clone, Default)]
+    struct Guest(Arc<Mutex<std::collections::VecDeque<u8>>>);
+
+    impl Guest {
+        fn send(&self, chunks: usize) {
+            let mut bytes = Vec::new();
+            for _ in 0..chunks {
+                spice_proto::agent::ChunkHeader::encode_chunk(
+                    spice_proto::agent::PORT_CLIENT,
+                    b"grab",
+                    &mut bytes,
+                );
+            }
+            self.0.lock().unwrap().extend(bytes);
+        }
+
+        fn unread_chunks(&self) -> usize {
+            self.0.lock().unwrap().len() / (spice_proto::agent::ChunkHeader::SIZE + 4)
+        }
+    }
+
+    impl CharDevice for Guest {
+        fn read(&mut self, buf: &mut [u8]) -> usize {
+            let mut q = self.0.lock().unwrap();
+            let n = buf.len().min(q.len());
+            for (b, v) in buf.iter_mut().zip(q.drain(..n)) {
+                *b = v;
+            }
+            n
+        }
+        fn write(&mut self, data: &[u8]) -> usize {
+            data.len()
+        }
+    }
+
+    #[test]
+    fn the_hosts_wakeup_reads_all_offered_and_a_bounded_pump_queues_another() {
+        let server = ServerBuilder::new()
+            .no_listen()
+            .start_on(std::rc::Rc::new(Idle))
+            .unwrap();
+        let guest = Guest::default();
+        guest.send(100);
+        // Attaching pumps once from the loop's side: bounded, and another is queued.
+        server.set_agent_now(Some(Box::new(guest.clone())));
+        assert_eq!(guest.unread_chunks(), 100 - crate::agent::MAX_CHUNKS_PER_PUMP);
+        let queued: Vec<_> = server.state.borrow().handle.take().into_iter().collect();
+        assert!(
+            matches!(queued[..], [crate::handle::Command::AgentWakeup]),
+            "{queued:?}"
+        );
+        // The host's own wakeup (QEMU's spice_chr_write) reads all it offered.
+        guest.send(1000);
+        server.agent_wakeup_now();
+        assert_eq!(guest.unread_chunks(), 0);
+        assert!(
+            server.state.borrow().handle.take().is_empty(),
+            "nothing more to do"
+        );
+    }
+
+    #[test]
+    fn set_agent_now_tells_the_device_before_returning() {
+        let server = ServerBuilder::new()
+            .no_listen()
+            .start_on(std::rc::Rc::new(Idle))
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        server.set_agent_now(Some(Box::new(Port("a", log.clone()))));
+        assert_eq!(*log.lock().unwrap(), [("a", true)], "state(true) inside the call");
+        server.set_agent_now(None);
+        assert_eq!(
+            *log.lock().unwrap(),
+            [("a", true), ("a", false)],
+            "state(false) inside the call"
+        );
+
+        // A request queued earlier (the loop never ran it) is not overtaken.
+        server.handle().set_agent(Some(Box::new(Port("b", log.clone()))));
+        server.set_agent_now(Some(Box::new(Port("c", log.clone()))));
+        assert_eq!(
+            log.lock().unwrap()[2..],
+            [("b", true), ("b", false), ("c", true)],
+            "the queued port first, then the new one replaces it"
+        );
+    }
 }
