@@ -93,3 +93,48 @@ fn agent_messages_flow_both_ways_with_tokens() {
         again.received()
     );
 }
+
+#[test]
+fn agent_moves_the_pointer_in_client_mode_without_a_tablet() {
+    use serde_json::json;
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    Canvas::new(64, 48, 2).publish(&display);
+    let agent = FakeAgent::new();
+    // No tablet: client mouse mode is possible only through the agent.
+    let server = ServerBuilder::new()
+        .port(0)
+        .display(display)
+        .agent(agent.clone())
+        .spawn()
+        .unwrap();
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(server.local_addr(), None);
+    gtk.wait_inputs_ready(Some(2), T);
+    gtk.send(json!({"cmd": "position", "x": 30, "y": 20, "buttons": 0}));
+    gtk.send(json!({"cmd": "button_press", "button": 1, "buttons": 1}));
+    let state = |r: &spice_interop::agent::Received, buttons: u32| {
+        r.port == PORT_SERVER
+            && r.message_type == message_type::MOUSE_STATE
+            && r.data.len() == 13
+            && r.data[..4] == 30u32.to_le_bytes()
+            && r.data[4..8] == 20u32.to_le_bytes()
+            && r.data[8..12] == buttons.to_le_bytes()
+    };
+    assert!(
+        agent.wait_for(T, |r| state(r, 0)).is_some(),
+        "position: {:?}",
+        agent.received()
+    );
+    assert!(
+        agent.wait_for(T, |r| state(r, 2)).is_some(),
+        "left button as the agent's bit 1"
+    );
+
+    // Agent mouse off: no client mode without a tablet.
+    server.handle().set_agent_mouse(false);
+    assert!(gtk
+        .wait(T, |v| v["event"] == "mouse-mode" && v["mode"] == 1)
+        .is_some());
+    gtk.quit();
+}

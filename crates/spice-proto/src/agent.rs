@@ -42,6 +42,42 @@ pub mod message_type {
     pub const CLIENT_DISCONNECTED: u32 = 13;
 }
 
+/// `VDAgentMouseState`: the pointer as the agent moves it (agent mouse mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MouseState {
+    /// Position.
+    pub x: u32,
+    /// Position.
+    pub y: u32,
+    /// `VD_AGENT_*BUTTON_MASK` bits: the protocol's button mask shifted left by one.
+    pub buttons: u32,
+    /// Display the position refers to.
+    pub display_id: u8,
+}
+
+impl MouseState {
+    /// Encoded size: 4 + 4 + 4 + 1.
+    pub const SIZE: usize = 13;
+    /// `VD_AGENT_UBUTTON_MASK`: wheel up.
+    pub const WHEEL_UP: u32 = 1 << 4;
+    /// `VD_AGENT_DBUTTON_MASK`: wheel down.
+    pub const WHEEL_DOWN: u32 = 1 << 5;
+
+    /// The agent's button bits for a protocol button mask (`SPICE_MOUSE_BUTTON_MASK_*`).
+    pub fn buttons_from_protocol(mask: u16) -> u32 {
+        u32::from(mask) << 1
+    }
+
+    /// Appends the message data.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        Writer::new(out)
+            .u32(self.x)
+            .u32(self.y)
+            .u32(self.buttons)
+            .u8(self.display_id);
+    }
+}
+
 /// `VDIChunkHeader`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkHeader {

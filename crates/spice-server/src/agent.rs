@@ -31,6 +31,8 @@ struct Pending {
     bytes: Vec<u8>,
     written: usize,
     from_client: bool,
+    /// A `VD_AGENT_MOUSE_STATE`, which a newer one may replace.
+    mouse: bool,
 }
 
 /// What a pump produced for the client.
@@ -102,6 +104,29 @@ impl AgentLink {
             bytes,
             written: 0,
             from_client: false,
+            mouse: false,
+        });
+    }
+
+    /// The pointer for the agent to move (agent mouse mode). A state the device
+    /// has not started taking is replaced rather than queued behind.
+    pub(crate) fn mouse_state(&mut self, state: spice_proto::agent::MouseState) {
+        let mut data = Vec::with_capacity(spice_proto::agent::MouseState::SIZE);
+        state.encode(&mut data);
+        let mut message = Vec::new();
+        MessageHeader::encode_message(message_type::MOUSE_STATE, &data, &mut message);
+        let mut bytes = Vec::new();
+        ChunkHeader::encode_chunk(PORT_SERVER, &message, &mut bytes);
+        let stale = self.to_device.iter().rposition(|p| p.mouse && p.written == 0);
+        if let Some(i) = stale {
+            self.to_device[i].bytes = bytes;
+            return;
+        }
+        self.to_device.push_back(Pending {
+            bytes,
+            written: 0,
+            from_client: false,
+            mouse: true,
         });
     }
 
@@ -119,6 +144,7 @@ impl AgentLink {
             bytes,
             written: 0,
             from_client: true,
+            mouse: false,
         });
         true
     }

@@ -58,6 +58,9 @@ pub struct Config {
     pub uuid: Option<[u8; 16]>,
     /// A client that has not finished linking after this long is dropped.
     pub link_timeout: Duration,
+    /// In client mouse mode, move the pointer through the guest agent when one
+    /// is attached (instead of the tablet); as QEMU's `agent-mouse=on`.
+    pub agent_mouse: bool,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             name: None,
             uuid: None,
             link_timeout: Duration::from_secs(10),
+            agent_mouse: true,
         }
     }
 }
@@ -196,6 +200,12 @@ impl ServerBuilder {
     /// be given a handle (to report keyboard LEDs, say) before it is added.
     pub fn handle(&self) -> ServerHandle {
         self.handle.clone()
+    }
+
+    /// Whether the guest agent moves the pointer in client mouse mode (default on).
+    pub fn agent_mouse(mut self, enabled: bool) -> Self {
+        self.config.agent_mouse = enabled;
+        self
     }
 
     /// Replaces the whole configuration.

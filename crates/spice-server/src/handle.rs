@@ -24,6 +24,7 @@ pub(crate) enum Command {
     AddDisplay(u8, DisplayHandle),
     SetPlayback(Option<crate::audio::PlaybackHandle>),
     SetAgent(Option<Box<dyn crate::vdi::CharDevice + Send>>),
+    SetAgentMouse(bool),
     AgentWakeup,
     SetRecord(Option<crate::audio::RecordHandle>),
     RemoveDisplay(u8),
@@ -43,6 +44,7 @@ impl std::fmt::Debug for Command {
             Self::AddDisplay(..) => "AddDisplay",
             Self::SetPlayback(_) => "SetPlayback",
             Self::SetAgent(_) => "SetAgent",
+            Self::SetAgentMouse(_) => "SetAgentMouse",
             Self::AgentWakeup => "AgentWakeup",
             Self::SetRecord(_) => "SetRecord",
             Self::RemoveDisplay(_) => "RemoveDisplay",
@@ -180,6 +182,12 @@ impl ServerHandle {
     /// client is told the agent came or went.
     pub fn set_agent(&self, agent: Option<Box<dyn crate::vdi::CharDevice + Send>>) {
         self.push(Command::SetAgent(agent));
+    }
+
+    /// Whether the guest agent moves the pointer in client mouse mode
+    /// (`spice_server_set_agent_mouse`).
+    pub fn set_agent_mouse(&self, enabled: bool) {
+        self.push(Command::SetAgentMouse(enabled));
     }
 
     /// The agent's device has data to read or room to write.

@@ -473,7 +473,13 @@ fn agent_option(entry: &'static str, s: *mut CServer, enable: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_agent_mouse(s: *mut CServer, enable: c_int) -> c_int {
     guard("spice_server_set_agent_mouse", -1, || {
-        agent_option("spice_server_set_agent_mouse", s, enable)
+        configure(s, "spice_server_set_agent_mouse", |m| {
+            m.config.agent_mouse = enable != 0;
+            if let Some(server) = &m.server {
+                server.handle().set_agent_mouse(enable != 0);
+            }
+            0
+        })
     })
 }
 

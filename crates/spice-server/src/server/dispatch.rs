@@ -134,6 +134,44 @@ impl ServerState {
         false
     }
 
+    /// In client mode with agent mouse, pointer events become the agent's
+    /// `VD_AGENT_MOUSE_STATE`, as in the C server. Returns whether `event` was one.
+    fn agent_pointer(&mut self, event: &InputEvent) -> bool {
+        use spice_proto::agent::MouseState;
+        let state = &mut self.agent_mouse;
+        match *event {
+            InputEvent::Position {
+                x,
+                y,
+                buttons,
+                display,
+            } => {
+                state.x = x;
+                state.y = y;
+                state.buttons = MouseState::buttons_from_protocol(buttons.0);
+                state.display_id = display;
+            }
+            InputEvent::Press { button, buttons } => {
+                state.buttons = MouseState::buttons_from_protocol(buttons.0)
+                    | match button {
+                        BUTTON_UP => MouseState::WHEEL_UP,
+                        BUTTON_DOWN => MouseState::WHEEL_DOWN,
+                        _ => 0,
+                    };
+            }
+            InputEvent::Release { buttons, .. } => {
+                state.buttons = MouseState::buttons_from_protocol(buttons.0);
+            }
+            _ => return false,
+        }
+        let state = *state;
+        if let Some(agent) = &mut self.agent {
+            agent.mouse_state(state);
+        }
+        self.agent_pump(None);
+        true
+    }
+
     /// Applies a mouse mode request; returns the new mode if it changed.
     fn mouse_mode_request(&mut self, mode: u32) -> Option<u32> {
         let new = match mode {
@@ -161,6 +199,9 @@ impl ServerState {
     /// Hands one input event to the host's devices. Returns `false` to close the channel.
     fn input(&mut self, event: InputEvent) -> bool {
         let client_mode = self.mouse_mode == mouse_mode::CLIENT;
+        if client_mode && self.agent_moves_pointer() && self.agent_pointer(&event) {
+            return true;
+        }
         let devices = &mut self.devices;
         match event {
             InputEvent::Disconnect => return false,

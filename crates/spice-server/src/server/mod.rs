@@ -72,6 +72,8 @@ pub(crate) struct ServerState {
     next_conn: u64,
     session: Option<Session>,
     devices: Devices,
+    /// The pointer as last sent to the agent (agent mouse mode).
+    agent_mouse: spice_proto::agent::MouseState,
     /// Keys the client holds down, released if it leaves.
     held_keys: keys::HeldKeys,
     /// The guest agent's link, when an agent port is attached.
@@ -156,6 +158,12 @@ impl Server {
                 session: None,
                 agent: None,
                 held_keys: keys::HeldKeys::default(),
+                agent_mouse: spice_proto::agent::MouseState {
+                    x: 0,
+                    y: 0,
+                    buttons: 0,
+                    display_id: 0,
+                },
                 devices,
                 ticket,
                 mouse_mode: mouse_mode::SERVER,
@@ -273,10 +281,26 @@ impl ServerState {
 
     fn supported_mouse_modes(&self) -> u32 {
         let mut modes = mouse_mode::SERVER;
-        if self.devices.tablet.is_some() {
+        if self.devices.tablet.is_some() || self.agent_moves_pointer() {
             modes |= mouse_mode::CLIENT;
         }
         modes
+    }
+
+    /// Whether client-mode pointer events go to the guest agent.
+    fn agent_moves_pointer(&self) -> bool {
+        self.config.agent_mouse && self.agent.is_some()
+    }
+
+    /// Tells the client the supported mouse modes after a device change, and
+    /// leaves client mode if it is no longer possible.
+    fn update_mouse_modes(&mut self) {
+        let supported = self.supported_mouse_modes();
+        if supported & self.mouse_mode == 0 {
+            self.set_mouse_mode(mouse_mode::SERVER);
+        }
+        let current = self.mouse_mode;
+        self.with_main(|main| main.send_mouse_mode(supported, current));
     }
 
     fn set_tablet(&mut self, tablet: Option<Box<dyn crate::vdi::Tablet + Send>>) {
@@ -284,12 +308,7 @@ impl ServerState {
         if let (Some(tablet), Some((w, h))) = (self.devices.tablet.as_mut(), self.logical_size) {
             tablet.set_logical_size(w, h);
         }
-        let supported = self.supported_mouse_modes();
-        if supported & self.mouse_mode == 0 {
-            self.set_mouse_mode(mouse_mode::SERVER);
-        }
-        let current = self.mouse_mode;
-        self.with_main(|main| main.send_mouse_mode(supported, current));
+        self.update_mouse_modes();
     }
 
     fn add_display(&mut self, id: u8, display: DisplayHandle) {
@@ -318,11 +337,13 @@ impl ServerState {
             (_, true) => {
                 tracing::info!("guest agent attached");
                 self.with_main(|main| main.send_agent_connected());
+                self.update_mouse_modes();
                 self.agent_pump(None);
             }
             (true, false) => {
                 tracing::info!("guest agent detached");
                 self.with_main(|main| main.send_agent_disconnected());
+                self.update_mouse_modes();
             }
             (false, false) => {}
         }
@@ -498,6 +519,10 @@ impl ServerState {
             Command::SetTablet(tablet) => self.set_tablet(tablet),
             Command::AddDisplay(id, display) => self.add_display(id, display),
             Command::SetAgent(agent) => self.set_agent(agent),
+            Command::SetAgentMouse(enabled) => {
+                self.config.agent_mouse = enabled;
+                self.update_mouse_modes();
+            }
             Command::AgentWakeup => self.agent_pump(None),
             Command::SetPlayback(playback) => {
                 if let Some(old) = self.devices.playback.take() {
