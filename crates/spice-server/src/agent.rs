@@ -57,6 +57,8 @@ pub(crate) struct AgentLink {
     /// `MAIN_AGENT_DATA` messages the client can still take.
     client_tokens: u32,
     broken: bool,
+    /// Reading paused: the client's main channel has too much queued.
+    held: bool,
 }
 
 impl AgentLink {
@@ -72,7 +74,18 @@ impl AgentLink {
             client_started: false,
             client_tokens: 0,
             broken: false,
+            held: false,
         }
+    }
+
+    /// Nothing can be read: the stream broke, or the client has no tokens left.
+    fn read_stopped(&self) -> bool {
+        self.broken || (self.client_started && self.client_tokens == 0)
+    }
+
+    /// Whether the last pump left the device unread because the client's queue was full.
+    pub(crate) fn is_held(&self) -> bool {
+        self.held
     }
 
     /// Stops using the device, telling it so (`state(0)`).
@@ -152,7 +165,16 @@ impl AgentLink {
     /// Moves what can move: queued chunks into the device, and up to
     /// `max_chunks` chunks from the device towards the client as far as its
     /// tokens go.
+    #[cfg(test)]
     pub(crate) fn pump(&mut self, max_chunks: usize) -> Pumped {
+        self.pump_with(max_chunks, true)
+    }
+
+    /// As [`Self::pump`]; with `read` false only writes move: the client's
+    /// queue is full, and the device waits (pushing back on the guest) until
+    /// [`Self::is_held`] data can flow again.
+    pub(crate) fn pump_with(&mut self, max_chunks: usize, read: bool) -> Pumped {
+        self.held = !read;
         let mut out = Pumped::default();
         while let Some(front) = self.to_device.front_mut() {
             let n = self.device.write(&front.bytes[front.written..]);
@@ -168,10 +190,7 @@ impl AgentLink {
             }
         }
         let mut budget = max_chunks;
-        loop {
-            if self.broken || (self.client_started && self.client_tokens == 0) {
-                break;
-            }
+        while read && !self.read_stopped() {
             if budget == 0 {
                 out.more = true;
                 break;
@@ -309,6 +328,22 @@ mod tests {
         let written = pipe.to_guest.lock().unwrap().clone();
         assert_eq!(written.len(), 2 * (8 + 5));
         assert_eq!(&written[8..13], b"hello");
+    }
+
+    #[test]
+    fn a_full_client_queue_holds_the_device_unread() {
+        let pipe = Pipe::default();
+        let mut link = AgentLink::new(Box::new(pipe.clone()));
+        link.client_start(100);
+        guest_sends(&pipe, PORT_CLIENT, b"waiting");
+        let held = link.pump_with(MAX_CHUNKS_PER_PUMP, false);
+        assert!(held.to_client.is_empty() && link.is_held());
+        assert!(!pipe.from_guest.lock().unwrap().is_empty(), "left in the device");
+        assert_eq!(
+            link.pump(MAX_CHUNKS_PER_PUMP).to_client,
+            vec![b"waiting".to_vec()]
+        );
+        assert!(!link.is_held());
     }
 
     #[test]

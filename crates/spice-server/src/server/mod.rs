@@ -29,6 +29,10 @@ use crate::handle::{HandleShared, ServerHandle};
 use crate::waker::{waker_pair, WakeReceiver, Waker};
 use conn::{Conn, Phase};
 
+/// Agent data is read from the device only while less than this waits on the
+/// client's main channel.
+const AGENT_BACKLOG_LIMIT: usize = 256 * 1024;
+
 /// A client session: the main channel and the channels linked with its id.
 #[derive(Debug)]
 struct Session {
@@ -359,9 +363,19 @@ impl ServerState {
     /// if it stops there, another pump is queued for the loop, so the device is
     /// read again even if nothing else happens (a QEMU port left blocked by a
     /// partial read is only unblocked by the server's next read).
-    fn agent_pump_up_to(&mut self, main: Option<&mut crate::channel::main::MainChannel>, max_chunks: usize) {
+    fn agent_pump_up_to(
+        &mut self,
+        mut main: Option<&mut crate::channel::main::MainChannel>,
+        max_chunks: usize,
+    ) {
+        // Agent data waits in the device (pushing back on the guest) rather than
+        // piling up for a client that does not read.
+        let backlog = match main.as_mut() {
+            Some(m) => m.base.out.len(),
+            None => self.main_backlog(),
+        };
         let Some(agent) = &mut self.agent else { return };
-        let pumped = agent.pump(max_chunks);
+        let pumped = agent.pump_with(max_chunks, backlog < AGENT_BACKLOG_LIMIT);
         if pumped.more {
             ServerHandle {
                 shared: self.handle.clone(),
@@ -453,6 +467,20 @@ impl ServerState {
             f(m);
         }
         self.with_conn(main, |s, conn| s.pump(conn));
+    }
+
+    /// Bytes queued on the session's main channel.
+    fn main_backlog(&self) -> usize {
+        let Some(main) = self.session.as_ref().map(|s| s.main) else {
+            return 0;
+        };
+        match self.conns.get(&main).map(|c| &c.phase) {
+            Some(Phase::Linked {
+                channel: conn::Channel::Main(m),
+                ..
+            }) => m.base.out.len(),
+            _ => 0,
+        }
     }
 
     /// Records the mouse mode where handles can read it.
@@ -632,6 +660,17 @@ impl ServerState {
     fn pump(&mut self, conn: &mut Conn) -> bool {
         let mm_time = self.mm_time(self.now());
         for _ in 0..64 {
+            if let Phase::Linked {
+                channel: conn::Channel::Main(m),
+                ..
+            } = &mut conn.phase
+            {
+                // The client caught up: agent data held back may flow again.
+                if m.base.out.len() < AGENT_BACKLOG_LIMIT && self.agent.as_ref().is_some_and(|a| a.is_held())
+                {
+                    self.agent_pump(Some(m));
+                }
+            }
             if let Phase::Linked { channel, .. } = &mut conn.phase {
                 match (channel, &self.devices.playback, &self.devices.record) {
                     (conn::Channel::Playback(p), Some(playback), _) => p.produce(&playback.shared, mm_time),
