@@ -26,6 +26,10 @@ pub(crate) struct MainState {
 pub struct CServer {
     /// QXL instances, for `vm_start`/`vm_stop`.
     qxl: std::sync::Mutex<Vec<std::sync::Arc<crate::qxl::QxlDevice>>>,
+    /// A vdagent port is attached (only one may be).
+    pub(crate) agent_port: std::sync::atomic::AtomicBool,
+    /// A migration interface is added (only one may be).
+    pub(crate) migration_interface: std::sync::atomic::AtomicBool,
     /// Whether the VM runs; QXL workers poll their rings only while it does.
     vm_running: std::sync::atomic::AtomicBool,
     /// Thread-safe requests, usable from any thread (vCPU threads call `kbd_leds`).
@@ -50,6 +54,8 @@ impl CServer {
         Self {
             qxl: std::sync::Mutex::new(Vec::new()),
             vm_running: std::sync::atomic::AtomicBool::new(true),
+            agent_port: std::sync::atomic::AtomicBool::new(false),
+            migration_interface: std::sync::atomic::AtomicBool::new(false),
             handle,
             main_thread: std::thread::current().id(),
             main: RefCell::new(MainState {

@@ -312,6 +312,26 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
             "init without a port: local-only server"
         );
         assert_eq!(spice_server_add_interface(s, &mut qin.base), 0);
+        let mut twin = QXLInstance {
+            base: SpiceBaseInstance { sif: &qif.base },
+            id: 0,
+            st: std::ptr::null_mut(),
+        };
+        assert_eq!(
+            spice_server_add_interface(s, &mut twin.base),
+            -1,
+            "a second QXL id 0 is refused"
+        );
+        let mut negative = QXLInstance {
+            base: SpiceBaseInstance { sif: &qif.base },
+            id: -1,
+            st: std::ptr::null_mut(),
+        };
+        assert_eq!(
+            spice_server_add_interface(s, &mut negative.base),
+            -1,
+            "a negative QXL id is refused"
+        );
 
         let mut slot = QXLDevMemSlot {
             slot_group_id: 1,

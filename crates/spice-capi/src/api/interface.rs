@@ -118,6 +118,11 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                 let subtype = unsafe { c_str((*cin).subtype) }.unwrap_or_default();
                 match subtype {
                     "vdagent" => {
+                        // One agent port per server, as in the C server.
+                        if server.agent_port.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                            tracing::error!("a vdagent port is already attached");
+                            return -1;
+                        }
                         let device = crate::chardev::CCharDevice::new(cin, alive.clone());
                         // state(1) before returning, as the C server's attach_to_red_agent.
                         set_agent(server, Some(Box::new(device)));
@@ -126,7 +131,16 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                 }
                 Some(Box::new(subtype.to_owned()) as Box<dyn std::any::Any + Send + Sync>)
             }
-            Kind::Migration => None,
+            Kind::Migration => {
+                if server
+                    .migration_interface
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
+                {
+                    tracing::error!("a migration interface is already added");
+                    return -1;
+                }
+                None
+            }
         };
         let state = Box::new(InstanceState {
             server,
@@ -196,6 +210,9 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
             Kind::Playback => server.handle.set_playback(None),
             Kind::Record => server.handle.set_record(None),
             // The agent port was detached above.
+            Kind::Migration => server
+                .migration_interface
+                .store(false, std::sync::atomic::Ordering::Release),
             _ => {}
         }
         0

@@ -208,6 +208,9 @@ pub(crate) fn attach(server: &CServer, qin: *mut QXLInstance) -> Result<Box<dyn 
     // SAFETY: live instance passed by the host.
     let raw_id = unsafe { (*qin).id };
     let id = u8::try_from(raw_id).map_err(|_| format!("QXL instance id {raw_id} out of range"))?;
+    if server.qxl_devices().iter().any(|d| d.id == id) {
+        return Err(format!("QXL instance id {id} is already added"));
+    }
     let iface = instance.iface();
     let mut init = QXLDevInitInfo::default();
     let get_init_info = iface.get_init_info.ok_or("QXL interface lacks get_init_info")?;
