@@ -197,6 +197,9 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
             // Detached while the instance is still live, so it hears state(0)
             // inside this call, as from the C server's reds_reset_vdp.
             set_agent(server, None);
+            server
+                .agent_port
+                .store(false, std::sync::atomic::Ordering::Release);
         }
         state.alive.kill();
         let Some(server) = server else {
