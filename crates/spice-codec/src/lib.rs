@@ -14,7 +14,26 @@ pub mod lz;
 pub mod lz4;
 pub mod quic;
 
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+mod test_images;
+
 pub use error::CodecError;
+
+/// Bounds a decoder enforces before it allocates anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest `width * height` a stream may claim.
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    /// 64 Mi pixels (an 8192 x 8192 image).
+    fn default() -> Self {
+        Self { max_pixels: 1 << 26 }
+    }
+}
 
 /// A borrowed image: `height` rows of `width` 32-bit pixels, `stride` bytes apart.
 #[derive(Debug, Clone, Copy)]

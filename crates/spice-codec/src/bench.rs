@@ -1,0 +1,61 @@
+//! Micro-benchmarks: MB/s and ratio per codec on the same synthetic images.
+//! Run with `cargo test --release -p spice-codec -- --ignored --nocapture bench`.
+
+use crate::test_images;
+use std::time::{Duration, Instant};
+
+/// Runs `f` until about `budget` has passed; returns the best time of one run.
+fn time(budget: Duration, mut f: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    let mut best = Duration::MAX;
+    let mut runs = 0;
+    while runs < 3 || start.elapsed() < budget {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed());
+        runs += 1;
+    }
+    best
+}
+
+fn report(codec: &str, name: &str, raw: usize, packed: usize, enc: Duration, dec: Duration) {
+    let mbs = |d: Duration| raw as f64 / d.as_secs_f64() / 1e6;
+    println!(
+        "{codec:<10} {name:<22} ratio {:>7.2}  encode {:>8.1} MB/s  decode {:>8.1} MB/s  ({raw} -> {packed} bytes)",
+        raw as f64 / packed as f64,
+        mbs(enc),
+        mbs(dec),
+    );
+}
+
+#[test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+fn bench_lz_and_lz4() {
+    use crate::{lz, lz4, DecodeLimits};
+    let budget = Duration::from_millis(300);
+    let limits = DecodeLimits::default();
+    for img in test_images::bench() {
+        let r = img.as_ref();
+        let mut out = Vec::new();
+        let mut enc = lz::LzEncoder::new();
+        let t_enc = time(budget, || {
+            out.clear();
+            enc.encode_rgb32(&r, &mut out).unwrap();
+        });
+        let t_dec = time(budget, || {
+            lz::decode(&out, &limits).unwrap();
+        });
+        report("lz rgb32", &img.name, img.bytes(), out.len(), t_enc, t_dec);
+
+        let mut out = Vec::new();
+        let mut enc = lz4::Lz4Encoder::new();
+        let t_enc = time(budget, || {
+            out.clear();
+            enc.encode(&r, lz4::FMT_32BIT, &mut out).unwrap();
+        });
+        let t_dec = time(budget, || {
+            lz4::decode(&out, img.width, img.height, &limits).unwrap();
+        });
+        report("lz4", &img.name, img.bytes(), out.len(), t_enc, t_dec);
+    }
+}
