@@ -47,6 +47,24 @@ fn bench_lz_and_lz4() {
         });
         report("lz rgb32", &img.name, img.bytes(), out.len(), t_enc, t_dec);
 
+        // LZ_PLT (8 bit) when the image has at most 256 colours: the time
+        // includes palettizing; the palette's bytes are counted.
+        if let Some(p) = lz::palettize(&r, 256) {
+            let mut out = Vec::new();
+            let t_enc = time(budget, || {
+                out.clear();
+                let p = lz::palettize(&r, 256).unwrap();
+                enc.encode_plt8(img.width, img.height, &p.indices, &mut out)
+                    .unwrap();
+            });
+            let t_dec = time(budget, || {
+                let d = lz::decode(&out, &limits).unwrap();
+                d.palette_to_rgb32(&p.palette).unwrap();
+            });
+            let packed = out.len() + 10 + 4 * p.palette.len();
+            report("lz plt8", &img.name, img.bytes(), packed, t_enc, t_dec);
+        }
+
         let mut out = Vec::new();
         let mut enc = lz4::Lz4Encoder::new();
         let t_enc = time(budget, || {

@@ -163,6 +163,11 @@ impl LzEncoder {
     }
 }
 
+/// Codes one pass over byte units (`width` per row) with `enc`'s tables.
+pub(super) fn compress_bytes(enc: &mut LzEncoder, s: &[u8], width: usize, out: &mut Vec<u8>) {
+    compress(s, width, enc.depth, &mut enc.head, &mut enc.chain, out);
+}
+
 /// What the coder needs to know of a unit type.
 trait Unit: Copy + Eq {
     /// Wire bytes of one literal.

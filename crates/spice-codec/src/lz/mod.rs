@@ -44,9 +44,11 @@
 
 mod decode;
 mod encode;
+mod palette;
 
 pub use decode::decode;
 pub use encode::{encode_rgb32, encode_rgba, LzEncoder, DEFAULT_CHAIN_DEPTH, MAX_CHAIN_DEPTH};
+pub use palette::{encode_plt8, palettize, Palettized};
 
 use crate::{CodecError, DecodeLimits};
 

@@ -376,3 +376,48 @@ fn fuzz_oracle_survives_random_and_mutated_inputs() {
         fuzz_decode(&input);
     }
 }
+
+#[test]
+fn palette_images_round_trip() {
+    for img in test_images::all() {
+        let r = img.as_ref();
+        let Some(p) = palettize(&r, 256) else {
+            continue;
+        };
+        assert!(p.palette.len() <= 256);
+        let mut out = Vec::new();
+        encode_plt8(img.width, img.height, &p.indices, &mut out).unwrap();
+        assert_eq!(&out[8..12], &[0, 0, 0, 5]); // LZ_IMAGE_TYPE_PLT8
+        assert_eq!(&out[20..24], &img.width.to_be_bytes()); // stride = width
+        let d = decode(&out, &limits()).unwrap();
+        assert_eq!(d.data, p.indices);
+        assert!(
+            d.palette_to_rgb32(&p.palette).unwrap() == expected_rgb32(&img),
+            "{}",
+            img.name
+        );
+    }
+}
+
+#[test]
+fn palettize_counts_colours() {
+    let mut img = Image::new("two", 3, 2, 4);
+    for (x, y, c) in [
+        (0, 0, 1),
+        (1, 0, 2),
+        (2, 0, 1),
+        (0, 1, 2),
+        (1, 1, 2),
+        (2, 1, 0x1ff_ffff),
+    ] {
+        img.set(x, y, c);
+    }
+    // The pad byte is ignored: 0x01ffffff is white.
+    let p = palettize(&img.as_ref(), 256).unwrap();
+    assert_eq!(p.palette, [1, 2, 0xff_ffff]);
+    assert_eq!(p.indices, [0, 1, 0, 1, 1, 2]);
+    assert!(palettize(&img.as_ref(), 2).is_none());
+    assert!(palettize(&test_images::noise(20, 20, 1).as_ref(), 256).is_none());
+    let mut out = Vec::new();
+    assert!(encode_plt8(3, 2, &p.indices[..5], &mut out).is_err());
+}
