@@ -41,6 +41,19 @@ impl Canvas {
         c
     }
 
+    /// A canvas of horizontal bands in a few colours: the kind of content
+    /// (UI, text backgrounds) every dictionary coder shrinks a lot.
+    pub fn stripes(width: u32, height: u32, seed: u64) -> Self {
+        let mut c = Self::new(width, height, seed);
+        for y in 0..height {
+            let v = ((y / 8) as u8).wrapping_mul(40).wrapping_add(seed as u8);
+            for x in 0..width {
+                c.put(x, y, [v, v / 2, 255 - v, 0]);
+            }
+        }
+        c
+    }
+
     fn put(&mut self, x: u32, y: u32, bgrx: [u8; 4]) {
         let i = y as usize * self.stride + x as usize * 4;
         self.data[i..i + 4].copy_from_slice(&bgrx);

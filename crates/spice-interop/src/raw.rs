@@ -259,6 +259,44 @@ pub struct Screen {
     pub marks: u32,
     /// DRAW_COPY messages applied.
     pub draws: u32,
+    /// How many images of each `SPICE_IMAGE_TYPE_*` arrived.
+    pub kinds: std::collections::BTreeMap<u8, u32>,
+}
+
+/// Decodes the image body after its descriptor into top-down 32-bit rows and their stride.
+fn decode_image(kind: u8, r: &mut Reader<'_>, w: u32, h: u32) -> Result<(Vec<u8>, usize), String> {
+    use spice_proto::msg::display::image_type;
+    let e = |e: spice_proto::DecodeError| e.to_string();
+    let limits = spice_codec::DecodeLimits::default();
+    match kind {
+        image_type::BITMAP => {
+            r.take(2, "fmt/flags").map_err(e)?;
+            r.take(8, "x/y").map_err(e)?;
+            let stride = r.u32("stride").map_err(e)? as usize;
+            r.u32("palette").map_err(e)?;
+            let data = r.take(stride * h as usize, "pixels").map_err(e)?;
+            Ok((data.to_vec(), stride))
+        }
+        image_type::LZ_RGB => {
+            let size = r.u32("lz size").map_err(e)? as usize;
+            let stream = r.take(size, "lz stream").map_err(e)?;
+            let image = spice_codec::lz::decode(stream, &limits).map_err(|e| e.to_string())?;
+            if (image.header.width, image.header.height) != (w, h) || !image.header.top_down {
+                return Err("LZ header does not match the descriptor".into());
+            }
+            Ok((image.data, image.stride))
+        }
+        image_type::LZ4 => {
+            let size = r.u32("lz4 size").map_err(e)? as usize;
+            let stream = r.take(size, "lz4 stream").map_err(e)?;
+            let image = spice_codec::lz4::decode(stream, w, h, &limits).map_err(|e| e.to_string())?;
+            if !image.top_down {
+                return Err("bottom-up LZ4 image".into());
+            }
+            Ok((image.data, image.stride))
+        }
+        other => Err(format!("image type {other} not decoded by the test client")),
+    }
 }
 
 impl Screen {
@@ -286,24 +324,22 @@ impl Screen {
                 let offset = r.u32("image offset").map_err(e)? as usize;
                 let mut img = Reader::new(frame.body.get(offset..).ok_or("offset")?);
                 img.take(8, "id").map_err(e)?;
-                if img.u8("type").map_err(e)? != 0 {
-                    return Err("not a bitmap".into());
-                }
+                let kind = img.u8("type").map_err(e)?;
                 img.u8("flags").map_err(e)?;
                 let w = img.u32("w").map_err(e)? as usize;
                 let h = img.u32("h").map_err(e)? as usize;
-                img.take(2, "fmt/flags").map_err(e)?;
-                img.take(8, "x/y").map_err(e)?;
-                let stride = img.u32("stride").map_err(e)? as usize;
-                img.u32("palette").map_err(e)?;
-                let data = img.take(stride * h, "pixels").map_err(e)?;
+                let (rows, stride) = decode_image(kind, &mut img, w as u32, h as u32)?;
                 for row in 0..h {
                     let dst = ((top + row) * self.width as usize + left) * 4;
                     self.pixels
                         .get_mut(dst..dst + w * 4)
                         .ok_or("draw outside surface")?
-                        .copy_from_slice(&data[row * stride..row * stride + w * 4]);
+                        .copy_from_slice(
+                            rows.get(row * stride..row * stride + w * 4)
+                                .ok_or("short image")?,
+                        );
                 }
+                *self.kinds.entry(kind).or_default() += 1;
                 self.draws += 1;
             }
             _ => {}

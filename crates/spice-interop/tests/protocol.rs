@@ -387,3 +387,47 @@ fn host_can_hand_over_clients_without_a_listening_socket() {
         Some(LinkOutcome::ResultError(LinkError::PermissionDenied.code()))
     );
 }
+
+/// Links a display channel with `caps`, sends DISPLAY_INIT, and returns the
+/// image kinds of the first picture and whether it is pixel-exact.
+fn first_picture_kinds(
+    configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    caps: &[u32],
+) -> (std::collections::BTreeMap<u8, u32>, bool) {
+    let (s, display) = server(configure);
+    let canvas = Canvas::stripes(200, 120, 5);
+    canvas.publish(&display);
+    let (_main, id) = session(s.local_addr());
+    let mut chan = RawClient::link_with(s.local_addr(), ChannelType::Display, 0, id, "", true, caps).unwrap();
+    let mut init = Vec::new();
+    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
+    chan.send(display::client_type::INIT, &init);
+    let mut screen = Screen::default();
+    display_sequence(&mut chan, &mut screen);
+    let exact = spice_interop::pattern::diff_count(&screen.pixels, &canvas.packed()) == 0;
+    (screen.kinds, exact)
+}
+
+#[test]
+fn image_compression_follows_the_setting_and_the_client() {
+    use display::image_type::{BITMAP, LZ4, LZ_RGB};
+    use spice_proto::consts::display_cap::LZ4_COMPRESSION;
+    use spice_server::ImageCompression;
+    let only = |kind: u8| std::iter::once((kind, 1)).collect::<std::collections::BTreeMap<u8, u32>>();
+    // The default (auto) compresses losslessly with LZ.
+    assert_eq!(first_picture_kinds(|b| b, &[]), (only(LZ_RGB), true));
+    // Off sends raw bitmaps.
+    assert_eq!(
+        first_picture_kinds(|b| b.image_compression(ImageCompression::Off), &[]),
+        (only(BITMAP), true)
+    );
+    // LZ4 only to a client that decodes it; LZ to one that does not (spice-html5).
+    assert_eq!(
+        first_picture_kinds(|b| b.image_compression(ImageCompression::Lz4), &[LZ4_COMPRESSION]),
+        (only(LZ4), true)
+    );
+    assert_eq!(
+        first_picture_kinds(|b| b.image_compression(ImageCompression::Lz4), &[]),
+        (only(LZ_RGB), true)
+    );
+}

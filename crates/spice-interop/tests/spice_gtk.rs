@@ -400,3 +400,27 @@ fn devices_and_displays_can_come_and_go_while_a_client_is_connected() {
     assert!(gtk.wait(T, |v| v["event"] == "playback-start").is_some());
     gtk.quit();
 }
+
+#[test]
+fn every_lossless_image_format_is_pixel_exact_in_spice_gtk() {
+    use spice_server::ImageCompression;
+    for setting in [
+        ImageCompression::Off,
+        ImageCompression::Lz,
+        ImageCompression::Lz4,
+        ImageCompression::AutoGlz,
+    ] {
+        let mut canvas = Canvas::new(257, 131, 21);
+        let h = host(&canvas, |b| b.image_compression(setting));
+        let mut gtk = SpiceGtk::start();
+        gtk.connect(h.server.local_addr(), None);
+        gtk.expect("mark", T);
+        assert_surface(&mut gtk, &canvas, &format!("{setting:?}: first picture"));
+        for _ in 0..10 {
+            let rect = canvas.scribble();
+            h.display.update(&canvas.frame(), &[rect]).unwrap();
+        }
+        assert_surface(&mut gtk, &canvas, &format!("{setting:?}: after updates"));
+        gtk.quit();
+    }
+}

@@ -58,6 +58,8 @@ pub struct Config {
     pub uuid: Option<[u8; 16]>,
     /// A client that has not finished linking after this long is dropped.
     pub link_timeout: Duration,
+    /// How images are compressed for clients (QEMU's `image-compression`).
+    pub image_compression: crate::display::compress::ImageCompression,
     /// In client mouse mode, move the pointer through the guest agent when one
     /// is attached (instead of the tablet); as QEMU's `agent-mouse=on`.
     pub agent_mouse: bool,
@@ -74,6 +76,7 @@ impl Default for Config {
             uuid: None,
             link_timeout: Duration::from_secs(10),
             agent_mouse: true,
+            image_compression: crate::display::compress::ImageCompression::default(),
         }
     }
 }
@@ -200,6 +203,12 @@ impl ServerBuilder {
     /// be given a handle (to report keyboard LEDs, say) before it is added.
     pub fn handle(&self) -> ServerHandle {
         self.handle.clone()
+    }
+
+    /// How images are compressed (default: [`crate::ImageCompression::AutoGlz`]).
+    pub fn image_compression(mut self, compression: crate::display::compress::ImageCompression) -> Self {
+        self.config.image_compression = compression;
+        self
     }
 
     /// Whether the guest agent moves the pointer in client mouse mode (default on).

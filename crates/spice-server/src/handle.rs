@@ -25,6 +25,7 @@ pub(crate) enum Command {
     SetPlayback(Option<crate::audio::PlaybackHandle>),
     SetAgent(Option<Box<dyn crate::vdi::CharDevice + Send>>),
     SetAgentMouse(bool),
+    SetImageCompression(crate::display::compress::ImageCompression),
     AgentWakeup,
     SetRecord(Option<crate::audio::RecordHandle>),
     RemoveDisplay(u8),
@@ -45,6 +46,7 @@ impl std::fmt::Debug for Command {
             Self::SetPlayback(_) => "SetPlayback",
             Self::SetAgent(_) => "SetAgent",
             Self::SetAgentMouse(_) => "SetAgentMouse",
+            Self::SetImageCompression(_) => "SetImageCompression",
             Self::AgentWakeup => "AgentWakeup",
             Self::SetRecord(_) => "SetRecord",
             Self::RemoveDisplay(_) => "RemoveDisplay",
@@ -188,6 +190,12 @@ impl ServerHandle {
     /// (`spice_server_set_agent_mouse`).
     pub fn set_agent_mouse(&self, enabled: bool) {
         self.push(Command::SetAgentMouse(enabled));
+    }
+
+    /// Changes how images are compressed from now on
+    /// (`spice_server_set_image_compression`).
+    pub fn set_image_compression(&self, compression: crate::display::compress::ImageCompression) {
+        self.push(Command::SetImageCompression(compression));
     }
 
     /// The agent's device has data to read or room to write.

@@ -313,11 +313,14 @@ pub unsafe extern "C" fn spice_server_set_image_compression(s: *mut CServer, com
                 tracing::error!(comp, "invalid image compression");
                 return -1;
             }
-            tracing::debug!(
-                comp,
-                "image compression noted; images are sent uncompressed for now"
-            );
+            let Some(setting) = spice_server::ImageCompression::from_wire(comp as u8) else {
+                return -1;
+            };
             m.image_compression = comp as u32;
+            m.config.image_compression = setting;
+            if let Some(server) = &m.server {
+                server.handle().set_image_compression(setting);
+            }
             0
         })
     })

@@ -22,6 +22,7 @@ use spice_proto::msg::Rect as WireRect;
 use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
+use crate::display::compress::{choose, ClientDecoders, Encoders, ImageCompression};
 use crate::display::region::{Rect, Region};
 use crate::display::{DisplayShared, DisplayState, Surface};
 
@@ -49,6 +50,14 @@ pub(crate) struct DisplayChannel {
     /// Surface generation the client has, if it has one.
     sent_generation: Option<u64>,
     next_image_id: u64,
+    /// What the client decodes, from its link caps and DISPLAY_INIT.
+    decoders: ClientDecoders,
+    /// The client's PREFERRED_COMPRESSION, which overrides the server's setting.
+    preferred: Option<ImageCompression>,
+    /// Boxed: encoders are large and the channel enum holds every kind inline.
+    encoders: Box<Encoders>,
+    /// The setting in force for this produce round.
+    setting: ImageCompression,
 }
 
 impl DisplayChannel {
@@ -63,6 +72,13 @@ impl DisplayChannel {
             initialized: false,
             sent_generation: None,
             next_image_id: 1,
+            decoders: ClientDecoders {
+                lz4: client_caps.has(display_cap::LZ4_COMPRESSION),
+                glz_window: 0,
+            },
+            preferred: None,
+            encoders: Box::default(),
+            setting: ImageCompression::default(),
         }
     }
 
@@ -88,6 +104,7 @@ impl DisplayChannel {
                 ..
             } => {
                 tracing::debug!(pixmap_cache_size, glz_dictionary_window_size, "display init");
+                self.decoders.glz_window = u32::try_from(glz_dictionary_window_size).unwrap_or(0);
                 self.initialized = true;
                 Some(DisplayEvent::Produce)
             }
@@ -114,7 +131,8 @@ impl DisplayChannel {
     }
 
     /// Sends whatever the client is missing, as far as flow control allows.
-    pub(crate) fn produce(&mut self, shared: &DisplayShared) {
+    pub(crate) fn produce(&mut self, shared: &DisplayShared, setting: ImageCompression) {
+        self.setting = self.preferred.unwrap_or(setting);
         if !self.has_room() {
             return;
         }
@@ -189,6 +207,8 @@ impl DisplayChannel {
             let band = Rect::new(rect.x, y, rect.width, rows);
             pixels.clear();
             surface.copy_rect(band, &mut pixels);
+            let encoding = choose(self.setting, self.decoders, band.width, band.height);
+            let data = self.encoders.encode(encoding, band.width, band.height, &pixels);
             self.base.send(&DrawCopy {
                 surface_id: 0,
                 dest: WireRect::from_xywh(
@@ -197,13 +217,13 @@ impl DisplayChannel {
                     band.width as i32,
                     band.height as i32,
                 ),
-                image: Image::bitmap(
-                    self.next_image_id,
-                    band.width,
-                    band.height,
-                    row_bytes as u32,
-                    &pixels,
-                ),
+                image: Image {
+                    id: self.next_image_id,
+                    flags: 0,
+                    width: band.width,
+                    height: band.height,
+                    data,
+                },
             });
             self.next_image_id += 1;
             y += rows;

@@ -444,7 +444,9 @@ fn fresh_session_id() -> u32 {
 fn channel_caps(channel_type: u8) -> Caps {
     match ChannelType::from_u8(channel_type) {
         Some(ChannelType::Main) => Caps::with(&[main_cap::NAME_AND_UUID, main_cap::AGENT_CONNECTED_TOKENS]),
-        Some(ChannelType::Display) => Caps::with(&[display_cap::MONITORS_CONFIG]),
+        Some(ChannelType::Display) => {
+            Caps::with(&[display_cap::MONITORS_CONFIG, display_cap::PREF_COMPRESSION])
+        }
         Some(ChannelType::Inputs) => Caps::with(&[inputs_cap::KEY_SCANCODE]),
         Some(ChannelType::Playback) => Caps::with(&[playback_cap::VOLUME]),
         Some(ChannelType::Record) => Caps::with(&[record_cap::VOLUME]),

@@ -547,6 +547,7 @@ impl ServerState {
             Command::SetTablet(tablet) => self.set_tablet(tablet),
             Command::AddDisplay(id, display) => self.add_display(id, display),
             Command::SetAgent(agent) => self.set_agent(agent),
+            Command::SetImageCompression(compression) => self.config.image_compression = compression,
             Command::SetAgentMouse(enabled) => {
                 self.config.agent_mouse = enabled;
                 self.update_mouse_modes();
@@ -681,7 +682,7 @@ impl ServerState {
             let display = self.devices.displays.get(&conn.info.channel_id);
             if let (Phase::Linked { channel, .. }, Some(display)) = (&mut conn.phase, display) {
                 match channel {
-                    conn::Channel::Display(d) => d.produce(&display.shared),
+                    conn::Channel::Display(d) => d.produce(&display.shared, self.config.image_compression),
                     conn::Channel::Cursor(c) => c.produce(&display.shared),
                     _ => {}
                 }
