@@ -1,0 +1,224 @@
+//! Choosing and running the image encoder for each image a client is sent.
+//!
+//! The setting ([`ImageCompression`], the server's or the client's preferred
+//! one) says what the user wants; the client's capabilities say what it can
+//! decode (spice-html5 reads neither GLZ nor LZ4; GLZ needs a dictionary
+//! window from DISPLAY_INIT); the content decides between QUIC (photographic)
+//! and the dictionary coders. Anything that does not come out smaller than the
+//! raw pixels goes raw, and images too small to gain are never compressed.
+
+use spice_codec::lz::LzEncoder;
+use spice_codec::lz4::Lz4Encoder;
+use spice_codec::ImageRef;
+use spice_proto::msg::display::ImageData;
+
+/// Image compression setting (`SpiceImageCompression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ImageCompression {
+    /// Uncompressed bitmaps.
+    Off,
+    /// QUIC for photographic images, GLZ otherwise (QEMU's default).
+    #[default]
+    AutoGlz,
+    /// QUIC for photographic images, LZ otherwise.
+    AutoLz,
+    /// Always QUIC.
+    Quic,
+    /// Always GLZ.
+    Glz,
+    /// Always LZ.
+    Lz,
+    /// Always LZ4 (when the client decodes it).
+    Lz4,
+}
+
+impl ImageCompression {
+    /// From the wire/ABI value (`SPICE_IMAGE_COMPRESSION_*`): 1 = off … 7 = LZ4.
+    pub fn from_wire(value: u8) -> Option<Self> {
+        Some(match value {
+            1 => Self::Off,
+            2 => Self::AutoGlz,
+            3 => Self::AutoLz,
+            4 => Self::Quic,
+            5 => Self::Glz,
+            6 => Self::Lz,
+            7 => Self::Lz4,
+            _ => return None,
+        })
+    }
+
+    /// The wire/ABI value.
+    pub fn to_wire(self) -> u8 {
+        match self {
+            Self::Off => 1,
+            Self::AutoGlz => 2,
+            Self::AutoLz => 3,
+            Self::Quic => 4,
+            Self::Glz => 5,
+            Self::Lz => 6,
+            Self::Lz4 => 7,
+        }
+    }
+}
+
+/// `MIN_SIZE_TO_COMPRESS` of the C server: smaller images go raw.
+const MIN_SIZE_TO_COMPRESS: usize = 54;
+
+/// What the client can decode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ClientDecoders {
+    /// `SPICE_DISPLAY_CAP_LZ4_COMPRESSION`.
+    pub(crate) lz4: bool,
+    /// GLZ dictionary window from DISPLAY_INIT, in pixels (0 = no GLZ).
+    pub(crate) glz_window: u32,
+}
+
+/// The encoding chosen for one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Raw,
+    Lz,
+    Lz4,
+}
+
+/// Picks the encoding for a `width × height` image under `setting`.
+pub(crate) fn choose(setting: ImageCompression, client: ClientDecoders, width: u32, height: u32) -> Encoding {
+    if (width as usize) * (height as usize) * 4 < MIN_SIZE_TO_COMPRESS {
+        return Encoding::Raw;
+    }
+    match setting {
+        ImageCompression::Off => Encoding::Raw,
+        ImageCompression::Lz4 if client.lz4 => Encoding::Lz4,
+        // QUIC and GLZ are not written yet: LZ is the lossless coder every client reads.
+        ImageCompression::Lz4
+        | ImageCompression::Lz
+        | ImageCompression::Glz
+        | ImageCompression::Quic
+        | ImageCompression::AutoGlz
+        | ImageCompression::AutoLz => Encoding::Lz,
+    }
+}
+
+/// One client's encoders and scratch space, reused from image to image.
+#[derive(Default)]
+pub(crate) struct Encoders {
+    lz: Option<LzEncoder>,
+    lz4: Option<Lz4Encoder>,
+    out: Vec<u8>,
+}
+
+impl std::fmt::Debug for Encoders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoders")
+            .field("scratch", &self.out.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Encoders {
+    /// Encodes packed xRGB `pixels` (`width * 4` bytes per row) as `encoding`,
+    /// falling back to raw when that fails or does not shrink the image.
+    pub(crate) fn encode<'a>(
+        &'a mut self,
+        encoding: Encoding,
+        width: u32,
+        height: u32,
+        pixels: &'a [u8],
+    ) -> ImageData<'a> {
+        let raw = ImageData::Bitmap {
+            stride: width * 4,
+            data: pixels,
+        };
+        let image = ImageRef {
+            width,
+            height,
+            stride: width as usize * 4,
+            data: pixels,
+        };
+        self.out.clear();
+        let result = match encoding {
+            Encoding::Raw => return raw,
+            Encoding::Lz => self
+                .lz
+                .get_or_insert_with(LzEncoder::new)
+                .encode_rgb32(&image, &mut self.out),
+            Encoding::Lz4 => self.lz4.get_or_insert_with(Lz4Encoder::new).encode(
+                &image,
+                spice_codec::lz4::FMT_32BIT,
+                &mut self.out,
+            ),
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, ?encoding, "encoder failed; sending raw");
+            return raw;
+        }
+        if self.out.len() >= pixels.len() {
+            return raw;
+        }
+        match encoding {
+            Encoding::Lz => ImageData::LzRgb(&self.out),
+            Encoding::Lz4 => ImageData::Lz4(&self.out),
+            Encoding::Raw => raw,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_images_and_off_go_raw() {
+        let any = ClientDecoders::default();
+        assert_eq!(choose(ImageCompression::AutoGlz, any, 3, 4), Encoding::Raw);
+        assert_eq!(choose(ImageCompression::Off, any, 100, 100), Encoding::Raw);
+        assert_eq!(choose(ImageCompression::AutoGlz, any, 100, 100), Encoding::Lz);
+    }
+
+    #[test]
+    fn lz4_only_for_clients_that_decode_it() {
+        let html5 = ClientDecoders::default();
+        let gtk = ClientDecoders {
+            lz4: true,
+            glz_window: 1 << 20,
+        };
+        assert_eq!(choose(ImageCompression::Lz4, html5, 64, 64), Encoding::Lz);
+        assert_eq!(choose(ImageCompression::Lz4, gtk, 64, 64), Encoding::Lz4);
+    }
+
+    #[test]
+    fn incompressible_content_goes_raw_and_compressible_shrinks() {
+        let mut enc = Encoders::default();
+        let mut seed = 7u32;
+        let noise: Vec<u8> = (0..64 * 64 * 4)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        // LZ4 keeps all four bytes, so noise grows: it goes raw.
+        assert!(matches!(
+            enc.encode(Encoding::Lz4, 64, 64, &noise),
+            ImageData::Bitmap { .. }
+        ));
+        let flat = vec![0x40u8; 64 * 64 * 4];
+        match enc.encode(Encoding::Lz, 64, 64, &flat) {
+            ImageData::LzRgb(data) => assert!(data.len() < flat.len() / 10),
+            other => panic!("expected LZ, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wire_values_round_trip() {
+        for v in 1..=7 {
+            assert_eq!(
+                ImageCompression::from_wire(v).map(ImageCompression::to_wire),
+                Some(v)
+            );
+        }
+        assert_eq!(ImageCompression::from_wire(0), None);
+        assert_eq!(ImageCompression::from_wire(8), None);
+    }
+}
