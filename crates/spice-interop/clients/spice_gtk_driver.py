@@ -19,21 +19,31 @@ Commands:
   {"cmd": "set_key_locks", "locks": 2}
   {"cmd": "disconnect"}
   {"cmd": "quit"}
+Benchmarks (connect with "quiet": true to count invalidates instead of
+printing each one):
+  {"cmd": "checksum"}                            CRC-32 of the primary surface
+  {"cmd": "watch", "crc": 123, "timeout": 60}    wait until the surface's CRC-32
+                                                 is this one: "frame-match" or
+                                                 "frame-timeout"
+  {"cmd": "stats"}                               per channel total-read-bytes
+The CRC-32 (zlib's) is over packed rows of B, G, R, 0 bytes per pixel. Times are
+CLOCK_MONOTONIC microseconds, comparable with the host's on the same machine.
 Audio (connect with "audio": true to set the session's enable-audio):
   {"cmd": "playback_dump", "path": "/tmp/x.pcm"} PCM received so far (then cleared)
   {"cmd": "record_send", "hex": "0100ff7f", "time": 0}  PCM for the record channel
 Events: ready, channel-new, channel-event, primary-create, primary-destroy,
 invalidate, mark, mouse-mode, key-modifiers, cursor-set (with the crc32 of
 its RGBA pixels), cursor-hide,
-cursor-move, dumped, error; with audio: playback-start, playback-data,
-playback-stop, playback-volume, playback-mute, playback-dumped, record-start,
-record-stop, record-sent.
+cursor-move, dumped, checksum, frame-match, frame-timeout, stats, error; with
+audio: playback-start, playback-data, playback-stop, playback-volume,
+playback-mute, playback-dumped, record-start, record-stop, record-sent.
 """
 
 import ctypes
 import json
 import os
 import sys
+import time
 import zlib
 
 import gi
@@ -47,6 +57,13 @@ def emit(event, **fields):
     fields["event"] = event
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
+
+
+CHECK_MS = 50
+
+
+def now_us():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
 
 
 def on(obj, signal, callback):
@@ -64,10 +81,20 @@ class Driver:
         self.primary = None  # (width, height, stride, address)
         self.record = None
         self.playback_pcm = bytearray()
+        self.channels = []
+        self.quiet = False
+        self.invalidates = 0
+        self.last_invalidate_us = None
+        self.connect_us = None
+        self.watching = None  # (crc, deadline_us, checks, time of the last miss)
+        self.check_scheduled = False
+        self.last_check_us = 0
 
     # ---- client side -------------------------------------------------------
 
-    def connect(self, uri, password=None, audio=False):
+    def connect(self, uri, password=None, audio=False, quiet=False):
+        self.quiet = bool(quiet)
+        self.connect_us = now_us()
         self.session = Spice.Session()
         self.session.set_property("uri", uri)
         if password is not None:
@@ -82,6 +109,7 @@ class Driver:
 
     def on_channel_new(self, session, channel):
         kind = type(channel).__name__
+        self.channels.append(channel)
         emit("channel-new", type=kind, id=channel.get_property("channel-id"))
         on(channel, "channel-event", self.on_channel_event)
         if isinstance(channel, Spice.MainChannel):
@@ -151,7 +179,90 @@ class Driver:
         emit("primary-destroy")
 
     def on_invalidate(self, channel, x, y, w, h):
-        emit("invalidate", x=x, y=y, w=w, h=h)
+        self.invalidates += 1
+        self.last_invalidate_us = now_us()
+        if not self.quiet:
+            emit("invalidate", x=x, y=y, w=w, h=h)
+        if self.watching is not None and not self.check_scheduled:
+            # Checked once the pending messages are drawn, and at most every
+            # CHECK_MS: a check reads the whole surface, and a client busy
+            # checking would slow down the server it measures. The time of the
+            # last invalidate, not of the check, is what "frame-match" reports.
+            self.check_scheduled = True
+            wait_ms = max(0, CHECK_MS - (now_us() - self.last_check_us) // 1000)
+            GLib.timeout_add(wait_ms, self.check_watch, priority=GLib.PRIORITY_DEFAULT_IDLE)
+
+    # ---- benchmarks --------------------------------------------------------
+
+    def surface_crc(self):
+        width, height, stride, address = self.primary
+        data = ctypes.string_at(address, stride * height)
+        if stride != width * 4:
+            data = b"".join(data[y * stride : y * stride + width * 4] for y in range(height))
+        data = bytearray(data)
+        data[3::4] = bytes(width * height)
+        return zlib.crc32(data)
+
+    def watch(self, crc, timeout):
+        self.watching = (crc, now_us() + int(timeout * 1e6), 0, 0)
+        self.check_scheduled = True
+        self.check_watch()
+        GLib.timeout_add(100, self.check_watch_timer)
+
+    def check_watch_timer(self):
+        if self.watching is None:
+            return False
+        if not self.check_scheduled:
+            self.check_scheduled = True
+            self.check_watch()
+        return self.watching is not None
+
+    def check_watch(self):
+        self.check_scheduled = False
+        if self.watching is None:
+            return False
+        crc, deadline, checks, last_miss = self.watching
+        now = now_us()
+        got = self.surface_crc() if self.primary is not None else None
+        self.last_check_us = now
+        checks += 1
+        if got == crc:
+            self.watching = None
+            # The frame was complete when its last piece was drawn: the last
+            # invalidate, unless none came since the last check that missed
+            # (spice-gtk draws, then emits the signal from the main loop, so a
+            # timer check can see the pixels first: then it is now).
+            done = self.last_invalidate_us
+            if done is None or done <= last_miss:
+                done = now
+            emit(
+                "frame-match",
+                crc=crc,
+                t_done_us=done,
+                t_match_us=now,
+                t_last_invalidate_us=self.last_invalidate_us,
+                t_connect_us=self.connect_us,
+                invalidates=self.invalidates,
+                checks=checks,
+            )
+        elif now >= deadline:
+            self.watching = None
+            emit("frame-timeout", crc=crc, got=got, invalidates=self.invalidates, checks=checks)
+        else:
+            self.watching = (crc, deadline, checks, now)
+        return False
+
+    def stats(self):
+        channels = []
+        for channel in self.channels:
+            channels.append(
+                dict(
+                    type=type(channel).__name__,
+                    id=channel.get_property("channel-id"),
+                    total_read_bytes=channel.get_property("total-read-bytes"),
+                )
+            )
+        emit("stats", channels=channels, invalidates=self.invalidates, t_us=now_us())
 
     def on_playback_start(self, channel, fmt, channels, rate):
         emit("playback-start", format=fmt, channels=channels, rate=rate)
@@ -187,9 +298,18 @@ class Driver:
     def command(self, cmd):
         name = cmd["cmd"]
         if name == "connect":
-            self.connect(cmd["uri"], cmd.get("password"), cmd.get("audio", False))
+            self.connect(cmd["uri"], cmd.get("password"), cmd.get("audio", False), cmd.get("quiet", False))
         elif name == "dump":
             self.dump(cmd["path"])
+        elif name == "checksum":
+            if self.primary is None:
+                emit("error", message="no primary surface")
+            else:
+                emit("checksum", crc=self.surface_crc(), width=self.primary[0], height=self.primary[1])
+        elif name == "watch":
+            self.watch(int(cmd["crc"]), float(cmd.get("timeout", 60)))
+        elif name == "stats":
+            self.stats()
         elif name in ("key_press", "key_release"):
             getattr(Spice.InputsChannel, name)(self.inputs, cmd["code"])
         elif name == "position":

@@ -295,6 +295,15 @@ fn decode_image(kind: u8, r: &mut Reader<'_>, w: u32, h: u32) -> Result<(Vec<u8>
             }
             Ok((image.data, image.stride))
         }
+        image_type::QUIC => {
+            let size = r.u32("quic size").map_err(e)? as usize;
+            let stream = r.take(size, "quic stream").map_err(e)?;
+            let image = spice_codec::quic::decode(stream, &limits).map_err(|e| e.to_string())?;
+            if (image.width, image.height) != (w, h) {
+                return Err("QUIC header does not match the descriptor".into());
+            }
+            Ok((image.data, w as usize * 4))
+        }
         other => Err(format!("image type {other} not decoded by the test client")),
     }
 }

@@ -430,4 +430,8 @@ fn image_compression_follows_the_setting_and_the_client() {
         first_picture_kinds(|b| b.image_compression(ImageCompression::Lz4), &[]),
         (only(LZ_RGB), true)
     );
+    assert_eq!(
+        first_picture_kinds(|b| b.image_compression(ImageCompression::Quic), &[]),
+        (only(display::image_type::QUIC), true)
+    );
 }

@@ -207,7 +207,7 @@ impl DisplayChannel {
             let band = Rect::new(rect.x, y, rect.width, rows);
             pixels.clear();
             surface.copy_rect(band, &mut pixels);
-            let encoding = choose(self.setting, self.decoders, band.width, band.height);
+            let encoding = choose(self.setting, self.decoders, band.width, band.height, &pixels);
             let data = self.encoders.encode(encoding, band.width, band.height, &pixels);
             self.base.send(&DrawCopy {
                 surface_id: 0,

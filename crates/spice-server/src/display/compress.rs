@@ -9,6 +9,7 @@
 
 use spice_codec::lz::LzEncoder;
 use spice_codec::lz4::Lz4Encoder;
+use spice_codec::quic;
 use spice_codec::ImageRef;
 use spice_proto::msg::display::ImageData;
 
@@ -79,21 +80,70 @@ pub(crate) enum Encoding {
     Raw,
     Lz,
     Lz4,
+    Quic,
 }
 
-/// Picks the encoding for a `width × height` image under `setting`.
-pub(crate) fn choose(setting: ImageCompression, client: ClientDecoders, width: u32, height: u32) -> Encoding {
+/// `MIN_DIMENSION_TO_QUIC` of the C server: narrower images do not use QUIC.
+const MIN_QUIC_SIDE: u32 = 3;
+
+/// Whether packed xRGB `pixels` look photographic (many small colour steps
+/// between neighbours, few flat runs or hard edges): QUIC's strength, while
+/// the dictionary coders win on text and UI. Samples a bounded grid of
+/// horizontal neighbour pairs, so the cost does not grow with the image.
+pub(crate) fn looks_photographic(pixels: &[u8], width: u32, height: u32) -> bool {
+    if width < 2 || height == 0 {
+        return false;
+    }
+    let (w, h) = (width as usize, height as usize);
+    let rows = h.min(32);
+    let cols = (w - 1).min(64);
+    let (mut flat, mut smooth, mut sharp) = (0u32, 0u32, 0u32);
+    for r in 0..rows {
+        let y = r * h / rows;
+        for c in 0..cols {
+            let x = c * (w - 1) / cols;
+            let i = (y * w + x) * 4;
+            let (Some(a), Some(b)) = (pixels.get(i..i + 3), pixels.get(i + 4..i + 7)) else {
+                continue;
+            };
+            let step = a.iter().zip(b).map(|(p, q)| p.abs_diff(*q)).max().unwrap_or(0);
+            match step {
+                0 => flat += 1,
+                1..=24 => smooth += 1,
+                _ => sharp += 1,
+            }
+        }
+    }
+    let total = flat + smooth + sharp;
+    total > 0 && smooth * 2 > total && sharp * 4 < total
+}
+
+/// Picks the encoding for a `width × height` image of packed xRGB `pixels` under `setting`.
+pub(crate) fn choose(
+    setting: ImageCompression,
+    client: ClientDecoders,
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+) -> Encoding {
     if (width as usize) * (height as usize) * 4 < MIN_SIZE_TO_COMPRESS {
         return Encoding::Raw;
     }
+    let quic_fits = width >= MIN_QUIC_SIDE && height >= MIN_QUIC_SIDE;
     match setting {
         ImageCompression::Off => Encoding::Raw,
+        ImageCompression::Quic if quic_fits => Encoding::Quic,
+        ImageCompression::Quic => Encoding::Raw,
         ImageCompression::Lz4 if client.lz4 => Encoding::Lz4,
-        // QUIC and GLZ are not written yet: LZ is the lossless coder every client reads.
+        ImageCompression::AutoGlz | ImageCompression::AutoLz
+            if quic_fits && looks_photographic(pixels, width, height) =>
+        {
+            Encoding::Quic
+        }
+        // GLZ is not written yet: LZ is the lossless coder every client reads.
         ImageCompression::Lz4
         | ImageCompression::Lz
         | ImageCompression::Glz
-        | ImageCompression::Quic
         | ImageCompression::AutoGlz
         | ImageCompression::AutoLz => Encoding::Lz,
     }
@@ -147,6 +197,7 @@ impl Encoders {
                 spice_codec::lz4::FMT_32BIT,
                 &mut self.out,
             ),
+            Encoding::Quic => quic::encode_rgb32(&image, &mut self.out),
         };
         if let Err(e) = result {
             tracing::debug!(error = %e, ?encoding, "encoder failed; sending raw");
@@ -158,6 +209,7 @@ impl Encoders {
         match encoding {
             Encoding::Lz => ImageData::LzRgb(&self.out),
             Encoding::Lz4 => ImageData::Lz4(&self.out),
+            Encoding::Quic => ImageData::Quic(&self.out),
             Encoding::Raw => raw,
         }
     }
@@ -167,12 +219,63 @@ impl Encoders {
 mod tests {
     use super::*;
 
+    /// A smooth gradient with a little noise: photo-like.
+    fn photo(w: u32, h: u32) -> Vec<u8> {
+        let mut seed = 1u32;
+        let mut out = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                let n = (seed >> 29) as u8;
+                out.extend([
+                    ((x * 2) as u8).wrapping_add(n),
+                    ((y * 3) as u8).wrapping_add(n),
+                    (x + y) as u8,
+                    0,
+                ]);
+            }
+        }
+        out
+    }
+
+    /// Black "text" strokes on white: flat runs and hard edges.
+    fn text(w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let ink = (x % 7 < 2 && y % 11 < 8) || (y % 11 == 3 && x % 13 < 9);
+                out.extend(if ink { [0, 0, 0, 0] } else { [255, 255, 255, 0] });
+            }
+        }
+        out
+    }
+
     #[test]
     fn tiny_images_and_off_go_raw() {
         let any = ClientDecoders::default();
-        assert_eq!(choose(ImageCompression::AutoGlz, any, 3, 4), Encoding::Raw);
-        assert_eq!(choose(ImageCompression::Off, any, 100, 100), Encoding::Raw);
-        assert_eq!(choose(ImageCompression::AutoGlz, any, 100, 100), Encoding::Lz);
+        let p = photo(100, 100);
+        assert_eq!(choose(ImageCompression::AutoGlz, any, 3, 4, &p), Encoding::Raw);
+        assert_eq!(choose(ImageCompression::Off, any, 100, 100, &p), Encoding::Raw);
+    }
+
+    #[test]
+    fn auto_uses_quic_for_photos_and_lz_for_text() {
+        let any = ClientDecoders::default();
+        assert!(looks_photographic(&photo(120, 80), 120, 80));
+        assert!(!looks_photographic(&text(120, 80), 120, 80));
+        assert!(!looks_photographic(&vec![9; 120 * 80 * 4], 120, 80));
+        assert_eq!(
+            choose(ImageCompression::AutoGlz, any, 120, 80, &photo(120, 80)),
+            Encoding::Quic
+        );
+        assert_eq!(
+            choose(ImageCompression::AutoLz, any, 120, 80, &text(120, 80)),
+            Encoding::Lz
+        );
+        assert_eq!(
+            choose(ImageCompression::Quic, any, 2, 80, &photo(2, 80)),
+            Encoding::Raw
+        );
     }
 
     #[test]
@@ -182,8 +285,9 @@ mod tests {
             lz4: true,
             glz_window: 1 << 20,
         };
-        assert_eq!(choose(ImageCompression::Lz4, html5, 64, 64), Encoding::Lz);
-        assert_eq!(choose(ImageCompression::Lz4, gtk, 64, 64), Encoding::Lz4);
+        let t = text(64, 64);
+        assert_eq!(choose(ImageCompression::Lz4, html5, 64, 64, &t), Encoding::Lz);
+        assert_eq!(choose(ImageCompression::Lz4, gtk, 64, 64, &t), Encoding::Lz4);
     }
 
     #[test]
