@@ -4,6 +4,11 @@
 //!   drop-in, from the `spice-capi` staticlib. rustc's cdylib output carries its
 //!   own version script, so the shared object is linked here with the upstream
 //!   symbol versions (`crates/spice-capi/spice-server.map`) and SONAME.
+//! - `bench [--quick] [--runs N] [spice-bench options]`: builds the library as
+//!   `capi` does, then runs the side-by-side benchmark (`crates/spice-bench`):
+//!   `benches/host/bench_host.c` against ours and Debian's C library with a
+//!   spice-gtk client, medians and ratios ours/C; a full run writes the figures
+//!   into `BENCHMARKS.md`. `cargo xtask bench --help` lists the options.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,8 +19,11 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("capi") => capi(args.iter().any(|a| a == "--debug")).map(|path| println!("{}", path.display())),
+        Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask capi [--debug]");
+            eprintln!(
+                "usage: cargo xtask capi [--debug]\n       cargo xtask bench [--quick] [--runs N] [--help]"
+            );
             std::process::exit(2);
         }
     }
@@ -26,6 +34,34 @@ fn workspace_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
+}
+
+/// Builds the release library, then runs `spice-bench` (release) against it.
+fn bench(args: &[String]) -> Result<()> {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let help = args.iter().any(|a| a == "--help" || a == "-h");
+    let mut run = Command::new(&cargo);
+    run.current_dir(&root).args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "spice-bench",
+        "--bin",
+        "spice-bench",
+        "--",
+    ]);
+    if !help {
+        let lib = capi(false)?;
+        let dir = lib.parent().context("library path has a directory")?;
+        run.arg("--lib-dir").arg(dir);
+    }
+    let status = run.args(args).status().context("running spice-bench")?;
+    if !status.success() {
+        bail!("spice-bench failed");
+    }
+    Ok(())
 }
 
 /// Builds the shared library and returns its path.

@@ -1,0 +1,442 @@
+//! Medians, ratios ours/C, and the Markdown that goes into `BENCHMARKS.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::procfs::Machine;
+use crate::proxy::{image_name, message_name, DisplayStats};
+use crate::run::{RunResult, Scenario};
+
+/// Everything measured for one scenario.
+#[derive(Debug, Clone)]
+pub struct ScenarioResults {
+    /// The scenario.
+    pub scenario: &'static Scenario,
+    /// Runs with a client, per library name.
+    pub runs: BTreeMap<String, Vec<RunResult>>,
+    /// Host-alone CPU seconds, per library name.
+    pub alone: BTreeMap<String, Vec<f64>>,
+    /// Display channel contents seen by the proxy run, per library name.
+    pub images: BTreeMap<String, DisplayStats>,
+}
+
+impl ScenarioResults {
+    /// Nothing measured yet.
+    pub fn new(scenario: &'static Scenario) -> Self {
+        Self {
+            scenario,
+            runs: BTreeMap::new(),
+            alone: BTreeMap::new(),
+            images: BTreeMap::new(),
+        }
+    }
+}
+
+/// The whole benchmark.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The machine.
+    pub machine: Machine,
+    /// Quick (CI) run or full run.
+    pub quick: bool,
+    /// Alternating runs per library and scenario.
+    pub runs: usize,
+    /// When it ran (UTC).
+    pub date: String,
+    /// `git describe --always --dirty` of the tree.
+    pub commit: String,
+    /// Versions of the C library and the client.
+    pub versions: String,
+    /// Per scenario.
+    pub scenarios: Vec<ScenarioResults>,
+}
+
+/// The median of some values; `None` if there are none.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+const OURS: &str = "ours";
+const C: &str = "C";
+
+/// One row of the figures table.
+struct Row {
+    metric: &'static str,
+    ours: Option<f64>,
+    c: Option<f64>,
+    /// Digits after the point; `None`: three significant digits.
+    digits: Option<usize>,
+    /// The goal on the ratio ours/C, if the issue sets one.
+    goal: Option<f64>,
+}
+
+fn fmt_value(v: Option<f64>, digits: Option<usize>) -> String {
+    let Some(v) = v else {
+        return "—".to_owned();
+    };
+    let digits = digits.unwrap_or_else(|| {
+        if v == 0.0 {
+            0
+        } else {
+            (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize
+        }
+    });
+    format!("{v:.digits$}")
+}
+
+fn ratio(ours: Option<f64>, c: Option<f64>) -> Option<f64> {
+    match (ours, c) {
+        (Some(o), Some(c)) if c > 0.0 => Some(o / c),
+        _ => None,
+    }
+}
+
+fn fmt_goal(r: Option<f64>, goal: Option<f64>) -> String {
+    match (r, goal) {
+        (Some(r), Some(g)) if r <= g => format!("≤ {g} ✓"),
+        (Some(r), Some(g)) => format!("≤ {g} ✗ ({:.1}× over)", r / g),
+        (None, Some(g)) => format!("≤ {g}"),
+        (_, None) => String::new(),
+    }
+}
+
+fn values(runs: &[RunResult], f: impl Fn(&RunResult) -> Option<f64>) -> Vec<f64> {
+    runs.iter().filter(|r| r.error.is_none()).filter_map(f).collect()
+}
+
+const MB: f64 = 1_000_000.0;
+
+impl ScenarioResults {
+    fn rows(&self) -> Vec<Row> {
+        let empty = Vec::new();
+        let ours = self.runs.get(OURS).unwrap_or(&empty);
+        let c = self.runs.get(C).unwrap_or(&empty);
+        let m = |runs: &[RunResult], f: &dyn Fn(&RunResult) -> Option<f64>| median(&values(runs, f));
+        let both = |f: &dyn Fn(&RunResult) -> Option<f64>| (m(ours, f), m(c, f));
+        let mut rows = Vec::new();
+        let mut push = |metric, (o, c): (Option<f64>, Option<f64>), digits: Option<usize>, goal| {
+            rows.push(Row {
+                metric,
+                ours: o,
+                c,
+                digits,
+                goal,
+            })
+        };
+        push(
+            "server CPU s, whole run",
+            both(&|r| Some(r.cpu_s)),
+            Some(2),
+            Some(0.5),
+        );
+        push(
+            "server CPU s, scenario only",
+            both(&|r| Some(r.cpu_scenario_s)),
+            Some(2),
+            Some(0.5),
+        );
+        let alone = |lib: &str| self.alone.get(lib).and_then(|v| median(v));
+        push(
+            "host alone, no client: CPU s",
+            (alone(OURS), alone(C)),
+            Some(2),
+            None,
+        );
+        push(
+            "display MB, whole session",
+            both(&|r| Some(r.display_bytes as f64 / MB)),
+            None,
+            Some(0.8),
+        );
+        push(
+            "display MB, scenario only",
+            both(&|r| Some(r.display_bytes_scenario as f64 / MB)),
+            None,
+            Some(0.8),
+        );
+        push("update latency ms", both(&|r| r.latency_ms), Some(0), Some(0.5));
+        push("first full frame ms", both(&|r| r.first_frame_ms), Some(0), None);
+        push(
+            "peak memory MB (VmHWM)",
+            both(&|r| Some(r.peak_kib as f64 / 1024.0)),
+            Some(1),
+            Some(1.0),
+        );
+        push(
+            "raw bitmap MB the host handed over",
+            both(&|r| Some(r.raw_bytes as f64 / MB)),
+            None,
+            None,
+        );
+        rows
+    }
+
+    fn exact(&self, lib: &str) -> (usize, usize) {
+        let runs = self.runs.get(lib).map_or(&[][..], Vec::as_slice);
+        (runs.iter().filter(|r| r.exact).count(), runs.len())
+    }
+}
+
+impl Report {
+    /// The figures as Markdown: machine, command, table, encodings.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            s,
+            "Measured {} on {} ({} logical CPUs), {:.0} GiB, Linux {}; load average {} at the start \
+             (the machine is shared: other builds may run at the same time). Tree: `{}`. {}.",
+            self.date, m.cpu, m.cores, m.memory_gib, m.kernel, m.load, self.commit, self.versions
+        );
+        let _ = writeln!(
+            s,
+            "\n{} run{} per library and scenario, alternating ours and C; medians. \
+             Command: `cargo xtask bench{}`.\n",
+            self.runs,
+            if self.runs == 1 { "" } else { "s" },
+            if self.quick { " --quick" } else { "" }
+        );
+        let _ = writeln!(s, "| scenario | metric | ours | C | ours/C | goal |");
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---|");
+        for sc in &self.scenarios {
+            for row in sc.rows() {
+                let r = ratio(row.ours, row.c);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    sc.scenario.name,
+                    row.metric,
+                    fmt_value(row.ours, row.digits),
+                    fmt_value(row.c, row.digits),
+                    fmt_value(r, Some(2)),
+                    fmt_goal(r, row.goal)
+                );
+            }
+            let (oe, on) = sc.exact(OURS);
+            let (ce, cn) = sc.exact(C);
+            let ok = oe == on && on > 0;
+            let _ = writeln!(
+                s,
+                "| {} | last frame pixel-exact | {oe}/{on} | {ce}/{cn} | | always {} |",
+                sc.scenario.name,
+                if ok { "✓" } else { "✗" }
+            );
+        }
+        let failures: Vec<String> = self
+            .scenarios
+            .iter()
+            .flat_map(|sc| sc.runs.values().flatten())
+            .filter_map(|r| {
+                r.error
+                    .as_ref()
+                    .map(|e| format!("- {} / {}: {e}", r.scenario, r.lib))
+            })
+            .collect();
+        if !failures.is_empty() {
+            let _ = writeln!(s, "\nFailed runs (left out of the medians):\n");
+            for f in failures {
+                let _ = writeln!(s, "{f}");
+            }
+        }
+        if self.scenarios.iter().any(|sc| !sc.images.is_empty()) {
+            let _ = writeln!(
+                s,
+                "\nWhat the display channel carried (one extra run per library through a counting \
+                 proxy; images of DRAW_COPY by encoding: messages, MB, bits per pixel):\n"
+            );
+            let _ = writeln!(s, "| scenario | library | images | other messages |");
+            let _ = writeln!(s, "|---|---|---|---|");
+            for sc in &self.scenarios {
+                for (lib, stats) in &sc.images {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} |",
+                        sc.scenario.name,
+                        lib,
+                        images_summary(stats),
+                        others_summary(stats)
+                    );
+                }
+            }
+        }
+        s
+    }
+
+    /// Everything, runs included, as JSON.
+    pub fn to_json(&self) -> Value {
+        let scenarios: Vec<Value> = self
+            .scenarios
+            .iter()
+            .map(|sc| {
+                let runs: Vec<Value> = sc.runs.values().flatten().map(RunResult::to_json).collect();
+                let images: BTreeMap<&String, Value> = sc
+                    .images
+                    .iter()
+                    .map(|(lib, st)| {
+                        let by_type: BTreeMap<String, Value> = st
+                            .images
+                            .iter()
+                            .map(|(t, c)| {
+                                (
+                                    image_name(*t),
+                                    json!({"count": c.count, "bytes": c.bytes, "pixels": c.pixels}),
+                                )
+                            })
+                            .collect();
+                        let messages: BTreeMap<String, Value> = st
+                            .messages
+                            .iter()
+                            .map(|(t, (n, b))| (message_name(*t), json!({"count": n, "bytes": b})))
+                            .collect();
+                        (
+                            lib,
+                            json!({"images": by_type, "messages": messages, "bytes": st.bytes, "error": st.error}),
+                        )
+                    })
+                    .collect();
+                json!({
+                    "scenario": sc.scenario.name,
+                    "runs": runs,
+                    "alone_cpu_s": sc.alone,
+                    "display": images,
+                })
+            })
+            .collect();
+        json!({
+            "date": self.date,
+            "commit": self.commit,
+            "quick": self.quick,
+            "runs": self.runs,
+            "machine": {
+                "cpu": self.machine.cpu,
+                "cores": self.machine.cores,
+                "kernel": self.machine.kernel,
+                "memory_gib": self.machine.memory_gib,
+                "load": self.machine.load,
+            },
+            "versions": self.versions,
+            "scenarios": scenarios,
+        })
+    }
+
+    /// Whether every run of every library showed the last frame pixel-exact.
+    pub fn all_exact(&self) -> bool {
+        self.scenarios
+            .iter()
+            .flat_map(|sc| sc.runs.values().flatten())
+            .all(|r| r.exact)
+    }
+}
+
+fn images_summary(stats: &DisplayStats) -> String {
+    if stats.images.is_empty() {
+        return "none".into();
+    }
+    let mut parts: Vec<String> = stats
+        .images
+        .iter()
+        .map(|(t, c)| {
+            let bpp = if c.pixels > 0 {
+                c.bytes as f64 * 8.0 / c.pixels as f64
+            } else {
+                0.0
+            };
+            format!(
+                "{} {} × {:.2} MB {:.1} bpp",
+                image_name(*t),
+                c.count,
+                c.bytes as f64 / MB,
+                bpp
+            )
+        })
+        .collect();
+    if let Some(e) = &stats.error {
+        parts.push(format!("(stream not followed to the end: {e})"));
+    }
+    parts.join("; ")
+}
+
+fn others_summary(stats: &DisplayStats) -> String {
+    let parts: Vec<String> = stats
+        .messages
+        .iter()
+        .filter(|(t, _)| !matches!(**t, 303..=305))
+        .map(|(t, (n, b))| format!("{} {n} ({:.1} KB)", message_name(*t), *b as f64 / 1000.0))
+        .collect();
+    parts.join(", ")
+}
+
+/// Markers around the generated part of `BENCHMARKS.md`.
+pub const BEGIN: &str = "<!-- figures:begin (written by cargo xtask bench) -->";
+/// End marker.
+pub const END: &str = "<!-- figures:end -->";
+
+/// Replaces the generated part of `path` (between [`BEGIN`] and [`END`]).
+pub fn write_into(path: &Path, figures: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+        bail!("{} has no {BEGIN} ... {END} section to replace", path.display());
+    };
+    if e < b {
+        bail!("{}: the figures markers are out of order", path.display());
+    }
+    let updated = format!("{}{BEGIN}\n\n{}\n{}", &text[..b], figures.trim_end(), &text[e..]);
+    std::fs::write(path, updated).with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(fmt_value(None, Some(2)), "—");
+        assert_eq!(fmt_value(Some(1.234), Some(2)), "1.23");
+        assert_eq!(fmt_value(Some(123.4), None), "123");
+        assert_eq!(fmt_value(Some(1.234), None), "1.23");
+        assert_eq!(fmt_value(Some(0.001_41), None), "0.00141");
+        assert_eq!(fmt_value(Some(0.0), None), "0");
+    }
+
+    #[test]
+    fn goals() {
+        assert_eq!(fmt_goal(Some(0.4), Some(0.5)), "≤ 0.5 ✓");
+        assert_eq!(fmt_goal(Some(1.0), Some(0.5)), "≤ 0.5 ✗ (2.0× over)");
+        assert_eq!(fmt_goal(Some(1.0), None), "");
+    }
+
+    #[test]
+    fn replaces_between_markers() {
+        let dir = std::env::temp_dir().join(format!("spice-bench-md-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("B.md");
+        std::fs::write(&path, format!("head\n{BEGIN}\nold\n{END}\ntail\n")).unwrap();
+        write_into(&path, "new\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("head\n{BEGIN}\n\nnew\n{END}\ntail\n")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
