@@ -82,6 +82,32 @@ impl Canvas {
         Rect::new(x, y, w, h)
     }
 
+    /// Scrolls the picture up by `rows` (less than the height) and paints the
+    /// rows uncovered at the bottom with a new line of "text" (dark marks on
+    /// a light band), like a terminal; returns the whole canvas as damage.
+    pub fn scroll_up(&mut self, rows: u32) -> Rect {
+        let rows = rows.min(self.height - 1);
+        self.data.copy_within(rows as usize * self.stride.., 0);
+        for y in self.height - rows..self.height {
+            for x in 0..self.width {
+                self.put(x, y, [0xf0, 0xf0, 0xf0, 0]);
+            }
+        }
+        let mut x = 2;
+        while x + 6 < self.width {
+            let glyph = self.next();
+            for gy in 0..rows.min(12) {
+                for gx in 0..5 {
+                    if glyph >> ((gy * 5 + gx) % 64) & 1 == 1 {
+                        self.put(x + gx, self.height - rows + gy, [0x20, 0x20, 0x30, 0]);
+                    }
+                }
+            }
+            x += 7;
+        }
+        Rect::new(0, 0, self.width, self.height)
+    }
+
     /// The frame as the display handle takes it.
     pub fn frame(&self) -> Frame<'_> {
         Frame {

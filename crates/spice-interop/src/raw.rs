@@ -261,6 +261,8 @@ pub struct Screen {
     pub draws: u32,
     /// How many images of each `SPICE_IMAGE_TYPE_*` arrived.
     pub kinds: std::collections::BTreeMap<u8, u32>,
+    /// The GLZ window, for a client that offered one in DISPLAY_INIT.
+    pub glz: Option<spice_codec::glz::GlzDecoder>,
 }
 
 /// Decodes the image body after its descriptor into top-down 32-bit rows and their stride.
@@ -308,10 +310,47 @@ fn decode_image(kind: u8, r: &mut Reader<'_>, w: u32, h: u32) -> Result<(Vec<u8>
     }
 }
 
+/// Decodes a GLZ_RGB or ZLIB_GLZ_RGB image body with the client's window.
+fn decode_glz(
+    kind: u8,
+    r: &mut Reader<'_>,
+    w: u32,
+    h: u32,
+    glz: &mut spice_codec::glz::GlzDecoder,
+) -> Result<(Vec<u8>, usize), String> {
+    use spice_proto::msg::display::image_type;
+    let e = |e: spice_proto::DecodeError| e.to_string();
+    let stream = if kind == image_type::ZLIB_GLZ_RGB {
+        let glz_size = r.u32("glz size").map_err(e)? as usize;
+        let size = r.u32("zlib size").map_err(e)? as usize;
+        let data = r.take(size, "zlib stream").map_err(e)?;
+        spice_codec::glz::decode_zlib_glz(data, glz_size).map_err(|e| e.to_string())?
+    } else {
+        let size = r.u32("glz size").map_err(e)? as usize;
+        r.take(size, "glz stream").map_err(e)?.to_vec()
+    };
+    let image = glz.decode(&stream).map_err(|e| e.to_string())?;
+    if (image.header.width, image.header.height) != (w, h) || !image.header.top_down {
+        return Err("GLZ header does not match the descriptor".into());
+    }
+    Ok((image.data, w as usize * 4))
+}
+
 impl Screen {
+    /// A screen for a client that offered a GLZ window in DISPLAY_INIT.
+    pub fn with_glz() -> Self {
+        Self {
+            glz: Some(spice_codec::glz::GlzDecoder::new(
+                spice_codec::DecodeLimits::default(),
+                u64::MAX,
+            )),
+            ..Self::default()
+        }
+    }
+
     /// Applies one display message; returns an error string for anything malformed.
     pub fn apply(&mut self, frame: &Frame) -> Result<(), String> {
-        use spice_proto::msg::display::server_type;
+        use spice_proto::msg::display::{image_type, server_type};
         let mut r = Reader::new(&frame.body);
         let e = |e: spice_proto::DecodeError| e.to_string();
         match frame.msg_type {
@@ -337,7 +376,12 @@ impl Screen {
                 img.u8("flags").map_err(e)?;
                 let w = img.u32("w").map_err(e)? as usize;
                 let h = img.u32("h").map_err(e)? as usize;
-                let (rows, stride) = decode_image(kind, &mut img, w as u32, h as u32)?;
+                let (rows, stride) = match (kind, &mut self.glz) {
+                    (image_type::GLZ_RGB | image_type::ZLIB_GLZ_RGB, Some(glz)) => {
+                        decode_glz(kind, &mut img, w as u32, h as u32, glz)?
+                    }
+                    _ => decode_image(kind, &mut img, w as u32, h as u32)?,
+                };
                 for row in 0..h {
                     let dst = ((top + row) * self.width as usize + left) * 4;
                     self.pixels

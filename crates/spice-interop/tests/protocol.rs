@@ -435,3 +435,63 @@ fn image_compression_follows_the_setting_and_the_client() {
         (only(display::image_type::QUIC), true)
     );
 }
+
+#[test]
+fn glz_goes_to_clients_that_offer_a_window_and_refers_to_earlier_images() {
+    use display::image_type::{GLZ_RGB, LZ_RGB};
+    use spice_server::ImageCompression;
+    for (setting, window) in [
+        (ImageCompression::AutoGlz, 0),
+        (ImageCompression::AutoGlz, 3 << 20),
+        (ImageCompression::Glz, 1 << 20),
+        (ImageCompression::Glz, 0),
+    ] {
+        let (s, display) = server(|b| b.image_compression(setting));
+        let mut canvas = Canvas::stripes(200, 120, 5);
+        canvas.publish(&display);
+        let (_main, id) = session(s.local_addr());
+        let mut chan = RawClient::link(s.local_addr(), ChannelType::Display, 0, id, "").unwrap();
+        let mut init = Vec::new();
+        Writer::new(&mut init).u8(1).u64(0).u8(1).i32(window);
+        chan.send(display::client_type::INIT, &init);
+        let mut screen = if window > 0 {
+            Screen::with_glz()
+        } else {
+            Screen::default()
+        };
+        display_sequence(&mut chan, &mut screen);
+        for _ in 0..12 {
+            let rect = canvas.scroll_up(5);
+            display.update(&canvas.frame(), &[rect]).unwrap();
+        }
+        let expected = canvas.packed();
+        let mut received = 0u32;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while screen.pixels != expected && Instant::now() < deadline {
+            let Some(frame) = chan.recv(Duration::from_millis(200)) else {
+                continue;
+            };
+            received += 1;
+            if received % spice_interop::raw::ACK_WINDOW == 0 {
+                chan.send(base::client_type::ACK, &[]);
+            }
+            screen.apply(&frame).unwrap();
+        }
+        assert_eq!(
+            spice_interop::pattern::diff_count(&screen.pixels, &expected),
+            0,
+            "{setting:?}, window {window}: final picture is exact"
+        );
+        let kind = if window > 0 { GLZ_RGB } else { LZ_RGB };
+        assert_eq!(
+            screen.kinds.keys().copied().collect::<Vec<_>>(),
+            [kind],
+            "{setting:?}, window {window}"
+        );
+        if window > 0 {
+            // Every image is in the client's window (nothing was evicted).
+            let glz = screen.glz.as_ref().unwrap();
+            assert_eq!(glz.images() as u32, screen.draws);
+        }
+    }
+}

@@ -401,6 +401,48 @@ fn devices_and_displays_can_come_and_go_while_a_client_is_connected() {
     gtk.quit();
 }
 
+/// GLZ images refer to earlier ones in spice-gtk's window: a scrolling
+/// terminal (each frame mostly the previous one moved up), repainted
+/// content, then a second client (a new session: a new, empty window on both
+/// sides) that scrolls on.
+#[test]
+fn glz_window_is_pixel_exact_in_spice_gtk_across_scrolls_and_clients() {
+    use spice_server::ImageCompression;
+    for setting in [ImageCompression::Glz, ImageCompression::AutoGlz] {
+        let mut canvas = Canvas::stripes(320, 200, 3);
+        let h = host(&canvas, |b| b.image_compression(setting));
+        let mut gtk = SpiceGtk::start();
+        gtk.connect(h.server.local_addr(), None);
+        gtk.expect("mark", T);
+        assert_surface(&mut gtk, &canvas, &format!("{setting:?}: first picture"));
+        for k in 0..40 {
+            let rect = canvas.scroll_up(3 + k % 11);
+            h.display.update(&canvas.frame(), &[rect]).unwrap();
+            if k % 10 == 9 {
+                // The same content again: one reference per band.
+                h.display.update(&canvas.frame(), &[rect]).unwrap();
+                assert_surface(&mut gtk, &canvas, &format!("{setting:?}: after {k} scrolls"));
+            }
+        }
+        gtk.quit();
+
+        let mut second = SpiceGtk::start();
+        second.connect(h.server.local_addr(), None);
+        second.expect("mark", T);
+        assert_surface(&mut second, &canvas, &format!("{setting:?}: second client"));
+        for k in 0..20 {
+            let rect = canvas.scroll_up(1 + k % 5);
+            h.display.update(&canvas.frame(), &[rect]).unwrap();
+        }
+        assert_surface(
+            &mut second,
+            &canvas,
+            &format!("{setting:?}: second client after scrolls"),
+        );
+        second.quit();
+    }
+}
+
 #[test]
 fn every_lossless_image_format_is_pixel_exact_in_spice_gtk() {
     use spice_server::ImageCompression;
@@ -409,6 +451,7 @@ fn every_lossless_image_format_is_pixel_exact_in_spice_gtk() {
         ImageCompression::Lz,
         ImageCompression::Lz4,
         ImageCompression::AutoGlz,
+        ImageCompression::Glz,
     ] {
         let mut canvas = Canvas::new(257, 131, 21);
         let h = host(&canvas, |b| b.image_compression(setting));

@@ -684,3 +684,98 @@ fn fuzz_oracle_survives_random_and_mutated_inputs() {
         fuzz_decode(&input);
     }
 }
+
+/// Encoder speed and ratio against LZ, single images and sequences. Run with
+/// `cargo test --release -p spice-codec -- --ignored --nocapture bench_glz`.
+#[test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+fn bench_glz() {
+    use std::time::Instant;
+    let time = |f: &mut dyn FnMut()| {
+        let mut best = f64::MAX;
+        let start = Instant::now();
+        let mut runs = 0;
+        while runs < 3 || start.elapsed().as_millis() < 400 {
+            let t = Instant::now();
+            f();
+            best = best.min(t.elapsed().as_secs_f64());
+            runs += 1;
+        }
+        best
+    };
+    let mut sequences: Vec<(String, Vec<Image>)> = test_images::bench()
+        .into_iter()
+        .map(|img| (img.name.clone(), vec![img]))
+        .collect();
+    sequences.push((
+        "scrolling text 1024x768 x20".into(),
+        scrolling_text(1024, 768, 16, 20),
+    ));
+    let screen = test_images::ui(1024, 768);
+    let rects = [
+        (0, 0, 1024, 768),
+        (100, 50, 300, 200),
+        (400, 300, 250, 180),
+        (10, 700, 1000, 40),
+    ];
+    sequences.push((
+        "ui repaints x20".into(),
+        (0..20)
+            .map(|k| {
+                let (x, y, w, h) = rects[k % rects.len()];
+                crop(&screen, x, y, w, h)
+            })
+            .collect(),
+    ));
+    for (name, images) in &sequences {
+        let raw: usize = images.iter().map(Image::bytes).sum();
+        let mut glz_bytes = 0;
+        let t_glz = time(&mut || {
+            let mut enc = GlzEncoder::new(3 << 20);
+            glz_bytes = 0;
+            let mut out = Vec::new();
+            for img in images {
+                out.clear();
+                enc.encode_rgb32(&img.as_ref(), &mut out).unwrap();
+                glz_bytes += out.len();
+            }
+        });
+        let mut lz_bytes = 0;
+        let t_lz = time(&mut || {
+            let mut enc = lz::LzEncoder::new();
+            lz_bytes = 0;
+            let mut out = Vec::new();
+            for img in images {
+                out.clear();
+                enc.encode_rgb32(&img.as_ref(), &mut out).unwrap();
+                lz_bytes += out.len();
+            }
+        });
+        let mut zlib_bytes = 0;
+        let t_zlib = time(&mut || {
+            let mut enc = GlzEncoder::new(3 << 20);
+            let mut z = ZlibGlzEncoder::new();
+            zlib_bytes = 0;
+            let (mut out, mut wrapped) = (Vec::new(), Vec::new());
+            for img in images {
+                out.clear();
+                wrapped.clear();
+                enc.encode_rgb32(&img.as_ref(), &mut out).unwrap();
+                zlib_bytes += if z.wrap(&out, &mut wrapped) {
+                    wrapped.len()
+                } else {
+                    out.len()
+                };
+            }
+        });
+        let mbs = |t: f64| raw as f64 / t / 1e6;
+        println!(
+            "{name:<28} lz {lz_bytes:>9} B {:>7.1} MB/s | glz {glz_bytes:>9} B {:>7.1} MB/s ({:.3} of lz) | zlib-glz {zlib_bytes:>9} B {:>7.1} MB/s ({:.3} of lz)",
+            mbs(t_lz),
+            mbs(t_glz),
+            glz_bytes as f64 / lz_bytes as f64,
+            mbs(t_zlib),
+            zlib_bytes as f64 / lz_bytes as f64,
+        );
+    }
+}

@@ -58,11 +58,23 @@ pub(crate) struct DisplayChannel {
     encoders: Box<Encoders>,
     /// The setting in force for this produce round.
     setting: ImageCompression,
+    /// Whether this channel may use GLZ: spice-gtk keeps one GLZ window per
+    /// session, shared by all its display channels, and a dictionary can
+    /// mirror it for one channel only, so display channel 0 alone uses GLZ
+    /// (the others use LZ).
+    glz_allowed: bool,
 }
 
 impl DisplayChannel {
-    /// Starts flow control and registers for damage under `key`.
-    pub(crate) fn start(mut base: ChannelBase, key: u64, client_caps: &Caps, shared: &DisplayShared) -> Self {
+    /// Starts flow control and registers for damage under `key`, for
+    /// display channel `channel_id`.
+    pub(crate) fn start(
+        mut base: ChannelBase,
+        key: u64,
+        channel_id: u8,
+        client_caps: &Caps,
+        shared: &DisplayShared,
+    ) -> Self {
         base.start_acks();
         shared.lock().clients.insert(key, Region::new());
         Self {
@@ -79,6 +91,7 @@ impl DisplayChannel {
             preferred: None,
             encoders: Box::default(),
             setting: ImageCompression::default(),
+            glz_allowed: channel_id == 0,
         }
     }
 
@@ -104,7 +117,12 @@ impl DisplayChannel {
                 ..
             } => {
                 tracing::debug!(pixmap_cache_size, glz_dictionary_window_size, "display init");
-                self.decoders.glz_window = u32::try_from(glz_dictionary_window_size).unwrap_or(0);
+                let window = match u32::try_from(glz_dictionary_window_size) {
+                    Ok(w) if self.glz_allowed => w,
+                    _ => 0,
+                };
+                self.decoders.glz_window = window;
+                self.encoders.set_glz_window(window);
                 self.initialized = true;
                 Some(DisplayEvent::Produce)
             }

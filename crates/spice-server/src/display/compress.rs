@@ -6,7 +6,14 @@
 //! window from DISPLAY_INIT); the content decides between QUIC (photographic)
 //! and the dictionary coders. Anything that does not come out smaller than the
 //! raw pixels goes raw, and images too small to gain are never compressed.
+//!
+//! GLZ is the exception to "raw when it does not shrink": its dictionary
+//! mirrors the client's window, so every image it encodes must reach the
+//! client, in order. It is used only for images of at least
+//! [`MIN_GLZ_PIXELS`] (for which a GLZ stream is always smaller than the raw
+//! pixels) that fit the dictionary's window; anything else goes LZ.
 
+use spice_codec::glz::GlzEncoder;
 use spice_codec::lz::LzEncoder;
 use spice_codec::lz4::Lz4Encoder;
 use spice_codec::quic;
@@ -81,7 +88,13 @@ pub(crate) enum Encoding {
     Lz,
     Lz4,
     Quic,
+    Glz,
 }
+
+/// Smallest image sent as GLZ: from here on a GLZ stream (33-byte header,
+/// at most 3 bytes per pixel plus a control byte per 32) is always smaller
+/// than the raw pixels, so it never needs the raw fallback it cannot have.
+const MIN_GLZ_PIXELS: u64 = 64;
 
 /// `MIN_DIMENSION_TO_QUIC` of the C server: narrower images do not use QUIC.
 const MIN_QUIC_SIDE: u32 = 3;
@@ -140,7 +153,13 @@ pub(crate) fn choose(
         {
             Encoding::Quic
         }
-        // GLZ is not written yet: LZ is the lossless coder every client reads.
+        // GLZ for clients that keep a window (spice-gtk); spice-html5 offers none.
+        ImageCompression::Glz | ImageCompression::AutoGlz
+            if client.glz_window > 0 && u64::from(width) * u64::from(height) >= MIN_GLZ_PIXELS =>
+        {
+            Encoding::Glz
+        }
+        // LZ: the lossless coder every client reads.
         ImageCompression::Lz4
         | ImageCompression::Lz
         | ImageCompression::Glz
@@ -154,6 +173,10 @@ pub(crate) fn choose(
 pub(crate) struct Encoders {
     lz: Option<LzEncoder>,
     lz4: Option<Lz4Encoder>,
+    /// The GLZ dictionary: the mirror of the client's window, created on
+    /// first use with the window the client offered.
+    glz: Option<GlzEncoder>,
+    glz_window: u32,
     out: Vec<u8>,
 }
 
@@ -166,6 +189,14 @@ impl std::fmt::Debug for Encoders {
 }
 
 impl Encoders {
+    /// Sets the GLZ window the client offered in DISPLAY_INIT (pixels; 0 =
+    /// none) and starts an empty dictionary: the client's window is empty
+    /// when its session connects, and image ids start again from 0.
+    pub(crate) fn set_glz_window(&mut self, window: u32) {
+        self.glz_window = window;
+        self.glz = None;
+    }
+
     /// Encodes packed xRGB `pixels` (`width * 4` bytes per row) as `encoding`,
     /// falling back to raw when that fails or does not shrink the image.
     pub(crate) fn encode<'a>(
@@ -186,6 +217,20 @@ impl Encoders {
             data: pixels,
         };
         self.out.clear();
+        let mut encoding = encoding;
+        if encoding == Encoding::Glz {
+            let window = self.glz_window;
+            let glz = self.glz.get_or_insert_with(|| GlzEncoder::new(window));
+            if glz.fits(width, height) {
+                match glz.encode_rgb32(&image, &mut self.out) {
+                    // Sent whatever its size (see the module documentation).
+                    Ok(_) => return ImageData::GlzRgb(&self.out),
+                    Err(e) => tracing::debug!(error = %e, "GLZ failed; sending LZ"),
+                }
+                self.out.clear();
+            }
+            encoding = Encoding::Lz;
+        }
         let result = match encoding {
             Encoding::Raw => return raw,
             Encoding::Lz => self
@@ -198,6 +243,7 @@ impl Encoders {
                 &mut self.out,
             ),
             Encoding::Quic => quic::encode_rgb32(&image, &mut self.out),
+            Encoding::Glz => unreachable!("GLZ is handled above"),
         };
         if let Err(e) = result {
             tracing::debug!(error = %e, ?encoding, "encoder failed; sending raw");
@@ -210,7 +256,7 @@ impl Encoders {
             Encoding::Lz => ImageData::LzRgb(&self.out),
             Encoding::Lz4 => ImageData::Lz4(&self.out),
             Encoding::Quic => ImageData::Quic(&self.out),
-            Encoding::Raw => raw,
+            Encoding::Raw | Encoding::Glz => raw,
         }
     }
 }
@@ -311,6 +357,70 @@ mod tests {
         match enc.encode(Encoding::Lz, 64, 64, &flat) {
             ImageData::LzRgb(data) => assert!(data.len() < flat.len() / 10),
             other => panic!("expected LZ, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn glz_only_for_clients_with_a_window_and_images_big_enough() {
+        let html5 = ClientDecoders::default();
+        let gtk = ClientDecoders {
+            lz4: true,
+            glz_window: 3 << 20,
+        };
+        let t = text(64, 64);
+        for setting in [ImageCompression::AutoGlz, ImageCompression::Glz] {
+            assert_eq!(choose(setting, gtk, 64, 64, &t), Encoding::Glz);
+            assert_eq!(choose(setting, html5, 64, 64, &t), Encoding::Lz);
+            assert_eq!(choose(setting, gtk, 9, 7, &t), Encoding::Lz);
+        }
+        assert_eq!(choose(ImageCompression::AutoLz, gtk, 64, 64, &t), Encoding::Lz);
+        // Photographic content still goes QUIC in auto mode, not with `glz`.
+        let p = photo(120, 80);
+        assert_eq!(
+            choose(ImageCompression::AutoGlz, gtk, 120, 80, &p),
+            Encoding::Quic
+        );
+        assert_eq!(choose(ImageCompression::Glz, gtk, 120, 80, &p), Encoding::Glz);
+    }
+
+    #[test]
+    fn glz_images_refer_to_earlier_ones_and_fall_back_to_lz_when_too_big() {
+        use spice_codec::glz::GlzDecoder;
+        use spice_codec::DecodeLimits;
+        let mut enc = Encoders::default();
+        enc.set_glz_window(64 * 64 * 3);
+        let mut client = GlzDecoder::new(DecodeLimits::default(), u64::MAX);
+        let t = text(64, 64);
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            match enc.encode(Encoding::Glz, 64, 64, &t) {
+                ImageData::GlzRgb(data) => {
+                    sizes.push(data.len());
+                    let img = client.decode(data).unwrap();
+                    assert!(img.data == t);
+                }
+                other => panic!("expected GLZ, got {other:?}"),
+            }
+        }
+        // The repeats are one reference each (33 header bytes, 20 for the
+        // reference, most of them the length of 4096).
+        assert!(sizes[1] < 60 && sizes[2] < 60, "{sizes:?}");
+        // Larger than the window: LZ, and the dictionary carries on.
+        let big = text(128, 128);
+        assert!(matches!(
+            enc.encode(Encoding::Glz, 128, 128, &big),
+            ImageData::LzRgb(_)
+        ));
+        match enc.encode(Encoding::Glz, 64, 64, &t) {
+            ImageData::GlzRgb(data) => assert!(client.decode(data).unwrap().data == t),
+            other => panic!("expected GLZ, got {other:?}"),
+        }
+        // A new DISPLAY_INIT starts a new dictionary (ids from 0).
+        enc.set_glz_window(1 << 20);
+        let mut client = GlzDecoder::new(DecodeLimits::default(), u64::MAX);
+        match enc.encode(Encoding::Glz, 64, 64, &t) {
+            ImageData::GlzRgb(data) => assert!(client.decode(data).unwrap().data == t),
+            other => panic!("expected GLZ, got {other:?}"),
         }
     }
 

@@ -321,6 +321,7 @@ impl ServerState {
                 Channel::Display(DisplayChannel::start(
                     base,
                     id,
+                    mess.channel_id,
                     &mess.channel_caps,
                     &display.shared,
                 ))
