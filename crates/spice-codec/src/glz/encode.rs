@@ -28,24 +28,29 @@
 //! Greedy parsing, like the LZ encoder, over candidates tried cheapest
 //! first:
 //!
-//! 1. the same place in the most recent earlier image of the same size (or,
+//! 1. an identical row in an earlier image of the same width (the rows of
+//!    each image are hashed into a table of 2^16 rows): scrolled and
+//!    repainted content is found whole, a row at a time, wherever it was;
+//! 2. the same place in the most recent earlier image of the same size (or,
 //!    failing that, the same width): a repainted window, a clock, a cursor
 //!    blink are mostly that;
-//! 2. the displacement of the last reference into an earlier image: once
+//! 3. the displacement of the last reference into an earlier image: once
 //!    scrolled content is found, the next rows follow at the same offset;
-//! 3. the previous pixel (runs), the pixel one row up, and the distance of
+//! 4. the previous pixel (runs), the pixel one row up, and the distance of
 //!    the last reference inside the image;
-//! 4. a hash table over the whole window: keys of 3 pixels, buckets of the
-//!    4 most recent positions. Literal positions are inserted, and one
-//!    position in [`SPARSE`] inside references, so content that reached the
-//!    client through a reference can still be found once its source is
-//!    evicted.
+//! 5. a hash table over the whole window: keys of 3 pixels, buckets of the
+//!    4 most recent positions, at most 2^16 buckets (1 MiB, so that it
+//!    mostly stays in cache: a bigger one made the encoder 2.5 times slower
+//!    on photos). Literal positions are inserted, and the last position of
+//!    each reference (inserting the inside of references costs a cache miss
+//!    each and, measured, gained nothing).
 //!
 //! A candidate is scored by the bytes it saves over literals (a reference
 //! costs 3 to 7 bytes plus the length's extension bytes, a literal pixel 3).
-//! Hash-table entries are never cleared: a candidate counts only if it lies
-//! in an image still in the window, and only its compared pixels are used,
-//! so a stale entry costs a probe, never correctness. Over incompressible
+//! Table entries are not removed when images leave the window: a candidate
+//! counts only if it lies in an image still in the window, and only its
+//! compared pixels are used, so a stale entry costs a probe, never
+//! correctness. Over incompressible
 //! stretches the table is consulted at fewer positions (the other
 //! candidates are still tried everywhere), which bounds the time on noise
 //! and photos.
@@ -71,8 +76,6 @@ const MAX_WINDOW_IMAGES: usize = 1 << 16;
 const GOOD_ENOUGH: usize = 32;
 /// Pixels hashed per key.
 const HASH_UNITS: usize = 3;
-/// Inside a reference, one position in this many is inserted in the table.
-const SPARSE: usize = 4;
 /// After this many hash searches in a row found nothing, search one
 /// position in two, then one in three... up to one in [`MAX_SKIP`] + 1.
 const SKIP_AFTER: usize = 32;
@@ -80,7 +83,7 @@ const SKIP_AFTER: usize = 32;
 const MAX_SKIP: usize = 8;
 /// Bounds of the number of hash buckets (log2).
 const MIN_BUCKET_BITS: u32 = 10;
-const MAX_BUCKET_BITS: u32 = 18;
+const MAX_BUCKET_BITS: u32 = 16;
 /// Slots of the row table (log2).
 const ROW_BITS: u32 = 16;
 /// Earlier images looked at for one of the same size.
@@ -121,7 +124,7 @@ pub struct GlzStats {
 ///
 /// Memory: the ring of pixels (4 bytes per pixel of window, allocated as
 /// images arrive, at most the window rounded up to a power of two) and the
-/// hash table (at most 4 MiB).
+/// hash tables (at most 2 MiB).
 pub struct GlzEncoder {
     /// Effective window, pixels (0: GLZ unusable).
     window: usize,
@@ -140,9 +143,9 @@ pub struct GlzEncoder {
     /// Rows of earlier images by content: (row hash, global position of
     /// the row's first pixel), direct-mapped by the hash.
     rows: Vec<(u64, u64)>,
-    /// Scratch: per row of the image being coded, its hash, then the
-    /// global position of an earlier identical row (`NO_ROW` if none).
-    row_src: Vec<u64>,
+    /// Scratch: per row of the image being coded, its hash and the global
+    /// position of an earlier identical row (`NO_ROW` if none).
+    row_src: Vec<(u64, u64)>,
 }
 
 /// `row_src` entry for a row seen nowhere before.
@@ -239,7 +242,7 @@ impl GlzEncoder {
         self.ring.capacity() * 4
             + self.table.capacity() * 4
             + self.rows.capacity() * 16
-            + self.row_src.capacity() * 8
+            + self.row_src.capacity() * 16
     }
 
     /// Empties the dictionary and starts ids again from 0, for a client
@@ -302,7 +305,7 @@ impl GlzEncoder {
         for y in 0..image.height {
             let dst = &mut self.ring[r0 + y as usize * w..][..w];
             for (d, p) in dst.iter_mut().zip(image.row(y).chunks_exact(4)) {
-                *d = u32::from_le_bytes([p[0], p[1], p[2], 0]);
+                *d = u32::from_le_bytes([p[0], p[1], p[2], p[3]]) & 0x00ff_ffff;
             }
         }
         if self.table.is_empty() {
@@ -310,14 +313,14 @@ impl GlzEncoder {
             self.rows = vec![(0, NO_ROW); 1 << ROW_BITS];
         }
         // Rows seen before (in images still in the window: checked when used).
+        let row_slot = |key: u64| (key >> (64 - ROW_BITS)) as usize;
         self.row_src.clear();
         self.row_src
-            .extend(self.ring[r0..r0 + n].chunks_exact(w).map(row_hash));
-        let row_slot = |key: u64| (key >> (64 - ROW_BITS)) as usize;
-        for src in &mut self.row_src {
-            let (key, at) = self.rows[row_slot(*src)];
-            *src = if key == *src { at } else { NO_ROW };
-        }
+            .extend(self.ring[r0..r0 + n].chunks_exact(w).map(|row| {
+                let key = row_hash(row);
+                let (held, at) = self.rows[row_slot(key)];
+                (key, if held == key { at } else { NO_ROW })
+            }));
 
         GlzHeader {
             kind: TYPE_RGB32,
@@ -359,8 +362,7 @@ impl GlzEncoder {
         coder.compress(out);
         let mut stats = coder.stats;
         stats.bytes = out.len() - start_len;
-        for (y, row) in self.ring[r0..r0 + n].chunks_exact(w).enumerate() {
-            let key = row_hash(row);
+        for (y, &(key, _)) in self.row_src.iter().enumerate() {
             self.rows[row_slot(key)] = (key, pos + (y * w) as u64);
         }
 
@@ -488,7 +490,7 @@ struct Coder<'a> {
     /// Global displacement of the last reference to an earlier image (0: none).
     last_far: u64,
     /// Per row, the global position of an identical earlier row, if any.
-    row_src: &'a [u64],
+    row_src: &'a [(u64, u64)],
     /// The row of the last position looked at.
     row: usize,
     /// Index in `images` of the last image located.
@@ -597,7 +599,7 @@ impl Coder<'_> {
         while (self.row + 1) * w <= i {
             self.row += 1;
         }
-        let src = self.row_src[self.row];
+        let src = self.row_src[self.row].1;
         let mut row_delta = 0;
         if src != NO_ROW {
             let q = src + (i - self.row * w) as u64;
@@ -697,12 +699,10 @@ impl Coder<'_> {
             self.literals(lit, i, out);
             put_reference(best.len, best.src, out);
             let end = i + best.len;
-            let mut k = i + 1;
-            while k < end {
-                self.insert(k);
-                k += SPARSE;
-            }
-            if end >= 2 && end - 1 > i {
+            // Only the last position of a reference is hashed: inserting
+            // its inside costs a cache miss each and, measured, gains
+            // nothing (identical rows are found through the row table).
+            if end - 1 > i {
                 self.insert(end - 1);
             }
             i = end;
