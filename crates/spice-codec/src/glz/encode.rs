@@ -601,7 +601,8 @@ impl Coder<'_> {
         }
         let src = self.row_src[self.row].1;
         let mut row_delta = 0;
-        if src != NO_ROW {
+        // Rows are entered after their image is coded: always earlier.
+        if src < self.g0 {
             let q = src + (i - self.row * w) as u64;
             row_delta = gi - q;
             self.try_global(i, q, &mut best);

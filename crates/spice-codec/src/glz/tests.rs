@@ -781,3 +781,43 @@ fn bench_glz() {
         );
     }
 }
+
+/// Decodes every `.glzseq` file (see [`Session`]) in `GLZ_DECODE_DIR` with
+/// [`GlzDecoder`]: used outside the repository on streams of the C server's
+/// encoder, to check the decoder against it.
+#[test]
+#[ignore = "needs GLZ_DECODE_DIR"]
+fn decodes_dumped_streams() {
+    let dir = std::env::var_os("GLZ_DECODE_DIR").expect("GLZ_DECODE_DIR");
+    let mut images = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let mut dec = GlzDecoder::new(DecodeLimits::default(), u64::MAX);
+        let mut rest = &data[..];
+        let u32_at = |b: &[u8]| u32::from_le_bytes(b[..4].try_into().unwrap()) as usize;
+        while let [kind, ref tail @ ..] = *rest {
+            if kind == 2 {
+                dec.reset();
+                rest = tail;
+                continue;
+            }
+            let (glz_size, len) = (u32_at(tail), u32_at(&tail[4..]));
+            let payload = &tail[8..8 + len];
+            let (w, h) = (u32_at(&tail[8 + len..]), u32_at(&tail[12 + len..]));
+            let pixels = &tail[16 + len..16 + len + w * h * 4];
+            rest = &tail[16 + len + w * h * 4..];
+            let stream = if kind == 1 {
+                decode_zlib_glz(payload, glz_size).unwrap()
+            } else {
+                payload.to_vec()
+            };
+            let img = dec
+                .decode(&stream)
+                .unwrap_or_else(|e| panic!("{}: image {images}: {e}", path.display()));
+            assert!(img.data == pixels, "{}: image {images}", path.display());
+            images += 1;
+        }
+    }
+    println!("{images} images decoded");
+}
