@@ -101,6 +101,8 @@ fn main() -> Result<()> {
     };
 
     let machine = Machine::read();
+    let started = std::time::Instant::now();
+    let date = shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let ours_dir = match &args.lib_dir {
         Some(d) => d.clone(),
         None => host::build_our_library()?,
@@ -182,7 +184,8 @@ fn main() -> Result<()> {
         machine,
         quick: args.quick,
         runs,
-        date: shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
+        date,
+        minutes: started.elapsed().as_secs_f64() / 60.0,
         commit: shell(
             "git",
             &["-C", &root.to_string_lossy(), "describe", "--always", "--dirty"],

@@ -45,8 +45,10 @@ pub struct Report {
     pub quick: bool,
     /// Alternating runs per library and scenario.
     pub runs: usize,
-    /// When it ran (UTC).
+    /// When it started (UTC).
     pub date: String,
+    /// How long it took.
+    pub minutes: f64,
     /// `git describe --always --dirty` of the tree.
     pub commit: String,
     /// Versions of the C library and the client.
@@ -198,9 +200,17 @@ impl Report {
         let m = &self.machine;
         let _ = writeln!(
             s,
-            "Measured {} on {} ({} logical CPUs), {:.0} GiB, Linux {}; load average {} at the start \
-             (the machine is shared: other builds may run at the same time). Tree: `{}`. {}.",
-            self.date, m.cpu, m.cores, m.memory_gib, m.kernel, m.load, self.commit, self.versions
+            "Measured {} ({:.0} min) on {} ({} logical CPUs), {:.0} GiB, Linux {}; load average {} at \
+             the start (the machine is shared: other builds may run at the same time). Tree: `{}`. {}.",
+            self.date,
+            self.minutes,
+            m.cpu,
+            m.cores,
+            m.memory_gib,
+            m.kernel,
+            m.load,
+            self.commit,
+            self.versions
         );
         let _ = writeln!(
             s,
@@ -318,6 +328,7 @@ impl Report {
             .collect();
         json!({
             "date": self.date,
+            "minutes": self.minutes,
             "commit": self.commit,
             "quick": self.quick,
             "runs": self.runs,
