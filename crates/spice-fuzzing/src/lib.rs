@@ -1,10 +1,15 @@
-//! Fuzzing support for the SPICE wire protocol, in the style of IronRDP's `ironrdp-fuzzing`.
+//! Fuzzing support for the parsers of untrusted input, in the style of IronRDP's
+//! `ironrdp-fuzzing`: the SPICE wire protocol (`spice-proto`, what a client
+//! sends), the image codecs (`spice-codec`) and QXL command parsing
+//! (`spice-qxl`, what a guest hands the server).
 //!
 //! - [`oracles`] holds one function per fuzz target. Each takes arbitrary bytes,
-//!   exercises the sans-IO code of `spice-proto` with them and checks invariants
+//!   exercises the sans-IO code under test with them and checks invariants
 //!   that must hold for every input; it panics only when one of those is broken.
 //! - [`seeds`] builds well-formed inputs for each target (what a spice-gtk-like
-//!   client sends), used to seed `fuzz/corpus/` and by the replay tests.
+//!   client sends, streams from the codecs' own encoders, QXL commands from
+//!   `spice_qxl::fuzzing::fuzz_seeds`), used to seed `fuzz/corpus/` and by the
+//!   replay tests.
 //!
 //! The cargo-fuzz targets in `fuzz/` are one-liners over [`oracles`]; the tests of
 //! this crate replay the committed corpus on stable, so `cargo test` catches a
@@ -26,4 +31,9 @@ pub const TARGETS: &[(&str, Oracle)] = &[
     ("cursor_messages", oracles::cursor_messages),
     ("inputs_messages", oracles::inputs_messages),
     ("client_messages", oracles::client_messages),
+    ("lz", oracles::lz),
+    ("lz4", oracles::lz4),
+    ("quic", oracles::quic),
+    ("glz", oracles::glz),
+    ("qxl_command", oracles::qxl_command),
 ];

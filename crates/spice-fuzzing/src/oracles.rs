@@ -2,8 +2,9 @@
 //!
 //! Every oracle accepts any byte slice. It must not panic, loop forever or
 //! allocate without bound for any input; the only panics allowed are the
-//! assertions below, each of which states an invariant of `spice-proto` that a
-//! fuzzer found broken.
+//! assertions below (and those of the `spice-codec` and `spice-qxl` fuzz
+//! entry points the codec and QXL oracles call), each of which states an
+//! invariant of the code under test that a fuzzer found broken.
 //!
 //! # Input layouts
 //!
@@ -13,9 +14,17 @@
 //!   check fail and [`ctl::SERVER_MINI_HEADER`] makes the server offer the mini header.
 //! - [`link_mess`]: a raw `SpiceLinkMess` (also parsed as a link reply and header).
 //! - the `*_messages` oracles: a message type chosen by [`split_message`], then the body.
+//! - [`lz`] and [`quic`]: a whole LZ or QUIC stream, header included.
+//! - [`lz4`]: two bytes giving the width and height (`1 + b % 64` each), then
+//!   the LZ4 image payload (top-down byte, format byte, length-prefixed blocks).
+//! - [`glz`]: GLZ streams, each preceded by its length (2 bytes, big endian),
+//!   decoded in order by one decoder.
+//! - [`qxl_command`]: fake guest memory, laid out as [`spice_qxl::fuzzing`] describes.
 
 use std::time::{Duration, Instant};
 
+use spice_codec::lz::{self, LzImageType};
+use spice_codec::{lz4, quic, CodecError, DecodeLimits, ImageRef};
 use spice_proto::caps::Caps;
 use spice_proto::consts::{common_cap, ChannelType, LinkError, TICKET_PUBKEY_BYTES};
 use spice_proto::framing::{Deframer, Frame, HeaderKind};
@@ -554,6 +563,220 @@ pub fn client_messages(data: &[u8]) {
     if let Some((msg_type, body)) = split_message(data) {
         decode_everywhere(msg_type, body);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Image codecs (`spice-codec`) and QXL commands (`spice-qxl`): the parsers of
+// what a guest hands the server. Each oracle runs the crate's own fuzz entry
+// point (decode, re-encode, decode again) and then checks what that entry
+// point does not: limits, exact stream lengths, and round trips through the
+// encoders for the image types they do not encode directly.
+// ---------------------------------------------------------------------------
+
+/// The limits [`spice_codec::lz::fuzz_decode`] decodes under.
+pub const LZ_LIMITS: DecodeLimits = DecodeLimits { max_pixels: 1 << 20 };
+/// The limits [`spice_codec::lz4::fuzz_decode`] decodes under.
+pub const LZ4_LIMITS: DecodeLimits = DecodeLimits { max_pixels: 4096 };
+/// The limits [`spice_codec::quic::fuzz_decode`] decodes under.
+pub const QUIC_LIMITS: DecodeLimits = DecodeLimits { max_pixels: 1 << 16 };
+
+/// A decoder refuses an image of `pixels` pixels under a limit one below.
+fn check_limit_enforced<T: std::fmt::Debug>(
+    pixels: u64,
+    decode: impl FnOnce(&DecodeLimits) -> Result<T, CodecError>,
+) {
+    assert!(pixels > 0, "an empty image decoded");
+    let tighter = DecodeLimits {
+        max_pixels: pixels - 1,
+    };
+    match decode(&tighter) {
+        Err(CodecError::TooLarge { .. }) => {}
+        other => panic!(
+            "an image of {pixels} pixels under a limit of {}: {other:?}",
+            pixels - 1
+        ),
+    }
+}
+
+/// An LZ stream (`SPICE_IMAGE_TYPE_LZ_RGB` / `LZ_PLT` payload, header included).
+///
+/// Beyond [`spice_codec::lz::fuzz_decode`] (RGB32 and RGBA re-encode to the
+/// same pixels): the header parses alone to the same fields; the pixel limit
+/// is enforced; the stream is consumed exactly (one byte less or one more
+/// fails); palette images expand to `width * height` pixels; and RGB24,
+/// every palette type, A8 and XXXA survive a round trip through the encoder,
+/// whose RGB32 and PLT8 token passes code those types' units the same way
+/// (only the header differs).
+pub fn lz(data: &[u8]) {
+    spice_codec::lz::fuzz_decode(data);
+    let Ok(img) = lz::decode(data, &LZ_LIMITS) else {
+        return;
+    };
+    let h = img.header;
+    assert_eq!(lz::Header::parse(data), Ok(h), "header parsed alone");
+    let pixels = u64::from(h.width) * u64::from(h.height);
+    assert!(pixels <= LZ_LIMITS.max_pixels);
+    check_limit_enforced(pixels, |limits| lz::decode(data, limits));
+    assert!(
+        lz::decode(&data[..data.len() - 1], &LZ_LIMITS).is_err(),
+        "a stream one byte short decoded"
+    );
+    let longer = [data, &[0]].concat();
+    assert!(
+        lz::decode(&longer, &LZ_LIMITS).is_err(),
+        "a trailing byte was ignored"
+    );
+
+    let (w, rows) = (h.width as usize, h.height as usize);
+    let expected_len = match h.kind {
+        LzImageType::A8 => w * rows,
+        k if k.is_palette() => h.stride as usize * rows,
+        _ => w * 4 * rows,
+    };
+    assert_eq!(img.data.len(), expected_len, "{:?} decoded length", h.kind);
+    if h.kind.is_palette() {
+        let palette: Vec<u32> = (0..256).map(|i| i * 0x0001_0101).collect();
+        let rgb = img.palette_to_rgb32(&palette).expect("a palette image expands");
+        assert_eq!(rgb.len(), w * rows * 4, "expanded palette image");
+    } else {
+        assert!(img.palette_to_rgb32(&[]).is_none());
+    }
+
+    // Re-encode the units with the RGB32 or PLT8 pass, then put the original
+    // header back: the stream must decode to the same image.
+    let mut again = Vec::new();
+    match h.kind {
+        LzImageType::Rgb24 => {
+            let image = ImageRef {
+                width: h.width,
+                height: h.height,
+                stride: w * 4,
+                data: &img.data,
+            };
+            lz::encode_rgb32(&image, &mut again).expect("an RGB24 image re-encodes as RGB32");
+        }
+        LzImageType::Xxxa => {
+            let alpha: Vec<u8> = img.data.chunks_exact(4).map(|p| p[3]).collect();
+            lz::encode_plt8(h.width, h.height, &alpha, &mut again).expect("alpha bytes re-encode");
+        }
+        LzImageType::A8 => {
+            lz::encode_plt8(h.width, h.height, &img.data, &mut again).expect("A8 bytes re-encode");
+        }
+        k if k.is_palette() => {
+            lz::encode_plt8(h.stride, h.height, &img.data, &mut again).expect("palette bytes re-encode");
+        }
+        // RGB32 and RGBA: done by fuzz_decode. RGB16: no encoder.
+        _ => return,
+    }
+    again[..lz::HEADER_LEN].copy_from_slice(&data[..lz::HEADER_LEN]);
+    let back = lz::decode(&again, &LZ_LIMITS).expect("a re-encoded stream decodes");
+    assert_eq!(back, img, "{:?} round trip", h.kind);
+}
+
+/// An LZ4 image: two bytes give the size (1 to 64 pixels each way, as in
+/// [`spice_codec::lz4::fuzz_decode`]), the rest is the `SPICE_IMAGE_TYPE_LZ4`
+/// payload.
+///
+/// Beyond `fuzz_decode` (32-bit formats re-encode to the same pixels): the
+/// pixel limit is enforced; the blocks are consumed exactly (one byte less,
+/// or an empty block after them, fails); and every format, 16 and 24 bit
+/// included, survives a round trip when its bytes can be coded as 32-bit
+/// pixels (LZ4 codes bytes; only the format byte tells them apart).
+pub fn lz4(data: &[u8]) {
+    spice_codec::lz4::fuzz_decode(data);
+    let [a, b, ref stream @ ..] = *data else {
+        return;
+    };
+    let (width, height) = (u32::from(a % 64) + 1, u32::from(b % 64) + 1);
+    let Ok(img) = lz4::decode(stream, width, height, &LZ4_LIMITS) else {
+        return;
+    };
+    check_limit_enforced(u64::from(width) * u64::from(height), |limits| {
+        lz4::decode(stream, width, height, limits)
+    });
+    assert!(
+        lz4::decode(&stream[..stream.len() - 1], width, height, &LZ4_LIMITS).is_err(),
+        "a stream one byte short decoded"
+    );
+    let longer = [stream, &[0, 0, 0, 0]].concat();
+    assert!(
+        lz4::decode(&longer, width, height, &LZ4_LIMITS).is_err(),
+        "an empty block after the image was accepted"
+    );
+    assert_eq!(img.top_down, stream[0] != 0);
+    assert_eq!(img.format, stream[1]);
+    let total = img.data.len();
+    if total % 4 != 0 {
+        return;
+    }
+    let image = ImageRef {
+        width: (total / 4) as u32,
+        height: 1,
+        stride: total,
+        data: &img.data,
+    };
+    let mut again = Vec::new();
+    lz4::Lz4Encoder::new()
+        .encode(&image, lz4::FMT_32BIT, &mut again)
+        .expect("the bytes re-encode");
+    again[..2].copy_from_slice(&stream[..2]);
+    let back = lz4::decode(&again, width, height, &LZ4_LIMITS).expect("a re-encoded stream decodes");
+    assert_eq!(back, img, "format {} round trip", img.format);
+}
+
+/// A QUIC stream (the payload of `SPICE_IMAGE_TYPE_QUIC`, which a QXL guest
+/// may hand the server).
+///
+/// Beyond [`spice_codec::quic::fuzz_decode`] (the decoded pixels re-encode
+/// and decode to the same image, for every type): the header read alone
+/// agrees; the pixel limit is enforced; and only whole words of coded data
+/// are read: dropping a partial last word or appending a word of one bits
+/// changes nothing.
+pub fn quic(data: &[u8]) {
+    spice_codec::quic::fuzz_decode(data);
+    let Ok(img) = quic::decode(data, &QUIC_LIMITS) else {
+        return;
+    };
+    let header = quic::read_header(data).expect("the header of a decoded stream");
+    assert_eq!(
+        (header.kind, header.width, header.height),
+        (img.kind, img.width, img.height),
+        "header read alone"
+    );
+    assert_eq!(img.data.len(), img.stride() * img.height as usize);
+    check_limit_enforced(u64::from(img.width) * u64::from(img.height), |limits| {
+        quic::decode(data, limits)
+    });
+    let words = &data[..data.len() / 4 * 4];
+    if words.len() != data.len() {
+        assert_eq!(
+            quic::decode(words, &QUIC_LIMITS).as_ref(),
+            Ok(&img),
+            "partial last word read"
+        );
+    }
+    let longer = [words, &[0xff; 4]].concat();
+    assert_eq!(
+        quic::decode(&longer, &QUIC_LIMITS),
+        Ok(img),
+        "a word after the image read"
+    );
+}
+
+/// A sequence of GLZ streams decoded by one decoder, see
+/// [`spice_codec::glz::fuzz_decode`] (each stream preceded by its length,
+/// 2 bytes big endian; decoded images re-encode, through zlib-GLZ too, to the
+/// same pixels).
+pub fn glz(data: &[u8]) {
+    spice_codec::glz::fuzz_decode(data);
+}
+
+/// A QXL command in fake guest memory, see [`spice_qxl::fuzzing`] for the
+/// layout and the invariants (release info exactly when the command can be
+/// read, every accepted command within the parse limits, monitors config and
+/// primary surface checked against the same memory).
+pub fn qxl_command(data: &[u8]) {
+    spice_qxl::fuzzing::fuzz_parse(data);
 }
 
 #[cfg(test)]

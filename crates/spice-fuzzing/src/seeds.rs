@@ -1,4 +1,7 @@
-//! Well-formed inputs for every fuzz target, modelled on what spice-gtk sends.
+//! Well-formed inputs for every fuzz target: for the protocol targets,
+//! modelled on what spice-gtk sends; for the codecs, streams of every image
+//! type their decoders read, made by the codecs' own encoders from small
+//! synthetic pictures; for QXL commands, `spice_qxl::fuzzing::fuzz_seeds`.
 //!
 //! They seed `fuzz/corpus/` (`cargo run -p spice-fuzzing --example write_seeds`)
 //! and are replayed by the tests whether or not corpus minimisation kept them.
@@ -12,6 +15,10 @@ use spice_proto::msg::display::client_type as display;
 use spice_proto::msg::inputs::client_type as inputs;
 use spice_proto::msg::main::client_type as main;
 use spice_proto::wire::Writer;
+
+use spice_codec::lz::{self, LzImageType};
+use spice_codec::quic::QuicImageType;
+use spice_codec::{glz, lz4, quic, ImageRef};
 
 use crate::oracles::{ctl, message_input};
 
@@ -47,6 +54,11 @@ pub fn for_target(target: &str) -> Vec<Seed> {
             ]
             .concat(),
         ),
+        "lz" => lz(),
+        "lz4" => lz4(),
+        "quic" => quic(),
+        "glz" => glz(),
+        "qxl_command" => qxl_command(),
         _ => Vec::new(),
     }
 }
@@ -487,9 +499,482 @@ fn inputs_messages() -> Vec<Message> {
     ]
 }
 
+// ---------------------------------------------------------------------------
+// Codec and QXL seeds.
+// ---------------------------------------------------------------------------
+
+/// What a synthetic picture shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Picture {
+    /// One colour.
+    Solid,
+    /// Smooth horizontal and vertical ramps.
+    Gradient,
+    /// Dark glyph-like strokes on a light background, three colours.
+    Text,
+    /// Independent random bytes.
+    Noise,
+    /// A gradient with a little noise, as in a photograph.
+    Photo,
+}
+
+/// xorshift32, for reproducible pictures.
+fn xorshift(state: &mut u32) -> u32 {
+    *state ^= *state << 13;
+    *state ^= *state >> 17;
+    *state ^= *state << 5;
+    *state
+}
+
+/// `width * height` pixels, bytes B, G, R, A, rows top first. With `alpha`
+/// the A byte varies across the picture, otherwise it is 0xff.
+pub fn picture(kind: Picture, width: u32, height: u32, alpha: bool) -> Vec<u8> {
+    let mut state = 0x1234_5678 ^ width.wrapping_mul(31) ^ height.wrapping_mul(7919);
+    let mut out = Vec::with_capacity(width as usize * height as usize * 4);
+    for y in 0..height {
+        for x in 0..width {
+            let noise = xorshift(&mut state);
+            let [b, g, r] = match kind {
+                Picture::Solid => [0x30, 0x60, 0x90],
+                Picture::Gradient => [
+                    (x * 255 / width) as u8,
+                    (y * 255 / height) as u8,
+                    ((x + y) * 4) as u8,
+                ],
+                Picture::Text => {
+                    let stroke = (x % 6 == 1 && y % 9 < 6) || (y % 9 == 2 && x % 6 < 4);
+                    match (stroke, x % 18 < 6) {
+                        (true, true) => [0x20, 0x20, 0xc0],
+                        (true, false) => [0x10, 0x10, 0x10],
+                        (false, _) => [0xf0, 0xf0, 0xf0],
+                    }
+                }
+                Picture::Noise => [noise as u8, (noise >> 8) as u8, (noise >> 16) as u8],
+                Picture::Photo => {
+                    let n = (noise & 7) as u8;
+                    [
+                        (x * 2 + y) as u8 ^ n,
+                        (128 + x - y.min(128)) as u8 ^ n,
+                        (y * 3) as u8 ^ (n >> 1),
+                    ]
+                }
+            };
+            let a = if !alpha {
+                0xff
+            } else if kind == Picture::Noise {
+                (noise >> 24) as u8
+            } else {
+                ((x + y) * 255 / (width + height)) as u8
+            };
+            out.extend_from_slice(&[b, g, r, a]);
+        }
+    }
+    out
+}
+
+fn image_ref(width: u32, height: u32, data: &[u8]) -> ImageRef<'_> {
+    ImageRef {
+        width,
+        height,
+        stride: width as usize * 4,
+        data,
+    }
+}
+
+/// Replaces the LZ header of `stream` by `header`.
+fn with_lz_header(mut stream: Vec<u8>, header: lz::Header) -> Vec<u8> {
+    let mut head = Vec::new();
+    header.write(&mut head);
+    stream[..lz::HEADER_LEN].copy_from_slice(&head);
+    stream
+}
+
+/// An LZ stream of a byte-unit type (palette, A8, XXXA): `units` coded by the
+/// PLT8 pass, `units_per_row` per row, under the header of `kind`.
+fn lz_bytes(kind: LzImageType, width: u32, stride: u32, units_per_row: u32, units: &[u8]) -> Vec<u8> {
+    let height = units.len() as u32 / units_per_row;
+    let mut out = Vec::new();
+    lz::encode_plt8(units_per_row, height, units, &mut out).expect("PLT8 encodes");
+    with_lz_header(
+        out,
+        lz::Header {
+            kind,
+            width,
+            height,
+            stride,
+            top_down: true,
+        },
+    )
+}
+
+/// Packs palette indices (`bits` per index, 1 or 4) into rows of
+/// `ceil(width * bits / 8)` bytes, the first index in the low bits (`le`) or
+/// in the high bits.
+fn pack_indices(indices: &[u8], width: u32, bits: u32, le: bool) -> (u32, Vec<u8>) {
+    let per_byte = (8 / bits) as usize;
+    let stride = (width as usize).div_ceil(per_byte);
+    let mut out = Vec::new();
+    for row in indices.chunks(width as usize) {
+        let mut packed = vec![0u8; stride];
+        for (x, &i) in row.iter().enumerate() {
+            let slot = x % per_byte;
+            let shift = if le { slot } else { per_byte - 1 - slot } * bits as usize;
+            packed[x / per_byte] |= (i & ((1 << bits) - 1) as u8) << shift;
+        }
+        out.extend_from_slice(&packed);
+    }
+    (stride as u32, out)
+}
+
+/// LZ streams of every type: RGB32 and RGBA from the encoder, PLT8 from the
+/// palettizer, RGB24, the packed palette types, A8 and XXXA by coding their
+/// units with the encoder's RGB32 or PLT8 pass under their own header, and
+/// RGB16 (which nothing encodes) as literals and one back-reference.
+fn lz() -> Vec<Seed> {
+    let mut seeds = Vec::new();
+    for (name, kind, w, h) in [
+        ("rgb32-1x1", Picture::Solid, 1, 1),
+        ("rgb32-solid-40x30", Picture::Solid, 40, 30),
+        ("rgb32-gradient-16x16", Picture::Gradient, 16, 16),
+        ("rgb32-text-64x27", Picture::Text, 64, 27),
+        ("rgb32-noise-9x7", Picture::Noise, 9, 7),
+        ("rgb32-photo-33x20", Picture::Photo, 33, 20),
+        ("rgb32-column-1x50", Picture::Text, 1, 50),
+    ] {
+        let pixels = picture(kind, w, h, false);
+        let mut out = Vec::new();
+        lz::encode_rgb32(&image_ref(w, h, &pixels), &mut out).expect("RGB32 encodes");
+        seeds.push((format!("lz-{name}"), out));
+    }
+    for (name, kind, w, h) in [
+        ("rgba-text-32x18", Picture::Text, 32, 18),
+        ("rgba-noise-6x5", Picture::Noise, 6, 5),
+        ("rgba-gradient-20x10", Picture::Gradient, 20, 10),
+    ] {
+        let pixels = picture(kind, w, h, true);
+        let mut out = Vec::new();
+        lz::encode_rgba(&image_ref(w, h, &pixels), &mut out).expect("RGBA encodes");
+        seeds.push((format!("lz-{name}"), out));
+    }
+
+    // Far references (more than 8191 pixels back): a noisy row repeated 90 rows later.
+    let (w, h) = (100, 100);
+    let mut pixels = picture(Picture::Solid, w, h, false);
+    let noisy = picture(Picture::Noise, w, 1, false);
+    let row = w as usize * 4;
+    pixels[..row].copy_from_slice(&noisy);
+    pixels[90 * row..91 * row].copy_from_slice(&noisy);
+    let mut out = Vec::new();
+    lz::encode_rgb32(&image_ref(w, h, &pixels), &mut out).expect("RGB32 encodes");
+    seeds.push(("lz-rgb32-far-reference".into(), out.clone()));
+
+    // Bottom-up.
+    let header = lz::Header::parse(&out).expect("a header");
+    seeds.push((
+        "lz-rgb32-bottom-up".into(),
+        with_lz_header(
+            out,
+            lz::Header {
+                top_down: false,
+                ..header
+            },
+        ),
+    ));
+
+    // RGB24: the RGB32 pass under an RGB24 header.
+    for (name, kind, w, h) in [
+        ("text-24x12", Picture::Text, 24, 12),
+        ("photo-10x9", Picture::Photo, 10, 9),
+    ] {
+        let pixels = picture(kind, w, h, false);
+        let mut out = Vec::new();
+        lz::encode_rgb32(&image_ref(w, h, &pixels), &mut out).expect("RGB32 encodes");
+        let header = lz::Header {
+            kind: LzImageType::Rgb24,
+            width: w,
+            height: h,
+            stride: w * 3,
+            top_down: true,
+        };
+        seeds.push((format!("lz-rgb24-{name}"), with_lz_header(out, header)));
+    }
+
+    // PLT8 through the palettizer.
+    for (name, kind, w, h) in [
+        ("text-48x20", Picture::Text, 48, 20),
+        ("gradient-13x11", Picture::Gradient, 13, 11),
+    ] {
+        let pixels = picture(kind, w, h, false);
+        let p = lz::palettize(&image_ref(w, h, &pixels), 256).expect("few colours");
+        let mut out = Vec::new();
+        lz::encode_plt8(w, h, &p.indices, &mut out).expect("PLT8 encodes");
+        seeds.push((format!("lz-plt8-{name}"), out));
+    }
+
+    // Packed palette types: 4-bit and 1-bit indices of the text picture.
+    let (w, h) = (21, 10);
+    let pixels = picture(Picture::Text, w, h, false);
+    let p = lz::palettize(&image_ref(w, h, &pixels), 256).expect("few colours");
+    for (name, kind, bits, le) in [
+        ("plt4le", LzImageType::Plt4Le, 4, true),
+        ("plt4be", LzImageType::Plt4Be, 4, false),
+        ("plt1le", LzImageType::Plt1Le, 1, true),
+        ("plt1be", LzImageType::Plt1Be, 1, false),
+    ] {
+        let (stride, packed) = pack_indices(&p.indices, w, bits, le);
+        seeds.push((
+            format!("lz-{name}-21x10"),
+            lz_bytes(kind, w, stride, stride, &packed),
+        ));
+    }
+
+    // A8 and XXXA: alpha bytes.
+    let (w, h) = (16, 12);
+    let alpha: Vec<u8> = picture(Picture::Gradient, w, h, true)
+        .chunks_exact(4)
+        .map(|p| p[3])
+        .collect();
+    seeds.push(("lz-a8-16x12".into(), lz_bytes(LzImageType::A8, w, w, w, &alpha)));
+    seeds.push((
+        "lz-xxxa-16x12".into(),
+        lz_bytes(LzImageType::Xxxa, w, w * 4, w, &alpha),
+    ));
+
+    // RGB16, 10x3: one row of literals, then a reference of 20 pixels, 10 back.
+    let mut out = Vec::new();
+    lz::Header {
+        kind: LzImageType::Rgb16,
+        width: 10,
+        height: 3,
+        stride: 20,
+        top_down: true,
+    }
+    .write(&mut out);
+    out.push(9);
+    for i in 0u16..10 {
+        out.extend_from_slice(&(i * 0x0c63).to_be_bytes());
+    }
+    // Length field 7, plus 12, plus 1 for RGB16 units; distance 9 + 1.
+    out.extend_from_slice(&[7 << 5, 12, 9]);
+    seeds.push(("lz-rgb16-10x3".into(), out));
+    seeds
+}
+
+/// The fuzz input for an LZ4 image of `width` x `height` (at most 64 each way).
+fn lz4_input(width: u32, height: u32, payload: &[u8]) -> Vec<u8> {
+    assert!((1..=64).contains(&width) && (1..=64).contains(&height));
+    [&[(width - 1) as u8, (height - 1) as u8][..], payload].concat()
+}
+
+/// The LZ4 payload of `bytes` (a multiple of 4) under format byte `format`.
+fn lz4_payload(bytes: &[u8], format: u8, top_down: bool) -> Vec<u8> {
+    let n = bytes.len() as u32 / 4;
+    let mut out = Vec::new();
+    lz4::Lz4Encoder::new()
+        .encode(&image_ref(n, 1, bytes), lz4::FMT_32BIT, &mut out)
+        .expect("LZ4 encodes");
+    out[0] = u8::from(top_down);
+    out[1] = format;
+    out
+}
+
+/// LZ4 images of each format and assorted sizes, one bottom-up, and one of
+/// two blocks, the second referring back into the first.
+fn lz4() -> Vec<Seed> {
+    let mut seeds = Vec::new();
+    for (name, kind, w, h, alpha) in [
+        ("32bit-1x1", Picture::Solid, 1, 1, false),
+        ("32bit-text-64x64", Picture::Text, 64, 64, false),
+        ("32bit-text-17x5", Picture::Text, 17, 5, false),
+        ("32bit-noise-12x9", Picture::Noise, 12, 9, false),
+        ("rgba-gradient-16x16", Picture::Gradient, 16, 16, true),
+        ("rgba-noise-5x3", Picture::Noise, 5, 3, true),
+    ] {
+        let pixels = picture(kind, w, h, alpha);
+        let mut out = Vec::new();
+        let format = if alpha { lz4::FMT_RGBA } else { lz4::FMT_32BIT };
+        lz4::Lz4Encoder::new()
+            .encode(&image_ref(w, h, &pixels), format, &mut out)
+            .expect("LZ4 encodes");
+        seeds.push((format!("lz4-{name}"), lz4_input(w, h, &out)));
+    }
+    // 16 and 24 bit: their bytes coded as if 32-bit pixels.
+    let text = picture(Picture::Text, 64, 64, false);
+    seeds.push((
+        "lz4-16bit-8x4".into(),
+        lz4_input(8, 4, &lz4_payload(&text[..8 * 4 * 2], lz4::FMT_16BIT, true)),
+    ));
+    seeds.push((
+        "lz4-24bit-4x3".into(),
+        lz4_input(4, 3, &lz4_payload(&text[..4 * 3 * 3], lz4::FMT_24BIT, true)),
+    ));
+    seeds.push((
+        "lz4-32bit-bottom-up-20x10".into(),
+        lz4_input(20, 10, &lz4_payload(&text[..20 * 10 * 4], lz4::FMT_32BIT, false)),
+    ));
+    // 4x2 32-bit in two blocks: 19 literal bytes, then an 8-byte match 16
+    // bytes back (into the first block) and the 5 literals a block ends with.
+    let mut two = vec![1, lz4::FMT_32BIT];
+    two.extend_from_slice(&21u32.to_be_bytes());
+    two.extend_from_slice(&[0xf0, 19 - 15]);
+    two.extend((0..19).map(|i| i * 13));
+    two.extend_from_slice(&9u32.to_be_bytes());
+    two.extend_from_slice(&[8 - 4, 16, 0, 0x50, 1, 2, 3, 4, 5]);
+    seeds.push(("lz4-32bit-two-blocks-4x2".into(), lz4_input(4, 2, &two)));
+    seeds
+}
+
+/// `pixels` (B, G, R, A) in the source layout of `kind`.
+fn quic_source(kind: QuicImageType, pixels: &[u8]) -> Vec<u8> {
+    let px = pixels.chunks_exact(4);
+    match kind {
+        QuicImageType::Rgb32 | QuicImageType::Rgba => pixels.to_vec(),
+        QuicImageType::Rgb24 => px.flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        QuicImageType::Gray => px.map(|p| p[1]).collect(),
+        QuicImageType::Rgb16 => px
+            .flat_map(|p| {
+                let v = (u16::from(p[2] >> 3) << 10) | (u16::from(p[1] >> 3) << 5) | u16::from(p[0] >> 3);
+                v.to_le_bytes()
+            })
+            .collect(),
+    }
+}
+
+/// QUIC streams of all five types, of assorted sizes and content (runs,
+/// text, photographic gradients, noise).
+fn quic() -> Vec<Seed> {
+    use QuicImageType::*;
+    let mut seeds = Vec::new();
+    for (name, kind, picture_kind, w, h) in [
+        ("rgb32-1x1", Rgb32, Picture::Photo, 1, 1),
+        ("rgb32-photo-32x24", Rgb32, Picture::Photo, 32, 24),
+        ("rgb32-text-48x16", Rgb32, Picture::Text, 48, 16),
+        ("rgb32-noise-8x8", Rgb32, Picture::Noise, 8, 8),
+        ("rgb32-solid-64x64", Rgb32, Picture::Solid, 64, 64),
+        ("rgb32-column-1x40", Rgb32, Picture::Gradient, 1, 40),
+        ("rgba-photo-20x20", Rgba, Picture::Photo, 20, 20),
+        ("rgba-text-30x9", Rgba, Picture::Text, 30, 9),
+        ("rgb24-photo-16x12", Rgb24, Picture::Photo, 16, 12),
+        ("rgb24-text-40x8", Rgb24, Picture::Text, 40, 8),
+        ("rgb16-photo-24x10", Rgb16, Picture::Photo, 24, 10),
+        ("rgb16-gradient-50x3", Rgb16, Picture::Gradient, 50, 3),
+        ("gray-gradient-30x20", Gray, Picture::Gradient, 30, 20),
+        ("gray-noise-7x5", Gray, Picture::Noise, 7, 5),
+    ] {
+        let source = quic_source(kind, &picture(picture_kind, w, h, kind == Rgba));
+        let stride = w as usize * kind.source_bytes_per_pixel();
+        let mut out = Vec::new();
+        quic::encode(kind, w, h, stride, &source, &mut out).expect("QUIC encodes");
+        seeds.push((format!("quic-{name}"), out));
+    }
+    seeds
+}
+
+/// The encoder [`spice_codec::glz::fuzz_decode`] re-encodes with.
+fn glz_encoder() -> glz::GlzEncoder {
+    glz::GlzEncoder::with_limits(1 << 17, 1 << 17)
+}
+
+/// GLZ inputs: sequences of streams from one encoder, each preceded by its
+/// length, so later images refer into earlier ones.
+fn glz() -> Vec<Seed> {
+    /// A picture and its width and height.
+    type Frame = (Picture, u32, u32);
+    let sequences: [(&str, &[Frame]); 4] = [
+        ("text-32x16", &[(Picture::Text, 32, 16)]),
+        ("photo-1x30", &[(Picture::Photo, 1, 30)]),
+        (
+            "text-again-and-wider",
+            &[
+                (Picture::Text, 24, 12),
+                (Picture::Text, 24, 12),
+                (Picture::Text, 36, 12),
+            ],
+        ),
+        (
+            "mixed-4",
+            &[
+                (Picture::Gradient, 16, 16),
+                (Picture::Noise, 6, 4),
+                (Picture::Gradient, 16, 8),
+                (Picture::Solid, 40, 20),
+            ],
+        ),
+    ];
+    let mut seeds = Vec::new();
+    for (name, images) in sequences {
+        let mut encoder = glz_encoder();
+        let mut input = Vec::new();
+        for &(kind, w, h) in images {
+            let pixels = picture(kind, w, h, false);
+            let mut stream = Vec::new();
+            encoder
+                .encode_rgb32(&image_ref(w, h, &pixels), &mut stream)
+                .expect("GLZ encodes");
+            input.extend_from_slice(&u16::try_from(stream.len()).expect("a short stream").to_be_bytes());
+            input.extend_from_slice(&stream);
+        }
+        seeds.push((format!("glz-{name}"), input));
+    }
+    seeds
+}
+
+/// One seed per QXL command kind, from `spice-qxl`.
+fn qxl_command() -> Vec<Seed> {
+    spice_qxl::fuzzing::fuzz_seeds()
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| (format!("qxl-{i}"), bytes))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codec_seeds_decode() {
+        use spice_codec::DecodeLimits;
+        let limits = DecodeLimits::default();
+        let mut lz_kinds = std::collections::HashSet::new();
+        for (name, bytes) in for_target("lz") {
+            let img = lz::decode(&bytes, &limits).unwrap_or_else(|e| panic!("{name}: {e}"));
+            lz_kinds.insert(img.header.kind);
+        }
+        assert_eq!(lz_kinds.len(), 11, "every LZ type: {lz_kinds:?}");
+        let mut lz4_formats = std::collections::HashSet::new();
+        for (name, bytes) in for_target("lz4") {
+            let (w, h) = (u32::from(bytes[0] % 64) + 1, u32::from(bytes[1] % 64) + 1);
+            let img = lz4::decode(&bytes[2..], w, h, &limits).unwrap_or_else(|e| panic!("{name}: {e}"));
+            lz4_formats.insert(img.format);
+        }
+        assert_eq!(lz4_formats.len(), 4, "every LZ4 format");
+        let mut quic_kinds = std::collections::HashSet::new();
+        for (name, bytes) in for_target("quic") {
+            let img = quic::decode(&bytes, &limits).unwrap_or_else(|e| panic!("{name}: {e}"));
+            quic_kinds.insert(img.kind);
+        }
+        assert_eq!(quic_kinds.len(), 5, "every QUIC type");
+        for (name, bytes) in for_target("glz") {
+            let mut decoder = glz::GlzDecoder::new(DecodeLimits { max_pixels: 1 << 16 }, 1 << 18);
+            let mut rest = &bytes[..];
+            while let [a, b, ref tail @ ..] = *rest {
+                let (stream, next) = tail.split_at(usize::from(u16::from_be_bytes([a, b])));
+                decoder.decode(stream).unwrap_or_else(|e| panic!("{name}: {e}"));
+                rest = next;
+            }
+        }
+    }
+
+    #[test]
+    fn codec_seeds_stay_small() {
+        // The replay test runs every prefix of every corpus file.
+        for target in ["lz", "lz4", "quic", "glz"] {
+            for (name, bytes) in for_target(target) {
+                assert!(bytes.len() <= 4096, "{name}: {} bytes", bytes.len());
+            }
+        }
+    }
 
     #[test]
     fn every_target_has_seeds() {
