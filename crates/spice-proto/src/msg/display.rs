@@ -13,6 +13,8 @@ pub mod server_type {
     pub const RESET: u16 = 103;
     /// `SPICE_MSG_DISPLAY_COPY_BITS`.
     pub const COPY_BITS: u16 = 104;
+    /// `SPICE_MSG_DISPLAY_INVAL_LIST`.
+    pub const INVAL_LIST: u16 = 105;
     /// `SPICE_MSG_DISPLAY_INVAL_ALL_PIXMAPS`.
     pub const INVAL_ALL_PIXMAPS: u16 = 106;
     /// `SPICE_MSG_DISPLAY_DRAW_COPY`.
@@ -159,6 +161,8 @@ pub mod image_type {
     pub const GLZ_RGB: u8 = 102;
     /// `SPICE_IMAGE_TYPE_FROM_CACHE`.
     pub const FROM_CACHE: u8 = 103;
+    /// `SPICE_IMAGE_TYPE_JPEG`.
+    pub const JPEG: u8 = 105;
     /// `SPICE_IMAGE_TYPE_FROM_CACHE_LOSSLESS`.
     pub const FROM_CACHE_LOSSLESS: u8 = 106;
     /// `SPICE_IMAGE_TYPE_ZLIB_GLZ_RGB`.
@@ -202,8 +206,13 @@ pub enum ImageData<'a> {
     },
     /// The SPICE LZ4 framing (`BinaryData`).
     Lz4(&'a [u8]),
+    /// A baseline JFIF stream (`BinaryData`), lossy.
+    Jpeg(&'a [u8]),
     /// The client has the image in its pixmap cache under the descriptor's id.
     FromCache,
+    /// The client has the image in its pixmap cache under the descriptor's
+    /// id, and must use it only if it was cached lossless.
+    FromCacheLossless,
 }
 
 impl ImageData<'_> {
@@ -215,7 +224,9 @@ impl ImageData<'_> {
             Self::GlzRgb(_) => image_type::GLZ_RGB,
             Self::ZlibGlzRgb { .. } => image_type::ZLIB_GLZ_RGB,
             Self::Lz4(_) => image_type::LZ4,
+            Self::Jpeg(_) => image_type::JPEG,
             Self::FromCache => image_type::FROM_CACHE,
+            Self::FromCacheLossless => image_type::FROM_CACHE_LOSSLESS,
         }
     }
 
@@ -227,8 +238,9 @@ impl ImageData<'_> {
             | Self::LzRgb(data)
             | Self::GlzRgb(data)
             | Self::ZlibGlzRgb { data, .. }
-            | Self::Lz4(data) => data.len(),
-            Self::FromCache => 0,
+            | Self::Lz4(data)
+            | Self::Jpeg(data) => data.len(),
+            Self::FromCache | Self::FromCacheLossless => 0,
         }
     }
 
@@ -288,13 +300,14 @@ impl<'a> Image<'a> {
             ImageData::Quic(data)
             | ImageData::LzRgb(data)
             | ImageData::GlzRgb(data)
-            | ImageData::Lz4(data) => {
+            | ImageData::Lz4(data)
+            | ImageData::Jpeg(data) => {
                 w.u32(data.len() as u32).bytes(data);
             }
             ImageData::ZlibGlzRgb { glz_size, data } => {
                 w.u32(glz_size).u32(data.len() as u32).bytes(data);
             }
-            ImageData::FromCache => {}
+            ImageData::FromCache | ImageData::FromCacheLossless => {}
         }
     }
 }
@@ -335,6 +348,65 @@ impl ServerMessage for DrawCopy<'_> {
         w.u16(ROPD_OP_PUT).u8(0); // rop, scale mode
         w.u8(0).i32(0).i32(0).u32(0); // mask: none
         img.encode(&mut w);
+    }
+}
+
+/// `SPICE_RES_TYPE_PIXMAP`: a resource of the pixmap cache.
+pub const RES_TYPE_PIXMAP: u8 = 1;
+
+/// `SPICE_MSG_DISPLAY_INVAL_LIST`: the client drops these pixmap cache entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalPixmaps {
+    /// Image ids to drop; at most `u16::MAX` (the encoder stops there).
+    pub ids: Vec<u64>,
+}
+
+impl ServerMessage for InvalPixmaps {
+    const TYPE: u16 = server_type::INVAL_LIST;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        let count = self.ids.len().min(u16::MAX as usize);
+        let mut w = Writer::new(out);
+        w.u16(count as u16);
+        for id in &self.ids[..count] {
+            w.u8(RES_TYPE_PIXMAP).u64(*id);
+        }
+    }
+}
+
+/// `SPICE_MSG_DISPLAY_INVAL_ALL_PIXMAPS` without waiting for other channels:
+/// the client empties its pixmap cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalAllPixmaps;
+
+impl ServerMessage for InvalAllPixmaps {
+    const TYPE: u16 = server_type::INVAL_ALL_PIXMAPS;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        Writer::new(out).u8(0); // wait_count
+    }
+}
+
+/// `SPICE_MSG_DISPLAY_COPY_BITS`: the client copies a rectangle of its own
+/// surface from `src` to `dest` (overlap allowed: a scroll).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyBits {
+    /// Surface copied within.
+    pub surface_id: u32,
+    /// Destination rectangle.
+    pub dest: Rect,
+    /// Top-left corner of the source, same size as `dest`.
+    pub src_x: i32,
+    /// Top-left corner of the source.
+    pub src_y: i32,
+}
+
+impl ServerMessage for CopyBits {
+    const TYPE: u16 = server_type::COPY_BITS;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        let mut w = Writer::new(out);
+        w.u32(self.surface_id);
+        self.dest.encode(&mut w);
+        w.u8(0); // SPICE_CLIP_TYPE_NONE
+        w.i32(self.src_x).i32(self.src_y);
     }
 }
 
@@ -400,6 +472,46 @@ impl DisplayClientMessage {
 mod tests {
     use super::*;
     use crate::msg::body_of;
+
+    #[test]
+    fn cache_and_copy_bits_layouts() {
+        let body = body_of(&InvalPixmaps {
+            ids: vec![7, 1 << 40],
+        });
+        assert_eq!(body.len(), 2 + 2 * 9);
+        assert_eq!(&body[..3], &[2, 0, RES_TYPE_PIXMAP]);
+        assert_eq!(u64::from_le_bytes(body[3..11].try_into().unwrap()), 7);
+        assert_eq!(u64::from_le_bytes(body[12..20].try_into().unwrap()), 1 << 40);
+        assert_eq!(body_of(&InvalAllPixmaps), vec![0]);
+        let body = body_of(&CopyBits {
+            surface_id: 0,
+            dest: Rect::from_xywh(5, 10, 20, 30),
+            src_x: 5,
+            src_y: 22,
+        });
+        assert_eq!(body.len(), 4 + 16 + 1 + 8);
+        let word = |o: usize| i32::from_le_bytes(body[o..o + 4].try_into().unwrap());
+        assert_eq!([word(4), word(8), word(12), word(16)], [10, 5, 40, 25]);
+        assert_eq!(body[20], 0, "clip none");
+        assert_eq!([word(21), word(25)], [5, 22]);
+        let jpeg = [0xff, 0xd8, 0xff, 0xd9];
+        let img = Image {
+            id: 3,
+            flags: image_flags::CACHE_ME,
+            width: 1,
+            height: 1,
+            data: ImageData::Jpeg(&jpeg),
+        };
+        let body = body_of(&DrawCopy {
+            surface_id: 0,
+            dest: Rect::from_xywh(0, 0, 1, 1),
+            image: img,
+        });
+        assert_eq!(body[65], image_type::JPEG);
+        assert_eq!(body[66], image_flags::CACHE_ME);
+        assert_eq!(&body[75..79], &4u32.to_le_bytes());
+        assert_eq!(&body[79..], &jpeg);
+    }
 
     #[test]
     fn draw_copy_layout() {
