@@ -77,3 +77,23 @@ fn bench_lz_and_lz4() {
         report("lz4", &img.name, img.bytes(), out.len(), t_enc, t_dec);
     }
 }
+
+#[test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+fn bench_jpeg() {
+    use crate::jpeg;
+    let budget = Duration::from_millis(300);
+    for img in test_images::bench() {
+        let r = img.as_ref();
+        let mut out = Vec::new();
+        let t_enc = time(budget, || {
+            out.clear();
+            jpeg::encode_rgb32(&r, jpeg::DEFAULT_QUALITY, &mut out).unwrap();
+        });
+        // An independent decoder (spice-gtk uses libjpeg), for scale only.
+        let t_dec = time(budget, || {
+            jpeg_decoder::Decoder::new(&out[..]).decode().unwrap();
+        });
+        report("jpeg q85", &img.name, img.bytes(), out.len(), t_enc, t_dec);
+    }
+}

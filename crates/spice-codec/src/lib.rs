@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod glz;
+pub mod jpeg;
 pub mod lz;
 pub mod lz4;
 pub mod quic;
