@@ -7,6 +7,7 @@ what it does is what remote-viewer would do.
 
 Commands:
   {"cmd": "connect", "uri": "spice://127.0.0.1:5900", "password": "..."}
+                                                 (optional "cache_size": pixmap cache bytes)
   {"cmd": "dump", "path": "/tmp/x.raw"}          primary surface bytes (BGRX rows)
   {"cmd": "key_press", "code": 30}               PC XT scancode; E0 keys as 0x100|code
   {"cmd": "key_release", "code": 30}
@@ -92,7 +93,7 @@ class Driver:
 
     # ---- client side -------------------------------------------------------
 
-    def connect(self, uri, password=None, audio=False, quiet=False):
+    def connect(self, uri, password=None, audio=False, quiet=False, cache_size=None):
         self.quiet = bool(quiet)
         self.connect_us = now_us()
         self.session = Spice.Session()
@@ -102,6 +103,9 @@ class Driver:
         # Audio channels exist only with enable-audio; no audio device is needed
         # because no SpiceAudio backend is attached: the signals come to us.
         self.session.set_property("enable-audio", bool(audio))
+        if cache_size is not None:
+            # Bytes; DISPLAY_INIT offers a quarter of it as pixels.
+            self.session.set_property("cache-size", int(cache_size))
         on(self.session, "channel-new", self.on_channel_new)
         on(self.session, "disconnected", lambda s: emit("session-disconnected"))
         if not Spice.Session.connect(self.session):
@@ -298,7 +302,13 @@ class Driver:
     def command(self, cmd):
         name = cmd["cmd"]
         if name == "connect":
-            self.connect(cmd["uri"], cmd.get("password"), cmd.get("audio", False), cmd.get("quiet", False))
+            self.connect(
+                cmd["uri"],
+                cmd.get("password"),
+                cmd.get("audio", False),
+                cmd.get("quiet", False),
+                cmd.get("cache_size"),
+            )
         elif name == "dump":
             self.dump(cmd["path"])
         elif name == "checksum":

@@ -89,6 +89,31 @@ impl SpiceGtk {
         self.send(cmd);
     }
 
+    /// Connects to `addr` with a pixmap cache of `bytes` (spice-gtk's
+    /// `cache-size`; DISPLAY_INIT offers a quarter of it, in pixels).
+    pub fn connect_with_cache(&mut self, addr: SocketAddr, bytes: u32) {
+        self.send(json!({
+            "cmd": "connect",
+            "uri": format!("spice://{}:{}", addr.ip(), addr.port()),
+            "cache_size": bytes,
+        }));
+    }
+
+    /// Bytes the display channel has read so far (`total-read-bytes`).
+    pub fn display_bytes(&mut self, timeout: Duration) -> u64 {
+        self.send(json!({"cmd": "stats"}));
+        let stats = self.expect("stats", timeout);
+        stats["channels"]
+            .as_array()
+            .and_then(|channels| {
+                channels
+                    .iter()
+                    .find(|c| c["type"] == "DisplayChannel" && c["id"] == 0)
+            })
+            .and_then(|c| c["total_read_bytes"].as_u64())
+            .expect("stats of display channel 0")
+    }
+
     /// Takes the next event without waiting.
     pub fn poll(&mut self) -> Option<Value> {
         let v = self.events.try_recv().ok()?;

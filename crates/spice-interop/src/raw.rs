@@ -246,7 +246,8 @@ impl RawClient {
     }
 }
 
-/// A client-side picture rebuilt from display messages (raw 32-bit bitmaps only).
+/// A client-side picture rebuilt from display messages: DRAW_COPY of every
+/// lossless image type, the pixmap cache and COPY_BITS.
 #[derive(Debug, Default)]
 pub struct Screen {
     /// Width in pixels.
@@ -263,6 +264,12 @@ pub struct Screen {
     pub kinds: std::collections::BTreeMap<u8, u32>,
     /// The GLZ window, for a client that offered one in DISPLAY_INIT.
     pub glz: Option<spice_codec::glz::GlzDecoder>,
+    /// The pixmap cache: packed rows of each image sent with CACHE_ME, by id.
+    pub cache: std::collections::HashMap<u64, Vec<u8>>,
+    /// The most pixels the cache held at once.
+    pub max_cached_pixels: usize,
+    /// COPY_BITS messages applied.
+    pub copy_bits: u32,
 }
 
 /// Decodes the image body after its descriptor into top-down 32-bit rows and their stride.
@@ -361,6 +368,58 @@ impl Screen {
                 self.pixels = vec![0; self.width as usize * self.height as usize * 4];
             }
             server_type::MARK => self.marks += 1,
+            server_type::INVAL_LIST => {
+                let count = r.u16("count").map_err(e)?;
+                for _ in 0..count {
+                    if r.u8("resource type").map_err(e)? != spice_proto::msg::display::RES_TYPE_PIXMAP {
+                        return Err("inval list of something other than pixmaps".into());
+                    }
+                    let id = r.u64("resource id").map_err(e)?;
+                    if self.cache.remove(&id).is_none() {
+                        return Err(format!("inval of image {id}, which is not cached"));
+                    }
+                }
+            }
+            server_type::INVAL_ALL_PIXMAPS => self.cache.clear(),
+            server_type::COPY_BITS => {
+                r.u32("surface").map_err(e)?;
+                let top = r.i32("top").map_err(e)?;
+                let left = r.i32("left").map_err(e)?;
+                let bottom = r.i32("bottom").map_err(e)?;
+                let right = r.i32("right").map_err(e)?;
+                if r.u8("clip").map_err(e)? != 0 {
+                    return Err("clip".into());
+                }
+                let src_x = r.i32("src x").map_err(e)?;
+                let src_y = r.i32("src y").map_err(e)?;
+                let (w, h) = (self.width as i32, self.height as i32);
+                let inside = |x: i32, y: i32| (0..=w).contains(&x) && (0..=h).contains(&y);
+                let (cw, ch) = (right - left, bottom - top);
+                if cw <= 0
+                    || ch <= 0
+                    || !inside(left, top)
+                    || !inside(right, bottom)
+                    || !inside(src_x, src_y)
+                    || !inside(src_x + cw, src_y + ch)
+                {
+                    return Err("copy bits outside the surface".into());
+                }
+                // Overlapping copy: rows in the order that reads each source row
+                // before it is overwritten.
+                let row_bytes = cw as usize * 4;
+                let stride = self.width as usize * 4;
+                let order: Vec<i32> = if src_y < top {
+                    (0..ch).rev().collect()
+                } else {
+                    (0..ch).collect()
+                };
+                for row in order {
+                    let from = (src_y + row) as usize * stride + src_x as usize * 4;
+                    let to = (top + row) as usize * stride + left as usize * 4;
+                    self.pixels.copy_within(from..from + row_bytes, to);
+                }
+                self.copy_bits += 1;
+            }
             server_type::DRAW_COPY => {
                 r.u32("surface").map_err(e)?;
                 let top = r.i32("top").map_err(e)? as usize;
@@ -371,17 +430,35 @@ impl Screen {
                 }
                 let offset = r.u32("image offset").map_err(e)? as usize;
                 let mut img = Reader::new(frame.body.get(offset..).ok_or("offset")?);
-                img.take(8, "id").map_err(e)?;
+                let id = img.u64("id").map_err(e)?;
                 let kind = img.u8("type").map_err(e)?;
-                img.u8("flags").map_err(e)?;
+                let flags = img.u8("flags").map_err(e)?;
                 let w = img.u32("w").map_err(e)? as usize;
                 let h = img.u32("h").map_err(e)? as usize;
                 let (rows, stride) = match (kind, &mut self.glz) {
+                    (image_type::FROM_CACHE | image_type::FROM_CACHE_LOSSLESS, _) => {
+                        let rows = self
+                            .cache
+                            .get(&id)
+                            .ok_or_else(|| format!("image {id} is not in the cache"))?;
+                        if rows.len() != w * h * 4 {
+                            return Err(format!("cached image {id} has another size"));
+                        }
+                        (rows.clone(), w * 4)
+                    }
                     (image_type::GLZ_RGB | image_type::ZLIB_GLZ_RGB, Some(glz)) => {
                         decode_glz(kind, &mut img, w as u32, h as u32, glz)?
                     }
                     _ => decode_image(kind, &mut img, w as u32, h as u32)?,
                 };
+                if flags & spice_proto::msg::display::image_flags::CACHE_ME != 0 {
+                    let packed: Vec<u8> = (0..h)
+                        .flat_map(|row| rows[row * stride..row * stride + w * 4].iter().copied())
+                        .collect();
+                    self.cache.insert(id, packed);
+                    let held: usize = self.cache.values().map(|p| p.len() / 4).sum();
+                    self.max_cached_pixels = self.max_cached_pixels.max(held);
+                }
                 for row in 0..h {
                     let dst = ((top + row) * self.width as usize + left) * 4;
                     self.pixels

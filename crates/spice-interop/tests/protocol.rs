@@ -495,3 +495,99 @@ fn glz_goes_to_clients_that_offer_a_window_and_refers_to_earlier_images() {
         }
     }
 }
+
+/// Shows `canvases` in the order of `sequence`, each as a full update, to a
+/// raw display client that offered a pixmap cache of `cache_pixels`, and
+/// checks every picture arrives exactly. Returns the client's screen.
+fn show_in_turn(canvases: &[Canvas], sequence: &[usize], cache_pixels: i64) -> Screen {
+    use spice_server::{ImageCompression, Rect};
+    let (s, display) = server(|b| b.image_compression(ImageCompression::AutoLz));
+    canvases[sequence[0]].publish(&display);
+    let (_main, id) = session(s.local_addr());
+    let mut chan = RawClient::link(s.local_addr(), ChannelType::Display, 0, id, "").unwrap();
+    let mut init = Vec::new();
+    Writer::new(&mut init).u8(1).u64(cache_pixels as u64).u8(0).i32(0);
+    chan.send(display::client_type::INIT, &init);
+    let mut screen = Screen::default();
+    display_sequence(&mut chan, &mut screen);
+    let mut received = 0u32;
+    for (step, &which) in sequence.iter().enumerate() {
+        let canvas = &canvases[which];
+        if step > 0 {
+            let full = Rect::new(0, 0, canvas.width, canvas.height);
+            display.update(&canvas.frame(), &[full]).unwrap();
+        }
+        let expected = canvas.packed();
+        let deadline = Instant::now() + T;
+        while screen.pixels != expected && Instant::now() < deadline {
+            let Some(frame) = chan.recv(Duration::from_millis(200)) else {
+                continue;
+            };
+            received += 1;
+            if received % spice_interop::raw::ACK_WINDOW == 0 {
+                chan.send(base::client_type::ACK, &[]);
+            }
+            screen
+                .apply(&frame)
+                .unwrap_or_else(|e| panic!("step {step}: {e}"));
+        }
+        assert_eq!(screen.pixels, expected, "step {step} (canvas {which}) is exact");
+    }
+    screen
+}
+
+#[test]
+fn content_seen_before_comes_from_the_pixmap_cache() {
+    use display::image_type::{FROM_CACHE, LZ_RGB, QUIC};
+    // Two pictures shown in turn: after the first of each, only references.
+    let two = [Canvas::stripes(160, 100, 1), Canvas::new(160, 100, 2)];
+    let screen = show_in_turn(&two, &[0, 1, 0, 1, 0, 1, 0], 1 << 20);
+    assert_eq!(screen.kinds.get(&FROM_CACHE), Some(&5), "{:?}", screen.kinds);
+    // The stripes go LZ, the gradient QUIC: each encoded once.
+    assert_eq!(screen.draws, 7);
+    assert_eq!(screen.kinds.get(&LZ_RGB), Some(&1), "{:?}", screen.kinds);
+    assert_eq!(screen.kinds.get(&QUIC), Some(&1), "{:?}", screen.kinds);
+    assert_eq!(screen.cache.len(), 2);
+
+    // A client that offers no cache gets every picture encoded again.
+    let screen = show_in_turn(&two, &[0, 1, 0, 1], 0);
+    assert_eq!(screen.kinds.get(&FROM_CACHE), None);
+    assert!(screen.cache.is_empty());
+
+    // A cache with room for four pictures of 16,000 pixels, and five shown
+    // in turn: the least recently used one is dropped before each new one
+    // (the test client fails on a reference to an image it does not hold, or
+    // a drop of one it never had), and the client never holds more than it
+    // offered.
+    let five: Vec<Canvas> = (0..5).map(|i| Canvas::new(160, 100, 10 + i)).collect();
+    let capacity = 4 * 160 * 100;
+    let screen = show_in_turn(&five, &[0, 1, 2, 3, 0, 4, 0, 1, 4], capacity);
+    // 0 hits once, then 4 evicts 1 (0 was used since), 0 hits, 1 evicts 2, 4 hits.
+    assert_eq!(screen.kinds.get(&FROM_CACHE), Some(&3), "{:?}", screen.kinds);
+    assert!(screen.max_cached_pixels <= capacity as usize);
+    assert_eq!(screen.cache.len(), 4);
+}
+
+#[test]
+fn client_preferred_compression_overrides_the_server_setting() {
+    use display::image_type::{BITMAP, LZ_RGB, QUIC};
+    for (preferred, expected) in [(1u8, BITMAP), (4, QUIC), (6, LZ_RGB), (0, LZ_RGB), (99, LZ_RGB)] {
+        let (s, display) = server(|b| b);
+        let canvas = Canvas::stripes(200, 120, 5);
+        canvas.publish(&display);
+        let (_main, id) = session(s.local_addr());
+        let mut chan = RawClient::link(s.local_addr(), ChannelType::Display, 0, id, "").unwrap();
+        chan.send(display::client_type::PREFERRED_COMPRESSION, &[preferred]);
+        let mut init = Vec::new();
+        Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
+        chan.send(display::client_type::INIT, &init);
+        let mut screen = Screen::default();
+        display_sequence(&mut chan, &mut screen);
+        assert_eq!(screen.pixels, canvas.packed(), "preferred {preferred}: exact");
+        assert_eq!(
+            screen.kinds.keys().copied().collect::<Vec<_>>(),
+            [expected],
+            "preferred {preferred} (invalid values keep the server's auto)"
+        );
+    }
+}

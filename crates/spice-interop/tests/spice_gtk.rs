@@ -467,3 +467,37 @@ fn every_lossless_image_format_is_pixel_exact_in_spice_gtk() {
         gtk.quit();
     }
 }
+
+#[test]
+fn pictures_shown_again_come_from_spice_gtk_pixmap_cache() {
+    use spice_server::{ImageCompression, Rect};
+    // Five pictures in turn, into a cache with room for four: spice-gtk must
+    // add, find and drop images exactly as the server mirrors them (a
+    // reference to a dropped image would leave a hole or stall the channel).
+    let canvases: Vec<Canvas> = (0..5).map(|i| Canvas::new(160, 100, 40 + i)).collect();
+    let h = host(&canvases[0], |b| b.image_compression(ImageCompression::AutoGlz));
+    let mut gtk = SpiceGtk::start();
+    gtk.connect_with_cache(h.server.local_addr(), 4 * 160 * 100 * 4);
+    gtk.expect("mark", T);
+    assert_surface(&mut gtk, &canvases[0], "first picture");
+    let full = Rect::new(0, 0, 160, 100);
+    // Hits: 0 at step 4 and 6 (used again, so 1 is evicted for 4), 4 at step 8.
+    let sequence = [1, 2, 3, 0, 4, 0, 1, 4];
+    let hits = [false, false, false, true, false, true, false, true];
+    for (step, (&which, &hit)) in sequence.iter().zip(&hits).enumerate() {
+        let before = gtk.display_bytes(T);
+        h.display.update(&canvases[which].frame(), &[full]).unwrap();
+        assert_surface(
+            &mut gtk,
+            &canvases[which],
+            &format!("step {step}, picture {which}"),
+        );
+        let bytes = gtk.display_bytes(T) - before;
+        if hit {
+            assert!(bytes < 400, "step {step}: a cached picture took {bytes} bytes");
+        } else {
+            assert!(bytes > 2000, "step {step}: a new picture took only {bytes} bytes");
+        }
+    }
+    gtk.quit();
+}

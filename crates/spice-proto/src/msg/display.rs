@@ -248,6 +248,12 @@ impl ImageData<'_> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Whether the client gets the exact pixels (everything but JPEG); only
+    /// lossless images may be cached as such.
+    pub fn is_lossless(&self) -> bool {
+        !matches!(self, Self::Jpeg(_))
+    }
 }
 
 /// An image (`SpiceImage`): descriptor plus data.

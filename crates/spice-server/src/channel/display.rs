@@ -15,13 +15,14 @@ use std::time::Instant;
 
 use spice_proto::consts::display_cap;
 use spice_proto::msg::display::{
-    DisplayClientMessage, DrawCopy, Head, Image, Mark, MonitorsConfig, SurfaceCreate, SurfaceDestroy,
-    SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB,
+    image_flags, DisplayClientMessage, DrawCopy, Head, Image, ImageData, InvalPixmaps, Mark, MonitorsConfig,
+    SurfaceCreate, SurfaceDestroy, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB,
 };
 use spice_proto::msg::Rect as WireRect;
 use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
+use crate::display::cache::{content_key, PixmapCache};
 use crate::display::compress::{choose, ClientDecoders, Encoders, ImageCompression};
 use crate::display::region::{Rect, Region};
 use crate::display::{DisplayShared, DisplayState, Surface};
@@ -58,11 +59,14 @@ pub(crate) struct DisplayChannel {
     encoders: Box<Encoders>,
     /// The setting in force for this produce round.
     setting: ImageCompression,
-    /// Whether this channel may use GLZ: spice-gtk keeps one GLZ window per
-    /// session, shared by all its display channels, and a dictionary can
-    /// mirror it for one channel only, so display channel 0 alone uses GLZ
-    /// (the others use LZ).
-    glz_allowed: bool,
+    /// Whether this channel may use the client's session-wide stores: spice-gtk
+    /// keeps one GLZ window and one pixmap cache per session, shared by all its
+    /// display channels, and the server can mirror each for one channel only,
+    /// so display channel 0 alone uses GLZ and the cache (the others use LZ
+    /// and send every image).
+    session_stores: bool,
+    /// The mirror of the client's pixmap cache, from DISPLAY_INIT.
+    cache: PixmapCache,
 }
 
 impl DisplayChannel {
@@ -91,12 +95,19 @@ impl DisplayChannel {
             preferred: None,
             encoders: Box::default(),
             setting: ImageCompression::default(),
-            glz_allowed: channel_id == 0,
+            session_stores: channel_id == 0,
+            cache: PixmapCache::default(),
         }
     }
 
     /// Stops receiving damage.
     pub(crate) fn detach(&self, shared: &DisplayShared) {
+        tracing::debug!(
+            images = self.cache.len(),
+            pixels = self.cache.used(),
+            hits = self.cache.hits(),
+            "pixmap cache at disconnect"
+        );
         shared.lock().clients.remove(&self.key);
     }
 
@@ -118,20 +129,29 @@ impl DisplayChannel {
             } => {
                 tracing::debug!(pixmap_cache_size, glz_dictionary_window_size, "display init");
                 let window = match u32::try_from(glz_dictionary_window_size) {
-                    Ok(w) if self.glz_allowed => w,
+                    Ok(w) if self.session_stores => w,
                     _ => 0,
                 };
+                if self.session_stores {
+                    self.cache = PixmapCache::new(pixmap_cache_size);
+                }
                 self.decoders.glz_window = window;
                 self.encoders.set_glz_window(window);
                 self.initialized = true;
                 Some(DisplayEvent::Produce)
             }
             DisplayClientMessage::PreferredCompression(c) => {
-                tracing::debug!(
-                    compression = c,
-                    "preferred compression (only raw bitmaps are sent)"
-                );
-                None
+                // As the C server: a valid value replaces the server's setting
+                // for this client (LZ4 then falls back to LZ if the client
+                // lacks the capability); anything else is logged and ignored.
+                match ImageCompression::from_wire(c) {
+                    Some(preferred) => {
+                        tracing::debug!(?preferred, "client's preferred compression");
+                        self.preferred = Some(preferred);
+                    }
+                    None => tracing::debug!(compression = c, "ignoring invalid preferred compression"),
+                }
+                Some(DisplayEvent::Produce)
             }
             DisplayClientMessage::StreamReport
             | DisplayClientMessage::GlDrawDone
@@ -225,25 +245,57 @@ impl DisplayChannel {
             let band = Rect::new(rect.x, y, rect.width, rows);
             pixels.clear();
             surface.copy_rect(band, &mut pixels);
+            let dest = WireRect::from_xywh(
+                band.x as i32,
+                band.y as i32,
+                band.width as i32,
+                band.height as i32,
+            );
+            let area = u64::from(band.width) * u64::from(band.height);
+            let key = self
+                .cache
+                .admits(area)
+                .then(|| content_key(band.width, band.height, &pixels));
+            if let Some(id) = key.and_then(|key| self.cache.lookup(key)) {
+                tracing::trace!(id, ?band, "pixmap cache hit");
+                self.base.send(&DrawCopy {
+                    surface_id: 0,
+                    dest,
+                    image: Image {
+                        id,
+                        flags: 0,
+                        width: band.width,
+                        height: band.height,
+                        data: ImageData::FromCache,
+                    },
+                });
+                y += rows;
+                continue;
+            }
+            let id = self.next_image_id;
+            self.next_image_id += 1;
             let encoding = choose(self.setting, self.decoders, band.width, band.height, &pixels);
             let data = self.encoders.encode(encoding, band.width, band.height, &pixels);
+            let mut flags = 0;
+            if let Some(key) = key.filter(|_| data.is_lossless()) {
+                if let Some(evicted) = self.cache.insert(key, id, area) {
+                    if !evicted.is_empty() {
+                        self.base.send(&InvalPixmaps { ids: evicted });
+                    }
+                    flags = image_flags::CACHE_ME;
+                }
+            }
             self.base.send(&DrawCopy {
                 surface_id: 0,
-                dest: WireRect::from_xywh(
-                    band.x as i32,
-                    band.y as i32,
-                    band.width as i32,
-                    band.height as i32,
-                ),
+                dest,
                 image: Image {
-                    id: self.next_image_id,
-                    flags: 0,
+                    id,
+                    flags,
                     width: band.width,
                     height: band.height,
                     data,
                 },
             });
-            self.next_image_id += 1;
             y += rows;
         }
     }

@@ -7,6 +7,7 @@
 //! simply finds a larger region next time it has room. Memory is one surface
 //! plus a bounded rectangle list per client.
 
+pub(crate) mod cache;
 pub mod compress;
 mod cursor;
 pub mod region;
