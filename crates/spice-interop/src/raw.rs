@@ -270,6 +270,8 @@ pub struct Screen {
     pub max_cached_pixels: usize,
     /// COPY_BITS messages applied.
     pub copy_bits: u32,
+    /// Pixels of all DRAW_COPY images applied.
+    pub drawn_pixels: u64,
 }
 
 /// Decodes the image body after its descriptor into top-down 32-bit rows and their stride.
@@ -471,6 +473,7 @@ impl Screen {
                 }
                 *self.kinds.entry(kind).or_default() += 1;
                 self.draws += 1;
+                self.drawn_pixels += (w * h) as u64;
             }
             _ => {}
         }

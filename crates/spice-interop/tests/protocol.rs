@@ -591,3 +591,72 @@ fn client_preferred_compression_overrides_the_server_setting() {
         );
     }
 }
+
+#[test]
+fn scrolled_content_travels_as_copy_bits_and_unchanged_rows_are_skipped() {
+    use spice_server::Rect;
+    let (s, display) = server(|b| b);
+    // Distinct rows (a vertical gradient), scrolled like a terminal.
+    let mut canvas = Canvas::new(300, 200, 9);
+    canvas.publish(&display);
+    let (_main, id) = session(s.local_addr());
+    let mut chan = RawClient::link(s.local_addr(), ChannelType::Display, 0, id, "").unwrap();
+    let mut init = Vec::new();
+    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
+    chan.send(display::client_type::INIT, &init);
+    let mut screen = Screen::default();
+    display_sequence(&mut chan, &mut screen);
+    let first_picture = screen.drawn_pixels;
+    let mut received = 0u32;
+    let mut pump = |screen: &mut Screen, expected: &[u8], what: &str| {
+        let deadline = Instant::now() + T;
+        while screen.pixels != expected && Instant::now() < deadline {
+            let Some(frame) = chan.recv(Duration::from_millis(200)) else {
+                continue;
+            };
+            received += 1;
+            if received % spice_interop::raw::ACK_WINDOW == 0 {
+                chan.send(base::client_type::ACK, &[]);
+            }
+            screen.apply(&frame).unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+        assert!(screen.pixels == expected, "{what}: picture is exact");
+    };
+    let mut scrolled = 0;
+    for k in 0..30u32 {
+        let rows = 4 + k % 9;
+        scrolled += rows;
+        let rect = canvas.scroll_up(rows);
+        display.update(&canvas.frame(), &[rect]).unwrap();
+        // Sometimes several scrolls pile up before the client reads them.
+        if k % 3 == 2 {
+            pump(&mut screen, &canvas.packed(), &format!("after scroll {k}"));
+        }
+    }
+    pump(&mut screen, &canvas.packed(), "after the scrolls");
+    assert!(screen.copy_bits >= 10, "{} COPY_BITS", screen.copy_bits);
+    // Only the new lines went as images: far less than a picture per scroll.
+    let drawn = screen.drawn_pixels - first_picture;
+    assert!(
+        drawn <= u64::from(scrolled + 30 * 4) * 300,
+        "{drawn} pixels drawn for {scrolled} new rows"
+    );
+
+    // Damage over rows that did not change sends nothing for them.
+    let before = screen.drawn_pixels;
+    let dirty = canvas.scribble();
+    display
+        .update(&canvas.frame(), &[Rect::new(0, 0, 300, 200)])
+        .unwrap();
+    pump(
+        &mut screen,
+        &canvas.packed(),
+        "after a scribble reported as full damage",
+    );
+    assert!(
+        screen.drawn_pixels - before <= u64::from(dirty.height + 4) * 300,
+        "{} pixels drawn for {} changed rows",
+        screen.drawn_pixels - before,
+        dirty.height
+    );
+}

@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use spice_proto::consts::display_cap;
 use spice_proto::msg::display::{
-    image_flags, DisplayClientMessage, DrawCopy, Head, Image, ImageData, InvalPixmaps, Mark, MonitorsConfig,
-    SurfaceCreate, SurfaceDestroy, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB,
+    image_flags, CopyBits, DisplayClientMessage, DrawCopy, Head, Image, ImageData, InvalPixmaps, Mark,
+    MonitorsConfig, SurfaceCreate, SurfaceDestroy, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB,
 };
 use spice_proto::msg::Rect as WireRect;
 use spice_proto::{Caps, DecodeError, Frame};
@@ -25,6 +25,7 @@ use super::{BaseOutcome, ChannelBase};
 use crate::display::cache::{content_key, PixmapCache};
 use crate::display::compress::{choose, ClientDecoders, Encoders, ImageCompression};
 use crate::display::region::{Rect, Region};
+use crate::display::shadow::Shadow;
 use crate::display::{DisplayShared, DisplayState, Surface};
 
 /// Stop producing while this many bytes wait for the socket.
@@ -67,6 +68,8 @@ pub(crate) struct DisplayChannel {
     session_stores: bool,
     /// The mirror of the client's pixmap cache, from DISPLAY_INIT.
     cache: PixmapCache,
+    /// What the client's surface shows.
+    shadow: Shadow,
 }
 
 impl DisplayChannel {
@@ -97,6 +100,7 @@ impl DisplayChannel {
             setting: ImageCompression::default(),
             session_stores: channel_id == 0,
             cache: PixmapCache::default(),
+            shadow: Shadow::default(),
         }
     }
 
@@ -191,7 +195,36 @@ impl DisplayChannel {
         }
         let rects = clients.get_mut(&self.key).map(Region::take).unwrap_or_default();
         for rect in rects {
-            self.send_draws(surface, rect, MAX_DRAW_BYTES);
+            self.send_damage(surface, rect);
+        }
+    }
+
+    /// Brings `rect` up to date: rows that moved go as a COPY_BITS, rows the
+    /// client already has are skipped, the rest go as images.
+    fn send_damage(&mut self, surface: &Surface, rect: Rect) {
+        let rect = rect.clip(surface.width, surface.height);
+        if rect.is_empty() {
+            return;
+        }
+        let plan = self.shadow.plan(surface, rect);
+        if let Some(moved) = plan.moved {
+            tracing::trace!(?moved, "copy bits");
+            let dest = moved.dest;
+            self.base.send(&CopyBits {
+                surface_id: 0,
+                dest: WireRect::from_xywh(
+                    dest.x as i32,
+                    dest.y as i32,
+                    dest.width as i32,
+                    dest.height as i32,
+                ),
+                src_x: dest.x as i32,
+                src_y: moved.src_y as i32,
+            });
+            self.shadow.apply(moved);
+        }
+        for band in plan.bands {
+            self.send_draws(surface, band, MAX_DRAW_BYTES);
         }
     }
 
@@ -213,6 +246,7 @@ impl DisplayChannel {
             Rect::new(0, 0, surface.width, surface.height),
             usize::MAX,
         );
+        self.shadow.reset(surface);
         if self.monitors_config {
             self.base.send(&MonitorsConfig {
                 max_allowed: 1,
@@ -245,6 +279,7 @@ impl DisplayChannel {
             let band = Rect::new(rect.x, y, rect.width, rows);
             pixels.clear();
             surface.copy_rect(band, &mut pixels);
+            self.shadow.store(band, &pixels);
             let dest = WireRect::from_xywh(
                 band.x as i32,
                 band.y as i32,

@@ -11,6 +11,8 @@ pub(crate) mod cache;
 pub mod compress;
 mod cursor;
 pub mod region;
+pub(crate) mod scroll;
+pub(crate) mod shadow;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,0 +1,283 @@
+//! What one client's surface holds: the pixels the server has sent it.
+//!
+//! Damage says where the host drew, not what changed: hosts report whole
+//! windows, and merged damage covers rows nobody touched. Comparing the
+//! damaged rows with what the client already has lets the channel skip rows
+//! that did not change and find rows that only moved
+//! ([`super::scroll`]), which then travel as a `COPY_BITS`.
+//!
+//! One packed copy of the surface per client: bounded by the surface size
+//! the host published.
+
+use super::region::Rect;
+use super::scroll::{find_vertical_move, row_hash, VerticalMove};
+use super::Surface;
+
+/// Unchanged rows between two changed bands shorter than this are sent
+/// anyway: one image instead of two is cheaper than skipping a few rows.
+const MIN_SKIPPED_ROWS: usize = 4;
+
+/// The client's copy of the surface.
+#[derive(Debug, Default)]
+pub(crate) struct Shadow {
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+}
+
+/// How to bring a damaged rectangle of the client up to date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// Rows to copy within the client's surface first (a scroll).
+    pub(crate) moved: Option<Moved>,
+    /// Then the bands to send as images, top to bottom.
+    pub(crate) bands: Vec<Rect>,
+}
+
+/// A `COPY_BITS`: `dest` is filled from the same-sized area at `src_y`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Moved {
+    pub(crate) dest: Rect,
+    pub(crate) src_y: u32,
+}
+
+impl Shadow {
+    /// The client now has the whole of `surface`.
+    pub(crate) fn reset(&mut self, surface: &Surface) {
+        self.width = surface.width;
+        self.height = surface.height;
+        self.pixels.clear();
+        self.pixels.extend_from_slice(&surface.pixels);
+    }
+
+    fn row(&self, y: u32, x: u32, width: u32) -> &[u8] {
+        let start = (y as usize * self.width as usize + x as usize) * 4;
+        &self.pixels[start..start + width as usize * 4]
+    }
+
+    /// The client now has the packed pixels `data` in `rect`.
+    pub(crate) fn store(&mut self, rect: Rect, data: &[u8]) {
+        if !self.holds(rect) {
+            return;
+        }
+        let row_bytes = rect.width as usize * 4;
+        for (i, src) in data
+            .chunks_exact(row_bytes)
+            .take(rect.height as usize)
+            .enumerate()
+        {
+            let start = ((rect.y as usize + i) * self.width as usize + rect.x as usize) * 4;
+            self.pixels[start..start + row_bytes].copy_from_slice(src);
+        }
+    }
+
+    /// The client copied `moved.dest` from `moved.src_y`.
+    pub(crate) fn apply(&mut self, moved: Moved) {
+        let Moved { dest, src_y } = moved;
+        let stride = self.width as usize * 4;
+        let row_bytes = dest.width as usize * 4;
+        let copy = |pixels: &mut Vec<u8>, i: u32| {
+            let from = (src_y + i) as usize * stride + dest.x as usize * 4;
+            let to = (dest.y + i) as usize * stride + dest.x as usize * 4;
+            pixels.copy_within(from..from + row_bytes, to);
+        };
+        // Read every source row before it is overwritten.
+        if src_y > dest.y {
+            (0..dest.height).for_each(|i| copy(&mut self.pixels, i));
+        } else {
+            (0..dest.height).rev().for_each(|i| copy(&mut self.pixels, i));
+        }
+    }
+
+    fn holds(&self, rect: Rect) -> bool {
+        !rect.is_empty()
+            && rect.right() <= u64::from(self.width)
+            && rect.bottom() <= u64::from(self.height)
+            && self.pixels.len() == self.width as usize * self.height as usize * 4
+    }
+
+    /// How to bring `rect` (clipped to `surface`, which has the shadow's
+    /// size) from what the client has to what `surface` shows.
+    pub(crate) fn plan(&self, surface: &Surface, rect: Rect) -> Plan {
+        let whole = Plan {
+            moved: None,
+            bands: vec![rect],
+        };
+        if (surface.width, surface.height) != (self.width, self.height) || !self.holds(rect) {
+            return whole;
+        }
+        let stride = surface.stride();
+        let new_row = |y: u32| {
+            let start = y as usize * stride + rect.x as usize * 4;
+            &surface.pixels[start..start + rect.width as usize * 4]
+        };
+        let rows = rect.height as usize;
+        // Which rows differ from what the client has (compared, not hashed).
+        let mut stale: Vec<bool> = (0..rect.height)
+            .map(|i| new_row(rect.y + i) != self.row(rect.y + i, rect.x, rect.width))
+            .collect();
+        let mut moved = None;
+        if stale.iter().filter(|s| **s).count() >= super::scroll::MIN_MOVED_ROWS {
+            let old: Vec<u64> = (0..rect.height)
+                .map(|i| row_hash(self.row(rect.y + i, rect.x, rect.width)))
+                .collect();
+            let new: Vec<u64> = (0..rect.height).map(|i| row_hash(new_row(rect.y + i))).collect();
+            if let Some(VerticalMove { first, len, offset }) = find_vertical_move(&old, &new) {
+                let src_first = (first as isize + offset) as usize;
+                // Hashes point the way; the pixels decide.
+                let exact = (0..len).all(|i| {
+                    new_row(rect.y + (first + i) as u32)
+                        == self.row(rect.y + (src_first + i) as u32, rect.x, rect.width)
+                });
+                if exact {
+                    moved = Some(Moved {
+                        dest: Rect::new(rect.x, rect.y + first as u32, rect.width, len as u32),
+                        src_y: rect.y + src_first as u32,
+                    });
+                    stale[first..first + len].iter_mut().for_each(|s| *s = false);
+                }
+            }
+        }
+        Plan {
+            moved,
+            bands: stale_bands(&stale, rows)
+                .into_iter()
+                .map(|(start, end)| {
+                    Rect::new(rect.x, rect.y + start as u32, rect.width, (end - start) as u32)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs of stale rows as `(start, end)`, joined across short gaps.
+fn stale_bands(stale: &[bool], rows: usize) -> Vec<(usize, usize)> {
+    let mut bands: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < rows {
+        if !stale[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < rows && stale[i] {
+            i += 1;
+        }
+        match bands.last_mut() {
+            Some(last) if start - last.1 < MIN_SKIPPED_ROWS => last.1 = i,
+            _ => bands.push((start, i)),
+        }
+    }
+    bands
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A surface whose row `y` shows "line" `content(y)`.
+    fn surface(width: u32, height: u32, content: impl Fn(u32) -> u32) -> Surface {
+        let mut pixels = Vec::with_capacity(width as usize * height as usize * 4);
+        for y in 0..height {
+            let line = content(y);
+            for x in 0..width {
+                let v = line.wrapping_mul(2_654_435_761).wrapping_add(x * 7);
+                pixels.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        Surface {
+            width,
+            height,
+            pixels,
+        }
+    }
+
+    #[test]
+    fn a_scrolled_window_is_a_move_and_the_new_lines() {
+        // A 40-row header, then "text" lines scrolling up by 12 rows.
+        let before = surface(64, 200, |y| if y < 40 { y } else { 1000 + y });
+        let after = surface(64, 200, |y| {
+            if y < 40 {
+                y
+            } else if y < 188 {
+                1012 + y
+            } else {
+                5000 + y
+            }
+        });
+        let mut shadow = Shadow::default();
+        shadow.reset(&before);
+        let plan = shadow.plan(&after, Rect::new(0, 0, 64, 200));
+        let moved = plan.moved.expect("a move");
+        assert_eq!(
+            moved,
+            Moved {
+                dest: Rect::new(0, 40, 64, 148),
+                src_y: 52
+            }
+        );
+        assert_eq!(plan.bands, vec![Rect::new(0, 188, 64, 12)]);
+        // Carried out, the plan gives the client the new picture.
+        shadow.apply(moved);
+        for band in &plan.bands {
+            let mut data = Vec::new();
+            after.copy_rect(*band, &mut data);
+            shadow.store(*band, &data);
+        }
+        assert_eq!(shadow.pixels, after.pixels);
+    }
+
+    #[test]
+    fn moving_down_copies_from_the_bottom_up() {
+        let before = surface(16, 64, |y| y);
+        let after = surface(16, 64, |y| if y < 10 { 900 + y } else { y - 10 });
+        let mut shadow = Shadow::default();
+        shadow.reset(&before);
+        let plan = shadow.plan(&after, Rect::new(0, 0, 16, 64));
+        let moved = plan.moved.expect("a move");
+        assert_eq!(
+            moved,
+            Moved {
+                dest: Rect::new(0, 10, 16, 54),
+                src_y: 0
+            }
+        );
+        shadow.apply(moved);
+        for band in &plan.bands {
+            let mut data = Vec::new();
+            after.copy_rect(*band, &mut data);
+            shadow.store(*band, &data);
+        }
+        assert_eq!(shadow.pixels, after.pixels);
+    }
+
+    #[test]
+    fn unchanged_rows_are_skipped_and_short_gaps_joined() {
+        let before = surface(32, 100, |y| y);
+        let after = surface(32, 100, |y| match y {
+            10..=14 | 17..=19 | 60 => 7000 + y,
+            _ => y,
+        });
+        let mut shadow = Shadow::default();
+        shadow.reset(&before);
+        let plan = shadow.plan(&after, Rect::new(0, 0, 32, 100));
+        assert_eq!(plan.moved, None);
+        assert_eq!(
+            plan.bands,
+            vec![Rect::new(0, 10, 32, 10), Rect::new(0, 60, 32, 1)]
+        );
+        let same = shadow.plan(&before, Rect::new(4, 4, 20, 50));
+        assert_eq!(same.bands, vec![], "nothing changed");
+    }
+
+    #[test]
+    fn without_a_matching_shadow_the_whole_rect_is_sent() {
+        let after = surface(32, 40, |y| y);
+        let rect = Rect::new(0, 0, 32, 40);
+        let empty = Shadow::default();
+        assert_eq!(empty.plan(&after, rect).bands, vec![rect]);
+        let mut other = Shadow::default();
+        other.reset(&surface(32, 20, |y| y));
+        assert_eq!(other.plan(&after, rect).bands, vec![rect]);
+    }
+}
