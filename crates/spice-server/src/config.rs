@@ -60,6 +60,16 @@ pub struct Config {
     pub link_timeout: Duration,
     /// How images are compressed for clients (QEMU's `image-compression`).
     pub image_compression: crate::display::compress::ImageCompression,
+    /// When photographic images go as lossy JPEG instead of QUIC (QEMU's
+    /// `jpeg-wan-compression`; default [`WanCompression::Auto`]).
+    ///
+    /// [`WanCompression::Auto`]: crate::WanCompression::Auto
+    pub jpeg_compression: crate::display::compress::WanCompression,
+    /// When GLZ images are deflated with zlib (QEMU's
+    /// `zlib-glz-wan-compression`; default [`WanCompression::Auto`]).
+    ///
+    /// [`WanCompression::Auto`]: crate::WanCompression::Auto
+    pub zlib_glz_compression: crate::display::compress::WanCompression,
     /// In client mouse mode, move the pointer through the guest agent when one
     /// is attached (instead of the tablet); as QEMU's `agent-mouse=on`.
     pub agent_mouse: bool,
@@ -77,6 +87,8 @@ impl Default for Config {
             link_timeout: Duration::from_secs(10),
             agent_mouse: true,
             image_compression: crate::display::compress::ImageCompression::default(),
+            jpeg_compression: crate::display::compress::WanCompression::default(),
+            zlib_glz_compression: crate::display::compress::WanCompression::default(),
         }
     }
 }
@@ -208,6 +220,33 @@ impl ServerBuilder {
     /// How images are compressed (default: [`crate::ImageCompression::AutoGlz`]).
     pub fn image_compression(mut self, compression: crate::display::compress::ImageCompression) -> Self {
         self.config.image_compression = compression;
+        self
+    }
+
+    /// When images the policy would send as QUIC (photographic ones) go as
+    /// lossy JPEG at the C server's quality instead
+    /// (`spice_server_set_jpeg_compression`; default
+    /// [`WanCompression::Auto`]: only for clients on a low-bandwidth link).
+    ///
+    /// JPEG is decoded by every client (spice-gtk and spice-html5). It is
+    /// lossy: what the client shows is close to, not equal to, the host's
+    /// pixels until that area is drawn again.
+    ///
+    /// [`WanCompression::Auto`]: crate::WanCompression::Auto
+    pub fn jpeg_compression(mut self, setting: crate::display::compress::WanCompression) -> Self {
+        self.config.jpeg_compression = setting;
+        self
+    }
+
+    /// When GLZ images are deflated with zlib as ZLIB_GLZ_RGB, which costs
+    /// server CPU for fewer bytes (`spice_server_set_zlib_glz_compression`;
+    /// default [`WanCompression::Auto`]: only for clients on a low-bandwidth
+    /// link). Applies only where GLZ is used (clients with a GLZ window, such
+    /// as spice-gtk), and only to images that deflate makes smaller.
+    ///
+    /// [`WanCompression::Auto`]: crate::WanCompression::Auto
+    pub fn zlib_glz_compression(mut self, setting: crate::display::compress::WanCompression) -> Self {
+        self.config.zlib_glz_compression = setting;
         self
     }
 

@@ -26,6 +26,8 @@ pub(crate) enum Command {
     SetAgent(Option<Box<dyn crate::vdi::CharDevice + Send>>),
     SetAgentMouse(bool),
     SetImageCompression(crate::display::compress::ImageCompression),
+    SetJpegCompression(crate::display::compress::WanCompression),
+    SetZlibGlzCompression(crate::display::compress::WanCompression),
     AgentWakeup,
     SetRecord(Option<crate::audio::RecordHandle>),
     RemoveDisplay(u8),
@@ -47,6 +49,8 @@ impl std::fmt::Debug for Command {
             Self::SetAgent(_) => "SetAgent",
             Self::SetAgentMouse(_) => "SetAgentMouse",
             Self::SetImageCompression(_) => "SetImageCompression",
+            Self::SetJpegCompression(_) => "SetJpegCompression",
+            Self::SetZlibGlzCompression(_) => "SetZlibGlzCompression",
             Self::AgentWakeup => "AgentWakeup",
             Self::SetRecord(_) => "SetRecord",
             Self::RemoveDisplay(_) => "RemoveDisplay",
@@ -196,6 +200,20 @@ impl ServerHandle {
     /// (`spice_server_set_image_compression`).
     pub fn set_image_compression(&self, compression: crate::display::compress::ImageCompression) {
         self.push(Command::SetImageCompression(compression));
+    }
+
+    /// Changes when photographic images go as JPEG, from the next image on
+    /// (`spice_server_set_jpeg_compression`; see
+    /// [`crate::ServerBuilder::jpeg_compression`]).
+    pub fn set_jpeg_compression(&self, setting: crate::display::compress::WanCompression) {
+        self.push(Command::SetJpegCompression(setting));
+    }
+
+    /// Changes when GLZ images are deflated, from the next image on
+    /// (`spice_server_set_zlib_glz_compression`; see
+    /// [`crate::ServerBuilder::zlib_glz_compression`]).
+    pub fn set_zlib_glz_compression(&self, setting: crate::display::compress::WanCompression) {
+        self.push(Command::SetZlibGlzCompression(setting));
     }
 
     /// The agent's device has data to read or room to write.

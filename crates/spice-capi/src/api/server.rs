@@ -339,30 +339,64 @@ pub unsafe extern "C" fn spice_server_get_image_compression(s: *mut CServer) -> 
     })
 }
 
-/// `spice_wan_compression_t`: AUTO=1, ALWAYS=2, NEVER=3.
-fn wan_compression(entry: &'static str, s: *mut CServer, comp: c_int) -> c_int {
-    configure(s, entry, |_| {
-        if (1..=3).contains(&comp) {
-            tracing::debug!(entry, comp, "WAN compression setting noted");
-            0
-        } else {
-            tracing::error!(entry, comp, "invalid WAN compression");
-            -1
-        }
+/// `spice_wan_compression_t`: AUTO=1, ALWAYS=2, NEVER=3. The C server
+/// refuses INVALID (0) with -1 and stores anything else (values past NEVER
+/// then act as NEVER); we refuse those too, since no header names them.
+/// Before the server starts the setting goes into its configuration; after,
+/// it applies from the next image on (the C server keeps the value a display
+/// channel saw when it connected).
+fn wan_compression(
+    entry: &'static str,
+    s: *mut CServer,
+    comp: c_int,
+    set: fn(&mut spice_server::Config, Option<&spice_server::ServerHandle>, spice_server::WanCompression),
+) -> c_int {
+    configure(s, entry, |m| {
+        let Some(setting) = u8::try_from(comp)
+            .ok()
+            .and_then(spice_server::WanCompression::from_wire)
+        else {
+            tracing::error!(entry, comp, "invalid wan compression");
+            return -1;
+        };
+        tracing::debug!(entry, ?setting, "wan compression");
+        let handle = m.server.as_ref().map(|server| server.handle());
+        set(&mut m.config, handle.as_ref(), setting);
+        0
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_jpeg_compression(s: *mut CServer, comp: c_int) -> c_int {
     guard("spice_server_set_jpeg_compression", -1, || {
-        wan_compression("spice_server_set_jpeg_compression", s, comp)
+        wan_compression(
+            "spice_server_set_jpeg_compression",
+            s,
+            comp,
+            |config, handle, setting| {
+                config.jpeg_compression = setting;
+                if let Some(handle) = handle {
+                    handle.set_jpeg_compression(setting);
+                }
+            },
+        )
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_zlib_glz_compression(s: *mut CServer, comp: c_int) -> c_int {
     guard("spice_server_set_zlib_glz_compression", -1, || {
-        wan_compression("spice_server_set_zlib_glz_compression", s, comp)
+        wan_compression(
+            "spice_server_set_zlib_glz_compression",
+            s,
+            comp,
+            |config, handle, setting| {
+                config.zlib_glz_compression = setting;
+                if let Some(handle) = handle {
+                    handle.set_zlib_glz_compression(setting);
+                }
+            },
+        )
     })
 }
 

@@ -12,8 +12,24 @@
 //! client, in order. It is used only for images of at least
 //! [`MIN_GLZ_PIXELS`] (for which a GLZ stream is always smaller than the raw
 //! pixels) that fit the dictionary's window; anything else goes LZ.
+//!
+//! # WAN codecs
+//!
+//! Two more codecs trade server CPU (and, for JPEG, exactness) for bytes, as
+//! the C server's `jpeg_compression` and `zlib_glz_compression` settings do
+//! ([`WanCompression`]; resolved per client into [`WanCodecs`]):
+//!
+//! - **JPEG** replaces QUIC: an image the policy would send as QUIC (a
+//!   photographic one in the auto modes, any with the `quic` setting) goes as
+//!   JPEG when JPEG is on for the client and the caller allows a lossy copy of
+//!   that image. Everything else stays lossless.
+//! - **zlib-GLZ** deflates the GLZ stream of an image the policy sends as GLZ
+//!   (so only for clients with a GLZ window: spice-gtk, not spice-html5,
+//!   which decodes neither); when deflate does not shrink the stream, the
+//!   plain GLZ stream is sent (the dictionary has the image either way).
 
-use spice_codec::glz::GlzEncoder;
+use spice_codec::glz::{GlzEncoder, ZlibGlzEncoder};
+use spice_codec::jpeg;
 use spice_codec::lz::LzEncoder;
 use spice_codec::lz4::Lz4Encoder;
 use spice_codec::quic;
@@ -69,6 +85,85 @@ impl ImageCompression {
     }
 }
 
+/// When to use one of the codecs meant for slow links, JPEG or zlib-GLZ
+/// (`spice_wan_compression_t`; QEMU's `jpeg-wan-compression` and
+/// `zlib-glz-wan-compression`).
+///
+/// The C server reads the setting once, when a display channel connects;
+/// here a change applies from the next image on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WanCompression {
+    /// Only for clients on a low-bandwidth link, as measured by the main
+    /// channel when the client connects (the default, as in the C server).
+    ///
+    /// The link is taken as fast until a measurement says otherwise, so a
+    /// client whose link was not (or not yet) measured gets neither codec.
+    #[default]
+    Auto,
+    /// For every client that can take it.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl WanCompression {
+    /// From the ABI value (`SPICE_WAN_COMPRESSION_*`): 1 = auto, 2 = always,
+    /// 3 = never; 0 (INVALID) and anything else is `None`.
+    pub fn from_wire(value: u8) -> Option<Self> {
+        Some(match value {
+            1 => Self::Auto,
+            2 => Self::Always,
+            3 => Self::Never,
+            _ => return None,
+        })
+    }
+
+    /// The ABI value.
+    pub fn to_wire(self) -> u8 {
+        match self {
+            Self::Auto => 1,
+            Self::Always => 2,
+            Self::Never => 3,
+        }
+    }
+
+    /// Whether the codec is on for a client whose link is (`true`) or is not
+    /// known to be low-bandwidth.
+    pub(crate) fn enabled(self, low_bandwidth: bool) -> bool {
+        match self {
+            Self::Auto => low_bandwidth,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
+/// The WAN codecs on for one client (the C server's `enable_jpeg` and
+/// `enable_zlib_glz_wrap`), from the settings and its link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WanCodecs {
+    /// JPEG instead of QUIC. A caller that needs an image's exact pixels on
+    /// the client (one it will cache as lossless, or the source of a later
+    /// operation) clears this for that image: a JPEG image must never be
+    /// cached or reused as lossless.
+    pub(crate) jpeg: bool,
+    /// zlib around GLZ.
+    pub(crate) zlib_glz: bool,
+}
+
+impl WanCodecs {
+    /// Resolves the settings for a client; `low_bandwidth` is what the main
+    /// channel measured (false when unknown).
+    // Unused until the display channel passes the settings to `choose_wan`.
+    #[allow(dead_code)]
+    pub(crate) fn resolve(jpeg: WanCompression, zlib_glz: WanCompression, low_bandwidth: bool) -> Self {
+        Self {
+            jpeg: jpeg.enabled(low_bandwidth),
+            zlib_glz: zlib_glz.enabled(low_bandwidth),
+        }
+    }
+}
+
 /// `MIN_SIZE_TO_COMPRESS` of the C server: smaller images go raw.
 const MIN_SIZE_TO_COMPRESS: usize = 54;
 
@@ -89,6 +184,10 @@ pub(crate) enum Encoding {
     Lz4,
     Quic,
     Glz,
+    /// Lossy: see [`WanCodecs::jpeg`].
+    Jpeg,
+    /// GLZ, deflated when that shrinks it.
+    ZlibGlz,
 }
 
 /// Smallest image sent as GLZ: from here on a GLZ stream (33-byte header,
@@ -131,8 +230,37 @@ pub(crate) fn looks_photographic(pixels: &[u8], width: u32, height: u32) -> bool
     total > 0 && smooth * 2 > total && sharp * 4 < total
 }
 
-/// Picks the encoding for a `width × height` image of packed xRGB `pixels` under `setting`.
+/// Picks a lossless encoding for a `width × height` image of packed xRGB
+/// `pixels` under `setting`: [`choose_wan`] with no WAN codec.
 pub(crate) fn choose(
+    setting: ImageCompression,
+    client: ClientDecoders,
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+) -> Encoding {
+    choose_wan(setting, client, WanCodecs::default(), width, height, pixels)
+}
+
+/// Picks the encoding for a `width × height` image of packed xRGB `pixels`
+/// under `setting`, with the WAN codecs `wan` on for this client and image:
+/// JPEG where QUIC would go, zlib-GLZ where GLZ would go.
+pub(crate) fn choose_wan(
+    setting: ImageCompression,
+    client: ClientDecoders,
+    wan: WanCodecs,
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+) -> Encoding {
+    match choose_lossless(setting, client, width, height, pixels) {
+        Encoding::Quic if wan.jpeg => Encoding::Jpeg,
+        Encoding::Glz if wan.zlib_glz => Encoding::ZlibGlz,
+        other => other,
+    }
+}
+
+fn choose_lossless(
     setting: ImageCompression,
     client: ClientDecoders,
     width: u32,
@@ -177,7 +305,10 @@ pub(crate) struct Encoders {
     /// first use with the window the client offered.
     glz: Option<GlzEncoder>,
     glz_window: u32,
+    zlib: Option<ZlibGlzEncoder>,
     out: Vec<u8>,
+    /// The deflated GLZ stream, while `out` holds the GLZ stream.
+    zlib_out: Vec<u8>,
 }
 
 impl std::fmt::Debug for Encoders {
@@ -198,7 +329,10 @@ impl Encoders {
     }
 
     /// Encodes packed xRGB `pixels` (`width * 4` bytes per row) as `encoding`,
-    /// falling back to raw when that fails or does not shrink the image.
+    /// falling back to raw when that fails or does not shrink the image
+    /// (JPEG included, as in the C server), and from GLZ to LZ for images
+    /// the window cannot hold. zlib-GLZ sends the plain GLZ stream when
+    /// deflate does not shrink it.
     pub(crate) fn encode<'a>(
         &'a mut self,
         encoding: Encoding,
@@ -218,12 +352,13 @@ impl Encoders {
         };
         self.out.clear();
         let mut encoding = encoding;
-        if encoding == Encoding::Glz {
+        if matches!(encoding, Encoding::Glz | Encoding::ZlibGlz) {
             let window = self.glz_window;
             let glz = self.glz.get_or_insert_with(|| GlzEncoder::new(window));
             if glz.fits(width, height) {
                 match glz.encode_rgb32(&image, &mut self.out) {
                     // Sent whatever its size (see the module documentation).
+                    Ok(_) if encoding == Encoding::ZlibGlz => return self.wrap_glz(),
                     Ok(_) => return ImageData::GlzRgb(&self.out),
                     Err(e) => tracing::debug!(error = %e, "GLZ failed; sending LZ"),
                 }
@@ -243,7 +378,8 @@ impl Encoders {
                 &mut self.out,
             ),
             Encoding::Quic => quic::encode_rgb32(&image, &mut self.out),
-            Encoding::Glz => unreachable!("GLZ is handled above"),
+            Encoding::Jpeg => jpeg::encode_rgb32(&image, jpeg::DEFAULT_QUALITY, &mut self.out).map(drop),
+            Encoding::Glz | Encoding::ZlibGlz => unreachable!("GLZ is handled above"),
         };
         if let Err(e) = result {
             tracing::debug!(error = %e, ?encoding, "encoder failed; sending raw");
@@ -256,7 +392,28 @@ impl Encoders {
             Encoding::Lz => ImageData::LzRgb(&self.out),
             Encoding::Lz4 => ImageData::Lz4(&self.out),
             Encoding::Quic => ImageData::Quic(&self.out),
-            Encoding::Raw | Encoding::Glz => raw,
+            Encoding::Jpeg => ImageData::Jpeg(&self.out),
+            Encoding::Raw | Encoding::Glz | Encoding::ZlibGlz => raw,
+        }
+    }
+
+    /// The GLZ stream in `out` as ZLIB_GLZ_RGB when deflate shrinks it,
+    /// else as GLZ_RGB.
+    fn wrap_glz(&mut self) -> ImageData<'_> {
+        self.zlib_out.clear();
+        let zlib = self.zlib.get_or_insert_with(ZlibGlzEncoder::new);
+        match u32::try_from(self.out.len()) {
+            Ok(glz_size) if zlib.wrap(&self.out, &mut self.zlib_out) => ImageData::ZlibGlzRgb {
+                glz_size,
+                data: &self.zlib_out,
+            },
+            _ => {
+                tracing::debug!(
+                    glz = self.out.len(),
+                    "deflate does not shrink the GLZ stream; sending GLZ"
+                );
+                ImageData::GlzRgb(&self.out)
+            }
         }
     }
 }
@@ -422,6 +579,232 @@ mod tests {
             ImageData::GlzRgb(data) => assert!(client.decode(data).unwrap().data == t),
             other => panic!("expected GLZ, got {other:?}"),
         }
+    }
+
+    /// A client with every decoder and the WAN codecs in `wan`.
+    fn gtk() -> ClientDecoders {
+        ClientDecoders {
+            lz4: true,
+            glz_window: 3 << 20,
+        }
+    }
+
+    const BOTH: WanCodecs = WanCodecs {
+        jpeg: true,
+        zlib_glz: true,
+    };
+
+    #[test]
+    fn wan_settings_resolve_like_the_c_server() {
+        use WanCompression::*;
+        for low in [false, true] {
+            let r = |j, z| WanCodecs::resolve(j, z, low);
+            assert_eq!(
+                r(Always, Never),
+                WanCodecs {
+                    jpeg: true,
+                    zlib_glz: false
+                }
+            );
+            assert_eq!(
+                r(Never, Always),
+                WanCodecs {
+                    jpeg: false,
+                    zlib_glz: true
+                }
+            );
+            assert_eq!(r(Never, Never), WanCodecs::default());
+            // Auto follows the link; an unmeasured link counts as fast.
+            assert_eq!(
+                r(Auto, Auto),
+                WanCodecs {
+                    jpeg: low,
+                    zlib_glz: low
+                }
+            );
+        }
+        assert_eq!(WanCompression::default(), Auto);
+        for v in 1..=3 {
+            assert_eq!(WanCompression::from_wire(v).map(WanCompression::to_wire), Some(v));
+        }
+        assert_eq!(WanCompression::from_wire(0), None);
+        assert_eq!(WanCompression::from_wire(4), None);
+    }
+
+    #[test]
+    fn jpeg_replaces_quic_only_for_photographic_images_when_enabled() {
+        let p = photo(120, 80);
+        let t = text(120, 80);
+        let jpeg_only = WanCodecs {
+            jpeg: true,
+            zlib_glz: false,
+        };
+        for client in [ClientDecoders::default(), gtk()] {
+            for setting in [
+                ImageCompression::AutoGlz,
+                ImageCompression::AutoLz,
+                ImageCompression::Quic,
+            ] {
+                assert_eq!(
+                    choose_wan(setting, client, jpeg_only, 120, 80, &p),
+                    Encoding::Jpeg
+                );
+                // Off: QUIC stays QUIC.
+                assert_eq!(
+                    choose_wan(setting, client, WanCodecs::default(), 120, 80, &p),
+                    Encoding::Quic
+                );
+                assert_eq!(choose(setting, client, 120, 80, &p), Encoding::Quic);
+            }
+            // Text and UI stay on the lossless dictionary coders.
+            let lossless = choose_wan(ImageCompression::AutoLz, client, jpeg_only, 120, 80, &t);
+            assert_eq!(lossless, Encoding::Lz);
+            // Settings that never pick QUIC never pick JPEG.
+            for setting in [
+                ImageCompression::Off,
+                ImageCompression::Lz,
+                ImageCompression::Lz4,
+                ImageCompression::Glz,
+            ] {
+                assert_ne!(choose_wan(setting, client, BOTH, 120, 80, &p), Encoding::Jpeg);
+            }
+        }
+        // Too small for QUIC is too small for JPEG.
+        assert_eq!(
+            choose_wan(ImageCompression::Quic, gtk(), BOTH, 2, 80, &photo(2, 80)),
+            Encoding::Raw
+        );
+        assert_eq!(
+            choose_wan(ImageCompression::AutoGlz, gtk(), BOTH, 3, 4, &p),
+            Encoding::Raw
+        );
+    }
+
+    #[test]
+    fn never_means_no_jpeg_and_no_zlib_even_on_a_slow_link() {
+        let wan = WanCodecs::resolve(WanCompression::Never, WanCompression::Never, true);
+        let p = photo(120, 80);
+        let t = text(64, 64);
+        assert_eq!(
+            choose_wan(ImageCompression::AutoGlz, gtk(), wan, 120, 80, &p),
+            Encoding::Quic
+        );
+        assert_eq!(
+            choose_wan(ImageCompression::AutoGlz, gtk(), wan, 64, 64, &t),
+            Encoding::Glz
+        );
+    }
+
+    #[test]
+    fn zlib_glz_only_with_a_glz_window_and_when_enabled() {
+        let t = text(64, 64);
+        let zlib_only = WanCodecs {
+            jpeg: false,
+            zlib_glz: true,
+        };
+        for setting in [ImageCompression::AutoGlz, ImageCompression::Glz] {
+            assert_eq!(
+                choose_wan(setting, gtk(), zlib_only, 64, 64, &t),
+                Encoding::ZlibGlz
+            );
+            assert_eq!(
+                choose_wan(setting, gtk(), WanCodecs::default(), 64, 64, &t),
+                Encoding::Glz
+            );
+            // spice-html5 (no window) gets LZ, with or without zlib-GLZ.
+            assert_eq!(
+                choose_wan(setting, ClientDecoders::default(), zlib_only, 64, 64, &t),
+                Encoding::Lz
+            );
+        }
+        assert_eq!(
+            choose_wan(ImageCompression::AutoLz, gtk(), BOTH, 64, 64, &t),
+            Encoding::Lz
+        );
+        assert_eq!(
+            choose_wan(ImageCompression::Lz4, gtk(), BOTH, 64, 64, &t),
+            Encoding::Lz4
+        );
+    }
+
+    #[test]
+    fn jpeg_images_decode_close_to_the_original_and_fall_back_to_raw() {
+        let mut enc = Encoders::default();
+        let p = photo(120, 80);
+        match enc.encode(Encoding::Jpeg, 120, 80, &p) {
+            ImageData::Jpeg(data) => {
+                assert!(data.len() < p.len() / 4, "{} bytes", data.len());
+                assert_eq!(&data[..2], &[0xff, 0xd8]);
+            }
+            other => panic!("expected JPEG, got {other:?}"),
+        }
+        // Noise does not shrink under JPEG either at this size: raw, as in C.
+        let mut seed = 3u32;
+        let noise: Vec<u8> = (0..8 * 8 * 4)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        assert!(matches!(
+            enc.encode(Encoding::Jpeg, 8, 8, &noise),
+            ImageData::Bitmap { .. }
+        ));
+    }
+
+    #[test]
+    fn zlib_glz_deflates_when_it_pays_and_falls_back_to_glz_when_not() {
+        use spice_codec::glz::{decode_zlib_glz, GlzDecoder};
+        use spice_codec::DecodeLimits;
+        let mut enc = Encoders::default();
+        enc.set_glz_window(1 << 20);
+        let mut client = GlzDecoder::new(DecodeLimits::default(), u64::MAX);
+        // Text: GLZ leaves the stroke runs as literals and codes, deflate shrinks them.
+        let t = text(64, 64);
+        match enc.encode(Encoding::ZlibGlz, 64, 64, &t) {
+            ImageData::ZlibGlzRgb { glz_size, data } => {
+                assert!((data.len() as u32) < glz_size);
+                let glz = decode_zlib_glz(data, glz_size as usize).unwrap();
+                assert!(client.decode(&glz).unwrap().data == t);
+            }
+            other => panic!("expected zlib-GLZ, got {other:?}"),
+        }
+        // The same image again is one short reference: too short to deflate,
+        // sent as plain GLZ, and the dictionary stays in step.
+        match enc.encode(Encoding::ZlibGlz, 64, 64, &t) {
+            ImageData::GlzRgb(data) => {
+                assert!(data.len() < spice_codec::glz::MIN_GLZ_SIZE_FOR_ZLIB);
+                assert!(client.decode(data).unwrap().data == t);
+            }
+            other => panic!("expected GLZ, got {other:?}"),
+        }
+        // Noise: GLZ cannot shrink it much, deflate even less: plain GLZ.
+        let mut seed = 11u32;
+        let noise: Vec<u8> = (0..64 * 64 * 4)
+            .map(|i| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                // GLZ_RGB carries no fourth byte.
+                if i % 4 == 3 {
+                    0
+                } else {
+                    seed as u8
+                }
+            })
+            .collect();
+        match enc.encode(Encoding::ZlibGlz, 64, 64, &noise) {
+            ImageData::GlzRgb(data) => assert!(client.decode(data).unwrap().data[..] == noise[..]),
+            other => panic!("expected GLZ, got {other:?}"),
+        }
+        // Too big for the window: LZ, as for plain GLZ.
+        enc.set_glz_window(64 * 64);
+        assert!(matches!(
+            enc.encode(Encoding::ZlibGlz, 128, 128, &text(128, 128)),
+            ImageData::LzRgb(_)
+        ));
     }
 
     #[test]

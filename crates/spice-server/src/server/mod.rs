@@ -548,6 +548,8 @@ impl ServerState {
             Command::AddDisplay(id, display) => self.add_display(id, display),
             Command::SetAgent(agent) => self.set_agent(agent),
             Command::SetImageCompression(compression) => self.config.image_compression = compression,
+            Command::SetJpegCompression(setting) => self.config.jpeg_compression = setting,
+            Command::SetZlibGlzCompression(setting) => self.config.zlib_glz_compression = setting,
             Command::SetAgentMouse(enabled) => {
                 self.config.agent_mouse = enabled;
                 self.update_mouse_modes();
