@@ -1,8 +1,10 @@
-//! The main channel: session start, channel list, mouse mode.
+//! The main channel: session start, channel list, mouse mode, and the
+//! measure of the client's link that picks the WAN image codecs.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use spice_proto::consts::main_cap;
+use spice_proto::msg::base::BaseClientMessage;
 use spice_proto::msg::main::{
     AgentConnected, AgentConnectedTokens, AgentData, AgentDisconnected, AgentToken, ChannelsList, Init,
     MainClientMessage, MouseMode, Name, Uuid,
@@ -13,6 +15,35 @@ use super::{BaseOutcome, ChannelBase};
 
 /// `REDS_AGENT_WINDOW_SIZE`: agent messages the client may send up front.
 pub(crate) const AGENT_TOKENS: u32 = 10;
+
+/// Padding of the ping whose round trip times the link (the C server's
+/// `NET_TEST_BYTES`).
+pub(crate) const NET_TEST_BYTES: usize = 250 * 1024;
+
+/// Below this many bits per second a link is low-bandwidth (the C server's
+/// `is_low_bandwidth`: 10 Mbps counted in 2^20).
+pub(crate) const LOW_BANDWIDTH_BPS: u64 = 10 * 1024 * 1024;
+
+/// The C server's net test: right after INIT, two empty pings (the first
+/// warms the path up; the quicker of the two is the latency) and one with
+/// [`NET_TEST_BYTES`] of padding, whose longer round trip is the transfer
+/// time. Round trips are timed from when the pings were queued, on our
+/// clock: the timestamps the client echoes are not trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NetTest {
+    /// Waiting for the pong of ping `first_id + stage` (stage 0 to 2).
+    Running {
+        first_id: u32,
+        sent: Instant,
+        stage: u32,
+        latency: Duration,
+    },
+    /// Measured.
+    Done { bits_per_sec: u64 },
+    /// The round trips made no sense (the padded ping came back as fast as
+    /// an empty one): the link is taken as fast, as in the C server.
+    Invalid,
+}
 
 /// What the main channel needs the server to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +82,12 @@ pub(crate) struct MainChannel {
     pub(crate) attached: bool,
     /// The client understands `AGENT_CONNECTED_TOKENS`.
     agent_tokens_cap: bool,
+    net_test: NetTest,
 }
 
 impl MainChannel {
-    /// Sends INIT (and NAME, UUID when the client understands them), then a PING.
+    /// Sends INIT (and NAME, UUID when the client understands them), then
+    /// the pings of the net test.
     pub(crate) fn start(
         mut base: ChannelBase,
         client_caps: &Caps,
@@ -79,20 +112,96 @@ impl MainChannel {
                 base.send(&Uuid(uuid));
             }
         }
-        base.send_ping(now);
+        let first_id = base.send_padded_ping(now, 0);
+        base.send_padded_ping(now, 0);
+        base.send_padded_ping(now, NET_TEST_BYTES);
         Self {
             base,
             attached: false,
             agent_tokens_cap: client_caps.has(main_cap::AGENT_CONNECTED_TOKENS),
+            net_test: NetTest::Running {
+                first_id,
+                sent: now,
+                stage: 0,
+                latency: Duration::MAX,
+            },
         }
+    }
+
+    /// Whether the net test found the client's link slower than
+    /// [`LOW_BANDWIDTH_BPS`]. False until the test completes, and when it
+    /// fails: an unmeasured link counts as fast, as in the C server.
+    pub(crate) fn is_low_bandwidth(&self) -> bool {
+        self.bits_per_sec().is_some_and(|bps| bps < LOW_BANDWIDTH_BPS)
+    }
+
+    /// The link's measured bandwidth, once the net test completed.
+    fn bits_per_sec(&self) -> Option<u64> {
+        match self.net_test {
+            NetTest::Done { bits_per_sec } => Some(bits_per_sec),
+            NetTest::Running { .. } | NetTest::Invalid => None,
+        }
+    }
+
+    /// Advances the net test with the pong of ping `id`, received at `now`.
+    fn net_test_pong(&mut self, id: u32, now: Instant) {
+        let NetTest::Running {
+            first_id,
+            sent,
+            stage,
+            latency,
+        } = self.net_test
+        else {
+            return;
+        };
+        // Other pongs (none today) are not part of the test.
+        if id != first_id.wrapping_add(stage) {
+            return;
+        }
+        let rtt = now.saturating_duration_since(sent);
+        let latency = latency.min(rtt);
+        self.net_test = match stage {
+            0 | 1 => NetTest::Running {
+                first_id,
+                sent,
+                stage: stage + 1,
+                latency,
+            },
+            _ => match rtt.checked_sub(latency).map(|d| d.as_micros()) {
+                Some(transfer_us) if transfer_us > 0 => {
+                    let bits = NET_TEST_BYTES as u128 * 8 * 1_000_000;
+                    let bits_per_sec = u64::try_from(bits / transfer_us).unwrap_or(u64::MAX);
+                    tracing::info!(
+                        latency_us = latency.as_micros() as u64,
+                        bits_per_sec,
+                        low_bandwidth = bits_per_sec < LOW_BANDWIDTH_BPS,
+                        "net test"
+                    );
+                    NetTest::Done { bits_per_sec }
+                }
+                _ => {
+                    tracing::debug!(
+                        latency_us = latency.as_micros() as u64,
+                        rtt_us = rtt.as_micros() as u64,
+                        "net test: padded ping as fast as an empty one; assuming a fast link"
+                    );
+                    NetTest::Invalid
+                }
+            },
+        };
     }
 
     pub(crate) fn handle(&mut self, frame: &Frame, now: Instant) -> Result<Option<MainEvent>, DecodeError> {
         Ok(match MainClientMessage::decode(frame.msg_type, &frame.body)? {
-            MainClientMessage::Base(base) => match self.base.handle_base(base, now) {
-                BaseOutcome::Disconnect => Some(MainEvent::Disconnect),
-                BaseOutcome::Continue | BaseOutcome::WindowOpened => None,
-            },
+            MainClientMessage::Base(base) => {
+                if let BaseClientMessage::Pong { id, .. } = base {
+                    self.net_test_pong(id, now);
+                }
+                match self.base.handle_base(base, now) {
+                    BaseOutcome::Disconnect => Some(MainEvent::Disconnect),
+                    BaseOutcome::Continue | BaseOutcome::WindowOpened => None,
+                }
+            }
             MainClientMessage::AttachChannels => {
                 self.attached = true;
                 Some(MainEvent::AttachChannels)
@@ -146,5 +255,104 @@ impl MainChannel {
             supported: supported as u16,
             current: current as u16,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spice_proto::msg::base::{client_type, server_type};
+    use spice_proto::{Deframer, HeaderKind};
+
+    fn intro() -> SessionIntro<'static> {
+        SessionIntro {
+            session_id: 1,
+            display_channels: 1,
+            supported_mouse_modes: 3,
+            current_mouse_mode: 2,
+            multi_media_time: 0,
+            agent_connected: false,
+            name: None,
+            uuid: None,
+        }
+    }
+
+    /// The pings the channel queued: (id, body length).
+    fn pings(main: &MainChannel) -> Vec<(u32, usize)> {
+        let mut d = Deframer::new(HeaderKind::Mini, 1 << 20);
+        d.push(main.base.out.pending());
+        let mut out = Vec::new();
+        while let Some(f) = d.next_frame().unwrap() {
+            if f.msg_type == server_type::PING {
+                out.push((u32::from_le_bytes(f.body[..4].try_into().unwrap()), f.body.len()));
+            }
+        }
+        out
+    }
+
+    fn pong(main: &mut MainChannel, id: u32, at: Instant) {
+        let mut body = id.to_le_bytes().to_vec();
+        // The echoed timestamp is not trusted: a wild one changes nothing.
+        body.extend(u64::MAX.to_le_bytes());
+        let frame = Frame {
+            msg_type: client_type::PONG,
+            body,
+        };
+        assert_eq!(main.handle(&frame, at).unwrap(), None);
+    }
+
+    /// Runs the net test with the pongs arriving `rtts` after the start.
+    fn net_test(rtts: [Duration; 3]) -> MainChannel {
+        let t0 = Instant::now();
+        let base = ChannelBase::new(HeaderKind::Mini, t0);
+        let mut main = MainChannel::start(base, &Caps::new(), &intro(), t0);
+        let p = pings(&main);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0].1, 12);
+        assert_eq!(p[1].1, 12);
+        assert_eq!(p[2].1, 12 + NET_TEST_BYTES);
+        assert!(!main.is_low_bandwidth());
+        for (&(id, _), rtt) in p.iter().zip(rtts) {
+            pong(&mut main, id, t0 + rtt);
+        }
+        main
+    }
+
+    #[test]
+    fn net_test_measures_the_link() {
+        let ms = Duration::from_millis;
+        // 250 KiB in 20 ms after 5 ms of latency: about 100 Mbps.
+        let lan = net_test([ms(6), ms(5), ms(25)]);
+        assert_eq!(lan.bits_per_sec(), Some(NET_TEST_BYTES as u64 * 8 * 50));
+        assert!(!lan.is_low_bandwidth());
+        // 250 KiB in 1 s: 2 Mbps, a WAN link.
+        let wan = net_test([ms(40), ms(45), ms(1040)]);
+        assert_eq!(wan.bits_per_sec(), Some(NET_TEST_BYTES as u64 * 8));
+        assert!(wan.is_low_bandwidth());
+        // The padded ping as fast as the empty ones: no measure, a fast link.
+        let odd = net_test([ms(5), ms(5), ms(5)]);
+        assert_eq!(odd.bits_per_sec(), None);
+        assert!(!odd.is_low_bandwidth());
+    }
+
+    #[test]
+    fn net_test_ignores_pongs_out_of_order_or_unknown() {
+        let t0 = Instant::now();
+        let base = ChannelBase::new(HeaderKind::Mini, t0);
+        let mut main = MainChannel::start(base, &Caps::new(), &intro(), t0);
+        let ids: Vec<u32> = pings(&main).iter().map(|p| p.0).collect();
+        let s = Duration::from_secs;
+        pong(&mut main, ids[2], t0 + s(9));
+        pong(&mut main, 77, t0 + s(9));
+        assert_eq!(main.bits_per_sec(), None);
+        pong(&mut main, ids[0], t0 + s(1));
+        pong(&mut main, ids[1], t0 + s(1));
+        pong(&mut main, ids[1], t0 + s(50));
+        pong(&mut main, ids[2], t0 + s(2));
+        assert_eq!(main.bits_per_sec(), Some(NET_TEST_BYTES as u64 * 8));
+        assert!(main.is_low_bandwidth());
+        // Later pongs do not change the result.
+        pong(&mut main, ids[2], t0 + s(3));
+        assert_eq!(main.bits_per_sec(), Some(NET_TEST_BYTES as u64 * 8));
     }
 }

@@ -144,15 +144,17 @@ impl ChannelBase {
         self.ack.as_ref().is_some_and(|a| a.unacked > a.window * 2)
     }
 
-    /// Sends a PING; the PONG gives the round-trip time.
-    pub(crate) fn send_ping(&mut self, now: Instant) {
+    /// Sends a PING carrying `padding` zero bytes (to time a transfer) and
+    /// returns its id.
+    pub(crate) fn send_padded_ping(&mut self, now: Instant, padding: usize) -> u32 {
         let ping = Ping {
             id: self.next_ping_id,
             timestamp: now.saturating_duration_since(self.epoch).as_micros() as u64,
-            padding: 0,
+            padding,
         };
         self.next_ping_id = self.next_ping_id.wrapping_add(1);
         self.send(&ping);
+        ping.id
     }
 
     pub(crate) fn handle_base(&mut self, msg: BaseClientMessage, now: Instant) -> BaseOutcome {
@@ -249,7 +251,7 @@ mod tests {
     fn pong_measures_round_trip() {
         let epoch = Instant::now();
         let mut base = ChannelBase::new(HeaderKind::Mini, epoch);
-        base.send_ping(epoch + std::time::Duration::from_millis(5));
+        base.send_padded_ping(epoch + std::time::Duration::from_millis(5), 0);
         let outcome = base.handle_base(
             BaseClientMessage::Pong {
                 id: 1,

@@ -154,8 +154,6 @@ pub(crate) struct WanCodecs {
 impl WanCodecs {
     /// Resolves the settings for a client; `low_bandwidth` is what the main
     /// channel measured (false when unknown).
-    // Unused until the display channel passes the settings to `choose_wan`.
-    #[allow(dead_code)]
     pub(crate) fn resolve(jpeg: WanCompression, zlib_glz: WanCompression, low_bandwidth: bool) -> Self {
         Self {
             jpeg: jpeg.enabled(low_bandwidth),

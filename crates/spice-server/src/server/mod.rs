@@ -469,6 +469,25 @@ impl ServerState {
         self.with_conn(main, |s, conn| s.pump(conn));
     }
 
+    /// The WAN image codecs for the session's display channels: the
+    /// settings, with `Auto` resolved by the main channel's net test.
+    // Unused until the display channels take it (see `compress::choose_wan`).
+    #[allow(dead_code)]
+    fn wan_codecs(&self) -> crate::display::compress::WanCodecs {
+        let main = self.session.as_ref().and_then(|s| self.conns.get(&s.main));
+        let low_bandwidth = main.is_some_and(|conn| {
+            matches!(
+                &conn.phase,
+                Phase::Linked { channel: conn::Channel::Main(m), .. } if m.is_low_bandwidth()
+            )
+        });
+        crate::display::compress::WanCodecs::resolve(
+            self.config.jpeg_compression,
+            self.config.zlib_glz_compression,
+            low_bandwidth,
+        )
+    }
+
     /// Bytes queued on the session's main channel.
     fn main_backlog(&self) -> usize {
         let Some(main) = self.session.as_ref().map(|s| s.main) else {
