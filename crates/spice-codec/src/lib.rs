@@ -3,7 +3,9 @@
 //! Encoders produce exactly the bitstreams the clients' decoders (spice-common,
 //! used by spice-gtk; spice-html5's JavaScript) read; the matching decoders here
 //! exist to test the encoders and to parse guest-supplied images, and are
-//! bounded and fuzzed like every other parser of untrusted input.
+//! bounded and fuzzed like every other parser of untrusted input. JPEG is
+//! the exception: lossy, encoded through the `jpeg-encoder` crate, and with
+//! no decoder here (clients use libjpeg or the browser's).
 //!
 //! Pixels are 32-bit xRGB little endian (B, G, R, X in memory) unless a
 //! function says otherwise.
