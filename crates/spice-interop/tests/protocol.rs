@@ -660,3 +660,58 @@ fn scrolled_content_travels_as_copy_bits_and_unchanged_rows_are_skipped() {
         dirty.height
     );
 }
+
+#[test]
+fn damage_larger_than_many_produce_rounds_arrives_without_another_update() {
+    use spice_server::Rect;
+    let (s, display) = server(|b| b);
+    let mut canvas = Canvas::new(2048, 1536, 3);
+    canvas.publish(&display);
+    let (_main, id) = session(s.local_addr());
+    let mut chan = RawClient::link(s.local_addr(), ChannelType::Display, 0, id, "").unwrap();
+    chan.send(base::client_type::ACK_SYNC, &1u32.to_le_bytes());
+    let mut init = Vec::new();
+    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
+    chan.send(display::client_type::INIT, &init);
+    let mut screen = Screen::default();
+    // The client counts every message after SET_ACK towards its ACKs.
+    let start = display_sequence(&mut chan, &mut screen);
+    let mut received = start
+        .iter()
+        .skip_while(|t| **t != base::server_type::SET_ACK)
+        .count() as u32
+        - 1;
+    // 12 MB of noise, which no encoder shrinks: far more than the server
+    // queues per round, so it goes out over many rounds of the loop, driven
+    // by the socket alone (the host sends no further update).
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    for byte in canvas.data.iter_mut() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        *byte = seed as u8;
+    }
+    display
+        .update(&canvas.frame(), &[Rect::new(0, 0, 2048, 1536)])
+        .unwrap();
+    let expected = canvas.packed();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while screen.pixels != expected && Instant::now() < deadline {
+        let Some(frame) = chan.recv(Duration::from_millis(200)) else {
+            continue;
+        };
+        received += 1;
+        if received % spice_interop::raw::ACK_WINDOW == 0 {
+            chan.send(base::client_type::ACK, &[]);
+        }
+        screen.apply(&frame).unwrap();
+    }
+    assert!(
+        screen.pixels == expected,
+        "the whole update arrived: {} draws, {} frames, {} pixels differ",
+        screen.draws,
+        received,
+        spice_interop::pattern::diff_count(&screen.pixels, &expected)
+    );
+    assert!(screen.draws > 40, "{} images: sent in bands", screen.draws);
+}

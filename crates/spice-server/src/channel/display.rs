@@ -33,6 +33,11 @@ pub(crate) const MAX_QUEUED_BYTES: usize = 1 << 20;
 /// Largest bitmap in one DRAW_COPY of damage; bigger rectangles go out in
 /// horizontal bands so other messages can interleave.
 pub(crate) const MAX_DRAW_BYTES: usize = 256 * 1024;
+/// A produce round stops encoding damage once this much output is queued,
+/// and leaves the rest in the client's region: the driver writes it to the
+/// socket and comes back, so the client decodes one band while the server
+/// encodes the next, and the display lock is never held for long.
+pub(crate) const PRODUCE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// What the display channel needs from the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,15 +198,26 @@ impl DisplayChannel {
             self.sent_generation = Some(*generation);
             return;
         }
-        let rects = clients.get_mut(&self.key).map(Region::take).unwrap_or_default();
-        for rect in rects {
-            self.send_damage(surface, rect);
+        let Some(region) = clients.get_mut(&self.key) else {
+            return;
+        };
+        let mut unsent = Vec::new();
+        for rect in region.take() {
+            if self.base.out.len() >= PRODUCE_CHUNK_BYTES {
+                unsent.push(rect);
+            } else {
+                self.send_damage(surface, rect, &mut unsent);
+            }
+        }
+        for rect in unsent {
+            region.add(rect);
         }
     }
 
     /// Brings `rect` up to date: rows that moved go as a COPY_BITS, rows the
     /// client already has are skipped, the rest go as images.
-    fn send_damage(&mut self, surface: &Surface, rect: Rect) {
+    /// What does not fit this round is added to `unsent`.
+    fn send_damage(&mut self, surface: &Surface, rect: Rect, unsent: &mut Vec<Rect>) {
         let rect = rect.clip(surface.width, surface.height);
         if rect.is_empty() {
             return;
@@ -224,7 +240,11 @@ impl DisplayChannel {
             self.shadow.apply(moved);
         }
         for band in plan.bands {
-            self.send_draws(surface, band, MAX_DRAW_BYTES);
+            if self.base.out.len() >= PRODUCE_CHUNK_BYTES {
+                unsent.push(band);
+            } else if let Some(rest) = self.send_draws(surface, band, MAX_DRAW_BYTES) {
+                unsent.push(rest);
+            }
         }
     }
 
@@ -241,11 +261,9 @@ impl DisplayChannel {
         });
         // One image for the whole picture, as the C server sends it: tools such as
         // spicy-screenshot capture on the first redraw after the surface appears.
-        self.send_draws(
-            surface,
-            Rect::new(0, 0, surface.width, surface.height),
-            usize::MAX,
-        );
+        let whole = Rect::new(0, 0, surface.width, surface.height);
+        let rest = self.send_draws(surface, whole, usize::MAX);
+        debug_assert!(rest.is_none(), "one band never stops early");
         self.shadow.reset(surface);
         if self.monitors_config {
             self.base.send(&MonitorsConfig {
@@ -264,17 +282,23 @@ impl DisplayChannel {
         self.base.send(&Mark);
     }
 
-    /// Sends `rect` as DRAW_COPYs of at most `max_bytes` of pixels each.
-    fn send_draws(&mut self, surface: &Surface, rect: Rect, max_bytes: usize) {
+    /// Sends `rect` as DRAW_COPYs of at most `max_bytes` of pixels each,
+    /// until [`PRODUCE_CHUNK_BYTES`] of output are queued; returns the part
+    /// of `rect` not sent. A single band (`max_bytes` covering the whole
+    /// rectangle) always goes out.
+    fn send_draws(&mut self, surface: &Surface, rect: Rect, max_bytes: usize) -> Option<Rect> {
         let rect = rect.clip(surface.width, surface.height);
         if rect.is_empty() {
-            return;
+            return None;
         }
         let row_bytes = rect.width as usize * 4;
         let band_rows = (max_bytes / row_bytes).clamp(1, rect.height as usize) as u32;
         let mut pixels = Vec::new();
         let mut y = rect.y;
         while y < rect.y + rect.height {
+            if y > rect.y && self.base.out.len() >= PRODUCE_CHUNK_BYTES {
+                return Some(Rect::new(rect.x, y, rect.width, rect.y + rect.height - y));
+            }
             let rows = band_rows.min(rect.y + rect.height - y);
             let band = Rect::new(rect.x, y, rect.width, rows);
             pixels.clear();
@@ -333,5 +357,6 @@ impl DisplayChannel {
             });
             y += rows;
         }
+        None
     }
 }

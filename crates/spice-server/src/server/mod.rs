@@ -681,6 +681,9 @@ impl ServerState {
     /// socket, re-arming the watch for writability if the socket is full.
     fn pump(&mut self, conn: &mut Conn) -> bool {
         let mm_time = self.mm_time(self.now());
+        // Rounds of produce-and-write; a display client with a lot of damage
+        // gets it a chunk per round.
+        let mut all_rounds_used = true;
         for _ in 0..64 {
             if let Phase::Linked {
                 channel: conn::Channel::Main(m),
@@ -709,18 +712,25 @@ impl ServerState {
                 }
             }
             if conn.out().is_empty() {
+                all_rounds_used = false;
                 break;
             }
             match conn.flush() {
                 Ok(true) => continue,
-                Ok(false) => break,
+                Ok(false) => {
+                    all_rounds_used = false;
+                    break;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "write failed");
                     return false;
                 }
             }
         }
-        let wanted = if conn.out().is_empty() {
+        // Out of rounds with output still to produce: ask for a writable
+        // event (it comes at once) to continue on the next turn of the loop
+        // instead of waiting for the host's next update.
+        let wanted = if conn.out().is_empty() && !all_rounds_used {
             Interest::READ
         } else {
             Interest::READ_WRITE
