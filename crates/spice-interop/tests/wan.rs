@@ -218,7 +218,6 @@ fn first_picture(
 }
 
 #[test]
-#[ignore = "needs the display channel to pass the WAN settings"]
 fn jpeg_replaces_quic_for_photographic_images_as_set_and_on_slow_links() {
     use image_type::{JPEG, QUIC};
     let canvas = photo(240, 160, 1);
@@ -260,7 +259,6 @@ fn jpeg_replaces_quic_for_photographic_images_as_set_and_on_slow_links() {
 }
 
 #[test]
-#[ignore = "needs the display channel to pass the WAN settings"]
 fn zlib_glz_goes_to_clients_with_a_window_and_is_exact() {
     use image_type::{GLZ_RGB, LZ_RGB, ZLIB_GLZ_RGB};
     let canvas = Canvas::stripes(240, 160, 3);
@@ -293,7 +291,6 @@ fn zlib_glz_goes_to_clients_with_a_window_and_is_exact() {
 /// spice-gtk decodes the JPEG images: the photo arrives close to the host's
 /// pixels (not exact: JPEG is lossy), and so do later photographic updates.
 #[test]
-#[ignore = "needs the display channel to pass the WAN settings"]
 fn spice_gtk_shows_jpeg_images_close_to_the_original() {
     let mut canvas = photo(320, 200, 4);
     let (s, display) = server(&canvas, |b| {
@@ -342,7 +339,6 @@ fn spice_gtk_shows_jpeg_images_close_to_the_original() {
 /// spice-gtk inflates ZLIB_GLZ_RGB and keeps its GLZ window in step: frames
 /// are pixel-exact across scrolls, and the raw client saw zlib-GLZ.
 #[test]
-#[ignore = "needs the display channel to pass the WAN settings"]
 fn spice_gtk_shows_zlib_glz_images_pixel_exact() {
     let mut canvas = Canvas::stripes(320, 200, 5);
     let (s, display) = server(&canvas, |b| {

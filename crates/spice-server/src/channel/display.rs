@@ -23,7 +23,7 @@ use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
 use crate::display::cache::{content_key, PixmapCache};
-use crate::display::compress::{choose, ClientDecoders, Encoders, ImageCompression};
+use crate::display::compress::{choose_wan, ClientDecoders, Encoders, ImageCompression, WanCodecs};
 use crate::display::region::{Rect, Region};
 use crate::display::shadow::Shadow;
 use crate::display::{DisplayShared, DisplayState, Surface};
@@ -65,6 +65,8 @@ pub(crate) struct DisplayChannel {
     encoders: Box<Encoders>,
     /// The setting in force for this produce round.
     setting: ImageCompression,
+    /// The WAN codecs in force for this produce round.
+    wan: WanCodecs,
     /// Whether this channel may use the client's session-wide stores: spice-gtk
     /// keeps one GLZ window and one pixmap cache per session, shared by all its
     /// display channels, and the server can mirror each for one channel only,
@@ -103,6 +105,7 @@ impl DisplayChannel {
             preferred: None,
             encoders: Box::default(),
             setting: ImageCompression::default(),
+            wan: WanCodecs::default(),
             session_stores: channel_id == 0,
             cache: PixmapCache::default(),
             shadow: Shadow::default(),
@@ -178,8 +181,9 @@ impl DisplayChannel {
     }
 
     /// Sends whatever the client is missing, as far as flow control allows.
-    pub(crate) fn produce(&mut self, shared: &DisplayShared, setting: ImageCompression) {
+    pub(crate) fn produce(&mut self, shared: &DisplayShared, setting: ImageCompression, wan: WanCodecs) {
         self.setting = self.preferred.unwrap_or(setting);
+        self.wan = wan;
         if !self.has_room() {
             return;
         }
@@ -333,7 +337,14 @@ impl DisplayChannel {
             }
             let id = self.next_image_id;
             self.next_image_id += 1;
-            let encoding = choose(self.setting, self.decoders, band.width, band.height, &pixels);
+            let encoding = choose_wan(
+                self.setting,
+                self.decoders,
+                self.wan,
+                band.width,
+                band.height,
+                &pixels,
+            );
             let data = self.encoders.encode(encoding, band.width, band.height, &pixels);
             let mut flags = 0;
             if let Some(key) = key.filter(|_| data.is_lossless()) {

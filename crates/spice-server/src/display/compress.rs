@@ -230,6 +230,7 @@ pub(crate) fn looks_photographic(pixels: &[u8], width: u32, height: u32) -> bool
 
 /// Picks a lossless encoding for a `width × height` image of packed xRGB
 /// `pixels` under `setting`: [`choose_wan`] with no WAN codec.
+#[cfg(test)]
 pub(crate) fn choose(
     setting: ImageCompression,
     client: ClientDecoders,

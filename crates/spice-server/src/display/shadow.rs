@@ -8,6 +8,12 @@
 //!
 //! One packed copy of the surface per client: bounded by the surface size
 //! the host published.
+//!
+//! Where an image went lossy (JPEG, WAN settings only), the shadow holds the
+//! host's exact pixels, not the client's approximation: an identical redraw
+//! is skipped and a scroll moves the client's lossy rows, which is what the
+//! C server does with lossy areas too (it refreshes them only when a lossless
+//! drawing depends on them).
 
 use super::region::Rect;
 use super::scroll::{find_vertical_move, row_hash, VerticalMove};

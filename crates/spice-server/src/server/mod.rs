@@ -471,8 +471,6 @@ impl ServerState {
 
     /// The WAN image codecs for the session's display channels: the
     /// settings, with `Auto` resolved by the main channel's net test.
-    // Unused until the display channels take it (see `compress::choose_wan`).
-    #[allow(dead_code)]
     fn wan_codecs(&self) -> crate::display::compress::WanCodecs {
         let main = self.session.as_ref().and_then(|s| self.conns.get(&s.main));
         let low_bandwidth = main.is_some_and(|conn| {
@@ -706,7 +704,9 @@ impl ServerState {
             let display = self.devices.displays.get(&conn.info.channel_id);
             if let (Phase::Linked { channel, .. }, Some(display)) = (&mut conn.phase, display) {
                 match channel {
-                    conn::Channel::Display(d) => d.produce(&display.shared, self.config.image_compression),
+                    conn::Channel::Display(d) => {
+                        d.produce(&display.shared, self.config.image_compression, self.wan_codecs())
+                    }
                     conn::Channel::Cursor(c) => c.produce(&display.shared),
                     _ => {}
                 }
