@@ -228,6 +228,54 @@ pub(crate) fn looks_photographic(pixels: &[u8], width: u32, height: u32) -> bool
     total > 0 && smooth * 2 > total && sharp * 4 < total
 }
 
+/// Images from this size on that the sample of [`looks_photographic`] calls
+/// non-photographic get a second opinion from [`quic_wins_trial`]: a whole
+/// desktop mixes UI and wallpaper, and sending it with the wrong coder costs
+/// a quarter more bytes on the first picture of every connection.
+const TRIAL_MIN_PIXELS: u64 = 256 * 1024;
+
+/// Rows of each band [`quic_wins_trial`] encodes, and how many bands.
+const TRIAL_BAND_ROWS: usize = 16;
+const TRIAL_BANDS: usize = 3;
+
+/// Whether QUIC codes a few bands spread over the image clearly smaller than
+/// LZ does (GLZ, on a single image, codes about as LZ). Costs encoding
+/// `TRIAL_BANDS * TRIAL_BAND_ROWS` rows twice.
+fn quic_wins_trial(pixels: &[u8], width: u32, height: u32) -> bool {
+    let (w, h) = (width as usize, height as usize);
+    if h < TRIAL_BAND_ROWS * TRIAL_BANDS || pixels.len() < w * h * 4 {
+        return false;
+    }
+    let mut lz = LzEncoder::new();
+    let mut out = Vec::new();
+    let (mut quic_bytes, mut lz_bytes) = (0usize, 0usize);
+    for band in 0..TRIAL_BANDS {
+        // Band centres at 1/6, 3/6 and 5/6 of the height.
+        let centre = h * (2 * band + 1) / (2 * TRIAL_BANDS);
+        let top = centre
+            .saturating_sub(TRIAL_BAND_ROWS / 2)
+            .min(h - TRIAL_BAND_ROWS);
+        let rows = &pixels[top * w * 4..(top + TRIAL_BAND_ROWS) * w * 4];
+        let image = ImageRef {
+            width,
+            height: TRIAL_BAND_ROWS as u32,
+            stride: w * 4,
+            data: rows,
+        };
+        out.clear();
+        if quic::encode_rgb32(&image, &mut out).is_err() {
+            return false;
+        }
+        quic_bytes += out.len();
+        out.clear();
+        if lz.encode_rgb32(&image, &mut out).is_err() {
+            return false;
+        }
+        lz_bytes += out.len();
+    }
+    quic_bytes * 10 < lz_bytes * 9
+}
+
 /// Picks a lossless encoding for a `width × height` image of packed xRGB
 /// `pixels` under `setting`: [`choose_wan`] with no WAN codec.
 #[cfg(test)]
@@ -276,7 +324,10 @@ fn choose_lossless(
         ImageCompression::Quic => Encoding::Raw,
         ImageCompression::Lz4 if client.lz4 => Encoding::Lz4,
         ImageCompression::AutoGlz | ImageCompression::AutoLz
-            if quic_fits && looks_photographic(pixels, width, height) =>
+            if quic_fits
+                && (looks_photographic(pixels, width, height)
+                    || (u64::from(width) * u64::from(height) >= TRIAL_MIN_PIXELS
+                        && quic_wins_trial(pixels, width, height))) =>
         {
             Encoding::Quic
         }
@@ -450,6 +501,42 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A desktop: a flat panel over the left half and a noisy photo-like
+    /// wallpaper on the right. Half the sampled neighbour pairs are flat, so
+    /// the sample alone calls it non-photographic; QUIC codes it far smaller.
+    fn desktop(w: u32, h: u32) -> Vec<u8> {
+        let wallpaper = photo(w, h);
+        let mut out = wallpaper.clone();
+        for y in 0..h as usize {
+            for x in 0..w as usize / 2 {
+                out[(y * w as usize + x) * 4..][..4].copy_from_slice(&[200, 190, 180, 0]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn large_images_the_sample_calls_ui_get_a_trial_encoding() {
+        let any = ClientDecoders::default();
+        let (w, h) = (640, 480);
+        let d = desktop(w, h);
+        assert!(!looks_photographic(&d, w, h));
+        assert!(quic_wins_trial(&d, w, h));
+        assert_eq!(choose(ImageCompression::AutoLz, any, w, h, &d), Encoding::Quic);
+        // The trial is what decides: the same content below the size goes LZ.
+        let small = desktop(320, 240);
+        assert_eq!(
+            choose(ImageCompression::AutoLz, any, 320, 240, &small),
+            Encoding::Lz
+        );
+        // Text stays with the dictionary coders, trial or not.
+        let t = text(w, h);
+        assert!(!quic_wins_trial(&t, w, h));
+        assert_eq!(choose(ImageCompression::AutoLz, any, w, h, &t), Encoding::Lz);
+        // Non-auto settings never run it.
+        assert_eq!(choose(ImageCompression::Lz, any, w, h, &d), Encoding::Lz);
     }
 
     #[test]
