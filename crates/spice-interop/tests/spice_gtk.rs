@@ -527,3 +527,117 @@ fn scrolling_by_copy_bits_is_pixel_exact_in_spice_gtk() {
     assert!(bytes < 200_000, "60 scrolls took {bytes} bytes");
     gtk.quit();
 }
+
+/// Paints `rect` of `canvas` with `f(x, y) -> [b, g, r]` and returns it.
+fn paint(
+    canvas: &mut Canvas,
+    rect: spice_server::Rect,
+    f: impl Fn(u32, u32) -> [u8; 3],
+) -> spice_server::Rect {
+    for y in rect.y..rect.y + rect.height {
+        for x in rect.x..rect.x + rect.width {
+            let [b, g, r] = f(x, y);
+            let i = y as usize * canvas.stride + x as usize * 4;
+            canvas.data[i..i + 4].copy_from_slice(&[b, g, r, 0]);
+        }
+    }
+    rect
+}
+
+#[test]
+fn varied_content_is_pixel_exact_in_spice_gtk_with_every_lossless_setting() {
+    use spice_server::{ImageCompression, Rect};
+    let hash = |x: u32, y: u32| {
+        let mut h = (x.wrapping_mul(0x9E37_79B1) ^ y.wrapping_mul(0x85EB_CA77)).wrapping_add(0x27D4_EB2F);
+        h ^= h >> 15;
+        h = h.wrapping_mul(0x2C1B_3C6D);
+        h ^ (h >> 12)
+    };
+    // What a desktop shows, one kind per update: text, UI, a photo, a
+    // gradient, a few-colour (palette-like) icon, tiny and odd-sized areas.
+    let updates: Vec<(&str, Rect, Box<dyn Fn(u32, u32) -> [u8; 3]>)> = vec![
+        (
+            "text",
+            Rect::new(10, 10, 301, 97),
+            Box::new(|x, y| {
+                let ink = (x % 6 < 2 && y % 12 < 9) || (y % 12 == 4 && x % 11 < 7);
+                if ink {
+                    [30, 30, 40]
+                } else {
+                    [250, 250, 245]
+                }
+            }),
+        ),
+        (
+            "ui",
+            Rect::new(320, 0, 200, 150),
+            Box::new(|x, y| match (x % 100, y % 50) {
+                (0 | 99, _) | (_, 0 | 49) => [90, 90, 90],
+                (_, 1..=12) => [200, 120, 40],
+                _ => [236, 236, 236],
+            }),
+        ),
+        (
+            "photo",
+            Rect::new(0, 160, 256, 192),
+            Box::new(move |x, y| {
+                let n = (hash(x, y) % 9) as u8;
+                [
+                    ((x / 2) as u8).wrapping_add(n),
+                    ((y + x / 4) as u8).wrapping_add(n),
+                    120u8.wrapping_add((x * y / 300) as u8).wrapping_add(n),
+                ]
+            }),
+        ),
+        (
+            "gradient",
+            Rect::new(260, 160, 260, 192),
+            Box::new(|x, y| [(x - 260) as u8, (y - 160) as u8, ((x + y) / 3) as u8]),
+        ),
+        (
+            "palette icon",
+            Rect::new(100, 120, 48, 48),
+            Box::new(move |x, y| {
+                [[0, 0, 0], [255, 255, 255], [0, 128, 255], [40, 200, 40]][(hash(x / 4, y / 4) % 4) as usize]
+            }),
+        ),
+        ("one pixel", Rect::new(519, 351, 1, 1), Box::new(|_, _| [1, 2, 3])),
+        (
+            "2x3",
+            Rect::new(5, 300, 2, 3),
+            Box::new(|x, y| [(x as u8).wrapping_mul(70), (y as u8).wrapping_mul(80), 200]),
+        ),
+        (
+            "odd strip",
+            Rect::new(33, 7, 257, 3),
+            Box::new(move |x, y| [hash(x, y) as u8, 7, 9]),
+        ),
+        (
+            "column",
+            Rect::new(510, 20, 1, 300),
+            Box::new(|_, y| [y as u8, 0, 255]),
+        ),
+    ];
+    for setting in [
+        ImageCompression::Off,
+        ImageCompression::AutoGlz,
+        ImageCompression::AutoLz,
+        ImageCompression::Quic,
+        ImageCompression::Glz,
+        ImageCompression::Lz,
+        ImageCompression::Lz4,
+    ] {
+        let mut canvas = Canvas::new(520, 352, 5);
+        let h = host(&canvas, |b| b.image_compression(setting));
+        let mut gtk = SpiceGtk::start();
+        gtk.connect(h.server.local_addr(), None);
+        gtk.expect("mark", T);
+        assert_surface(&mut gtk, &canvas, &format!("{setting:?}: first picture"));
+        for (what, rect, f) in &updates {
+            let rect = paint(&mut canvas, *rect, f);
+            h.display.update(&canvas.frame(), &[rect]).unwrap();
+            assert_surface(&mut gtk, &canvas, &format!("{setting:?}: {what}"));
+        }
+        gtk.quit();
+    }
+}
