@@ -555,7 +555,8 @@ fn varied_content_is_pixel_exact_in_spice_gtk_with_every_lossless_setting() {
     };
     // What a desktop shows, one kind per update: text, UI, a photo, a
     // gradient, a few-colour (palette-like) icon, tiny and odd-sized areas.
-    let updates: Vec<(&str, Rect, Box<dyn Fn(u32, u32) -> [u8; 3]>)> = vec![
+    type Painter = Box<dyn Fn(u32, u32) -> [u8; 3]>;
+    let updates: Vec<(&str, Rect, Painter)> = vec![
         (
             "text",
             Rect::new(10, 10, 301, 97),
