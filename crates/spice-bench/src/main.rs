@@ -58,10 +58,11 @@ fn shell(cmd: &str, args: &[&str]) -> Option<String> {
 }
 
 fn progress(r: &RunResult) {
-    let latency = r.latency_ms.map_or_else(|| "—".into(), |l| format!("{l:.0} ms"));
+    let ms = |l: Option<f64>| l.map_or_else(|| "—".into(), |l| format!("{l:.0} ms"));
+    let (latency, handover) = (ms(r.latency_ms), ms(r.handover_latency_ms));
     eprintln!(
         "  {:<9} {:<4}: cpu {:.2} s ({:.2} s scenario), display {:.2} MB ({:.2} MB scenario), \
-         latency {latency}, exact {}, peak {:.1} MB{}",
+         latency {handover} from hand-over ({latency} from drawing), exact {}, peak {:.1} MB{}",
         r.scenario,
         r.lib,
         r.cpu_s,

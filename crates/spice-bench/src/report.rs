@@ -170,7 +170,18 @@ impl ScenarioResults {
             None,
             Some(0.8),
         );
-        push("update latency ms", both(&|r| r.latency_ms), Some(0), Some(0.5));
+        push(
+            "update latency ms, from the host's hand-over",
+            both(&|r| r.handover_latency_ms),
+            Some(0),
+            Some(0.5),
+        );
+        push(
+            "update latency ms, from the host's drawing",
+            both(&|r| r.latency_ms),
+            Some(0),
+            None,
+        );
         push("first full frame ms", both(&|r| r.first_frame_ms), Some(0), None);
         push(
             "peak memory MB (VmHWM)",

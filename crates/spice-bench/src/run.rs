@@ -144,6 +144,10 @@ pub struct RunResult {
     /// From the host's last change to the client's last invalidate before its
     /// surface equalled the final frame.
     pub latency_ms: Option<f64>,
+    /// The same, from the first refresh tick after the last change (when the
+    /// host first tried to hand it to the server) instead: without the wait
+    /// for the host's own refresh timer, which no library controls.
+    pub handover_latency_ms: Option<f64>,
     /// From the client's connect to the first frame complete at the client.
     pub first_frame_ms: Option<f64>,
     /// The client's surface ended equal to the host's final frame.
@@ -169,6 +173,7 @@ impl RunResult {
             "display_bytes": self.display_bytes,
             "display_bytes_scenario": self.display_bytes_scenario,
             "latency_ms": self.latency_ms,
+            "handover_latency_ms": self.handover_latency_ms,
             "first_frame_ms": self.first_frame_ms,
             "exact": self.exact,
             "peak_kib": self.peak_kib,
@@ -270,10 +275,12 @@ pub fn run_with_client(
     result.elapsed_ms = u64_of(&last, "elapsed_ms");
     let last_us = u64_of(&last, "t_us");
 
+    let mut done_us = None;
     match watch(&mut gtk, u64_of(&last, "crc"), config.frame_timeout) {
         Some(done) => {
             result.exact = true;
             result.latency_ms = Some(ms_between(last_us, u64_of(&done, "t_done_us")));
+            done_us = Some(u64_of(&done, "t_done_us"));
         }
         None => {
             result.error = Some(format!(
@@ -294,6 +301,10 @@ pub fn run_with_client(
     let problems = host.problems();
     let counts = host.quit()?;
     result.raw_bytes = u64_of(&counts, "raw_bytes");
+    let tick_us = u64_of(&counts, "refresh_after_last_change_us");
+    if let Some(done_us) = done_us.filter(|done| tick_us >= last_us && tick_us <= *done) {
+        result.handover_latency_ms = Some(ms_between(tick_us, done_us));
+    }
     if !problems.is_empty() {
         bail!("{}: the host reported {problems:?}", lib.name);
     }
