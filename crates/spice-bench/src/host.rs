@@ -191,9 +191,23 @@ impl Host {
         });
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&log);
+        // SPICE_BENCH_HOST_LOG=<file>: also append everything the host and the
+        // library write on stderr there (with SPICE_RS_LOG=debug, say, to see
+        // what our library does during a scenario).
+        let mut copy = std::env::var_os("SPICE_BENCH_HOST_LOG").and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        });
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                if let Some(file) = &mut copy {
+                    use std::io::Write as _;
+                    let _ = writeln!(file, "{line}");
+                }
                 if line.trim().is_empty() {
                     continue;
                 }

@@ -108,6 +108,7 @@ impl Worker {
     fn handle(&mut self, request: Request) -> bool {
         match request {
             Request::Wakeup => {
+                tracing::trace!("wakeup");
                 self.poll_commands = true;
                 self.poll_cursor = true;
             }

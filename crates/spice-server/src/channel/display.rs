@@ -296,7 +296,11 @@ impl DisplayChannel {
             return None;
         }
         let row_bytes = rect.width as usize * 4;
-        let band_rows = (max_bytes / row_bytes).clamp(1, rect.height as usize) as u32;
+        // Bands of equal height, none over `max_bytes`: no thin tail band
+        // that would cost a message and a worse compression ratio of its own.
+        let max_rows = (max_bytes / row_bytes).clamp(1, rect.height as usize);
+        let bands = (rect.height as usize).div_ceil(max_rows);
+        let band_rows = (rect.height as usize).div_ceil(bands) as u32;
         let mut pixels = Vec::new();
         let mut y = rect.y;
         while y < rect.y + rect.height {
@@ -346,6 +350,7 @@ impl DisplayChannel {
                 &pixels,
             );
             let data = self.encoders.encode(encoding, band.width, band.height, &pixels);
+            tracing::trace!(?band, ?encoding, bytes = data.len(), "draw");
             let mut flags = 0;
             if let Some(key) = key.filter(|_| data.is_lossless()) {
                 if let Some(evicted) = self.cache.insert(key, id, area) {
