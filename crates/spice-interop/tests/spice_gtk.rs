@@ -474,8 +474,20 @@ fn pictures_shown_again_come_from_spice_gtk_pixmap_cache() {
     // Five pictures in turn, into a cache with room for four: spice-gtk must
     // add, find and drop images exactly as the server mirrors them (a
     // reference to a dropped image would leave a hole or stall the channel).
-    let canvases: Vec<Canvas> = (0..5).map(|i| Canvas::new(160, 100, 40 + i)).collect();
-    let h = host(&canvases[0], |b| b.image_compression(ImageCompression::AutoGlz));
+    // UI-like pictures (cached on first sight): stripes with noisy patches.
+    let canvases: Vec<Canvas> = (0..5)
+        .map(|i| {
+            let mut c = Canvas::stripes(160, 100, 40 + i);
+            for _ in 0..3 {
+                c.scribble();
+            }
+            c
+        })
+        .collect();
+    // AutoLz: with GLZ, a picture sent again after its eviction would still
+    // be small (it refers into the GLZ window), and misses could not be told
+    // from hits by their size.
+    let h = host(&canvases[0], |b| b.image_compression(ImageCompression::AutoLz));
     let mut gtk = SpiceGtk::start();
     gtk.connect_with_cache(h.server.local_addr(), 4 * 160 * 100 * 4);
     gtk.expect("mark", T);

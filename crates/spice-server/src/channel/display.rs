@@ -23,7 +23,7 @@ use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
 use crate::display::cache::{content_key, PixmapCache};
-use crate::display::compress::{choose_wan, ClientDecoders, Encoders, ImageCompression, WanCodecs};
+use crate::display::compress::{choose_wan, ClientDecoders, Encoders, Encoding, ImageCompression, WanCodecs};
 use crate::display::region::{Rect, Region};
 use crate::display::shadow::Shadow;
 use crate::display::{DisplayShared, DisplayState, Surface};
@@ -73,8 +73,9 @@ pub(crate) struct DisplayChannel {
     /// so display channel 0 alone uses GLZ and the cache (the others use LZ
     /// and send every image).
     session_stores: bool,
-    /// The mirror of the client's pixmap cache, from DISPLAY_INIT.
-    cache: PixmapCache,
+    /// The mirror of the client's pixmap cache, from DISPLAY_INIT (boxed,
+    /// like the encoders: the channel enum holds every kind inline).
+    cache: Box<PixmapCache>,
     /// What the client's surface shows.
     shadow: Shadow,
 }
@@ -107,7 +108,7 @@ impl DisplayChannel {
             setting: ImageCompression::default(),
             wan: WanCodecs::default(),
             session_stores: channel_id == 0,
-            cache: PixmapCache::default(),
+            cache: Box::default(),
             shadow: Shadow::default(),
         }
     }
@@ -145,7 +146,7 @@ impl DisplayChannel {
                     _ => 0,
                 };
                 if self.session_stores {
-                    self.cache = PixmapCache::new(pixmap_cache_size);
+                    *self.cache = PixmapCache::new(pixmap_cache_size);
                 }
                 self.decoders.glz_window = window;
                 self.encoders.set_glz_window(window);
@@ -352,7 +353,10 @@ impl DisplayChannel {
             let data = self.encoders.encode(encoding, band.width, band.height, &pixels);
             tracing::trace!(?band, ?encoding, bytes = data.len(), "draw");
             let mut flags = 0;
-            if let Some(key) = key.filter(|_| data.is_lossless()) {
+            let photo = matches!(encoding, Encoding::Quic);
+            if let Some(key) =
+                key.filter(|key| data.is_lossless() && (!photo || self.cache.admits_photo(*key)))
+            {
                 if let Some(evicted) = self.cache.insert(key, id, area) {
                     if !evicted.is_empty() {
                         self.base.send(&InvalPixmaps { ids: evicted });

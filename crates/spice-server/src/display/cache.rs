@@ -19,7 +19,7 @@
 //! divided by [`MIN_CACHED_PIXELS`], and an image takes at most a quarter of
 //! the cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Smaller images are not cached: encoding them costs about as much as
 /// hashing, and the reference would save little.
@@ -28,6 +28,10 @@ pub(crate) const MIN_CACHED_PIXELS: u64 = 1024;
 /// Largest client cache this mirror honours, in pixels (the client may
 /// offer any `i64`): 64 Mpixels, 256 MiB on the client.
 const MAX_CACHE_PIXELS: u64 = 64 << 20;
+
+/// Photographic images remembered (by key only) to admit them on their second
+/// showing.
+const SEEN_PHOTOS: usize = 1024;
 
 /// What the server remembers of one cached image.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +52,9 @@ pub(crate) struct PixmapCache {
     lru: BTreeMap<u64, u128>,
     next_stamp: u64,
     hits: u64,
+    /// Keys of photographic images shown once, oldest first.
+    seen_photos: VecDeque<u128>,
+    seen_photo_set: HashSet<u128>,
 }
 
 impl PixmapCache {
@@ -103,6 +110,25 @@ impl PixmapCache {
         self.lru.insert(stamp, key);
         self.used += pixels;
         Some(evicted)
+    }
+
+    /// Whether a photographic image (QUIC-coded) with content `key` should be
+    /// cached: only on its second showing. Video frames and one-off photos,
+    /// which never come back, would otherwise fill the client's cache and
+    /// push out the UI pictures that do; a photo that does come back (a
+    /// slideshow's loop, a wallpaper) is cached then.
+    pub(crate) fn admits_photo(&mut self, key: u128) -> bool {
+        if self.seen_photo_set.contains(&key) {
+            return true;
+        }
+        if self.seen_photos.len() == SEEN_PHOTOS {
+            if let Some(old) = self.seen_photos.pop_front() {
+                self.seen_photo_set.remove(&old);
+            }
+        }
+        self.seen_photos.push_back(key);
+        self.seen_photo_set.insert(key);
+        false
     }
 
     /// Pixels the client holds for this cache.
@@ -201,6 +227,21 @@ mod tests {
         assert_eq!(small.insert(5, 5, 2048), Some(vec![]), "exactly full");
         assert_eq!(small.insert(6, 6, 2048), Some(vec![1, 2]));
         assert!(small.used() <= 8192);
+    }
+
+    #[test]
+    fn photos_are_admitted_on_their_second_showing() {
+        let mut cache = PixmapCache::new(1 << 20);
+        assert!(!cache.admits_photo(7));
+        assert!(!cache.admits_photo(8));
+        assert!(cache.admits_photo(7));
+        // A stream of new frames forgets the oldest keys.
+        for key in 100..100 + SEEN_PHOTOS as u128 {
+            assert!(!cache.admits_photo(key));
+        }
+        assert!(!cache.admits_photo(8), "forgotten");
+        assert!(cache.seen_photos.len() <= SEEN_PHOTOS);
+        assert_eq!(cache.seen_photos.len(), cache.seen_photo_set.len());
     }
 
     #[test]
