@@ -436,6 +436,66 @@ fn image_compression_follows_the_setting_and_the_client() {
     );
 }
 
+/// A raw display-channel client past DISPLAY_INIT, with its screen and the
+/// count of messages its ACKs follow.
+struct DisplayClient {
+    chan: RawClient,
+    screen: Screen,
+    /// Messages since SET_ACK, as spice-gtk counts them for its ACKs.
+    received: u32,
+}
+
+impl DisplayClient {
+    /// Links display channel 0 of session `id`, syncs ACKs, sends
+    /// DISPLAY_INIT offering a pixmap cache of `cache_pixels` and a GLZ
+    /// window of `window` pixels, and reads the first picture.
+    fn open(addr: SocketAddr, id: u32, cache_pixels: i64, window: i32) -> Self {
+        let mut chan = RawClient::link(addr, ChannelType::Display, 0, id, "").unwrap();
+        chan.send(base::client_type::ACK_SYNC, &1u32.to_le_bytes());
+        let mut init = Vec::new();
+        Writer::new(&mut init)
+            .u8(1)
+            .u64(cache_pixels as u64)
+            .u8(1)
+            .i32(window);
+        chan.send(display::client_type::INIT, &init);
+        let mut screen = if window > 0 {
+            Screen::with_glz()
+        } else {
+            Screen::default()
+        };
+        let start = display_sequence(&mut chan, &mut screen);
+        let received = start
+            .iter()
+            .skip_while(|t| **t != base::server_type::SET_ACK)
+            .skip(1)
+            .count() as u32;
+        Self {
+            chan,
+            screen,
+            received,
+        }
+    }
+
+    /// Applies messages, ACKing as spice-gtk does, until the screen equals
+    /// `expected` or `timeout` has passed; `what` names a failure to apply.
+    fn pump_until(&mut self, expected: &[u8], timeout: Duration, what: &str) {
+        let deadline = Instant::now() + timeout;
+        while self.screen.pixels != expected && Instant::now() < deadline {
+            let Some(frame) = self.chan.recv(Duration::from_millis(200)) else {
+                continue;
+            };
+            self.received += 1;
+            if self.received % spice_interop::raw::ACK_WINDOW == 0 {
+                self.chan.send(base::client_type::ACK, &[]);
+            }
+            self.screen
+                .apply(&frame)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+    }
+}
+
 #[test]
 fn glz_goes_to_clients_that_offer_a_window_and_refers_to_earlier_images() {
     use display::image_type::{GLZ_RGB, LZ_RGB};
@@ -450,33 +510,14 @@ fn glz_goes_to_clients_that_offer_a_window_and_refers_to_earlier_images() {
         let mut canvas = Canvas::stripes(200, 120, 5);
         canvas.publish(&display);
         let (_main, id) = session(s.local_addr());
-        let mut chan = RawClient::link(s.local_addr(), ChannelType::Display, 0, id, "").unwrap();
-        let mut init = Vec::new();
-        Writer::new(&mut init).u8(1).u64(0).u8(1).i32(window);
-        chan.send(display::client_type::INIT, &init);
-        let mut screen = if window > 0 {
-            Screen::with_glz()
-        } else {
-            Screen::default()
-        };
-        display_sequence(&mut chan, &mut screen);
+        let mut client = DisplayClient::open(s.local_addr(), id, 0, window);
         for _ in 0..12 {
             let rect = canvas.scroll_up(5);
             display.update(&canvas.frame(), &[rect]).unwrap();
         }
         let expected = canvas.packed();
-        let mut received = 0u32;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while screen.pixels != expected && Instant::now() < deadline {
-            let Some(frame) = chan.recv(Duration::from_millis(200)) else {
-                continue;
-            };
-            received += 1;
-            if received % spice_interop::raw::ACK_WINDOW == 0 {
-                chan.send(base::client_type::ACK, &[]);
-            }
-            screen.apply(&frame).unwrap();
-        }
+        client.pump_until(&expected, Duration::from_secs(20), "scrolls");
+        let screen = &client.screen;
         assert_eq!(
             spice_interop::pattern::diff_count(&screen.pixels, &expected),
             0,
@@ -504,13 +545,7 @@ fn show_in_turn(canvases: &[Canvas], sequence: &[usize], cache_pixels: i64) -> S
     let (s, display) = server(|b| b.image_compression(ImageCompression::AutoLz));
     canvases[sequence[0]].publish(&display);
     let (_main, id) = session(s.local_addr());
-    let mut chan = RawClient::link(s.local_addr(), ChannelType::Display, 0, id, "").unwrap();
-    let mut init = Vec::new();
-    Writer::new(&mut init).u8(1).u64(cache_pixels as u64).u8(0).i32(0);
-    chan.send(display::client_type::INIT, &init);
-    let mut screen = Screen::default();
-    display_sequence(&mut chan, &mut screen);
-    let mut received = 0u32;
+    let mut client = DisplayClient::open(s.local_addr(), id, cache_pixels, 0);
     for (step, &which) in sequence.iter().enumerate() {
         let canvas = &canvases[which];
         if step > 0 {
@@ -518,22 +553,13 @@ fn show_in_turn(canvases: &[Canvas], sequence: &[usize], cache_pixels: i64) -> S
             display.update(&canvas.frame(), &[full]).unwrap();
         }
         let expected = canvas.packed();
-        let deadline = Instant::now() + T;
-        while screen.pixels != expected && Instant::now() < deadline {
-            let Some(frame) = chan.recv(Duration::from_millis(200)) else {
-                continue;
-            };
-            received += 1;
-            if received % spice_interop::raw::ACK_WINDOW == 0 {
-                chan.send(base::client_type::ACK, &[]);
-            }
-            screen
-                .apply(&frame)
-                .unwrap_or_else(|e| panic!("step {step}: {e}"));
-        }
-        assert_eq!(screen.pixels, expected, "step {step} (canvas {which}) is exact");
+        client.pump_until(&expected, T, &format!("step {step}"));
+        assert_eq!(
+            client.screen.pixels, expected,
+            "step {step} (canvas {which}) is exact"
+        );
     }
-    screen
+    client.screen
 }
 
 /// UI-like content that is not tiny once encoded: stripes with a few noisy
@@ -617,27 +643,11 @@ fn scrolled_content_travels_as_copy_bits_and_unchanged_rows_are_skipped() {
     let mut canvas = Canvas::new(300, 200, 9);
     canvas.publish(&display);
     let (_main, id) = session(s.local_addr());
-    let mut chan = RawClient::link(s.local_addr(), ChannelType::Display, 0, id, "").unwrap();
-    let mut init = Vec::new();
-    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
-    chan.send(display::client_type::INIT, &init);
-    let mut screen = Screen::default();
-    display_sequence(&mut chan, &mut screen);
-    let first_picture = screen.drawn_pixels;
-    let mut received = 0u32;
-    let mut pump = |screen: &mut Screen, expected: &[u8], what: &str| {
-        let deadline = Instant::now() + T;
-        while screen.pixels != expected && Instant::now() < deadline {
-            let Some(frame) = chan.recv(Duration::from_millis(200)) else {
-                continue;
-            };
-            received += 1;
-            if received % spice_interop::raw::ACK_WINDOW == 0 {
-                chan.send(base::client_type::ACK, &[]);
-            }
-            screen.apply(&frame).unwrap_or_else(|e| panic!("{what}: {e}"));
-        }
-        assert!(screen.pixels == expected, "{what}: picture is exact");
+    let mut client = DisplayClient::open(s.local_addr(), id, 0, 0);
+    let first_picture = client.screen.drawn_pixels;
+    let pump = |client: &mut DisplayClient, expected: &[u8], what: &str| {
+        client.pump_until(expected, T, what);
+        assert!(client.screen.pixels == expected, "{what}: picture is exact");
     };
     let mut scrolled = 0;
     for k in 0..30u32 {
@@ -647,33 +657,37 @@ fn scrolled_content_travels_as_copy_bits_and_unchanged_rows_are_skipped() {
         display.update(&canvas.frame(), &[rect]).unwrap();
         // Sometimes several scrolls pile up before the client reads them.
         if k % 3 == 2 {
-            pump(&mut screen, &canvas.packed(), &format!("after scroll {k}"));
+            pump(&mut client, &canvas.packed(), &format!("after scroll {k}"));
         }
     }
-    pump(&mut screen, &canvas.packed(), "after the scrolls");
-    assert!(screen.copy_bits >= 10, "{} COPY_BITS", screen.copy_bits);
+    pump(&mut client, &canvas.packed(), "after the scrolls");
+    assert!(
+        client.screen.copy_bits >= 10,
+        "{} COPY_BITS",
+        client.screen.copy_bits
+    );
     // Only the new lines went as images: far less than a picture per scroll.
-    let drawn = screen.drawn_pixels - first_picture;
+    let drawn = client.screen.drawn_pixels - first_picture;
     assert!(
         drawn <= u64::from(scrolled + 30 * 4) * 300,
         "{drawn} pixels drawn for {scrolled} new rows"
     );
 
     // Damage over rows that did not change sends nothing for them.
-    let before = screen.drawn_pixels;
+    let before = client.screen.drawn_pixels;
     let dirty = canvas.scribble();
     display
         .update(&canvas.frame(), &[Rect::new(0, 0, 300, 200)])
         .unwrap();
     pump(
-        &mut screen,
+        &mut client,
         &canvas.packed(),
         "after a scribble reported as full damage",
     );
     assert!(
-        screen.drawn_pixels - before <= u64::from(dirty.height + 4) * 300,
+        client.screen.drawn_pixels - before <= u64::from(dirty.height + 4) * 300,
         "{} pixels drawn for {} changed rows",
-        screen.drawn_pixels - before,
+        client.screen.drawn_pixels - before,
         dirty.height
     );
 }
@@ -685,19 +699,7 @@ fn damage_larger_than_many_produce_rounds_arrives_without_another_update() {
     let mut canvas = Canvas::new(2048, 1536, 3);
     canvas.publish(&display);
     let (_main, id) = session(s.local_addr());
-    let mut chan = RawClient::link(s.local_addr(), ChannelType::Display, 0, id, "").unwrap();
-    chan.send(base::client_type::ACK_SYNC, &1u32.to_le_bytes());
-    let mut init = Vec::new();
-    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
-    chan.send(display::client_type::INIT, &init);
-    let mut screen = Screen::default();
-    // The client counts every message after SET_ACK towards its ACKs.
-    let start = display_sequence(&mut chan, &mut screen);
-    let mut received = start
-        .iter()
-        .skip_while(|t| **t != base::server_type::SET_ACK)
-        .count() as u32
-        - 1;
+    let mut client = DisplayClient::open(s.local_addr(), id, 0, 0);
     // 12 MB of noise, which no encoder shrinks: far more than the server
     // queues per round, so it goes out over many rounds of the loop, driven
     // by the socket alone (the host sends no further update).
@@ -712,22 +714,13 @@ fn damage_larger_than_many_produce_rounds_arrives_without_another_update() {
         .update(&canvas.frame(), &[Rect::new(0, 0, 2048, 1536)])
         .unwrap();
     let expected = canvas.packed();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while screen.pixels != expected && Instant::now() < deadline {
-        let Some(frame) = chan.recv(Duration::from_millis(200)) else {
-            continue;
-        };
-        received += 1;
-        if received % spice_interop::raw::ACK_WINDOW == 0 {
-            chan.send(base::client_type::ACK, &[]);
-        }
-        screen.apply(&frame).unwrap();
-    }
+    client.pump_until(&expected, Duration::from_secs(30), "the noise");
+    let screen = &client.screen;
     assert!(
         screen.pixels == expected,
         "the whole update arrived: {} draws, {} frames, {} pixels differ",
         screen.draws,
-        received,
+        client.received,
         spice_interop::pattern::diff_count(&screen.pixels, &expected)
     );
     assert!(screen.draws > 40, "{} images: sent in bands", screen.draws);

@@ -18,7 +18,6 @@ use spice_proto::msg::display::{
     image_flags, CopyBits, DisplayClientMessage, DrawCopy, Head, Image, ImageData, InvalPixmaps, Mark,
     MonitorsConfig, SurfaceCreate, SurfaceDestroy, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB,
 };
-use spice_proto::msg::Rect as WireRect;
 use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
@@ -230,16 +229,10 @@ impl DisplayChannel {
         let plan = self.shadow.plan(surface, rect);
         if let Some(moved) = plan.moved {
             tracing::trace!(?moved, "copy bits");
-            let dest = moved.dest;
             self.base.send(&CopyBits {
                 surface_id: 0,
-                dest: WireRect::from_xywh(
-                    dest.x as i32,
-                    dest.y as i32,
-                    dest.width as i32,
-                    dest.height as i32,
-                ),
-                src_x: dest.x as i32,
+                dest: moved.dest.to_wire(),
+                src_x: moved.dest.x as i32,
                 src_y: moved.src_y as i32,
             });
             self.shadow.apply(moved);
@@ -313,70 +306,63 @@ impl DisplayChannel {
             pixels.clear();
             surface.copy_rect(band, &mut pixels);
             self.shadow.store(band, &pixels);
-            let dest = WireRect::from_xywh(
-                band.x as i32,
-                band.y as i32,
-                band.width as i32,
-                band.height as i32,
-            );
-            let area = u64::from(band.width) * u64::from(band.height);
-            let key = self
-                .cache
-                .admits(area)
-                .then(|| content_key(band.width, band.height, &pixels));
-            if let Some(id) = key.and_then(|key| self.cache.lookup(key)) {
-                tracing::trace!(id, ?band, "pixmap cache hit");
-                self.base.send(&DrawCopy {
-                    surface_id: 0,
-                    dest,
-                    image: Image {
-                        id,
-                        flags: 0,
-                        width: band.width,
-                        height: band.height,
-                        data: ImageData::FromCache,
-                    },
-                });
-                y += rows;
-                continue;
-            }
-            let id = self.next_image_id;
-            self.next_image_id += 1;
-            let encoding = choose_wan(
-                self.setting,
-                self.decoders,
-                self.wan,
-                band.width,
-                band.height,
-                &pixels,
-            );
-            let data = self.encoders.encode(encoding, band.width, band.height, &pixels);
-            tracing::trace!(?band, ?encoding, bytes = data.len(), "draw");
-            let mut flags = 0;
-            let photo = matches!(encoding, Encoding::Quic);
-            if let Some(key) =
-                key.filter(|key| data.is_lossless() && (!photo || self.cache.admits_photo(*key)))
-            {
-                if let Some(evicted) = self.cache.insert(key, id, area) {
-                    if !evicted.is_empty() {
-                        self.base.send(&InvalPixmaps { ids: evicted });
-                    }
-                    flags = image_flags::CACHE_ME;
-                }
-            }
-            self.base.send(&DrawCopy {
-                surface_id: 0,
-                dest,
-                image: Image {
-                    id,
-                    flags,
-                    width: band.width,
-                    height: band.height,
-                    data,
-                },
-            });
+            self.send_band(band, &pixels);
             y += rows;
         }
         None
+    }
+
+    /// Sends one band of packed `pixels` as a DRAW_COPY: a reference when
+    /// the client's pixmap cache holds it, else encoded (and offered to the
+    /// cache).
+    fn send_band(&mut self, band: Rect, pixels: &[u8]) {
+        let key = self
+            .cache
+            .admits(band.area())
+            .then(|| content_key(band.width, band.height, pixels));
+        let (id, flags, data) = match key.and_then(|key| self.cache.lookup(key)) {
+            Some(id) => {
+                tracing::trace!(id, ?band, "pixmap cache hit");
+                (id, 0, ImageData::FromCache)
+            }
+            None => {
+                let id = self.next_image_id;
+                self.next_image_id += 1;
+                let encoding = choose_wan(
+                    self.setting,
+                    self.decoders,
+                    self.wan,
+                    band.width,
+                    band.height,
+                    pixels,
+                );
+                let data = self.encoders.encode(encoding, band.width, band.height, pixels);
+                tracing::trace!(?band, ?encoding, bytes = data.len(), "draw");
+                let mut flags = 0;
+                let photo = matches!(encoding, Encoding::Quic);
+                if let Some(key) =
+                    key.filter(|key| data.is_lossless() && (!photo || self.cache.admits_photo(*key)))
+                {
+                    if let Some(evicted) = self.cache.insert(key, id, band.area()) {
+                        if !evicted.is_empty() {
+                            self.base.send(&InvalPixmaps { ids: evicted });
+                        }
+                        flags = image_flags::CACHE_ME;
+                    }
+                }
+                (id, flags, data)
+            }
+        };
+        self.base.send(&DrawCopy {
+            surface_id: 0,
+            dest: band.to_wire(),
+            image: Image {
+                id,
+                flags,
+                width: band.width,
+                height: band.height,
+                data,
+            },
+        });
     }
 }

@@ -179,7 +179,7 @@ pub(crate) fn content_key(width: u32, height: u32, pixels: &[u8]) -> u128 {
 }
 
 /// The 64-bit finaliser of MurmurHash3: every input bit affects every output bit.
-fn mix(mut x: u64) -> u64 {
+pub(super) fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
     x ^= x >> 33;

@@ -491,6 +491,18 @@ mod tests {
         out
     }
 
+    /// `len` bytes of xorshift32 noise from `seed`: incompressible.
+    fn noise(len: usize, mut seed: u32) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect()
+    }
+
     /// Black "text" strokes on white: flat runs and hard edges.
     fn text(w: u32, h: u32) -> Vec<u8> {
         let mut out = Vec::new();
@@ -582,15 +594,7 @@ mod tests {
     #[test]
     fn incompressible_content_goes_raw_and_compressible_shrinks() {
         let mut enc = Encoders::default();
-        let mut seed = 7u32;
-        let noise: Vec<u8> = (0..64 * 64 * 4)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                seed as u8
-            })
-            .collect();
+        let noise = noise(64 * 64 * 4, 7);
         // LZ4 keeps all four bytes, so noise grows: it goes raw.
         assert!(matches!(
             enc.encode(Encoding::Lz4, 64, 64, &noise),
@@ -825,15 +829,7 @@ mod tests {
             other => panic!("expected JPEG, got {other:?}"),
         }
         // Noise does not shrink under JPEG either at this size: raw, as in C.
-        let mut seed = 3u32;
-        let noise: Vec<u8> = (0..8 * 8 * 4)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                seed as u8
-            })
-            .collect();
+        let noise = noise(8 * 8 * 4, 3);
         assert!(matches!(
             enc.encode(Encoding::Jpeg, 8, 8, &noise),
             ImageData::Bitmap { .. }
@@ -867,20 +863,9 @@ mod tests {
             other => panic!("expected GLZ, got {other:?}"),
         }
         // Noise: GLZ cannot shrink it much, deflate even less: plain GLZ.
-        let mut seed = 11u32;
-        let noise: Vec<u8> = (0..64 * 64 * 4)
-            .map(|i| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                // GLZ_RGB carries no fourth byte.
-                if i % 4 == 3 {
-                    0
-                } else {
-                    seed as u8
-                }
-            })
-            .collect();
+        let mut noise = noise(64 * 64 * 4, 11);
+        // GLZ_RGB carries no fourth byte.
+        noise.iter_mut().skip(3).step_by(4).for_each(|x| *x = 0);
         match enc.encode(Encoding::ZlibGlz, 64, 64, &noise) {
             ImageData::GlzRgb(data) => assert!(client.decode(data).unwrap().data[..] == noise[..]),
             other => panic!("expected GLZ, got {other:?}"),

@@ -55,6 +55,17 @@ impl Rect {
         Rect::new(x, y, right - x, bottom - y)
     }
 
+    /// The wire `Rect` (top, left, bottom, right) of a rectangle within a
+    /// surface (sides at most [`super::MAX_SIDE`], so every edge fits `i32`).
+    pub(crate) fn to_wire(self) -> spice_proto::msg::Rect {
+        spice_proto::msg::Rect::from_xywh(
+            self.x as i32,
+            self.y as i32,
+            self.width as i32,
+            self.height as i32,
+        )
+    }
+
     /// Smallest rectangle covering both.
     pub fn union(&self, other: &Rect) -> Rect {
         let x = self.x.min(other.x);

@@ -45,9 +45,7 @@ pub(crate) fn row_hash(row: &[u8]) -> u64 {
     for (i, b) in words.remainder().iter().enumerate() {
         h ^= u64::from(*b) << (i * 8);
     }
-    h ^= h >> 31;
-    h = h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    h ^ (h >> 29)
+    super::cache::mix(h)
 }
 
 /// Finds the largest vertical move from `old` rows to `new` rows (one hash

@@ -198,6 +198,18 @@ mod tests {
         }
     }
 
+    /// Does what the channel does with `plan`: the move, then the bands of `after`.
+    fn carry_out(shadow: &mut Shadow, plan: &Plan, after: &Surface) {
+        if let Some(moved) = plan.moved {
+            shadow.apply(moved);
+        }
+        for band in &plan.bands {
+            let mut data = Vec::new();
+            after.copy_rect(*band, &mut data);
+            shadow.store(*band, &data);
+        }
+    }
+
     #[test]
     fn a_scrolled_window_is_a_move_and_the_new_lines() {
         // A 40-row header, then "text" lines scrolling up by 12 rows.
@@ -224,12 +236,7 @@ mod tests {
         );
         assert_eq!(plan.bands, vec![Rect::new(0, 188, 64, 12)]);
         // Carried out, the plan gives the client the new picture.
-        shadow.apply(moved);
-        for band in &plan.bands {
-            let mut data = Vec::new();
-            after.copy_rect(*band, &mut data);
-            shadow.store(*band, &data);
-        }
+        carry_out(&mut shadow, &plan, &after);
         assert_eq!(shadow.pixels, after.pixels);
     }
 
@@ -248,12 +255,7 @@ mod tests {
                 src_y: 0
             }
         );
-        shadow.apply(moved);
-        for band in &plan.bands {
-            let mut data = Vec::new();
-            after.copy_rect(*band, &mut data);
-            shadow.store(*band, &data);
-        }
+        carry_out(&mut shadow, &plan, &after);
         assert_eq!(shadow.pixels, after.pixels);
     }
 
