@@ -53,7 +53,9 @@ impl CServer {
         };
         Self {
             qxl: std::sync::Mutex::new(Vec::new()),
-            vm_running: std::sync::atomic::AtomicBool::new(true),
+            // Stopped until `spice_server_vm_start`: QEMU adds its devices before the
+            // VM runs, and its QXL device must not be called until then.
+            vm_running: std::sync::atomic::AtomicBool::new(false),
             agent_port: std::sync::atomic::AtomicBool::new(false),
             migration_interface: std::sync::atomic::AtomicBool::new(false),
             handle,
@@ -107,6 +109,7 @@ impl CServer {
     /// `spice_server_vm_start` / `vm_stop`: QXL workers start or stop pulling
     /// commands; stopping waits until what was queued is drawn.
     pub(crate) fn set_vm_running(&self, running: bool) {
+        tracing::debug!(running, "VM run state");
         self.vm_running
             .store(running, std::sync::atomic::Ordering::Release);
         let devices: Vec<_> = self.qxl_devices().clone();

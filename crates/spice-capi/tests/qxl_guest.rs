@@ -22,6 +22,7 @@ extern "C" {
     fn spice_server_add_interface(s: *mut c_void, sin: *mut SpiceBaseInstance) -> c_int;
     fn spice_server_remove_interface(sin: *mut SpiceBaseInstance) -> c_int;
     fn spice_server_destroy(s: *mut c_void);
+    fn spice_server_vm_start(s: *mut c_void);
     fn spice_qxl_add_memslot(qin: *mut QXLInstance, slot: *mut QXLDevMemSlot);
     fn spice_qxl_create_primary_surface(qin: *mut QXLInstance, id: u32, surface: *mut QXLDevSurfaceCreate);
     fn spice_qxl_create_primary_surface_async(
@@ -312,6 +313,8 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
             "init without a port: local-only server"
         );
         assert_eq!(spice_server_add_interface(s, &mut qin.base), 0);
+        // As QEMU: the VM starts after its devices are added.
+        spice_server_vm_start(s);
         let mut twin = QXLInstance {
             base: SpiceBaseInstance { sif: &qif.base },
             id: 0,

@@ -12,7 +12,9 @@
 //!   guest memory exactly once, within [`ParseLimits`], and reports the
 //!   release information even for rejected commands;
 //! - [`read_monitors_config`] and [`validate_primary`] cover the other guest
-//!   and host structures the device passes in.
+//!   and host structures the device passes in;
+//! - [`RingPoller`] decides when to look at a command ring (the notification
+//!   handshake, with a periodic look so a lost wakeup never hangs a guest).
 //!
 //! Every guest-controlled size and count is checked before it is used, so
 //! any guest memory yields a value or a [`ParseError`] naming the field.
@@ -26,6 +28,7 @@ mod layout;
 pub mod memory;
 pub mod memslot;
 pub mod monitors;
+pub mod ring;
 pub mod surface;
 pub mod testkit;
 
@@ -40,4 +43,5 @@ pub use image::{Bitmap, Image};
 pub use memory::{FakeMemory, GuestMemory};
 pub use memslot::{MemSlot, MemSlotConfig, MemSlots};
 pub use monitors::{read_monitors_config, Head};
+pub use ring::{Empty, RingPoller};
 pub use surface::{translate_primary, validate_primary, PrimarySurface};

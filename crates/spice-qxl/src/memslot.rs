@@ -138,6 +138,12 @@ impl MemSlots {
         self.slots.fill(None);
     }
 
+    /// Whether any slot is registered: until one is, no guest address can
+    /// be valid, and the device's rings are not worth a look.
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
     /// The slot registered at `group`/`slot`, if any.
     pub fn get(&self, group: u32, slot: u32) -> Option<&MemSlot> {
         let i = self.index(group, slot.into()).ok()?;

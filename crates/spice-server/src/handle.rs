@@ -34,6 +34,8 @@ pub(crate) enum Command {
     SetAuth(Auth),
     ExpirePassword,
     DisconnectClients,
+    /// A display thread closed the channel with this link id.
+    DisplayChannelClosed(u64),
 }
 
 impl std::fmt::Debug for Command {
@@ -57,6 +59,7 @@ impl std::fmt::Debug for Command {
             Self::SetAuth(_) => "SetAuth",
             Self::ExpirePassword => "ExpirePassword",
             Self::DisconnectClients => "DisconnectClients",
+            Self::DisplayChannelClosed(_) => "DisplayChannelClosed",
         };
         f.write_str(name)
     }
@@ -234,5 +237,10 @@ impl ServerHandle {
     /// Disconnects every client.
     pub fn disconnect_clients(&self) {
         self.push(Command::DisconnectClients);
+    }
+
+    /// A display thread closed one of its channels.
+    pub(crate) fn display_channel_closed(&self, link_id: u64) {
+        self.push(Command::DisplayChannelClosed(link_id));
     }
 }

@@ -31,8 +31,10 @@ mod error;
 mod handle;
 mod runtime;
 mod server;
+mod socket;
 pub mod vdi;
 mod waker;
+mod worker;
 
 pub use crate::audio::{
     PlaybackHandle, RecordHandle, StereoFrame, FRAMES_PER_PACKET, PLAYBACK_RATE, RECORD_RATE,
@@ -46,3 +48,4 @@ pub use crate::handle::ServerHandle;
 pub use crate::runtime::RunningServer;
 pub use crate::server::Server;
 pub use crate::vdi::{CharDevice, Keyboard, Leds, Mouse, MouseButtons, Tablet};
+pub use crate::worker::{DisplayDevice, DisplayWorker, WorkerWaker};

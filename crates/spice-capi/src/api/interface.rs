@@ -150,6 +150,9 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
         });
         // SAFETY: `sin` is a live instance of `kind`; the C server owns `st` likewise.
         unsafe { *st_slot(sin, kind) = Box::into_raw(state).cast() };
+        if kind == Kind::Qxl {
+            crate::qxl::attached(server, sin as *mut crate::ffi::QXLInstance);
+        }
         tracing::debug!(interface = type_name, "interface added");
         0
     })

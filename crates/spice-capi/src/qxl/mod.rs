@@ -1,13 +1,15 @@
 //! QXL instances: the device side of a display.
 //!
-//! Each instance gets one worker thread (named "SPICE Worker", like the C
-//! server's) that owns the memslot table, pulls commands from the device's
-//! rings, parses them through `spice-qxl` (copying guest memory once), draws
-//! them into the instance's [`DisplayHandle`], and releases them back to the
-//! device. Every QXL callback of an instance is made from that thread; the
-//! host's synchronous `spice_qxl_*` calls send a request and wait for the
-//! worker's answer, the `_async` ones return at once and end with
-//! `async_complete` from the worker.
+//! Each instance gets one display thread (a [`DisplayWorker`], named "SPICE
+//! Worker" like the C server's) that serves the display's clients and runs
+//! the instance's [`worker::Worker`] as its device: it owns the memslot table,
+//! pulls commands from the device's rings, parses them through `spice-qxl`
+//! (copying guest memory once), draws them into the instance's
+//! [`DisplayHandle`], and releases them back to the device. Every QXL callback
+//! of an instance is made from that thread, and none before `vm_start`, after
+//! `vm_stop` or before a memslot exists; the host's synchronous `spice_qxl_*`
+//! calls send a request and wait for the worker's answer, the `_async` ones
+//! return at once and end with `async_complete` from the worker.
 
 mod memory;
 mod worker;
@@ -15,9 +17,8 @@ mod worker;
 use std::any::Any;
 use std::sync::mpsc::{sync_channel, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
-use spice_server::DisplayHandle;
+use spice_server::{DisplayHandle, DisplayWorker, WorkerWaker};
 
 use crate::api::interface::instance_state;
 use crate::ffi::{
@@ -79,7 +80,6 @@ pub(crate) enum Request {
     },
     DriverUnload,
     Sync(SyncSender<()>),
-    Shutdown,
 }
 
 /// A QXL instance pointer the worker thread may use.
@@ -105,7 +105,8 @@ pub(crate) struct QxlDevice {
     instance: Instance,
     id: u8,
     requests: Mutex<Sender<Request>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    waker: WorkerWaker,
+    thread: Mutex<Option<DisplayWorker>>,
     device_info: Mutex<Option<(String, u32, u32)>>,
     max_monitors: std::sync::atomic::AtomicU32,
 }
@@ -118,7 +119,9 @@ impl QxlDevice {
             .lock()
             .map(|tx| tx.send(request).is_ok())
             .unwrap_or(false);
-        if !sent {
+        if sent {
+            self.waker.wake();
+        } else {
             tracing::error!(id = self.id, "QXL worker is gone; request dropped");
         }
     }
@@ -161,17 +164,9 @@ impl QxlDevice {
 impl QxlDevice {
     /// Stops the worker and waits for it; idempotent.
     pub(crate) fn stop(&self) {
-        self.post_quiet(Request::Shutdown);
-        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
-            if thread.join().is_err() {
-                tracing::error!(id = self.id, "QXL worker panicked");
-            }
-        }
-    }
-
-    fn post_quiet(&self, request: Request) {
-        if let Ok(tx) = self.requests.lock() {
-            let _ = tx.send(request);
+        let worker = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(worker) = worker {
+            worker.stop();
         }
     }
 }
@@ -202,7 +197,8 @@ pub(crate) fn with_device(qin: *mut QXLInstance, entry: &'static str, f: impl Fn
 }
 
 /// Adds a QXL instance: asks the device for its memslot layout (on the caller's
-/// thread, as the C server does), registers a display and starts the worker.
+/// thread, as the C server does), and starts its display thread with the
+/// worker stopped. [`attached`] follows once the instance is registered.
 pub(crate) fn attach(server: &CServer, qin: *mut QXLInstance) -> Result<Box<dyn Any + Send + Sync>, String> {
     let instance = Instance(qin);
     // SAFETY: live instance passed by the host.
@@ -216,21 +212,10 @@ pub(crate) fn attach(server: &CServer, qin: *mut QXLInstance) -> Result<Box<dyn 
     let get_init_info = iface.get_init_info.ok_or("QXL interface lacks get_init_info")?;
     // SAFETY: host callback filling our struct.
     unsafe { get_init_info(qin, &mut init) };
-    // SAFETY: reading the union slot; both variants are function pointers (or NULL).
-    if let Some(attached) = unsafe { iface.attached.attached_worker } {
-        // SAFETY: QEMU's attached_worker(qin) is a no-op notification.
-        unsafe { attached(qin) };
-    }
-    if let Some(set_level) = iface.set_compression_level {
-        // SAFETY: host callback; the level is advisory.
-        unsafe { set_level(qin, 0) };
-    }
     let display = DisplayHandle::new();
-    let worker = Worker::new(instance, init, display.clone())?;
     let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("SPICE Worker".into())
-        .spawn(move || worker.run(rx))
+    let worker = Worker::new(instance, init, display.clone(), rx)?;
+    let thread = DisplayWorker::start(&display, Some(Box::new(worker)))
         .map_err(|e| format!("cannot start the QXL worker: {e}"))?;
     server.handle.add_display(id, display);
     tracing::info!(
@@ -243,15 +228,34 @@ pub(crate) fn attach(server: &CServer, qin: *mut QXLInstance) -> Result<Box<dyn 
         instance,
         id,
         requests: Mutex::new(tx),
+        waker: thread.waker(),
         thread: Mutex::new(Some(thread)),
         device_info: Mutex::new(None),
         max_monitors: std::sync::atomic::AtomicU32::new(1),
     });
-    if !server.vm_running() {
-        device.call(|reply| Request::SetRunning(false, reply));
-    }
     server.qxl_devices().push(device.clone());
     Ok(Box::new(device))
+}
+
+/// The instance is registered and takes `spice_qxl_*` calls: the device
+/// hears `attached_worker` (a host may add memslots, create the primary
+/// surface or start the VM from there), then its compression level, and the
+/// worker starts if the VM runs, in the C server's order.
+pub(crate) fn attached(server: &CServer, qin: *mut QXLInstance) {
+    let instance = Instance(qin);
+    let iface = instance.iface();
+    // SAFETY: reading the union slot; both variants are function pointers (or NULL).
+    if let Some(attached) = unsafe { iface.attached.attached_worker } {
+        // SAFETY: host callback with its own, now registered, instance.
+        unsafe { attached(qin) };
+    }
+    if let Some(set_level) = iface.set_compression_level {
+        // SAFETY: host callback; the level is advisory.
+        unsafe { set_level(qin, 0) };
+    }
+    if server.vm_running() {
+        with_device(qin, "spice_server_add_interface", |d| d.set_running(true));
+    }
 }
 
 /// Removes a QXL instance: stops its worker and its display.

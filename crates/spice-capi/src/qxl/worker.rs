@@ -1,39 +1,58 @@
-//! The per-instance worker thread: requests from the host, the command and
-//! cursor rings, and drawing into the display.
+//! The QXL instance as the device of its display thread: requests from the
+//! host, the command and cursor rings, and drawing into the display.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
 
 use spice_qxl::{
     parse_command, read_monitors_config, validate_primary, Command, CommandExt, CopyOp, CursorCommand,
-    DrawOp, Drawable, Guest, Image, MemSlot, MemSlotConfig, MemSlots, ParseLimits, PrimarySurface,
+    DrawOp, Drawable, Empty, Guest, Image, MemSlot, MemSlotConfig, MemSlots, ParseLimits, PrimarySurface,
+    RingPoller,
 };
-use spice_server::{CursorImage, DisplayHandle, Frame};
+use spice_server::{CursorImage, DisplayDevice, DisplayHandle, Frame};
 
 use super::memory::HostMemory;
 use super::{Done, Instance, Request};
 use crate::ffi::{QXLCommandExt, QXLDevInitInfo, QXLReleaseInfo, QXLReleaseInfoExt};
 
-/// Commands taken from a ring before looking at requests again, so synchronous
-/// calls from the host are not starved by a busy guest.
+/// Commands taken from a ring per poll, so the display's clients and the
+/// host's synchronous calls are not starved by a busy guest.
 const BATCH: usize = 64;
-/// The ring is polled again this soon when the device says more is coming.
-const RETRY: Duration = Duration::from_millis(10);
-/// An idle worker still looks around this often (client presence).
-const IDLE: Duration = Duration::from_millis(250);
+
+/// The device's two rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ring {
+    Commands,
+    Cursor,
+}
 
 pub(super) struct Worker {
     instance: Instance,
+    requests: Receiver<Request>,
     slots: MemSlots,
     limits: ParseLimits,
     display: DisplayHandle,
-    running: bool,
-    /// The ring may have commands: poll it (else wait for `spice_qxl_wakeup`).
-    poll_commands: bool,
-    poll_cursor: bool,
+    /// When to look at each ring; both stopped until the VM runs.
+    commands: RingPoller,
+    cursor: RingPoller,
     primary: Option<PrimarySurface>,
     /// Whether the device was last told a client is present (`set_client_capabilities`).
     client_present: Option<bool>,
+}
+
+impl DisplayDevice for Worker {
+    fn poll(&mut self, now: Instant) -> Option<Instant> {
+        while let Ok(request) = self.requests.try_recv() {
+            self.handle(request);
+        }
+        self.report_client_presence();
+        let commands = self.poll_ring(Ring::Commands, now);
+        let cursor = self.poll_ring(Ring::Cursor, now);
+        match (commands, cursor) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl Worker {
@@ -41,6 +60,7 @@ impl Worker {
         instance: Instance,
         init: QXLDevInitInfo,
         display: DisplayHandle,
+        requests: Receiver<Request>,
     ) -> Result<Self, String> {
         let slots = MemSlots::new(MemSlotConfig {
             num_groups: init.num_memslots_groups,
@@ -55,62 +75,95 @@ impl Worker {
         };
         Ok(Self {
             instance,
+            requests,
             slots,
             limits,
             display,
-            running: true,
-            poll_commands: true,
-            poll_cursor: true,
+            commands: RingPoller::new(),
+            cursor: RingPoller::new(),
             primary: None,
             client_present: None,
         })
     }
 
-    pub(super) fn run(mut self, requests: Receiver<Request>) {
-        loop {
-            self.report_client_presence();
-            let busy = self.running && (self.poll_commands || self.poll_cursor);
-            let request = if busy {
-                match requests.recv_timeout(Duration::ZERO) {
-                    Ok(r) => Some(r),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            } else {
-                match requests.recv_timeout(IDLE) {
-                    Ok(r) => Some(r),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            };
-            if let Some(request) = request {
-                if !self.handle(request) {
-                    return;
-                }
+    /// Whether the VM runs (both rings follow `vm_start` / `vm_stop` together).
+    fn running(&self) -> bool {
+        self.commands.is_running()
+    }
+
+    /// Whether the rings may be touched: the VM runs and some memslot exists
+    /// (before one does, no command could be read anyway).
+    fn rings_open(&self) -> bool {
+        self.running() && !self.slots.is_empty()
+    }
+
+    fn poller(&mut self, ring: Ring) -> &mut RingPoller {
+        match ring {
+            Ring::Commands => &mut self.commands,
+            Ring::Cursor => &mut self.cursor,
+        }
+    }
+
+    /// Takes up to [`BATCH`] commands from `ring` if it is due, following the
+    /// notification handshake. Returns when the ring wants the next look.
+    fn poll_ring(&mut self, ring: Ring, now: Instant) -> Option<Instant> {
+        if !self.rings_open() {
+            return None;
+        }
+        if !self.poller(ring).due(now) {
+            return self.poller(ring).deadline();
+        }
+        for _ in 0..BATCH {
+            if let Some(ext) = self.get_command(ring) {
+                self.poller(ring).got_command();
+                self.process(&ext);
                 continue;
             }
-            if self.running {
-                let more_commands = self.poll_commands && self.process_ring(false);
-                let more_cursor = self.poll_cursor && self.process_ring(true);
-                if !more_commands && !more_cursor && (self.poll_commands || self.poll_cursor) {
-                    // Nothing now, but the device expects a poll: come back shortly.
-                    if let Ok(r) = requests.recv_timeout(RETRY) {
-                        if !self.handle(r) {
-                            return;
-                        }
+            match self.poller(ring).empty(now) {
+                Empty::RetryLater => return self.poller(ring).deadline(),
+                Empty::RequestNotification => {
+                    let wait = self.request_notification(ring);
+                    self.poller(ring).notification(wait, now);
+                    if wait {
+                        return self.poller(ring).deadline();
                     }
                 }
             }
         }
+        // The batch is used up; more may be waiting.
+        Some(now)
     }
 
-    /// Carries out one request; `false` ends the worker.
-    fn handle(&mut self, request: Request) -> bool {
+    fn get_command(&self, ring: Ring) -> Option<QXLCommandExt> {
+        let iface = self.instance.iface();
+        let get = match ring {
+            Ring::Commands => iface.get_command,
+            Ring::Cursor => iface.get_cursor_command,
+        }?;
+        let mut ext = QXLCommandExt::default();
+        // SAFETY: worker-thread callback filling our struct.
+        (unsafe { get(self.instance.0, &mut ext) } != 0).then_some(ext)
+    }
+
+    /// Asks the device for a wakeup when the ring gets commands; `false` means
+    /// some arrived meanwhile.
+    fn request_notification(&self, ring: Ring) -> bool {
+        let iface = self.instance.iface();
+        let request = match ring {
+            Ring::Commands => iface.req_cmd_notification,
+            Ring::Cursor => iface.req_cursor_notification,
+        };
+        // SAFETY: worker-thread callback.
+        request.is_none_or(|req| unsafe { req(self.instance.0) } != 0)
+    }
+
+    /// Carries out one request.
+    fn handle(&mut self, request: Request) {
         match request {
             Request::Wakeup => {
                 tracing::trace!("wakeup");
-                self.poll_commands = true;
-                self.poll_cursor = true;
+                self.commands.wakeup();
+                self.cursor.wakeup();
             }
             Request::Oom => {
                 self.drain();
@@ -120,15 +173,22 @@ impl Worker {
                 }
             }
             Request::SetRunning(running, reply) => {
-                if !running {
+                if running && !self.running() {
+                    tracing::debug!("QXL worker started");
+                    self.commands.start();
+                    self.cursor.start();
+                    // The device forgets what it was told while stopped.
+                    self.client_present = None;
+                    self.report_client_presence();
+                } else if !running && self.running() {
                     // vm_stop: everything queued is drawn, into the primary's memory
                     // too, before the device stops.
                     self.drain();
                     self.flush_primary(None);
+                    self.commands.stop();
+                    self.cursor.stop();
+                    tracing::debug!("QXL worker stopped");
                 }
-                self.running = running;
-                self.poll_commands = running;
-                self.poll_cursor = running;
                 let _ = reply.send(());
             }
             Request::UpdateArea {
@@ -223,9 +283,7 @@ impl Worker {
             Request::Sync(reply) => {
                 let _ = reply.send(());
             }
-            Request::Shutdown => return false,
         }
-        true
     }
 
     fn complete(&self, done: Done) {
@@ -242,44 +300,21 @@ impl Worker {
         }
     }
 
-    /// Processes both rings until empty.
+    /// Processes both rings until empty (for the host's calls that must see
+    /// everything queued drawn); nothing while the rings are closed.
     fn drain(&mut self) {
-        for _ in 0..1024 {
-            let more = self.process_ring(false) | self.process_ring(true);
-            if !more {
-                break;
-            }
+        if !self.rings_open() {
+            return;
         }
-    }
-
-    /// Takes up to [`BATCH`] commands from a ring. Returns whether it may hold more.
-    fn process_ring(&mut self, cursor: bool) -> bool {
-        let iface = self.instance.iface();
-        let (get, request_notification) = if cursor {
-            (iface.get_cursor_command, iface.req_cursor_notification)
-        } else {
-            (iface.get_command, iface.req_cmd_notification)
-        };
-        let Some(get) = get else { return false };
-        for _ in 0..BATCH {
-            let mut ext = QXLCommandExt::default();
-            // SAFETY: worker-thread callback filling our struct.
-            if unsafe { get(self.instance.0, &mut ext) } == 0 {
-                // Empty: ask to be woken. 0 means commands arrived meanwhile.
-                // SAFETY: worker-thread callback.
-                let wait = request_notification.is_none_or(|req| unsafe { req(self.instance.0) } != 0);
-                if wait {
-                    if cursor {
-                        self.poll_cursor = false;
-                    } else {
-                        self.poll_commands = false;
-                    }
-                }
-                return !wait;
+        for ring in [Ring::Commands, Ring::Cursor] {
+            // Bounded: a guest that keeps producing cannot hold a host call forever.
+            for _ in 0..64 * BATCH {
+                let Some(ext) = self.get_command(ring) else { break };
+                self.process(&ext);
             }
-            self.process(&ext);
+            // Whatever comes next is found by the ring's normal polling.
+            self.poller(ring).got_command();
         }
-        true
     }
 
     /// Parses, applies and releases one command.
@@ -411,6 +446,10 @@ impl Worker {
     /// does (interface 3.2+): QEMU's qxl passes it on to the guest driver. No
     /// QXL capability is claimed, since the client only receives bitmaps.
     fn report_client_presence(&mut self) {
+        // QEMU's device raises an interrupt for it, which a stopped VM cannot take.
+        if !self.running() {
+            return;
+        }
         let present = self.display.client_count() > 0;
         if self.client_present == Some(present) {
             return;

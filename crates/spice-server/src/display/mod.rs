@@ -23,6 +23,7 @@ pub use region::Rect;
 use region::Region;
 
 use crate::waker::Waker;
+use crate::worker::WorkerShared;
 
 /// Largest surface side accepted, in pixels.
 pub const MAX_SIDE: u32 = 16384;
@@ -162,10 +163,24 @@ pub(crate) struct DisplayState {
     pub(crate) cursor: CursorState,
 }
 
+/// Per-server settings a display's thread needs for its clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DisplaySettings {
+    /// The server's image compression (a client's preference overrides it).
+    pub(crate) compression: compress::ImageCompression,
+    /// The WAN codecs in force for the session.
+    pub(crate) wan: compress::WanCodecs,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct DisplayShared {
     state: Mutex<DisplayState>,
-    waker: Mutex<Option<Arc<Waker>>>,
+    /// The server's main context, told when the picture changes size (the
+    /// tablet's logical size follows display 0).
+    main_waker: Mutex<Option<Arc<Waker>>>,
+    /// The thread that serves this display's clients.
+    worker: Mutex<Option<Arc<WorkerShared>>>,
+    settings: Mutex<DisplaySettings>,
 }
 
 impl DisplayShared {
@@ -174,12 +189,59 @@ impl DisplayShared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Connects the display to a server's main context (or with `None` disconnects it).
     pub(crate) fn attach(&self, waker: Option<Arc<Waker>>) {
-        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = waker;
+        *self.main_waker.lock().unwrap_or_else(|e| e.into_inner()) = waker;
     }
 
+    /// Makes `worker` the display's thread; `false` if it already has one.
+    pub(crate) fn set_worker(&self, worker: Arc<WorkerShared>) -> bool {
+        let mut slot = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(worker);
+        true
+    }
+
+    /// Forgets `worker`, if it is still the display's thread.
+    pub(crate) fn clear_worker(&self, worker: &Arc<WorkerShared>) {
+        let mut slot = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|w| Arc::ptr_eq(w, worker)) {
+            *slot = None;
+        }
+    }
+
+    /// The display's thread, if it has one.
+    pub(crate) fn worker(&self) -> Option<Arc<WorkerShared>> {
+        self.worker.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn settings(&self) -> DisplaySettings {
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the settings; the display's thread is woken if they changed.
+    pub(crate) fn set_settings(&self, settings: DisplaySettings) {
+        let changed = {
+            let mut current = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *current, settings) != settings
+        };
+        if changed {
+            self.wake();
+        }
+    }
+
+    /// Tells the display's thread there is something new to send.
     fn wake(&self) {
-        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(worker) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            worker.wake();
+        }
+    }
+
+    /// Tells the main context the picture changed size.
+    fn wake_main(&self) {
+        if let Some(w) = self.main_waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             w.wake();
         }
     }
@@ -224,6 +286,7 @@ impl DisplayHandle {
                     pixels: vec![0; frame.width as usize * frame.height as usize * 4],
                 });
                 state.generation += 1;
+                self.shared.wake_main();
             }
             let full = [Rect::new(0, 0, frame.width, frame.height)];
             let damage = if resized { &full[..] } else { damage };
@@ -269,6 +332,7 @@ impl DisplayHandle {
             state.generation += 1;
         }
         self.shared.wake();
+        self.shared.wake_main();
         Ok(())
     }
 

@@ -4,8 +4,6 @@ use spice_proto::consts::mouse_mode;
 
 use super::conn::{Channel, Conn, Phase};
 use super::{channel_name, ServerState};
-use crate::channel::cursor::CursorEvent;
-use crate::channel::display::DisplayEvent;
 use crate::channel::inputs::{InputEvent, BUTTON_DOWN, BUTTON_UP};
 use crate::channel::main::MainEvent;
 use crate::channel::playback::PlaybackEvent;
@@ -92,16 +90,6 @@ impl ServerState {
                     Ok(None) => true,
                     Err(e) => self.malformed(name, &e),
                 },
-                Channel::Display(display) => match display.handle(&frame, now) {
-                    Ok(Some(DisplayEvent::Disconnect)) => false,
-                    Ok(Some(DisplayEvent::Produce) | None) => true,
-                    Err(e) => self.malformed(name, &e),
-                },
-                Channel::Cursor(cursor) => match cursor.handle(&frame, now) {
-                    Ok(Some(CursorEvent::Disconnect)) => false,
-                    Ok(Some(CursorEvent::Produce) | None) => true,
-                    Err(e) => self.malformed(name, &e),
-                },
                 Channel::Inputs(inputs) => match inputs.handle(&frame, now) {
                     Ok(events) => events.into_iter().all(|event| self.input(event)),
                     Err(e) => self.malformed(name, &e),
@@ -123,6 +111,10 @@ impl ServerState {
                     Err(e) => self.malformed(name, &e),
                 },
             };
+            if let Channel::Main(main) = channel {
+                let low = main.is_low_bandwidth();
+                self.set_low_bandwidth(low);
+            }
             if !keep {
                 return false;
             }

@@ -11,14 +11,14 @@ use spice_proto::{Caps, ChannelType, Deframer, HeaderKind, LinkAcceptor, LinkErr
 
 use super::conn::{Channel, Conn, Phase};
 use super::{channel_name, ServerState, Session};
-use crate::channel::cursor::CursorChannel;
-use crate::channel::display::DisplayChannel;
 use crate::channel::inputs::InputsChannel;
 use crate::channel::main::{MainChannel, SessionIntro};
 use crate::channel::playback::PlaybackChannel;
 use crate::channel::record::RecordChannel;
 use crate::channel::{ChannelBase, OutBuf};
 use crate::core::{ChannelEvent, ChannelInfo, Interest};
+use crate::handle::ServerHandle;
+use crate::worker::{Handover, HandoverKind};
 
 /// Largest message body a client may send, per channel type.
 fn max_client_message(channel: ChannelType) -> u32 {
@@ -85,7 +85,7 @@ impl ServerState {
                 );
                 false
             }
-            Phase::Linked { .. } => true,
+            Phase::Linked { .. } | Phase::Handover(_) => true,
         });
     }
 
@@ -117,6 +117,10 @@ impl ServerState {
             }
         }
         if data.is_empty() {
+            return true;
+        }
+        if let Phase::Handover(handover) = &mut conn.phase {
+            handover.deframer.push(data);
             return true;
         }
         self.feed_channel(id, conn, data)
@@ -314,23 +318,32 @@ impl ServerState {
                 },
                 now,
             )),
-            ChannelType::Display => {
-                let Some(display) = self.devices.displays.get(&mess.channel_id) else {
+            ChannelType::Display | ChannelType::Cursor => {
+                if !self.devices.displays.contains_key(&mess.channel_id) {
                     return;
+                }
+                let kind = if kind == ChannelType::Display {
+                    HandoverKind::Display {
+                        caps: mess.channel_caps.clone(),
+                    }
+                } else {
+                    HandoverKind::Cursor
                 };
-                Channel::Display(DisplayChannel::start(
+                self.replace_duplicate(mess);
+                if let Some(session) = &mut self.session {
+                    session.channels.push(id);
+                }
+                conn.phase = Phase::Handover(Box::new(Handover {
+                    info: conn.info.clone(),
+                    kind,
                     base,
-                    id,
-                    mess.channel_id,
-                    &mess.channel_caps,
-                    &display.shared,
-                ))
-            }
-            ChannelType::Cursor => {
-                let Some(display) = self.devices.displays.get(&mess.channel_id) else {
-                    return;
-                };
-                Channel::Cursor(CursorChannel::start(base, &display.shared))
+                    deframer: Deframer::new(header, max_client_message(ChannelType::Display)),
+                    server: ServerHandle {
+                        shared: self.handle.clone(),
+                    },
+                }));
+                self.channel_linked(conn, header);
+                return;
             }
             ChannelType::Inputs => {
                 let leds = self
@@ -372,13 +385,18 @@ impl ServerState {
             deframer: Deframer::new(header, max_client_message(kind)),
             channel,
         };
+        self.channel_linked(conn, header);
+    }
+
+    /// Tells the host and the log that a channel linked.
+    fn channel_linked(&self, conn: &Conn, header: HeaderKind) {
         self.core.channel_event(ChannelEvent::Connected, &conn.info);
         self.core.channel_event(ChannelEvent::Initialized, &conn.info);
         tracing::info!(
             peer = ?conn.info.peer,
-            channel = kind.name(),
-            id = mess.channel_id,
-            session = session_id,
+            channel = channel_name(conn.info.channel_type),
+            id = conn.info.channel_id,
+            session = conn.info.connection_id,
             mini_header = header == HeaderKind::Mini,
             "channel linked"
         );
@@ -410,19 +428,17 @@ impl ServerState {
     /// A client relinking a channel it already has replaces the old connection.
     fn replace_duplicate(&mut self, mess: &LinkMess) {
         let Some(session) = &self.session else { return };
-        let duplicate = session.channels.iter().copied().find(|c| {
-            self.conns.get(c).is_some_and(|conn| {
-                conn.info.channel_type == mess.channel_type && conn.info.channel_id == mess.channel_id
+        let duplicate = session.channels.iter().copied().find(|&c| {
+            self.channel_info(c).is_some_and(|info| {
+                info.channel_type == mess.channel_type && info.channel_id == mess.channel_id
             })
         });
         if let Some(old) = duplicate {
-            if let Some(conn) = self.conns.remove(&old) {
-                tracing::debug!(
-                    channel = channel_name(mess.channel_type),
-                    "replacing duplicate channel"
-                );
-                self.close(old, conn);
-            }
+            tracing::debug!(
+                channel = channel_name(mess.channel_type),
+                "replacing duplicate channel"
+            );
+            self.close_channel(old);
         }
     }
 }

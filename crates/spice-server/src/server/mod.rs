@@ -22,11 +22,13 @@ use spice_proto::consts::mouse_mode;
 use spice_proto::ChannelType;
 
 use crate::config::{Auth, Config, Devices};
-use crate::core::{ChannelEvent, Core, Interest, WatchId};
-use crate::display::DisplayHandle;
+use crate::core::{ChannelEvent, ChannelInfo, Core, Interest, WatchId};
+use crate::display::{DisplayHandle, DisplaySettings};
 use crate::error::ServerError;
 use crate::handle::{HandleShared, ServerHandle};
+use crate::socket::ReadResult;
 use crate::waker::{waker_pair, WakeReceiver, Waker};
+use crate::worker::{DisplayWorker, ToWorker};
 use conn::{Conn, Phase};
 
 /// Agent data is read from the device only while less than this waits on the
@@ -73,6 +75,12 @@ pub(crate) struct ServerState {
     waker: Arc<Waker>,
     handle: Arc<HandleShared>,
     conns: HashMap<u64, Conn>,
+    /// Display and cursor channels handed to their display's thread.
+    remote: HashMap<u64, ChannelInfo>,
+    /// The threads this server started for displays that came without one.
+    workers: HashMap<u8, DisplayWorker>,
+    /// The net test's verdict on the session's link, as last told to the displays.
+    low_bandwidth: bool,
     next_conn: u64,
     session: Option<Session>,
     devices: Devices,
@@ -158,6 +166,9 @@ impl Server {
                 waker,
                 handle: handle.shared.clone(),
                 conns: HashMap::new(),
+                remote: HashMap::new(),
+                workers: HashMap::new(),
+                low_bandwidth: false,
                 next_conn: 1,
                 session: None,
                 agent: None,
@@ -185,6 +196,10 @@ impl Server {
                 s.watches.push(core.add_watch(listen_fd, Interest::READ, accept));
             }
             s.agent = s.devices.agent.take().map(crate::agent::AgentLink::new);
+            let ids: Vec<u8> = s.devices.displays.keys().copied().collect();
+            for id in ids {
+                s.serve_display(id);
+            }
             // Pick up a display published before the server started.
             s.on_wakeup();
         }
@@ -320,12 +335,50 @@ impl ServerState {
         if let Some(old) = self.devices.displays.insert(id, display) {
             old.shared.attach(None);
             self.close_channels_of_display(id);
+            self.workers.remove(&id);
+            self.serve_display(id);
             return;
         }
+        self.serve_display(id);
         self.announce(vec![
             (ChannelType::Display as u8, id),
             (ChannelType::Cursor as u8, id),
         ]);
+    }
+
+    /// Makes sure display `id` has a thread to serve its clients (a host
+    /// device may have brought its own), and gives it the current settings.
+    fn serve_display(&mut self, id: u8) {
+        let Some(display) = self.devices.displays.get(&id) else {
+            return;
+        };
+        display.shared.set_settings(self.display_settings());
+        if display.shared.worker().is_some() {
+            return;
+        }
+        match DisplayWorker::start(display, None) {
+            Ok(worker) => {
+                self.workers.insert(id, worker);
+            }
+            Err(e) => {
+                tracing::error!(id, error = %e, "cannot start a display thread; the display is not served")
+            }
+        }
+    }
+
+    fn display_settings(&self) -> DisplaySettings {
+        DisplaySettings {
+            compression: self.config.image_compression,
+            wan: self.wan_codecs(),
+        }
+    }
+
+    /// Gives every display the current settings (they wake only on a change).
+    fn publish_display_settings(&self) {
+        let settings = self.display_settings();
+        for display in self.devices.displays.values() {
+            display.shared.set_settings(settings);
+        }
     }
 
     fn set_agent(&mut self, agent: Option<Box<dyn crate::vdi::CharDevice + Send>>) {
@@ -408,6 +461,67 @@ impl ServerState {
         });
     }
 
+    /// Who is on a linked channel, wherever it is served.
+    fn channel_info(&self, id: u64) -> Option<&ChannelInfo> {
+        self.conns
+            .get(&id)
+            .map(|c| &c.info)
+            .or_else(|| self.remote.get(&id))
+    }
+
+    /// Closes one channel, on the main context or on its display's thread.
+    fn close_channel(&mut self, id: u64) {
+        if let Some(conn) = self.conns.remove(&id) {
+            self.close(id, conn);
+        } else if let Some(info) = self.remote.remove(&id) {
+            if let Some(worker) = self
+                .devices
+                .displays
+                .get(&info.channel_id)
+                .and_then(|d| d.shared.worker())
+            {
+                worker.send(ToWorker::Close(id));
+            }
+            self.remote_closed(id, info);
+        }
+    }
+
+    /// A channel served on a display thread is gone: tell the host, and the
+    /// session forgets it.
+    fn remote_closed(&mut self, id: u64, info: ChannelInfo) {
+        self.core.channel_event(ChannelEvent::Disconnected, &info);
+        tracing::info!(
+            channel = channel_name(info.channel_type),
+            id = info.channel_id,
+            session = info.connection_id,
+            "channel disconnected"
+        );
+        if let Some(session) = &mut self.session {
+            session.channels.retain(|&c| c != id);
+        }
+    }
+
+    /// Moves a linked display or cursor channel to its display's thread.
+    fn hand_over(&mut self, id: u64, conn: Conn) {
+        self.core.remove_watch(conn.watch);
+        let Conn {
+            stream, phase, info, ..
+        } = conn;
+        let Phase::Handover(handover) = phase else { return };
+        let worker = self
+            .devices
+            .displays
+            .get(&info.channel_id)
+            .and_then(|d| d.shared.worker());
+        let Some(worker) = worker else {
+            tracing::warn!(id = info.channel_id, "display has no thread; closing its channel");
+            self.remote_closed(id, info);
+            return;
+        };
+        self.remote.insert(id, info);
+        worker.send(ToWorker::Attach(handover, stream));
+    }
+
     /// Closes every linked channel of one type.
     fn close_channels_of(&mut self, kind: ChannelType) {
         let doomed: Vec<u64> = self
@@ -424,30 +538,22 @@ impl ServerState {
     }
 
     fn remove_display(&mut self, id: u8) {
+        self.close_channels_of_display(id);
         if let Some(old) = self.devices.displays.remove(&id) {
             old.shared.attach(None);
         }
-        self.close_channels_of_display(id);
+        self.workers.remove(&id);
     }
 
     fn close_channels_of_display(&mut self, id: u8) {
         let doomed: Vec<u64> = self
-            .conns
+            .remote
             .iter()
-            .filter(|(_, c)| {
-                matches!(c.phase, Phase::Linked { .. })
-                    && c.info.channel_id == id
-                    && matches!(
-                        ChannelType::from_u8(c.info.channel_type),
-                        Some(ChannelType::Display | ChannelType::Cursor)
-                    )
-            })
+            .filter(|(_, info)| info.channel_id == id)
             .map(|(&k, _)| k)
             .collect();
         for k in doomed {
-            if let Some(conn) = self.conns.remove(&k) {
-                self.close(k, conn);
-            }
+            self.close_channel(k);
         }
     }
 
@@ -472,18 +578,20 @@ impl ServerState {
     /// The WAN image codecs for the session's display channels: the
     /// settings, with `Auto` resolved by the main channel's net test.
     fn wan_codecs(&self) -> crate::display::compress::WanCodecs {
-        let main = self.session.as_ref().and_then(|s| self.conns.get(&s.main));
-        let low_bandwidth = main.is_some_and(|conn| {
-            matches!(
-                &conn.phase,
-                Phase::Linked { channel: conn::Channel::Main(m), .. } if m.is_low_bandwidth()
-            )
-        });
         crate::display::compress::WanCodecs::resolve(
             self.config.jpeg_compression,
             self.config.zlib_glz_compression,
-            low_bandwidth,
+            self.low_bandwidth,
         )
+    }
+
+    /// Records what the session's net test found about the link; the
+    /// displays hear about a change.
+    fn set_low_bandwidth(&mut self, low: bool) {
+        if low != self.low_bandwidth {
+            self.low_bandwidth = low;
+            self.publish_display_settings();
+        }
     }
 
     /// Bytes queued on the session's main channel.
@@ -564,9 +672,18 @@ impl ServerState {
             Command::SetTablet(tablet) => self.set_tablet(tablet),
             Command::AddDisplay(id, display) => self.add_display(id, display),
             Command::SetAgent(agent) => self.set_agent(agent),
-            Command::SetImageCompression(compression) => self.config.image_compression = compression,
-            Command::SetJpegCompression(setting) => self.config.jpeg_compression = setting,
-            Command::SetZlibGlzCompression(setting) => self.config.zlib_glz_compression = setting,
+            Command::SetImageCompression(compression) => {
+                self.config.image_compression = compression;
+                self.publish_display_settings();
+            }
+            Command::SetJpegCompression(setting) => {
+                self.config.jpeg_compression = setting;
+                self.publish_display_settings();
+            }
+            Command::SetZlibGlzCompression(setting) => {
+                self.config.zlib_glz_compression = setting;
+                self.publish_display_settings();
+            }
             Command::SetAgentMouse(enabled) => {
                 self.config.agent_mouse = enabled;
                 self.update_mouse_modes();
@@ -615,6 +732,11 @@ impl ServerState {
                     ticket.expires = Some(self.epoch);
                 }
             }
+            Command::DisplayChannelClosed(id) => {
+                if let Some(info) = self.remote.remove(&id) {
+                    self.remote_closed(id, info);
+                }
+            }
             Command::DisconnectClients => {
                 if let Some(session) = self.session.take() {
                     tracing::info!(session = session.id, "disconnecting client on request");
@@ -638,12 +760,17 @@ impl ServerState {
     }
 
     fn on_conn_ready(&mut self, id: u64, ready: Interest) {
-        self.with_conn(id, |s, conn| {
-            if ready.read && !s.read_from(id, conn) {
-                return false;
-            }
-            s.pump(conn)
-        });
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        let keep = (!ready.read || self.read_from(id, &mut conn)) && self.pump(&mut conn);
+        if !keep {
+            self.close(id, conn);
+        } else if matches!(conn.phase, Phase::Handover(_)) {
+            self.hand_over(id, conn);
+        } else {
+            self.conns.insert(id, conn);
+        }
     }
 
     /// Reads what the socket has (bounded per call, for fairness) and processes it.
@@ -652,14 +779,18 @@ impl ServerState {
         let mut keep = true;
         for _ in 0..16 {
             match conn.read(&mut buf) {
-                Ok(conn::ReadResult::Data(n)) => {
+                Ok(ReadResult::Data(n)) => {
                     if !self.feed(id, conn, &buf[..n]) {
                         keep = false;
                         break;
                     }
+                    if matches!(conn.phase, Phase::Handover(_)) {
+                        // The rest is for the display thread to read.
+                        break;
+                    }
                 }
-                Ok(conn::ReadResult::WouldBlock) => break,
-                Ok(conn::ReadResult::Closed) => {
+                Ok(ReadResult::WouldBlock) => break,
+                Ok(ReadResult::Closed) => {
                     tracing::debug!(conn = id, "peer closed the connection");
                     keep = false;
                     break;
@@ -701,16 +832,6 @@ impl ServerState {
                     _ => {}
                 }
             }
-            let display = self.devices.displays.get(&conn.info.channel_id);
-            if let (Phase::Linked { channel, .. }, Some(display)) = (&mut conn.phase, display) {
-                match channel {
-                    conn::Channel::Display(d) => {
-                        d.produce(&display.shared, self.config.image_compression, self.wan_codecs())
-                    }
-                    conn::Channel::Cursor(c) => c.produce(&display.shared),
-                    _ => {}
-                }
-            }
             if conn.out().is_empty() {
                 all_rounds_used = false;
                 break;
@@ -749,6 +870,13 @@ impl ServerState {
         let _ = conn.flush();
         match &conn.phase {
             Phase::Linking { timer, .. } => self.core.remove_timer(*timer),
+            // Linked but not yet handed to its display's thread.
+            Phase::Handover(_) => {
+                self.core.channel_event(ChannelEvent::Disconnected, &conn.info);
+                if let Some(session) = &mut self.session {
+                    session.channels.retain(|&c| c != id);
+                }
+            }
             Phase::Linked {
                 session_id, channel, ..
             } => {
@@ -760,10 +888,6 @@ impl ServerState {
                             k.push_scancode(b);
                         }
                     }
-                }
-                let display = self.devices.displays.get(&conn.info.channel_id);
-                if let (conn::Channel::Display(d), Some(display)) = (channel, display) {
-                    d.detach(&display.shared);
                 }
                 match (channel, &self.devices.playback, &self.devices.record) {
                     (conn::Channel::Playback(p), Some(playback), _) => p.detach(&playback.shared),
@@ -791,15 +915,14 @@ impl ServerState {
 
     fn close_session(&mut self, session: Session) {
         tracing::info!(session = session.id, "client session ended");
+        self.set_low_bandwidth(false);
         if let Some(agent) = &mut self.agent {
             agent.client_gone();
         }
         // The session is gone: this only writes to the device and drops its data.
         self.agent_pump(None);
         for id in std::iter::once(session.main).chain(session.channels) {
-            if let Some(conn) = self.conns.remove(&id) {
-                self.close(id, conn);
-            }
+            self.close_channel(id);
         }
         self.set_mouse_mode(mouse_mode::SERVER);
     }
@@ -808,12 +931,11 @@ impl ServerState {
         if let Some(session) = self.session.take() {
             self.close_session(session);
         }
-        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        let ids: Vec<u64> = self.conns.keys().chain(self.remote.keys()).copied().collect();
         for id in ids {
-            if let Some(conn) = self.conns.remove(&id) {
-                self.close(id, conn);
-            }
+            self.close_channel(id);
         }
+        self.workers.clear();
         for watch in self.watches.drain(..) {
             self.core.remove_watch(watch);
         }

@@ -1,0 +1,213 @@
+//! When to look at one of the device's rings (commands or cursor): the
+//! notification handshake of the QXL interface, with no I/O and time passed in.
+//!
+//! A device hands out commands through `get_command` until its ring is empty;
+//! then the server calls `req_cmd_notification`, which arms the ring's
+//! "notify on produce" mark and returns 1 ("sleep until `spice_qxl_wakeup`")
+//! or 0 ("more arrived meanwhile, keep going"). Like the C server, an empty
+//! ring is polled once more after [`RETRY`] before notification is asked
+//! for: guests tend to produce in bursts, and the handshake costs the guest
+//! an interrupt.
+//!
+//! Unlike the C server, a sleeping ring is also looked at every [`RECHECK`].
+//! The handshake needs memory barriers on both sides, and QEMU's TCG with one
+//! vCPU emits none, so a guest can fill its ring without the wakeup ever
+//! coming; a periodic look turns that lost wakeup from a hung guest into a
+//! short delay.
+
+use std::time::{Duration, Instant};
+
+/// How soon an empty ring is polled again before notification is requested.
+pub const RETRY: Duration = Duration::from_millis(10);
+/// How often a ring that waits for a wakeup is looked at anyway.
+pub const RECHECK: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The VM is stopped: the ring must not be touched.
+    Stopped,
+    /// Commands may be waiting: poll now.
+    Ready,
+    /// The ring was empty once; poll again at this time.
+    Retry(Instant),
+    /// Notification was requested; poll when woken, or at this time anyway.
+    Asleep(Instant),
+}
+
+/// What to do after `get_command` found the ring empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Empty {
+    /// Come back at [`RingPoller::deadline`]; do not ask for notification yet.
+    RetryLater,
+    /// Call `req_cmd_notification` (or its cursor twin) and report its answer
+    /// with [`RingPoller::notification`].
+    RequestNotification,
+}
+
+/// The polling state of one ring.
+#[derive(Debug, Clone)]
+pub struct RingPoller {
+    state: State,
+}
+
+impl Default for RingPoller {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RingPoller {
+    /// A ring of a stopped VM.
+    pub fn new() -> Self {
+        Self {
+            state: State::Stopped,
+        }
+    }
+
+    /// The VM runs: the ring may hold commands.
+    pub fn start(&mut self) {
+        self.state = State::Ready;
+    }
+
+    /// The VM stopped: the ring is left alone until [`Self::start`].
+    pub fn stop(&mut self) {
+        self.state = State::Stopped;
+    }
+
+    /// Whether the VM runs, as far as this ring knows.
+    pub fn is_running(&self) -> bool {
+        self.state != State::Stopped
+    }
+
+    /// The device said commands are waiting (`spice_qxl_wakeup`).
+    pub fn wakeup(&mut self) {
+        if self.state != State::Stopped {
+            self.state = State::Ready;
+        }
+    }
+
+    /// Whether `get_command` should be called now.
+    pub fn due(&self, now: Instant) -> bool {
+        match self.state {
+            State::Stopped => false,
+            State::Ready => true,
+            State::Retry(at) | State::Asleep(at) => now >= at,
+        }
+    }
+
+    /// When the ring next wants a look, if it is not due now.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Stopped | State::Ready => None,
+            State::Retry(at) | State::Asleep(at) => Some(at),
+        }
+    }
+
+    /// `get_command` returned a command.
+    pub fn got_command(&mut self) {
+        if self.state != State::Stopped {
+            self.state = State::Ready;
+        }
+    }
+
+    /// `get_command` found the ring empty at `now`.
+    pub fn empty(&mut self, now: Instant) -> Empty {
+        match self.state {
+            State::Ready => {
+                self.state = State::Retry(now + RETRY);
+                Empty::RetryLater
+            }
+            State::Retry(_) | State::Asleep(_) => Empty::RequestNotification,
+            State::Stopped => Empty::RetryLater,
+        }
+    }
+
+    /// The answer of `req_cmd_notification` at `now`: `wait` (it returned
+    /// non-zero) puts the ring to sleep; otherwise commands arrived meanwhile.
+    pub fn notification(&mut self, wait: bool, now: Instant) {
+        if self.state == State::Stopped {
+            return;
+        }
+        self.state = if wait {
+            State::Asleep(now + RECHECK)
+        } else {
+            State::Ready
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_ring_is_never_due_and_ignores_wakeups() {
+        let t = Instant::now();
+        let mut r = RingPoller::new();
+        r.wakeup();
+        r.got_command();
+        r.notification(false, t);
+        assert!(!r.due(t + Duration::from_secs(3600)));
+        assert_eq!(r.deadline(), None);
+        r.start();
+        assert!(r.due(t));
+        r.stop();
+        assert!(!r.due(t));
+    }
+
+    #[test]
+    fn an_empty_ring_is_retried_once_before_notification_is_requested() {
+        let t = Instant::now();
+        let mut r = RingPoller::new();
+        r.start();
+        assert_eq!(r.empty(t), Empty::RetryLater);
+        assert!(!r.due(t + RETRY / 2));
+        assert_eq!(r.deadline(), Some(t + RETRY));
+        assert!(r.due(t + RETRY));
+        assert_eq!(r.empty(t + RETRY), Empty::RequestNotification);
+        r.notification(true, t + RETRY);
+        assert!(!r.due(t + RETRY + RECHECK / 2));
+    }
+
+    #[test]
+    fn a_command_in_between_restarts_the_count() {
+        let t = Instant::now();
+        let mut r = RingPoller::new();
+        r.start();
+        r.empty(t);
+        r.got_command();
+        assert!(r.due(t));
+        assert_eq!(r.empty(t), Empty::RetryLater, "first empty again after work");
+    }
+
+    #[test]
+    fn notification_that_finds_commands_keeps_polling() {
+        let t = Instant::now();
+        let mut r = RingPoller::new();
+        r.start();
+        r.empty(t);
+        r.empty(t + RETRY);
+        r.notification(false, t + RETRY);
+        assert!(r.due(t + RETRY));
+    }
+
+    #[test]
+    fn a_sleeping_ring_is_looked_at_again_even_without_a_wakeup() {
+        let t = Instant::now();
+        let mut r = RingPoller::new();
+        r.start();
+        r.empty(t);
+        r.empty(t + RETRY);
+        r.notification(true, t + RETRY);
+        let recheck = t + RETRY + RECHECK;
+        assert_eq!(r.deadline(), Some(recheck));
+        assert!(r.due(recheck), "a lost wakeup costs at most RECHECK");
+        // Still empty at the recheck: ask again at once and sleep again.
+        assert_eq!(r.empty(recheck), Empty::RequestNotification);
+        r.notification(true, recheck);
+        assert_eq!(r.deadline(), Some(recheck + RECHECK));
+        // A wakeup makes it due at once.
+        r.wakeup();
+        assert!(r.due(recheck));
+    }
+}
