@@ -39,6 +39,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <dirent.h>
 #include <sys/socket.h>
 
 #include <spice.h>
@@ -88,6 +89,18 @@ static void json_escape(char *buf, size_t size, const char *s)
     buf[n] = 0;
 }
 
+/* CPU time of the calling thread, in nanoseconds. */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* CPU time the library spent on the main thread: inside its watch and timer
+ * callbacks, where QEMU would run it with the big lock held. */
+static int64_t lib_main_ns;
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -111,6 +124,7 @@ struct SpiceTimer {
     void *opaque;
     int64_t deadline; /* -1: not armed */
     int removed;
+    int host; /* one of this program's own timers, not the library's */
     struct SpiceTimer *next;
 };
 
@@ -742,6 +756,8 @@ static void create_updates(void)
 /* QEMU's display refresh: build updates when the queue is empty, then wake
  * the worker. Runs on the main loop every REFRESH_MS. */
 static QXLInstance qxl;
+/* Lost notifications: the host pushes commands without spice_qxl_wakeup. */
+static int drop_wakeups;
 
 static void refresh(void *opaque)
 {
@@ -756,7 +772,9 @@ static void refresh(void *opaque)
         }
         if (notify) {
             notify = 0;
-            spice_qxl_wakeup(&qxl);
+            if (!drop_wakeups) {
+                spice_qxl_wakeup(&qxl);
+            }
         }
     }
     if (!quitting) {
@@ -771,9 +789,43 @@ static void poison(void *p, size_t n)
 
 /* QXL callbacks --------------------------------------------------------- */
 
+/* What QEMU's qxl device knows: whether the VM runs (QEMU sets it before
+ * spice_server_vm_start and clears it after vm_stop returns) and whether a
+ * memslot was added. A ring, release or presence callback outside that
+ * window is what QEMU reports as "spice-server bug: guest stopped". */
+static int vm_running_flag;
+static int memslot_added;
+static unsigned stopped_callbacks;
+/* Memslot, primary surface and vm_start from inside attached_worker, as
+ * upstream spice's own test display host does. */
+static int setup_in_attached;
+
+/* The thread the library calls the ring callbacks from (its worker), whose
+ * CPU clock the "cpu" command reads. */
+static pthread_t worker_thread;
+static int worker_thread_known;
+
+static void check_running(const char *fn)
+{
+    if (!vm_running_flag || !memslot_added) {
+        stopped_callbacks++;
+        out("{\"event\":\"qxl-callback-while-stopped\",\"fn\":\"%s\",\"vm\":%d,\"memslot\":%d}",
+            fn, vm_running_flag, memslot_added);
+    }
+}
+
+static void add_host_memslot(void);
+static void create_primary(void);
+static void start_vm(void);
+
 static void qxl_attached_worker(QXLInstance *qin)
 {
     out("{\"event\":\"qxl-attached-worker\",\"id\":%d}", qin->id);
+    if (setup_in_attached) {
+        add_host_memslot();
+        create_primary();
+        start_vm();
+    }
 }
 
 static void qxl_set_compression_level(QXLInstance *qin, int level)
@@ -798,6 +850,13 @@ static void qxl_get_init_info(QXLInstance *qin, QXLDevInitInfo *info)
 static int qxl_get_command(QXLInstance *qin, QXLCommandExt *ext)
 {
     (void)qin;
+    check_running("get_command");
+    pthread_mutex_lock(&qxl_lock);
+    if (!worker_thread_known) {
+        worker_thread = pthread_self();
+        worker_thread_known = 1;
+    }
+    pthread_mutex_unlock(&qxl_lock);
     int got = 0;
     pthread_mutex_lock(&qxl_lock);
     Update *u = draw_head;
@@ -817,12 +876,14 @@ static int qxl_get_command(QXLInstance *qin, QXLCommandExt *ext)
 static int qxl_req_cmd_notification(QXLInstance *qin)
 {
     (void)qin;
+    check_running("req_cmd_notification");
     return 1;
 }
 
 static void qxl_release_resource(QXLInstance *qin, QXLReleaseInfoExt rext)
 {
     (void)qin;
+    check_running("release_resource");
     QXLCommandExt *ext = (QXLCommandExt *)(uintptr_t)rext.info->id;
     pthread_mutex_lock(&qxl_lock);
     if (ext->cmd.type == QXL_CMD_DRAW) {
@@ -857,6 +918,7 @@ static void qxl_release_resource(QXLInstance *qin, QXLReleaseInfoExt rext)
 static int qxl_get_cursor_command(QXLInstance *qin, QXLCommandExt *ext)
 {
     (void)qin;
+    check_running("get_cursor_command");
     int got = 0;
     pthread_mutex_lock(&qxl_lock);
     Cursor *c = cursor_head;
@@ -876,6 +938,7 @@ static int qxl_get_cursor_command(QXLInstance *qin, QXLCommandExt *ext)
 static int qxl_req_cursor_notification(QXLInstance *qin)
 {
     (void)qin;
+    check_running("req_cursor_notification");
     return 1;
 }
 
@@ -911,6 +974,7 @@ static void qxl_update_area_complete(QXLInstance *qin, uint32_t surface_id, QXLR
 static void qxl_set_client_capabilities(QXLInstance *qin, uint8_t present, uint8_t *caps)
 {
     (void)qin;
+    check_running("set_client_capabilities");
     (void)caps;
     out("{\"event\":\"qxl-client-caps\",\"present\":%u}", present);
 }
@@ -974,6 +1038,27 @@ static void create_primary(void)
     spice_qxl_create_primary_surface(&qxl, 0, &surface);
     primary_live = 1;
     out("{\"event\":\"primary-created\",\"width\":%d,\"height\":%d}", width, height);
+}
+
+/* The host group's one slot: addresses are host pointers, as QEMU's simple display. */
+static void add_host_memslot(void)
+{
+    QXLDevMemSlot slot;
+    memset(&slot, 0, sizeof(slot));
+    slot.slot_group_id = MEMSLOT_GROUP_HOST;
+    slot.slot_id = 0;
+    slot.generation = 0;
+    slot.virt_start = 0;
+    slot.virt_end = ~(uintptr_t)0;
+    slot.addr_delta = 0;
+    spice_qxl_add_memslot(&qxl, &slot);
+    memslot_added = 1;
+}
+
+static void start_vm(void)
+{
+    vm_running_flag = 1;
+    spice_server_vm_start(server);
 }
 
 /* Drops updates that never reached the server, as QEMU does on a mode switch. */
@@ -1557,6 +1642,7 @@ static void command(char *line)
             playback_stopping = 0;
             spice_server_playback_start(&playback);
             playback_timer = core_timer_add(playback_tick, NULL);
+            playback_timer->host = 1;
             core_timer_start(playback_timer, 0);
         } else {
             ok = 0;
@@ -1573,6 +1659,7 @@ static void command(char *line)
             spice_server_record_start(&record);
             if (!record_timer) {
                 record_timer = core_timer_add(record_tick, NULL);
+                record_timer->host = 1;
             }
             core_timer_start(record_timer, AUDIO_TICK_MS);
         }
@@ -1625,8 +1712,51 @@ static void command(char *line)
         }
     } else if (!strcmp(name, "vm_stop")) {
         spice_server_vm_stop(server);
+        vm_running_flag = 0;
     } else if (!strcmp(name, "vm_start")) {
-        spice_server_vm_start(server);
+        start_vm();
+    } else if (!strcmp(name, "drop_wakeups")) {
+        /* drop_wakeups 0|1: 1 = commands are queued without spice_qxl_wakeup */
+        ok = sscanf(line, "%*s %d", &drop_wakeups) == 1;
+    } else if (!strcmp(name, "cpu")) {
+        /* cpu: the library's CPU on the main thread and on its worker thread,
+         * and how many threads are named "SPICE Worker" */
+        int workers = 0;
+        char task_path[300], comm[64];
+        struct dirent *de;
+        DIR *dir = opendir("/proc/self/task");
+        while (dir && (de = readdir(dir))) {
+            if (de->d_name[0] == '.') {
+                continue;
+            }
+            snprintf(task_path, sizeof(task_path), "/proc/self/task/%s/comm", de->d_name);
+            FILE *f = fopen(task_path, "r");
+            if (!f) {
+                continue;
+            }
+            int named = fgets(comm, sizeof(comm), f) && !strncmp(comm, "SPICE Worker", 12);
+            fclose(f);
+            if (!named) {
+                continue;
+            }
+            workers++;
+        }
+        if (dir) {
+            closedir(dir);
+        }
+        int64_t worker_ns = -1;
+        pthread_mutex_lock(&qxl_lock);
+        clockid_t cid;
+        if (worker_thread_known && pthread_getcpuclockid(worker_thread, &cid) == 0) {
+            struct timespec ts;
+            if (clock_gettime(cid, &ts) == 0) {
+                worker_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            }
+        }
+        pthread_mutex_unlock(&qxl_lock);
+        out("{\"event\":\"cpu\",\"lib_main_us\":%" PRId64 ",\"worker_us\":%" PRId64
+            ",\"workers\":%d,\"stopped_callbacks\":%u}",
+            lib_main_ns / 1000, worker_ns < 0 ? -1 : worker_ns / 1000, workers, stopped_callbacks);
     } else if (!strcmp(name, "agent_add")) {
         ok = agent_add() == 0;
     } else if (!strcmp(name, "agent_remove")) {
@@ -1771,7 +1901,11 @@ static void run_loop(void)
             if (!due || quitting) {
                 break;
             }
+            int64_t t0 = thread_cpu_ns();
             due->func(due->opaque);
+            if (!due->host) {
+                lib_main_ns += thread_cpu_ns() - t0;
+            }
         }
         if (rc <= 0) {
             continue;
@@ -1791,6 +1925,7 @@ static void run_loop(void)
             if (!re || fds[k].fd < 0) {
                 continue;
             }
+            int64_t t0 = thread_cpu_ns();
             if (!w->removed && (w->mask & SPICE_WATCH_EVENT_READ) &&
                 (re & (POLLIN | POLLHUP | POLLERR))) {
                 w->func(w->fd, SPICE_WATCH_EVENT_READ, w->opaque);
@@ -1798,6 +1933,7 @@ static void run_loop(void)
             if (!w->removed && (w->mask & SPICE_WATCH_EVENT_WRITE) && (re & (POLLOUT | POLLERR))) {
                 w->func(w->fd, SPICE_WATCH_EVENT_WRITE, w->opaque);
             }
+            lib_main_ns += thread_cpu_ns() - t0;
         }
 
         if (stdin_open && (fds[0].revents & (POLLIN | POLLHUP))) {
@@ -1875,6 +2011,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--picture")) {
             /* --picture 0: the primary stays black until a command draws */
             initial_picture = atoi(argv[i + 1]);
+        } else if (!strcmp(argv[i], "--setup-in-attached")) {
+            /* --setup-in-attached 1: memslot, primary and vm_start from attached_worker */
+            setup_in_attached = atoi(argv[i + 1]);
         } else if (!strcmp(argv[i], "--tablet")) {
             /* --tablet 0: a guest without an absolute pointer (server mouse mode) */
             with_tablet = atoi(argv[i + 1]);
@@ -1942,23 +2081,19 @@ int main(int argc, char **argv)
     }
     spice_qxl_set_device_info(&qxl, "pci/0000/02.0", 0, 1);
 
-    QXLDevMemSlot slot;
-    memset(&slot, 0, sizeof(slot));
-    slot.slot_group_id = MEMSLOT_GROUP_HOST;
-    slot.slot_id = 0;
-    slot.generation = 0;
-    slot.virt_start = 0;
-    slot.virt_end = ~(uintptr_t)0;
-    slot.addr_delta = 0;
-    spice_qxl_add_memslot(&qxl, &slot);
-
-    create_primary();
+    if (!setup_in_attached) {
+        add_host_memslot();
+        create_primary();
+    }
     if (initial_picture) {
         paint(0, 0, width, height, picture_seed);
     }
-    spice_server_vm_start(server);
+    if (!setup_in_attached) {
+        start_vm();
+    }
 
     refresh_timer = core_timer_add(refresh, NULL);
+    refresh_timer->host = 1;
     core_timer_start(refresh_timer, 0);
 
     out("{\"event\":\"ready\",\"port\":%d,\"version\":%d}", port, SPICE_SERVER_VERSION);
