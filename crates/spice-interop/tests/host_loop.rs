@@ -3,7 +3,8 @@
 //! The host loop here is deliberately unlike the built-in one: it has no poller
 //! at all and simply offers every watch a chance to run on each tick, the way a
 //! game or emulator main loop might. The server must cope with such spurious
-//! readiness and must only ever be called on this thread.
+//! readiness and must only ever be called on this thread. Display channels
+//! are not the loop's business: they run on the display's own thread.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -187,6 +188,16 @@ fn server_runs_on_a_host_provided_loop() {
         !codes.is_empty()
     });
     assert_eq!(codes, [0x1e], "key reached the keyboard through the host loop");
+
+    // The display is served on its own thread, not on the host's loop: with
+    // the loop not running at all, the host's drawing still reaches the client.
+    let mut canvas = canvas;
+    for _ in 0..5 {
+        let damage = canvas.scribble();
+        display.update(&canvas.frame(), &[damage]).unwrap();
+    }
+    let diff = gtk.wait_surface(120, 90, &canvas.packed(), Duration::from_secs(20));
+    assert_eq!(diff, 0, "updates reach the client while the host loop is idle");
 
     {
         let events = core.events.borrow();
