@@ -7,11 +7,13 @@
 //! - [`devices`] records what the server hands to the host's devices.
 //! - [`pattern`] makes deterministic frames to compare pixel by pixel.
 //! - [`qemu::Qemu`] runs unmodified QEMU with our `libspice-server.so.1` or
-//!   Debian's C one, for differential tests.
+//!   Debian's C one, for differential tests; [`guest::LinuxGuest`] is a real
+//!   Linux guest for it (Debian's kernel on the qxl DRM driver).
 
 pub mod agent;
 pub mod devices;
 pub mod gtk;
+pub mod guest;
 pub mod pattern;
 pub mod qemu;
 pub mod raw;

@@ -117,6 +117,26 @@ pub struct Qemu {
     pub ready_after: Duration,
     stderr_path: PathBuf,
     log_path: PathBuf,
+    serial: Option<Serial>,
+}
+
+/// The guest's serial port, when QEMU runs a Linux guest ([`Qemu::start_linux`]).
+#[derive(Debug)]
+struct Serial {
+    input: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line seen so far.
+    seen: Vec<String>,
+}
+
+/// How to start QEMU.
+struct Launch<'a> {
+    spice: &'a str,
+    args: &'a [&'a str],
+    /// Accelerator; KVM when usable, else TCG, when not given.
+    accel: Option<&'static str>,
+    /// The serial port on QEMU's stdin and stdout (else `-serial none`).
+    serial: bool,
 }
 
 fn free_loopback_port() -> u16 {
@@ -139,10 +159,58 @@ impl Qemu {
     /// As [`Qemu::start`], with `spice` instead of `disable-ticketing=on` after
     /// the port and address in the `-spice` option.
     pub fn start_with_spice(library: &Library, spice: &str, args: &[&str]) -> Self {
+        Self::launch(
+            library,
+            &Launch {
+                spice,
+                args,
+                accel: None,
+                serial: false,
+            },
+        )
+    }
+
+    /// Boots `guest` (`-kernel`, `-initrd`, the kernel command line `append`,
+    /// which should start with [`crate::guest::LinuxGuest::append`]) under TCG, which
+    /// boots Linux wherever QEMU runs (KVM may not run a Linux guest inside
+    /// another VM), with the guest's serial port on pipes for
+    /// [`Qemu::serial_send`] and [`Qemu::serial_wait`]. `spice` and `args` as
+    /// in [`Qemu::start_with_spice`].
+    pub fn start_linux(
+        library: &Library,
+        guest: &crate::guest::LinuxGuest,
+        append: &str,
+        spice: &str,
+        args: &[&str],
+    ) -> Self {
+        let kernel = guest.kernel.display().to_string();
+        let initrd = guest.initrd.display().to_string();
+        let mut all: Vec<&str> = vec![
+            "-kernel",
+            &kernel,
+            "-initrd",
+            &initrd,
+            "-append",
+            append,
+            "-no-reboot",
+        ];
+        all.extend_from_slice(args);
+        Self::launch(
+            library,
+            &Launch {
+                spice,
+                args: &all,
+                accel: Some("tcg"),
+                serial: true,
+            },
+        )
+    }
+
+    fn launch(library: &Library, launch: &Launch<'_>) -> Self {
         let mut last_error = String::new();
         // A port found free can be taken before QEMU binds it: retry then.
         for _ in 0..3 {
-            match Self::try_start(library, spice, args) {
+            match Self::try_start(library, launch) {
                 Ok(q) => return q,
                 Err(e) => last_error = e,
             }
@@ -153,7 +221,7 @@ impl Qemu {
         );
     }
 
-    fn try_start(library: &Library, spice: &str, args: &[&str]) -> Result<Self, String> {
+    fn try_start(library: &Library, launch: &Launch<'_>) -> Result<Self, String> {
         let port = free_loopback_port();
         let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
         let tmp = std::env::temp_dir();
@@ -162,28 +230,52 @@ impl Qemu {
         let log_path = tmp.join(format!("{tag}.log"));
         let _ = std::fs::remove_file(&log_path);
         let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
-        let accel = if kvm_usable() { "kvm" } else { "tcg" };
+        let accel = launch.accel.unwrap_or(if kvm_usable() { "kvm" } else { "tcg" });
+        let serial = if launch.serial { "stdio" } else { "none" };
         let mut cmd = Command::new(QEMU);
         cmd.args(["-accel", accel])
             .args([
-                "-display", "none", "-nic", "none", "-monitor", "none", "-serial", "none",
+                "-display", "none", "-nic", "none", "-monitor", "none", "-serial", serial,
             ])
             .arg("-spice")
-            .arg(format!("port={port},addr=127.0.0.1,{spice}"))
+            .arg(format!("port={port},addr=127.0.0.1,{}", launch.spice))
             .arg("-D")
             .arg(&log_path)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .args(launch.args)
             .stderr(stderr);
+        if launch.serial {
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        } else {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        }
         match library {
             Library::Rust(dir) => cmd.env("LD_LIBRARY_PATH", dir),
             Library::Debian => cmd.env_remove("LD_LIBRARY_PATH"),
         };
         let started = Instant::now();
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| format!("spawn {QEMU} (apt-get install qemu-system-x86): {e}"))?;
+        let serial = match (child.stdin.take(), child.stdout.take()) {
+            (Some(input), Some(output)) => {
+                let (tx, lines) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    use std::io::BufRead;
+                    for line in std::io::BufReader::new(output).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
+                Some(Serial {
+                    input,
+                    lines,
+                    seen: Vec::new(),
+                })
+            }
+            _ => None,
+        };
         let mut q = Self {
             child,
             library: library.clone(),
@@ -193,6 +285,7 @@ impl Qemu {
             ready_after: Duration::ZERO,
             stderr_path,
             log_path,
+            serial,
         };
         let deadline = started + Duration::from_secs(30);
         loop {
@@ -218,6 +311,42 @@ impl Qemu {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends one line to the guest's serial port ([`Qemu::start_linux`] only).
+    pub fn serial_send(&mut self, line: &str) {
+        use std::io::Write;
+        let serial = self.serial.as_mut().expect("QEMU was started with a serial port");
+        writeln!(serial.input, "{line}").expect("write to the guest's serial port");
+        serial.input.flush().expect("write to the guest's serial port");
+    }
+
+    /// Waits for a serial line starting with `prefix` (lines seen before this
+    /// call are not looked at again); returns it, or `None` after `timeout`
+    /// or when QEMU exits. Lines starting with `GUEST ERROR` fail at once.
+    pub fn serial_wait(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
+        let serial = self.serial.as_mut().expect("QEMU was started with a serial port");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = serial.lines.recv_timeout(left).ok()?;
+            serial.seen.push(line.clone());
+            assert!(
+                !line.starts_with("GUEST ERROR"),
+                "the guest reported an error: {line}"
+            );
+            if line.starts_with(prefix) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Every serial line seen so far.
+    pub fn serial_log(&self) -> String {
+        self.serial
+            .as_ref()
+            .map(|s| s.seen.join("\n"))
+            .unwrap_or_default()
     }
 
     /// Whether the process is still running.

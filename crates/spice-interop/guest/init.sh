@@ -1,0 +1,53 @@
+#!/bin/busybox sh
+# init of the test guest: Debian's kernel on the qxl DRM driver (fbcon on
+# its framebuffer), driven over the serial port. Every line the harness
+# reads starts with "GUEST ". Commands, one per line on ttyS0:
+#   scroll N      print N lines of log-like text on the console (tty1)
+#   idle S        do nothing for S seconds
+#   modes         the qxl connector's mode list and the framebuffer size
+#   off           power off
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /mods/order); do
+    insmod /mods/$m.ko || echo "GUEST ERROR insmod $m" > /dev/ttyS0
+done
+# The qxl framebuffer takes over the console.
+i=0
+while [ ! -e /sys/class/graphics/fb0/virtual_size ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+stty -F /dev/ttyS0 raw -echo 2>/dev/null
+echo "GUEST READY $(cat /sys/class/graphics/fb0/virtual_size)" > /dev/ttyS0
+while read -r cmd a < /dev/ttyS0; do
+    case "$cmd" in
+    scroll)
+        i=0
+        while [ $i -lt "$a" ]; do
+            echo "[$i] kernel: audit: type=1400 op=open pid=$((i * 7 % 9973)) comm=\"worker/$((i % 13))\" name=\"/var/log/syslog.$((i % 5))\" result=$((i % 3))"
+            i=$((i+1))
+        done > /dev/tty1
+        echo "GUEST DONE scroll $a" > /dev/ttyS0
+        ;;
+    idle)
+        sleep "$a"
+        echo "GUEST DONE idle $a" > /dev/ttyS0
+        ;;
+    modes)
+        for c in /sys/class/drm/card0-*; do
+            echo "GUEST MODES $(basename "$c") $(cat "$c/status") $(head -n 1 "$c/modes" 2>/dev/null)" > /dev/ttyS0
+        done
+        echo "GUEST FB $(cat /sys/class/graphics/fb0/virtual_size)" > /dev/ttyS0
+        echo "GUEST DONE modes" > /dev/ttyS0
+        ;;
+    off)
+        echo "GUEST DONE off" > /dev/ttyS0
+        poweroff -f
+        ;;
+    *)
+        echo "GUEST ERROR unknown command $cmd" > /dev/ttyS0
+        ;;
+    esac
+done
+echo "GUEST ERROR serial closed" > /dev/ttyS0
+poweroff -f
