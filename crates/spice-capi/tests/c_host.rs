@@ -774,6 +774,69 @@ fn lost_wakeups_only_delay(lib: Lib) {
     host.quit();
 }
 
+/// A client asks for another size (spice-gtk's monitors configuration, sent
+/// to the guest agent): a QXL device that takes such requests gets it, on the
+/// host's main thread, and the agent does not; a device that does not take
+/// them leaves it to the agent. Ours hands the agent the form spice-vdagentd
+/// accepts (no physical sizes: it refuses a message longer than its
+/// monitors); the C server forwards the client's message as it is.
+fn client_monitors_config(lib: Lib) {
+    for device_takes in [true, false] {
+        let _serial = serial();
+        let flag = if device_takes { "1" } else { "0" };
+        let mut args = STILL.to_vec();
+        args.extend(["--monitors-config", flag]);
+        let mut host = Host::start(lib, &args);
+        let added = agent_add(lib, &mut host, "monitors config");
+        let mut gtk = SpiceGtk::start();
+        gtk.connect(host.addr(), None);
+        expect_agent_update(lib, &mut gtk, true, "agent present");
+        expect_client_caps(lib, &mut host, added, "monitors config");
+        agent_announce(lib, &mut host, "monitors config");
+        gtk.expect("mark", T);
+        let from = host.seen.len();
+        gtk.send(json!({"cmd": "monitors_config", "width": 800, "height": 600}));
+        let sent = gtk.expect("monitors-config-sent", T);
+        assert_eq!(sent["sent"], true, "{lib:?}: spice-gtk sent the configuration");
+        let to_agent = |v: &Value| is_agent_msg(v, PORT_CLIENT, message_type::MONITORS_CONFIG);
+        if device_takes {
+            let got = host.seen_or_wait(from, T, |v| v["event"] == "qxl-monitors-config");
+            let got = got.unwrap_or_else(|| panic!("{lib:?}: the device got no monitors configuration"));
+            assert_eq!(
+                (&got["n"], &got["width"], &got["height"], &got["main"]),
+                (&json!(1), &json!(800), &json!(600), &json!(1)),
+                "{lib:?}: one 800x600 monitor, on the main thread: {got}"
+            );
+            host.drain(Duration::from_millis(300));
+            assert!(
+                !host.seen[from..].iter().any(to_agent),
+                "{lib:?}: the agent got the configuration the device took"
+            );
+        } else {
+            let got = host.seen_or_wait(from, T, to_agent);
+            let got = got.unwrap_or_else(|| panic!("{lib:?}: the agent got no monitors configuration"));
+            assert_eq!(
+                (&got["monitors"], &got["width"], &got["height"]),
+                (&json!(1), &json!(800), &json!(600)),
+                "{lib:?}: the agent's configuration: {got}"
+            );
+            if lib == Lib::Ours {
+                assert_eq!(
+                    (&got["size"], &got["flags"]),
+                    (&json!(8 + 20), &json!(1)),
+                    "ours: the agent gets monitors only, as spice-vdagentd checks: {got}"
+                );
+            }
+            assert!(
+                host.events("qxl-monitors-config").is_empty(),
+                "{lib:?}: a device that does not take configurations got one"
+            );
+        }
+        gtk.quit();
+        host.quit();
+    }
+}
+
 /// `spice_qxl_update_area` (sync) renders what was drawn into the primary
 /// surface's memory, which the host owns (QEMU's qxl device reads it back for
 /// its own console).
@@ -1537,6 +1600,7 @@ for_both_libraries!(
     vm_stop,
     display_work_off_the_main_thread,
     setup_inside_attached_worker,
+    client_monitors_config,
     primary_memory,
     keys,
     held_keys,

@@ -18,6 +18,10 @@ Commands:
   {"cmd": "key_press_and_release", "code": 30}   one KEY_SCANCODE message
   {"cmd": "session_info"}                        name, uuid, mouse mode
   {"cmd": "set_key_locks", "locks": 2}
+  {"cmd": "monitors_config", "width": 800, "height": 600}
+                                                 ask for display 0 at this size
+                                                 (needs the agent connected):
+                                                 "monitors-config-sent"
   {"cmd": "disconnect"}
   {"cmd": "quit"}
 Benchmarks (connect with "quiet": true to count invalidates instead of
@@ -341,6 +345,12 @@ class Driver:
             )
         elif name == "set_key_locks":
             Spice.InputsChannel.set_key_locks(self.inputs, cmd["locks"])
+        elif name == "monitors_config":
+            # What a resized window does with "resize guest to window".
+            self.main.update_display_enabled(0, True, False)
+            self.main.update_display(0, 0, 0, cmd["width"], cmd["height"], False)
+            sent = self.main.send_monitor_config()
+            emit("monitors-config-sent", sent=bool(sent))
         elif name == "playback_dump":
             with open(cmd["path"], "wb") as f:
                 f.write(self.playback_pcm)

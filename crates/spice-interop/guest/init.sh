@@ -5,6 +5,8 @@
 #   scroll N      print N lines of log-like text on the console (tty1)
 #   idle S        do nothing for S seconds
 #   modes         the qxl connector's mode list and the framebuffer size
+#   agent         open the agent's virtio-serial port (QEMU then attaches
+#                 the agent to the server) and read it, as an idle agent
 #   off           power off
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -39,6 +41,15 @@ while read -r cmd a < /dev/ttyS0; do
         done
         echo "GUEST FB $(cat /sys/class/graphics/fb0/virtual_size)" > /dev/ttyS0
         echo "GUEST DONE modes" > /dev/ttyS0
+        ;;
+    agent)
+        port=$(ls /dev/vport*p1 2>/dev/null | head -n 1)
+        if [ -z "$port" ]; then
+            echo "GUEST ERROR no virtio-serial port" > /dev/ttyS0
+        else
+            cat "$port" > /dev/null &
+            echo "GUEST DONE agent $port" > /dev/ttyS0
+        fi
         ;;
     off)
         echo "GUEST DONE off" > /dev/ttyS0

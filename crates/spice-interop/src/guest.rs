@@ -17,9 +17,9 @@ use std::sync::OnceLock;
 /// The init script of the guest.
 const INIT: &str = include_str!("../guest/init.sh");
 
-/// The guest kernel's modules that the init script loads, the qxl driver's
-/// dependencies first.
-const ROOT_MODULE: &str = "qxl";
+/// The guest kernel's modules the init script loads (with what they depend
+/// on, first): the qxl DRM driver, and virtio-serial for an agent port.
+const ROOT_MODULES: [&str; 3] = ["qxl", "virtio_pci", "virtio_console"];
 
 /// A bootable guest: `-kernel`, `-initrd`, and the kernel's version.
 #[derive(Debug, Clone)]
@@ -136,7 +136,7 @@ fn build(dir: &Path) -> Result<LinuxGuest, String> {
 /// The initramfs: busybox, the init script, the modules and their load order.
 fn initramfs(root: &Path, release: &str) -> Result<Vec<u8>, String> {
     let modules = root.join(format!("lib/modules/{release}/kernel"));
-    let order = load_order(&modules, ROOT_MODULE)?;
+    let order = load_order(&modules, &ROOT_MODULES)?;
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let mut cpio = Cpio::default();
     for d in ["bin", "dev", "proc", "sys", "mods"] {
@@ -154,9 +154,9 @@ fn initramfs(root: &Path, release: &str) -> Result<Vec<u8>, String> {
     Ok(cpio.finish())
 }
 
-/// `module` and everything it depends on (the `depends=` of each module's
+/// `roots` and everything they depend on (the `depends=` of each module's
 /// `.modinfo`), dependencies first.
-fn load_order(modules: &Path, module: &str) -> Result<Vec<(String, PathBuf)>, String> {
+fn load_order(modules: &Path, roots: &[&str]) -> Result<Vec<(String, PathBuf)>, String> {
     let mut files = Vec::new();
     collect_modules(modules, &mut files);
     let find = |name: &str| {
@@ -172,7 +172,7 @@ fn load_order(modules: &Path, module: &str) -> Result<Vec<(String, PathBuf)>, St
             .ok_or_else(|| format!("module {name} not found under {}", modules.display()))
     };
     let mut order: Vec<(String, PathBuf)> = Vec::new();
-    let mut stack = vec![(module.to_owned(), false)];
+    let mut stack: Vec<(String, bool)> = roots.iter().rev().map(|m| ((*m).to_owned(), false)).collect();
     while let Some((name, expanded)) = stack.pop() {
         if order.iter().any(|(n, _)| *n == name) {
             continue;
@@ -183,7 +183,7 @@ fn load_order(modules: &Path, module: &str) -> Result<Vec<(String, PathBuf)>, St
             continue;
         }
         if stack.len() > 64 {
-            return Err(format!("module dependencies of {module} do not end"));
+            return Err(format!("module dependencies of {roots:?} do not end"));
         }
         stack.push((name, true));
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;

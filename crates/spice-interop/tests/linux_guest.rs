@@ -34,15 +34,16 @@ impl Vm {
     /// Boots the guest with `library` (no blinking cursor, so screens compare
     /// exactly) and connects spice-gtk once the console is on the qxl framebuffer.
     fn boot(library: &Library) -> Self {
+        Self::boot_with(library, &[])
+    }
+
+    /// As [`Vm::boot`], with more QEMU arguments.
+    fn boot_with(library: &Library, extra: &[&str]) -> Self {
         let guest = LinuxGuest::get();
         let append = format!("{} vt.global_cursor_default=0", guest.append());
-        let mut qemu = Qemu::start_linux(
-            library,
-            guest,
-            &append,
-            "disable-ticketing=on",
-            &["-vga", "qxl", "-m", "256", "-smp", "1"],
-        );
+        let mut args = vec!["-vga", "qxl", "-m", "256", "-smp", "1"];
+        args.extend_from_slice(extra);
+        let mut qemu = Qemu::start_linux(library, guest, &append, "disable-ticketing=on", &args);
         qemu.assert_library();
         let ready = qemu.serial_wait("GUEST READY", BOOT).unwrap_or_else(|| {
             panic!(
@@ -168,6 +169,60 @@ fn scrolled_console_of_a_linux_guest_is_pixel_equal_with_both_libraries() {
         ours.qemu.stderr()
     );
     for vm in &mut vms {
+        vm.qemu.serial_send("off");
+    }
+}
+
+/// QEMU's agent port: virtio-serial with a spicevmc chardev named vdagent.
+const AGENT_PORT: &[&str] = &[
+    "-device",
+    "virtio-serial-pci",
+    "-chardev",
+    "spicevmc,id=vdagent,name=vdagent",
+    "-device",
+    "virtserialport,chardev=vdagent,name=com.redhat.spice.0",
+];
+
+/// A client asking for another size (spice-gtk's monitors configuration, as
+/// when its window is resized) reaches the guest's qxl driver through QEMU's
+/// device: the driver offers the size as its connector's preferred mode.
+#[test]
+fn a_client_resize_request_reaches_the_guests_qxl_driver() {
+    let _serial = serial();
+    for library in [Library::rust(), Library::Debian] {
+        let mut vm = Vm::boot_with(&library, AGENT_PORT);
+        vm.run("agent", T);
+        let agent = |v: &serde_json::Value| v["event"] == "agent-update" && v["connected"] == true;
+        let connected = vm.gtk.seen.iter().any(agent) || vm.gtk.wait(T, agent).is_some();
+        assert!(connected, "{} library: spice-gtk sees the agent", vm.name());
+        vm.gtk
+            .send(json!({"cmd": "monitors_config", "width": 800, "height": 600}));
+        let sent = vm.gtk.wait(T, |v| v["event"] == "monitors-config-sent");
+        assert!(
+            sent.is_some_and(|v| v["sent"] == true),
+            "{} library: sent",
+            vm.name()
+        );
+        let deadline = Instant::now() + T;
+        loop {
+            vm.qemu.serial_send("modes");
+            let mode = vm
+                .qemu
+                .serial_wait("GUEST MODES card0-Virtual-1", T)
+                .unwrap_or_default();
+            vm.qemu.serial_wait("GUEST DONE modes", T);
+            if mode.ends_with(" 800x600") {
+                eprintln!("{} library: {mode}", vm.name());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} library: the guest's preferred mode did not become 800x600: {mode:?}; serial:\n{}",
+                vm.name(),
+                vm.qemu.serial_log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
         vm.qemu.serial_send("off");
     }
 }

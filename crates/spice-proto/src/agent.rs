@@ -157,6 +157,125 @@ impl MessageHeader {
     }
 }
 
+/// `VD_AGENT_CONFIG_MONITORS_FLAG_USE_POS`: the monitors' positions are meant.
+pub const MONITORS_FLAG_USE_POS: u32 = 1;
+/// `VD_AGENT_CONFIG_MONITORS_FLAG_PHYSICAL_SIZE`: a `VDAgentMonitorMM` per
+/// monitor follows the monitors.
+pub const MONITORS_FLAG_PHYSICAL_SIZE: u32 = 2;
+/// Most monitors a configuration may name (the C server's `MAX_NUM_MONITORS`).
+pub const MAX_MONITORS: usize = 256;
+
+/// `VDAgentMonConfig`: one monitor a client wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorConfig {
+    /// Height in pixels (0 with width 0: a disabled monitor).
+    pub height: u32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Bits per pixel.
+    pub depth: u32,
+    /// Position of the left edge.
+    pub x: i32,
+    /// Position of the top edge.
+    pub y: i32,
+}
+
+impl MonitorConfig {
+    /// Encoded size.
+    pub const SIZE: usize = 20;
+}
+
+/// `VDAgentMonitorsConfig`: the monitors a client wants (`VD_AGENT_MONITORS_CONFIG`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorsConfig {
+    /// [`MONITORS_FLAG_USE_POS`]; [`MONITORS_FLAG_PHYSICAL_SIZE`] is implied by
+    /// `physical_mm` and is not kept here.
+    pub use_position: bool,
+    /// The monitors, in the client's order.
+    pub monitors: Vec<MonitorConfig>,
+    /// Each monitor's physical size in millimetres, `(width, height)`, when
+    /// the client sent them (`VDAgentMonitorMM`).
+    pub physical_mm: Option<Vec<(u16, u16)>>,
+}
+
+impl MonitorsConfig {
+    /// Reads the message data, checking the count against the data's length
+    /// and [`MAX_MONITORS`]; unknown flags are ignored, as by the C server.
+    pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(data);
+        let count = r.u32("monitors config count")? as usize;
+        let flags = r.u32("monitors config flags")?;
+        let with_mm = flags & MONITORS_FLAG_PHYSICAL_SIZE != 0;
+        let each = MonitorConfig::SIZE + if with_mm { 4 } else { 0 };
+        if count > MAX_MONITORS {
+            return Err(DecodeError::TooLarge {
+                what: "monitors config count",
+                value: count as u64,
+                limit: MAX_MONITORS as u64,
+            });
+        }
+        if count * each > r.remaining() {
+            return Err(DecodeError::Invalid {
+                what: "monitors config count",
+                value: count as u64,
+            });
+        }
+        let mut monitors = Vec::with_capacity(count);
+        for _ in 0..count {
+            monitors.push(MonitorConfig {
+                height: r.u32("monitor height")?,
+                width: r.u32("monitor width")?,
+                depth: r.u32("monitor depth")?,
+                x: r.i32("monitor x")?,
+                y: r.i32("monitor y")?,
+            });
+        }
+        let physical_mm = if with_mm {
+            let mut mm = Vec::with_capacity(count);
+            for _ in 0..count {
+                let height = r.u16("monitor height in mm")?;
+                let width = r.u16("monitor width in mm")?;
+                mm.push((width, height));
+            }
+            Some(mm)
+        } else {
+            None
+        };
+        Ok(Self {
+            use_position: flags & MONITORS_FLAG_USE_POS != 0,
+            monitors,
+            physical_mm,
+        })
+    }
+
+    /// The flags word of the encoding.
+    pub fn flags(&self) -> u32 {
+        let mut flags = 0;
+        if self.use_position {
+            flags |= MONITORS_FLAG_USE_POS;
+        }
+        if self.physical_mm.is_some() {
+            flags |= MONITORS_FLAG_PHYSICAL_SIZE;
+        }
+        flags
+    }
+
+    /// Appends the message data (physical sizes only when present, one per monitor).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer::new(out);
+        w.u32(self.monitors.len() as u32).u32(self.flags());
+        for m in &self.monitors {
+            w.u32(m.height).u32(m.width).u32(m.depth).i32(m.x).i32(m.y);
+        }
+        if let Some(mm) = &self.physical_mm {
+            for i in 0..self.monitors.len() {
+                let (width, height) = mm.get(i).copied().unwrap_or((0, 0));
+                w.u16(height).u16(width);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +292,61 @@ mod tests {
         bad[0] = 1;
         bad[4..8].copy_from_slice(&4096u32.to_le_bytes());
         assert!(ChunkHeader::decode(&bad).is_err(), "oversized chunk");
+    }
+
+    #[test]
+    fn monitors_config_round_trips_with_and_without_physical_sizes() {
+        let mut config = MonitorsConfig {
+            use_position: true,
+            monitors: vec![
+                MonitorConfig {
+                    height: 600,
+                    width: 800,
+                    depth: 32,
+                    x: 0,
+                    y: 0,
+                },
+                MonitorConfig {
+                    height: 768,
+                    width: 1024,
+                    depth: 32,
+                    x: 800,
+                    y: -10,
+                },
+            ],
+            physical_mm: Some(vec![(300, 200), (400, 250)]),
+        };
+        let mut out = Vec::new();
+        config.encode(&mut out);
+        assert_eq!(out.len(), 8 + 2 * 24);
+        assert_eq!(&out[4..8], &3u32.to_le_bytes(), "both flags");
+        assert_eq!(MonitorsConfig::decode(&out).unwrap(), config);
+        config.physical_mm = None;
+        out.clear();
+        config.encode(&mut out);
+        assert_eq!(out.len(), 8 + 2 * 20, "the size vdagentd checks");
+        assert_eq!(MonitorsConfig::decode(&out).unwrap(), config);
+    }
+
+    #[test]
+    fn monitors_config_counts_are_checked_against_the_data() {
+        let mut data = Vec::new();
+        Writer::new(&mut data).u32(2).u32(MONITORS_FLAG_PHYSICAL_SIZE);
+        data.extend_from_slice(&[0; 2 * 20 + 4]);
+        assert!(
+            MonitorsConfig::decode(&data).is_err(),
+            "second physical size missing"
+        );
+        let mut huge = Vec::new();
+        Writer::new(&mut huge).u32(u32::MAX).u32(0);
+        assert!(MonitorsConfig::decode(&huge).is_err());
+        let mut many = Vec::new();
+        Writer::new(&mut many).u32(300).u32(0);
+        many.extend_from_slice(&vec![0; 300 * 20]);
+        assert!(MonitorsConfig::decode(&many).is_err(), "over MAX_MONITORS");
+        let mut unknown = Vec::new();
+        Writer::new(&mut unknown).u32(0).u32(0x80);
+        assert_eq!(MonitorsConfig::decode(&unknown).unwrap().flags(), 0);
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub use crate::audio::{
 pub use crate::config::{Auth, Config, ServerBuilder};
 pub use crate::core::{BuiltinLoop, ChannelEvent, ChannelInfo, Core, Interest, TimerId, WatchId};
 pub use crate::display::compress::{ImageCompression, WanCompression};
-pub use crate::display::{CursorImage, DisplayError, DisplayHandle, Frame, Rect};
+pub use crate::display::{
+    ClientMonitor, ClientMonitors, ClientMonitorsHandler, CursorImage, DisplayError, DisplayHandle, Frame,
+    Rect,
+};
 pub use crate::error::ServerError;
 pub use crate::handle::ServerHandle;
 pub use crate::runtime::RunningServer;

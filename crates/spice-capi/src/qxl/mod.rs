@@ -12,6 +12,7 @@
 //! return at once and end with `async_complete` from the worker.
 
 mod memory;
+mod monitors;
 mod worker;
 
 use std::any::Any;
@@ -107,6 +108,7 @@ pub(crate) struct QxlDevice {
     requests: Mutex<Sender<Request>>,
     waker: WorkerWaker,
     thread: Mutex<Option<DisplayWorker>>,
+    display: DisplayHandle,
     device_info: Mutex<Option<(String, u32, u32)>>,
     max_monitors: std::sync::atomic::AtomicU32,
 }
@@ -164,6 +166,8 @@ impl QxlDevice {
 impl QxlDevice {
     /// Stops the worker and waits for it; idempotent.
     pub(crate) fn stop(&self) {
+        // The instance is going away: no client's monitors config may reach it.
+        self.display.set_client_monitors_handler(None);
         let worker = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(worker) = worker {
             worker.stop();
@@ -213,11 +217,12 @@ pub(crate) fn attach(server: &CServer, qin: *mut QXLInstance) -> Result<Box<dyn 
     // SAFETY: host callback filling our struct.
     unsafe { get_init_info(qin, &mut init) };
     let display = DisplayHandle::new();
+    display.set_client_monitors_handler(Some(Box::new(monitors::QxlMonitors { instance })));
     let (tx, rx) = std::sync::mpsc::channel();
     let worker = Worker::new(instance, init, display.clone(), rx)?;
     let thread = DisplayWorker::start(&display, Some(Box::new(worker)))
         .map_err(|e| format!("cannot start the QXL worker: {e}"))?;
-    server.handle.add_display(id, display);
+    server.handle.add_display(id, display.clone());
     tracing::info!(
         id,
         slots = init.num_memslots,
@@ -230,6 +235,7 @@ pub(crate) fn attach(server: &CServer, qin: *mut QXLInstance) -> Result<Box<dyn 
         requests: Mutex::new(tx),
         waker: thread.waker(),
         thread: Mutex::new(Some(thread)),
+        display,
         device_info: Mutex::new(None),
         max_monitors: std::sync::atomic::AtomicU32::new(1),
     });

@@ -979,13 +979,27 @@ static void qxl_set_client_capabilities(QXLInstance *qin, uint8_t present, uint8
     out("{\"event\":\"qxl-client-caps\",\"present\":%u}", present);
 }
 
+/* --monitors-config 0: a device that does not take clients' monitor
+ * configurations (they then go to the guest agent). */
+static int monitors_config_supported = 1;
+
 static int qxl_client_monitors_config(QXLInstance *qin, VDAgentMonitorsConfig *mc)
 {
     (void)qin;
+    if (!monitors_config_supported) {
+        return 0;
+    }
     if (!mc) {
         return 1;
     }
-    out("{\"event\":\"qxl-monitors-config\",\"n\":%u}", mc->num_of_monitors);
+    uint32_t w = 0, h = 0;
+    if (mc->num_of_monitors > 0) {
+        w = mc->monitors[0].width;
+        h = mc->monitors[0].height;
+    }
+    out("{\"event\":\"qxl-monitors-config\",\"n\":%u,\"flags\":%u,\"width\":%u,\"height\":%u,"
+        "\"main\":%d}",
+        mc->num_of_monitors, mc->flags, w, h, pthread_equal(pthread_self(), main_thread));
     return 1;
 }
 
@@ -1252,6 +1266,11 @@ static void agent_parse_messages(uint32_t port)
         char extra[160] = "";
         if (type == VD_AGENT_ANNOUNCE_CAPABILITIES && size >= 8) {
             snprintf(extra, sizeof(extra), ",\"request\":%u,\"caps\":%u", le32(d), le32(d + 4));
+        } else if (type == VD_AGENT_MONITORS_CONFIG && size >= 8) {
+            uint32_t n = le32(d);
+            snprintf(extra, sizeof(extra), ",\"monitors\":%u,\"flags\":%u,\"width\":%u,\"height\":%u",
+                     n, le32(d + 4), n && size >= 8 + 20 ? le32(d + 12) : 0,
+                     n && size >= 8 + 20 ? le32(d + 8) : 0);
         } else if (type == VD_AGENT_MOUSE_STATE && size >= sizeof(VDAgentMouseState)) {
             snprintf(extra, sizeof(extra), ",\"x\":%u,\"y\":%u,\"buttons\":%u,\"display\":%u",
                      le32(d), le32(d + 4), le32(d + 8), d[12]);
@@ -2011,6 +2030,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--picture")) {
             /* --picture 0: the primary stays black until a command draws */
             initial_picture = atoi(argv[i + 1]);
+        } else if (!strcmp(argv[i], "--monitors-config")) {
+            /* --monitors-config 0: the device does not take client monitor configurations */
+            monitors_config_supported = atoi(argv[i + 1]);
         } else if (!strcmp(argv[i], "--setup-in-attached")) {
             /* --setup-in-attached 1: memslot, primary and vm_start from attached_worker */
             setup_in_attached = atoi(argv[i + 1]);

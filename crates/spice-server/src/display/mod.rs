@@ -10,6 +10,7 @@
 pub(crate) mod cache;
 pub mod compress;
 mod cursor;
+pub mod monitors;
 pub mod region;
 pub(crate) mod scroll;
 pub(crate) mod shadow;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use cursor::CursorState;
 pub use cursor::{CursorImage, MAX_CURSOR_SIDE};
+pub use monitors::{ClientMonitor, ClientMonitors, ClientMonitorsHandler};
 pub use region::Rect;
 use region::Region;
 
@@ -172,9 +174,11 @@ pub(crate) struct DisplaySettings {
     pub(crate) wan: compress::WanCodecs,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct DisplayShared {
     state: Mutex<DisplayState>,
+    /// Where clients' monitor configurations go, if the device takes them.
+    monitors: Mutex<Option<Box<dyn ClientMonitorsHandler>>>,
     /// The server's main context, told when the picture changes size (the
     /// tablet's logical size follows display 0).
     main_waker: Mutex<Option<Arc<Waker>>>,
@@ -183,7 +187,25 @@ pub(crate) struct DisplayShared {
     settings: Mutex<DisplaySettings>,
 }
 
+impl std::fmt::Debug for DisplayShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisplayShared").finish_non_exhaustive()
+    }
+}
+
 impl DisplayShared {
+    /// Whether the display's device takes clients' monitor configurations.
+    pub(crate) fn accepts_client_monitors(&self) -> bool {
+        let mut handler = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        handler.as_mut().is_some_and(|h| h.accepts())
+    }
+
+    /// Offers a client's monitor configuration to the display's device.
+    pub(crate) fn configure_client_monitors(&self, monitors: &ClientMonitors) -> bool {
+        let mut handler = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        handler.as_mut().is_some_and(|h| h.configure(monitors))
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, DisplayState> {
         // A panic while holding the lock leaves pixels, not broken invariants.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -259,6 +281,12 @@ impl DisplayHandle {
     /// A display with no picture yet; clients see it once the first frame is published.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sends clients' monitor configurations (a client asking for another
+    /// size) to `handler`, on the server's main context; `None` stops it.
+    pub fn set_client_monitors_handler(&self, handler: Option<Box<dyn ClientMonitorsHandler>>) {
+        *self.shared.monitors.lock().unwrap_or_else(|e| e.into_inner()) = handler;
     }
 
     /// Publishes the whole frame. A size different from the current one is a resize.

@@ -4,6 +4,7 @@ use spice_proto::consts::mouse_mode;
 
 use super::conn::{Channel, Conn, Phase};
 use super::{channel_name, ServerState};
+use crate::agent::client_messages::Route;
 use crate::channel::inputs::{InputEvent, BUTTON_DOWN, BUTTON_UP};
 use crate::channel::main::MainEvent;
 use crate::channel::playback::PlaybackEvent;
@@ -67,17 +68,9 @@ impl ServerState {
                         true
                     }
                     Ok(Some(MainEvent::AgentData(data))) => {
-                        match &mut self.agent {
-                            Some(agent) => {
-                                agent.queue_from_client(&data);
-                            }
-                            None => tracing::debug!(
-                                len = data.len(),
-                                "agent data with no agent attached; dropped"
-                            ),
-                        }
+                        let keep = self.agent_data_from_client(&data);
                         self.agent_pump(Some(main));
-                        true
+                        keep
                     }
                     Ok(Some(MainEvent::AgentToken(tokens))) => {
                         if let Some(agent) = &mut self.agent {
@@ -119,6 +112,76 @@ impl ServerState {
                 return false;
             }
         }
+    }
+
+    /// One `MAIN_AGENT_DATA` payload: to the agent, or gathered when it is
+    /// part of a monitors configuration for the displays. Returns `false`
+    /// when the client's agent stream is broken (the main channel closes, as
+    /// with the C server).
+    fn agent_data_from_client(&mut self, data: &[u8]) -> bool {
+        let Some(agent) = &mut self.agent else {
+            tracing::debug!(len = data.len(), "agent data with no agent attached; dropped");
+            return true;
+        };
+        match self.client_agent_messages.route(data) {
+            Ok(Route::Forward) => {
+                agent.queue_from_client(data);
+            }
+            Ok(Route::Held) => agent.return_token(),
+            Ok(Route::MonitorsConfig(body)) => {
+                agent.return_token();
+                self.client_monitors_config(&body);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "malformed agent data from the client; closing its main channel");
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A client's monitors configuration: to the displays' devices if every
+    /// one takes such requests (as the C server decides), else to the guest
+    /// agent, in the form the agent checks (no physical sizes: spice-vdagentd
+    /// refuses a message longer than its monitors).
+    pub(super) fn client_monitors_config(&mut self, body: &[u8]) {
+        let config = match spice_proto::agent::MonitorsConfig::decode(body) {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::warn!(%error, "malformed monitors configuration from the client; ignored");
+                return;
+            }
+        };
+        let monitors = crate::display::ClientMonitors::from_wire(&config);
+        let displays: Vec<_> = self.devices.displays.values().collect();
+        let devices_take =
+            !displays.is_empty() && displays.iter().all(|d| d.shared.accepts_client_monitors());
+        if devices_take {
+            tracing::debug!(
+                monitors = monitors.monitors.len(),
+                "client monitors configuration to the displays"
+            );
+            for display in displays {
+                if !display.shared.configure_client_monitors(&monitors) {
+                    tracing::debug!("a display's device did not take the monitors configuration");
+                }
+            }
+            return;
+        }
+        let Some(agent) = &mut self.agent else { return };
+        tracing::debug!(
+            monitors = monitors.monitors.len(),
+            "client monitors configuration to the agent"
+        );
+        let mut data = Vec::new();
+        monitors.to_wire(false).encode(&mut data);
+        let mut message = Vec::new();
+        spice_proto::agent::MessageHeader::encode_message(
+            spice_proto::agent::message_type::MONITORS_CONFIG,
+            &data,
+            &mut message,
+        );
+        agent.queue_client_message(&message);
     }
 
     fn malformed(&self, channel: &str, error: &spice_proto::DecodeError) -> bool {

@@ -422,6 +422,7 @@ impl ServerState {
             main,
             channels: Vec::new(),
         });
+        self.client_agent_messages = Default::default();
         id
     }
 

@@ -90,6 +90,8 @@ pub(crate) struct ServerState {
     held_keys: keys::HeldKeys,
     /// The guest agent's link, when an agent port is attached.
     agent: Option<crate::agent::AgentLink>,
+    /// Message boundaries in the client's agent data.
+    client_agent_messages: crate::agent::client_messages::ClientMessages,
     ticket: Option<Ticket>,
     mouse_mode: u32,
     logical_size: Option<(u32, u32)>,
@@ -172,6 +174,7 @@ impl Server {
                 next_conn: 1,
                 session: None,
                 agent: None,
+                client_agent_messages: Default::default(),
                 held_keys: keys::HeldKeys::default(),
                 agent_mouse: spice_proto::agent::MouseState {
                     x: 0,
@@ -390,6 +393,7 @@ impl ServerState {
             None => false,
         };
         self.agent = agent.map(crate::agent::AgentLink::new);
+        self.client_agent_messages = Default::default();
         match (was, self.agent.is_some()) {
             (_, true) => {
                 tracing::info!("guest agent attached");

@@ -8,9 +8,11 @@
 //! Client → guest: each `MAIN_AGENT_DATA` becomes one chunk written to the
 //! device; once written, the client gets its token back (`MAIN_AGENT_TOKEN`).
 
+pub(crate) mod client_messages;
+
 use std::collections::VecDeque;
 
-use spice_proto::agent::{message_type, ChunkHeader, MessageHeader, PORT_CLIENT, PORT_SERVER};
+use spice_proto::agent::{message_type, ChunkHeader, MessageHeader, MAX_DATA_SIZE, PORT_CLIENT, PORT_SERVER};
 
 use crate::channel::main::AGENT_TOKENS;
 use crate::vdi::CharDevice;
@@ -59,6 +61,8 @@ pub(crate) struct AgentLink {
     broken: bool,
     /// Reading paused: the client's main channel has too much queued.
     held: bool,
+    /// Client payloads the server consumed itself, whose tokens are due.
+    tokens_owed: u32,
 }
 
 impl AgentLink {
@@ -75,6 +79,7 @@ impl AgentLink {
             client_tokens: 0,
             broken: false,
             held: false,
+            tokens_owed: 0,
         }
     }
 
@@ -162,6 +167,28 @@ impl AgentLink {
         true
     }
 
+    /// A client payload the server took itself (a gathered monitors
+    /// configuration): the client gets its token back with the next pump.
+    pub(crate) fn return_token(&mut self) {
+        self.tokens_owed = self.tokens_owed.saturating_add(1);
+    }
+
+    /// A whole message for the agent as if from the client (a monitors
+    /// configuration the displays did not take), in chunks of at most
+    /// [`MAX_DATA_SIZE`]; not counted against the client's tokens.
+    pub(crate) fn queue_client_message(&mut self, message: &[u8]) {
+        for part in message.chunks(MAX_DATA_SIZE) {
+            let mut bytes = Vec::with_capacity(ChunkHeader::SIZE + part.len());
+            ChunkHeader::encode_chunk(PORT_CLIENT, part, &mut bytes);
+            self.to_device.push_back(Pending {
+                bytes,
+                written: 0,
+                from_client: false,
+                mouse: false,
+            });
+        }
+    }
+
     /// Moves what can move: queued chunks into the device, and up to
     /// `max_chunks` chunks from the device towards the client as far as its
     /// tokens go.
@@ -175,7 +202,10 @@ impl AgentLink {
     /// [`Self::is_held`] data can flow again.
     pub(crate) fn pump_with(&mut self, max_chunks: usize, read: bool) -> Pumped {
         self.held = !read;
-        let mut out = Pumped::default();
+        let mut out = Pumped {
+            tokens: std::mem::take(&mut self.tokens_owed),
+            ..Pumped::default()
+        };
         while let Some(front) = self.to_device.front_mut() {
             let n = self.device.write(&front.bytes[front.written..]);
             if n == 0 {
