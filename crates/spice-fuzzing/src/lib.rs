@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Oracle)] = &[
     ("cursor_messages", oracles::cursor_messages),
     ("inputs_messages", oracles::inputs_messages),
     ("client_messages", oracles::client_messages),
+    ("agent_monitors_config", oracles::agent_monitors_config),
     ("lz", oracles::lz),
     ("lz4", oracles::lz4),
     ("quic", oracles::quic),

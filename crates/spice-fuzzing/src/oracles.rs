@@ -565,6 +565,34 @@ pub fn client_messages(data: &[u8]) {
     }
 }
 
+/// A client's `VD_AGENT_MONITORS_CONFIG` data (what the server offers a QXL
+/// device or re-encodes for the guest agent): a decoded configuration has at
+/// most `MAX_MONITORS` monitors, all inside the input, and survives encoding
+/// (with and without physical sizes) unchanged.
+pub fn agent_monitors_config(data: &[u8]) {
+    use spice_proto::agent::{MonitorConfig, MonitorsConfig, MAX_MONITORS};
+    let Ok(config) = MonitorsConfig::decode(data) else {
+        return;
+    };
+    let n = config.monitors.len();
+    assert!(n <= MAX_MONITORS, "{n} monitors decoded");
+    let each = MonitorConfig::SIZE + if config.physical_mm.is_some() { 4 } else { 0 };
+    assert!(8 + n * each <= data.len(), "monitors beyond the input");
+    assert!(config.physical_mm.as_ref().is_none_or(|mm| mm.len() == n));
+    let mut again = Vec::new();
+    config.encode(&mut again);
+    assert_eq!(again.len(), 8 + n * each);
+    assert_eq!(MonitorsConfig::decode(&again).as_ref(), Ok(&config), "round trip");
+    let plain = MonitorsConfig {
+        physical_mm: None,
+        ..config.clone()
+    };
+    let mut bytes = Vec::new();
+    plain.encode(&mut bytes);
+    assert_eq!(bytes.len(), 8 + n * MonitorConfig::SIZE, "the agent's form");
+    assert_eq!(MonitorsConfig::decode(&bytes), Ok(plain));
+}
+
 // ---------------------------------------------------------------------------
 // Image codecs (`spice-codec`) and QXL commands (`spice-qxl`): the parsers of
 // what a guest hands the server. Each oracle runs the crate's own fuzz entry

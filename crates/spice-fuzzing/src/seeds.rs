@@ -54,6 +54,7 @@ pub fn for_target(target: &str) -> Vec<Seed> {
             ]
             .concat(),
         ),
+        "agent_monitors_config" => agent_monitors_config(),
         "lz" => lz(),
         "lz4" => lz4(),
         "quic" => quic(),
@@ -61,6 +62,53 @@ pub fn for_target(target: &str) -> Vec<Seed> {
         "qxl_command" => qxl_command(),
         _ => Vec::new(),
     }
+}
+
+/// Monitors configurations as spice-gtk sends them (with physical sizes),
+/// as the server hands them to the agent (without), and an empty one.
+fn agent_monitors_config() -> Vec<Seed> {
+    use spice_proto::agent::{MonitorConfig, MonitorsConfig};
+    let monitor = |width, height, x| MonitorConfig {
+        height,
+        width,
+        depth: 32,
+        x,
+        y: 0,
+    };
+    let configs = [
+        (
+            "one-with-mm",
+            MonitorsConfig {
+                use_position: true,
+                monitors: vec![monitor(800, 600, 0)],
+                physical_mm: Some(vec![(211, 158)]),
+            },
+        ),
+        (
+            "two-plain",
+            MonitorsConfig {
+                use_position: true,
+                monitors: vec![monitor(1024, 768, 0), monitor(1280, 1024, 1024)],
+                physical_mm: None,
+            },
+        ),
+        (
+            "none",
+            MonitorsConfig {
+                use_position: false,
+                monitors: Vec::new(),
+                physical_mm: None,
+            },
+        ),
+    ];
+    configs
+        .into_iter()
+        .map(|(name, config)| {
+            let mut bytes = Vec::new();
+            config.encode(&mut bytes);
+            (name.to_owned(), bytes)
+        })
+        .collect()
 }
 
 /// A named client message: type and body.
