@@ -16,6 +16,7 @@
 //! Run it with `cargo xtask bench [--quick] [--runs N]`; `BENCHMARKS.md` holds
 //! the latest figures.
 
+pub mod guest;
 pub mod host;
 pub mod procfs;
 pub mod proxy;

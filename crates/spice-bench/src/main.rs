@@ -7,6 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use spice_bench::guest::{self as guest_bench, GuestResults, GuestScenario, GUEST_SCENARIOS};
 use spice_bench::host::{self, Library};
 use spice_bench::procfs::{self, Machine};
 use spice_bench::report::{self, Report, ScenarioResults};
@@ -25,9 +26,13 @@ struct Args {
     /// Directory holding our libspice-server.so.1 [default: build it with cargo xtask capi].
     #[arg(long)]
     lib_dir: Option<PathBuf>,
-    /// Only these scenarios (comma separated): terminal, slideshow, video, clock.
+    /// Only these scenarios (comma separated): terminal, slideshow, video,
+    /// clock, and the real guest's console-scroll, console-idle.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
+    /// Alternating runs per library of the real-guest scenarios [default: 3, or 1 with --quick].
+    #[arg(long)]
+    guest_runs: Option<usize>,
     /// Skip the host-alone runs (no client).
     #[arg(long)]
     no_baseline: bool,
@@ -82,14 +87,16 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let root = host::workspace_root();
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 5 }).max(1);
-    let scenarios: Vec<&'static run::Scenario> = if args.scenarios.is_empty() {
-        SCENARIOS.iter().collect()
-    } else {
-        args.scenarios
-            .iter()
-            .map(|n| run::scenario(n).with_context(|| format!("no scenario {n:?}")))
-            .collect::<Result<_>>()?
-    };
+    let wanted = |name: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == name);
+    for name in &args.scenarios {
+        if run::scenario(name).is_none() && !GUEST_SCENARIOS.iter().any(|g| g.name == name) {
+            bail!("no scenario {name:?}");
+        }
+    }
+    let scenarios: Vec<&'static run::Scenario> = SCENARIOS.iter().filter(|s| wanted(s.name)).collect();
+    let guest_scenarios: Vec<&'static GuestScenario> =
+        GUEST_SCENARIOS.iter().filter(|s| wanted(s.name)).collect();
+    let guest_runs = args.guest_runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let image_stats = args.image_stats.unwrap_or(!args.quick);
     let write_md = if args.no_write {
         None
@@ -176,6 +183,41 @@ fn main() -> Result<()> {
         results.push(sr);
     }
 
+    let mut guest_results = Vec::new();
+    for scenario in guest_scenarios {
+        eprintln!("{} (real guest): {}", scenario.name, scenario.description);
+        let mut gr = GuestResults {
+            scenario,
+            runs: Default::default(),
+        };
+        for i in 0..guest_runs {
+            let order = if i % 2 == 0 { [&ours, &c] } else { [&c, &ours] };
+            for lib in order {
+                let r = guest_bench::run(lib, scenario, args.quick);
+                eprintln!(
+                    "  {:<14} {:<4}: QEMU main {:.2} s, worker {:.2} s, vCPU {:.2} s, client {:.2} s, \
+                     display {:.2} MB, {} invalidates, guest {:.1} s, latency {}{}",
+                    r.scenario,
+                    r.lib,
+                    r.thread("main"),
+                    r.thread("worker"),
+                    r.thread("vcpu"),
+                    r.client_cpu_s,
+                    r.display_bytes as f64 / 1e6,
+                    r.invalidates,
+                    r.guest_s,
+                    r.latency_ms.map_or_else(|| "—".into(), |l| format!("{l:.0} ms")),
+                    r.error
+                        .as_ref()
+                        .map(|e| format!(", FAILED: {e}"))
+                        .unwrap_or_default()
+                );
+                gr.runs.entry(lib.name.clone()).or_default().push(r);
+            }
+        }
+        guest_results.push(gr);
+    }
+
     let versions = format!(
         "C library: Debian libspice-server1 {}; client: spice-gtk {}",
         procfs::debian_package_version("libspice-server1").unwrap_or_else(|| "?".into()),
@@ -194,6 +236,7 @@ fn main() -> Result<()> {
         .unwrap_or_default(),
         versions,
         scenarios: results,
+        guest: guest_results,
     };
     let md = report.markdown();
     println!("{md}");

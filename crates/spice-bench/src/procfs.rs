@@ -4,6 +4,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Clock ticks per second of `/proc/PID/stat` times.
+pub fn ticks_per_second() -> f64 {
+    clock_ticks()
+}
+
 fn clock_ticks() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {

@@ -55,6 +55,8 @@ pub struct Report {
     pub versions: String,
     /// Per scenario.
     pub scenarios: Vec<ScenarioResults>,
+    /// Per real-guest scenario.
+    pub guest: Vec<crate::guest::GuestResults>,
 }
 
 /// The median of some values; `None` if there are none.
@@ -114,6 +116,42 @@ fn fmt_goal(r: Option<f64>, goal: Option<f64>) -> String {
         (None, Some(g)) => format!("≤ {g}"),
         (_, None) => String::new(),
     }
+}
+
+/// The runs that failed, as `(scenario, library, error)`, under `title`.
+fn write_failures<'a>(
+    s: &mut String,
+    title: &str,
+    failures: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) {
+    let mut failures = failures.peekable();
+    if failures.peek().is_none() {
+        return;
+    }
+    let _ = writeln!(s, "\n{title} (left out of the medians):\n");
+    for (scenario, lib, error) in failures {
+        let _ = writeln!(s, "- {scenario} / {lib}: {error}");
+    }
+}
+
+/// One table row: the medians `(ours, C)`, their ratio and the goal.
+fn write_row(
+    s: &mut String,
+    scenario: &str,
+    metric: &str,
+    (ours, c): (Option<f64>, Option<f64>),
+    digits: Option<usize>,
+    goal: Option<f64>,
+) {
+    let r = ratio(ours, c);
+    let _ = writeln!(
+        s,
+        "| {scenario} | {metric} | {} | {} | {} | {} |",
+        fmt_value(ours, digits),
+        fmt_value(c, digits),
+        fmt_value(r, Some(2)),
+        fmt_goal(r, goal)
+    );
 }
 
 fn values(runs: &[RunResult], f: impl Fn(&RunResult) -> Option<f64>) -> Vec<f64> {
@@ -235,16 +273,13 @@ impl Report {
         let _ = writeln!(s, "|---|---|---:|---:|---:|---|");
         for sc in &self.scenarios {
             for row in sc.rows() {
-                let r = ratio(row.ours, row.c);
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} | {} |",
+                write_row(
+                    &mut s,
                     sc.scenario.name,
                     row.metric,
-                    fmt_value(row.ours, row.digits),
-                    fmt_value(row.c, row.digits),
-                    fmt_value(r, Some(2)),
-                    fmt_goal(r, row.goal)
+                    (row.ours, row.c),
+                    row.digits,
+                    row.goal,
                 );
             }
             let (oe, on) = sc.exact(OURS);
@@ -257,21 +292,14 @@ impl Report {
                 if ok { "✓" } else { "✗" }
             );
         }
-        let failures: Vec<String> = self
+        let failures = self
             .scenarios
             .iter()
             .flat_map(|sc| sc.runs.values().flatten())
-            .filter_map(|r| {
-                r.error
-                    .as_ref()
-                    .map(|e| format!("- {} / {}: {e}", r.scenario, r.lib))
-            })
-            .collect();
-        if !failures.is_empty() {
-            let _ = writeln!(s, "\nFailed runs (left out of the medians):\n");
-            for f in failures {
-                let _ = writeln!(s, "{f}");
-            }
+            .filter_map(|r| Some((r.scenario.as_str(), r.lib.as_str(), r.error.as_deref()?)));
+        write_failures(&mut s, "Failed runs", failures);
+        if !self.guest.is_empty() {
+            self.guest_markdown(&mut s);
         }
         if self.scenarios.iter().any(|sc| !sc.images.is_empty()) {
             let _ = writeln!(
@@ -295,6 +323,44 @@ impl Report {
             }
         }
         s
+    }
+
+    fn guest_markdown(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\nReal guest: QEMU 7.2 (`-vga qxl -smp 1`, TCG, `-name debug-threads=on`) booting \
+             Debian's kernel on the qxl DRM driver (console on fbcon, 1024x768), spice-gtk \
+             watching; CPU per QEMU thread from the guest command's start until the client \
+             settled:\n"
+        );
+        let _ = writeln!(s, "| scenario | metric | ours | C | ours/C | goal |");
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---|");
+        for g in &self.guest {
+            for row in g.rows() {
+                write_row(
+                    s,
+                    g.scenario.name,
+                    row.metric,
+                    (row.ours, row.c),
+                    row.digits,
+                    row.goal,
+                );
+            }
+            if let Some((same, n)) = g.same_final_picture() {
+                let _ = writeln!(
+                    s,
+                    "| {} | final screen the same in every run | {same}/{n} | | | always {} |",
+                    g.scenario.name,
+                    if same == n && n > 0 { "✓" } else { "✗" }
+                );
+            }
+        }
+        let failures = self
+            .guest
+            .iter()
+            .flat_map(|g| g.runs.values().flatten())
+            .filter_map(|r| Some((r.scenario.as_str(), r.lib.as_str(), r.error.as_deref()?)));
+        write_failures(s, "Failed guest runs", failures);
     }
 
     /// Everything, runs included, as JSON.
@@ -352,15 +418,25 @@ impl Report {
             },
             "versions": self.versions,
             "scenarios": scenarios,
+            "guest": self.guest.iter().map(|g| json!({
+                "scenario": g.scenario.name,
+                "runs": g.runs.values().flatten().map(crate::guest::GuestRun::to_json).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         })
     }
 
-    /// Whether every run of every library showed the last frame pixel-exact.
+    /// Whether every run of every library showed the last frame pixel-exact
+    /// (and every guest run ended on the same screen).
     pub fn all_exact(&self) -> bool {
         self.scenarios
             .iter()
             .flat_map(|sc| sc.runs.values().flatten())
             .all(|r| r.exact)
+            && self
+                .guest
+                .iter()
+                .filter_map(|g| g.same_final_picture())
+                .all(|(same, n)| same == n)
     }
 }
 

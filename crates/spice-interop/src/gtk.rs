@@ -114,6 +114,11 @@ impl SpiceGtk {
             .expect("stats of display channel 0")
     }
 
+    /// The client process's id (for measuring its CPU).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Takes the next event without waiting.
     pub fn poll(&mut self) -> Option<Value> {
         let v = self.events.try_recv().ok()?;

@@ -201,6 +201,14 @@ fn check_image(image: &Image, limits: &ParseLimits) {
             assert!(b.data.len() as u64 <= limits.max_image_bytes);
             if let Some(px) = b.to_xrgb() {
                 assert_eq!(px.len() as u64, u64::from(b.width) * u64::from(b.height) * 4);
+                // The rows drawn without conversion are the converted ones.
+                if let Some(rows) = b.xrgb_rows() {
+                    let row = b.width as usize * 4;
+                    for (y, packed) in px.chunks_exact(row).enumerate() {
+                        let at = y * b.stride as usize;
+                        assert_eq!(&rows[at..at + row], packed);
+                    }
+                }
             }
         }
         Image::Surface { surface_id } => assert!(*surface_id < limits.n_surfaces),

@@ -126,9 +126,9 @@ impl<'a> Guest<'a> {
                 what: "guest read",
                 source,
             })?;
-        let mut out = vec![0; len];
+        let mut out = Vec::new();
         self.memory
-            .read(host, &mut out)
+            .read_append(host, len, &mut out)
             .map_err(|source| ParseError::Memory {
                 what: "guest read",
                 source,
@@ -203,6 +203,19 @@ impl<'g, 'a> Ctx<'g, 'a> {
             .map_err(|source| ParseError::Memory { what, source })
     }
 
+    fn read_host_append(
+        &self,
+        what: &'static str,
+        host: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ParseError> {
+        self.guest
+            .memory
+            .read_append(host, len, out)
+            .map_err(|source| ParseError::Memory { what, source })
+    }
+
     /// Translates and copies the `N`-byte structure at `phys`; returns its host address too.
     pub(crate) fn read_struct<const N: usize>(
         &self,
@@ -236,8 +249,8 @@ impl<'g, 'a> Ctx<'g, 'a> {
         let host = self.translate_at(what, phys, offset, len)?;
         let size = usize::try_from(len).map_err(|_| ParseError::too_large(what, len, usize::MAX as u64))?;
         self.charge(len)?;
-        let mut out = vec![0; size];
-        if let Err(e) = self.read_host(what, host, &mut out) {
+        let mut out = Vec::new();
+        if let Err(e) = self.read_host_append(what, host, size, &mut out) {
             // Nothing is kept: give the bytes back (a terminator scan may retry smaller).
             self.budget.set(self.budget.get() + len);
             return Err(e);
@@ -270,9 +283,7 @@ impl<'g, 'a> Ctx<'g, 'a> {
             }
             let host = self.translate_at(what, cur.phys, cur.data_offset, size)?;
             self.charge(size)?;
-            let start = out.len();
-            out.resize(start + cur.size as usize, 0);
-            self.read_host(what, host, &mut out[start..])?;
+            self.read_host_append(what, host, cur.size as usize, &mut out)?;
             if cur.next == 0 {
                 return Ok(out);
             }

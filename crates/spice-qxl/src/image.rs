@@ -269,6 +269,22 @@ fn palette(ctx: &Ctx<'_, '_>, phys: u64) -> Result<Vec<u32>, ParseError> {
 }
 
 impl Bitmap {
+    /// The rows as they are, when they already are top-down 32-bit pixels
+    /// in the server's layout (xRGB or ARGB, B G R X bytes): `stride` bytes
+    /// apart, `height` rows, the last one at least `width * 4` bytes long.
+    pub fn xrgb_rows(&self) -> Option<&[u8]> {
+        use bitmap_format as fmt;
+        if !self.top_down || !matches!(self.format, fmt::THIRTY_TWO_BIT | fmt::RGBA) {
+            return None;
+        }
+        let row_bytes = self.width as usize * 4;
+        let stride = self.stride as usize;
+        let needed = stride
+            .checked_mul((self.height as usize).checked_sub(1)?)?
+            .checked_add(row_bytes)?;
+        (stride >= row_bytes && self.data.len() >= needed).then_some(&self.data[..])
+    }
+
     /// Converts to packed 32-bit xRGB rows (B, G, R, x bytes), top row first.
     ///
     /// Handles 32BIT and RGBA (the fourth byte copied from the guest), 24BIT,
@@ -365,6 +381,25 @@ mod tests {
             palette: None,
             data,
         }
+    }
+
+    #[test]
+    fn thirty_two_bit_top_down_rows_are_used_as_they_are() {
+        let data: Vec<u8> = (0..2 * 12).map(|i| i as u8).collect();
+        let b = bitmap(bitmap_format::THIRTY_TWO_BIT, 2, 2, 12, data.clone());
+        assert_eq!(b.xrgb_rows(), Some(&data[..]));
+        let packed = b.to_xrgb().unwrap();
+        assert_eq!(&packed[..8], &data[..8]);
+        assert_eq!(&packed[8..], &data[12..20]);
+        let bottom_up = Bitmap {
+            top_down: false,
+            ..b.clone()
+        };
+        assert_eq!(bottom_up.xrgb_rows(), None, "bottom-up rows are converted");
+        let short = bitmap(bitmap_format::THIRTY_TWO_BIT, 2, 2, 12, vec![0; 19]);
+        assert_eq!(short.xrgb_rows(), None);
+        let rgb = bitmap(bitmap_format::TWENTY_FOUR_BIT, 2, 2, 6, vec![0; 12]);
+        assert_eq!(rgb.xrgb_rows(), None);
     }
 
     #[test]

@@ -14,6 +14,19 @@ pub trait GuestMemory {
     /// Copies `out.len()` bytes from host virtual address `addr` (already
     /// translated and range-checked by [`MemSlots`](crate::MemSlots)).
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), MemoryError>;
+
+    /// Appends `len` bytes from `addr` to `out` (image data: large, so an
+    /// implementation may copy straight into the vector's spare capacity
+    /// instead of zeroing it first). On error `out` is as it was.
+    fn read_append(&self, addr: u64, len: usize, out: &mut Vec<u8>) -> Result<(), MemoryError> {
+        let start = out.len();
+        out.resize(start + len, 0);
+        let result = self.read(addr, &mut out[start..]);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
 }
 
 /// A byte vector mapped at a fixed base address, standing in for guest RAM.

@@ -61,4 +61,30 @@ impl GuestMemory for HostMemory {
         unsafe { std::ptr::copy_nonoverlapping(start as *const u8, out.as_mut_ptr(), out.len()) };
         Ok(())
     }
+
+    fn read_append(&self, addr: u64, len: usize, out: &mut Vec<u8>) -> Result<(), MemoryError> {
+        let unmapped = MemoryError::Unmapped {
+            addr,
+            len: len as u64,
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        let Ok(start) = usize::try_from(addr) else {
+            return Err(unmapped);
+        };
+        if start == 0 || start.checked_add(len).is_none() {
+            return Err(unmapped);
+        }
+        out.reserve(len);
+        let filled = out.len();
+        // SAFETY: the source range was checked against a host-registered memslot (as in
+        // `read`); `reserve` made room for `len` bytes after `filled`, which the copy
+        // initialises entirely before `set_len` exposes them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(start as *const u8, out.as_mut_ptr().add(filled), len);
+            out.set_len(filled + len);
+        }
+        Ok(())
+    }
 }

@@ -397,18 +397,31 @@ impl Worker {
             tracing::debug!("scaled copies are not rendered yet");
             return;
         }
-        let Some(pixels) = bitmap.to_xrgb() else {
-            tracing::debug!(format = bitmap.format, "bitmap format not supported");
+        let (sx, sy) = (copy.src_area.left as usize, copy.src_area.top as usize);
+        // 32-bit top-down rows (QEMU's simple display, the Linux qxl driver)
+        // are drawn straight from the copy of the command's bitmap; other
+        // formats are converted first.
+        let converted;
+        let (pixels, stride) = match bitmap.xrgb_rows() {
+            Some(rows) => (rows, bitmap.stride as usize),
+            None => match bitmap.to_xrgb() {
+                Some(p) => {
+                    converted = p;
+                    (&converted[..], bitmap.width as usize * 4)
+                }
+                None => {
+                    tracing::debug!(format = bitmap.format, "bitmap format not supported");
+                    return;
+                }
+            },
+        };
+        let Some(data) = pixels.get(sy * stride + sx * 4..) else {
             return;
         };
-        let row = bitmap.width as usize * 4;
-        let (sx, sy) = (copy.src_area.left as usize, copy.src_area.top as usize);
-        let start = sy * row + sx * 4;
-        let Some(data) = pixels.get(start..) else { return };
         let frame = Frame {
             width: w,
             height: h,
-            stride: row,
+            stride,
             data,
         };
         if let Err(e) = self

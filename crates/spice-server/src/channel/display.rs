@@ -11,7 +11,7 @@
 //! surface only when the client has acknowledged enough and the socket has
 //! drained, so damage coalesces in the client's region while it is behind.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use spice_proto::consts::display_cap;
 use spice_proto::msg::display::{
@@ -37,6 +37,12 @@ pub(crate) const MAX_DRAW_BYTES: usize = 256 * 1024;
 /// socket and comes back, so the client decodes one band while the server
 /// encodes the next, and the display lock is never held for long.
 pub(crate) const PRODUCE_CHUNK_BYTES: usize = 64 * 1024;
+/// Shortest time from the start of one frame of damage to the next. A guest
+/// console that scrolls redraws its whole screen a hundred times a second;
+/// damage that arrives within a frame's interval waits and merges into the
+/// next frame, so the client gets one move and one band of new lines per
+/// frame instead of per redraw. Damage after a quiet spell goes at once.
+pub(crate) const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 
 /// What the display channel needs from the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +83,10 @@ pub(crate) struct DisplayChannel {
     cache: Box<PixmapCache>,
     /// What the client's surface shows.
     shadow: Shadow,
+    /// When the next frame of damage may start.
+    next_frame: Option<Instant>,
+    /// A frame is being sent over several produce rounds.
+    frame_in_progress: bool,
 }
 
 impl DisplayChannel {
@@ -109,6 +119,8 @@ impl DisplayChannel {
             session_stores: channel_id == 0,
             cache: Box::default(),
             shadow: Shadow::default(),
+            next_frame: None,
+            frame_in_progress: false,
         }
     }
 
@@ -180,12 +192,20 @@ impl DisplayChannel {
         self.initialized && !self.base.waiting_for_ack() && self.base.out.len() < MAX_QUEUED_BYTES
     }
 
-    /// Sends whatever the client is missing, as far as flow control allows.
-    pub(crate) fn produce(&mut self, shared: &DisplayShared, setting: ImageCompression, wan: WanCodecs) {
+    /// Sends whatever the client is missing, as far as flow control and the
+    /// frame pace allow. Returns when to call again for damage that waits
+    /// for its frame.
+    pub(crate) fn produce(
+        &mut self,
+        shared: &DisplayShared,
+        setting: ImageCompression,
+        wan: WanCodecs,
+        now: Instant,
+    ) -> Option<Instant> {
         self.setting = self.preferred.unwrap_or(setting);
         self.wan = wan;
         if !self.has_room() {
-            return;
+            return None;
         }
         let mut state = shared.lock();
         let DisplayState {
@@ -194,17 +214,27 @@ impl DisplayChannel {
             clients,
             ..
         } = &mut *state;
-        let Some(surface) = surface.as_ref() else { return };
+        let surface = surface.as_ref()?;
         if self.sent_generation != Some(*generation) {
             // The whole picture goes out; older damage is covered by it.
             clients.insert(self.key, Region::new());
             self.send_surface(surface);
             self.sent_generation = Some(*generation);
-            return;
+            self.next_frame = Some(now + FRAME_INTERVAL);
+            return None;
         }
-        let Some(region) = clients.get_mut(&self.key) else {
-            return;
-        };
+        let region = clients.get_mut(&self.key)?;
+        if region.is_empty() {
+            self.frame_in_progress = false;
+            return None;
+        }
+        if !self.frame_in_progress {
+            if let Some(at) = self.next_frame.filter(|at| now < *at) {
+                return Some(at);
+            }
+            self.next_frame = Some(now + FRAME_INTERVAL);
+            self.frame_in_progress = true;
+        }
         let mut unsent = Vec::new();
         for rect in region.take() {
             if self.base.out.len() >= PRODUCE_CHUNK_BYTES {
@@ -213,9 +243,11 @@ impl DisplayChannel {
                 self.send_damage(surface, rect, &mut unsent);
             }
         }
+        self.frame_in_progress = !unsent.is_empty();
         for rect in unsent {
             region.add(rect);
         }
+        None
     }
 
     /// Brings `rect` up to date: rows that moved go as a COPY_BITS, rows the

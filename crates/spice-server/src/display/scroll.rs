@@ -33,14 +33,27 @@ pub(crate) struct VerticalMove {
     pub(crate) offset: isize,
 }
 
-/// A 64-bit hash of one row of pixels.
+/// A 64-bit hash of one row of pixels. Four independent lanes over 32-byte
+/// blocks keep the multiplier busy: a framebuffer that scrolls a full
+/// screen hashes every row of it.
 pub(crate) fn row_hash(row: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let step = |h: u64, v: u64| (h ^ v).wrapping_mul(K).rotate_left(27);
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let mut lanes = [K, K.rotate_left(16), K.rotate_left(32), K.rotate_left(48)];
+    let mut blocks = row.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, b) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            *lane = step(*lane, word(b));
+        }
+    }
     let mut h = (row.len() as u64).wrapping_mul(K);
-    let mut words = row.chunks_exact(8);
+    for lane in lanes {
+        h = step(h, lane);
+    }
+    let mut words = blocks.remainder().chunks_exact(8);
     for w in &mut words {
-        let v = u64::from_le_bytes(w.try_into().unwrap_or_default());
-        h = (h ^ v).wrapping_mul(K).rotate_left(27);
+        h = step(h, word(w));
     }
     for (i, b) in words.remainder().iter().enumerate() {
         h ^= u64::from(*b) << (i * 8);

@@ -21,6 +21,11 @@ use super::Surface;
 
 /// Unchanged rows between two changed bands shorter than this are sent
 /// anyway: one image instead of two is cheaper than skipping a few rows.
+/// Kept small on purpose: bands cut at the blank rows between lines of text
+/// are single lines, which the pixmap cache recognises when a line shows
+/// up again (a guest console's torn redraws re-show lines the client had);
+/// merging them into bigger bands costs twice the bytes on a scrolling
+/// Linux console.
 const MIN_SKIPPED_ROWS: usize = 4;
 
 /// The client's copy of the surface.
@@ -29,6 +34,9 @@ pub(crate) struct Shadow {
     width: u32,
     height: u32,
     pixels: Vec<u8>,
+    /// The offset of the last move found: content that scrolls tends to
+    /// scroll by the same amount again (a terminal by one line).
+    last_offset: Option<isize>,
 }
 
 /// How to bring a damaged rectangle of the client up to date.
@@ -102,9 +110,36 @@ impl Shadow {
             && self.pixels.len() == self.width as usize * self.height as usize * 4
     }
 
+    /// The longest run of rows of `rect` whose new content is the client's
+    /// content `offset` rows further down, as `(first, len)`.
+    fn run_at_offset(&self, surface: &Surface, rect: Rect, offset: isize) -> (usize, usize) {
+        let stride = surface.stride();
+        let rows = rect.height as isize;
+        let (mut best, mut current) = ((0, 0), (0, 0));
+        for i in 0..rows {
+            let src = i + offset;
+            let start = (rect.y as isize + i) as usize * stride + rect.x as usize * 4;
+            let new = &surface.pixels[start..start + rect.width as usize * 4];
+            let same = (0..rows).contains(&src)
+                && new == self.row((rect.y as isize + src) as u32, rect.x, rect.width);
+            if same {
+                if current.1 == 0 {
+                    current.0 = i as usize;
+                }
+                current.1 += 1;
+                if current.1 > best.1 {
+                    best = current;
+                }
+            } else {
+                current.1 = 0;
+            }
+        }
+        best
+    }
+
     /// How to bring `rect` (clipped to `surface`, which has the shadow's
     /// size) from what the client has to what `surface` shows.
-    pub(crate) fn plan(&self, surface: &Surface, rect: Rect) -> Plan {
+    pub(crate) fn plan(&mut self, surface: &Surface, rect: Rect) -> Plan {
         let whole = Plan {
             moved: None,
             bands: vec![rect],
@@ -118,6 +153,27 @@ impl Shadow {
             &surface.pixels[start..start + rect.width as usize * 4]
         };
         let rows = rect.height as usize;
+        // The last move's offset first: if it explains most of the rectangle,
+        // no row needs hashing, and the rows it covers need no other look.
+        if let Some(offset) = self.last_offset.filter(|o| *o != 0) {
+            let (first, len) = self.run_at_offset(surface, rect, offset);
+            if len >= super::scroll::MIN_MOVED_ROWS && len * 2 >= rows {
+                let stale: Vec<bool> = (0..rect.height)
+                    .map(|i| {
+                        let i = i as usize;
+                        !(first..first + len).contains(&i)
+                            && new_row(rect.y + i as u32) != self.row(rect.y + i as u32, rect.x, rect.width)
+                    })
+                    .collect();
+                return Plan {
+                    moved: Some(Moved {
+                        dest: Rect::new(rect.x, rect.y + first as u32, rect.width, len as u32),
+                        src_y: (rect.y as isize + first as isize + offset) as u32,
+                    }),
+                    bands: bands_of(&stale, rect),
+                };
+            }
+        }
         // Which rows differ from what the client has (compared, not hashed).
         let mut stale: Vec<bool> = (0..rect.height)
             .map(|i| new_row(rect.y + i) != self.row(rect.y + i, rect.x, rect.width))
@@ -136,6 +192,7 @@ impl Shadow {
                         == self.row(rect.y + (src_first + i) as u32, rect.x, rect.width)
                 });
                 if exact {
+                    self.last_offset = Some(offset);
                     moved = Some(Moved {
                         dest: Rect::new(rect.x, rect.y + first as u32, rect.width, len as u32),
                         src_y: rect.y + src_first as u32,
@@ -146,14 +203,17 @@ impl Shadow {
         }
         Plan {
             moved,
-            bands: stale_bands(&stale, rows)
-                .into_iter()
-                .map(|(start, end)| {
-                    Rect::new(rect.x, rect.y + start as u32, rect.width, (end - start) as u32)
-                })
-                .collect(),
+            bands: bands_of(&stale, rect),
         }
     }
+}
+
+/// The stale rows of `rect` as rectangles to send.
+fn bands_of(stale: &[bool], rect: Rect) -> Vec<Rect> {
+    stale_bands(stale, rect.height as usize)
+        .into_iter()
+        .map(|(start, end)| Rect::new(rect.x, rect.y + start as u32, rect.width, (end - start) as u32))
+        .collect()
 }
 
 /// Runs of stale rows as `(start, end)`, joined across short gaps.
@@ -241,6 +301,44 @@ mod tests {
     }
 
     #[test]
+    fn a_second_scroll_by_the_same_offset_is_found_without_hashing_and_alike() {
+        // A terminal scrolling by one 16-row line, three times.
+        let screen = |scrolled: u32| surface(64, 160, move |y| 100 + y + 16 * scrolled);
+        let mut shadow = Shadow::default();
+        shadow.reset(&screen(0));
+        for step in 1..=3 {
+            let after = screen(step);
+            let rect = Rect::new(0, 0, 64, 160);
+            // What the full search finds, from a shadow that has no history.
+            let mut fresh = Shadow::default();
+            fresh.reset(&Surface {
+                width: 64,
+                height: 160,
+                pixels: shadow.pixels.clone(),
+            });
+            let expected = fresh.plan(&after, rect);
+            let plan = shadow.plan(&after, rect);
+            assert_eq!(plan, expected, "step {step}");
+            assert_eq!(plan.moved.map(|m| m.src_y), Some(16), "step {step}");
+            assert_eq!(plan.bands, vec![Rect::new(0, 144, 64, 16)], "step {step}");
+            carry_out(&mut shadow, &plan, &after);
+            assert_eq!(shadow.pixels, after.pixels, "step {step}");
+        }
+        // A different move afterwards is still found (by the full search).
+        let before = Surface {
+            width: 64,
+            height: 160,
+            pixels: shadow.pixels.clone(),
+        };
+        let after = surface(64, 160, |y| if y >= 150 { 9000 + y } else { 100 + y + 48 + 10 });
+        let plan = shadow.plan(&after, Rect::new(0, 0, 64, 160));
+        assert_eq!(plan.moved.map(|m| (m.dest.y, m.src_y)), Some((0, 10)));
+        carry_out(&mut shadow, &plan, &after);
+        assert_eq!(shadow.pixels, after.pixels);
+        assert_ne!(before.pixels, after.pixels);
+    }
+
+    #[test]
     fn moving_down_copies_from_the_bottom_up() {
         let before = surface(16, 64, |y| y);
         let after = surface(16, 64, |y| if y < 10 { 900 + y } else { y - 10 });
@@ -282,7 +380,7 @@ mod tests {
     fn without_a_matching_shadow_the_whole_rect_is_sent() {
         let after = surface(32, 40, |y| y);
         let rect = Rect::new(0, 0, 32, 40);
-        let empty = Shadow::default();
+        let mut empty = Shadow::default();
         assert_eq!(empty.plan(&after, rect).bands, vec![rect]);
         let mut other = Shadow::default();
         other.reset(&surface(32, 20, |y| y));

@@ -39,6 +39,8 @@ pub(super) struct Client {
     pub(super) unread: bool,
     /// Producing stopped at its budget with the socket still taking data.
     pub(super) unsent: bool,
+    /// Damage waits for its frame until then.
+    pub(super) wake_at: Option<Instant>,
 }
 
 impl Client {
@@ -71,6 +73,7 @@ impl Client {
             // Bytes that came with the ticket wait in the deframer.
             unread: true,
             unsent: true,
+            wake_at: None,
         }
     }
 
@@ -158,10 +161,11 @@ impl Client {
     pub(super) fn pump(&mut self, display: &DisplayShared) -> bool {
         let settings = display.settings();
         self.unsent = false;
+        self.wake_at = None;
         for _ in 0..ROUNDS_PER_TURN {
             let out = match &mut self.channel {
                 Channel::Display(d) => {
-                    d.produce(display, settings.compression, settings.wan);
+                    self.wake_at = d.produce(display, settings.compression, settings.wan, Instant::now());
                     &mut d.base.out
                 }
                 Channel::Cursor(c) => {

@@ -66,7 +66,9 @@ impl EventLoop {
             let timeout = if self.clients.values().any(Client::busy) {
                 Some(Duration::ZERO)
             } else {
-                self.device_deadline.map(|d| d.saturating_duration_since(now))
+                let frames = self.clients.values().filter_map(|c| c.wake_at);
+                let deadline = self.device_deadline.into_iter().chain(frames).min();
+                deadline.map(|d| d.saturating_duration_since(now))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {

@@ -1,0 +1,379 @@
+//! The real-guest benchmark: unmodified QEMU 7.2 with a Linux guest
+//! (Debian's kernel on the qxl DRM driver, its console on fbcon; one vCPU,
+//! TCG; [`spice_interop::guest::LinuxGuest`]) against our library and
+//! Debian's, alternating, with spice-gtk watching.
+//!
+//! QEMU runs with `-name debug-threads=on`, so its threads carry names: the
+//! main loop (the process's first thread, which holds the big QEMU lock),
+//! `SPICE Worker`, `CPU 0/TCG`. Per run, from the guest command's start until
+//! the client has shown the result: CPU seconds per QEMU thread and of the
+//! client process, the display channel's bytes, the client's
+//! `display-invalidate` signals, the latency from the guest's last change to
+//! the client's last invalidate, and the client's final picture (its CRC-32,
+//! which for the scroll is the same in every run when the libraries agree).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Value};
+use spice_interop::gtk::SpiceGtk;
+use spice_interop::guest::LinuxGuest;
+use spice_interop::qemu::{Library as QemuLibrary, Qemu};
+
+use crate::host::Library;
+
+/// A guest scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestScenario {
+    /// Name in the report.
+    pub name: &'static str,
+    /// What it shows.
+    pub description: &'static str,
+    /// The guest's command, full run.
+    pub command: &'static str,
+    /// The guest's command, quick run.
+    pub quick_command: &'static str,
+    /// Whether the console's cursor blinks (off for an exact final picture).
+    pub cursor: bool,
+}
+
+/// Every guest scenario.
+pub const GUEST_SCENARIOS: [GuestScenario; 2] = [
+    GuestScenario {
+        name: "console-scroll",
+        description: "the guest prints log lines on its console as fast as it can (fbcon on qxl)",
+        command: "scroll 4000",
+        quick_command: "scroll 300",
+        cursor: false,
+    },
+    GuestScenario {
+        name: "console-idle",
+        description: "the guest's console sits idle with its cursor blinking",
+        command: "idle 15",
+        quick_command: "idle 3",
+        cursor: true,
+    },
+];
+
+/// What one guest run measured.
+#[derive(Debug, Clone, Default)]
+pub struct GuestRun {
+    /// Library name (`ours`, `C`).
+    pub lib: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// CPU seconds per QEMU thread kind: `main`, `worker`, `vcpu`, `other`.
+    pub threads: BTreeMap<String, f64>,
+    /// CPU seconds of the client process.
+    pub client_cpu_s: f64,
+    /// Display channel bytes during the scenario.
+    pub display_bytes: u64,
+    /// The client's `display-invalidate` signals during the scenario.
+    pub invalidates: u64,
+    /// How long the guest command took.
+    pub guest_s: f64,
+    /// From the guest's command done to the client's last invalidate.
+    pub latency_ms: Option<f64>,
+    /// CRC-32 of the client's final picture.
+    pub final_crc: Option<u64>,
+    /// Lines QEMU printed about a server bug.
+    pub server_bugs: usize,
+    /// Why the run failed, if it did.
+    pub error: Option<String>,
+}
+
+impl GuestRun {
+    /// CPU seconds of one thread kind.
+    pub fn thread(&self, kind: &str) -> f64 {
+        self.threads.get(kind).copied().unwrap_or_default()
+    }
+
+    /// As JSON, for the results file.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "lib": self.lib,
+            "scenario": self.scenario,
+            "threads": self.threads,
+            "client_cpu_s": self.client_cpu_s,
+            "display_bytes": self.display_bytes,
+            "invalidates": self.invalidates,
+            "guest_s": self.guest_s,
+            "latency_ms": self.latency_ms,
+            "final_crc": self.final_crc,
+            "server_bugs": self.server_bugs,
+            "error": self.error,
+        })
+    }
+}
+
+/// CPU seconds per QEMU thread kind, from `/proc/PID/task/*/stat`.
+fn thread_cpu(pid: u32) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.filter_map(Result::ok) {
+        let tid: u32 = task.file_name().to_string_lossy().parse().unwrap_or_default();
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let kind = if tid == pid {
+            "main"
+        } else if name == "SPICE Worker" {
+            "worker"
+        } else if name.starts_with("CPU ") {
+            "vcpu"
+        } else {
+            "other"
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks: f64 = fields
+            .get(11)
+            .and_then(|u| u.parse::<f64>().ok())
+            .unwrap_or_default()
+            + fields
+                .get(12)
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or_default();
+        *out.entry(kind.to_owned()).or_default() += ticks / crate::procfs::ticks_per_second();
+    }
+    out
+}
+
+fn u64_of(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_default()
+}
+
+/// The client's display bytes, invalidate count and clock (µs, CLOCK_MONOTONIC).
+fn client_stats(gtk: &mut SpiceGtk) -> Result<(u64, u64, u64)> {
+    gtk.send(json!({"cmd": "stats"}));
+    let stats = gtk
+        .wait(Duration::from_secs(10), |v| v["event"] == "stats")
+        .ok_or_else(|| anyhow!("no stats from the client"))?;
+    let bytes = stats["channels"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "DisplayChannel"))
+        .map(|c| u64_of(c, "total_read_bytes"))
+        .unwrap_or_default();
+    Ok((bytes, u64_of(&stats, "invalidates"), u64_of(&stats, "t_us")))
+}
+
+fn checksum(gtk: &mut SpiceGtk) -> Option<u64> {
+    gtk.send(json!({"cmd": "checksum"}));
+    let v = gtk.wait(Duration::from_secs(10), |v| {
+        v["event"] == "checksum" || v["event"] == "error"
+    })?;
+    v["crc"].as_u64()
+}
+
+/// One run of `scenario` with `lib`.
+pub fn run(lib: &Library, scenario: &GuestScenario, quick: bool) -> GuestRun {
+    let mut result = GuestRun {
+        lib: lib.name.clone(),
+        scenario: scenario.name.to_owned(),
+        ..GuestRun::default()
+    };
+    if let Err(e) = run_into(lib, scenario, quick, &mut result) {
+        result.error = Some(format!("{e:#}"));
+    }
+    result
+}
+
+fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut GuestRun) -> Result<()> {
+    let guest = LinuxGuest::get();
+    let library = if lib.name == "C" {
+        QemuLibrary::Debian
+    } else {
+        QemuLibrary::Rust(lib.dir.clone())
+    };
+    let mut append = guest.append().to_owned();
+    if !scenario.cursor {
+        append.push_str(" vt.global_cursor_default=0");
+    }
+    let mut qemu = Qemu::start_linux(
+        &library,
+        guest,
+        &append,
+        "disable-ticketing=on",
+        &[
+            "-vga",
+            "qxl",
+            "-m",
+            "256",
+            "-smp",
+            "1",
+            "-name",
+            "bench,debug-threads=on",
+        ],
+    );
+    qemu.assert_library();
+    qemu.serial_wait("GUEST READY", Duration::from_secs(240))
+        .ok_or_else(|| anyhow!("the guest did not come up: {}", qemu.serial_log()))?;
+    let mut gtk = SpiceGtk::start();
+    let client_pid = gtk.pid();
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": format!("spice://{}:{}", qemu.addr.ip(), qemu.addr.port()),
+        "quiet": true,
+    }));
+    gtk.wait(Duration::from_secs(60), |v| v["event"] == "primary-create")
+        .ok_or_else(|| anyhow!("no surface in the client"))?;
+    // Let the connection settle (first picture, net test).
+    std::thread::sleep(Duration::from_secs(2));
+
+    let (bytes_before, inval_before, _) = client_stats(&mut gtk)?;
+    let threads_before = thread_cpu(qemu.pid());
+    let client_before = crate::procfs::cpu_seconds(client_pid).unwrap_or_default();
+    let command = if quick {
+        scenario.quick_command
+    } else {
+        scenario.command
+    };
+    let word = command.split_whitespace().next().unwrap_or_default();
+    let started = Instant::now();
+    qemu.serial_send(command);
+    qemu.serial_wait(&format!("GUEST DONE {word}"), Duration::from_secs(600))
+        .ok_or_else(|| anyhow!("the guest did not finish {command:?}"))?;
+    let done = Instant::now();
+    result.guest_s = done.duration_since(started).as_secs_f64();
+    // Map the client's clock onto ours around one stats call.
+    let asked = Instant::now();
+    let (_, _, client_now_us) = client_stats(&mut gtk)?;
+    let answered = Instant::now();
+    let client_done_us = client_now_us
+        .saturating_sub((answered.duration_since(done) + asked.duration_since(done)).as_micros() as u64 / 2);
+    // Settled: no new invalidate for a second (the idle cursor blinks every 200 ms:
+    // there the end of the guest command is the end).
+    let mut last = (u64::MAX, 0u64);
+    let settle_deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(if scenario.cursor { 100 } else { 1000 }));
+        let (_, invalidates, _) = client_stats(&mut gtk)?;
+        if scenario.cursor || invalidates == last.0 || Instant::now() >= settle_deadline {
+            break;
+        }
+        last = (invalidates, 0);
+    }
+    let threads_after = thread_cpu(qemu.pid());
+    let client_after = crate::procfs::cpu_seconds(client_pid).unwrap_or_default();
+    let (bytes_after, inval_after, _) = client_stats(&mut gtk)?;
+    for (kind, after) in &threads_after {
+        let before = threads_before.get(kind).copied().unwrap_or_default();
+        result.threads.insert(kind.clone(), after - before);
+    }
+    result.client_cpu_s = client_after - client_before;
+    result.display_bytes = bytes_after.saturating_sub(bytes_before);
+    result.invalidates = inval_after.saturating_sub(inval_before);
+    if !scenario.cursor {
+        gtk.send(json!({"cmd": "stats"}));
+        let crc = checksum(&mut gtk);
+        result.final_crc = crc;
+        // The last invalidate's time: a watch on the current picture reports it.
+        if let Some(crc) = crc {
+            gtk.send(json!({"cmd": "watch", "crc": crc, "timeout": 5}));
+            if let Some(m) = gtk.wait(Duration::from_secs(15), |v| v["event"] == "frame-match") {
+                let last_us = u64_of(&m, "t_last_invalidate_us");
+                result.latency_ms = Some(last_us.saturating_sub(client_done_us) as f64 / 1000.0);
+            }
+        }
+    }
+    result.server_bugs = qemu.stderr().matches("spice-server bug").count();
+    qemu.serial_send("off");
+    gtk.send(json!({"cmd": "quit"}));
+    if result.server_bugs > 0 && lib.name != "C" {
+        bail!("QEMU reported {} server bugs", result.server_bugs);
+    }
+    Ok(())
+}
+
+/// One row of the real-guest table: medians of both libraries.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestRow {
+    /// What is measured.
+    pub metric: &'static str,
+    /// Our median.
+    pub ours: Option<f64>,
+    /// The C library's median.
+    pub c: Option<f64>,
+    /// Digits after the point; `None`: three significant digits.
+    pub digits: Option<usize>,
+    /// The goal on the ratio ours/C, if any.
+    pub goal: Option<f64>,
+}
+
+/// Every run of one guest scenario.
+#[derive(Debug, Clone)]
+pub struct GuestResults {
+    /// The scenario.
+    pub scenario: &'static GuestScenario,
+    /// Runs per library name.
+    pub runs: BTreeMap<String, Vec<GuestRun>>,
+}
+
+/// Goals of the real-guest runs (ratios ours/C): QEMU's main thread (which
+/// holds the big QEMU lock) gains nothing, the worker and the client spend
+/// less, and scrolling text costs at most half the bytes.
+fn goal(metric: &str, scenario: &str) -> Option<f64> {
+    match metric {
+        "QEMU main thread CPU s" => Some(1.1),
+        "SPICE Worker CPU s" => Some(0.5),
+        "client CPU s" => Some(1.0),
+        "display MB" if scenario == "console-scroll" => Some(0.5),
+        _ => None,
+    }
+}
+
+impl GuestResults {
+    fn median_of(&self, lib: &str, f: impl Fn(&GuestRun) -> Option<f64>) -> Option<f64> {
+        let runs = self.runs.get(lib)?;
+        let v: Vec<f64> = runs.iter().filter(|r| r.error.is_none()).filter_map(f).collect();
+        crate::report::median(&v)
+    }
+
+    /// The rows of the report table.
+    pub fn rows(&self) -> Vec<GuestRow> {
+        type Metric = (&'static str, fn(&GuestRun) -> Option<f64>, Option<usize>);
+        let metrics: [Metric; 9] = [
+            ("QEMU main thread CPU s", |r| Some(r.thread("main")), Some(2)),
+            ("SPICE Worker CPU s", |r| Some(r.thread("worker")), Some(2)),
+            ("vCPU thread CPU s", |r| Some(r.thread("vcpu")), Some(2)),
+            ("other QEMU threads CPU s", |r| Some(r.thread("other")), Some(2)),
+            ("client CPU s", |r| Some(r.client_cpu_s), Some(2)),
+            ("display MB", |r| Some(r.display_bytes as f64 / 1e6), None),
+            (
+                "client display-invalidate signals",
+                |r| Some(r.invalidates as f64),
+                Some(0),
+            ),
+            ("guest command s", |r| Some(r.guest_s), Some(1)),
+            ("latency ms, guest done to last update", |r| r.latency_ms, Some(0)),
+        ];
+        metrics
+            .iter()
+            .map(|(name, f, digits)| GuestRow {
+                metric: name,
+                ours: self.median_of("ours", f),
+                c: self.median_of("C", f),
+                digits: *digits,
+                goal: goal(name, self.scenario.name),
+            })
+            .collect()
+    }
+
+    /// Whether every run ended on the same picture (scenarios without a
+    /// blinking cursor): `(runs with the common CRC, runs)`.
+    pub fn same_final_picture(&self) -> Option<(usize, usize)> {
+        if self.scenario.cursor {
+            return None;
+        }
+        let crcs: Vec<Option<u64>> = self.runs.values().flatten().map(|r| r.final_crc).collect();
+        let first = crcs.iter().flatten().next().copied();
+        let same = crcs.iter().filter(|c| **c == first && first.is_some()).count();
+        Some((same, crcs.len()))
+    }
+}
