@@ -38,7 +38,7 @@
  *                   [--frames N] [--width W] [--height H] [--switch-every N]
  *                   [--compression off|auto_glz|auto_lz|quic|glz|lz|lz4]
  *                   [--jpeg never|auto|always] [--zlib-glz never|auto|always]
- *                   [--streaming off|all|filter]
+ *                   [--streaming off|all|filter] [--damage strips|tiles]
  *
  * Written for spice-rs; no code is taken from QEMU.
  */
@@ -64,6 +64,7 @@
 #include "font.h"
 
 #define STRIP 32           /* QEMU's simple display: column blocks of 32 pixels */
+#define TILE 32            /* --damage tiles: VNC-style 32x32 tiles */
 #define REFRESH_MS 30      /* QEMU's display refresh period */
 #define MEMSLOT_GROUP_HOST 0
 #define UPDATE_MAGIC 0x55504454u /* "UPDT" */
@@ -463,11 +464,86 @@ static void queue_one_update(int left, int top, int right, int bottom)
     pthread_mutex_unlock(&qxl_lock);
 }
 
+/* How damage is cut into commands: QEMU's column strips, or tiles. */
+static int damage_tiles;
+
+/* The tile at tile column tx, row ty differs from the mirror. */
+static int tile_dirty(int tx, int ty)
+{
+    int x = tx * TILE, y0 = ty * TILE;
+    int w = width - x < TILE ? width - x : TILE;
+    int h = height - y0 < TILE ? height - y0 : TILE;
+    for (int y = y0; y < y0 + h; y++) {
+        if (memcmp(&fb[y * width + x], &mirror[y * width + x], (size_t)w * 4) != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The way VNC-style hosts report damage: the frame is compared with what was
+ * sent in 32x32 tiles; horizontally adjacent dirty tiles of a tile row make a
+ * run, and a run continues downwards while the next tile row has a dirty run
+ * with the same span; each resulting rectangle is one command. */
+static void create_tile_updates(void)
+{
+    int cols = (width + TILE - 1) / TILE, rows = (height + TILE - 1) / TILE;
+    int ty0 = dirty_top / TILE, ty1 = (dirty_bottom + TILE - 1) / TILE;
+    int tx0 = dirty_left / TILE, tx1 = (dirty_right + TILE - 1) / TILE;
+    unsigned char *dirty = calloc((size_t)cols * rows, 1);
+    for (int ty = ty0; ty < ty1 && ty < rows; ty++) {
+        for (int tx = tx0; tx < tx1 && tx < cols; tx++) {
+            dirty[ty * cols + tx] = (unsigned char)tile_dirty(tx, ty);
+        }
+    }
+    for (int ty = 0; ty < rows; ty++) {
+        for (int tx = 0; tx < cols; tx++) {
+            if (!dirty[ty * cols + tx]) {
+                continue;
+            }
+            int end = tx;
+            while (end < cols && dirty[ty * cols + end]) {
+                end++;
+            }
+            /* Grow downwards while the row below has the same run (and no more). */
+            int bottom = ty + 1;
+            while (bottom < rows) {
+                int same = 1;
+                for (int x = tx; x < end && same; x++) {
+                    same = dirty[bottom * cols + x];
+                }
+                if (same && tx > 0 && dirty[bottom * cols + tx - 1]) {
+                    same = 0;
+                }
+                if (same && end < cols && dirty[bottom * cols + end]) {
+                    same = 0;
+                }
+                if (!same) {
+                    break;
+                }
+                bottom++;
+            }
+            for (int y = ty; y < bottom; y++) {
+                memset(&dirty[y * cols + tx], 0, (size_t)(end - tx));
+            }
+            int right = end * TILE < width ? end * TILE : width;
+            int lower = bottom * TILE < height ? bottom * TILE : height;
+            queue_one_update(tx * TILE, ty * TILE, right, lower);
+        }
+    }
+    free(dirty);
+    dirty_top = dirty_bottom = dirty_left = dirty_right = 0;
+}
+
 /* The dirty bounding box, cut into column blocks of STRIP pixels; within a
  * block, each run of rows that differ from the mirror becomes one command. */
 static void create_updates(void)
 {
     if (dirty_top == dirty_bottom || dirty_left == dirty_right) {
+        return;
+    }
+    if (damage_tiles) {
+        create_tile_updates();
         return;
     }
     int blocks = (width + STRIP - 1) / STRIP;
@@ -1824,6 +1900,10 @@ int main(int argc, char **argv)
             ok = parse_choice(val, wan_names, wan_values, 3, &zlib_glz);
         } else if (!strcmp(opt, "--streaming")) {
             ok = parse_choice(val, stream_names, stream_values, 3, &streaming);
+        } else if (!strcmp(opt, "--damage")) {
+            /* strips: QEMU's simple display; tiles: 32x32 tile diff, merged */
+            ok = !strcmp(val, "strips") || !strcmp(val, "tiles");
+            damage_tiles = !strcmp(val, "tiles");
         } else {
             ok = 0;
         }
@@ -1842,7 +1922,7 @@ int main(int argc, char **argv)
                         "[--frames N] [--width W>=1024] [--height H>=768] [--switch-every N] "
                         "[--compression off|auto_glz|auto_lz|quic|glz|lz|lz4] "
                         "[--jpeg never|auto|always] [--zlib-glz never|auto|always] "
-                        "[--streaming off|all|filter]\n");
+                        "[--streaming off|all|filter] [--damage strips|tiles]\n");
         return 2;
     }
     if (frames_total <= 0) {

@@ -13,11 +13,28 @@ use crate::host::{Host, Library};
 use crate::procfs;
 use crate::proxy::{DisplayStats, Proxy};
 
+/// What a scenario shows, for its goals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// Scrolling text.
+    Text,
+    /// Photographs.
+    Photo,
+    /// Moving pictures.
+    Video,
+    /// An idle desktop.
+    Idle,
+}
+
 /// A benchmark scenario of the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scenario {
-    /// The host's `--scenario`.
+    /// What it shows.
+    pub content: Content,
+    /// Name in the report.
     pub name: &'static str,
+    /// The host's `--scenario`.
+    pub host: &'static str,
     /// What it shows.
     pub description: &'static str,
     /// Frames of the full run.
@@ -33,9 +50,11 @@ pub struct Scenario {
 }
 
 /// Every scenario, in report order.
-pub const SCENARIOS: [Scenario; 4] = [
+pub const SCENARIOS: [Scenario; 6] = [
     Scenario {
+        content: Content::Text,
         name: "terminal",
+        host: "terminal",
         description: "a 100x40 terminal scrolling build and log output, one line every 40 ms, over a desktop",
         frames: 250,
         quick_frames: 40,
@@ -44,7 +63,20 @@ pub const SCENARIOS: [Scenario; 4] = [
         quick_args: &[],
     },
     Scenario {
+        content: Content::Text,
+        name: "terminal-tiles",
+        host: "terminal",
+        description: "the terminal, with damage reported as merged 32x32 tiles that changed (VNC-style hosts)",
+        frames: 250,
+        quick_frames: 40,
+        period_ms: 40,
+        args: &["--damage", "tiles"],
+        quick_args: &["--damage", "tiles"],
+    },
+    Scenario {
+        content: Content::Photo,
         name: "slideshow",
+        host: "slideshow",
         description: "an 800x600 procedural photo (sky, clouds, hills, grain) replaced every 1.5 s",
         frames: 105,
         quick_frames: 20,
@@ -53,7 +85,9 @@ pub const SCENARIOS: [Scenario; 4] = [
         quick_args: &["--switch-every", "5"],
     },
     Scenario {
+        content: Content::Video,
         name: "video",
+        host: "video",
         description: "a 320x240 player region with smooth moving content at 30 fps",
         frames: 300,
         quick_frames: 45,
@@ -62,7 +96,20 @@ pub const SCENARIOS: [Scenario; 4] = [
         quick_args: &[],
     },
     Scenario {
+        content: Content::Video,
+        name: "video-tiles",
+        host: "video",
+        description: "the video region, with damage reported as merged 32x32 tiles that changed",
+        frames: 300,
+        quick_frames: 45,
+        period_ms: 33,
+        args: &["--damage", "tiles"],
+        quick_args: &["--damage", "tiles"],
+    },
+    Scenario {
+        content: Content::Idle,
         name: "clock",
+        host: "clock",
         description: "an idle desktop where only the taskbar clock changes, once a second",
         frames: 10,
         quick_frames: 2,
@@ -106,7 +153,7 @@ impl RunConfig {
         let s = self.scenario;
         let mut args = vec![
             "--scenario".to_owned(),
-            s.name.to_owned(),
+            s.host.to_owned(),
             "--frames".to_owned(),
             (if self.quick { s.quick_frames } else { s.frames }).to_string(),
         ];

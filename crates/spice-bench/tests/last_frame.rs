@@ -52,7 +52,7 @@ fn serial() -> MutexGuard<'static, ()> {
 
 fn last_frame_exact(name: &str, lib: &Library) {
     let _serial = serial();
-    let scenario = run::scenario(name).expect("a scenario");
+    let scenario = run::scenario(&name.replace('_', "-")).expect("a scenario");
     let config = RunConfig::new(scenario, true);
     let (result, _) = run::run_with_client(host_binary(), lib, &config, false)
         .unwrap_or_else(|e| panic!("{name} with {}: {e:#}", lib.name));
@@ -84,7 +84,7 @@ macro_rules! for_both_libraries {
     )*};
 }
 
-for_both_libraries!(terminal, slideshow, video, clock);
+for_both_libraries!(terminal, terminal_tiles, slideshow, video, video_tiles, clock);
 
 /// The counting proxy follows both servers' display streams to the end.
 #[test]
