@@ -66,7 +66,8 @@ pub const SCENARIOS: [Scenario; 6] = [
         content: Content::Text,
         name: "terminal-tiles",
         host: "terminal",
-        description: "the terminal, with damage reported as merged 32x32 tiles that changed (VNC-style hosts)",
+        description:
+            "the terminal, with damage reported as merged 32x32 tiles that changed (VNC-style hosts)",
         frames: 250,
         quick_frames: 40,
         period_ms: 40,

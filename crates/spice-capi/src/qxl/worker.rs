@@ -15,9 +15,12 @@ use super::memory::HostMemory;
 use super::{Done, Instance, Request};
 use crate::ffi::{QXLCommandExt, QXLDevInitInfo, QXLReleaseInfo, QXLReleaseInfoExt};
 
-/// Commands taken from a ring per poll, so the display's clients and the
-/// host's synchronous calls are not starved by a busy guest.
-const BATCH: usize = 64;
+/// Commands taken from a ring per poll at most, and for how long: a host's
+/// burst (QEMU's simple display hands over a refresh as many strips at once)
+/// is drawn in one poll, while a busy guest cannot starve the display's
+/// clients and the host's synchronous calls (the C server's budget is 10 ms).
+const BATCH: usize = 1024;
+const BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The device's two rings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +107,7 @@ impl Worker {
         }
     }
 
-    /// Takes up to [`BATCH`] commands from `ring` if it is due, following the
+    /// Takes up to [`BATCH`] commands (for at most [`BATCH_TIME`]) from `ring` if it is due, following the
     /// notification handshake. Returns when the ring wants the next look.
     fn poll_ring(&mut self, ring: Ring, now: Instant) -> Option<Instant> {
         if !self.rings_open() {
@@ -113,7 +116,10 @@ impl Worker {
         if !self.poller(ring).due(now) {
             return self.poller(ring).deadline();
         }
-        for _ in 0..BATCH {
+        for taken in 0..BATCH {
+            if taken % 16 == 15 && now.elapsed() >= BATCH_TIME {
+                break;
+            }
             if let Some(ext) = self.get_command(ring) {
                 self.poller(ring).got_command();
                 self.process(&ext);
@@ -131,7 +137,7 @@ impl Worker {
             }
         }
         // The batch is used up; more may be waiting.
-        Some(now)
+        Some(Instant::now())
     }
 
     fn get_command(&self, ring: Ring) -> Option<QXLCommandExt> {

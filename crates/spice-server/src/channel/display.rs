@@ -193,14 +193,17 @@ impl DisplayChannel {
     }
 
     /// Sends whatever the client is missing, as far as flow control and the
-    /// frame pace allow. Returns when to call again for damage that waits
-    /// for its frame.
+    /// frame pace allow; a new frame starts only if `may_start` (the driver
+    /// holds frames while the display's device is still drawing a burst of
+    /// commands). Returns when to call again for damage that waits for its
+    /// frame.
     pub(crate) fn produce(
         &mut self,
         shared: &DisplayShared,
         setting: ImageCompression,
         wan: WanCodecs,
         now: Instant,
+        may_start: bool,
     ) -> Option<Instant> {
         self.setting = self.preferred.unwrap_or(setting);
         self.wan = wan;
@@ -231,6 +234,9 @@ impl DisplayChannel {
         if !self.frame_in_progress {
             if let Some(at) = self.next_frame.filter(|at| now < *at) {
                 return Some(at);
+            }
+            if !may_start {
+                return None;
             }
             self.next_frame = Some(now + FRAME_INTERVAL);
             self.frame_in_progress = true;

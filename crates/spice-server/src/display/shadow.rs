@@ -137,8 +137,34 @@ impl Shadow {
         best
     }
 
+    /// Which rows of `rect` differ from what the client has, and the span of
+    /// columns `(first, end)` (relative to `rect.x`) where any of them does.
+    fn changes(&self, surface: &Surface, rect: Rect) -> (Vec<bool>, Option<(u32, u32)>) {
+        let stride = surface.stride();
+        let mut span: Option<(u32, u32)> = None;
+        let stale = (0..rect.height)
+            .map(|i| {
+                let start = (rect.y + i) as usize * stride + rect.x as usize * 4;
+                let new = &surface.pixels[start..start + rect.width as usize * 4];
+                let old = self.row(rect.y + i, rect.x, rect.width);
+                let Some(first) = first_difference(new, old) else {
+                    return false;
+                };
+                let last = last_difference(new, old).unwrap_or(first);
+                let (f, e) = ((first / 4) as u32, (last / 4) as u32 + 1);
+                span = Some(span.map_or((f, e), |(a, b)| (a.min(f), b.max(e))));
+                true
+            })
+            .collect();
+        (stale, span)
+    }
+
     /// How to bring `rect` (clipped to `surface`, which has the shadow's
     /// size) from what the client has to what `surface` shows.
+    ///
+    /// Only the columns that changed are looked at: damage that hosts report
+    /// in tiles or whole windows includes still columns beside the content
+    /// that scrolled, which would keep its rows from matching when moved.
     pub(crate) fn plan(&mut self, surface: &Surface, rect: Rect) -> Plan {
         let whole = Plan {
             moved: None,
@@ -147,6 +173,14 @@ impl Shadow {
         if (surface.width, surface.height) != (self.width, self.height) || !self.holds(rect) {
             return whole;
         }
+        let (mut stale, span) = self.changes(surface, rect);
+        let Some((first_col, end_col)) = span else {
+            return Plan {
+                moved: None,
+                bands: Vec::new(),
+            };
+        };
+        let rect = Rect::new(rect.x + first_col, rect.y, end_col - first_col, rect.height);
         let stride = surface.stride();
         let new_row = |y: u32| {
             let start = y as usize * stride + rect.x as usize * 4;
@@ -154,17 +188,11 @@ impl Shadow {
         };
         let rows = rect.height as usize;
         // The last move's offset first: if it explains most of the rectangle,
-        // no row needs hashing, and the rows it covers need no other look.
+        // no row needs hashing.
         if let Some(offset) = self.last_offset.filter(|o| *o != 0) {
             let (first, len) = self.run_at_offset(surface, rect, offset);
             if len >= super::scroll::MIN_MOVED_ROWS && len * 2 >= rows {
-                let stale: Vec<bool> = (0..rect.height)
-                    .map(|i| {
-                        let i = i as usize;
-                        !(first..first + len).contains(&i)
-                            && new_row(rect.y + i as u32) != self.row(rect.y + i as u32, rect.x, rect.width)
-                    })
-                    .collect();
+                stale[first..first + len].iter_mut().for_each(|s| *s = false);
                 return Plan {
                     moved: Some(Moved {
                         dest: Rect::new(rect.x, rect.y + first as u32, rect.width, len as u32),
@@ -174,10 +202,6 @@ impl Shadow {
                 };
             }
         }
-        // Which rows differ from what the client has (compared, not hashed).
-        let mut stale: Vec<bool> = (0..rect.height)
-            .map(|i| new_row(rect.y + i) != self.row(rect.y + i, rect.x, rect.width))
-            .collect();
         let mut moved = None;
         if stale.iter().filter(|s| **s).count() >= super::scroll::MIN_MOVED_ROWS {
             let old: Vec<u64> = (0..rect.height)
@@ -206,6 +230,35 @@ impl Shadow {
             bands: bands_of(&stale, rect),
         }
     }
+}
+
+/// Bytes compared at a time before looking at single pixels.
+const BLOCK: usize = 64;
+
+/// The offset of the first byte where `a` and `b` (of equal length) differ.
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while at < a.len() {
+        let end = (at + BLOCK).min(a.len());
+        if a[at..end] != b[at..end] {
+            return (at..end).find(|&i| a[i] != b[i]);
+        }
+        at = end;
+    }
+    None
+}
+
+/// The offset of the last byte where `a` and `b` (of equal length) differ.
+fn last_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let mut end = a.len();
+    while end > 0 {
+        let at = end.saturating_sub(BLOCK);
+        if a[at..end] != b[at..end] {
+            return (at..end).rev().find(|&i| a[i] != b[i]);
+        }
+        end = at;
+    }
+    None
 }
 
 /// The stale rows of `rect` as rectangles to send.
@@ -336,6 +389,54 @@ mod tests {
         carry_out(&mut shadow, &plan, &after);
         assert_eq!(shadow.pixels, after.pixels);
         assert_ne!(before.pixels, after.pixels);
+    }
+
+    #[test]
+    fn still_columns_beside_the_scrolled_text_do_not_hide_the_move() {
+        // A desktop (columns 0..16 and 48..64 never change) with a text
+        // window in columns 16..48 that scrolls up by 6 rows; the damage is
+        // the whole width, as tile-based hosts report it.
+        let pixel = |x: u32, line: u32| {
+            if (16..48).contains(&x) {
+                line.wrapping_mul(2_654_435_761).wrapping_add(x * 7)
+            } else {
+                0x0020_4060
+            }
+        };
+        let picture = |lines: &dyn Fn(u32) -> u32| {
+            let mut pixels = Vec::new();
+            for y in 0..96 {
+                for x in 0..64 {
+                    pixels.extend_from_slice(&pixel(x, lines(y)).to_le_bytes());
+                }
+            }
+            Surface {
+                width: 64,
+                height: 96,
+                pixels,
+            }
+        };
+        let before = picture(&|y| 100 + y);
+        let after = picture(&|y| if y < 90 { 106 + y } else { 7000 + y });
+        let mut shadow = Shadow::default();
+        shadow.reset(&before);
+        let plan = shadow.plan(&after, Rect::new(0, 0, 64, 96));
+        assert_eq!(
+            plan.moved,
+            Some(Moved {
+                dest: Rect::new(16, 0, 32, 90),
+                src_y: 6
+            })
+        );
+        assert_eq!(
+            plan.bands,
+            vec![Rect::new(16, 90, 32, 6)],
+            "only the new rows, only the window's columns"
+        );
+        carry_out(&mut shadow, &plan, &after);
+        assert_eq!(shadow.pixels, after.pixels);
+        // Nothing changed: nothing to do.
+        assert_eq!(shadow.plan(&after, Rect::new(0, 0, 64, 96)).bands, vec![]);
     }
 
     #[test]

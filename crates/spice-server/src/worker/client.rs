@@ -156,16 +156,18 @@ impl Client {
     }
 
     /// Produces what the client is missing and writes it, as far as the
-    /// socket, the client's ACK window and the turn's budget allow.
+    /// socket, the client's ACK window and the turn's budget allow; a new
+    /// frame of damage starts only if `may_start`.
     /// Returns `false` when the channel must close.
-    pub(super) fn pump(&mut self, display: &DisplayShared) -> bool {
+    pub(super) fn pump(&mut self, display: &DisplayShared, may_start: bool) -> bool {
         let settings = display.settings();
         self.unsent = false;
         self.wake_at = None;
         for _ in 0..ROUNDS_PER_TURN {
             let out = match &mut self.channel {
                 Channel::Display(d) => {
-                    self.wake_at = d.produce(display, settings.compression, settings.wan, Instant::now());
+                    let now = Instant::now();
+                    self.wake_at = d.produce(display, settings.compression, settings.wan, now, may_start);
                     &mut d.base.out
                 }
                 Channel::Cursor(c) => {

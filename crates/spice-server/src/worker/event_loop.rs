@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::client::Client;
 use super::{DisplayDevice, ToWorker, WorkerShared};
+use crate::channel::display::FRAME_INTERVAL;
 use crate::display::DisplayHandle;
 use crate::waker::WakeReceiver;
 
@@ -31,6 +32,8 @@ pub(super) struct EventLoop {
     display: DisplayHandle,
     device: Option<Box<dyn DisplayDevice>>,
     device_deadline: Option<Instant>,
+    /// Since when the device has had commands left over from its last poll.
+    device_busy_since: Option<Instant>,
     clients: HashMap<u64, Client>,
     read_buf: Vec<u8>,
 }
@@ -53,6 +56,7 @@ impl EventLoop {
             device,
             // The device gets a first look at once.
             device_deadline: Some(Instant::now()),
+            device_busy_since: None,
             clients: HashMap::new(),
             read_buf: vec![0; 64 * 1024],
         })
@@ -91,9 +95,19 @@ impl EventLoop {
                 self.receive(message);
             }
             if let Some(device) = &mut self.device {
-                self.device_deadline = device.poll(Instant::now());
+                let now = Instant::now();
+                self.device_deadline = device.poll(now);
+                let busy = self.device_deadline.is_some_and(|d| d <= Instant::now());
+                self.device_busy_since = busy.then(|| self.device_busy_since.unwrap_or(now));
             }
-            self.serve(&readable);
+            // A burst of commands is drawn whole before a frame shows it (the
+            // client then gets one picture, not a half-drawn one and a second
+            // frame an interval later), unless the device stays busy longer
+            // than a frame's interval.
+            let may_start = self
+                .device_busy_since
+                .is_none_or(|since| since.elapsed() >= FRAME_INTERVAL);
+            self.serve(&readable, may_start);
         }
         self.shut_down();
     }
@@ -127,14 +141,14 @@ impl EventLoop {
 
     /// Reads the clients whose sockets became readable and lets every client
     /// produce: the device may have drawn, a window may have opened.
-    fn serve(&mut self, readable: &[u64]) {
+    fn serve(&mut self, readable: &[u64], may_start: bool) {
         let ids: Vec<u64> = self.clients.keys().copied().collect();
         for id in ids {
             let Some(client) = self.clients.get_mut(&id) else {
                 continue;
             };
             let keep = (!(client.unread || readable.contains(&id)) || client.read(&mut self.read_buf))
-                && client.pump(&self.display.shared);
+                && client.pump(&self.display.shared, may_start);
             if !keep {
                 if let Some(client) = self.clients.remove(&id) {
                     self.forget(&client);
