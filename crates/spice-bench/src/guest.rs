@@ -107,21 +107,11 @@ impl GuestRun {
     }
 }
 
-/// CPU seconds per QEMU thread kind, from `/proc/PID/task/*/stat`.
+/// CPU seconds per QEMU thread kind: the process's first thread is the main
+/// loop; the others by the names `-name debug-threads=on` gives them.
 fn thread_cpu(pid: u32) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.filter_map(Result::ok) {
-        let tid: u32 = task.file_name().to_string_lossy().parse().unwrap_or_default();
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = &stat[open + 1..close];
+    for (tid, name) in crate::procfs::threads(pid) {
         let kind = if tid == pid {
             "main"
         } else if name == "SPICE Worker" {
@@ -131,16 +121,8 @@ fn thread_cpu(pid: u32) -> BTreeMap<String, f64> {
         } else {
             "other"
         };
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks: f64 = fields
-            .get(11)
-            .and_then(|u| u.parse::<f64>().ok())
-            .unwrap_or_default()
-            + fields
-                .get(12)
-                .and_then(|s| s.parse::<f64>().ok())
-                .unwrap_or_default();
-        *out.entry(kind.to_owned()).or_default() += ticks / crate::procfs::ticks_per_second();
+        let cpu = crate::procfs::thread_cpu_seconds(pid, tid).unwrap_or_default();
+        *out.entry(kind.to_owned()).or_default() += cpu;
     }
     out
 }
@@ -228,7 +210,7 @@ fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut G
 
     let (bytes_before, inval_before, _) = client_stats(&mut gtk)?;
     let threads_before = thread_cpu(qemu.pid());
-    let client_before = crate::procfs::cpu_seconds(client_pid).unwrap_or_default();
+    let client_before = crate::procfs::live_threads_cpu_seconds(client_pid);
     let command = if quick {
         scenario.quick_command
     } else {
@@ -260,7 +242,7 @@ fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut G
         last = (invalidates, 0);
     }
     let threads_after = thread_cpu(qemu.pid());
-    let client_after = crate::procfs::cpu_seconds(client_pid).unwrap_or_default();
+    let client_after = crate::procfs::live_threads_cpu_seconds(client_pid);
     let (bytes_after, inval_after, _) = client_stats(&mut gtk)?;
     for (kind, after) in &threads_after {
         let before = threads_before.get(kind).copied().unwrap_or_default();

@@ -4,10 +4,6 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Clock ticks per second of `/proc/PID/stat` times.
-pub fn ticks_per_second() -> f64 {
-    clock_ticks()
-}
-
 fn clock_ticks() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -32,6 +28,52 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / clock_ticks())
+}
+
+/// CPU seconds of one thread, precise to the microsecond: the scheduler's
+/// `se.sum_exec_runtime` (milliseconds) in `/proc/PID/task/TID/sched`, or
+/// from clock ticks (10 ms) where the kernel has no such file.
+pub fn thread_cpu_seconds(pid: u32, tid: u32) -> Option<f64> {
+    let task = format!("/proc/{pid}/task/{tid}");
+    if let Ok(sched) = std::fs::read_to_string(format!("{task}/sched")) {
+        let runtime = sched
+            .lines()
+            .find(|l| l.trim_start().starts_with("se.sum_exec_runtime"))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if let Some(ms) = runtime {
+            return Some(ms / 1000.0);
+        }
+    }
+    let stat = std::fs::read_to_string(format!("{task}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+/// The threads of a process: `(tid, name)`.
+pub fn threads(pid: u32) -> Vec<(u32, String)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| {
+            let tid = t.file_name().to_string_lossy().parse().ok()?;
+            let name = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            Some((tid, name.trim_end().to_owned()))
+        })
+        .collect()
+}
+
+/// CPU seconds of a process's live threads, precise to the microsecond.
+pub fn live_threads_cpu_seconds(pid: u32) -> f64 {
+    threads(pid)
+        .iter()
+        .filter_map(|(tid, _)| thread_cpu_seconds(pid, *tid))
+        .sum()
 }
 
 /// Peak resident set size (`VmHWM`) in KiB.

@@ -96,14 +96,41 @@ fn deb(dir: &Path, package: &str) -> Result<PathBuf, String> {
     find().ok_or_else(|| format!("apt-get download {package} left no .deb in {}", dir.display()))
 }
 
+/// Refreshes the package lists once (stale or missing lists make
+/// `apt-cache` and `apt-get download` fail), as root or through sudo.
+fn update_package_lists() -> Result<(), String> {
+    let root = run(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
+    let mut cmd = if root {
+        Command::new("apt-get")
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.arg("apt-get");
+        sudo
+    };
+    run(cmd.args(["update", "-q"])).map(|_| ())
+}
+
+/// The kernel and busybox packages in `dir`, downloaded if missing.
+fn packages(dir: &Path) -> Result<(String, [PathBuf; 2]), String> {
+    let kernel_pkg = kernel_package()?;
+    let debs = [deb(dir, &kernel_pkg)?, deb(dir, "busybox-static")?];
+    Ok((kernel_pkg, debs))
+}
+
 fn build(dir: &Path) -> Result<LinuxGuest, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let kernel_pkg = kernel_package()?;
+    let (kernel_pkg, debs) = match packages(dir) {
+        Ok(found) => found,
+        Err(first) => {
+            eprintln!("guest packages not at hand ({first}); refreshing the package lists");
+            update_package_lists()?;
+            packages(dir)?
+        }
+    };
     let release = kernel_pkg
         .strip_prefix("linux-image-")
         .unwrap_or(&kernel_pkg)
         .to_owned();
-    let debs = [deb(dir, &kernel_pkg)?, deb(dir, "busybox-static")?];
     let packages: Vec<String> = debs
         .iter()
         .filter_map(|d| d.file_stem().and_then(|s| s.to_str()).map(str::to_owned))

@@ -9,18 +9,22 @@
 //! for: guests tend to produce in bursts, and the handshake costs the guest
 //! an interrupt.
 //!
-//! Unlike the C server, a sleeping ring is also looked at every [`RECHECK`].
-//! The handshake needs memory barriers on both sides, and QEMU's TCG with one
+//! Unlike the C server, a sleeping ring is also looked at now and then: after
+//! [`RECHECK`], then twice as long after each look that finds nothing, up to
+//! [`RECHECK_MAX`], and after [`RECHECK`] again once commands come. The
+//! handshake needs memory barriers on both sides, and QEMU's TCG with one
 //! vCPU emits none, so a guest can fill its ring without the wakeup ever
 //! coming; a periodic look turns that lost wakeup from a hung guest into a
-//! short delay.
+//! short delay, and the growing interval keeps an idle guest's cost low.
 
 use std::time::{Duration, Instant};
 
 /// How soon an empty ring is polled again before notification is requested.
 pub const RETRY: Duration = Duration::from_millis(10);
-/// How often a ring that waits for a wakeup is looked at anyway.
-pub const RECHECK: Duration = Duration::from_millis(100);
+/// How soon a ring that waits for a wakeup is first looked at anyway.
+pub const RECHECK: Duration = Duration::from_millis(250);
+/// The longest interval between such looks, on a guest that stays idle.
+pub const RECHECK_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -48,6 +52,8 @@ pub enum Empty {
 #[derive(Debug, Clone)]
 pub struct RingPoller {
     state: State,
+    /// The interval of the next look at a sleeping ring.
+    recheck: Duration,
 }
 
 impl Default for RingPoller {
@@ -61,6 +67,7 @@ impl RingPoller {
     pub fn new() -> Self {
         Self {
             state: State::Stopped,
+            recheck: RECHECK,
         }
     }
 
@@ -107,6 +114,7 @@ impl RingPoller {
     pub fn got_command(&mut self) {
         if self.state != State::Stopped {
             self.state = State::Ready;
+            self.recheck = RECHECK;
         }
     }
 
@@ -129,7 +137,12 @@ impl RingPoller {
             return;
         }
         self.state = if wait {
-            State::Asleep(now + RECHECK)
+            let interval = self.recheck;
+            // A look at a sleeping ring that found nothing: look less often.
+            if matches!(self.state, State::Asleep(_)) {
+                self.recheck = (self.recheck * 2).min(RECHECK_MAX);
+            }
+            State::Asleep(now + interval)
         } else {
             State::Ready
         };
@@ -189,6 +202,42 @@ mod tests {
         r.empty(t + RETRY);
         r.notification(false, t + RETRY);
         assert!(r.due(t + RETRY));
+    }
+
+    #[test]
+    fn looks_at_an_idle_ring_grow_rarer_and_come_back_with_commands() {
+        let t = Instant::now();
+        let mut r = RingPoller::new();
+        r.start();
+        r.empty(t);
+        r.empty(t + RETRY);
+        r.notification(true, t + RETRY);
+        let mut now = t + RETRY;
+        let mut intervals = Vec::new();
+        for _ in 0..6 {
+            let at = r.deadline().unwrap();
+            intervals.push(at - now);
+            now = at;
+            assert_eq!(r.empty(now), Empty::RequestNotification);
+            r.notification(true, now);
+        }
+        assert_eq!(
+            intervals,
+            [
+                RECHECK,
+                RECHECK,
+                RECHECK * 2,
+                RECHECK * 4,
+                RECHECK_MAX,
+                RECHECK_MAX
+            ]
+        );
+        // Commands found at a look: back to the short interval.
+        r.got_command();
+        r.empty(now);
+        r.empty(now + RETRY);
+        r.notification(true, now + RETRY);
+        assert_eq!(r.deadline(), Some(now + RETRY + RECHECK));
     }
 
     #[test]

@@ -34,8 +34,9 @@ pub(crate) struct Shadow {
     width: u32,
     height: u32,
     pixels: Vec<u8>,
-    /// The offset of the last move found: content that scrolls tends to
-    /// scroll by the same amount again (a terminal by one line).
+    /// The step of the moves found so far (the greatest common divisor of
+    /// their offsets): content that scrolls tends to scroll by multiples of
+    /// the same amount (a terminal by lines).
     last_offset: Option<isize>,
 }
 
@@ -187,19 +188,26 @@ impl Shadow {
             &surface.pixels[start..start + rect.width as usize * 4]
         };
         let rows = rect.height as usize;
-        // The last move's offset first: if it explains most of the rectangle,
-        // no row needs hashing.
-        if let Some(offset) = self.last_offset.filter(|o| *o != 0) {
-            let (first, len) = self.run_at_offset(surface, rect, offset);
-            if len >= super::scroll::MIN_MOVED_ROWS && len * 2 >= rows {
-                stale[first..first + len].iter_mut().for_each(|s| *s = false);
-                return Plan {
-                    moved: Some(Moved {
-                        dest: Rect::new(rect.x, rect.y + first as u32, rect.width, len as u32),
-                        src_y: (rect.y as isize + first as isize + offset) as u32,
-                    }),
-                    bands: bands_of(&stale, rect),
-                };
+        // The last move's offset first, then its multiples (a terminal
+        // scrolls by whole lines, one or several per frame): if one explains
+        // most of the rectangle, no row needs hashing. A wrong guess costs
+        // little, since rows that do not match differ early.
+        if let Some(step) = self.last_offset.filter(|o| *o != 0) {
+            let guesses = (1..=MAX_GUESSES)
+                .map(|k| step * k)
+                .take_while(|o| o.unsigned_abs() < rows);
+            for offset in guesses {
+                let (first, len) = self.run_at_offset(surface, rect, offset);
+                if len >= super::scroll::MIN_MOVED_ROWS && len * 2 >= rows {
+                    stale[first..first + len].iter_mut().for_each(|s| *s = false);
+                    return Plan {
+                        moved: Some(Moved {
+                            dest: Rect::new(rect.x, rect.y + first as u32, rect.width, len as u32),
+                            src_y: (rect.y as isize + first as isize + offset) as u32,
+                        }),
+                        bands: bands_of(&stale, rect),
+                    };
+                }
             }
         }
         let mut moved = None;
@@ -216,7 +224,14 @@ impl Shadow {
                         == self.row(rect.y + (src_first + i) as u32, rect.x, rect.width)
                 });
                 if exact {
-                    self.last_offset = Some(offset);
+                    // Keep the common step of the moves seen (16 for a
+                    // console whose frames scroll by 3 lines, then by 2).
+                    self.last_offset = Some(match self.last_offset {
+                        Some(step) if step != 0 && step.signum() == offset.signum() => {
+                            gcd(step.unsigned_abs(), offset.unsigned_abs()) as isize * offset.signum()
+                        }
+                        _ => offset,
+                    });
                     moved = Some(Moved {
                         dest: Rect::new(rect.x, rect.y + first as u32, rect.width, len as u32),
                         src_y: rect.y + src_first as u32,
@@ -231,6 +246,17 @@ impl Shadow {
         }
     }
 }
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Multiples of the last move's offset tried before hashing rows.
+const MAX_GUESSES: isize = 8;
 
 /// Bytes compared at a time before looking at single pixels.
 const BLOCK: usize = 64;
@@ -354,13 +380,14 @@ mod tests {
     }
 
     #[test]
-    fn a_second_scroll_by_the_same_offset_is_found_without_hashing_and_alike() {
-        // A terminal scrolling by one 16-row line, three times.
+    fn scrolls_by_multiples_of_the_last_step_are_found_alike() {
+        // A terminal scrolling by 16-row lines, one or several per frame.
         let screen = |scrolled: u32| surface(64, 160, move |y| 100 + y + 16 * scrolled);
         let mut shadow = Shadow::default();
         shadow.reset(&screen(0));
+        let lines = [0, 2, 3, 6];
         for step in 1..=3 {
-            let after = screen(step);
+            let after = screen(lines[step as usize]);
             let rect = Rect::new(0, 0, 64, 160);
             // What the full search finds, from a shadow that has no history.
             let mut fresh = Shadow::default();
@@ -372,8 +399,13 @@ mod tests {
             let expected = fresh.plan(&after, rect);
             let plan = shadow.plan(&after, rect);
             assert_eq!(plan, expected, "step {step}");
-            assert_eq!(plan.moved.map(|m| m.src_y), Some(16), "step {step}");
-            assert_eq!(plan.bands, vec![Rect::new(0, 144, 64, 16)], "step {step}");
+            let rows = 16 * (lines[step as usize] - lines[step as usize - 1]);
+            assert_eq!(plan.moved.map(|m| m.src_y), Some(rows), "step {step}");
+            assert_eq!(
+                plan.bands,
+                vec![Rect::new(0, 160 - rows, 64, rows)],
+                "step {step}"
+            );
             carry_out(&mut shadow, &plan, &after);
             assert_eq!(shadow.pixels, after.pixels, "step {step}");
         }
@@ -383,7 +415,7 @@ mod tests {
             height: 160,
             pixels: shadow.pixels.clone(),
         };
-        let after = surface(64, 160, |y| if y >= 150 { 9000 + y } else { 100 + y + 48 + 10 });
+        let after = surface(64, 160, |y| if y >= 150 { 9000 + y } else { 100 + y + 96 + 10 });
         let plan = shadow.plan(&after, Rect::new(0, 0, 64, 160));
         assert_eq!(plan.moved.map(|m| (m.dest.y, m.src_y)), Some((0, 10)));
         carry_out(&mut shadow, &plan, &after);
