@@ -22,12 +22,12 @@
 //! group 0, and `(1 << 56) | (1 << 48) | offset` for group 1.
 
 use crate::command::{
-    parse_command, Command, CommandExt, CursorCommand, DrawOp, QXL_CMD_CURSOR, QXL_CMD_DRAW, QXL_CMD_MESSAGE,
-    QXL_CMD_SURFACE, QXL_CMD_UPDATE, QXL_COMMAND_FLAG_COMPAT,
+    parse_command, Command, CommandExt, CursorCommand, DrawOp, Parsed, QXL_CMD_CURSOR, QXL_CMD_DRAW,
+    QXL_CMD_MESSAGE, QXL_CMD_SURFACE, QXL_CMD_UPDATE, QXL_COMMAND_FLAG_COMPAT,
 };
 use crate::guest::{Guest, ParseLimits};
 use crate::image::Image;
-use crate::memory::FakeMemory;
+use crate::memory::{FakeMemory, GuestMemory};
 use crate::memslot::{MemSlot, MemSlotConfig, MemSlots};
 use crate::monitors::read_monitors_config;
 use crate::surface::{surface_format, translate_primary, PrimarySurface, MAX_SURFACE_BYTES};
@@ -115,6 +115,7 @@ pub fn fuzz_parse(data: &[u8]) {
     if let Ok(command) = &parsed.command {
         check_command(command, &guest.limits);
     }
+    check_rows_in_place(&guest, &memory, &ext, &parsed);
 
     if let Ok((max_allowed, heads)) = read_monitors_config(&guest, phys, group, MONITOR_LIMIT) {
         assert!(!heads.is_empty() && heads.len() <= MONITOR_LIMIT);
@@ -191,6 +192,43 @@ fn check_command(command: &Command, limits: &ParseLimits) {
             assert!(*id < limits.n_surfaces);
         }
         _ => {}
+    }
+}
+
+/// Parsing with the rows of 32-bit bitmaps left in guest memory gives the
+/// same outcome, and the range it names holds exactly the rows copied.
+fn check_rows_in_place(guest: &Guest<'_>, memory: &FakeMemory, ext: &CommandExt, copied: &Parsed) {
+    let in_place = parse_command(&(*guest).with_bitmap_rows_in_place(), ext);
+    assert_eq!(in_place.release, copied.release);
+    match (&in_place.command, &copied.command) {
+        (Ok(_), Ok(_)) | (Err(_), Err(_)) => {}
+        // Memory that does not read: with the rows in place, whoever copies
+        // them finds out then (and must cope).
+        (Ok(_), Err(crate::ParseError::Memory { .. })) => return,
+        (a, b) => panic!("rows in place: {a:?}; copied: {b:?}"),
+    }
+    let bitmaps = |p: &Parsed| match &p.command {
+        Ok(Command::Draw(d)) => match &d.op {
+            DrawOp::Copy(c) => match &c.src {
+                Image::Bitmap(b) => Some(b.clone()),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    };
+    if let (Some(a), Some(b)) = (bitmaps(copied), bitmaps(&in_place)) {
+        match b.guest_rows {
+            Some(rows) => {
+                assert!(b.data.is_empty());
+                let mut read = vec![0; rows.len as usize];
+                memory
+                    .read(rows.host, &mut read)
+                    .expect("the named range is readable");
+                assert_eq!(read, a.data, "the rows in place are the rows copied");
+            }
+            None => assert_eq!(a, b),
+        }
     }
 }
 

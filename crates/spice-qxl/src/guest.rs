@@ -74,6 +74,9 @@ pub struct Guest<'a> {
     pub memory: &'a dyn GuestMemory,
     /// Bounds applied while parsing.
     pub limits: ParseLimits,
+    /// Leave the rows of 32-bit top-down bitmaps in guest memory (see
+    /// [`Guest::with_bitmap_rows_in_place`]).
+    pub bitmap_rows_in_place: bool,
 }
 
 impl std::fmt::Debug for Guest<'_> {
@@ -92,6 +95,20 @@ impl<'a> Guest<'a> {
             slots,
             memory,
             limits: ParseLimits::default(),
+            bitmap_rows_in_place: false,
+        }
+    }
+
+    /// The same view, but the rows of 32-bit top-down bitmaps in one range of
+    /// guest memory are not copied: the parsed [`crate::Bitmap`] names the
+    /// checked range ([`crate::Bitmap::guest_rows`]) and the caller copies
+    /// them once, straight to where they go, before it releases the command
+    /// (a renderer draws them into its surface). Everything else is copied
+    /// as usual.
+    pub fn with_bitmap_rows_in_place(self) -> Self {
+        Self {
+            bitmap_rows_in_place: true,
+            ..self
         }
     }
 

@@ -116,8 +116,22 @@ pub struct Bitmap {
     /// Palette entries (xRGB), if the guest supplied a palette.
     pub palette: Option<Vec<u32>>,
     /// Rows exactly as in the guest: `stride * height` bytes, gathered from
-    /// flat or chunked data.
+    /// flat or chunked data. Empty when the rows were left in guest memory
+    /// ([`Bitmap::guest_rows`]).
     pub data: Vec<u8>,
+    /// Where the rows are, when the parser left them in guest memory
+    /// ([`crate::Guest::with_bitmap_rows_in_place`]).
+    pub guest_rows: Option<GuestRows>,
+}
+
+/// The `stride * height` bytes of a bitmap's rows in host memory: one range,
+/// translated and checked against its memslot, for the caller to copy once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestRows {
+    /// Host address of the first row.
+    pub host: u64,
+    /// Bytes from there: `stride * height`.
+    pub len: u64,
 }
 
 /// Converts a 16-bit 555 colour to xRGB, replicating high bits into the low ones.
@@ -222,19 +236,36 @@ fn bitmap(
         0 => None,
         p => Some(palette(ctx, p)?),
     };
-    let data = if flags & bitmap_flags::DIRECT != 0 {
-        ctx.read_vec_at(what, data_phys, 0, size)?
+    let in_place = ctx.guest.bitmap_rows_in_place
+        && flags & bitmap_flags::TOP_DOWN != 0
+        && matches!(format, bitmap_format::THIRTY_TWO_BIT | bitmap_format::RGBA);
+    let leave = |phys: u64, offset: u64| -> Result<Option<GuestRows>, ParseError> {
+        let host = ctx.translate_at(what, phys, offset, size)?;
+        ctx.charge(size)?;
+        Ok(Some(GuestRows { host, len: size }))
+    };
+    let (data, guest_rows) = if flags & bitmap_flags::DIRECT != 0 {
+        if in_place {
+            (Vec::new(), leave(data_phys, 0)?)
+        } else {
+            (ctx.read_vec_at(what, data_phys, 0, size)?, None)
+        }
     } else {
         let (_, header) = ctx.read_struct::<DATA_CHUNK_SIZE>(what, data_phys)?;
-        let data = ctx.gather(what, ChunkRef::embedded(Fields(&header), data_phys, 0), size)?;
-        if data.len() as u64 != size {
-            return Err(ParseError::SizeMismatch {
-                what: "bitmap chunk data",
-                expected: size,
-                actual: data.len() as u64,
-            });
+        let head = ChunkRef::embedded(Fields(&header), data_phys, 0);
+        if in_place && head.next == 0 && u64::from(head.size) == size {
+            (Vec::new(), leave(data_phys, head.data_offset)?)
+        } else {
+            let data = ctx.gather(what, head, size)?;
+            if data.len() as u64 != size {
+                return Err(ParseError::SizeMismatch {
+                    what: "bitmap chunk data",
+                    expected: size,
+                    actual: data.len() as u64,
+                });
+            }
+            (data, None)
         }
-        data
     };
     Ok(Bitmap {
         id,
@@ -245,6 +276,7 @@ fn bitmap(
         stride,
         palette,
         data,
+        guest_rows,
     })
 }
 
@@ -380,6 +412,7 @@ mod tests {
             stride,
             palette: None,
             data,
+            guest_rows: None,
         }
     }
 

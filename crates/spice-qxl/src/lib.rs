@@ -39,7 +39,7 @@ pub use command::{
 };
 pub use error::{MemSlotError, MemoryError, ParseError};
 pub use guest::{Guest, ParseLimits};
-pub use image::{Bitmap, Image};
+pub use image::{Bitmap, GuestRows, Image};
 pub use memory::{FakeMemory, GuestMemory};
 pub use memslot::{MemSlot, MemSlotConfig, MemSlots};
 pub use monitors::{read_monitors_config, Head};

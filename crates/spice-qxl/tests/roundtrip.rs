@@ -83,6 +83,7 @@ fn qemu_draw_copy_with_flat_bitmap() {
             stride: 128,
             palette: None,
             data: data.clone(),
+            guest_rows: None,
         }
     );
     assert_eq!(b.to_xrgb().unwrap(), data);

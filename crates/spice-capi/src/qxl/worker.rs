@@ -4,6 +4,7 @@
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
+use spice_qxl::GuestMemory;
 use spice_qxl::{
     parse_command, read_monitors_config, validate_primary, Command, CommandExt, CopyOp, CursorCommand,
     DrawOp, Drawable, Empty, Guest, Image, MemSlot, MemSlotConfig, MemSlots, ParseLimits, PrimarySurface,
@@ -332,7 +333,11 @@ impl Worker {
             flags: ext.flags,
         };
         let parsed = {
-            let guest = Guest::new(&self.slots, &HostMemory).with_limits(self.limits);
+            // 32-bit rows stay in guest memory until drawn: one copy, straight
+            // into the surface, before the command is released below.
+            let guest = Guest::new(&self.slots, &HostMemory)
+                .with_limits(self.limits)
+                .with_bitmap_rows_in_place();
             parse_command(&guest, &ext)
         };
         match parsed.command {
@@ -404,9 +409,23 @@ impl Worker {
             return;
         }
         let (sx, sy) = (copy.src_area.left as usize, copy.src_area.top as usize);
-        // 32-bit top-down rows (QEMU's simple display, the Linux qxl driver)
-        // are drawn straight from the copy of the command's bitmap; other
-        // formats are converted first.
+        let (x, y) = (bbox.left.max(0) as u32, bbox.top.max(0) as u32);
+        if let Some(rows) = bitmap.guest_rows {
+            // 32-bit top-down rows left in guest memory (QEMU's simple display,
+            // the Linux qxl driver): each row copied once, into the surface,
+            // from within the range the parser checked.
+            let stride = bitmap.stride as u64;
+            self.display.draw_with(x, y, w, h, |row, dst| {
+                let offset = (sy as u64 + u64::from(row)) * stride + sx as u64 * 4;
+                let inside = offset
+                    .checked_add(dst.len() as u64)
+                    .is_some_and(|end| end <= rows.len);
+                inside && HostMemory.read(rows.host + offset, dst).is_ok()
+            });
+            return;
+        }
+        // Rows copied at parse time: 32-bit top-down ones are drawn as they
+        // are, other formats converted first.
         let converted;
         let (pixels, stride) = match bitmap.xrgb_rows() {
             Some(rows) => (rows, bitmap.stride as usize),
@@ -430,10 +449,7 @@ impl Worker {
             stride,
             data,
         };
-        if let Err(e) = self
-            .display
-            .draw(bbox.left.max(0) as u32, bbox.top.max(0) as u32, &frame)
-        {
+        if let Err(e) = self.display.draw(x, y, &frame) {
             tracing::warn!(error = %e, "copy not drawn");
         }
     }

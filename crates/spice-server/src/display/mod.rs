@@ -399,6 +399,47 @@ impl DisplayHandle {
         Ok(())
     }
 
+    /// Fills the `width × height` area at `(x, y)`, clipped to the picture,
+    /// row by row: `fill(row, dst)` writes the `dst.len()` bytes of packed
+    /// xRGB of the area's row `row` straight into the picture, and returns
+    /// `false` to stop there (what it wrote so far stays). The rows it was
+    /// called for are reported as damaged. For pixels that live elsewhere (a guest's
+    /// memory): one copy, into the picture. Does nothing without a picture.
+    pub fn draw_with(
+        &self,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+        mut fill: impl FnMut(u32, &mut [u8]) -> bool,
+    ) {
+        {
+            let mut state = self.shared.lock();
+            let DisplayState { surface, clients, .. } = &mut *state;
+            let Some(surface) = surface.as_mut() else { return };
+            let area = Rect::new(x, y, width, height).clip(surface.width, surface.height);
+            if area.is_empty() {
+                return;
+            }
+            let stride = surface.stride();
+            let row_bytes = area.width as usize * 4;
+            // A row whose fill fails may be written in part: it counts as drawn.
+            let mut filled = 0;
+            for row in 0..area.height {
+                let dst = (area.y + row) as usize * stride + area.x as usize * 4;
+                filled += 1;
+                if !fill(row, &mut surface.pixels[dst..dst + row_bytes]) {
+                    break;
+                }
+            }
+            let drawn = Rect::new(area.x, area.y, area.width, filled);
+            for region in clients.values_mut() {
+                region.add(drawn);
+            }
+        }
+        self.shared.wake();
+    }
+
     /// Copies the part of the picture inside `rect` as packed xRGB rows;
     /// returns the clipped rectangle and its pixels, or `None` without a picture.
     pub fn read_rect(&self, rect: Rect) -> Option<(Rect, Vec<u8>)> {
@@ -549,6 +590,33 @@ mod tests {
             },
         )
         .unwrap();
+    }
+
+    #[test]
+    fn draw_with_fills_rows_in_place_clips_and_stops() {
+        let d = DisplayHandle::new();
+        d.resize(4, 3).unwrap();
+        d.shared.lock().clients.insert(1, Region::new());
+        // A 3x2 area at (2, 1): clipped to 2 columns; row r is filled with r + 1.
+        d.draw_with(2, 1, 3, 2, |row, dst| {
+            assert_eq!(dst.len(), 8);
+            dst.fill(row as u8 + 1);
+            true
+        });
+        let (_, _, px) = d.snapshot().unwrap();
+        let at = |x: usize, y: usize| px[(y * 4 + x) * 4];
+        assert_eq!(
+            (at(1, 1), at(2, 1), at(3, 1), at(2, 2), at(2, 0)),
+            (0, 1, 1, 2, 0)
+        );
+        assert_eq!(d.shared.lock().clients[&1].rects(), &[Rect::new(2, 1, 2, 2)]);
+        // A fill that stops after one row damages that row only.
+        d.shared.lock().clients.insert(2, Region::new());
+        d.draw_with(0, 0, 4, 3, |row, dst| {
+            dst.fill(9);
+            row == 0
+        });
+        assert_eq!(d.shared.lock().clients[&2].rects(), &[Rect::new(0, 0, 4, 2)]);
     }
 
     #[test]
