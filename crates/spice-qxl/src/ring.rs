@@ -153,6 +153,17 @@ impl RingPoller {
 mod tests {
     use super::*;
 
+    /// A running ring that was found empty twice from `t` on and asked for
+    /// notification: asleep since `t + RETRY`.
+    fn asleep(t: Instant) -> RingPoller {
+        let mut r = RingPoller::new();
+        r.start();
+        r.empty(t);
+        assert_eq!(r.empty(t + RETRY), Empty::RequestNotification);
+        r.notification(true, t + RETRY);
+        r
+    }
+
     #[test]
     fn a_stopped_ring_is_never_due_and_ignores_wakeups() {
         let t = Instant::now();
@@ -207,11 +218,7 @@ mod tests {
     #[test]
     fn looks_at_an_idle_ring_grow_rarer_and_come_back_with_commands() {
         let t = Instant::now();
-        let mut r = RingPoller::new();
-        r.start();
-        r.empty(t);
-        r.empty(t + RETRY);
-        r.notification(true, t + RETRY);
+        let mut r = asleep(t);
         let mut now = t + RETRY;
         let mut intervals = Vec::new();
         for _ in 0..6 {
@@ -243,11 +250,7 @@ mod tests {
     #[test]
     fn a_sleeping_ring_is_looked_at_again_even_without_a_wakeup() {
         let t = Instant::now();
-        let mut r = RingPoller::new();
-        r.start();
-        r.empty(t);
-        r.empty(t + RETRY);
-        r.notification(true, t + RETRY);
+        let mut r = asleep(t);
         let recheck = t + RETRY + RECHECK;
         assert_eq!(r.deadline(), Some(recheck));
         assert!(r.due(recheck), "a lost wakeup costs at most RECHECK");

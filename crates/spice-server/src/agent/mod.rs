@@ -37,6 +37,20 @@ struct Pending {
     mouse: bool,
 }
 
+impl Pending {
+    /// `data` as one chunk for `port`, nothing of it written yet.
+    fn chunk(port: u32, data: &[u8], from_client: bool, mouse: bool) -> Self {
+        let mut bytes = Vec::with_capacity(ChunkHeader::SIZE + data.len());
+        ChunkHeader::encode_chunk(port, data, &mut bytes);
+        Self {
+            bytes,
+            written: 0,
+            from_client,
+            mouse,
+        }
+    }
+}
+
 /// What a pump produced for the client.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Pumped {
@@ -116,14 +130,8 @@ impl AgentLink {
         self.to_device.retain(|p| !p.from_client || p.written > 0);
         let mut message = Vec::new();
         MessageHeader::encode_message(message_type::CLIENT_DISCONNECTED, &[], &mut message);
-        let mut bytes = Vec::new();
-        ChunkHeader::encode_chunk(PORT_SERVER, &message, &mut bytes);
-        self.to_device.push_back(Pending {
-            bytes,
-            written: 0,
-            from_client: false,
-            mouse: false,
-        });
+        self.to_device
+            .push_back(Pending::chunk(PORT_SERVER, &message, false, false));
     }
 
     /// The pointer for the agent to move (agent mouse mode). A state the device
@@ -133,19 +141,11 @@ impl AgentLink {
         state.encode(&mut data);
         let mut message = Vec::new();
         MessageHeader::encode_message(message_type::MOUSE_STATE, &data, &mut message);
-        let mut bytes = Vec::new();
-        ChunkHeader::encode_chunk(PORT_SERVER, &message, &mut bytes);
-        let stale = self.to_device.iter().rposition(|p| p.mouse && p.written == 0);
-        if let Some(i) = stale {
-            self.to_device[i].bytes = bytes;
-            return;
+        let pending = Pending::chunk(PORT_SERVER, &message, false, true);
+        match self.to_device.iter().rposition(|p| p.mouse && p.written == 0) {
+            Some(stale) => self.to_device[stale] = pending,
+            None => self.to_device.push_back(pending),
         }
-        self.to_device.push_back(Pending {
-            bytes,
-            written: 0,
-            from_client: false,
-            mouse: true,
-        });
     }
 
     /// The client's `AGENT_DATA`: queued as one chunk for the device. More than
@@ -156,14 +156,8 @@ impl AgentLink {
             tracing::warn!(queued, "client sent agent data beyond its tokens; dropped");
             return false;
         }
-        let mut bytes = Vec::with_capacity(ChunkHeader::SIZE + data.len());
-        ChunkHeader::encode_chunk(PORT_CLIENT, data, &mut bytes);
-        self.to_device.push_back(Pending {
-            bytes,
-            written: 0,
-            from_client: true,
-            mouse: false,
-        });
+        self.to_device
+            .push_back(Pending::chunk(PORT_CLIENT, data, true, false));
         true
     }
 
@@ -178,14 +172,8 @@ impl AgentLink {
     /// [`MAX_DATA_SIZE`]; not counted against the client's tokens.
     pub(crate) fn queue_client_message(&mut self, message: &[u8]) {
         for part in message.chunks(MAX_DATA_SIZE) {
-            let mut bytes = Vec::with_capacity(ChunkHeader::SIZE + part.len());
-            ChunkHeader::encode_chunk(PORT_CLIENT, part, &mut bytes);
-            self.to_device.push_back(Pending {
-                bytes,
-                written: 0,
-                from_client: false,
-                mouse: false,
-            });
+            self.to_device
+                .push_back(Pending::chunk(PORT_CLIENT, part, false, false));
         }
     }
 

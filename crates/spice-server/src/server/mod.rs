@@ -478,20 +478,20 @@ impl ServerState {
         if let Some(conn) = self.conns.remove(&id) {
             self.close(id, conn);
         } else if let Some(info) = self.remote.remove(&id) {
-            if let Some(worker) = self
-                .devices
-                .displays
-                .get(&info.channel_id)
-                .and_then(|d| d.shared.worker())
-            {
+            if let Some(worker) = self.display_worker(info.channel_id) {
                 worker.send(ToWorker::Close(id));
             }
             self.remote_closed(id, info);
         }
     }
 
-    /// A channel served on a display thread is gone: tell the host, and the
-    /// session forgets it.
+    /// The thread serving display `id`, if there is one.
+    fn display_worker(&self, id: u8) -> Option<Arc<crate::worker::WorkerShared>> {
+        self.devices.displays.get(&id).and_then(|d| d.shared.worker())
+    }
+
+    /// A channel served (or about to be served) on a display thread is gone:
+    /// tell the host, and the session forgets it.
     fn remote_closed(&mut self, id: u64, info: ChannelInfo) {
         self.core.channel_event(ChannelEvent::Disconnected, &info);
         tracing::info!(
@@ -512,12 +512,7 @@ impl ServerState {
             stream, phase, info, ..
         } = conn;
         let Phase::Handover(handover) = phase else { return };
-        let worker = self
-            .devices
-            .displays
-            .get(&info.channel_id)
-            .and_then(|d| d.shared.worker());
-        let Some(worker) = worker else {
+        let Some(worker) = self.display_worker(info.channel_id) else {
             tracing::warn!(id = info.channel_id, "display has no thread; closing its channel");
             self.remote_closed(id, info);
             return;
@@ -875,12 +870,7 @@ impl ServerState {
         match &conn.phase {
             Phase::Linking { timer, .. } => self.core.remove_timer(*timer),
             // Linked but not yet handed to its display's thread.
-            Phase::Handover(_) => {
-                self.core.channel_event(ChannelEvent::Disconnected, &conn.info);
-                if let Some(session) = &mut self.session {
-                    session.channels.retain(|&c| c != id);
-                }
-            }
+            Phase::Handover(_) => self.remote_closed(id, conn.info.clone()),
             Phase::Linked {
                 session_id, channel, ..
             } => {
