@@ -801,8 +801,10 @@ pub fn glz(data: &[u8]) {
 
 /// A QXL command in fake guest memory, see [`spice_qxl::fuzzing`] for the
 /// layout and the invariants (release info exactly when the command can be
-/// read, every accepted command within the parse limits, monitors config and
-/// primary surface checked against the same memory).
+/// read, every accepted command within the parse limits — including the
+/// paths of STROKE, the glyphs of TEXT and the images and transforms of
+/// COMPOSITE — monitors config and primary surface checked against the same
+/// memory).
 pub fn qxl_command(data: &[u8]) {
     spice_qxl::fuzzing::fuzz_parse(data);
 }

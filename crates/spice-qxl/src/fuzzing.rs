@@ -22,8 +22,8 @@
 //! group 0, and `(1 << 56) | (1 << 48) | offset` for group 1.
 
 use crate::command::{
-    parse_command, Command, CommandExt, CursorCommand, DrawOp, Parsed, QXL_CMD_CURSOR, QXL_CMD_DRAW,
-    QXL_CMD_MESSAGE, QXL_CMD_SURFACE, QXL_CMD_UPDATE, QXL_COMMAND_FLAG_COMPAT,
+    composite_flags, line_flags, parse_command, Command, CommandExt, CursorCommand, DrawOp, Parsed,
+    QXL_CMD_CURSOR, QXL_CMD_DRAW, QXL_CMD_MESSAGE, QXL_CMD_SURFACE, QXL_CMD_UPDATE, QXL_COMMAND_FLAG_COMPAT,
 };
 use crate::guest::{Guest, ParseLimits};
 use crate::image::Image;
@@ -48,6 +48,9 @@ pub fn fuzz_limits() -> ParseLimits {
         max_message_len: 4096,
         max_cursor_side: 64,
         max_cursor_bytes: 64 << 10,
+        max_path_segments: 64,
+        max_path_points: 1024,
+        max_glyphs: 64,
     }
 }
 
@@ -168,6 +171,7 @@ fn check_command(command: &Command, limits: &ParseLimits) {
                     assert!(c.src_area.is_within(b.width, b.height));
                 }
             }
+            check_new_ops(&d.op, limits);
             for image in d.op.images() {
                 check_image(image, limits);
             }
@@ -190,6 +194,46 @@ fn check_command(command: &Command, limits: &ParseLimits) {
                 crate::command::SurfaceCommand::Destroy { surface_id } => surface_id,
             };
             assert!(*id < limits.n_surfaces);
+        }
+        _ => {}
+    }
+}
+
+/// Invariants of STROKE, TEXT and COMPOSITE operands.
+fn check_new_ops(op: &DrawOp, limits: &ParseLimits) {
+    match op {
+        DrawOp::Stroke(s) => {
+            assert!(s.path.len() <= limits.max_path_segments as usize);
+            let points: usize = s.path.iter().map(|seg| seg.points.len()).sum();
+            assert!(points <= limits.max_path_points as usize);
+            if s.attr.flags & line_flags::STYLED == 0 {
+                assert!(s.attr.style.is_empty());
+            }
+            assert!(s.attr.style.len() <= usize::from(u8::MAX));
+        }
+        DrawOp::Text(t) => {
+            assert!(matches!(t.bpp, 1 | 4 | 8));
+            assert!(t.glyphs.len() <= limits.max_glyphs as usize);
+            let mut bytes = 0u64;
+            for g in &t.glyphs {
+                assert_eq!(
+                    u64::from(g.stride),
+                    (u64::from(g.width) * u64::from(t.bpp)).div_ceil(8)
+                );
+                assert_eq!(g.data.len() as u64, u64::from(g.stride) * u64::from(g.height));
+                bytes += g.data.len() as u64;
+            }
+            assert!(bytes <= limits.max_image_bytes);
+        }
+        DrawOp::Composite(c) => {
+            assert!(c.mask.is_some() || c.mask_transform.is_none());
+            let has = |bit: u32| c.spice_flags() & bit != 0;
+            assert_eq!(has(composite_flags::HAS_MASK), c.mask.is_some());
+            assert_eq!(has(composite_flags::HAS_SRC_TRANSFORM), c.src_transform.is_some());
+            assert_eq!(
+                has(composite_flags::HAS_MASK_TRANSFORM),
+                c.mask_transform.is_some()
+            );
         }
         _ => {}
     }
@@ -254,8 +298,10 @@ fn check_image(image: &Image, limits: &ParseLimits) {
     }
 }
 
-/// Valid inputs for [`fuzz_parse`], one per command kind, to start a corpus
-/// from (random mutations of them reach deep into the parsers).
+/// Valid inputs for [`fuzz_parse`], one per command kind and one per draw
+/// type with pointers to follow (COPY, STROKE, TEXT, COMPOSITE), to start a
+/// corpus from (random mutations of them reach deep into the parsers). New
+/// seeds go at the end: the corpus names them by index.
 pub fn fuzz_seeds() -> Vec<Vec<u8>> {
     use crate::testkit::{self as kit, Arena, BitmapSpec, CursorSpec, DrawableSpec};
     const SIZE: usize = 1024;
@@ -355,5 +401,77 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
     };
     let cmd = a.put(&kit::monitors_config(1, 2, &[head]));
     seeds.push(finish(a, cmd, 0, 0));
+
+    // Appended after the original seeds so their names (qxl-<index>) stay stable.
+    let draw = |draw_type: u8, op: Vec<u8>| {
+        let mut d = DrawableSpec::qemu_copy(kit::rect(0, 0, 8, 8), op);
+        d.draw_type = draw_type;
+        d.effect = 0;
+        kit::drawable(&d)
+    };
+    use crate::command::{draw_type, path_flags, string_flags};
+
+    // STROKE: a dashed two-segment path split over two chunks, solid brush.
+    let mut a = new_arena();
+    let tail = kit::path_seg(path_flags::END | path_flags::CLOSE, &[(64, 64)]);
+    let head = kit::path_seg(path_flags::BEGIN, &[(0, 0), (128, 0)]);
+    let second = a.put(&kit::data_chunk(0, &tail));
+    let path = a.put(&kit::path((head.len() + tail.len()) as u32, &head, second));
+    let style = a.put(&kit::fixed_array(&[48, 32]));
+    let stroke = kit::StrokeSpec {
+        attr_flags: line_flags::STYLED,
+        style_nseg: 2,
+        style,
+        ..kit::StrokeSpec::solid(path, 0x00ff_8000)
+    };
+    let cmd = a.put(&draw(draw_type::STROKE, kit::stroke_op(&stroke)));
+    seeds.push(finish(a, cmd, 1, 0));
+
+    // TEXT: three 1-bpp glyphs over two chunks, background filled.
+    let mut a = new_arena();
+    let glyphs = [
+        kit::raster_glyph((0, 6), (0, -6), 5, 6, &[0x70, 0x88, 0xf8, 0x88, 0x88, 0x88]),
+        kit::raster_glyph((6, 6), (0, -6), 9, 2, &[0xff, 0x80, 0x80, 0x80]),
+    ];
+    let more = kit::raster_glyph((16, 6), (0, -1), 1, 1, &[0x80]);
+    let first = glyphs.concat();
+    let second = a.put(&kit::data_chunk(0, &more));
+    let size = (first.len() + more.len()) as u32;
+    let flags = string_flags::RASTER_A1 | string_flags::RASTER_TOP_DOWN;
+    let string = a.put(&kit::string(size, 3, flags, &first, second));
+    let op = kit::text_op(
+        string,
+        kit::rect(0, 0, 17, 8),
+        &kit::solid_brush(0),
+        &kit::solid_brush(0x00ff_ffff),
+        8,
+        8,
+    );
+    let cmd = a.put(&draw(draw_type::TEXT, op));
+    seeds.push(finish(a, cmd, 1, 0));
+
+    // COMPOSITE: OVER of a cached ARGB bitmap through a scaling transform,
+    // with an 8-bit alpha mask and its own transform.
+    let mut a = new_arena();
+    let pixels = a.put(&[0x80; 2 * 2 * 4]);
+    let mut spec = BitmapSpec::qemu(2, 2, pixels);
+    spec.format = crate::image::bitmap_format::RGBA;
+    let src = a.put(&kit::with_image_flags(
+        kit::bitmap_image(&spec),
+        crate::image::image_flags::CACHE,
+    ));
+    let alpha = a.put(&[0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00]);
+    let mask_spec = BitmapSpec {
+        format: crate::image::bitmap_format::EIGHT_BIT_A,
+        stride: 4,
+        ..BitmapSpec::qemu(2, 2, alpha)
+    };
+    let mask = a.put(&kit::bitmap_image(&mask_spec));
+    let half = a.put(&kit::transform([1 << 15, 0, 0, 0, 1 << 15, 0]));
+    let shift = a.put(&kit::transform([1 << 16, 0, 1 << 16, 0, 1 << 16, 0]));
+    let flags = 3 | 1 << 8 | 1 << 14 | composite_flags::SOURCE_OPAQUE;
+    let op = kit::composite_op(flags, src, half, mask, shift, (1, 2), (-1, 0));
+    let cmd = a.put(&draw(draw_type::COMPOSITE, op));
+    seeds.push(finish(a, cmd, 1, 0));
     seeds
 }

@@ -33,6 +33,12 @@ pub struct ParseLimits {
     pub max_cursor_side: u16,
     /// Most bytes in a cursor's chunk list.
     pub max_cursor_bytes: u64,
+    /// Most segments in one `QXLPath` (a STROKE's path).
+    pub max_path_segments: u32,
+    /// Most points in one `QXLPath`, all segments together.
+    pub max_path_points: u32,
+    /// Most glyphs in one `QXLString` (a TEXT's string).
+    pub max_glyphs: u32,
 }
 
 /// Default [`ParseLimits::n_surfaces`], QEMU's default.
@@ -49,6 +55,16 @@ pub const MAX_MESSAGE_LEN: u32 = 100_000;
 pub const MAX_CURSOR_SIDE: u16 = 512;
 /// Default [`ParseLimits::max_cursor_bytes`]: a full-size ARGB cursor and its masks, with room.
 pub const MAX_CURSOR_BYTES: u64 = 4 << 20;
+/// Default [`ParseLimits::max_path_segments`]: far more than a GDI path holds
+/// (the C server has no limit but its 2 GiB chunk total).
+pub const MAX_PATH_SEGMENTS: u32 = 1 << 16;
+/// Default [`ParseLimits::max_path_points`]: 8 MiB of points, far more than a
+/// GDI path holds.
+pub const MAX_PATH_POINTS: u32 = 1 << 20;
+/// Default [`ParseLimits::max_glyphs`]: every count `QXLString.length` (a
+/// `u16`) can carry, so no well-formed string is refused; the glyphs' pixels
+/// are bounded by [`ParseLimits::max_image_bytes`] and the command budget.
+pub const MAX_GLYPHS: u32 = u16::MAX as u32;
 
 impl Default for ParseLimits {
     fn default() -> Self {
@@ -61,6 +77,9 @@ impl Default for ParseLimits {
             max_message_len: MAX_MESSAGE_LEN,
             max_cursor_side: MAX_CURSOR_SIDE,
             max_cursor_bytes: MAX_CURSOR_BYTES,
+            max_path_segments: MAX_PATH_SEGMENTS,
+            max_path_points: MAX_PATH_POINTS,
+            max_glyphs: MAX_GLYPHS,
         }
     }
 }
@@ -320,6 +339,31 @@ impl<'g, 'a> Ctx<'g, 'a> {
                 next,
             };
         }
+    }
+
+    /// Gathers the chunk list `head` that must hold exactly `data_size` bytes
+    /// (the size its structure's header announces), at most
+    /// [`ParseLimits::max_image_bytes`].
+    pub(crate) fn gather_exact(
+        &self,
+        what: &'static str,
+        head: ChunkRef,
+        data_size: u32,
+    ) -> Result<Vec<u8>, ParseError> {
+        let size = u64::from(data_size);
+        let limit = self.limits().max_image_bytes;
+        if size > limit {
+            return Err(ParseError::too_large(what, size, limit));
+        }
+        let data = self.gather(what, head, size)?;
+        if data.len() as u64 != size {
+            return Err(ParseError::SizeMismatch {
+                what,
+                expected: size,
+                actual: data.len() as u64,
+            });
+        }
+        Ok(data)
     }
 
     /// Checks `id` against [`ParseLimits::n_surfaces`].

@@ -65,6 +65,14 @@ pub mod bitmap_format {
     }
 }
 
+/// `QXLImageDescriptor.flags` (`QXLImageFlags`).
+pub mod image_flags {
+    /// `QXL_IMAGE_CACHE`: the guest asks for the image to be cached by the client.
+    pub const CACHE: u8 = 1;
+    /// `QXL_IMAGE_HIGH_BITS_SET`: the top byte of 32-bit pixels is set (not just padding).
+    pub const HIGH_BITS_SET: u8 = 2;
+}
+
 /// `QXLBitmap` flags.
 pub mod bitmap_flags {
     /// `QXL_BITMAP_DIRECT`: `data` points at the rows, not at a chunk list.
@@ -95,6 +103,8 @@ pub enum Image {
         height: u32,
         /// The QUIC stream, `data_size` bytes gathered from its chunks.
         data: Vec<u8>,
+        /// The guest set `QXL_IMAGE_CACHE` (see [`image_flags`]).
+        cache_me: bool,
     },
 }
 
@@ -122,6 +132,23 @@ pub struct Bitmap {
     /// Where the rows are, when the parser left them in guest memory
     /// ([`crate::Guest::with_bitmap_rows_in_place`]).
     pub guest_rows: Option<GuestRows>,
+    /// The guest set `QXL_IMAGE_CACHE` in the descriptor (see [`image_flags`]).
+    pub cache_me: bool,
+    /// The guest set `QXL_IMAGE_HIGH_BITS_SET`: the fourth byte of 32-bit
+    /// pixels carries data.
+    pub high_bits_set: bool,
+}
+
+impl Image {
+    /// Whether the guest asked for the image to be cached (`QXL_IMAGE_CACHE`);
+    /// always false for surface images (they name a surface, not pixels to keep).
+    pub fn cache_me(&self) -> bool {
+        match self {
+            Image::Bitmap(b) => b.cache_me,
+            Image::Quic { cache_me, .. } => *cache_me,
+            Image::Surface { .. } => false,
+        }
+    }
 }
 
 /// The `stride * height` bytes of a bitmap's rows in host memory: one range,
@@ -150,6 +177,7 @@ pub(crate) fn parse_image(
     let (_, raw) = ctx.read_struct::<IMAGE_SIZE>(what, phys)?;
     let f = Fields(&raw);
     let id = f.u64(0);
+    let cache_me = f.u8(9) & image_flags::CACHE != 0;
     match f.u8(8) {
         image_type::BITMAP => bitmap(ctx, what, f, id, is_mask).map(Image::Bitmap),
         image_type::SURFACE => Ok(Image::Surface {
@@ -176,6 +204,7 @@ pub(crate) fn parse_image(
                 width,
                 height,
                 data,
+                cache_me,
             })
         }
         other => Err(ParseError::unsupported("image type", other)),
@@ -277,6 +306,8 @@ fn bitmap(
         palette,
         data,
         guest_rows,
+        cache_me: f.u8(9) & image_flags::CACHE != 0,
+        high_bits_set: f.u8(9) & image_flags::HIGH_BITS_SET != 0,
     })
 }
 
@@ -413,6 +444,8 @@ mod tests {
             palette: None,
             data,
             guest_rows: None,
+            cache_me: false,
+            high_bits_set: false,
         }
     }
 

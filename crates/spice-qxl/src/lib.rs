@@ -33,9 +33,9 @@ pub mod surface;
 pub mod testkit;
 
 pub use command::{
-    parse_command, AlphaBlend, Blend, Brush, Clip, Command, CommandExt, CopyOp, CursorCommand, CursorShape,
-    DrawOp, Drawable, Fill, Mask, Opaque, Parsed, Point, Rect, ReleaseInfo, Rop3, SurfaceCommand,
-    Transparent, UpdateCommand,
+    parse_command, AlphaBlend, Blend, Brush, Clip, Command, CommandExt, Composite, CopyOp, CursorCommand,
+    CursorShape, DrawOp, Drawable, Fill, Glyph, LineAttr, Mask, Opaque, Parsed, PathSegment, Point, PointFix,
+    Rect, ReleaseInfo, Rop3, Stroke, SurfaceCommand, Text, Transform, Transparent, UpdateCommand,
 };
 pub use error::{MemSlotError, MemoryError, ParseError};
 pub use guest::{Guest, ParseLimits};

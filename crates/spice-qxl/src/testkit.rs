@@ -343,6 +343,196 @@ pub fn clip_rects(num_rects: u32, rects: &[Rect], next: u64) -> Vec<u8> {
         .done()
 }
 
+/// Sets `QXLImageDescriptor.flags` (`QXL_IMAGE_*`) of an encoded `QXLImage`.
+pub fn with_image_flags(mut image: Vec<u8>, flags: u8) -> Vec<u8> {
+    if let Some(f) = image.get_mut(9) {
+        *f = flags;
+    }
+    image
+}
+
+/// A 20-byte `QXLBrush` of type SOLID.
+pub fn solid_brush(color: u32) -> Vec<u8> {
+    Bytes::default().u32(1).u32(color).pad_to(20).done()
+}
+
+/// A 20-byte `QXLBrush` of type PATTERN.
+pub fn pattern_brush(pat: u64, x: i32, y: i32) -> Vec<u8> {
+    Bytes::default().u32(2).u64(pat).i32(x).i32(y).done()
+}
+
+/// A 20-byte `QXLBrush` of type NONE.
+pub fn no_brush() -> Vec<u8> {
+    vec![0; 20]
+}
+
+/// A `QXLPathSeg`: `flags`, the number of points, then the 28.4 points.
+pub fn path_seg(flags: u32, points: &[(i32, i32)]) -> Vec<u8> {
+    points
+        .iter()
+        .fold(
+            Bytes::default().u32(flags).u32(points.len() as u32),
+            |b, &(x, y)| b.i32(x).i32(y),
+        )
+        .done()
+}
+
+/// A `QXLPath` whose embedded chunk holds `first` and links to `next`.
+pub fn path(data_size: u32, first: &[u8], next: u64) -> Vec<u8> {
+    Bytes::default()
+        .u32(data_size)
+        .bytes(&data_chunk(next, first))
+        .done()
+}
+
+/// Fields of a [`stroke_op`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrokeSpec {
+    /// `QXLPHYSICAL` of the `QXLPath`.
+    pub path: u64,
+    /// `attr.flags` (`SPICE_LINE_FLAGS_*`).
+    pub attr_flags: u8,
+    /// `attr.join_style`.
+    pub join_style: u8,
+    /// `attr.end_style`.
+    pub end_style: u8,
+    /// `attr.style_nseg`.
+    pub style_nseg: u8,
+    /// `attr.width` (28.4).
+    pub width: i32,
+    /// `attr.miter_limit` (28.4).
+    pub miter_limit: i32,
+    /// `attr.style`: `QXLPHYSICAL` of `style_nseg` `QXLFIXED`s, or 0.
+    pub style: u64,
+    /// The 20-byte `QXLBrush` ([`solid_brush`], [`pattern_brush`], [`no_brush`]).
+    pub brush: Vec<u8>,
+    /// `fore_mode`.
+    pub fore_mode: u16,
+    /// `back_mode`.
+    pub back_mode: u16,
+}
+
+impl StrokeSpec {
+    /// An unstyled one-pixel line along `path` with a solid brush, ROPD_OP_PUT.
+    pub fn solid(path: u64, color: u32) -> Self {
+        Self {
+            path,
+            attr_flags: 0,
+            join_style: 0,
+            end_style: 0,
+            style_nseg: 0,
+            width: 0,
+            miter_limit: 0,
+            style: 0,
+            brush: solid_brush(color),
+            fore_mode: 8,
+            back_mode: 8,
+        }
+    }
+}
+
+/// A 52-byte `QXLStroke`.
+pub fn stroke_op(s: &StrokeSpec) -> Vec<u8> {
+    Bytes::default()
+        .u64(s.path)
+        .u8(s.attr_flags)
+        .u8(s.join_style)
+        .u8(s.end_style)
+        .u8(s.style_nseg)
+        .i32(s.width)
+        .i32(s.miter_limit)
+        .u64(s.style)
+        .bytes(&s.brush)
+        .pad_to(48)
+        .u16(s.fore_mode)
+        .u16(s.back_mode)
+        .done()
+}
+
+/// `QXLFIXED` dash lengths, for [`StrokeSpec::style`].
+pub fn fixed_array(values: &[i32]) -> Vec<u8> {
+    values.iter().fold(Bytes::default(), |b, &v| b.i32(v)).done()
+}
+
+/// A `QXLRasterGlyph`: its header then `data` (which should be `height` rows
+/// of `ceil(width * bpp / 8)` bytes).
+pub fn raster_glyph(
+    render_pos: (i32, i32),
+    glyph_origin: (i32, i32),
+    width: u16,
+    height: u16,
+    data: &[u8],
+) -> Vec<u8> {
+    Bytes::default()
+        .i32(render_pos.0)
+        .i32(render_pos.1)
+        .i32(glyph_origin.0)
+        .i32(glyph_origin.1)
+        .u16(width)
+        .u16(height)
+        .bytes(data)
+        .done()
+}
+
+/// A `QXLString` whose embedded chunk holds `first` and links to `next`.
+pub fn string(data_size: u32, length: u16, flags: u16, first: &[u8], next: u64) -> Vec<u8> {
+    Bytes::default()
+        .u32(data_size)
+        .u16(length)
+        .u16(flags)
+        .bytes(&data_chunk(next, first))
+        .done()
+}
+
+/// A 68-byte `QXLText`; the brushes are 20-byte `QXLBrush`es.
+pub fn text_op(
+    str_: u64,
+    back_area: Rect,
+    fore_brush: &[u8],
+    back_brush: &[u8],
+    fore_mode: u16,
+    back_mode: u16,
+) -> Vec<u8> {
+    Bytes::default()
+        .u64(str_)
+        .rect(back_area)
+        .bytes(fore_brush)
+        .pad_to(44)
+        .bytes(back_brush)
+        .pad_to(64)
+        .u16(fore_mode)
+        .u16(back_mode)
+        .done()
+}
+
+/// A 24-byte `QXLTransform`.
+pub fn transform(t: [u32; 6]) -> Vec<u8> {
+    t.iter().fold(Bytes::default(), |b, &v| b.u32(v)).done()
+}
+
+/// A 44-byte `QXLComposite`; pointers may be 0.
+pub fn composite_op(
+    flags: u32,
+    src: u64,
+    src_transform: u64,
+    mask: u64,
+    mask_transform: u64,
+    src_origin: (i16, i16),
+    mask_origin: (i16, i16),
+) -> Vec<u8> {
+    Bytes::default()
+        .u32(flags)
+        .u64(src)
+        .u64(src_transform)
+        .u64(mask)
+        .u64(mask_transform)
+        .u16(src_origin.0 as u16)
+        .u16(src_origin.1 as u16)
+        .u16(mask_origin.0 as u16)
+        .u16(mask_origin.1 as u16)
+        .done()
+}
+
 fn cursor_cmd(cmd_type: u8, body: Bytes) -> Vec<u8> {
     Bytes::default()
         .u64(0)
@@ -505,6 +695,18 @@ mod tests {
         assert_eq!(surface_create(0, 0, 0, 0, 0, 0).len(), 41);
         assert_eq!(surface_destroy(0).len(), 41);
         assert_eq!(clip_rects(0, &[], 0).len(), 24);
+        assert_eq!(stroke_op(&StrokeSpec::solid(0, 0)).len(), 52);
+        assert_eq!(pattern_brush(0, 0, 0).len(), 20);
+        assert_eq!(solid_brush(0).len(), 20);
+        assert_eq!(path(0, &[], 0).len(), 24);
+        assert_eq!(string(0, 0, 0, &[], 0).len(), 28);
+        assert_eq!(raster_glyph((0, 0), (0, 0), 0, 0, &[]).len(), 20);
+        assert_eq!(
+            text_op(0, Rect::default(), &no_brush(), &no_brush(), 0, 0).len(),
+            68
+        );
+        assert_eq!(composite_op(0, 0, 0, 0, 0, (0, 0), (0, 0)).len(), 44);
+        assert_eq!(transform([0; 6]).len(), 24);
         assert_eq!(palette(0, &[]).len(), 10);
         assert_eq!(
             monitors_config(

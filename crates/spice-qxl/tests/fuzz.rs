@@ -1,6 +1,7 @@
 //! The fuzz oracle on its seeds, on mutations of them, and on random inputs.
 
-use spice_qxl::fuzzing::{fuzz_parse, fuzz_seeds, FUZZ_BASE};
+use spice_qxl::fuzzing::{fuzz_limits, fuzz_parse, fuzz_seeds, fuzz_slots, FUZZ_BASE};
+use spice_qxl::{parse_command, Command, CommandExt, DrawOp, FakeMemory, Guest};
 
 /// xorshift64*: deterministic, no dependencies.
 struct Rng(u64);
@@ -73,6 +74,38 @@ fn seeds_parse_cleanly() {
     for seed in &seeds {
         fuzz_parse(seed);
     }
+}
+
+/// The draw seeds are accepted, and between them reach every parsed draw
+/// type that has operands to follow (so mutations explore those parsers).
+#[test]
+fn draw_seeds_reach_stroke_text_and_composite() {
+    let mut ops = Vec::new();
+    for seed in fuzz_seeds().iter().filter(|s| s[2] == 1) {
+        let memory = FakeMemory::from_bytes(FUZZ_BASE, seed.clone());
+        let slots = fuzz_slots(seed.len());
+        let guest = Guest::new(&slots, &memory).with_limits(fuzz_limits());
+        let ext = CommandExt {
+            data: FUZZ_BASE + u64::from(u16::from_le_bytes([seed[0], seed[1]])),
+            cmd_type: 1,
+            group_id: 0,
+            flags: u32::from(seed[3] & 3),
+        };
+        match parse_command(&guest, &ext).command {
+            Ok(Command::Draw(d)) => ops.push(d.op),
+            other => panic!("draw seed rejected: {other:?}"),
+        }
+    }
+    assert!(ops.iter().any(|op| matches!(op, DrawOp::Copy(_))));
+    assert!(ops
+        .iter()
+        .any(|op| matches!(op, DrawOp::Stroke(s) if s.path.len() == 2 && s.attr.style.len() == 2)));
+    assert!(ops
+        .iter()
+        .any(|op| matches!(op, DrawOp::Text(t) if t.glyphs.len() == 3)));
+    assert!(ops.iter().any(
+        |op| matches!(op, DrawOp::Composite(c) if c.mask.is_some() && c.mask_transform.is_some() && c.src.cache_me())
+    ));
 }
 
 #[test]

@@ -4,16 +4,22 @@
 //! then follows its pointers (images, palettes, chunk lists, clip rects), each
 //! through the memslots and within [`ParseLimits`](crate::ParseLimits).
 
+mod composite;
 mod cursor;
 mod draw;
+mod stroke;
 mod surface;
+mod text;
 
+pub use composite::{composite_flags, Composite, Transform};
 pub use cursor::{cursor_type, CursorCommand, CursorShape};
 pub use draw::{
     draw_type, AlphaBlend, Blend, Brush, Clip, CopyOp, DrawOp, Drawable, Fill, Mask, Opaque, Rop3,
     Transparent,
 };
+pub use stroke::{line_flags, path_flags, LineAttr, PathSegment, PointFix, Stroke};
 pub use surface::{SurfaceCommand, UpdateCommand};
+pub use text::{string_flags, Glyph, Text};
 
 use crate::error::ParseError;
 use crate::guest::{Ctx, Guest};
