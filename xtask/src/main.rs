@@ -97,7 +97,8 @@ fn capi(debug: bool) -> Result<PathBuf> {
             "-Wl,-z,now",
             "-Wl,--gc-sections",
         ])
-        .args(["-lpthread", "-ldl", "-lm", "-lc", "-lgcc_s"])
+        // pixman: the QXL canvas draws with Debian's libpixman-1, as the C server does.
+        .args(["-lpixman-1", "-lpthread", "-ldl", "-lm", "-lc", "-lgcc_s"])
         .status()
         .context("running the C linker (cc)")?;
     if !status.success() {

@@ -135,7 +135,67 @@ impl Frame<'_> {
 pub(crate) struct Surface {
     pub(crate) width: u32,
     pub(crate) height: u32,
-    pub(crate) pixels: Vec<u8>,
+    pub(crate) pixels: Pixels,
+}
+
+/// Packed xRGB bytes, kept in 32-bit words so that a canvas (pixman) can
+/// draw into them in place; read and written as bytes everywhere else.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Pixels(Vec<u32>);
+
+impl Pixels {
+    /// `bytes` zero bytes (a multiple of 4: whole pixels).
+    pub(crate) fn zeroed(bytes: usize) -> Self {
+        Self(vec![0; bytes.div_ceil(4)])
+    }
+
+    pub(crate) fn words(&self) -> &[u32] {
+        &self.0
+    }
+
+    pub(crate) fn words_mut(&mut self) -> &mut [u32] {
+        &mut self.0
+    }
+}
+
+impl From<Vec<u8>> for Pixels {
+    fn from(bytes: Vec<u8>) -> Self {
+        let mut pixels = Self::zeroed(bytes.len());
+        pixels[..bytes.len()].copy_from_slice(&bytes);
+        pixels
+    }
+}
+
+impl std::ops::Deref for Pixels {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
+
+impl std::ops::DerefMut for Pixels {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(&mut self.0)
+    }
+}
+
+impl std::fmt::Debug for Pixels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pixels({} bytes)", self.len())
+    }
+}
+
+impl PartialEq<Vec<u8>> for Pixels {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        **self == other[..]
+    }
+}
+
+impl PartialEq<Pixels> for Vec<u8> {
+    fn eq(&self, other: &Pixels) -> bool {
+        self[..] == **other
+    }
 }
 
 impl Surface {
@@ -311,7 +371,7 @@ impl DisplayHandle {
                 state.surface = Some(Surface {
                     width: frame.width,
                     height: frame.height,
-                    pixels: vec![0; frame.width as usize * frame.height as usize * 4],
+                    pixels: Pixels::zeroed(frame.width as usize * frame.height as usize * 4),
                 });
                 state.generation += 1;
                 self.shared.wake_main();
@@ -355,7 +415,7 @@ impl DisplayHandle {
             state.surface = Some(Surface {
                 width,
                 height,
-                pixels: vec![0; width as usize * height as usize * 4],
+                pixels: Pixels::zeroed(width as usize * height as usize * 4),
             });
             state.generation += 1;
         }
@@ -440,6 +500,36 @@ impl DisplayHandle {
         self.shared.wake();
     }
 
+    /// Draws into the picture in place: `paint(words, width, height)` gets
+    /// its pixels as xRGB words (B, G, R, x bytes; rows `width` words apart)
+    /// and returns its result and the area it changed, which becomes damage.
+    /// `None` without a picture. For a canvas rendering a guest's drawing
+    /// straight into the picture; `paint` runs under the display's lock.
+    pub fn paint<T>(&self, paint: impl FnOnce(&mut [u32], u32, u32) -> (T, Option<Rect>)) -> Option<T> {
+        let result = {
+            let mut state = self.shared.lock();
+            let DisplayState { surface, clients, .. } = &mut *state;
+            let surface = surface.as_mut()?;
+            let (width, height) = (surface.width, surface.height);
+            let (result, changed) = paint(surface.pixels.words_mut(), width, height);
+            match changed.map(|r| r.clip(width, height)) {
+                Some(rect) if !rect.is_empty() => clients.values_mut().for_each(|region| region.add(rect)),
+                _ => return Some(result),
+            }
+            result
+        };
+        self.shared.wake();
+        Some(result)
+    }
+
+    /// Reads the picture in place: `read(words, width, height)` as for
+    /// [`paint`](Self::paint), without changing it. `None` without a picture.
+    pub fn with_pixels<T>(&self, read: impl FnOnce(&[u32], u32, u32) -> T) -> Option<T> {
+        let state = self.shared.lock();
+        let surface = state.surface.as_ref()?;
+        Some(read(surface.pixels.words(), surface.width, surface.height))
+    }
+
     /// Copies the part of the picture inside `rect` as packed xRGB rows;
     /// returns the clipped rectangle and its pixels, or `None` without a picture.
     pub fn read_rect(&self, rect: Rect) -> Option<(Rect, Vec<u8>)> {
@@ -487,7 +577,7 @@ impl DisplayHandle {
             .lock()
             .surface
             .as_ref()
-            .map(|s| (s.width, s.height, s.pixels.clone()))
+            .map(|s| (s.width, s.height, s.pixels.to_vec()))
     }
 }
 
@@ -617,6 +707,37 @@ mod tests {
             row == 0
         });
         assert_eq!(d.shared.lock().clients[&2].rects(), &[Rect::new(0, 0, 4, 2)]);
+    }
+
+    #[test]
+    fn paint_draws_in_place_and_damages_what_it_reports() {
+        let d = DisplayHandle::new();
+        assert_eq!(d.paint(|_, _, _| ((), None)), None, "no picture yet");
+        d.resize(3, 2).unwrap();
+        d.shared.lock().clients.insert(1, Region::new());
+        let seen = d.paint(|words, w, h| {
+            words[w as usize + 2] = 0x00ab_cdef;
+            ((w, h, words.len()), Some(Rect::new(2, 1, 5, 5)))
+        });
+        assert_eq!(seen, Some((3, 2, 6)));
+        let (_, _, px) = d.snapshot().unwrap();
+        assert_eq!(
+            &px[20..24],
+            &[0xef, 0xcd, 0xab, 0],
+            "word (2, 1) as B, G, R, x bytes"
+        );
+        assert_eq!(
+            d.shared.lock().clients[&1].rects(),
+            &[Rect::new(2, 1, 1, 1)],
+            "clipped damage"
+        );
+        d.shared.lock().clients.insert(2, Region::new());
+        d.paint(|_, _, _| ((), None));
+        assert!(
+            d.shared.lock().clients[&2].rects().is_empty(),
+            "nothing reported, nothing damaged"
+        );
+        assert_eq!(d.with_pixels(|words, _, _| words[5]), Some(0x00ab_cdef));
     }
 
     #[test]

@@ -333,7 +333,7 @@ mod tests {
         Surface {
             width,
             height,
-            pixels,
+            pixels: pixels.into(),
         }
     }
 
@@ -394,7 +394,7 @@ mod tests {
             fresh.reset(&Surface {
                 width: 64,
                 height: 160,
-                pixels: shadow.pixels.clone(),
+                pixels: shadow.pixels.clone().into(),
             });
             let expected = fresh.plan(&after, rect);
             let plan = shadow.plan(&after, rect);
@@ -413,7 +413,7 @@ mod tests {
         let before = Surface {
             width: 64,
             height: 160,
-            pixels: shadow.pixels.clone(),
+            pixels: shadow.pixels.clone().into(),
         };
         let after = surface(64, 160, |y| if y >= 150 { 9000 + y } else { 100 + y + 96 + 10 });
         let plan = shadow.plan(&after, Rect::new(0, 0, 64, 160));
@@ -445,7 +445,7 @@ mod tests {
             Surface {
                 width: 64,
                 height: 96,
-                pixels,
+                pixels: pixels.into(),
             }
         };
         let before = picture(&|y| 100 + y);

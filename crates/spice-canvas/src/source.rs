@@ -1,0 +1,305 @@
+//! Image operands: guest bitmaps, QUIC images and other surfaces resolved
+//! into pixels, converted and scaled with pixman where needed.
+
+use pixman::{Filter, Fixed, Operation, Repeat, Transform};
+use spice_qxl::image::bitmap_format;
+use spice_qxl::{Bitmap, Image, Rect};
+
+use crate::error::CanvasError;
+use crate::pixels;
+use crate::surface::{Format, Sources, Surface, SurfaceRef};
+
+/// `SPICE_IMAGE_SCALE_MODE_NEAREST` (anything else interpolates).
+pub const SCALE_NEAREST: u8 = 1;
+
+/// Most pixels a QUIC image from a guest may decode to (the parser's image limit).
+const QUIC_MAX_PIXELS: u64 = 1 << 26;
+
+/// An image's pixels: its own, or a surface's.
+pub(crate) enum Picture<'s> {
+    /// Decoded or copied pixels; `origin` is the image pixel its `(0, 0)` shows.
+    Owned(Surface, (i32, i32)),
+    /// Another surface, read in place.
+    Borrowed(SurfaceRef<'s>),
+}
+
+impl Picture<'_> {
+    pub(crate) fn view(&self) -> SurfaceRef<'_> {
+        match self {
+            Picture::Owned(s, _) => s.view(),
+            Picture::Borrowed(s) => *s,
+        }
+    }
+
+    /// The image pixel the view's `(0, 0)` shows.
+    pub(crate) fn origin(&self) -> (i32, i32) {
+        match self {
+            Picture::Owned(_, origin) => *origin,
+            Picture::Borrowed(_) => (0, 0),
+        }
+    }
+}
+
+/// The target of the operation, for images that read from it.
+#[derive(Clone, Copy)]
+pub(crate) struct SelfRef<'t> {
+    pub(crate) id: u32,
+    pub(crate) surface: SurfaceRef<'t>,
+}
+
+/// Resolves `image`; for the target itself, a copy of `area` of it is made
+/// (the operation writes where it reads).
+pub(crate) fn resolve<'s>(
+    image: &Image,
+    area: &Rect,
+    sources: &'s dyn Sources,
+    target: SelfRef<'_>,
+) -> Result<Picture<'s>, CanvasError> {
+    match image {
+        Image::Bitmap(bitmap) => Ok(Picture::Owned(bitmap_pixels(bitmap)?, (0, 0))),
+        Image::Quic { data, .. } => Ok(Picture::Owned(quic_pixels(data)?, (0, 0))),
+        Image::Surface { surface_id } if *surface_id == target.id => {
+            let copy = target
+                .surface
+                .copy_area(area.left, area.top, area.width(), area.height())?;
+            Ok(Picture::Owned(copy, (area.left, area.top)))
+        }
+        Image::Surface { surface_id } => sources
+            .surface(*surface_id)
+            .map(Picture::Borrowed)
+            .ok_or(CanvasError::NoSurface(*surface_id)),
+    }
+}
+
+/// A guest bitmap as a surface: 32-bit formats as xRGB (ARGB for RGBA),
+/// 8-bit alpha as A8, the rest converted to xRGB through the palette.
+pub(crate) fn bitmap_pixels(bitmap: &Bitmap) -> Result<Surface, CanvasError> {
+    if bitmap.guest_rows.is_some() && bitmap.data.is_empty() {
+        return Err(CanvasError::RowsNotCopied);
+    }
+    if bitmap.format == bitmap_format::EIGHT_BIT_A {
+        let mut out = Surface::new(bitmap.width, bitmap.height, Format::A8)?;
+        let (w, stride) = (bitmap.width as usize, bitmap.stride as usize);
+        for y in 0..bitmap.height {
+            let src_y = if bitmap.top_down { y } else { bitmap.height - 1 - y } as usize;
+            let row = bitmap
+                .data
+                .get(src_y * stride..src_y * stride + w)
+                .ok_or(CanvasError::BitmapFormat(bitmap.format))?;
+            if let Some(dst) = out.row_bytes_mut(y) {
+                dst[..w].copy_from_slice(row);
+            }
+        }
+        return Ok(out);
+    }
+    let xrgb = bitmap.to_xrgb().ok_or(CanvasError::BitmapFormat(bitmap.format))?;
+    let format = if bitmap.format == bitmap_format::RGBA {
+        Format::Argb32
+    } else {
+        Format::Xrgb32
+    };
+    packed_32(bitmap.width, bitmap.height, format, &xrgb)
+}
+
+/// A 1-bit guest bitmap as an A1 mask (its palette ignored, as the C canvas
+/// does: set bits draw).
+pub(crate) fn bitmap_mask(bitmap: &Bitmap) -> Result<Surface, CanvasError> {
+    let big_endian = match bitmap.format {
+        bitmap_format::ONE_BIT_LE => false,
+        bitmap_format::ONE_BIT_BE => true,
+        _ => return Err(CanvasError::MaskFormat),
+    };
+    let mut out = Surface::new(bitmap.width, bitmap.height, Format::A1)?;
+    let (row_bytes, stride) = (bitmap.width.div_ceil(8) as usize, bitmap.stride as usize);
+    for y in 0..bitmap.height {
+        let src_y = if bitmap.top_down { y } else { bitmap.height - 1 - y } as usize;
+        let row = bitmap
+            .data
+            .get(src_y * stride..src_y * stride + row_bytes)
+            .ok_or(CanvasError::MaskFormat)?;
+        if let Some(dst) = out.row_bytes_mut(y) {
+            for (d, s) in dst.iter_mut().zip(row) {
+                *d = if big_endian { s.reverse_bits() } else { *s };
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn quic_pixels(data: &[u8]) -> Result<Surface, CanvasError> {
+    let limits = spice_codec::DecodeLimits {
+        max_pixels: QUIC_MAX_PIXELS,
+    };
+    let image = spice_codec::quic::decode(data, &limits)?;
+    match image.kind {
+        spice_codec::quic::QuicImageType::Gray => {
+            let mut out = Surface::new(image.width, image.height, Format::A8)?;
+            let w = image.width as usize;
+            for (y, row) in image.data.chunks_exact(w).enumerate() {
+                if let Some(dst) = out.row_bytes_mut(y as u32) {
+                    dst[..w].copy_from_slice(row);
+                }
+            }
+            Ok(out)
+        }
+        spice_codec::quic::QuicImageType::Rgba => {
+            packed_32(image.width, image.height, Format::Argb32, &image.data)
+        }
+        _ => packed_32(image.width, image.height, Format::Xrgb32, &image.data),
+    }
+}
+
+/// A surface from packed 32-bit rows.
+fn packed_32(width: u32, height: u32, format: Format, data: &[u8]) -> Result<Surface, CanvasError> {
+    let mut out = Surface::new(width, height, format)?;
+    let row = width as usize * 4;
+    for (y, src) in data.chunks_exact(row).take(height as usize).enumerate() {
+        if let Some(dst) = out.row_bytes_mut(y as u32) {
+            dst[..row].copy_from_slice(src);
+        }
+    }
+    Ok(out)
+}
+
+/// `area` of `picture` (in image coordinates) drawn into a new
+/// `width × height` surface of `format`: converted, and scaled when the
+/// sizes differ (nearest or interpolated, as the C canvas does).
+pub(crate) fn fit(
+    picture: &Picture<'_>,
+    area: &Rect,
+    width: u32,
+    height: u32,
+    format: Format,
+    scale_mode: u8,
+) -> Result<Surface, CanvasError> {
+    let view = picture.view();
+    let origin = picture.origin();
+    let (aw, ah) = (area.width(), area.height());
+    let mut out = Surface::new(width, height, format)?;
+    if aw == 0 || ah == 0 {
+        return Ok(out);
+    }
+    // The area, copied so pixman may take it (it wants writable memory).
+    let mut src = view.copy_area(
+        area.left.saturating_sub(origin.0),
+        area.top.saturating_sub(origin.1),
+        aw,
+        ah,
+    )?;
+    if aw == width && ah == height && src.format() == format {
+        return Ok(src);
+    }
+    let scale = |from: u32, to: u32| Fixed::from_raw(((i64::from(from) << 16) / i64::from(to)) as i32);
+    let transform = Transform::from_scale(scale(aw, width), scale(ah, height));
+    let filter = if scale_mode == SCALE_NEAREST {
+        Filter::Nearest
+    } else {
+        Filter::Good
+    };
+    let mut src_view = src.view_mut();
+    let mut out_view = out.view_mut();
+    src_view
+        .with_pixman(|s| -> Result<(), CanvasError> {
+            if aw != width || ah != height {
+                s.set_transform(transform)
+                    .map_err(|_| CanvasError::Pixman("scale transform"))?;
+                s.set_filter(filter, &[])
+                    .map_err(|_| CanvasError::Pixman("filter"))?;
+            }
+            s.set_repeat(Repeat::None);
+            out_view
+                .with_pixman(|d| {
+                    d.composite32(
+                        Operation::Src,
+                        s,
+                        None,
+                        (0, 0),
+                        (0, 0),
+                        (0, 0),
+                        (width as i32, height as i32),
+                    )
+                })
+                .ok_or(CanvasError::Pixman("destination image"))
+        })
+        .ok_or(CanvasError::Pixman("source image"))??;
+    Ok(out)
+}
+
+/// Pixel `(x, y)` of a view, `None` outside it.
+#[inline]
+pub(crate) fn pixel_at(view: &SurfaceRef<'_>, x: i64, y: i64) -> Option<u32> {
+    if x < 0 || y < 0 || x >= i64::from(view.width()) || y >= i64::from(view.height()) {
+        return None;
+    }
+    Some(pixels::get(
+        view.row(y as u32),
+        view.format().bits_per_pixel(),
+        x as usize,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bitmap(format: u8, width: u32, height: u32, stride: u32, data: Vec<u8>) -> Bitmap {
+        Bitmap {
+            id: 0,
+            width,
+            height,
+            format,
+            top_down: true,
+            stride,
+            palette: None,
+            data,
+            guest_rows: None,
+            cache_me: false,
+            high_bits_set: false,
+        }
+    }
+
+    #[test]
+    fn masks_follow_the_bit_order() {
+        let le = bitmap_mask(&bitmap(bitmap_format::ONE_BIT_LE, 3, 1, 1, vec![0b001])).unwrap();
+        let be = bitmap_mask(&bitmap(bitmap_format::ONE_BIT_BE, 3, 1, 1, vec![0b1000_0000])).unwrap();
+        assert_eq!(le, be);
+        assert_eq!(pixel_at(&le.view(), 0, 0), Some(1));
+        assert_eq!(pixel_at(&le.view(), 1, 0), Some(0));
+        assert!(bitmap_mask(&bitmap(bitmap_format::EIGHT_BIT_A, 1, 1, 1, vec![1])).is_err());
+    }
+
+    #[test]
+    fn rows_left_in_guest_memory_are_refused() {
+        let mut b = bitmap(bitmap_format::THIRTY_TWO_BIT, 1, 1, 4, vec![]);
+        b.guest_rows = Some(spice_qxl::GuestRows { host: 0x1000, len: 4 });
+        assert!(matches!(bitmap_pixels(&b), Err(CanvasError::RowsNotCopied)));
+    }
+
+    #[test]
+    fn fit_scales_nearest_and_converts() {
+        // 2x1 red, blue -> 4x2 nearest: each pixel doubled.
+        let b = bitmap(
+            bitmap_format::THIRTY_TWO_BIT,
+            2,
+            1,
+            8,
+            vec![0, 0, 0xff, 0, 0xff, 0, 0, 0],
+        );
+        let picture = Picture::Owned(bitmap_pixels(&b).unwrap(), (0, 0));
+        let area = Rect {
+            top: 0,
+            left: 0,
+            bottom: 1,
+            right: 2,
+        };
+        let out = fit(&picture, &area, 4, 2, Format::Xrgb32, SCALE_NEAREST).unwrap();
+        let px = |x, y| pixel_at(&out.view(), x, y).unwrap() & 0xffffff;
+        assert_eq!(
+            [px(0, 0), px(1, 1), px(2, 0), px(3, 1)],
+            [0xff0000, 0xff0000, 0xff, 0xff]
+        );
+        let small = fit(&picture, &area, 2, 1, Format::Rgb565, SCALE_NEAREST).unwrap();
+        assert_eq!(pixel_at(&small.view(), 0, 0), Some(0xf800));
+        assert_eq!(pixel_at(&small.view(), 1, 0), Some(0x001f));
+    }
+}
