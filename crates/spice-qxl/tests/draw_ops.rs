@@ -194,6 +194,11 @@ fn stroke_unstyled_ignores_style_pointer_and_pattern_brush_is_an_image() {
         }
     ));
     assert_eq!(d.op.images().len(), 1);
+    // The same images, to change: the pattern's bitmap.
+    let mut op = d.op.clone();
+    let images = op.images_mut();
+    assert_eq!(images.len(), 1);
+    assert!(matches!(&*images[0], Image::Bitmap(b) if b.width == 2));
 }
 
 #[test]

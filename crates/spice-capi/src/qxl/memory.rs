@@ -13,8 +13,9 @@ use spice_qxl::{GuestMemory, MemoryError};
 pub(crate) struct HostMemory;
 
 impl HostMemory {
-    /// Writes `data` at `addr`: rendering into the host's primary surface,
-    /// whose whole range `translate_primary` has checked against a memslot.
+    /// Writes `data` at `addr`: rendering into a surface's memory (the
+    /// primary, or an off-screen surface), whose whole range was checked
+    /// against a memslot just before.
     pub(crate) fn write(&self, addr: u64, data: &[u8]) -> Result<(), MemoryError> {
         if data.is_empty() {
             return Ok(());
@@ -29,9 +30,11 @@ impl HostMemory {
         if start == 0 || start.checked_add(data.len()).is_none() {
             return Err(unmapped);
         }
-        // SAFETY: the destination lies inside the primary surface's memory, which the
-        // host registered through a memslot and handed to the server for rendering
-        // (the canvas of `spice_qxl_create_primary_surface`); nothing borrows it here.
+        // SAFETY: the destination lies inside a surface's memory, translated and
+        // range-checked against a host-registered memslot just before: the primary
+        // (`spice_qxl_create_primary_surface`) or an off-screen surface the guest
+        // created for the server to render into (`QXL_SURFACE_CMD_CREATE`, as the C
+        // server's canvas does); nothing borrows it here.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), start as *mut u8, data.len()) };
         Ok(())
     }

@@ -13,6 +13,7 @@
 
 mod memory;
 mod monitors;
+mod surfaces;
 mod worker;
 
 use std::any::Any;

@@ -4,15 +4,17 @@
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
+use spice_canvas::{Format, SurfaceMut, SurfaceRef};
 use spice_qxl::GuestMemory;
 use spice_qxl::{
-    parse_command, read_monitors_config, validate_primary, Command, CommandExt, CopyOp, CursorCommand,
+    parse_command, read_monitors_config, validate_primary, Clip, Command, CommandExt, CopyOp, CursorCommand,
     DrawOp, Drawable, Empty, Guest, Image, MemSlot, MemSlotConfig, MemSlots, ParseLimits, PrimarySurface,
-    RingPoller,
+    RingPoller, SurfaceCommand,
 };
 use spice_server::{CursorImage, DisplayDevice, DisplayHandle, Frame};
 
 use super::memory::HostMemory;
+use super::surfaces::{Create, Lookup, Offscreen};
 use super::{Done, Instance, Request};
 use crate::ffi::{QXLCommandExt, QXLDevInitInfo, QXLReleaseInfo, QXLReleaseInfoExt};
 
@@ -40,8 +42,11 @@ pub(super) struct Worker {
     commands: RingPoller,
     cursor: RingPoller,
     primary: Option<PrimarySurface>,
-    /// Whether the device was last told a client is present (`set_client_capabilities`).
-    client_present: Option<bool>,
+    /// The guest's off-screen surfaces, drawn by the canvas.
+    offscreen: Offscreen,
+    /// What the device was last told (`set_client_capabilities`): whether a
+    /// client is present, and the capabilities its clients share.
+    client_present: Option<(bool, [u8; crate::ffi::SPICE_CAPABILITIES_SIZE])>,
 }
 
 impl DisplayDevice for Worker {
@@ -86,6 +91,7 @@ impl Worker {
             commands: RingPoller::new(),
             cursor: RingPoller::new(),
             primary: None,
+            offscreen: Offscreen::default(),
             client_present: None,
         })
     }
@@ -192,6 +198,7 @@ impl Worker {
                     // too, before the device stops.
                     self.drain();
                     self.flush_primary(None);
+                    self.offscreen.write_back_all(&self.slots);
                     self.commands.stop();
                     self.cursor.stop();
                     tracing::debug!("QXL worker stopped");
@@ -205,9 +212,7 @@ impl Worker {
             } => {
                 tracing::trace!(surface_id, "update area");
                 self.drain();
-                if surface_id == 0 {
-                    self.flush_primary(area);
-                }
+                self.update_area(surface_id, area);
                 let _ = reply.send(());
             }
             Request::UpdateAreaAsync {
@@ -216,9 +221,7 @@ impl Worker {
                 cookie,
             } => {
                 self.drain();
-                if surface_id == 0 {
-                    self.flush_primary(area);
-                }
+                self.update_area(surface_id, area);
                 if let Some(complete) = self.instance.iface().update_area_complete {
                     // SAFETY: worker-thread callback; no rects are left dirty.
                     unsafe { complete(self.instance.0, surface_id, std::ptr::null_mut(), 0) };
@@ -264,7 +267,16 @@ impl Worker {
                 self.drain();
                 self.complete(done);
             }
-            Request::DestroySurfaces(done) | Request::Flush(done) => {
+            Request::DestroySurfaces(done) => {
+                // Every surface, the primary too, as the C server does (QEMU's reset).
+                self.drain();
+                self.offscreen.clear();
+                if self.primary.take().is_some() {
+                    self.display.clear();
+                }
+                self.complete(done);
+            }
+            Request::Flush(done) => {
                 self.drain();
                 self.complete(done);
             }
@@ -273,8 +285,9 @@ impl Worker {
                 let _ = reply.send(());
             }
             Request::LoadvmCommands(commands, reply) => {
+                // Surfaces re-created from a saved VM keep what their memory holds.
                 for ext in commands {
-                    self.process(&ext);
+                    self.process_command(&ext, true);
                 }
                 let _ = reply.send(());
             }
@@ -326,6 +339,11 @@ impl Worker {
 
     /// Parses, applies and releases one command.
     fn process(&mut self, ext: &QXLCommandExt) {
+        self.process_command(ext, false);
+    }
+
+    /// [`process`](Self::process); `loadvm` for commands a restored VM replays.
+    fn process_command(&mut self, ext: &QXLCommandExt, loadvm: bool) {
         let ext = CommandExt {
             data: ext.cmd.data,
             cmd_type: ext.cmd.type_,
@@ -341,7 +359,7 @@ impl Worker {
             parse_command(&guest, &ext)
         };
         match parsed.command {
-            Ok(command) => self.apply(command),
+            Ok(command) => self.apply(command, ext.group_id, loadvm),
             Err(e) => tracing::warn!(cmd_type = ext.cmd_type, error = %e, "QXL command rejected"),
         }
         match parsed.release {
@@ -363,7 +381,7 @@ impl Worker {
         }
     }
 
-    fn apply(&mut self, command: Command) {
+    fn apply(&mut self, command: Command, group: u32, loadvm: bool) {
         match command {
             Command::Draw(drawable) => self.draw(drawable),
             Command::Cursor(cursor) => self.cursor(cursor),
@@ -376,24 +394,148 @@ impl Worker {
             Command::Message(text) => {
                 tracing::debug!(message = %String::from_utf8_lossy(&text), "guest QXL message");
             }
-            Command::Surface(surface) => {
-                tracing::debug!(?surface, "off-screen surfaces are not rendered yet")
+            Command::Surface(SurfaceCommand::Create {
+                surface_id,
+                format,
+                width,
+                height,
+                stride,
+                data,
+                flags,
+            }) => {
+                // Whatever was queued reads the old surface of this id.
+                let create = Create {
+                    surface_id,
+                    format,
+                    width,
+                    height,
+                    stride,
+                    data,
+                    group,
+                    flags,
+                };
+                match self.offscreen.create(&self.slots, create, loadvm) {
+                    Ok(()) => tracing::trace!(surface_id, width, height, format, "surface created"),
+                    Err(e) => tracing::warn!(surface_id, error = %e, "surface not created"),
+                }
+            }
+            Command::Surface(SurfaceCommand::Destroy { surface_id }) => {
+                tracing::trace!(surface_id, "surface destroyed");
+                self.offscreen.destroy(surface_id);
             }
             Command::Nop => {}
         }
     }
 
-    fn draw(&mut self, drawable: Drawable) {
-        if drawable.surface_id != 0 {
-            tracing::debug!(
-                surface = drawable.surface_id,
-                "drawing on off-screen surfaces is not supported yet"
-            );
-            return;
+    fn draw(&mut self, mut drawable: Drawable) {
+        if let DrawOp::Copy(copy) = &drawable.op {
+            if drawable.surface_id == 0 && self.is_plain_copy(&drawable, copy) {
+                return self.draw_copy(&drawable.bbox, copy);
+            }
         }
-        match drawable.op {
-            DrawOp::Copy(copy) => self.draw_copy(&drawable.bbox, &copy),
-            other => tracing::debug!(op = ?std::mem::discriminant(&other), "draw operation not rendered yet"),
+        // The canvas reads whole images: rows the parser left in guest
+        // memory are copied into their bitmaps now, before the release.
+        for image in drawable.op.images_mut() {
+            if let Image::Bitmap(bitmap) = image {
+                if let Some(rows) = bitmap.guest_rows.take() {
+                    bitmap.data.clear();
+                    if let Err(e) = HostMemory.read_append(rows.host, rows.len as usize, &mut bitmap.data) {
+                        tracing::warn!(error = %e, "bitmap rows unreadable");
+                        return;
+                    }
+                }
+            }
+        }
+        let result = match drawable.surface_id {
+            0 => self.draw_on_primary(&drawable),
+            id => self.draw_offscreen(id, &drawable),
+        };
+        if let Err(e) = result {
+            tracing::debug!(surface = drawable.surface_id, error = %e, "draw operation not rendered");
+        }
+    }
+
+    /// Whether a copy goes straight from guest memory into the picture: a
+    /// bitmap left in guest memory, at its own size, put as it is, unclipped
+    /// and unmasked (QEMU's simple display, the Linux console).
+    fn is_plain_copy(&self, drawable: &Drawable, copy: &CopyOp) -> bool {
+        let rop = spice_canvas::rop::Rop::from_descriptor(
+            copy.rop_descriptor,
+            spice_canvas::rop::ropd::INVERS_SRC,
+            spice_canvas::rop::ropd::INVERS_DEST,
+        );
+        matches!(&copy.src, Image::Bitmap(b) if b.guest_rows.is_some())
+            && rop.is_copy()
+            && copy.mask.is_none()
+            && drawable.clip == Clip::None
+            && copy.src_area.width() == drawable.bbox.width()
+            && copy.src_area.height() == drawable.bbox.height()
+    }
+
+    /// Renders into the display's picture, in place.
+    fn draw_on_primary(&mut self, drawable: &Drawable) -> Result<(), String> {
+        if self.primary.is_some_and(|p| p.format != 32 && p.format != 96) {
+            return Err("primary surfaces other than 32-bit are not rendered".into());
+        }
+        let lookup = Lookup {
+            offscreen: &self.offscreen,
+            primary: None,
+        };
+        let drawn = self.display.paint(|words, width, height| {
+            let Some(mut target) = SurfaceMut::new(width, height, Format::Xrgb32, width as usize, words)
+            else {
+                return (Err("the picture's pixels do not hold it".to_string()), None);
+            };
+            match spice_canvas::draw(&mut target, 0, drawable, &lookup) {
+                Ok(damage) => (Ok(()), damage.map(server_rect)),
+                Err(e) => (Err(e.to_string()), None),
+            }
+        });
+        drawn.unwrap_or_else(|| Err("no primary surface".into()))
+    }
+
+    /// Renders into an off-screen surface, reading the primary only if the
+    /// operation does (it is read under the display's lock).
+    fn draw_offscreen(&mut self, id: u32, drawable: &Drawable) -> Result<(), String> {
+        let mut target = self
+            .offscreen
+            .take(id)
+            .ok_or_else(|| format!("surface {id} does not exist"))?;
+        let reads_primary = drawable
+            .op
+            .images()
+            .iter()
+            .any(|i| matches!(i, Image::Surface { surface_id: 0 }));
+        let offscreen = &self.offscreen;
+        let mut draw = |primary: Option<SurfaceRef<'_>>| {
+            let lookup = Lookup { offscreen, primary };
+            spice_canvas::draw(&mut target.canvas.view_mut(), id, drawable, &lookup)
+        };
+        let result = if reads_primary {
+            self.display
+                .with_pixels(|words, w, h| draw(SurfaceRef::new(w, h, Format::Xrgb32, w as usize, words)))
+                .unwrap_or_else(|| draw(None))
+        } else {
+            draw(None)
+        };
+        self.offscreen.put_back(id, target);
+        result.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Renders `area` of a surface (everything without one) into its guest memory.
+    fn update_area(&mut self, surface_id: u32, area: Option<crate::ffi::QXLRect>) {
+        if surface_id == 0 {
+            return self.flush_primary(area);
+        }
+        let area = area.map(|a| spice_qxl::Rect {
+            top: a.top,
+            left: a.left,
+            bottom: a.bottom,
+            right: a.right,
+        });
+        match self.offscreen.get(surface_id) {
+            Some(surface) => surface.write_back(&self.slots, area),
+            None => tracing::debug!(surface_id, "update_area of a surface that does not exist"),
         }
     }
 
@@ -477,27 +619,40 @@ impl Worker {
         }
     }
 
-    /// Tells the device whether a client shows its display, as the C server
-    /// does (interface 3.2+): QEMU's qxl passes it on to the guest driver. No
-    /// QXL capability is claimed, since the client only receives bitmaps.
+    /// Tells the device whether a client shows its display and which of the
+    /// display capabilities that matter to a guest's drawing every client has
+    /// (interface 3.2+), as the C server does: QEMU's qxl passes them on to
+    /// the guest driver, which then sends composite operations and A8
+    /// surfaces, all rendered by the canvas.
     fn report_client_presence(&mut self) {
         // QEMU's device raises an interrupt for it, which a stopped VM cannot take.
         if !self.running() {
             return;
         }
-        let present = self.display.client_count() > 0;
-        if self.client_present == Some(present) {
+        use spice_proto::consts::display_cap;
+        const REPORTED: [u32; 4] = [
+            display_cap::SIZED_STREAM,
+            display_cap::MONITORS_CONFIG,
+            display_cap::COMPOSITE,
+            display_cap::A8_SURFACE,
+        ];
+        let mut caps = [0u8; crate::ffi::SPICE_CAPABILITIES_SIZE];
+        let common = self.display.clients_common_caps(&REPORTED);
+        for cap in common.iter().flatten() {
+            caps[*cap as usize / 8] |= 1 << (cap % 8);
+        }
+        let report = (common.is_some(), caps);
+        if self.client_present == Some(report) {
             return;
         }
-        self.client_present = Some(present);
+        self.client_present = Some(report);
         let iface = self.instance.iface();
         if iface.base.minor_version < 2 {
             return;
         }
         if let Some(set) = iface.set_client_capabilities {
-            let mut caps = [0u8; crate::ffi::SPICE_CAPABILITIES_SIZE];
             // SAFETY: worker-thread callback; `caps` has the size spice.h declares.
-            unsafe { set(self.instance.0, u8::from(present), caps.as_mut_ptr()) };
+            unsafe { set(self.instance.0, u8::from(report.0), caps.as_mut_ptr()) };
         }
     }
 
@@ -585,4 +740,15 @@ impl Worker {
         );
         self.primary = Some(primary);
     }
+}
+
+/// A canvas rectangle (clipped to the picture, so never negative) as the server's.
+fn server_rect(r: spice_qxl::Rect) -> spice_server::Rect {
+    let (x, y) = (r.left.max(0) as u32, r.top.max(0) as u32);
+    spice_server::Rect::new(
+        x,
+        y,
+        (r.right.max(0) as u32).saturating_sub(x),
+        (r.bottom.max(0) as u32).saturating_sub(y),
+    )
 }

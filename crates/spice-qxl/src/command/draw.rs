@@ -466,6 +466,54 @@ impl DrawOp {
         out
     }
 
+    /// [`images`](Self::images), to change them (to copy rows the parser
+    /// left in guest memory into their bitmaps, say).
+    pub fn images_mut(&mut self) -> Vec<&mut Image> {
+        fn pattern(brush: &mut Brush) -> Option<&mut Image> {
+            match brush {
+                Brush::Pattern { image, .. } => Some(image),
+                _ => None,
+            }
+        }
+        let mut out = Vec::new();
+        match self {
+            DrawOp::Stroke(s) => out.extend(pattern(&mut s.brush)),
+            DrawOp::Text(t) => {
+                out.extend(pattern(&mut t.fore_brush));
+                out.extend(pattern(&mut t.back_brush));
+            }
+            DrawOp::Composite(c) => {
+                out.push(&mut c.src);
+                out.extend(c.mask.as_mut());
+            }
+            DrawOp::Fill(f) => {
+                out.extend(pattern(&mut f.brush));
+                out.extend(f.mask.as_mut().map(|m| &mut m.image));
+            }
+            DrawOp::Opaque(o) => {
+                out.push(&mut o.src);
+                out.extend(pattern(&mut o.brush));
+                out.extend(o.mask.as_mut().map(|m| &mut m.image));
+            }
+            DrawOp::Copy(c) | DrawOp::Blend(c) => {
+                out.push(&mut c.src);
+                out.extend(c.mask.as_mut().map(|m| &mut m.image));
+            }
+            DrawOp::Blackness { mask } | DrawOp::Whiteness { mask } | DrawOp::Invers { mask } => {
+                out.extend(mask.as_mut().map(|m| &mut m.image));
+            }
+            DrawOp::Rop3(r) => {
+                out.push(&mut r.src);
+                out.extend(pattern(&mut r.brush));
+                out.extend(r.mask.as_mut().map(|m| &mut m.image));
+            }
+            DrawOp::Transparent(t) => out.push(&mut t.src),
+            DrawOp::AlphaBlend(a) => out.push(&mut a.src),
+            DrawOp::Nop | DrawOp::CopyBits { .. } | DrawOp::Unsupported { .. } => {}
+        }
+        out
+    }
+
     /// Applies [`check_src_area`] to ops with a source image.
     fn checked_src(self) -> Result<Self, ParseError> {
         match &self {

@@ -100,7 +100,11 @@ impl DisplayChannel {
         shared: &DisplayShared,
     ) -> Self {
         base.start_acks();
-        shared.lock().clients.insert(key, Region::new());
+        {
+            let mut state = shared.lock();
+            state.clients.insert(key, Region::new());
+            state.client_caps.insert(key, client_caps.clone());
+        }
         Self {
             base,
             key,
@@ -132,7 +136,9 @@ impl DisplayChannel {
             hits = self.cache.hits(),
             "pixmap cache at disconnect"
         );
-        shared.lock().clients.remove(&self.key);
+        let mut state = shared.lock();
+        state.clients.remove(&self.key);
+        state.client_caps.remove(&self.key);
     }
 
     pub(crate) fn handle(

@@ -222,6 +222,8 @@ pub(crate) struct DisplayState {
     pub(crate) generation: u64,
     /// Pending damage per connected client.
     pub(crate) clients: HashMap<u64, Region>,
+    /// The display capabilities each connected client announced.
+    pub(crate) client_caps: HashMap<u64, spice_proto::Caps>,
     pub(crate) cursor: CursorState,
 }
 
@@ -543,6 +545,23 @@ impl DisplayHandle {
         Some((rect, pixels))
     }
 
+    /// Which of the display capabilities `caps` (`SPICE_DISPLAY_CAP_*`)
+    /// every connected client has; `None` without clients. A device that
+    /// draws natively learns from it what its guest may send (the C server
+    /// tells QXL devices this way).
+    pub fn clients_common_caps(&self, caps: &[u32]) -> Option<Vec<u32>> {
+        let state = self.shared.lock();
+        if state.clients.is_empty() {
+            return None;
+        }
+        Some(
+            caps.iter()
+                .copied()
+                .filter(|&cap| state.client_caps.values().all(|c| c.has(cap)))
+                .collect(),
+        )
+    }
+
     /// How many clients' display channels show this display.
     pub fn client_count(&self) -> usize {
         self.shared.lock().clients.len()
@@ -738,6 +757,19 @@ mod tests {
             "nothing reported, nothing damaged"
         );
         assert_eq!(d.with_pixels(|words, _, _| words[5]), Some(0x00ab_cdef));
+    }
+
+    #[test]
+    fn common_caps_are_those_every_client_has() {
+        let d = DisplayHandle::new();
+        assert_eq!(d.clients_common_caps(&[2, 3]), None, "no clients");
+        let mut state = d.shared.lock();
+        for (key, caps) in [(1, &[0, 2, 3][..]), (2, &[2, 5][..])] {
+            state.clients.insert(key, Region::new());
+            state.client_caps.insert(key, spice_proto::Caps::with(caps));
+        }
+        drop(state);
+        assert_eq!(d.clients_common_caps(&[0, 2, 3]), Some(vec![2]));
     }
 
     #[test]
