@@ -11,7 +11,7 @@ use spice_qxl::{
     DrawOp, Drawable, Empty, Guest, Image, MemSlot, MemSlotConfig, MemSlots, ParseLimits, PrimarySurface,
     RingPoller, SurfaceCommand,
 };
-use spice_server::{CursorImage, DisplayDevice, DisplayHandle, Frame};
+use spice_server::{CursorImage, DisplayDevice, DisplayHandle};
 
 use super::memory::HostMemory;
 use super::surfaces::{Create, Lookup, Offscreen};
@@ -430,7 +430,7 @@ impl Worker {
     fn draw(&mut self, mut drawable: Drawable) {
         if let DrawOp::Copy(copy) = &drawable.op {
             if drawable.surface_id == 0 && self.is_plain_copy(&drawable, copy) {
-                return self.draw_copy(&drawable.bbox, copy);
+                return self.draw_copy_in_place(&drawable, copy);
             }
         }
         // The canvas reads whole images: rows the parser left in guest
@@ -456,8 +456,8 @@ impl Worker {
     }
 
     /// Whether a copy goes straight from guest memory into the picture: a
-    /// bitmap left in guest memory, at its own size, put as it is, unclipped
-    /// and unmasked (QEMU's simple display, the Linux console).
+    /// bitmap left in guest memory, at its own size, put as it is, unmasked
+    /// (QEMU's simple display, the Linux console).
     fn is_plain_copy(&self, drawable: &Drawable, copy: &CopyOp) -> bool {
         let rop = spice_canvas::rop::Rop::from_descriptor(
             copy.rop_descriptor,
@@ -467,7 +467,6 @@ impl Worker {
         matches!(&copy.src, Image::Bitmap(b) if b.guest_rows.is_some())
             && rop.is_copy()
             && copy.mask.is_none()
-            && drawable.clip == Clip::None
             && copy.src_area.width() == drawable.bbox.width()
             && copy.src_area.height() == drawable.bbox.height()
     }
@@ -539,60 +538,37 @@ impl Worker {
         }
     }
 
-    /// DRAW_COPY of a bitmap at its own size: what QEMU's simple display sends.
-    fn draw_copy(&mut self, bbox: &spice_qxl::Rect, copy: &CopyOp) {
-        let Image::Bitmap(bitmap) = &copy.src else {
-            tracing::debug!("copy from a non-bitmap image is not rendered yet");
-            return;
+    /// A plain copy of a bitmap whose 32-bit top-down rows the parser left in
+    /// guest memory (QEMU's simple display; the Linux qxl driver, which clips
+    /// its bounding box to the damaged rectangles): each visible row is
+    /// copied once, straight into the picture, from within the range the
+    /// parser checked.
+    fn draw_copy_in_place(&mut self, drawable: &Drawable, copy: &CopyOp) {
+        let Image::Bitmap(bitmap) = &copy.src else { return };
+        let Some(rows) = bitmap.guest_rows else { return };
+        let bbox = drawable.bbox;
+        let visible: Vec<spice_qxl::Rect> = match &drawable.clip {
+            Clip::None => vec![bbox],
+            // Overlapping clip rectangles copy the same pixels twice: harmless.
+            Clip::Rects(rects) => rects.iter().map(|c| intersect(c, &bbox)).collect(),
         };
-        let (w, h) = (copy.src_area.width(), copy.src_area.height());
-        if w != bbox.width() || h != bbox.height() {
-            tracing::debug!("scaled copies are not rendered yet");
-            return;
-        }
-        let (sx, sy) = (copy.src_area.left as usize, copy.src_area.top as usize);
-        let (x, y) = (bbox.left.max(0) as u32, bbox.top.max(0) as u32);
-        if let Some(rows) = bitmap.guest_rows {
-            // 32-bit top-down rows left in guest memory (QEMU's simple display,
-            // the Linux qxl driver): each row copied once, into the surface,
-            // from within the range the parser checked.
-            let stride = bitmap.stride as u64;
-            self.display.draw_with(x, y, w, h, |row, dst| {
-                let offset = (sy as u64 + u64::from(row)) * stride + sx as u64 * 4;
+        let stride = u64::from(bitmap.stride);
+        for r in visible {
+            // Left of or above the picture is not drawn (the picture clips the rest).
+            let (x, y) = (r.left.max(0), r.top.max(0));
+            if r.right <= x || r.bottom <= y {
+                continue;
+            }
+            let sx = i64::from(copy.src_area.left) + i64::from(x) - i64::from(bbox.left);
+            let sy = i64::from(copy.src_area.top) + i64::from(y) - i64::from(bbox.top);
+            let (w, h) = ((r.right - x) as u32, (r.bottom - y) as u32);
+            self.display.draw_with(x as u32, y as u32, w, h, |row, dst| {
+                let offset = (sy + i64::from(row)) as u64 * stride + sx as u64 * 4;
                 let inside = offset
                     .checked_add(dst.len() as u64)
                     .is_some_and(|end| end <= rows.len);
                 inside && HostMemory.read(rows.host + offset, dst).is_ok()
             });
-            return;
-        }
-        // Rows copied at parse time: 32-bit top-down ones are drawn as they
-        // are, other formats converted first.
-        let converted;
-        let (pixels, stride) = match bitmap.xrgb_rows() {
-            Some(rows) => (rows, bitmap.stride as usize),
-            None => match bitmap.to_xrgb() {
-                Some(p) => {
-                    converted = p;
-                    (&converted[..], bitmap.width as usize * 4)
-                }
-                None => {
-                    tracing::debug!(format = bitmap.format, "bitmap format not supported");
-                    return;
-                }
-            },
-        };
-        let Some(data) = pixels.get(sy * stride + sx * 4..) else {
-            return;
-        };
-        let frame = Frame {
-            width: w,
-            height: h,
-            stride,
-            data,
-        };
-        if let Err(e) = self.display.draw(x, y, &frame) {
-            tracing::warn!(error = %e, "copy not drawn");
         }
     }
 
@@ -751,4 +727,14 @@ fn server_rect(r: spice_qxl::Rect) -> spice_server::Rect {
         (r.right.max(0) as u32).saturating_sub(x),
         (r.bottom.max(0) as u32).saturating_sub(y),
     )
+}
+
+/// `a ∩ b` (empty rectangles come out with `right <= left` or `bottom <= top`).
+fn intersect(a: &spice_qxl::Rect, b: &spice_qxl::Rect) -> spice_qxl::Rect {
+    spice_qxl::Rect {
+        top: a.top.max(b.top),
+        left: a.left.max(b.left),
+        bottom: a.bottom.min(b.bottom),
+        right: a.right.min(b.right),
+    }
 }
