@@ -277,7 +277,11 @@ impl Worker {
                 self.complete(done);
             }
             Request::Flush(done) => {
+                // flush_surfaces_async: every surface's memory up to date, as
+                // the C server leaves it (its canvas draws into guest memory).
                 self.drain();
+                self.flush_primary(None);
+                self.offscreen.write_back_all(&self.slots);
                 self.complete(done);
             }
             Request::ResetCursor(reply) => {
