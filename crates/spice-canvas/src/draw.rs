@@ -12,7 +12,7 @@ use crate::error::CanvasError;
 use crate::pixels;
 use crate::region::DrawRegion;
 use crate::rop::{rop3, ropd, Rop};
-use crate::source::{self, fit, pixel_at, resolve, Picture, SelfRef};
+use crate::source::{self, fit, pixel_at, resolve, Part, Picture, SelfRef};
 use crate::surface::{Format, Sources, Surface, SurfaceMut, SurfaceRef};
 
 /// `SPICE_MASK_FLAGS_INVERS`.
@@ -21,6 +21,10 @@ const MASK_INVERS: u8 = 1;
 const ALPHA_DEST_HAS_ALPHA: u16 = 1;
 /// `SPICE_ALPHA_FLAGS_SRC_SURFACE_HAS_ALPHA`.
 const ALPHA_SRC_SURFACE_HAS_ALPHA: u16 = 2;
+
+/// Largest pattern brush tile, in pixels (a guest's patterns are small;
+/// this bounds the copy a surface used as a pattern costs).
+const MAX_TILE_PIXELS: u64 = 1 << 22;
 
 /// What an operation changed.
 pub type Damage = Option<Rect>;
@@ -81,7 +85,10 @@ pub fn draw(
         }
         DrawOp::Rop3(r) => {
             let region = cx.region(clip, r.mask.as_ref())?;
-            let src = cx.source(&r.src, &r.src_area, r.scale_mode, cx.target.format)?;
+            if region.is_empty() {
+                return Ok(None);
+            }
+            let src = cx.source(&region, &r.src, &r.src_area, r.scale_mode, cx.target.format)?;
             let brush = cx.brush(&r.brush)?;
             let (src, code) = (src.operand(), r.rop3);
             for_each_pixel(cx.target, &region, |x, y, d| {
@@ -91,7 +98,16 @@ pub fn draw(
         }
         DrawOp::Transparent(t) => {
             let region = cx.region(clip, None)?;
-            let src = cx.source(&t.src, &t.src_area, source::SCALE_NEAREST, cx.target.format)?;
+            if region.is_empty() {
+                return Ok(None);
+            }
+            let src = cx.source(
+                &region,
+                &t.src,
+                &t.src_area,
+                source::SCALE_NEAREST,
+                cx.target.format,
+            )?;
             let (key, key_mask) = color_key(cx.target.format, t.true_color);
             let src = src.operand();
             for_each_pixel(cx.target, &region, |x, y, _| {
@@ -101,7 +117,7 @@ pub fn draw(
         }
         DrawOp::AlphaBlend(a) => {
             let region = cx.region(clip, None)?;
-            if a.alpha == 0 {
+            if a.alpha == 0 || region.is_empty() {
                 return Ok(None);
             }
             cx.alpha_blend(&region, a)?;
@@ -267,9 +283,11 @@ impl<'c> Cx<'c, '_> {
         Ok(region)
     }
 
-    /// `area` of `image` as it lands on the bounding box, in `format`.
+    /// `area` of `image` as it lands on the bounding box, in `format`; only
+    /// the part under `region` is produced when it must be converted or scaled.
     fn source(
         &self,
+        region: &DrawRegion,
         image: &Image,
         area: &Rect,
         scale_mode: u8,
@@ -284,12 +302,28 @@ impl<'c> Cx<'c, '_> {
             let dy = i64::from(self.bbox.top) - i64::from(area.top) + i64::from(origin.1);
             return Ok(Src::Direct(picture, dx, dy));
         }
-        let fitted = fit(&picture, area, bw, bh, format, scale_mode)?;
+        let part = self.part(region);
+        let fitted = fit(&picture, area, bw, bh, part, format, scale_mode)?;
         Ok(Src::Fitted(
             fitted,
-            i64::from(self.bbox.left),
-            i64::from(self.bbox.top),
+            i64::from(self.bbox.left) + i64::from(part.x),
+            i64::from(self.bbox.top) + i64::from(part.y),
         ))
+    }
+
+    /// The part of the bounding box `region` covers (the region lies within
+    /// both the box and the target).
+    fn part(&self, region: &DrawRegion) -> Part {
+        if region.is_empty() {
+            return Part::whole(0, 0);
+        }
+        let e = region.extents();
+        Part {
+            x: (i64::from(e.x1) - i64::from(self.bbox.left)).max(0) as u32,
+            y: (i64::from(e.y1) - i64::from(self.bbox.top)).max(0) as u32,
+            width: (e.x2 - e.x1) as u32,
+            height: (e.y2 - e.y1) as u32,
+        }
     }
 
     fn brush(&self, brush: &Brush) -> Result<BrushOperand, CanvasError> {
@@ -316,12 +350,16 @@ impl<'c> Cx<'c, '_> {
                     bottom: whole.1 as i32,
                     right: whole.0 as i32,
                 };
+                if u64::from(whole.0) * u64::from(whole.1) > MAX_TILE_PIXELS {
+                    return Err(CanvasError::Unsupported("a pattern of more than 4 Mpixels"));
+                }
                 let picture = resolve(image, &area, self.sources, self.this())?;
                 let tile = fit(
                     &picture,
                     &area,
                     whole.0,
                     whole.1,
+                    Part::whole(whole.0, whole.1),
                     self.target.format,
                     source::SCALE_NEAREST,
                 )?;
@@ -364,7 +402,7 @@ impl<'c> Cx<'c, '_> {
         if region.is_empty() {
             return Ok(());
         }
-        let src = self.source(image, area, scale_mode, self.target.format)?;
+        let src = self.source(region, image, area, scale_mode, self.target.format)?;
         let src = src.operand();
         if rop.is_copy() {
             for b in region.boxes() {
@@ -395,11 +433,13 @@ impl<'c> Cx<'c, '_> {
             format = Format::Argb32;
         }
         let (bw, bh) = (self.bbox.width(), self.bbox.height());
+        let part = self.part(region);
         let mut src = fit(
             &picture,
             &a.src_area,
             bw,
             bh,
+            part,
             picture.view().format,
             source::SCALE_NEAREST,
         )?;
@@ -409,7 +449,10 @@ impl<'c> Cx<'c, '_> {
             self.target.format = Format::Argb32;
         }
         let alpha = u16::from(a.alpha) * 0x101;
-        let at = (self.bbox.left, self.bbox.top);
+        let at = (
+            (i64::from(self.bbox.left) + i64::from(part.x)) as i32,
+            (i64::from(self.bbox.top) + i64::from(part.y)) as i32,
+        );
         let mut src_view = src.view_mut();
         let result = src_view
             .with_pixman(|s| {
@@ -424,7 +467,7 @@ impl<'c> Cx<'c, '_> {
                         (0, 0),
                         (0, 0),
                         at,
-                        (bw as i32, bh as i32),
+                        (part.width as i32, part.height as i32),
                     );
                     Some(())
                 })

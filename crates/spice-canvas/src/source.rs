@@ -59,10 +59,17 @@ pub(crate) fn resolve<'s>(
         Image::Bitmap(bitmap) => Ok(Picture::Owned(bitmap_pixels(bitmap)?, (0, 0))),
         Image::Quic { data, .. } => Ok(Picture::Owned(quic_pixels(data)?, (0, 0))),
         Image::Surface { surface_id } if *surface_id == target.id => {
-            let copy = target
-                .surface
-                .copy_area(area.left, area.top, area.width(), area.height())?;
-            Ok(Picture::Owned(copy, (area.left, area.top)))
+            // Only the part of the area inside the target exists to be copied.
+            let t = target.surface;
+            let left = area.left.clamp(0, t.width as i32);
+            let top = area.top.clamp(0, t.height as i32);
+            let right = area.right.clamp(left, t.width as i32);
+            let bottom = area.bottom.clamp(top, t.height as i32);
+            if right == left || bottom == top {
+                return Ok(Picture::Owned(Surface::new(1, 1, t.format)?, (left, top)));
+            }
+            let copy = t.copy_area(left, top, (right - left) as u32, (bottom - top) as u32)?;
+            Ok(Picture::Owned(copy, (left, top)))
         }
         Image::Surface { surface_id } => sources
             .surface(*surface_id)
@@ -161,46 +168,97 @@ fn packed_32(width: u32, height: u32, format: Format, data: &[u8]) -> Result<Sur
     Ok(out)
 }
 
-/// `area` of `picture` (in image coordinates) drawn into a new
-/// `width × height` surface of `format`: converted, and scaled when the
-/// sizes differ (nearest or interpolated, as the C canvas does).
+/// A part of an operation's bounding box, in the box's coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub(crate) x: u32,
+    pub(crate) y: u32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+}
+
+impl Part {
+    pub(crate) fn whole(width: u32, height: u32) -> Self {
+        Self {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+}
+
+/// `area` of `picture` (in image coordinates) stretched over a
+/// `box_w × box_h` bounding box, of which only `part` is produced, in
+/// `format`: converted, and scaled when the sizes differ (nearest or
+/// interpolated, as the C canvas does). Only the visible part is ever
+/// allocated, and only the part of `area` that lies inside the picture is
+/// copied (pixels outside it come out 0): a guest's absurd sizes cost nothing.
 pub(crate) fn fit(
     picture: &Picture<'_>,
     area: &Rect,
-    width: u32,
-    height: u32,
+    box_w: u32,
+    box_h: u32,
+    part: Part,
     format: Format,
     scale_mode: u8,
 ) -> Result<Surface, CanvasError> {
     let view = picture.view();
     let origin = picture.origin();
+    let mut out = Surface::new(part.width, part.height, format)?;
     let (aw, ah) = (area.width(), area.height());
-    let mut out = Surface::new(width, height, format)?;
-    if aw == 0 || ah == 0 {
+    // The area's pixels that exist, in image coordinates.
+    let vis = Rect {
+        top: area.top.max(origin.1),
+        left: area.left.max(origin.0),
+        bottom: i64::from(area.bottom).min(i64::from(origin.1) + i64::from(view.height())) as i32,
+        right: i64::from(area.right).min(i64::from(origin.0) + i64::from(view.width())) as i32,
+    };
+    if aw == 0 || ah == 0 || box_w == 0 || box_h == 0 || vis.width() == 0 || vis.height() == 0 {
         return Ok(out);
     }
-    // The area, copied so pixman may take it (it wants writable memory).
-    let mut src = view.copy_area(
-        area.left.saturating_sub(origin.0),
-        area.top.saturating_sub(origin.1),
-        aw,
-        ah,
-    )?;
-    if aw == width && ah == height && src.format() == format {
-        return Ok(src);
-    }
-    let scale = |from: u32, to: u32| Fixed::from_raw(((i64::from(from) << 16) / i64::from(to)) as i32);
-    let transform = Transform::from_scale(scale(aw, width), scale(ah, height));
+    // Copied so pixman may take it (it wants writable memory).
+    let mut src = view.copy_area(vis.left - origin.0, vis.top - origin.1, vis.width(), vis.height())?;
+    // Where the visible pixels start within the area.
+    let (ox, oy) = (
+        i64::from(vis.left) - i64::from(area.left),
+        i64::from(vis.top) - i64::from(area.top),
+    );
+    let scaled = aw != box_w || ah != box_h;
+    let fixed = |v: i64| Fixed::from_raw(v.clamp(i32::MIN.into(), i32::MAX.into()) as i32);
+    // Box point p samples area point scale·p, that is image pixel scale·p − offset.
+    let transform = Transform::new([
+        [
+            fixed((i64::from(aw) << 16) / i64::from(box_w)),
+            fixed(0),
+            fixed(-ox << 16),
+        ],
+        [
+            fixed(0),
+            fixed((i64::from(ah) << 16) / i64::from(box_h)),
+            fixed(-oy << 16),
+        ],
+        [fixed(0), fixed(0), fixed(1 << 16)],
+    ]);
     let filter = if scale_mode == SCALE_NEAREST {
         Filter::Nearest
     } else {
         Filter::Good
     };
+    let (src_x, src_y) = if scaled {
+        (i64::from(part.x), i64::from(part.y))
+    } else {
+        (i64::from(part.x) - ox, i64::from(part.y) - oy)
+    };
+    let (Ok(src_x), Ok(src_y)) = (i32::try_from(src_x), i32::try_from(src_y)) else {
+        return Ok(out);
+    };
+    let size = (part.width as i32, part.height as i32);
     let mut src_view = src.view_mut();
     let mut out_view = out.view_mut();
     src_view
         .with_pixman(|s| -> Result<(), CanvasError> {
-            if aw != width || ah != height {
+            if scaled {
                 s.set_transform(transform)
                     .map_err(|_| CanvasError::Pixman("scale transform"))?;
                 s.set_filter(filter, &[])
@@ -208,17 +266,7 @@ pub(crate) fn fit(
             }
             s.set_repeat(Repeat::None);
             out_view
-                .with_pixman(|d| {
-                    d.composite32(
-                        Operation::Src,
-                        s,
-                        None,
-                        (0, 0),
-                        (0, 0),
-                        (0, 0),
-                        (width as i32, height as i32),
-                    )
-                })
+                .with_pixman(|d| d.composite32(Operation::Src, s, None, (src_x, src_y), (0, 0), (0, 0), size))
                 .ok_or(CanvasError::Pixman("destination image"))
         })
         .ok_or(CanvasError::Pixman("source image"))??;
@@ -292,13 +340,59 @@ mod tests {
             bottom: 1,
             right: 2,
         };
-        let out = fit(&picture, &area, 4, 2, Format::Xrgb32, SCALE_NEAREST).unwrap();
+        let out = fit(
+            &picture,
+            &area,
+            4,
+            2,
+            Part::whole(4, 2),
+            Format::Xrgb32,
+            SCALE_NEAREST,
+        )
+        .unwrap();
         let px = |x, y| pixel_at(&out.view(), x, y).unwrap() & 0xffffff;
         assert_eq!(
             [px(0, 0), px(1, 1), px(2, 0), px(3, 1)],
             [0xff0000, 0xff0000, 0xff, 0xff]
         );
-        let small = fit(&picture, &area, 2, 1, Format::Rgb565, SCALE_NEAREST).unwrap();
+        let small = fit(
+            &picture,
+            &area,
+            2,
+            1,
+            Part::whole(2, 1),
+            Format::Rgb565,
+            SCALE_NEAREST,
+        )
+        .unwrap();
+        // Part of a scaled box: its right half, rows of blue.
+        let half = Part {
+            x: 2,
+            y: 1,
+            width: 2,
+            height: 1,
+        };
+        let right = fit(&picture, &area, 4, 2, half, Format::Xrgb32, SCALE_NEAREST).unwrap();
+        assert_eq!((right.width(), right.height()), (2, 1));
+        assert_eq!(pixel_at(&right.view(), 0, 0).map(|p| p & 0xffffff), Some(0xff));
+        // An area mostly outside the picture: only what exists is read.
+        let huge = Rect {
+            top: -1_000_000,
+            left: 1,
+            bottom: 1_000_000,
+            right: 1_000_001,
+        };
+        let sparse = fit(
+            &picture,
+            &huge,
+            1,
+            1,
+            Part::whole(1, 1),
+            Format::Xrgb32,
+            SCALE_NEAREST,
+        )
+        .unwrap();
+        assert_eq!(pixel_at(&sparse.view(), 0, 0), Some(0));
         assert_eq!(pixel_at(&small.view(), 0, 0), Some(0xf800));
         assert_eq!(pixel_at(&small.view(), 1, 0), Some(0x001f));
     }

@@ -476,3 +476,24 @@ fn operations_outside_the_target_draw_nothing() {
     assert_eq!(run(&mut s, &bits), None);
     assert!((0..4).all(|y| (0..4).all(|x| px(&s, x, y) == 0)));
 }
+
+#[test]
+fn huge_boxes_cost_only_the_visible_part() {
+    // A 1x1 source stretched over a box of 30000 x 30000 pixels: only the
+    // target's 4x4 is produced (not a 3.6 GB buffer). Beyond ±32767 pixman's
+    // 16.16 coordinates give out, for the C canvas as for this one.
+    let mut s = Surface::new(4, 4, Format::Xrgb32).unwrap();
+    let src = bitmap(1, 1, |_, _| RED);
+    let huge = rect(-15000, -15000, 15000, 15000);
+    let d = drawable(huge, DrawOp::Copy(copy(src, rect(0, 0, 1, 1), ropd::OP_PUT)));
+    assert_eq!(run(&mut s, &d), Some(rect(0, 0, 4, 4)));
+    assert!((0..4).all(|y| (0..4).all(|x| px(&s, x, y) & 0xffffff == RED)));
+    // A copy from far outside the target itself reads nothing that is not there.
+    let mut s = numbered(4, 4);
+    let outside = rect(1 << 28, 1 << 28, (1 << 28) + 4, (1 << 28) + 4);
+    let d = drawable(
+        rect(0, 0, 4, 4),
+        DrawOp::Copy(copy(Image::Surface { surface_id: 0 }, outside, ropd::OP_PUT)),
+    );
+    draw(&mut s.view_mut(), 0, &d, &NoSources).unwrap();
+}
