@@ -390,6 +390,15 @@ impl Worker {
             Command::Draw(drawable) => self.draw(drawable),
             Command::Cursor(cursor) => self.cursor(cursor),
             Command::Update(update) => {
+                // The legacy update command: the area rendered into guest memory, then told.
+                let a = update.area;
+                let area = crate::ffi::QXLRect {
+                    top: a.top,
+                    left: a.left,
+                    bottom: a.bottom,
+                    right: a.right,
+                };
+                self.update_area(update.surface_id, Some(area));
                 if let Some(notify) = self.instance.iface().notify_update {
                     // SAFETY: worker-thread callback.
                     unsafe { notify(self.instance.0, update.update_id) };
