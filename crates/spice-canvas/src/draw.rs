@@ -124,14 +124,14 @@ pub fn draw(
             Ok(damage(&region))
         }
         DrawOp::CopyBits { src_pos } => cx.copy_bits(clip, *src_pos),
-        DrawOp::Stroke(_) => Err(CanvasError::Unsupported("stroke")),
-        DrawOp::Text(_) => Err(CanvasError::Unsupported("text")),
-        DrawOp::Composite(_) => Err(CanvasError::Unsupported("composite")),
+        DrawOp::Stroke(stroke) => crate::stroke::draw(&mut cx, clip, stroke),
+        DrawOp::Text(text) => crate::text::draw(&mut cx, clip, text),
+        DrawOp::Composite(composite) => crate::composite::draw(&mut cx, clip, composite),
         DrawOp::Unsupported { .. } => Err(CanvasError::Unsupported("this draw type")),
     }
 }
 
-fn damage(region: &DrawRegion) -> Damage {
+pub(crate) fn damage(region: &DrawRegion) -> Damage {
     if region.is_empty() {
         return None;
     }
@@ -157,7 +157,7 @@ fn color_key(format: Format, xrgb: u32) -> (u32, u32) {
 
 /// Calls `f(x, y, dest)` for every pixel of `region`; a `Some` result is
 /// written there.
-fn for_each_pixel(
+pub(crate) fn for_each_pixel(
     target: &mut SurfaceMut<'_>,
     region: &DrawRegion,
     mut f: impl FnMut(i64, i64, u32) -> Option<u32>,
@@ -219,14 +219,14 @@ impl Src<'_> {
 }
 
 /// A brush ready to be read in the target's space.
-enum BrushOperand {
+pub(crate) enum BrushOperand {
     Solid(u32),
     Tile { tile: Surface, origin: Point },
 }
 
 impl BrushOperand {
     #[inline]
-    fn at(&self, x: i64, y: i64) -> u32 {
+    pub(crate) fn at(&self, x: i64, y: i64) -> u32 {
         match self {
             BrushOperand::Solid(v) => *v,
             BrushOperand::Tile { tile, origin } => {
@@ -239,15 +239,15 @@ impl BrushOperand {
 }
 
 /// One operation's context.
-struct Cx<'c, 't> {
-    target: &'c mut SurfaceMut<'t>,
-    target_id: u32,
-    sources: &'c dyn Sources,
-    bbox: Rect,
+pub(crate) struct Cx<'c, 't> {
+    pub(crate) target: &'c mut SurfaceMut<'t>,
+    pub(crate) target_id: u32,
+    pub(crate) sources: &'c dyn Sources,
+    pub(crate) bbox: Rect,
 }
 
 impl<'c> Cx<'c, '_> {
-    fn this(&self) -> SelfRef<'_> {
+    pub(crate) fn this(&self) -> SelfRef<'_> {
         SelfRef {
             id: self.target_id,
             surface: self.target.as_ref(),
@@ -255,7 +255,7 @@ impl<'c> Cx<'c, '_> {
     }
 
     /// The bounding box within the target, clipped, and masked.
-    fn region(&self, clip: &Clip, mask: Option<&Mask>) -> Result<DrawRegion, CanvasError> {
+    pub(crate) fn region(&self, clip: &Clip, mask: Option<&Mask>) -> Result<DrawRegion, CanvasError> {
         let mut region = DrawRegion::new(self.target.width, self.target.height, &self.bbox, clip);
         let Some(mask) = mask else { return Ok(region) };
         let origin = (
@@ -326,7 +326,7 @@ impl<'c> Cx<'c, '_> {
         }
     }
 
-    fn brush(&self, brush: &Brush) -> Result<BrushOperand, CanvasError> {
+    pub(crate) fn brush(&self, brush: &Brush) -> Result<BrushOperand, CanvasError> {
         let mask = self.target.format.pixel_mask();
         Ok(match brush {
             Brush::None => BrushOperand::Solid(0),
@@ -368,7 +368,12 @@ impl<'c> Cx<'c, '_> {
         })
     }
 
-    fn paint_brush(&mut self, region: &DrawRegion, brush: &Brush, rop: Rop) -> Result<(), CanvasError> {
+    pub(crate) fn paint_brush(
+        &mut self,
+        region: &DrawRegion,
+        brush: &Brush,
+        rop: Rop,
+    ) -> Result<(), CanvasError> {
         if region.is_empty() {
             return Ok(());
         }

@@ -33,6 +33,16 @@ pub enum CanvasError {
     /// An operand the canvas does not take.
     #[error("{0} is not rendered")]
     Unsupported(&'static str),
+    /// A composite operator that is not one of pixman's.
+    #[error("composite operator {0} is not a pixman operator")]
+    Operator(u8),
+    /// A composite filter pixman cannot sample with (the convolutions need
+    /// parameters the protocol does not carry).
+    #[error("composite filter {0} cannot be used")]
+    Filter(u8),
+    /// An operand whose value cannot be drawn (named).
+    #[error("invalid {0}")]
+    Invalid(&'static str),
     /// pixman refused an image or transform.
     #[error("pixman refused {0}")]
     Pixman(&'static str),

@@ -15,13 +15,16 @@
 //! - [`draw`]: one drawable into a target, reading other surfaces through
 //!   [`Sources`].
 
+mod composite;
 mod draw;
 mod error;
 mod pixels;
 mod region;
 pub mod rop;
 mod source;
+mod stroke;
 mod surface;
+mod text;
 
 pub use draw::{draw, Damage};
 pub use error::CanvasError;

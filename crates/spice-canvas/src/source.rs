@@ -133,7 +133,7 @@ pub(crate) fn bitmap_mask(bitmap: &Bitmap) -> Result<Surface, CanvasError> {
     Ok(out)
 }
 
-fn quic_pixels(data: &[u8]) -> Result<Surface, CanvasError> {
+pub(crate) fn quic_pixels(data: &[u8]) -> Result<Surface, CanvasError> {
     let limits = spice_codec::DecodeLimits {
         max_pixels: QUIC_MAX_PIXELS,
     };

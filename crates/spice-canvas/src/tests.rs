@@ -12,7 +12,7 @@ use crate::{draw, Format, NoSources, Sources, Surface, SurfaceRef};
 const RED: u32 = 0x00ff_0000;
 const BLUE: u32 = 0x0000_00ff;
 
-fn rect(left: i32, top: i32, right: i32, bottom: i32) -> Rect {
+pub(crate) fn rect(left: i32, top: i32, right: i32, bottom: i32) -> Rect {
     Rect {
         top,
         left,
@@ -21,7 +21,7 @@ fn rect(left: i32, top: i32, right: i32, bottom: i32) -> Rect {
     }
 }
 
-fn drawable(bbox: Rect, op: DrawOp) -> Drawable {
+pub(crate) fn drawable(bbox: Rect, op: DrawOp) -> Drawable {
     Drawable {
         surface_id: 0,
         effect: 0,
@@ -45,7 +45,7 @@ fn fill(brush: Brush, rop_descriptor: u16, mask: Option<Mask>) -> DrawOp {
 }
 
 /// A 32-bit top-down bitmap from pixel values.
-fn bitmap(width: u32, height: u32, px: impl Fn(u32, u32) -> u32) -> Image {
+pub(crate) fn bitmap(width: u32, height: u32, px: impl Fn(u32, u32) -> u32) -> Image {
     let mut data = Vec::new();
     for y in 0..height {
         for x in 0..width {
@@ -77,12 +77,12 @@ fn copy(src: Image, src_area: Rect, rop_descriptor: u16) -> CopyOp {
     }
 }
 
-fn px(s: &Surface, x: u32, y: u32) -> u32 {
+pub(crate) fn px(s: &Surface, x: u32, y: u32) -> u32 {
     crate::source::pixel_at(&s.view(), x.into(), y.into()).unwrap()
 }
 
 /// Surface `id` → its pixels, for operations reading other surfaces.
-struct Map(Vec<(u32, Surface)>);
+pub(crate) struct Map(pub(crate) Vec<(u32, Surface)>);
 
 impl Sources for Map {
     fn surface(&self, id: u32) -> Option<SurfaceRef<'_>> {
