@@ -32,6 +32,8 @@ pub struct LinuxGuest {
     pub release: String,
     /// The Debian packages it was built from (name_version).
     pub packages: Vec<String>,
+    /// Where the kernel package was unpacked (its modules are under `lib/modules`).
+    root: PathBuf,
 }
 
 impl LinuxGuest {
@@ -52,9 +54,27 @@ impl LinuxGuest {
     pub fn append(&self) -> &'static str {
         "console=ttyS0 quiet"
     }
+
+    /// The kernel's module tree (`lib/modules/RELEASE/kernel`).
+    pub(crate) fn modules(&self) -> PathBuf {
+        self.root.join(format!("lib/modules/{}/kernel", self.release))
+    }
+
+    /// Busybox (static), as unpacked next to the kernel.
+    pub(crate) fn busybox(&self) -> PathBuf {
+        self.root.join("bin/busybox")
+    }
+
+    /// The same kernel with another initramfs.
+    pub(crate) fn with_initrd(&self, initrd: PathBuf) -> Self {
+        Self {
+            initrd,
+            ..self.clone()
+        }
+    }
 }
 
-fn run(cmd: &mut Command) -> Result<String, String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
@@ -77,7 +97,7 @@ fn kernel_package() -> Result<String, String> {
 }
 
 /// The `.deb` of `package` in `dir`, downloaded if missing.
-fn deb(dir: &Path, package: &str) -> Result<PathBuf, String> {
+pub(crate) fn deb(dir: &Path, package: &str) -> Result<PathBuf, String> {
     let find = || {
         std::fs::read_dir(dir).ok().and_then(|entries| {
             entries.filter_map(Result::ok).map(|e| e.path()).find(|p| {
@@ -98,7 +118,7 @@ fn deb(dir: &Path, package: &str) -> Result<PathBuf, String> {
 
 /// Refreshes the package lists once (stale or missing lists make
 /// `apt-cache` and `apt-get download` fail), as root or through sudo.
-fn update_package_lists() -> Result<(), String> {
+pub(crate) fn update_package_lists() -> Result<(), String> {
     let root = run(Command::new("id").arg("-u")).is_ok_and(|u| u.trim() == "0");
     let mut cmd = if root {
         Command::new("apt-get")
@@ -147,7 +167,8 @@ fn build(dir: &Path) -> Result<LinuxGuest, String> {
         }
     }
     if !initrd.is_file() {
-        let archive = initramfs(&root, &release)?;
+        let modules = root.join(format!("lib/modules/{release}/kernel"));
+        let archive = initramfs(&root.join("bin/busybox"), &modules, &ROOT_MODULES, INIT)?;
         let partial = initrd.with_extension("partial");
         std::fs::write(&partial, archive).map_err(|e| format!("{}: {e}", partial.display()))?;
         std::fs::rename(&partial, &initrd).map_err(|e| format!("{}: {e}", initrd.display()))?;
@@ -157,20 +178,27 @@ fn build(dir: &Path) -> Result<LinuxGuest, String> {
         initrd,
         release,
         packages,
+        root,
     })
 }
 
-/// The initramfs: busybox, the init script, the modules and their load order.
-fn initramfs(root: &Path, release: &str) -> Result<Vec<u8>, String> {
-    let modules = root.join(format!("lib/modules/{release}/kernel"));
-    let order = load_order(&modules, &ROOT_MODULES)?;
+/// An initramfs: static busybox, the init script `init`, and the modules
+/// `roots` with what they depend on under `mods/`, their load order in
+/// `mods/order`.
+pub(crate) fn initramfs(
+    busybox: &Path,
+    modules: &Path,
+    roots: &[&str],
+    init: &str,
+) -> Result<Vec<u8>, String> {
+    let order = load_order(modules, roots)?;
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let mut cpio = Cpio::default();
     for d in ["bin", "dev", "proc", "sys", "mods"] {
         cpio.dir(d);
     }
-    cpio.file("bin/busybox", 0o755, &read(&root.join("bin/busybox"))?);
-    cpio.file("init", 0o755, INIT.as_bytes());
+    cpio.file("bin/busybox", 0o755, &read(busybox)?);
+    cpio.file("init", 0o755, init.as_bytes());
     let mut names = String::new();
     for (name, path) in &order {
         cpio.file(&format!("mods/{name}.ko"), 0o644, &read(path)?);
@@ -183,7 +211,7 @@ fn initramfs(root: &Path, release: &str) -> Result<Vec<u8>, String> {
 
 /// `roots` and everything they depend on (the `depends=` of each module's
 /// `.modinfo`), dependencies first.
-fn load_order(modules: &Path, roots: &[&str]) -> Result<Vec<(String, PathBuf)>, String> {
+pub(crate) fn load_order(modules: &Path, roots: &[&str]) -> Result<Vec<(String, PathBuf)>, String> {
     let mut files = Vec::new();
     collect_modules(modules, &mut files);
     let find = |name: &str| {
@@ -252,7 +280,7 @@ fn module_depends(module: &[u8]) -> Vec<String> {
 
 /// A `newc` (SVR4, no CRC) cpio archive, the format the kernel unpacks.
 #[derive(Default)]
-struct Cpio {
+pub(crate) struct Cpio {
     data: Vec<u8>,
     inode: u32,
 }
@@ -290,21 +318,21 @@ impl Cpio {
         }
     }
 
-    fn dir(&mut self, name: &str) {
+    pub(crate) fn dir(&mut self, name: &str) {
         self.entry(name, 0o040_755, &[]);
     }
 
-    fn file(&mut self, name: &str, permissions: u32, body: &[u8]) {
+    pub(crate) fn file(&mut self, name: &str, permissions: u32, body: &[u8]) {
         self.entry(name, 0o100_000 | permissions, body);
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, &[]);
         self.data
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -8,15 +8,21 @@
 //! - [`pattern`] makes deterministic frames to compare pixel by pixel.
 //! - [`qemu::Qemu`] runs unmodified QEMU with our `libspice-server.so.1` or
 //!   Debian's C one, for differential tests; [`guest::LinuxGuest`] is a real
-//!   Linux guest for it (Debian's kernel on the qxl DRM driver).
+//!   Linux guest for it (Debian's kernel on the qxl DRM driver);
+//!   [`xorg_guest::XorgGuest`] a Debian desktop (Xorg on the qxl driver,
+//!   spice-vdagent) built from Debian's packages ([`rootfs`]), booted and
+//!   watched by [`desktop::Desktop`].
 
 pub mod agent;
+pub mod desktop;
 pub mod devices;
 pub mod gtk;
 pub mod guest;
 pub mod pattern;
 pub mod qemu;
 pub mod raw;
+pub(crate) mod rootfs;
+pub mod xorg_guest;
 
 /// Starts `tracing` output for a test once; `RUST_LOG` picks the level.
 pub fn init_logging() {
