@@ -73,6 +73,9 @@ pub struct Config {
     /// In client mouse mode, move the pointer through the guest agent when one
     /// is attached (instead of the tablet); as QEMU's `agent-mouse=on`.
     pub agent_mouse: bool,
+    /// What a client may cost: queued output, links in progress, password
+    /// attempts (see `SECURITY.md`).
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             uuid: None,
             link_timeout: Duration::from_secs(10),
             agent_mouse: true,
+            limits: crate::limits::Limits::default(),
             image_compression: crate::display::compress::ImageCompression::default(),
             jpeg_compression: crate::display::compress::WanCompression::default(),
             zlib_glz_compression: crate::display::compress::WanCompression::default(),
@@ -207,6 +211,13 @@ impl ServerBuilder {
     /// How long a client may take to link before it is dropped.
     pub fn link_timeout(mut self, timeout: Duration) -> Self {
         self.config.link_timeout = timeout;
+        self
+    }
+
+    /// Limits on what clients may cost the server (defaults in
+    /// [`crate::Limits`] and `SECURITY.md`).
+    pub fn limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.config.limits = limits;
         self
     }
 

@@ -29,6 +29,7 @@ pub mod core;
 pub mod display;
 mod error;
 mod handle;
+mod limits;
 mod runtime;
 mod server;
 mod socket;
@@ -48,6 +49,7 @@ pub use crate::display::{
 };
 pub use crate::error::ServerError;
 pub use crate::handle::ServerHandle;
+pub use crate::limits::Limits;
 pub use crate::runtime::RunningServer;
 pub use crate::server::Server;
 pub use crate::vdi::{CharDevice, Keyboard, Leds, Mouse, MouseButtons, Tablet};

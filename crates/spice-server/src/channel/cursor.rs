@@ -17,6 +17,12 @@ pub(crate) enum CursorEvent {
     Disconnect,
 }
 
+/// Cursor updates are produced only while less than this waits on the
+/// socket: a client that acknowledges without reading would otherwise make
+/// the queue grow at the host's cursor rate. Only the latest shape and
+/// position matter, so holding back loses nothing.
+pub(crate) const MAX_QUEUED_BYTES: usize = 256 * 1024;
+
 fn clamp16(v: i32) -> i16 {
     v.clamp(i16::MIN.into(), i16::MAX.into()) as i16
 }
@@ -63,7 +69,7 @@ impl CursorChannel {
 
     /// Sends the latest shape or position if they changed.
     pub(crate) fn produce(&mut self, shared: &DisplayShared) {
-        if self.base.waiting_for_ack() {
+        if self.base.waiting_for_ack() || self.base.out.len() >= MAX_QUEUED_BYTES {
             return;
         }
         let state = shared.lock();

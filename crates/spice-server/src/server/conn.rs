@@ -66,6 +66,8 @@ pub(crate) struct Conn {
     pub(crate) phase: Phase,
     pub(crate) info: ChannelInfo,
     pub(crate) connected_at: Instant,
+    /// How its queued output stands (whether its requests are read).
+    pub(crate) output: super::backpressure::OutputWatch,
 }
 
 impl Conn {
@@ -84,12 +86,19 @@ impl Conn {
     /// Writes queued output until done or the socket is full.
     /// Returns whether everything was written.
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        self.flush_counted().map(|(done, _)| done)
+    }
+
+    /// [`Self::flush`], also returning how many bytes went out.
+    pub(crate) fn flush_counted(&mut self) -> io::Result<(bool, usize)> {
         let Conn { stream, phase, .. } = self;
         let out = match phase {
             Phase::Linking { out, .. } => out,
             Phase::Linked { channel, .. } => &mut channel.base().out,
             Phase::Handover(h) => &mut h.base.out,
         };
-        crate::socket::flush(stream, out)
+        let before = out.len();
+        let done = crate::socket::flush(stream, out)?;
+        Ok((done, before - out.len()))
     }
 }

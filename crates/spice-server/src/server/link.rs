@@ -71,6 +71,7 @@ impl ServerState {
                 },
                 info,
                 connected_at: now,
+                output: super::backpressure::OutputWatch::new(now),
             },
         );
     }

@@ -5,6 +5,7 @@
 //! with the state borrowed; host devices called from there reach back into the
 //! server only through [`ServerHandle`], which queues, so nothing re-enters.
 
+mod backpressure;
 mod conn;
 mod dispatch;
 mod keys;
@@ -96,6 +97,10 @@ pub(crate) struct ServerState {
     mouse_mode: u32,
     logical_size: Option<(u32, u32)>,
     read_buf: Vec<u8>,
+    /// Checks connections whose reading is paused, which get no events while
+    /// their client does not read; armed only while there are some.
+    stall_timer: Option<crate::core::TimerId>,
+    stall_timer_armed: bool,
 }
 
 /// A server running on the host's event loop (see [`crate::ServerBuilder::start_on`]).
@@ -187,6 +192,8 @@ impl Server {
                 mouse_mode: mouse_mode::SERVER,
                 logical_size: None,
                 read_buf: vec![0; 64 * 1024],
+                stall_timer: None,
+                stall_timer_armed: false,
             })
         });
         {
@@ -194,6 +201,7 @@ impl Server {
             let wake_fd = s.wake_rx.fd();
             let wake = s.callback(|s, _| s.on_wakeup());
             s.watches = vec![core.add_watch(wake_fd, Interest::READ, wake)];
+            s.stall_timer = Some(core.add_timer(s.timer_callback(|s| s.check_stalled())));
             if let Some(listen_fd) = s.listener.as_ref().map(|l| l.as_raw_fd()) {
                 let accept = s.callback(|s, _| s.on_accept());
                 s.watches.push(core.add_watch(listen_fd, Interest::READ, accept));
@@ -777,6 +785,12 @@ impl ServerState {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut keep = true;
         for _ in 0..16 {
+            // Every request may queue a reply: a client that does not read
+            // them gets no more read until it does (pump() stops asking).
+            let queued = conn.out().len();
+            if !conn.output.may_read(queued, &self.config.limits) {
+                break;
+            }
             match conn.read(&mut buf) {
                 Ok(ReadResult::Data(n)) => {
                     if !self.feed(id, conn, &buf[..n]) {
@@ -812,6 +826,7 @@ impl ServerState {
         // Rounds of produce-and-write; a display client with a lot of damage
         // gets it a chunk per round.
         let mut all_rounds_used = true;
+        let mut written = 0;
         for _ in 0..64 {
             if let Phase::Linked {
                 channel: conn::Channel::Main(m),
@@ -835,11 +850,13 @@ impl ServerState {
                 all_rounds_used = false;
                 break;
             }
-            match conn.flush() {
-                Ok(true) => continue,
-                Ok(false) => {
-                    all_rounds_used = false;
-                    break;
+            match conn.flush_counted() {
+                Ok((done, n)) => {
+                    written += n;
+                    if !done {
+                        all_rounds_used = false;
+                        break;
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "write failed");
@@ -847,10 +864,23 @@ impl ServerState {
                 }
             }
         }
+        let queued = conn.out().len();
+        let verdict = conn
+            .output
+            .after_write(queued, written, self.now(), &self.config.limits);
+        if !self.output_verdict(conn, verdict, queued) {
+            return false;
+        }
         // Out of rounds with output still to produce: ask for a writable
         // event (it comes at once) to continue on the next turn of the loop
         // instead of waiting for the host's next update.
-        let wanted = if conn.out().is_empty() && !all_rounds_used {
+        let wanted = if verdict == backpressure::OutputVerdict::Pause {
+            // Only the client taking output brings it back.
+            Interest {
+                read: false,
+                write: true,
+            }
+        } else if conn.out().is_empty() && !all_rounds_used {
             Interest::READ
         } else {
             Interest::READ_WRITE
@@ -860,6 +890,74 @@ impl ServerState {
             self.core.update_watch(conn.watch, wanted);
         }
         true
+    }
+
+    /// Acts on what the connection's queued output means. Returns `false`
+    /// when the client must be disconnected.
+    fn output_verdict(&mut self, conn: &Conn, verdict: backpressure::OutputVerdict, queued: usize) -> bool {
+        use backpressure::OutputVerdict;
+        let channel = channel_name(conn.info.channel_type);
+        match verdict {
+            OutputVerdict::Serve => true,
+            OutputVerdict::Pause => {
+                if !self.stall_timer_armed {
+                    if let Some(timer) = self.stall_timer {
+                        self.stall_timer_armed = true;
+                        self.core
+                            .start_timer(timer, stall_check_interval(&self.config.limits));
+                    }
+                }
+                true
+            }
+            // One line per client: it is disconnected.
+            OutputVerdict::Overflow => {
+                tracing::warn!(
+                    peer = ?conn.info.peer,
+                    channel,
+                    queued,
+                    limit = self.config.limits.output_max_bytes,
+                    "client does not read its output; queue over the limit, disconnecting"
+                );
+                false
+            }
+            OutputVerdict::Stalled => {
+                tracing::warn!(
+                    peer = ?conn.info.peer,
+                    channel,
+                    queued,
+                    timeout_s = self.config.limits.stalled_client_timeout.as_secs_f32(),
+                    "client took no output while its requests were paused; disconnecting"
+                );
+                false
+            }
+        }
+    }
+
+    /// Disconnects paused clients that have stalled past the timeout; runs
+    /// while any connection is paused.
+    fn check_stalled(&mut self) {
+        self.stall_timer_armed = false;
+        let now = self.now();
+        let paused: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.output.paused())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in paused {
+            self.with_conn(id, |s, conn| {
+                let queued = conn.out().len();
+                let verdict = conn.output.verdict(queued, now, &s.config.limits);
+                s.output_verdict(conn, verdict, queued)
+            });
+        }
+        if self.conns.values().any(|c| c.output.paused()) {
+            if let Some(timer) = self.stall_timer {
+                self.stall_timer_armed = true;
+                self.core
+                    .start_timer(timer, stall_check_interval(&self.config.limits));
+            }
+        }
     }
 
     /// Closes one connection; closing a session's main channel ends the session.
@@ -930,6 +1028,9 @@ impl ServerState {
             self.close_channel(id);
         }
         self.workers.clear();
+        if let Some(timer) = self.stall_timer.take() {
+            self.core.remove_timer(timer);
+        }
         for watch in self.watches.drain(..) {
             self.core.remove_watch(watch);
         }
@@ -945,6 +1046,14 @@ impl ServerState {
         self.handle.attach(None);
         tracing::info!(addr = %self.local_addr, "spice server stopped");
     }
+}
+
+/// How often paused connections are looked at: often enough that a stalled
+/// one goes within a second of its timeout.
+fn stall_check_interval(limits: &crate::limits::Limits) -> std::time::Duration {
+    limits
+        .stalled_client_timeout
+        .min(std::time::Duration::from_secs(1))
 }
 
 pub(crate) fn channel_name(channel_type: u8) -> &'static str {
