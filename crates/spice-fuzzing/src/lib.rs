@@ -1,7 +1,8 @@
 //! Fuzzing support for the parsers of untrusted input, in the style of IronRDP's
 //! `ironrdp-fuzzing`: the SPICE wire protocol (`spice-proto`, what a client
 //! sends), the image codecs (`spice-codec`) and QXL command parsing
-//! (`spice-qxl`, what a guest hands the server).
+//! (`spice-qxl`, what a guest hands the server) and the software canvas that
+//! draws what it parses (`spice-canvas`).
 //!
 //! - [`oracles`] holds one function per fuzz target. Each takes arbitrary bytes,
 //!   exercises the sans-IO code under test with them and checks invariants
@@ -37,4 +38,5 @@ pub const TARGETS: &[(&str, Oracle)] = &[
     ("quic", oracles::quic),
     ("glz", oracles::glz),
     ("qxl_command", oracles::qxl_command),
+    ("canvas_draw", oracles::canvas_draw),
 ];

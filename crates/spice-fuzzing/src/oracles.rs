@@ -20,6 +20,8 @@
 //! - [`glz`]: GLZ streams, each preceded by its length (2 bytes, big endian),
 //!   decoded in order by one decoder.
 //! - [`qxl_command`]: fake guest memory, laid out as [`spice_qxl::fuzzing`] describes.
+//! - [`canvas_draw`]: the same guest memory, the command always a drawable;
+//!   byte 12 picks the target's format, bytes 13–14 its size (see [`canvas_draw`]).
 
 use std::time::{Duration, Instant};
 
@@ -807,6 +809,161 @@ pub fn glz(data: &[u8]) {
 /// memory).
 pub fn qxl_command(data: &[u8]) {
     spice_qxl::fuzzing::fuzz_parse(data);
+}
+
+/// Formats of the canvas oracle's target, by byte 12 of the input (6 and 7: xRGB).
+const CANVAS_FORMATS: [spice_canvas::Format; 6] = [
+    spice_canvas::Format::Xrgb32,
+    spice_canvas::Format::Argb32,
+    spice_canvas::Format::Rgb565,
+    spice_canvas::Format::A8,
+    spice_canvas::Format::Rgb555,
+    spice_canvas::Format::A1,
+];
+
+/// The surfaces the canvas oracle's drawables may read besides their
+/// target: `(id, width, height, format)`, one of each format that matters
+/// (A8 and ARGB for composites, A1 for masks).
+const CANVAS_SOURCES: [(u32, u32, u32, spice_canvas::Format); 4] = [
+    (1, 12, 10, spice_canvas::Format::Xrgb32),
+    (2, 12, 10, spice_canvas::Format::A8),
+    (3, 7, 5, spice_canvas::Format::Argb32),
+    (4, 40, 10, spice_canvas::Format::A1),
+];
+
+/// A surface of the canvas oracle, its bytes a fixed pattern.
+fn canvas_surface(id: u32, width: u32, height: u32, format: spice_canvas::Format) -> spice_canvas::Surface {
+    let mut s = spice_canvas::Surface::new(width, height, format).expect("a small surface");
+    for y in 0..height {
+        let row = s.row_bytes_mut(y).expect("a row of the surface");
+        for (x, b) in row.iter_mut().enumerate() {
+            *b = (x as u32 * 37 + y * 11 + id * 101) as u8;
+        }
+    }
+    s
+}
+
+struct CanvasSources(Vec<(u32, spice_canvas::Surface)>);
+
+impl spice_canvas::Sources for CanvasSources {
+    fn surface(&self, id: u32) -> Option<spice_canvas::SurfaceRef<'_>> {
+        self.0.iter().find(|(i, _)| *i == id).map(|(_, s)| s.view())
+    }
+}
+
+/// A drawable parsed out of fake guest memory (laid out as for
+/// [`qxl_command`], the command type forced to DRAW) and rendered into a
+/// small target (format `byte 12 % 8`, see [`CANVAS_FORMATS`]; size
+/// `24 + byte 13 % 16` by `16 + byte 14 % 8`), reading four other surfaces
+/// ([`CANVAS_SOURCES`]); the rows of bitmaps left in guest memory are copied
+/// first, as the QXL worker does.
+///
+/// Invariants: drawing never panics; the damage it reports lies within the
+/// target and the drawable's box, and no pixel outside it changed (none at
+/// all when it reports none).
+pub fn canvas_draw(data: &[u8]) {
+    canvas_run(data);
+}
+
+/// [`canvas_draw`], returning what drawing gave (`None` when the input
+/// holds no drawable).
+pub fn canvas_run(data: &[u8]) -> Option<Result<spice_canvas::Damage, spice_canvas::CanvasError>> {
+    use spice_qxl::fuzzing::{fuzz_limits, fuzz_slots, FUZZ_BASE};
+    use spice_qxl::{Command, CommandExt, FakeMemory, Guest, GuestMemory};
+    if data.len() < 16 {
+        return None;
+    }
+    let len = data.len();
+    let memory = FakeMemory::from_bytes(FUZZ_BASE, data.to_vec());
+    let slots = fuzz_slots(len);
+    let guest = Guest::new(&slots, &memory).with_limits(fuzz_limits());
+    let offset = u64::from(u16::from_le_bytes([data[0], data[1]])) % len as u64;
+    let group = u32::from(data[3] >> 2 & 1);
+    let generation = group ^ u32::from(data[3] >> 3 & 1);
+    let phys = match group {
+        0 => slots.physical(0, generation, FUZZ_BASE + offset),
+        _ => slots.physical(1, generation, offset),
+    };
+    let ext = CommandExt {
+        data: phys,
+        cmd_type: spice_qxl::command::QXL_CMD_DRAW,
+        group_id: group,
+        flags: u32::from(data[3] & 3),
+    };
+    let Ok(Command::Draw(mut drawable)) = spice_qxl::parse_command(&guest, &ext).command else {
+        return None;
+    };
+    for image in drawable.op.images_mut() {
+        if let spice_qxl::Image::Bitmap(b) = image {
+            if let Some(rows) = b.guest_rows {
+                let mut bytes = vec![0; rows.len as usize];
+                if memory.read(rows.host, &mut bytes).is_err() {
+                    return None;
+                }
+                b.data = bytes;
+            }
+        }
+    }
+    let format = CANVAS_FORMATS
+        .get(usize::from(data[12] & 7))
+        .copied()
+        .unwrap_or(spice_canvas::Format::Xrgb32);
+    let (width, height) = (24 + u32::from(data[13] % 16), 16 + u32::from(data[14] % 8));
+    let mut target = canvas_surface(drawable.surface_id, width, height, format);
+    let before = target.clone();
+    let sources = CanvasSources(
+        CANVAS_SOURCES
+            .iter()
+            .map(|&(id, w, h, f)| (id, canvas_surface(id, w, h, f)))
+            .collect(),
+    );
+    let result = spice_canvas::draw(&mut target.view_mut(), drawable.surface_id, &drawable, &sources);
+    let Ok(damage) = result else {
+        return Some(result);
+    };
+    let inside = |x: u32, y: u32| {
+        damage.is_some_and(|r| {
+            (i64::from(r.left)..i64::from(r.right)).contains(&i64::from(x))
+                && (i64::from(r.top)..i64::from(r.bottom)).contains(&i64::from(y))
+        })
+    };
+    if let Some(r) = damage {
+        assert!(
+            r.left >= 0 && r.top >= 0 && r.left < r.right && r.top < r.bottom,
+            "damage {r:?}"
+        );
+        assert!(
+            r.right as u32 <= width && r.bottom as u32 <= height,
+            "damage {r:?} past the target"
+        );
+        let b = drawable.bbox;
+        assert!(
+            r.left >= b.left && r.top >= b.top && r.right <= b.right && r.bottom <= b.bottom,
+            "damage {r:?} outside the box {b:?}"
+        );
+    }
+    let bpp = format.bits_per_pixel();
+    for y in 0..height {
+        let (new, old) = (
+            target.row_bytes(y).expect("a row"),
+            before.row_bytes(y).expect("a row"),
+        );
+        for x in 0..width {
+            let bit = (x * bpp) as usize;
+            let bits = bpp.min(8) as usize;
+            let (at, bytes) = (bit / 8, (bpp as usize).div_ceil(8));
+            let changed = if bpp >= 8 {
+                new[at..at + bytes] != old[at..at + bytes]
+            } else {
+                (new[at] ^ old[at]) >> (bit % 8) & ((1 << bits) - 1) != 0
+            };
+            assert!(
+                !changed || inside(x, y),
+                "pixel ({x}, {y}) changed outside the damage {damage:?}"
+            );
+        }
+    }
+    Some(Ok(damage))
 }
 
 #[cfg(test)]

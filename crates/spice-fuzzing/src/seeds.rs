@@ -60,6 +60,7 @@ pub fn for_target(target: &str) -> Vec<Seed> {
         "quic" => quic(),
         "glz" => glz(),
         "qxl_command" => qxl_command(),
+        "canvas_draw" => canvas_draw(),
         _ => Vec::new(),
     }
 }
@@ -976,9 +977,164 @@ fn qxl_command() -> Vec<Seed> {
         .collect()
 }
 
+/// Drawables for the canvas: the QXL seeds that draw (COPY, clipped COPY,
+/// STROKE, TEXT, COMPOSITE), then one per case the canvas treats apart —
+/// glyph composites from A8 surfaces, transformed and tiled sources, 4- and
+/// 8-bit glyphs, Béziers, dashes, masks from A1 surfaces — on targets of
+/// several formats (byte 12, see `oracles::canvas_draw`).
+fn canvas_draw() -> Vec<Seed> {
+    use spice_qxl::command::{composite_flags as cf, draw_type, line_flags, path_flags, string_flags};
+    use spice_qxl::fuzzing::FUZZ_BASE;
+    use spice_qxl::testkit::{self as kit, Arena, DrawableSpec};
+
+    let mut seeds: Vec<Seed> = spice_qxl::fuzzing::fuzz_seeds()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| [0, 1, 7, 8, 9].contains(i))
+        .map(|(i, bytes)| (format!("qxl-{i}"), bytes))
+        .collect();
+    let new_arena = || {
+        let mut a = Arena::new(FUZZ_BASE, 1024);
+        a.reserve(16);
+        a
+    };
+    // The command's offset and type, then the target: format index, size bytes.
+    let finish = |mut a: Arena, cmd: u64, format: u8| {
+        let mem = a.memory_mut().as_bytes_mut();
+        mem[0..2].copy_from_slice(&((cmd - FUZZ_BASE) as u16).to_le_bytes());
+        mem[2] = 1;
+        mem[12] = format;
+        mem[13] = 0;
+        mem[14] = 0;
+        mem.to_vec()
+    };
+    let draw = |draw_type: u8, bbox, op| {
+        let mut d = DrawableSpec::qemu_copy(bbox, op);
+        d.draw_type = draw_type;
+        d.effect = 0;
+        kit::drawable(&d)
+    };
+    let repeat = |r: u8, shift: u32| u32::from(r) << shift;
+
+    // Xorg's glyphs: a 1x1-ish ARGB source repeated, through an A8 surface, OVER ARGB.
+    let mut a = new_arena();
+    let src = a.put(&kit::surface_image(1, 3));
+    let mask = a.put(&kit::surface_image(2, 2));
+    let flags = 3 | repeat(cf::REPEAT_NORMAL, cf::SRC_REPEAT_SHIFT);
+    let op = kit::composite_op(flags, src, 0, mask, 0, (0, 0), (2, 1));
+    let cmd = a.put(&draw(draw_type::COMPOSITE, kit::rect(3, 2, 13, 9), op));
+    seeds.push(("composite-glyphs".into(), finish(a, cmd, 1)));
+
+    // A surface scaled up by a bilinear transform, padded, opaque, onto xRGB.
+    let mut a = new_arena();
+    let src = a.put(&kit::surface_image(1, 1));
+    let t = a.put(&kit::transform([1 << 15, 0, 1 << 14, 0, 1 << 15, 0]));
+    let flags =
+        3 | 4 << cf::SRC_FILTER_SHIFT | repeat(cf::REPEAT_PAD, cf::SRC_REPEAT_SHIFT) | cf::SOURCE_OPAQUE;
+    let op = kit::composite_op(flags, src, t, 0, 0, (1, 1), (0, 0));
+    let cmd = a.put(&draw(draw_type::COMPOSITE, kit::rect(0, 0, 20, 14), op));
+    seeds.push(("composite-scaled".into(), finish(a, cmd, 0)));
+
+    // 8-bit glyphs over a background, and 4-bit ones with a pattern brush.
+    for (name, bpp, flag, format) in [
+        ("text-a8", 8u32, string_flags::RASTER_A8, 0u8),
+        ("text-a4", 4, string_flags::RASTER_A4, 2),
+    ] {
+        let mut a = new_arena();
+        let row = |v: u8| vec![v; (6 * bpp as usize).div_ceil(8)];
+        let rows: Vec<u8> = [0x10u8, 0x80, 0xff, 0x80, 0x10]
+            .iter()
+            .flat_map(|&v| row(v))
+            .collect();
+        let first = [
+            kit::raster_glyph((2, 8), (0, -5), 6, 5, &rows),
+            kit::raster_glyph((7, 9), (1, -5), 6, 5, &rows),
+        ]
+        .concat();
+        let string = a.put(&kit::string(first.len() as u32, 2, flag, &first, 0));
+        let pattern = a.put(&kit::surface_image(1, 1));
+        let fore = if bpp == 4 {
+            kit::pattern_brush(pattern, 1, 2)
+        } else {
+            kit::solid_brush(0x00ff_ffff)
+        };
+        let op = kit::text_op(
+            string,
+            kit::rect(1, 2, 16, 10),
+            &fore,
+            &kit::solid_brush(0x0020_4060),
+            8,
+            8,
+        );
+        let cmd = a.put(&draw(draw_type::TEXT, kit::rect(0, 0, 18, 12), op));
+        seeds.push((name.into(), finish(a, cmd, format)));
+    }
+
+    // A closed path with a Bézier, XOR, on 565; a dashed one starting with a gap, on A8.
+    let mut a = new_arena();
+    let fix = |x: i32, y: i32| (x * 16 + 3, y * 16 + 9);
+    let seg = [
+        kit::path_seg(path_flags::BEGIN, &[fix(1, 1), fix(15, 2)]),
+        kit::path_seg(path_flags::BEZIER, &[fix(22, 4), fix(20, 14), fix(10, 12)]),
+        kit::path_seg(path_flags::END | path_flags::CLOSE, &[fix(2, 10)]),
+    ]
+    .concat();
+    let path = a.put(&kit::path(seg.len() as u32, &seg, 0));
+    let mut spec = kit::StrokeSpec::solid(path, 0xf81f);
+    spec.fore_mode = 1 << 6;
+    let cmd = a.put(&draw(
+        draw_type::STROKE,
+        kit::rect(0, 0, 24, 16),
+        kit::stroke_op(&spec),
+    ));
+    seeds.push(("stroke-bezier-xor".into(), finish(a, cmd, 2)));
+    let mut a = new_arena();
+    let seg = kit::path_seg(
+        path_flags::BEGIN | path_flags::END,
+        &[fix(0, 3), fix(23, 3), fix(5, 15)],
+    );
+    let path = a.put(&kit::path(seg.len() as u32, &seg, 0));
+    let style = a.put(&kit::fixed_array(&[48, 16, 32]));
+    let spec = kit::StrokeSpec {
+        attr_flags: line_flags::STYLED | line_flags::START_WITH_GAP,
+        style_nseg: 3,
+        style,
+        ..kit::StrokeSpec::solid(path, 0xc0)
+    };
+    let cmd = a.put(&draw(
+        draw_type::STROKE,
+        kit::rect(0, 0, 24, 16),
+        kit::stroke_op(&spec),
+    ));
+    seeds.push(("stroke-dashed".into(), finish(a, cmd, 3)));
+
+    // A copy from another surface through a mask that is an A1 surface.
+    let mut a = new_arena();
+    let src = a.put(&kit::surface_image(1, 1));
+    let mask = a.put(&kit::surface_image(4, 4));
+    let mut op = kit::copy_op(src, kit::rect(0, 0, 10, 8), 8, 1, 0);
+    // `QXLQMask` after the copy's fields: flags, pos, bitmap.
+    op.truncate(27);
+    op.extend_from_slice(&[1]);
+    op.extend_from_slice(&2i32.to_le_bytes());
+    op.extend_from_slice(&1i32.to_le_bytes());
+    op.extend_from_slice(&mask.to_le_bytes());
+    let cmd = a.put(&draw(draw_type::COPY, kit::rect(4, 4, 14, 12), op));
+    seeds.push(("copy-surface-mask".into(), finish(a, cmd, 4)));
+    seeds
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canvas_seeds_draw_something() {
+        for (name, bytes) in for_target("canvas_draw") {
+            let drawn = crate::oracles::canvas_run(&bytes);
+            assert!(matches!(drawn, Some(Ok(Some(_)))), "{name}: {drawn:?}");
+        }
+    }
 
     #[test]
     fn codec_seeds_decode() {
