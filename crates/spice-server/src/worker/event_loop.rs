@@ -53,9 +53,11 @@ impl EventLoop {
             shared,
             wake_rx,
             display,
+            // The device gets a first look at once; without one there is
+            // nothing to look at (a deadline left in the past would make
+            // every poll return at once: the thread would spin).
+            device_deadline: device.as_ref().map(|_| Instant::now()),
             device,
-            // The device gets a first look at once.
-            device_deadline: Some(Instant::now()),
             device_busy_since: None,
             clients: HashMap::new(),
             read_buf: vec![0; 64 * 1024],
