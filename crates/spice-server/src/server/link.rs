@@ -191,6 +191,7 @@ impl ServerState {
             return false;
         }
         self.core.remove_timer(*timer);
+        self.pending.finished(id);
         let header = if acceptor.use_mini_header() {
             HeaderKind::Mini
         } else {

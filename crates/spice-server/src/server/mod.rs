@@ -5,11 +5,13 @@
 //! with the state borrowed; host devices called from there reach back into the
 //! server only through [`ServerHandle`], which queues, so nothing re-enters.
 
+mod admission;
 mod backpressure;
 mod conn;
 mod dispatch;
 mod keys;
 mod link;
+mod log_limit;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -101,6 +103,36 @@ pub(crate) struct ServerState {
     /// their client does not read; armed only while there are some.
     stall_timer: Option<crate::core::TimerId>,
     stall_timer_armed: bool,
+    /// Connections from the listening socket that have not finished linking.
+    pending: admission::PendingLinks,
+    /// Accepting paused while out of descriptors.
+    accept_gate: admission::AcceptGate,
+    accept_timer: Option<crate::core::TimerId>,
+    listen_watch: Option<WatchId>,
+    /// One line per interval for refused or evicted connections, one for
+    /// accept failures.
+    refusal_log: log_limit::LogLimit,
+    accept_log: log_limit::LogLimit,
+}
+
+/// The listen backlog, as the C server's (`SOMAXCONN` on current systems):
+/// a burst of connects waits in the kernel instead of being dropped and
+/// retried a second later.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Interval between two log lines about refused connections or accept errors.
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A non-blocking listening socket with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std's TcpListener::bind: a restarted server rebinds its port at once.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// A server running on the host's event loop (see [`crate::ServerBuilder::start_on`]).
@@ -129,11 +161,7 @@ impl Server {
     ) -> Result<Self, ServerError> {
         let addr = SocketAddr::new(config.addr, config.port);
         let (listener, local_addr) = if config.listen {
-            let listener = TcpListener::bind(addr).map_err(|source| ServerError::Listen { addr, source })?;
-            listener.set_nonblocking(true).map_err(|source| ServerError::Io {
-                what: "listening socket",
-                source,
-            })?;
+            let listener = listen(addr).map_err(|source| ServerError::Listen { addr, source })?;
             let local_addr = listener.local_addr().map_err(|source| ServerError::Io {
                 what: "listening socket",
                 source,
@@ -194,6 +222,12 @@ impl Server {
                 read_buf: vec![0; 64 * 1024],
                 stall_timer: None,
                 stall_timer_armed: false,
+                pending: Default::default(),
+                accept_gate: Default::default(),
+                accept_timer: None,
+                listen_watch: None,
+                refusal_log: log_limit::LogLimit::new(REFUSAL_LOG_INTERVAL),
+                accept_log: log_limit::LogLimit::new(REFUSAL_LOG_INTERVAL),
             })
         });
         {
@@ -204,7 +238,10 @@ impl Server {
             s.stall_timer = Some(core.add_timer(s.timer_callback(|s| s.check_stalled())));
             if let Some(listen_fd) = s.listener.as_ref().map(|l| l.as_raw_fd()) {
                 let accept = s.callback(|s, _| s.on_accept());
-                s.watches.push(core.add_watch(listen_fd, Interest::READ, accept));
+                let watch = core.add_watch(listen_fd, Interest::READ, accept);
+                s.watches.push(watch);
+                s.listen_watch = Some(watch);
+                s.accept_timer = Some(core.add_timer(s.timer_callback(|s| s.resume_accept())));
             }
             s.agent = s.devices.agent.take().map(crate::agent::AgentLink::new);
             let ids: Vec<u8> = s.devices.displays.keys().copied().collect();
@@ -622,17 +659,101 @@ impl ServerState {
     }
 
     fn on_accept(&mut self) {
+        if self.accept_gate.is_paused() {
+            return;
+        }
         loop {
             let Some(listener) = &self.listener else { return };
             match listener.accept() {
-                Ok((stream, peer)) => self.add_link(stream, peer, false),
+                Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if admission::is_per_connection(&e) => continue,
+                // Out of descriptors (or anything else that would fail again
+                // at once): the listening socket stays readable, so retrying
+                // now would spin. Pause instead.
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    self.pause_accept(&e);
                     break;
                 }
             }
+        }
+    }
+
+    /// Takes an accepted connection if the limits on links in progress allow.
+    fn admit(&mut self, stream: std::net::TcpStream, peer: SocketAddr) {
+        let id = self.next_conn;
+        let limits = &self.config.limits;
+        let admit = self.pending.admit(
+            id,
+            peer.ip(),
+            limits.max_pending_links,
+            limits.max_pending_links_per_peer,
+        );
+        let now = self.now();
+        match admit {
+            admission::Admit::Accept => {}
+            admission::Admit::AcceptEvicting(old) => {
+                if let Some(held) = self.refusal_log.allow(now) {
+                    tracing::warn!(
+                        %peer,
+                        limit = self.config.limits.max_pending_links,
+                        suppressed = held,
+                        "too many connections linking; dropping the oldest"
+                    );
+                }
+                self.close_channel(old);
+            }
+            admission::Admit::RefusePeer => {
+                if let Some(held) = self.refusal_log.allow(now) {
+                    tracing::warn!(
+                        %peer,
+                        limit = self.config.limits.max_pending_links_per_peer,
+                        suppressed = held,
+                        "too many connections linking from one peer; refused"
+                    );
+                }
+                return;
+            }
+        }
+        self.add_link(stream, peer, false);
+        if !self.conns.contains_key(&id) {
+            self.pending.finished(id);
+        }
+    }
+
+    /// Stops watching the listening socket until the retry timer fires or a
+    /// connection closes, with one log line per interval.
+    fn pause_accept(&mut self, error: &std::io::Error) {
+        let now = self.now();
+        let until = self.accept_gate.pause(now);
+        if let Some(watch) = self.listen_watch {
+            self.core.update_watch(watch, Interest::default());
+        }
+        if let Some(timer) = self.accept_timer {
+            self.core.start_timer(timer, until.saturating_duration_since(now));
+        }
+        if let Some(held) = self.accept_log.allow(now) {
+            tracing::warn!(
+                error = %error,
+                out_of_descriptors = admission::is_resource_exhaustion(error),
+                connections = self.conns.len(),
+                linking = self.pending.len(),
+                suppressed = held,
+                "cannot accept connections; accepting paused and retried every 250 ms"
+            );
+        }
+    }
+
+    /// Accepting goes on after a pause (a descriptor may be free now).
+    fn resume_accept(&mut self) {
+        if !self.accept_gate.resume() {
+            return;
+        }
+        if let Some(timer) = self.accept_timer {
+            self.core.cancel_timer(timer);
+        }
+        if let Some(watch) = self.listen_watch {
+            self.core.update_watch(watch, Interest::READ);
         }
     }
 
@@ -963,6 +1084,9 @@ impl ServerState {
     /// Closes one connection; closing a session's main channel ends the session.
     fn close(&mut self, id: u64, mut conn: Conn) {
         self.core.remove_watch(conn.watch);
+        self.pending.finished(id);
+        // Its descriptor is about to be freed: a paused accept may go on.
+        self.resume_accept();
         // Best effort: a link error reply is usually still queued.
         let _ = conn.flush();
         match &conn.phase {
@@ -1028,7 +1152,10 @@ impl ServerState {
             self.close_channel(id);
         }
         self.workers.clear();
-        if let Some(timer) = self.stall_timer.take() {
+        for timer in [self.stall_timer.take(), self.accept_timer.take()]
+            .into_iter()
+            .flatten()
+        {
             self.core.remove_timer(timer);
         }
         for watch in self.watches.drain(..) {
