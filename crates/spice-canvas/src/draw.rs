@@ -88,7 +88,14 @@ pub fn draw(
             if region.is_empty() {
                 return Ok(None);
             }
-            let src = cx.source(&region, &r.src, &r.src_area, r.scale_mode, cx.target.format)?;
+            let src = cx.source(
+                &region,
+                &r.src,
+                &r.src_area,
+                r.scale_mode,
+                cx.target.format,
+                false,
+            )?;
             let brush = cx.brush(&r.brush)?;
             let (src, code) = (src.operand(), r.rop3);
             for_each_pixel(cx.target, &region, |x, y, d| {
@@ -107,6 +114,7 @@ pub fn draw(
                 &t.src_area,
                 source::SCALE_NEAREST,
                 cx.target.format,
+                false,
             )?;
             let (key, key_mask) = color_key(cx.target.format, t.true_color);
             let src = src.operand();
@@ -285,6 +293,9 @@ impl<'c> Cx<'c, '_> {
 
     /// `area` of `image` as it lands on the bounding box, in `format`; only
     /// the part under `region` is produced when it must be converted or scaled.
+    /// 32-bit pictures are taken as raw words (as the C canvas blits them),
+    /// except when `convert_scaled` and scaled: the C canvas scales a plain
+    /// copy straight onto the target through pixman, which converts.
     fn source(
         &self,
         region: &DrawRegion,
@@ -292,10 +303,16 @@ impl<'c> Cx<'c, '_> {
         area: &Rect,
         scale_mode: u8,
         format: Format,
+        convert_scaled: bool,
     ) -> Result<Src<'c>, CanvasError> {
         let picture = resolve(image, area, self.sources, self.this())?;
         let (bw, bh) = (self.bbox.width(), self.bbox.height());
         let same_size = area.width() == bw && area.height() == bh;
+        let picture = if same_size || !convert_scaled {
+            picture.raw_as(format)
+        } else {
+            picture
+        };
         if same_size && picture.view().format == format {
             let origin = picture.origin();
             let dx = i64::from(self.bbox.left) - i64::from(area.left) + i64::from(origin.0);
@@ -353,7 +370,7 @@ impl<'c> Cx<'c, '_> {
                 if u64::from(whole.0) * u64::from(whole.1) > MAX_TILE_PIXELS {
                     return Err(CanvasError::Unsupported("a pattern of more than 4 Mpixels"));
                 }
-                let picture = resolve(image, &area, self.sources, self.this())?;
+                let picture = resolve(image, &area, self.sources, self.this())?.raw_as(self.target.format);
                 let tile = fit(
                     &picture,
                     &area,
@@ -407,7 +424,7 @@ impl<'c> Cx<'c, '_> {
         if region.is_empty() {
             return Ok(());
         }
-        let src = self.source(region, image, area, scale_mode, self.target.format)?;
+        let src = self.source(region, image, area, scale_mode, self.target.format, rop.is_copy())?;
         let src = src.operand();
         if rop.is_copy() {
             for b in region.boxes() {

@@ -38,6 +38,29 @@ impl Picture<'_> {
             Picture::Borrowed(_) => (0, 0),
         }
     }
+
+    /// A 32-bit picture taken as the 32-bit `format` of the surface it is
+    /// drawn on, its fourth byte kept as it is: the C canvas blits and
+    /// combines 32-bit bitmaps and surfaces at their own size, and tiles
+    /// patterns, as raw words (xRGB onto ARGB keeps the source's fourth byte
+    /// as alpha, RGBA onto xRGB keeps it in the X byte), and guests rely on
+    /// it (an ARGB pixmap uploaded as a 32-bit bitmap keeps its alpha); only
+    /// scaling converts through pixman. Other formats are left alone.
+    pub(crate) fn raw_as(self, format: Format) -> Self {
+        if format.bits_per_pixel() != 32 || self.view().format.bits_per_pixel() != 32 {
+            return self;
+        }
+        match self {
+            Picture::Owned(mut s, origin) => {
+                s.relabel(format);
+                Picture::Owned(s, origin)
+            }
+            Picture::Borrowed(mut s) => {
+                s.format = format;
+                Picture::Borrowed(s)
+            }
+        }
+    }
 }
 
 /// The target of the operation, for images that read from it.
