@@ -75,6 +75,22 @@ impl GuestSurface {
         }
     }
 
+    /// Clears the surface's guest memory, rows' padding included, as the C
+    /// server does for a surface whose data is not kept.
+    fn clear_memory(&self, slots: &MemSlots) {
+        let zeros = vec![0u8; self.stride.unsigned_abs() as usize];
+        for y in 0..self.canvas.height() {
+            let Some(addr) = self.row_addr(slots, y) else {
+                tracing::warn!("off-screen surface memory not mapped; not cleared");
+                return;
+            };
+            if let Err(e) = HostMemory.write(addr, &zeros) {
+                tracing::warn!(error = %e, "clearing an off-screen surface");
+                return;
+            }
+        }
+    }
+
     /// Reads the picture from guest memory (a surface created with its data kept).
     fn read_in(&mut self, slots: &MemSlots) {
         let (_, len) = self.byte_span(0, self.canvas.width());
@@ -139,7 +155,7 @@ impl Offscreen {
         if loadvm || c.flags & KEEP_DATA != 0 {
             surface.read_in(slots);
         } else {
-            surface.write_back(slots, None);
+            surface.clear_memory(slots);
         }
         self.bytes += bytes;
         self.surfaces.insert(c.surface_id, surface);
