@@ -45,6 +45,8 @@
 #include <spice.h>
 #include <spice/vd_agent.h>
 
+#include "scene.h"
+
 #define STRIP 32              /* QEMU's simple display: column blocks of 32 pixels */
 #define REFRESH_MS 30         /* QEMU's display refresh period */
 #define AUDIO_TICK_MS 10      /* 480 frames at 48 kHz */
@@ -58,8 +60,7 @@
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t main_thread;
 
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...)
+void out(const char *fmt, ...)
 {
     va_list ap;
     pthread_mutex_lock(&out_lock);
@@ -857,6 +858,9 @@ static int qxl_get_command(QXLInstance *qin, QXLCommandExt *ext)
         worker_thread_known = 1;
     }
     pthread_mutex_unlock(&qxl_lock);
+    if (scene_get_command(ext)) {
+        return 1;
+    }
     int got = 0;
     pthread_mutex_lock(&qxl_lock);
     Update *u = draw_head;
@@ -884,6 +888,10 @@ static void qxl_release_resource(QXLInstance *qin, QXLReleaseInfoExt rext)
 {
     (void)qin;
     check_running("release_resource");
+    if (rext.group_id == SCENE_GROUP) {
+        scene_release(rext);
+        return;
+    }
     QXLCommandExt *ext = (QXLCommandExt *)(uintptr_t)rext.info->id;
     pthread_mutex_lock(&qxl_lock);
     if (ext->cmd.type == QXL_CMD_DRAW) {
@@ -959,6 +967,7 @@ static int qxl_flush_resources(QXLInstance *qin)
 static void qxl_async_complete(QXLInstance *qin, uint64_t cookie)
 {
     (void)qin;
+    scene_async_complete(cookie);
     out("{\"event\":\"qxl-async-complete\",\"cookie\":%" PRIu64 "}", cookie);
 }
 
@@ -967,6 +976,11 @@ static void qxl_update_area_complete(QXLInstance *qin, uint32_t surface_id, QXLR
 {
     (void)qin;
     (void)rects;
+    if (scene_active()) {
+        /* update_area_async completes with it (both libraries) */
+        out("{\"event\":\"qxl-update-area-complete\",\"surface\":%u,\"n\":%u}", surface_id, n);
+        return;
+    }
     out("{\"event\":\"qxl-unexpected\",\"fn\":\"update_area_complete\",\"surface\":%u,\"n\":%u}",
         surface_id, n);
 }
@@ -1578,6 +1592,8 @@ static void do_quit(void)
  *   agent_stats           the agent port's counters
  *   quit                  destroy_primary (sync), remove every interface,
  *                         spice_server_destroy, exit
+ *   scene_...             the differential drawing scene in native mode (scene.c);
+ *                         scene_start first drops this host's own primary
  */
 static void command(char *line)
 {
@@ -1813,6 +1829,12 @@ static void command(char *line)
         }
     } else if (!strcmp(name, "agent_stats")) {
         agent_counts("agent-counts");
+    } else if (!strncmp(name, "scene_", 6)) {
+        if (!strcmp(name, "scene_start")) {
+            drop_queued_updates();
+            destroy_primary();
+        }
+        ok = scene_command(&qxl, name, line) == 1;
     } else if (!strcmp(name, "quit")) {
         do_quit();
     } else {
