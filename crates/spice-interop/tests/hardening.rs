@@ -227,8 +227,8 @@ fn link_main_from(from: [u8; 4], addr: SocketAddr, password: &str) -> Result<Dur
     Ok(started.elapsed())
 }
 
-/// Links in progress are capped per peer (further connections are closed
-/// at once) and in total (the oldest makes room for a newcomer).
+/// Links in progress are capped per peer (the peer's oldest makes room for
+/// its newcomer) and in total (the oldest of all makes room).
 #[test]
 fn links_in_progress_are_capped_per_peer_and_in_total() {
     let _serial = serial();
@@ -240,18 +240,19 @@ fn links_in_progress_are_capped_per_peer_and_in_total() {
         })
     });
     let addr = server.local_addr();
+    let mut zeroth = connect_from([127, 0, 0, 2], addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     let mut first: Vec<TcpStream> = (0..4)
         .map(|_| connect_from([127, 0, 0, 2], addr).unwrap())
         .collect();
-    let mut fifth = connect_from([127, 0, 0, 2], addr).unwrap();
     assert!(
-        closed_by_server(&mut fifth, T),
-        "a fifth link from one peer is refused"
+        closed_by_server(&mut zeroth, T),
+        "a fifth link from one peer drops that peer's oldest"
     );
     for s in &mut first {
         assert!(
             !closed_by_server(s, Duration::from_millis(50)),
-            "the first four stay"
+            "the newest four stay"
         );
     }
     // Another peer fills the total; one more from a third evicts the oldest.
@@ -271,7 +272,8 @@ fn links_in_progress_are_capped_per_peer_and_in_total() {
 
 /// A thousand idle connections from one peer (which used to hold a
 /// descriptor each for the 10 s link timeout) keep no more than the per-peer
-/// cap open, and a client from elsewhere links at once.
+/// cap open, and a client from elsewhere, or from the same address, links
+/// at once.
 #[test]
 fn an_idle_connection_flood_locks_nobody_out() {
     let _serial = serial();
@@ -289,6 +291,9 @@ fn an_idle_connection_flood_locks_nobody_out() {
         .filter(|closed| !closed)
         .count();
     let took = link_main_from([127, 0, 0, 7], addr, "").expect("a client links");
+    let same = link_main_from([127, 0, 0, 6], addr, "").expect("a client at the flood's address links");
+    assert!(same < Duration::from_secs(1), "{same:?}");
+    eprintln!("same address: linked in {same:?}");
     eprintln!(
         "idle flood: {} connects in {connect_time:?}, {open} left open by the server, a client linked in {took:?}",
         idle.len()
@@ -449,4 +454,80 @@ fn accept_pauses_at_the_descriptor_limit() {
     assert!(paused_lines <= 1, "{paused_lines} lines about accepting");
     let took = linked.expect("a client links once descriptors are free");
     assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// Wrong-password attempts from `peers` (loopback addresses), each peer with
+/// `per_peer` connections in parallel, for `duration`. Returns how many were
+/// answered.
+fn password_storm(peers: &[[u8; 4]], per_peer: usize, addr: SocketAddr, duration: Duration) -> usize {
+    let deadline = Instant::now() + duration;
+    let threads: Vec<_> = peers
+        .iter()
+        .flat_map(|&peer| std::iter::repeat_n(peer, per_peer))
+        .map(|peer| {
+            std::thread::spawn(move || {
+                let mut answered = 0;
+                while Instant::now() < deadline {
+                    match link_main_from(peer, addr, "guess") {
+                        Err(LinkOutcome::ResultError(_)) => answered += 1,
+                        Ok(_) => panic!("a wrong password linked"),
+                        Err(_) => {}
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).sum()
+}
+
+/// Issue 11's fourth weakness: about 160 wrong passwords a second from one
+/// client. A peer's checks now wait 250 ms after its first failure, doubling
+/// to 4 s; parallel connections from it queue behind each other; and a client
+/// with the right password from another address links at once meanwhile.
+#[test]
+fn a_password_storm_is_throttled_and_the_right_password_still_links() {
+    let _serial = serial();
+    let server = server(|b| b.password("secret"));
+    let addr = server.local_addr();
+    let storm = Duration::from_secs(6);
+    let attacker = std::thread::spawn(move || password_storm(&[[127, 0, 0, 20]], 4, addr, storm));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut legit = Vec::new();
+    for _ in 0..4 {
+        legit.push(link_main_from([127, 0, 0, 21], addr, "secret").expect("the right password links"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let answered = attacker.join().unwrap();
+    let rate = answered as f64 / storm.as_secs_f64();
+    eprintln!(
+        "password storm, one peer, 4 connections: {answered} attempts answered in {storm:?} ({rate:.1}/s); right password linked in {legit:?}"
+    );
+    // 4 at once, then checks 250 ms, 500 ms, 1 s, 2 s apart, and attempts
+    // that would wait over 5 s refused after 5 s: about a dozen.
+    assert!(answered <= 16, "{answered} attempts in {storm:?}");
+    assert!(legit.iter().all(|t| *t < Duration::from_secs(1)), "{legit:?}");
+}
+
+/// Many peers guessing at once share a global rate (10 checks a second from
+/// peers that have failed before); a fresh client still links at once.
+#[test]
+fn a_many_peer_password_storm_leaves_fresh_clients_unaffected() {
+    let _serial = serial();
+    let server = server(|b| b.password("secret"));
+    let addr = server.local_addr();
+    let storm = Duration::from_secs(5);
+    let peers: Vec<[u8; 4]> = (1..=24).map(|i| [127, 0, 3, i]).collect();
+    let attacker = std::thread::spawn(move || password_storm(&peers, 1, addr, storm));
+    std::thread::sleep(Duration::from_secs(2));
+    let took = link_main_from([127, 0, 0, 22], addr, "secret").expect("the right password links");
+    let answered = attacker.join().unwrap();
+    eprintln!(
+        "password storm, 24 peers: {answered} attempts answered in {storm:?} ({:.1}/s); right password linked in {took:?}",
+        answered as f64 / storm.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // Each peer's first guess at once, then 10 checks a second, plus the
+    // refusals of attempts that waited 5 s: under about 100.
+    assert!(answered <= 110, "{answered} attempts in {storm:?}");
 }

@@ -26,8 +26,10 @@ pub struct Limits {
     /// slot against a client that links quickly. Default 64.
     pub max_pending_links: usize,
     /// Connections that have not finished linking, from one peer (an IPv4
-    /// address, or an IPv6 /64 prefix). Further ones are closed at once.
-    /// Default 16: spice-gtk opens one per channel, at the same time.
+    /// address, or an IPv6 /64 prefix). When a peer is at its cap, its own
+    /// oldest is dropped for its newcomer, so a flood from one address takes
+    /// no other peer's slot. Default 16: spice-gtk links its channels at
+    /// the same time.
     pub max_pending_links_per_peer: usize,
     /// Wait imposed on a peer after its first wrong password; it doubles
     /// with each further failure up to [`Self::auth_max_delay`]. Default 250 ms.
@@ -38,8 +40,9 @@ pub struct Limits {
     /// least this much apart across all peers (a global rate: 10 per second
     /// by default). A peer's first attempt is never held back by this.
     pub auth_global_interval: Duration,
-    /// An attempt that would wait longer than this (many peers guessing at
-    /// once) is refused without being checked. Default 5 s.
+    /// An attempt that would wait longer than this (many parallel attempts
+    /// or many peers guessing at once) is refused without being checked,
+    /// after waiting this long itself. Default 5 s.
     pub auth_max_wait: Duration,
 }
 

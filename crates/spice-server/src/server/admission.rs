@@ -33,10 +33,9 @@ pub(crate) enum Admit {
     /// Serve it.
     Accept,
     /// Serve it, and drop the oldest link in progress (connection `id`) to
-    /// make room.
+    /// make room: the peer's own oldest when the peer is at its cap, else
+    /// the oldest of all.
     AcceptEvicting(u64),
-    /// Its peer has too many links in progress: close it.
-    RefusePeer,
 }
 
 /// Connections that have not finished linking, by age.
@@ -51,10 +50,16 @@ impl PendingLinks {
     /// Counts connection `id` from `peer` if the limits let it in.
     pub(crate) fn admit(&mut self, id: u64, peer: IpAddr, max_total: usize, max_per_peer: usize) -> Admit {
         let key = PeerKey::of(peer);
-        if self.per_peer.get(&key).copied().unwrap_or(0) >= max_per_peer {
-            return Admit::RefusePeer;
-        }
-        let evicted = if self.by_id.len() >= max_total.max(1) {
+        let evicted = if self.per_peer.get(&key).copied().unwrap_or(0) >= max_per_peer.max(1) {
+            // A peer's links cycle through its own slots: a flood from one
+            // address costs nobody else a slot, and a client sharing that
+            // address (behind the same NAT) still gets in if it links promptly.
+            self.by_id
+                .iter()
+                .find(|(_, k)| **k == key)
+                .map(|(&id, _)| id)
+                .inspect(|&old| self.finished(old))
+        } else if self.by_id.len() >= max_total.max(1) {
             // The oldest has had the longest to link: a flood's connections
             // cycle out, while a client that links promptly gets through.
             self.by_id
@@ -146,17 +151,18 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_over_its_cap_is_refused_others_are_not() {
+    fn a_peer_at_its_cap_cycles_through_its_own_slots() {
         let mut p = PendingLinks::default();
-        for id in 0..3 {
+        assert_eq!(p.admit(0, v4(2), 10, 3), Admit::Accept);
+        for id in 1..4 {
             assert_eq!(p.admit(id, v4(1), 10, 3), Admit::Accept);
         }
-        assert_eq!(p.admit(3, v4(1), 10, 3), Admit::RefusePeer);
-        assert_eq!(p.admit(4, v4(2), 10, 3), Admit::Accept);
-        // One of the first peer's links ends: it may open another.
-        p.finished(1);
-        assert_eq!(p.admit(5, v4(1), 10, 3), Admit::Accept);
-        assert_eq!(p.len(), 4);
+        assert_eq!(p.admit(4, v4(1), 10, 3), Admit::AcceptEvicting(1));
+        assert_eq!(p.admit(5, v4(1), 10, 3), Admit::AcceptEvicting(2));
+        // One of its links ends: it may open another without evicting.
+        p.finished(3);
+        assert_eq!(p.admit(6, v4(1), 10, 3), Admit::Accept);
+        assert_eq!(p.len(), 4, "the other peer's link was never touched");
     }
 
     #[test]

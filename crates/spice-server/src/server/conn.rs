@@ -46,6 +46,8 @@ pub(crate) enum Phase {
         skip_auth: bool,
         timer: TimerId,
         out: OutBuf,
+        /// A ticket whose check waits (wrong passwords from this peer before).
+        deferred: Option<Box<DeferredTicket>>,
     },
     /// A linked channel of session `session_id`.
     Linked {
@@ -56,6 +58,17 @@ pub(crate) enum Phase {
     /// A linked display or cursor channel, about to move to its display's
     /// thread; bytes that came with the ticket wait in its deframer.
     Handover(Box<Handover>),
+}
+
+/// A ticket waiting for its check, and what the client sent after it.
+#[derive(Debug)]
+pub(crate) struct DeferredTicket {
+    pub(crate) ticket: [u8; spice_proto::consts::TICKET_BYTES],
+    /// `false`: refused unchecked when the time comes (too many attempts
+    /// waiting), so even refusals come no faster than the throttle allows.
+    pub(crate) check: bool,
+    pub(crate) timer: TimerId,
+    pub(crate) rest: Vec<u8>,
 }
 
 #[derive(Debug)]

@@ -9,7 +9,8 @@ use spice_proto::link::LinkMess;
 use spice_proto::ticket::TicketKey;
 use spice_proto::{Caps, ChannelType, Deframer, HeaderKind, LinkAcceptor, LinkError, LinkEvent};
 
-use super::conn::{Channel, Conn, Phase};
+use super::auth_throttle::Check;
+use super::conn::{Channel, Conn, DeferredTicket, Phase};
 use super::{channel_name, ServerState, Session};
 use crate::channel::inputs::InputsChannel;
 use crate::channel::main::{MainChannel, SessionIntro};
@@ -19,6 +20,20 @@ use crate::channel::{ChannelBase, OutBuf};
 use crate::core::{ChannelEvent, ChannelInfo, Interest};
 use crate::handle::ServerHandle;
 use crate::worker::{Handover, HandoverKind};
+
+/// Bytes a client may send after a ticket whose check waits; a client
+/// waits for its link result, so anything beyond a message or two is abuse.
+const MAX_EARLY_BYTES: usize = 64 * 1024;
+
+/// How a ticket was answered.
+enum TicketStep {
+    /// The connection is a channel now.
+    Linked,
+    /// The check waits for the password throttle.
+    Deferred,
+    /// Refused: close the connection.
+    Refused,
+}
 
 /// Largest message body a client may send, per channel type.
 fn max_client_message(channel: ChannelType) -> u32 {
@@ -68,6 +83,7 @@ impl ServerState {
                     skip_auth,
                     timer,
                     out: OutBuf::default(),
+                    deferred: None,
                 },
                 info,
                 connected_at: now,
@@ -94,9 +110,24 @@ impl ServerState {
     pub(super) fn feed(&mut self, id: u64, conn: &mut Conn, data: &[u8]) -> bool {
         let mut data = data;
         while let Phase::Linking { .. } = conn.phase {
-            let Phase::Linking { acceptor, out, .. } = &mut conn.phase else {
+            let Phase::Linking {
+                acceptor,
+                out,
+                deferred,
+                ..
+            } = &mut conn.phase
+            else {
                 break;
             };
+            if let Some(d) = deferred {
+                // The ticket's check waits; what came after it waits too.
+                if d.rest.len() + data.len() > MAX_EARLY_BYTES {
+                    tracing::warn!(peer = ?conn.info.peer, "client sent data before its link result; closing");
+                    return false;
+                }
+                d.rest.extend_from_slice(data);
+                return true;
+            }
             let step = acceptor.handle_input(data);
             out.extend(&acceptor.take_output());
             let (used, event) = match step {
@@ -109,11 +140,19 @@ impl ServerState {
             data = &data[used..];
             match event {
                 Some(LinkEvent::Request(mess)) => self.answer_link_request(conn, &mess),
-                Some(LinkEvent::Ticket(ticket)) => {
-                    if !self.answer_ticket(id, conn, &ticket) {
-                        return false;
+                Some(LinkEvent::Ticket(ticket)) => match self.answer_ticket(id, conn, &ticket) {
+                    TicketStep::Linked => {}
+                    TicketStep::Refused => return false,
+                    TicketStep::Deferred => {
+                        if let Phase::Linking {
+                            deferred: Some(d), ..
+                        } = &mut conn.phase
+                        {
+                            d.rest.extend_from_slice(data);
+                        }
+                        return true;
                     }
-                }
+                },
                 None => return true,
             }
         }
@@ -155,26 +194,122 @@ impl ServerState {
         out.extend(&acceptor.take_output());
     }
 
-    /// Checks the ticket and the requested channel; on success the connection
-    /// becomes a channel. Returns `false` when the connection must close.
+    /// Checks the ticket now, or later if this peer has given wrong passwords
+    /// (see [`super::auth_throttle`]).
     fn answer_ticket(
         &mut self,
         id: u64,
         conn: &mut Conn,
         ticket: &[u8; spice_proto::consts::TICKET_BYTES],
-    ) -> bool {
+    ) -> TicketStep {
         let now = self.now();
+        let Some(peer) = self.throttled_peer(conn) else {
+            return self.check_ticket(id, conn, ticket);
+        };
+        let check = self.auth_throttle.schedule(peer, now, &self.config.limits);
+        let failures = self.auth_throttle.failures(peer);
+        match check {
+            Check::Now => self.check_ticket(id, conn, ticket),
+            Check::At(_) | Check::Refuse => {
+                let (wait, check) = match check {
+                    Check::At(at) => (at.saturating_duration_since(now), true),
+                    _ => (self.config.limits.auth_max_wait, false),
+                };
+                if let Some(held) = self.auth_log.allow(now) {
+                    tracing::warn!(
+                        %peer,
+                        failures,
+                        wait_ms = wait.as_millis() as u64,
+                        checked = check,
+                        suppressed = held,
+                        "wrong passwords from this peer: its next attempt waits"
+                    );
+                }
+                let timer = self
+                    .core
+                    .add_timer(self.timer_callback(move |s| s.on_ticket_due(id)));
+                self.core.start_timer(timer, wait);
+                if let Phase::Linking { deferred, .. } = &mut conn.phase {
+                    *deferred = Some(Box::new(DeferredTicket {
+                        ticket: *ticket,
+                        check,
+                        timer,
+                        rest: Vec::new(),
+                    }));
+                }
+                TicketStep::Deferred
+            }
+        }
+    }
+
+    /// The peer whose attempts the password throttle counts: clients that
+    /// must give a password (not those the host handed over with auth waived).
+    fn throttled_peer(&self, conn: &Conn) -> Option<std::net::IpAddr> {
+        let Phase::Linking { skip_auth, .. } = &conn.phase else {
+            return None;
+        };
+        match (&self.ticket, skip_auth, conn.info.peer) {
+            (Some(_), false, Some(peer)) => Some(peer.ip()),
+            _ => None,
+        }
+    }
+
+    /// A deferred ticket's time came: check it, then feed what followed it.
+    fn on_ticket_due(&mut self, id: u64) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        let deferred = match &mut conn.phase {
+            Phase::Linking { deferred, .. } => deferred.take(),
+            _ => None,
+        };
+        let Some(d) = deferred else {
+            self.conns.insert(id, conn);
+            return;
+        };
+        self.core.remove_timer(d.timer);
+        if !d.check {
+            if let Phase::Linking { acceptor, out, .. } = &mut conn.phase {
+                let _ = acceptor.finish(LinkError::PermissionDenied, "too many failed attempts");
+                out.extend(&acceptor.take_output());
+            }
+            tracing::info!(peer = ?conn.info.peer, "link refused: too many failed attempts");
+            self.settle(id, conn, false);
+            return;
+        }
+        let keep = match self.check_ticket(id, &mut conn, &d.ticket) {
+            TicketStep::Linked => d.rest.is_empty() || self.feed(id, &mut conn, &d.rest),
+            TicketStep::Deferred | TicketStep::Refused => false,
+        } && self.pump(&mut conn);
+        self.settle(id, conn, keep);
+    }
+
+    /// Checks the ticket and the requested channel; on success the connection
+    /// becomes a channel.
+    fn check_ticket(
+        &mut self,
+        id: u64,
+        conn: &mut Conn,
+        ticket: &[u8; spice_proto::consts::TICKET_BYTES],
+    ) -> TicketStep {
+        let now = self.now();
+        let throttled = self.throttled_peer(conn);
         let Phase::Linking {
             acceptor,
             key,
             out,
             timer,
             skip_auth,
+            ..
         } = &mut conn.phase
         else {
-            return false;
+            return TicketStep::Refused;
         };
         let verdict = self.check_link(key.as_deref(), ticket, acceptor.client(), *skip_auth, now);
+        if let Some(peer) = throttled {
+            let wrong = matches!(&verdict, Err((LinkError::PermissionDenied, _)));
+            self.auth_throttle.record(peer, !wrong, now, &self.config.limits);
+        }
         let finished = match verdict {
             Ok(()) => acceptor.finish(LinkError::Ok, ""),
             Err((error, reason)) => acceptor.finish(error, reason),
@@ -188,7 +323,7 @@ impl ServerState {
                 reason = %failure.reason,
                 "link refused"
             );
-            return false;
+            return TicketStep::Refused;
         }
         self.core.remove_timer(*timer);
         self.pending.finished(id);
@@ -198,11 +333,11 @@ impl ServerState {
             HeaderKind::Full
         };
         let Some(mess) = acceptor.client().cloned() else {
-            return false;
+            return TicketStep::Refused;
         };
         let out = std::mem::take(out);
         self.start_channel(id, conn, &mess, header, out, now);
-        true
+        TicketStep::Linked
     }
 
     /// Authentication, then session and channel availability, as the C server orders them.

@@ -6,6 +6,7 @@
 //! server only through [`ServerHandle`], which queues, so nothing re-enters.
 
 mod admission;
+mod auth_throttle;
 mod backpressure;
 mod conn;
 mod dispatch;
@@ -113,6 +114,9 @@ pub(crate) struct ServerState {
     /// accept failures.
     refusal_log: log_limit::LogLimit,
     accept_log: log_limit::LogLimit,
+    /// Wrong passwords per peer, and when the next check may run.
+    auth_throttle: auth_throttle::AuthThrottle,
+    auth_log: log_limit::LogLimit,
 }
 
 /// The listen backlog, as the C server's (`SOMAXCONN` on current systems):
@@ -228,6 +232,8 @@ impl Server {
                 listen_watch: None,
                 refusal_log: log_limit::LogLimit::new(REFUSAL_LOG_INTERVAL),
                 accept_log: log_limit::LogLimit::new(REFUSAL_LOG_INTERVAL),
+                auth_throttle: Default::default(),
+                auth_log: log_limit::LogLimit::new(REFUSAL_LOG_INTERVAL),
             })
         });
         {
@@ -696,23 +702,13 @@ impl ServerState {
                 if let Some(held) = self.refusal_log.allow(now) {
                     tracing::warn!(
                         %peer,
-                        limit = self.config.limits.max_pending_links,
+                        total_limit = self.config.limits.max_pending_links,
+                        peer_limit = self.config.limits.max_pending_links_per_peer,
                         suppressed = held,
                         "too many connections linking; dropping the oldest"
                     );
                 }
                 self.close_channel(old);
-            }
-            admission::Admit::RefusePeer => {
-                if let Some(held) = self.refusal_log.allow(now) {
-                    tracing::warn!(
-                        %peer,
-                        limit = self.config.limits.max_pending_links_per_peer,
-                        suppressed = held,
-                        "too many connections linking from one peer; refused"
-                    );
-                }
-                return;
             }
         }
         self.add_link(stream, peer, false);
@@ -892,6 +888,12 @@ impl ServerState {
             return;
         };
         let keep = (!ready.read || self.read_from(id, &mut conn)) && self.pump(&mut conn);
+        self.settle(id, conn, keep);
+    }
+
+    /// Puts a connection back after an event: closed, handed to its display's
+    /// thread, or back in the table.
+    fn settle(&mut self, id: u64, conn: Conn, keep: bool) {
         if !keep {
             self.close(id, conn);
         } else if matches!(conn.phase, Phase::Handover(_)) {
@@ -1090,7 +1092,12 @@ impl ServerState {
         // Best effort: a link error reply is usually still queued.
         let _ = conn.flush();
         match &conn.phase {
-            Phase::Linking { timer, .. } => self.core.remove_timer(*timer),
+            Phase::Linking { timer, deferred, .. } => {
+                self.core.remove_timer(*timer);
+                if let Some(d) = deferred {
+                    self.core.remove_timer(d.timer);
+                }
+            }
             // Linked but not yet handed to its display's thread.
             Phase::Handover(_) => self.remote_closed(id, conn.info.clone()),
             Phase::Linked {
