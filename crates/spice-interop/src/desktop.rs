@@ -33,11 +33,18 @@ impl Desktop {
     /// desktop is up (Xorg running, the windows mapped) and connects
     /// spice-gtk.
     pub fn boot(library: &Library, smp: u32) -> Self {
+        Self::boot_with(library, smp, &[], "")
+    }
+
+    /// As [`Desktop::boot`], with more QEMU arguments (`-global`, `-trace`)
+    /// and words for the kernel command line.
+    pub fn boot_with(library: &Library, smp: u32, extra: &[&str], kernel: &str) -> Self {
         let guest = XorgGuest::get();
         let args = guest.qemu_args(smp);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let append = guest.linux.append();
-        let mut qemu = Qemu::start_linux(library, &guest.linux, append, "disable-ticketing=on", &args);
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
+        let append = format!("{} {kernel}", guest.linux.append());
+        let mut qemu = Qemu::start_linux(library, &guest.linux, &append, "disable-ticketing=on", &args);
         qemu.assert_library();
         let ready = qemu.serial_wait("GUEST READY", BOOT).unwrap_or_else(|| {
             panic!(
@@ -102,6 +109,14 @@ impl Desktop {
             .iter()
             .find_map(|l| l.strip_prefix("GUEST XRANDR ").and_then(parse_size))
             .unwrap_or_else(|| panic!("{} library: no screen size in {lines:?}", self.name()))
+    }
+
+    /// The first connected output's preferred mode after a probe.
+    pub fn preferred_mode(&mut self) -> Option<(u32, u32)> {
+        let lines = self.command("preferred", Duration::from_secs(60));
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("GUEST PREFERRED ").and_then(parse_size))
     }
 
     /// The client's picture, whatever its size.

@@ -10,7 +10,7 @@
 //!   Debian's C one, for differential tests; [`guest::LinuxGuest`] is a real
 //!   Linux guest for it (Debian's kernel on the qxl DRM driver);
 //!   [`xorg_guest::XorgGuest`] a Debian desktop (Xorg on the qxl driver,
-//!   spice-vdagent) built from Debian's packages ([`rootfs`]), booted and
+//!   spice-vdagent) built from Debian's packages, booted and
 //!   watched by [`desktop::Desktop`].
 
 pub mod agent;

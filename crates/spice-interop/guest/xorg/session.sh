@@ -5,6 +5,11 @@
 # the harness reads starts with "GUEST ". Commands, one per line on ttyS0:
 #   xrandr        the screen's current size: "GUEST XRANDR WxH", then each
 #                 output line of xrandr as "GUEST XRANDR-OUT ..."
+#   preferred     probes the outputs (the kernel's qxl driver learns the
+#                 client's size from the device) and prints the first
+#                 connected output's preferred mode: "GUEST PREFERRED WxH"
+#   auto          sets that output to its preferred mode, as a desktop
+#                 environment does when the kernel reports a hotplug
 #   x11perf ARGS  runs x11perf with ARGS; its result lines as
 #                 "GUEST X11PERF ...", then "GUEST DONE x11perf STATUS"
 #   type TEXT     types TEXT into the focused window (xdotool)
@@ -80,8 +85,8 @@ i=0
 until xsetroot -solid "#306090" 2>/dev/null; do
     sleep 0.2
     i=$((i+1))
-    if [ $i -gt 600 ]; then
-        say "ERROR Xorg did not start: $(tail -n 5 /var/log/Xorg.0.log | tr '\n' '|')"
+    if [ $i -gt 300 ] || ! pidof Xorg > /dev/null; then
+        say "ERROR Xorg did not start: $(grep EE /var/log/Xorg.0.log | tr '\n' '|')"
         poweroff -f
     fi
 done
@@ -109,7 +114,7 @@ xterm -geometry 80x24+20+20 > /var/log/xterm.log 2>&1 &
 xclock -geometry 160x160+600+20 > /dev/null 2>&1 &
 xeyes -geometry 160x100+600+240 > /dev/null 2>&1 &
 if [ -e /dev/virtio-ports/com.redhat.spice.0 ]; then
-    (sleep 1; spice-vdagent -x > /var/log/vdagent.log 2>&1) &
+    (sleep 1; spice-vdagent -x -d > /var/log/vdagent.log 2>&1) &
 fi
 # The desktop is up once its windows are mapped (polled: busybox's timeout
 # leaves its watcher behind, which could kill a reused pid later).
@@ -131,6 +136,12 @@ while read -r cmd a < /dev/ttyS0; do
     xrandr)
         say "XRANDR $(current)"
         xrandr --current 2>&1 | while read -r line; do say "XRANDR-OUT $line"; done
+        ;;
+    preferred)
+        say "PREFERRED $(xrandr | awk '/ connected/ { c = 1; next } /^[^ ]/ { c = 0 } c && /\+/ { print $1; exit }')"
+        ;;
+    auto)
+        xrandr --output "$(xrandr | awk '/ connected/ { print $1; exit }')" --auto
         ;;
     x11perf)
         # shellcheck disable=SC2086 # the arguments are x11perf's words
