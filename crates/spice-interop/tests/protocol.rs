@@ -77,9 +77,11 @@ fn link_errors_reach_the_client_and_close_the_connection() {
         RawClient::link(addr, ChannelType::Display, 0, id ^ 1, "pw").err(),
         Some(LinkOutcome::ResultError(LinkError::BadConnectionId.code()))
     );
+    // A channel that does not exist is refused in the link reply, before
+    // any key is made for it.
     assert_eq!(
         RawClient::link(addr, ChannelType::Playback, 0, id, "pw").err(),
-        Some(LinkOutcome::ResultError(LinkError::ChannelNotAvailable.code()))
+        Some(LinkOutcome::ReplyError(LinkError::ChannelNotAvailable.code()))
     );
     assert!(RawClient::link(addr, ChannelType::Display, 0, id, "pw").is_ok());
 }

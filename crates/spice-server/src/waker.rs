@@ -40,6 +40,12 @@ impl Waker {
         }
     }
 
+    /// Whether a wake is pending (not yet drained).
+    #[cfg(test)]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
     /// Called by the receiver before it looks at the work it was woken for.
     fn rearm(&self) {
         self.pending.store(false, Ordering::Release);

@@ -48,6 +48,9 @@ pub(crate) enum Phase {
         out: OutBuf,
         /// A ticket whose check waits (wrong passwords from this peer before).
         deferred: Option<Box<DeferredTicket>>,
+        /// Waiting for a ticket key from the pool (`server/ticket_keys.rs`),
+        /// with what the client sent after its link message.
+        awaiting_key: Option<Vec<u8>>,
     },
     /// A linked channel of session `session_id`.
     Linked {

@@ -25,6 +25,16 @@ use crate::worker::{Handover, HandoverKind};
 /// waits for its link result, so anything beyond a message or two is abuse.
 const MAX_EARLY_BYTES: usize = 64 * 1024;
 
+/// How a link message was answered.
+enum RequestStep {
+    /// The link reply is queued.
+    Answered,
+    /// The reply waits for a ticket key from the pool.
+    AwaitingKey,
+    /// Refused: close the connection.
+    Refused,
+}
+
 /// How a ticket was answered.
 enum TicketStep {
     /// The connection is a channel now.
@@ -84,6 +94,7 @@ impl ServerState {
                     timer,
                     out: OutBuf::default(),
                     deferred: None,
+                    awaiting_key: None,
                 },
                 info,
                 connected_at: now,
@@ -114,11 +125,21 @@ impl ServerState {
                 acceptor,
                 out,
                 deferred,
+                awaiting_key,
                 ..
             } = &mut conn.phase
             else {
                 break;
             };
+            if let Some(rest) = awaiting_key {
+                // The link reply waits for its key; so does what came after.
+                if rest.len() + data.len() > MAX_EARLY_BYTES {
+                    tracing::warn!(peer = ?conn.info.peer, "client sent data before its link reply; closing");
+                    return false;
+                }
+                rest.extend_from_slice(data);
+                return true;
+            }
             if let Some(d) = deferred {
                 // The ticket's check waits; what came after it waits too.
                 if d.rest.len() + data.len() > MAX_EARLY_BYTES {
@@ -139,7 +160,20 @@ impl ServerState {
             };
             data = &data[used..];
             match event {
-                Some(LinkEvent::Request(mess)) => self.answer_link_request(conn, &mess),
+                Some(LinkEvent::Request(mess)) => match self.answer_link_request(id, conn, &mess) {
+                    RequestStep::Answered => {}
+                    RequestStep::Refused => return false,
+                    RequestStep::AwaitingKey => {
+                        if let Phase::Linking {
+                            awaiting_key: Some(rest),
+                            ..
+                        } = &mut conn.phase
+                        {
+                            rest.extend_from_slice(data);
+                        }
+                        return true;
+                    }
+                },
                 Some(LinkEvent::Ticket(ticket)) => match self.answer_ticket(id, conn, &ticket) {
                     TicketStep::Linked => {}
                     TicketStep::Refused => return false,
@@ -166,32 +200,123 @@ impl ServerState {
         self.feed_channel(id, conn, data)
     }
 
-    fn answer_link_request(&mut self, conn: &mut Conn, mess: &LinkMess) {
+    /// Answers a link message: refused at once if the channel does not
+    /// exist (no key is spent on it), else with a ticket key from the pool,
+    /// or later when one is ready.
+    fn answer_link_request(&mut self, id: u64, conn: &mut Conn, mess: &LinkMess) -> RequestStep {
+        conn.info.channel_type = mess.channel_type;
+        conn.info.channel_id = mess.channel_id;
+        conn.info.connection_id = mess.connection_id;
+        let Phase::Linking { acceptor, out, .. } = &mut conn.phase else {
+            return RequestStep::Refused;
+        };
+        if let Err(reason) = self.channel_exists(mess) {
+            // The C server also refuses these before making a key (it closes
+            // without a reply; the error code tells a client more).
+            let failure = acceptor.refuse(LinkError::ChannelNotAvailable, reason);
+            out.extend(&acceptor.take_output());
+            tracing::info!(peer = ?conn.info.peer, error = ?failure.error, reason = %failure.reason, "link refused");
+            return RequestStep::Refused;
+        }
+        match self.ticket_keys.take() {
+            Ok(Some(key)) => {
+                self.accept_link(conn, key);
+                RequestStep::Answered
+            }
+            Ok(None) => {
+                if let Phase::Linking { awaiting_key, .. } = &mut conn.phase {
+                    *awaiting_key = Some(Vec::new());
+                }
+                self.key_waiters.push_back(id);
+                RequestStep::AwaitingKey
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "no ticket key");
+                let failure = acceptor.refuse(LinkError::Error, "no ticket key");
+                out.extend(&acceptor.take_output());
+                tracing::info!(peer = ?conn.info.peer, error = ?failure.error, reason = %failure.reason, "link refused");
+                RequestStep::Refused
+            }
+        }
+    }
+
+    /// Sends the link reply with `key`, the link's own.
+    fn accept_link(&self, conn: &mut Conn, key: TicketKey) {
         let Phase::Linking {
-            acceptor, key, out, ..
+            acceptor,
+            key: slot,
+            out,
+            ..
         } = &mut conn.phase
         else {
             return;
         };
-        conn.info.channel_type = mess.channel_type;
-        conn.info.channel_id = mess.channel_id;
-        conn.info.connection_id = mess.connection_id;
-        match TicketKey::generate(&mut getrandom::SysRng) {
-            Ok(k) => {
-                let common = Caps::with(&[
-                    common_cap::PROTOCOL_AUTH_SELECTION,
-                    common_cap::AUTH_SPICE,
-                    common_cap::MINI_HEADER,
-                ]);
-                acceptor.accept(&common, &channel_caps(mess.channel_type), k.public_der());
-                *key = Some(Box::new(k));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot generate ticket key");
-                acceptor.refuse(LinkError::Error, "no ticket key");
-            }
-        }
+        let common = Caps::with(&[
+            common_cap::PROTOCOL_AUTH_SELECTION,
+            common_cap::AUTH_SPICE,
+            common_cap::MINI_HEADER,
+        ]);
+        acceptor.accept(&common, &channel_caps(conn.info.channel_type), key.public_der());
+        *slot = Some(Box::new(key));
         out.extend(&acceptor.take_output());
+    }
+
+    /// Hands keys from the pool to the links waiting for one, oldest first;
+    /// runs when the pool's thread wakes the loop.
+    pub(super) fn serve_key_waiters(&mut self) {
+        while let Some(&id) = self.key_waiters.front() {
+            let waiting = self.conns.get(&id).is_some_and(|c| {
+                matches!(
+                    c.phase,
+                    Phase::Linking {
+                        awaiting_key: Some(_),
+                        ..
+                    }
+                )
+            });
+            if !waiting {
+                // Closed (or timed out) while it waited.
+                self.key_waiters.pop_front();
+                continue;
+            }
+            let key = match self.ticket_keys.take() {
+                Ok(Some(key)) => key,
+                // The pool wakes the loop again when the next one is ready.
+                Ok(None) => return,
+                Err(e) => {
+                    // Cannot happen once a link waits (the thread runs);
+                    // the waiting links run into their timeout.
+                    tracing::error!(error = %e, "no ticket key");
+                    return;
+                }
+            };
+            self.key_waiters.pop_front();
+            let Some(mut conn) = self.conns.remove(&id) else {
+                continue;
+            };
+            let rest = match &mut conn.phase {
+                Phase::Linking { awaiting_key, .. } => awaiting_key.take().unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            self.accept_link(&mut conn, key);
+            let keep = (rest.is_empty() || self.feed(id, &mut conn, &rest)) && self.pump(&mut conn);
+            self.settle(id, conn, keep);
+        }
+    }
+
+    /// Whether the channel a link message asks for exists: main always
+    /// (whatever its id, as in the C server), others if offered now.
+    fn channel_exists(&self, mess: &LinkMess) -> Result<(), String> {
+        match ChannelType::from_u8(mess.channel_type) {
+            None => Err(format!("unknown channel type {}", mess.channel_type)),
+            Some(ChannelType::Main) => Ok(()),
+            Some(channel) if self.offers(channel, mess.channel_id) => Ok(()),
+            Some(channel) => Err(format!(
+                "{} channel {} is not offered",
+                channel.name(),
+                mess.channel_id
+            )),
+        }
     }
 
     /// Checks the ticket now, or later if this peer has given wrong passwords

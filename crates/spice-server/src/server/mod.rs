@@ -13,6 +13,7 @@ mod dispatch;
 mod keys;
 mod link;
 mod log_limit;
+mod ticket_keys;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -117,6 +118,11 @@ pub(crate) struct ServerState {
     /// Wrong passwords per peer, and when the next check may run.
     auth_throttle: auth_throttle::AuthThrottle,
     auth_log: log_limit::LogLimit,
+    /// Ticket keys made ahead on their own thread, one per link.
+    ticket_keys: ticket_keys::KeyPool,
+    /// Links waiting for a ticket key, oldest first (each is a link in
+    /// progress, so as many as those caps allow).
+    key_waiters: std::collections::VecDeque<u64>,
 }
 
 /// The listen backlog, as the C server's (`SOMAXCONN` on current systems):
@@ -192,6 +198,7 @@ impl Server {
         }
         let now = Instant::now();
         let ticket = Ticket::from_auth(&config.auth, now);
+        let key_pool = ticket_keys::KeyPool::new(waker.clone());
         let state = Rc::new_cyclic(|this| {
             RefCell::new(ServerState {
                 core: core.clone(),
@@ -234,6 +241,8 @@ impl Server {
                 accept_log: log_limit::LogLimit::new(REFUSAL_LOG_INTERVAL),
                 auth_throttle: Default::default(),
                 auth_log: log_limit::LogLimit::new(REFUSAL_LOG_INTERVAL),
+                ticket_keys: key_pool,
+                key_waiters: Default::default(),
             })
         });
         {
@@ -758,6 +767,7 @@ impl ServerState {
         for command in self.handle.take() {
             self.apply(command);
         }
+        self.serve_key_waiters();
         if let Some(display) = self.devices.displays.get(&0) {
             let size = display.size();
             if size.is_some() && size != self.logical_size {
@@ -1092,10 +1102,18 @@ impl ServerState {
         // Best effort: a link error reply is usually still queued.
         let _ = conn.flush();
         match &conn.phase {
-            Phase::Linking { timer, deferred, .. } => {
+            Phase::Linking {
+                timer,
+                deferred,
+                awaiting_key,
+                ..
+            } => {
                 self.core.remove_timer(*timer);
                 if let Some(d) = deferred {
                     self.core.remove_timer(d.timer);
+                }
+                if awaiting_key.is_some() {
+                    self.key_waiters.retain(|&w| w != id);
                 }
             }
             // Linked but not yet handed to its display's thread.
