@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # remote-viewer in a private Xvfb, screenshots through GDK; the C library and its
 # headers for the drop-in's layout and differential tests; QEMU as the host.
 ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0 \
-    libspice-server-dev libspice-server1 qemu-system-x86 gcc libpixman-1-dev
+    libspice-server-dev libspice-server1 qemu-system-x86 gcc libpixman-1-dev libglib2.0-dev
 ensure_rust
 
 echo "==> cargo fmt --check"

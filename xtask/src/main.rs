@@ -97,8 +97,17 @@ fn capi(debug: bool) -> Result<PathBuf> {
             "-Wl,-z,now",
             "-Wl,--gc-sections",
         ])
-        // pixman: the QXL canvas draws with Debian's libpixman-1, as the C server does.
-        .args(["-lpixman-1", "-lpthread", "-ldl", "-lm", "-lc", "-lgcc_s"])
+        // pixman: the QXL canvas draws with Debian's libpixman-1, as the C server does;
+        // glib: diagnostics go through g_log, as the C server's (spice-capi/src/glog.rs).
+        .args([
+            "-lpixman-1",
+            "-lglib-2.0",
+            "-lpthread",
+            "-ldl",
+            "-lm",
+            "-lc",
+            "-lgcc_s",
+        ])
         .status()
         .context("running the C linker (cc)")?;
     if !status.success() {

@@ -21,18 +21,23 @@ pub(crate) fn guard<R>(entry: &'static str, fallback: R, body: impl FnOnce() -> 
     }
 }
 
-/// Sends `tracing` output to stderr once, for hosts (like QEMU) that set up none.
-/// `SPICE_RS_LOG` (or `RUST_LOG`) selects the level; warnings by default.
+/// Sends `tracing` output to GLib's `g_log` (domain `Spice`) once, as the C
+/// library logs (see [`crate::glog`]). `SPICE_RS_LOG` (or `RUST_LOG`)
+/// selects what is forwarded; by default warnings and worse, and debug
+/// output too when `G_MESSAGES_DEBUG` asks GLib to show the domain's.
 pub(crate) fn init_logging() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let glib_debug = std::env::var("G_MESSAGES_DEBUG")
+            .is_ok_and(|v| v.split([' ', ',']).any(|d| d == "Spice" || d == "all"));
         let filter = std::env::var("SPICE_RS_LOG")
             .or_else(|_| std::env::var("RUST_LOG"))
-            .unwrap_or_else(|_| "warn".into());
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
+            .unwrap_or_else(|_| if glib_debug { "debug" } else { "warn" }.into());
+        let _ = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new(filter))
+            .with(crate::glog::GLogLayer)
             .try_init();
     });
 }

@@ -13,10 +13,12 @@ mod audio;
 mod chardev;
 mod core_adapter;
 pub mod ffi;
+mod glog;
 mod guard;
 mod input;
 mod instance;
 mod qxl;
 mod server;
+mod video_codecs;
 
 pub use server::CServer;

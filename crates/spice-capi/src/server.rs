@@ -20,6 +20,8 @@ pub(crate) struct MainState {
     pub(crate) port: i32,
     pub(crate) addr: Option<String>,
     pub(crate) image_compression: u32,
+    /// `spice_server_set_video_codecs`' list, kept for video streaming.
+    pub(crate) video_codecs: Vec<crate::video_codecs::VideoCodec>,
 }
 
 /// `SpiceServer`.
@@ -67,6 +69,7 @@ impl CServer {
                 port: -1,
                 addr: None,
                 image_compression: 2, // SPICE_IMAGE_COMPRESSION_AUTO_GLZ, the C default
+                video_codecs: crate::video_codecs::DEFAULT.to_vec(),
             }),
         }
     }

@@ -70,7 +70,7 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
             return -1;
         };
         if iface.major_version != major || iface.minor_version > minor {
-            tracing::error!(
+            tracing::warn!(
                 interface = type_name,
                 major = iface.major_version,
                 minor = iface.minor_version,
@@ -98,7 +98,9 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
             Kind::Qxl => match crate::qxl::attach(server, sin as *mut crate::ffi::QXLInstance) {
                 Ok(extra) => Some(extra),
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot add QXL instance");
+                    // A warning, as the C server's "invalid QXL ID" and
+                    // "QXL ID already allocated".
+                    tracing::warn!(error = %e, "cannot add QXL instance");
                     return -1;
                 }
             },
@@ -118,10 +120,12 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                 let subtype = unsafe { c_str((*cin).subtype) }.unwrap_or_default();
                 match subtype {
                     "vdagent" => {
-                        // One agent port per server, as in the C server.
+                        // One agent port per server, as in the C server,
+                        // which warns and still returns 0, leaving the
+                        // instance unattached (its `st` NULL).
                         if server.agent_port.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                            tracing::error!("a vdagent port is already attached");
-                            return -1;
+                            tracing::warn!("vdagent already attached");
+                            return 0;
                         }
                         let device = crate::chardev::CCharDevice::new(cin, alive.clone());
                         // state(1) before returning, as the C server's attach_to_red_agent.
@@ -136,7 +140,7 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                     .migration_interface
                     .swap(true, std::sync::atomic::Ordering::AcqRel)
                 {
-                    tracing::error!("a migration interface is already added");
+                    tracing::warn!("already have migration");
                     return -1;
                 }
                 None
@@ -162,6 +166,7 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
 pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstance) -> c_int {
     guard("spice_server_remove_interface", -1, || {
         if sin.is_null() {
+            tracing::error!("spice_server_remove_interface: assertion 'sin != nullptr' failed");
             return -1;
         }
         // SAFETY: the host passes a live instance with its interface set.
@@ -178,10 +183,23 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
         // SAFETY: reading the instance's own field.
         let st = unsafe { *slot } as *mut InstanceState;
         if st.is_null() {
-            tracing::warn!(
-                interface = type_name,
-                "removing an interface that was never added"
-            );
+            // As the C server answers each kind: a critical (GLib's failed
+            // precondition) where it dereferences `st`, nothing to do for
+            // audio, a warning for the rest.
+            let field = match kind {
+                Kind::Tablet => "tablet",
+                Kind::CharDevice => "char_device",
+                Kind::Qxl => "qxl",
+                Kind::Playback | Kind::Record => return 0,
+                Kind::Keyboard | Kind::Mouse | Kind::Migration => {
+                    tracing::warn!(
+                        interface = type_name,
+                        "removing an interface that was never added"
+                    );
+                    return -1;
+                }
+            };
+            tracing::error!("spice_server_remove_interface: assertion '{field}->st != nullptr' failed");
             return -1;
         }
         // SAFETY: `st` came from Box::into_raw in spice_server_add_interface, freed once here.

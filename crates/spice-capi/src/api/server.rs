@@ -453,19 +453,35 @@ pub unsafe extern "C" fn spice_server_set_streaming_video(s: *mut CServer, value
     })
 }
 
-/// The codec list reported back: only what the server can produce.
-const VIDEO_CODECS: &str = "spice:mjpeg";
-
+/// Validates as the C library does (see [`crate::video_codecs`]): 0 when at
+/// least one entry is good (the list is replaced by the good ones), -1 when
+/// none is or for NULL (the list stays). Bad entries are logged as warnings.
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_video_codecs(
     s: *mut CServer,
     video_codecs: *const c_char,
 ) -> c_int {
     guard("spice_server_set_video_codecs", -1, || {
-        // SAFETY: NULL or a NUL-terminated string.
-        let codecs = unsafe { c_str(video_codecs) }.unwrap_or_default().to_owned();
-        configure(s, "spice_server_set_video_codecs", |_| {
-            tracing::debug!(%codecs, "video codecs noted; streaming is not implemented yet");
+        if video_codecs.is_null() {
+            tracing::error!("spice_server_set_video_codecs: assertion 'codecs != nullptr' failed");
+            return -1;
+        }
+        // SAFETY: non-null and NUL-terminated (spice.h contract). Bytes that
+        // are not UTF-8 become U+FFFD, which no name accepts, as C refuses them.
+        let input = unsafe { std::ffi::CStr::from_ptr(video_codecs) }
+            .to_string_lossy()
+            .into_owned();
+        configure(s, "spice_server_set_video_codecs", |m| {
+            let parsed = crate::video_codecs::parse(&input);
+            for problem in &parsed.problems {
+                tracing::warn!("{problem}");
+            }
+            if parsed.codecs.is_empty() {
+                tracing::warn!("Failed to set video codecs, input string: '{input}'");
+                return -1;
+            }
+            tracing::debug!(codecs = %crate::video_codecs::to_string(&parsed.codecs), "video codecs set; streaming is not implemented yet");
+            m.video_codecs = parsed.codecs;
             0
         })
     })
@@ -474,8 +490,15 @@ pub unsafe extern "C" fn spice_server_set_video_codecs(
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_get_video_codecs(s: *mut CServer) -> *const c_char {
     guard("spice_server_get_video_codecs", std::ptr::null(), || {
-        let _ = s;
-        CString::new(VIDEO_CODECS).map_or(std::ptr::null(), |c| c.into_raw() as *const c_char)
+        // SAFETY: `s` comes from spice_server_new (spice.h contract).
+        let Some(server) = (unsafe { server_ref(s) }) else {
+            return std::ptr::null();
+        };
+        let list = server
+            .main("spice_server_get_video_codecs")
+            .map(|m| crate::video_codecs::to_string(&m.video_codecs))
+            .unwrap_or_default();
+        CString::new(list).map_or(std::ptr::null(), |c| c.into_raw() as *const c_char)
     })
 }
 
