@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 # spice-gtk through GObject introspection, driven by Debian's /usr/bin/python3;
 # remote-viewer in a private Xvfb, screenshots through GDK; the C library and its
-# headers for the drop-in's layout and differential tests; QEMU as the host.
+# headers for the drop-in's layout and differential tests; QEMU as the host;
+# mke2fs (e2fsprogs) for the Xorg guest's root disk.
 ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0 \
-    libspice-server-dev libspice-server1 qemu-system-x86 gcc libpixman-1-dev libglib2.0-dev
+    libspice-server-dev libspice-server1 qemu-system-x86 gcc e2fsprogs libpixman-1-dev libglib2.0-dev
 ensure_rust
 
 echo "==> cargo fmt --check"

@@ -138,11 +138,10 @@ impl Desktop {
         loop {
             let now = Instant::now();
             match (self.picture(), &last) {
-                (Some(p), Some((prev, since))) if p == *prev => {
-                    if now.duration_since(*since) >= quiet {
-                        return Some(p);
-                    }
+                (Some(p), Some((prev, since))) if p == *prev && now.duration_since(*since) >= quiet => {
+                    return Some(p);
                 }
+                (Some(p), Some((prev, _))) if p == *prev => {}
                 (Some(p), _) if (p.width, p.height) == size => last = Some((p, now)),
                 _ => {}
             }
