@@ -1,7 +1,9 @@
 //! The real-guest benchmark: unmodified QEMU 7.2 with a Linux guest
 //! (Debian's kernel on the qxl DRM driver, its console on fbcon; one vCPU,
-//! TCG; [`spice_interop::guest::LinuxGuest`]) against our library and
-//! Debian's, alternating, with spice-gtk watching.
+//! TCG; [`spice_interop::guest::LinuxGuest`]), or with a Debian desktop
+//! (Xorg on xserver-xorg-video-qxl drawing natively, twm, xterm;
+//! [`spice_interop::xorg_guest::XorgGuest`]) running x11perf, against our
+//! library and Debian's, alternating, with spice-gtk watching.
 //!
 //! QEMU runs with `-name debug-threads=on`, so its threads carry names: the
 //! main loop (the process's first thread, which holds the big QEMU lock),
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
+use spice_interop::desktop::Desktop;
 use spice_interop::gtk::SpiceGtk;
 use spice_interop::guest::LinuxGuest;
 use spice_interop::qemu::{Library as QemuLibrary, Qemu};
@@ -36,16 +39,29 @@ pub struct GuestScenario {
     pub quick_command: &'static str,
     /// Whether the console's cursor blinks (off for an exact final picture).
     pub cursor: bool,
+    /// Which guest runs it.
+    pub guest: GuestKind,
+}
+
+/// The guests of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestKind {
+    /// The Linux console on fbcon (DRAW_COPY of bitmaps only).
+    Console,
+    /// Xorg's qxl driver: fills, copies between surfaces, copy-bits,
+    /// composite, text — what the canvas renders.
+    Xorg,
 }
 
 /// Every guest scenario.
-pub const GUEST_SCENARIOS: [GuestScenario; 2] = [
+pub const GUEST_SCENARIOS: [GuestScenario; 3] = [
     GuestScenario {
         name: "console-scroll",
         description: "the guest prints log lines on its console as fast as it can (fbcon on qxl)",
         command: "scroll 4000",
         quick_command: "scroll 300",
         cursor: false,
+        guest: GuestKind::Console,
     },
     GuestScenario {
         name: "console-idle",
@@ -53,6 +69,18 @@ pub const GUEST_SCENARIOS: [GuestScenario; 2] = [
         command: "idle 15",
         quick_command: "idle 3",
         cursor: true,
+        guest: GuestKind::Console,
+    },
+    GuestScenario {
+        name: "xorg-x11perf",
+        description: "x11perf on the Xorg desktop (qxl driver, native drawing), a fixed number of repetitions: rectangles, window copies, scrolling, core text, segments",
+        // A fixed number of repetitions: the same work for both libraries
+        // (timed runs calibrate to the server's speed), so the guest
+        // command's time is the throughput.
+        command: "x11perf -repeat 1 -reps 2000 -rect10 -rect100 -copywinwin100 -copypixwin100 -scroll100 -f8text -seg100",
+        quick_command: "x11perf -repeat 1 -reps 300 -rect100 -scroll100",
+        cursor: false,
+        guest: GuestKind::Xorg,
     },
 ];
 
@@ -167,42 +195,19 @@ pub fn run(lib: &Library, scenario: &GuestScenario, quick: bool) -> GuestRun {
 }
 
 fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut GuestRun) -> Result<()> {
-    let guest = LinuxGuest::get();
     let library = if lib.name == "C" {
         QemuLibrary::Debian
     } else {
         QemuLibrary::Rust(lib.dir.clone())
     };
-    let mut append = guest.append().to_owned();
-    if !scenario.cursor {
-        append.push_str(" vt.global_cursor_default=0");
-    }
-    let mut qemu = Qemu::start_linux(
-        &library,
-        guest,
-        &append,
-        "disable-ticketing=on",
-        &[
-            "-vga",
-            "qxl",
-            "-m",
-            "256",
-            "-smp",
-            "1",
-            "-name",
-            "bench,debug-threads=on",
-        ],
-    );
-    qemu.assert_library();
-    qemu.serial_wait("GUEST READY", Duration::from_secs(240))
-        .ok_or_else(|| anyhow!("the guest did not come up: {}", qemu.serial_log()))?;
-    let mut gtk = SpiceGtk::start();
+    let (mut qemu, mut gtk) = match scenario.guest {
+        GuestKind::Console => boot_console(&library, scenario)?,
+        GuestKind::Xorg => {
+            let desktop = Desktop::boot_with(&library, 1, &["-name", "bench,debug-threads=on"], "");
+            (desktop.qemu, desktop.gtk)
+        }
+    };
     let client_pid = gtk.pid();
-    gtk.send(json!({
-        "cmd": "connect",
-        "uri": format!("spice://{}:{}", qemu.addr.ip(), qemu.addr.port()),
-        "quiet": true,
-    }));
     gtk.wait(Duration::from_secs(60), |v| v["event"] == "primary-create")
         .ok_or_else(|| anyhow!("no surface in the client"))?;
     // Let the connection settle (first picture, net test).
@@ -271,6 +276,41 @@ fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut G
         bail!("QEMU reported {} server bugs", result.server_bugs);
     }
     Ok(())
+}
+
+/// Boots the console guest and connects spice-gtk to it.
+fn boot_console(library: &QemuLibrary, scenario: &GuestScenario) -> Result<(Qemu, SpiceGtk)> {
+    let guest = LinuxGuest::get();
+    let mut append = guest.append().to_owned();
+    if !scenario.cursor {
+        append.push_str(" vt.global_cursor_default=0");
+    }
+    let mut qemu = Qemu::start_linux(
+        library,
+        guest,
+        &append,
+        "disable-ticketing=on",
+        &[
+            "-vga",
+            "qxl",
+            "-m",
+            "256",
+            "-smp",
+            "1",
+            "-name",
+            "bench,debug-threads=on",
+        ],
+    );
+    qemu.assert_library();
+    qemu.serial_wait("GUEST READY", Duration::from_secs(240))
+        .ok_or_else(|| anyhow!("the guest did not come up: {}", qemu.serial_log()))?;
+    let mut gtk = SpiceGtk::start();
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": format!("spice://{}:{}", qemu.addr.ip(), qemu.addr.port()),
+        "quiet": true,
+    }));
+    Ok((qemu, gtk))
 }
 
 /// One row of the real-guest table: medians of both libraries.
