@@ -77,7 +77,7 @@ pub const GUEST_SCENARIOS: [GuestScenario; 3] = [
         // A fixed number of repetitions: the same work for both libraries
         // (timed runs calibrate to the server's speed), so the guest
         // command's time is the throughput.
-        command: "x11perf -repeat 1 -reps 2000 -rect10 -rect100 -copywinwin100 -copypixwin100 -scroll100 -f8text -seg100",
+        command: "x11perf -repeat 1 -reps 200 -rect10 -rect100 -copywinwin100 -copypixwin100 -scroll100 -f8text -seg100",
         quick_command: "x11perf -repeat 1 -reps 300 -rect100 -scroll100",
         cursor: false,
         guest: GuestKind::Xorg,
