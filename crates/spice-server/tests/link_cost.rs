@@ -114,8 +114,24 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Waits (at most 5 s) until the key thread has refilled its pool and rests,
+/// so what it did for earlier attempts is not counted for the next ones.
+fn keys_at_rest() {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = cpu("spice-keys");
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(150));
+        let now = cpu("spice-keys");
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
 /// `n` attempts one after the other; the main and key threads' CPU per attempt.
 fn per_attempt(addr: SocketAddr, n: u32, channel_type: u8, expect: &Outcome) -> (f64, f64) {
+    keys_at_rest();
     let (main0, keys0) = (cpu("spice-main"), cpu("spice-keys"));
     for _ in 0..n {
         assert_eq!(&link(addr, channel_type, ""), expect);
@@ -152,11 +168,22 @@ fn link_stage_cpu_per_attempt_on_the_main_thread() {
     );
     println!("channel not offered (playback): main thread {absent_main:.2} ms CPU per refusal");
 
-    // Generating an RSA-1024 key takes about 5 ms of a core: none is made on
-    // the main thread, and refusals make none at all.
-    assert!(main < 2.5, "main thread {main:.2} ms per link");
-    assert!(refused_main < 1.0, "{refused_main:.2} ms per refusal");
-    assert!(refused_keys < 1.0, "refusals use no key: {refused_keys:.2} ms");
+    // No key is made on the main thread: a link costs it less than the key
+    // thread spends on the key the link used, and a refusal less than a link;
+    // refusals make no key at all. (Relative figures: the absolute ones
+    // depend on the machine's load; the printed ones go to SECURITY.md.)
+    assert!(
+        main < keys,
+        "main thread {main:.2} ms per link, key thread {keys:.2} ms"
+    );
+    assert!(
+        refused_main < main,
+        "{refused_main:.2} ms per refusal, {main:.2} ms per link"
+    );
+    assert!(
+        refused_keys < 0.1 * keys,
+        "refusals use no key: {refused_keys:.2} ms"
+    );
 }
 
 #[test]
