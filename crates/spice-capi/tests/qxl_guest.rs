@@ -41,6 +41,7 @@ extern "C" {
         clear: u32,
     );
     fn spice_qxl_monitors_config_async(qin: *mut QXLInstance, phys: u64, group: c_int, cookie: u64);
+    fn spice_qxl_destroy_surfaces(qin: *mut QXLInstance);
 }
 
 /// What the fake device saw, shared with the worker thread's callbacks.
@@ -161,15 +162,41 @@ impl Guest {
 }
 
 fn draw_ext(guest: &Guest, drawable_at: u64) -> QXLCommandExt {
+    command_ext(guest, drawable_at, 1) // QXL_CMD_DRAW
+}
+
+fn surface_ext(guest: &Guest, command_at: u64) -> QXLCommandExt {
+    command_ext(guest, command_at, 5) // QXL_CMD_SURFACE
+}
+
+fn command_ext(guest: &Guest, at: u64, type_: u32) -> QXLCommandExt {
     QXLCommandExt {
         cmd: QXLCommand {
-            data: guest.phys(drawable_at),
-            type_: 1, // QXL_CMD_DRAW
+            data: guest.phys(at),
+            type_,
             padding: 0,
         },
         group_id: 1,
         flags: 0,
     }
+}
+
+/// Runs `commands` through the worker and returns what it released, in order.
+fn run_commands(qin: &mut QXLInstance, commands: &[QXLCommandExt]) -> Vec<u64> {
+    device(|d| {
+        d.released.clear();
+        d.commands.extend(commands.iter().copied());
+    });
+    // SAFETY: a live instance, from the host's side.
+    unsafe { spice_qxl_wakeup(qin) };
+    assert!(
+        wait_for(|| device(|d| d.commands.is_empty())),
+        "worker drained the ring"
+    );
+    let mut area = QXLRect::default();
+    // SAFETY: as above; update_area returns once the commands are processed.
+    unsafe { spice_qxl_update_area(qin, 0, &mut area, std::ptr::null_mut(), 0, 0) };
+    device(|d| d.released.clone())
 }
 
 fn wait_for(mut done: impl FnMut() -> bool) -> bool {
@@ -252,6 +279,11 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
     let bad_surface = arena.put(&testkit::drawable(&bad_surface_spec));
     // Monitors config with more heads than allowed.
     let monitors = arena.put(&testkit::monitors_config(3, 1, &[]));
+    // Off-screen surfaces 3 and 4 (16x8, 32-bit), and 3's destroy command.
+    let surface_mem = arena.reserve(2 * 16 * 8 * 4);
+    let create_3 = arena.put(&testkit::surface_create(3, 32, 16, 8, 64, p(surface_mem)));
+    let destroy_3 = arena.put(&testkit::surface_destroy(3));
+    let create_4 = arena.put(&testkit::surface_create(4, 32, 16, 8, 64, p(surface_mem + 512)));
     // The primary surface in guest memory.
     let primary = arena.reserve(64 * 48 * 4);
     guest.load(&arena);
@@ -397,6 +429,36 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
         let mut released = device(|d| d.released.clone());
         released.sort_unstable();
         assert_eq!(released, expected, "each reachable command released exactly once");
+
+        // A surface's create command comes back only with its destroy, just
+        // before it, as from the C server (the Linux qxl driver reuses the
+        // surface's id and the create's buffer once it is back); destroying
+        // every surface gives back every create.
+        let released = run_commands(
+            &mut qin,
+            &[surface_ext(&guest, create_3), surface_ext(&guest, create_4)],
+        );
+        assert_eq!(
+            released,
+            Vec::<u64>::new(),
+            "creates held while their surfaces live"
+        );
+        let released = run_commands(
+            &mut qin,
+            &[draw_ext(&guest, valid), surface_ext(&guest, destroy_3)],
+        );
+        assert_eq!(
+            released,
+            [guest.host(valid), guest.host(create_3), guest.host(destroy_3)],
+            "a destroy releases its create first"
+        );
+        device(|d| d.released.clear());
+        spice_qxl_destroy_surfaces(&mut qin);
+        assert_eq!(
+            device(|d| d.released.clone()),
+            [guest.host(create_4)],
+            "destroy_surfaces releases the creates still held"
+        );
 
         // Async calls complete through async_complete, also for a rejected monitors config.
         spice_qxl_monitors_config_async(&mut qin, guest.phys(monitors), 1, 77);

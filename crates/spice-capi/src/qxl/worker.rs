@@ -1,6 +1,7 @@
 //! The QXL instance as the device of its display thread: requests from the
 //! host, the command and cursor rings, and drawing into the display.
 
+use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
@@ -9,7 +10,7 @@ use spice_qxl::GuestMemory;
 use spice_qxl::{
     parse_command, read_monitors_config, validate_primary, Clip, Command, CommandExt, CopyOp, CursorCommand,
     DrawOp, Drawable, Empty, Guest, Image, MemSlot, MemSlotConfig, MemSlots, ParseLimits, PrimarySurface,
-    RingPoller, SurfaceCommand,
+    ReleaseInfo, RingPoller, SurfaceCommand,
 };
 use spice_server::{CursorImage, DisplayDevice, DisplayHandle};
 
@@ -47,6 +48,9 @@ pub(super) struct Worker {
     /// What the device was last told (`set_client_capabilities`): whether a
     /// client is present, and the capabilities its clients share.
     client_present: Option<(bool, [u8; crate::ffi::SPICE_CAPABILITIES_SIZE])>,
+    /// The create command of each surface the guest has not destroyed yet,
+    /// by surface id (at most the device's surface count).
+    held_creates: HashMap<u32, ReleaseInfo>,
 }
 
 impl DisplayDevice for Worker {
@@ -93,6 +97,7 @@ impl Worker {
             primary: None,
             offscreen: Offscreen::default(),
             client_present: None,
+            held_creates: HashMap::new(),
         })
     }
 
@@ -271,6 +276,7 @@ impl Worker {
                 // Every surface, the primary too, as the C server does (QEMU's reset).
                 self.drain();
                 self.offscreen.clear();
+                self.release_held_creates();
                 if self.primary.take().is_some() {
                     self.display.clear();
                 }
@@ -362,26 +368,67 @@ impl Worker {
                 .with_bitmap_rows_in_place();
             parse_command(&guest, &ext)
         };
+        let mut surface_command = None;
         match parsed.command {
-            Ok(command) => self.apply(command, ext.group_id, loadvm),
+            Ok(command) => {
+                if let Command::Surface(s) = &command {
+                    surface_command = Some(s.clone());
+                }
+                self.apply(command, ext.group_id, loadvm);
+            }
             Err(e) => tracing::warn!(cmd_type = ext.cmd_type, error = %e, "QXL command rejected"),
         }
         match parsed.release {
-            Some(release) => {
-                if let Some(release_resource) = self.instance.iface().release_resource {
-                    let info = QXLReleaseInfoExt {
-                        info: release.addr as usize as *mut QXLReleaseInfo,
-                        group_id: release.group_id,
-                    };
-                    // SAFETY: worker-thread callback; `info` is the translated address of
-                    // the command's own release info, as the device expects.
-                    unsafe { release_resource(self.instance.0, info) };
-                }
-            }
+            Some(release) => self.release_after(surface_command, release),
             None => tracing::warn!(
                 data = format_args!("{:#x}", ext.data),
                 "QXL command outside every memslot cannot be released"
             ),
+        }
+    }
+
+    /// Hands a processed command back to the device, except a surface's
+    /// create command, which is held until the surface is destroyed and
+    /// then released just before the destroy command, as the C server does:
+    /// the Linux qxl driver keeps the destroy command in the create
+    /// command's buffer and frees the surface's id when the create comes
+    /// back, so an early release lets the guest reuse both while the
+    /// surface still exists.
+    fn release_after(&mut self, surface_command: Option<SurfaceCommand>, release: ReleaseInfo) {
+        match surface_command {
+            Some(SurfaceCommand::Create { surface_id, .. }) => {
+                // A second create of a live id (a guest bug): the older one goes back.
+                if let Some(older) = self.held_creates.insert(surface_id, release) {
+                    self.release(older);
+                }
+            }
+            Some(SurfaceCommand::Destroy { surface_id }) => {
+                if let Some(create) = self.held_creates.remove(&surface_id) {
+                    self.release(create);
+                }
+                self.release(release);
+            }
+            None => self.release(release),
+        }
+    }
+
+    /// Releases every held surface create command (all surfaces destroyed).
+    fn release_held_creates(&mut self) {
+        let held: Vec<ReleaseInfo> = self.held_creates.drain().map(|(_, r)| r).collect();
+        for release in held {
+            self.release(release);
+        }
+    }
+
+    fn release(&self, release: ReleaseInfo) {
+        if let Some(release_resource) = self.instance.iface().release_resource {
+            let info = QXLReleaseInfoExt {
+                info: release.addr as usize as *mut QXLReleaseInfo,
+                group_id: release.group_id,
+            };
+            // SAFETY: worker-thread callback; `info` is the translated address of
+            // the command's own release info, as the device expects.
+            unsafe { release_resource(self.instance.0, info) };
         }
     }
 
