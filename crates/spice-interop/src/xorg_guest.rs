@@ -5,7 +5,7 @@
 //! (`guest/xorg/session.sh` lists them).
 //!
 //! Built once from Debian's packages without installing anything on the
-//! host ([`crate::rootfs`]): the packages' closure unpacked into one
+//! host (the crate's `rootfs` module): the packages' closure unpacked into one
 //! directory, made an ext4 image for a read-only virtio-blk disk (under TCG
 //! a block device's page cache is the quickest root; 9p costs a round trip
 //! per file access), and a small initramfs (the same kernel as

@@ -10,14 +10,14 @@
 //! GLZ is the exception to "raw when it does not shrink": its dictionary
 //! mirrors the client's window, so every image it encodes must reach the
 //! client, in order. It is used only for images of at least
-//! [`MIN_GLZ_PIXELS`] (for which a GLZ stream is always smaller than the raw
+//! `MIN_GLZ_PIXELS` (for which a GLZ stream is always smaller than the raw
 //! pixels) that fit the dictionary's window; anything else goes LZ.
 //!
 //! # WAN codecs
 //!
 //! Two more codecs trade server CPU (and, for JPEG, exactness) for bytes, as
 //! the C server's `jpeg_compression` and `zlib_glz_compression` settings do
-//! ([`WanCompression`]; resolved per client into [`WanCodecs`]):
+//! ([`WanCompression`]; resolved per client into `WanCodecs`):
 //!
 //! - **JPEG** replaces QUIC: an image the policy would send as QUIC (a
 //!   photographic one in the auto modes, any with the `quic` setting) goes as
