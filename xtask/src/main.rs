@@ -7,8 +7,10 @@
 //! - `bench [--quick] [--runs N] [spice-bench options]`: builds the library as
 //!   `capi` does, then runs the side-by-side benchmark (`crates/spice-bench`):
 //!   `benches/host/bench_host.c` against ours and Debian's C library with a
-//!   spice-gtk client, medians and ratios ours/C; a full run writes the figures
-//!   into `BENCHMARKS.md`. `cargo xtask bench --help` lists the options.
+//!   spice-gtk client, medians and ratios ours/C; goals are judged (✓/✗) only
+//!   with at least 3 runs per library, so `--quick` (one run) shows figures
+//!   alone; a full run writes the figures into `BENCHMARKS.md`.
+//!   `cargo xtask bench --help` lists the options.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

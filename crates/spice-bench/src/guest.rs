@@ -387,6 +387,16 @@ impl GuestResults {
             .collect()
     }
 
+    /// Whether both libraries have at least `min` runs without error (enough
+    /// for goal verdicts).
+    pub fn judged(&self, min: usize) -> bool {
+        ["ours", "C"].iter().all(|lib| {
+            self.runs
+                .get(*lib)
+                .is_some_and(|runs| runs.iter().filter(|r| r.error.is_none()).count() >= min)
+        })
+    }
+
     /// Whether every run ended on the same picture (scenarios without a
     /// blinking cursor): `(runs with the common CRC, runs)`.
     pub fn same_final_picture(&self) -> Option<(usize, usize)> {

@@ -17,7 +17,8 @@ use spice_bench::run::{self, RunConfig, RunResult, SCENARIOS};
 #[derive(Debug, Parser)]
 #[command(name = "spice-bench")]
 struct Args {
-    /// Short scenarios, one run each (correctness, not timing).
+    /// Short scenarios, one run each (correctness, not timing: the figures
+    /// are printed, but goals are judged only with at least 3 runs per library).
     #[arg(long)]
     quick: bool,
     /// Alternating runs per library and scenario [default: 5, or 1 with --quick].

@@ -109,8 +109,15 @@ fn ratio(ours: Option<f64>, c: Option<f64>) -> Option<f64> {
     }
 }
 
-fn fmt_goal(r: Option<f64>, goal: Option<f64>) -> String {
+/// Runs per library a goal verdict needs: a single sample's ratio is mostly
+/// noise (the idle scenarios' library CPU is a few milliseconds, so one
+/// scheduling hiccup makes it many times over or under its goal).
+pub const MIN_RUNS_FOR_VERDICT: usize = 3;
+
+/// The goal cell: the goal, and ✓ or ✗ when `judged` (enough runs).
+fn fmt_goal(r: Option<f64>, goal: Option<f64>, judged: bool) -> String {
     match (r, goal) {
+        (Some(_), Some(g)) if !judged => format!("≤ {g} (not judged)"),
         (Some(r), Some(g)) if r <= g => format!("≤ {g} ✓"),
         (Some(r), Some(g)) => format!("≤ {g} ✗ ({:.1}× over)", r / g),
         (None, Some(g)) => format!("≤ {g}"),
@@ -134,14 +141,15 @@ fn write_failures<'a>(
     }
 }
 
-/// One table row: the medians `(ours, C)`, their ratio and the goal.
+/// One table row: the medians `(ours, C)`, their ratio and the goal, judged
+/// only if `judged`.
 fn write_row(
     s: &mut String,
     scenario: &str,
     metric: &str,
     (ours, c): (Option<f64>, Option<f64>),
     digits: Option<usize>,
-    goal: Option<f64>,
+    (goal, judged): (Option<f64>, bool),
 ) {
     let r = ratio(ours, c);
     let _ = writeln!(
@@ -150,7 +158,7 @@ fn write_row(
         fmt_value(ours, digits),
         fmt_value(c, digits),
         fmt_value(r, Some(2)),
-        fmt_goal(r, goal)
+        fmt_goal(r, goal, judged)
     );
 }
 
@@ -250,6 +258,16 @@ impl ScenarioResults {
         rows
     }
 
+    /// Whether there are enough runs without error of both libraries for
+    /// goal verdicts.
+    fn judged(&self) -> bool {
+        [OURS, C].iter().all(|lib| {
+            self.runs
+                .get(*lib)
+                .is_some_and(|runs| runs.iter().filter(|r| r.error.is_none()).count() >= MIN_RUNS_FOR_VERDICT)
+        })
+    }
+
     fn exact(&self, lib: &str) -> (usize, usize) {
         let runs = self.runs.get(lib).map_or(&[][..], Vec::as_slice);
         (runs.iter().filter(|r| r.exact).count(), runs.len())
@@ -286,6 +304,7 @@ impl Report {
         let _ = writeln!(s, "| scenario | metric | ours | C | ours/C | goal |");
         let _ = writeln!(s, "|---|---|---:|---:|---:|---|");
         for sc in &self.scenarios {
+            let judged = sc.judged();
             for row in sc.rows() {
                 write_row(
                     &mut s,
@@ -293,7 +312,7 @@ impl Report {
                     row.metric,
                     (row.ours, row.c),
                     row.digits,
-                    row.goal,
+                    (row.goal, judged),
                 );
             }
             let (oe, on) = sc.exact(OURS);
@@ -314,6 +333,14 @@ impl Report {
         write_failures(&mut s, "Failed runs", failures);
         if !self.guest.is_empty() {
             self.guest_markdown(&mut s);
+        }
+        if !self.all_judged() {
+            let _ = writeln!(
+                s,
+                "\nGoals marked \"not judged\" have fewer than {MIN_RUNS_FOR_VERDICT} runs without error \
+                 per library: a ratio of so few samples is mostly noise, so only the figures are shown. \
+                 The full run (`cargo xtask bench`: 5 runs per scenario, 3 on the real guest) judges them."
+            );
         }
         if self.scenarios.iter().any(|sc| !sc.images.is_empty()) {
             let _ = writeln!(
@@ -350,6 +377,7 @@ impl Report {
         let _ = writeln!(s, "| scenario | metric | ours | C | ours/C | goal |");
         let _ = writeln!(s, "|---|---|---:|---:|---:|---|");
         for g in &self.guest {
+            let judged = g.judged(MIN_RUNS_FOR_VERDICT);
             for row in g.rows() {
                 write_row(
                     s,
@@ -357,7 +385,7 @@ impl Report {
                     row.metric,
                     (row.ours, row.c),
                     row.digits,
-                    row.goal,
+                    (row.goal, judged),
                 );
             }
             if let Some((same, n)) = g.same_final_picture() {
@@ -437,6 +465,12 @@ impl Report {
                 "runs": g.runs.values().flatten().map(crate::guest::GuestRun::to_json).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
+    }
+
+    /// Whether every scenario had enough runs for goal verdicts.
+    fn all_judged(&self) -> bool {
+        self.scenarios.iter().all(ScenarioResults::judged)
+            && self.guest.iter().all(|g| g.judged(MIN_RUNS_FOR_VERDICT))
     }
 
     /// Whether every run of every library showed the last frame pixel-exact
@@ -533,9 +567,60 @@ mod tests {
 
     #[test]
     fn goals() {
-        assert_eq!(fmt_goal(Some(0.4), Some(0.5)), "≤ 0.5 ✓");
-        assert_eq!(fmt_goal(Some(1.0), Some(0.5)), "≤ 0.5 ✗ (2.0× over)");
-        assert_eq!(fmt_goal(Some(1.0), None), "");
+        assert_eq!(fmt_goal(Some(0.4), Some(0.5), true), "≤ 0.5 ✓");
+        assert_eq!(fmt_goal(Some(1.0), Some(0.5), true), "≤ 0.5 ✗ (2.0× over)");
+        assert_eq!(fmt_goal(Some(1.0), None, true), "");
+        assert_eq!(fmt_goal(Some(187.0), Some(0.5), false), "≤ 0.5 (not judged)");
+        assert_eq!(fmt_goal(None, Some(0.5), false), "≤ 0.5");
+    }
+
+    fn report(runs: usize) -> Report {
+        let scenario = crate::run::scenario("clock").expect("the clock scenario");
+        let mut sc = ScenarioResults::new(scenario);
+        for lib in [OURS, C] {
+            for _ in 0..runs {
+                sc.runs.entry(lib.to_owned()).or_default().push(RunResult {
+                    lib: lib.to_owned(),
+                    scenario: scenario.name.to_owned(),
+                    // An idle scenario: ours 187 times the C library's CPU.
+                    cpu_s: if lib == OURS { 1.87 } else { 0.01 },
+                    exact: true,
+                    ..RunResult::default()
+                });
+            }
+            sc.alone.insert(lib.to_owned(), vec![0.0]);
+        }
+        Report {
+            machine: Machine {
+                cpu: "test".into(),
+                cores: 2,
+                kernel: "6".into(),
+                memory_gib: 1.0,
+                load: "0".into(),
+            },
+            quick: runs == 1,
+            runs,
+            date: String::new(),
+            minutes: 0.0,
+            commit: String::new(),
+            versions: String::new(),
+            scenarios: vec![sc],
+            guest: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn single_samples_get_no_verdict() {
+        let md = report(1).markdown();
+        assert!(md.contains("≤ 0.5 (not judged)"), "{md}");
+        assert!(!md.contains("✗"), "{md}");
+        assert!(md.contains("not judged\" have fewer than 3 runs"), "{md}");
+        // Correctness is still checked on every run.
+        assert!(md.contains("| 1/1 | 1/1 | | always ✓ |"), "{md}");
+
+        let md = report(MIN_RUNS_FOR_VERDICT).markdown();
+        assert!(md.contains("≤ 0.5 ✗ (374.0× over)"), "{md}");
+        assert!(!md.contains("not judged"), "{md}");
     }
 
     #[test]
