@@ -210,8 +210,24 @@ fn wait_for(mut done: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// The library logs every command it rejects as a warning, through `g_log`
+/// straight to stderr. This test sends them on purpose, so a subscriber of
+/// its own, installed before the library's (which then stands aside), sends
+/// them through the harness's captured output: shown only if the test fails.
+fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SPICE_RS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
 #[test]
 fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
+    capture_logs();
     let mut guest = Guest {
         buffer: vec![0u8; SIZE].into_boxed_slice(),
         slots: MemSlots::new(MemSlotConfig::QEMU).unwrap(),

@@ -58,8 +58,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        // Logs go to stderr so stdout carries just the line telling the user what to open.
+        // Logs go to stderr so stdout carries just the line telling the user what to open;
+        // colours only on a terminal, never into a log file or a test's captured output.
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let (width, height) = (args.width, args.height);

@@ -40,7 +40,7 @@ impl SpiceGtk {
             .arg(driver_path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .env("G_MESSAGES_DEBUG", "");
         for (key, value) in env {
             command.env(key, value);
@@ -50,6 +50,18 @@ impl SpiceGtk {
             .expect("start /usr/bin/python3 with the spice-gtk driver (apt-get install python3-gi gir1.2-spiceclientglib-2.0)");
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        // The client's GLib warnings (some provoked on purpose, such as a link
+        // the server refuses) go through `eprintln!`: in a test, the thread
+        // inherits the harness's output capture, shown only if the test fails.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !line.is_empty() {
+                    eprintln!("client: {line}");
+                }
+            }
+        });
         let (tx, rx) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {

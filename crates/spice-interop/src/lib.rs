@@ -25,12 +25,15 @@ pub(crate) mod rootfs;
 pub mod xorg_guest;
 
 /// Starts `tracing` output for a test once; `RUST_LOG` picks the level.
+/// Through the test harness's captured output (shown when a test fails), in
+/// colour only when that goes to a terminal.
 pub fn init_logging() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .try_init();
     });
 }

@@ -15,14 +15,26 @@ impl Drop for Demo {
 }
 
 /// Starts the demo on a free port with `args` and returns the address it prints.
+///
+/// The demo's log (some tests provoke its warnings, such as a wrong password)
+/// goes through the test's captured output, which the harness shows only
+/// when the test fails.
 pub fn start_demo(args: &[&str]) -> (Demo, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_spice-demo"))
         .args(["--port", "0"])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("demo starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    // Threads inherit the test's output capture, so `eprintln!` here is captured.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("demo: {line}");
+        }
+    });
     let stdout = child.stdout.take().expect("piped stdout");
     let demo = Demo(child);
     let mut line = String::new();
