@@ -5,7 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-ensure_packages virt-viewer
+# remote-viewer, and the GStreamer elements spice-gtk plays the demo's key
+# tones with ("appsrc ! audioconvert ! audioresample ! autoaudiosink"):
+# plugins-base has the first three, plugins-good autoaudiosink and the
+# PulseAudio/PipeWire sink, gstreamer1.0-alsa the sink for machines without a
+# sound server. Without them no tone plays and every key makes remote-viewer
+# print GStreamer criticals.
+ensure_packages virt-viewer gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-alsa
 ensure_rust
 cargo build --release -p spice-demo
 
@@ -20,6 +26,9 @@ demo=$!
 trap 'kill $demo 2>/dev/null' EXIT INT TERM
 sleep 1
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && command -v remote-viewer >/dev/null; then
-    remote-viewer "spice://127.0.0.1:$port" &
+    # Its GTK and GStreamer chatter goes to a file, not over the demo's log.
+    log=target/remote-viewer.log
+    echo "==> remote-viewer spice://127.0.0.1:$port (its messages: $log)"
+    remote-viewer "spice://127.0.0.1:$port" >"$log" 2>&1 &
 fi
 wait $demo
