@@ -18,8 +18,8 @@ use spice_server::{ChannelEvent, ChannelInfo, Core, Interest, TimerId, WatchId};
 
 use crate::ffi::{
     SpiceChannelEventInfo, SpiceCoreInterface, SpiceTimer, SpiceWatch, SPICE_CHANNEL_EVENT_CONNECTED,
-    SPICE_CHANNEL_EVENT_DISCONNECTED, SPICE_CHANNEL_EVENT_FLAG_ADDR_EXT, SPICE_CHANNEL_EVENT_INITIALIZED,
-    SPICE_WATCH_EVENT_READ, SPICE_WATCH_EVENT_WRITE,
+    SPICE_CHANNEL_EVENT_DISCONNECTED, SPICE_CHANNEL_EVENT_FLAG_ADDR_EXT, SPICE_CHANNEL_EVENT_FLAG_TLS,
+    SPICE_CHANNEL_EVENT_INITIALIZED, SPICE_WATCH_EVENT_READ, SPICE_WATCH_EVENT_WRITE,
 };
 use crate::guard::guard;
 
@@ -268,6 +268,9 @@ fn fill_info(info: &ChannelInfo) -> SpiceChannelEventInfo {
     c.type_ = c_int::from(info.channel_type);
     c.id = c_int::from(info.channel_id);
     c.flags = SPICE_CHANNEL_EVENT_FLAG_ADDR_EXT;
+    if info.tls {
+        c.flags |= SPICE_CHANNEL_EVENT_FLAG_TLS;
+    }
     if let Some(local) = info.local {
         c.llen_ext = write_sockaddr(local, &mut c.laddr_ext);
         c.llen = legacy_copy(&c.laddr_ext, c.llen_ext, &mut c.laddr);

@@ -134,7 +134,7 @@ impl MainState {
             u16::try_from(self.port.max(0)).map_err(|_| format!("port {} out of range", self.port))?;
         if let Some(addr) = self.addr.as_deref().filter(|a| !a.is_empty()) {
             config.addr = resolve(addr, config.port)?;
-        } else if config.listen {
+        } else if config.listen || config.tls.is_some() {
             // The C server listens on every address when none is given.
             config.addr = std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
         }

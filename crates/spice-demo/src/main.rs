@@ -52,6 +52,20 @@ struct Args {
     /// Frames per second.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     fps: u32,
+    /// Also serve TLS clients, with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The TLS certificate's private key (PEM, unencrypted).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Port of the TLS listener (0 picks a free one).
+    #[arg(long, default_value_t = 5901)]
+    tls_port: u16,
+    /// Channels that must come over TLS, comma-separated (main, display,
+    /// inputs, cursor, playback, record), or "default" for all; a plain client
+    /// is sent to the TLS port.
+    #[arg(long, value_delimiter = ',', requires = "tls_cert")]
+    tls_channel: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -107,11 +121,35 @@ fn main() -> anyhow::Result<()> {
         Some(password) => builder.password(password.clone()),
         None => builder.no_auth(),
     };
+    let builder = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = spice_server::TlsConfig::from_pem_files(cert, key)
+                .context("loading the TLS certificate and key")?;
+            let mut policy = spice_server::SecurityPolicy::default();
+            for channel in &args.tls_channel {
+                if channel == "default" {
+                    policy.set_default(spice_server::Security::TLS);
+                } else {
+                    policy.set_named(channel, spice_server::Security::TLS)?;
+                }
+            }
+            builder.tls(args.tls_port, tls).channel_security(policy)
+        }
+        _ => builder,
+    };
     let server = builder
         .spawn()
         .with_context(|| format!("starting the SPICE server on {}:{}", args.addr, args.port))?;
 
-    let uri = format!("spice://{}", server.local_addr());
+    let uri = match server.tls_local_addr() {
+        Some(tls) => format!(
+            "spice://{}?port={}&tls-port={}",
+            server.local_addr().ip(),
+            server.local_addr().port(),
+            tls.port()
+        ),
+        None => format!("spice://{}", server.local_addr()),
+    };
     let auth_note = if args.password.is_some() {
         "  (it will ask for the password you set)"
     } else {

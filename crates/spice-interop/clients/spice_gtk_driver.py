@@ -7,7 +7,9 @@ what it does is what remote-viewer would do.
 
 Commands:
   {"cmd": "connect", "uri": "spice://127.0.0.1:5900", "password": "..."}
-                                                 (optional "cache_size": pixmap cache bytes)
+                                                 (optional "cache_size": pixmap cache bytes;
+                                                 "props": other SpiceSession properties,
+                                                 e.g. {"tls-port": "5901", "ca-file": "..."})
   {"cmd": "dump", "path": "/tmp/x.raw"}          primary surface bytes (BGRX rows)
   {"cmd": "key_press", "code": 30}               PC XT scancode; E0 keys as 0x100|code
   {"cmd": "key_release", "code": 30}
@@ -97,7 +99,7 @@ class Driver:
 
     # ---- client side -------------------------------------------------------
 
-    def connect(self, uri, password=None, audio=False, quiet=False, cache_size=None):
+    def connect(self, uri, password=None, audio=False, quiet=False, cache_size=None, props=None):
         self.quiet = bool(quiet)
         self.connect_us = now_us()
         self.session = Spice.Session()
@@ -110,6 +112,8 @@ class Driver:
         if cache_size is not None:
             # Bytes; DISPLAY_INIT offers a quarter of it as pixels.
             self.session.set_property("cache-size", int(cache_size))
+        for name, value in (props or {}).items():
+            self.session.set_property(name, value)
         on(self.session, "channel-new", self.on_channel_new)
         on(self.session, "disconnected", lambda s: emit("session-disconnected"))
         if not Spice.Session.connect(self.session):
@@ -312,6 +316,7 @@ class Driver:
                 cmd.get("audio", False),
                 cmd.get("quiet", False),
                 cmd.get("cache_size"),
+                cmd.get("props"),
             )
         elif name == "dump":
             self.dump(cmd["path"])

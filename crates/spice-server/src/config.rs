@@ -76,6 +76,12 @@ pub struct Config {
     /// What a client may cost: queued output, links in progress, password
     /// attempts (see `SECURITY.md`).
     pub limits: crate::limits::Limits,
+    /// The TLS port's certificate and key; `None`: no TLS port.
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// Port of the TLS listener (on [`Self::addr`]); 0 picks a free one.
+    pub tls_port: u16,
+    /// Which channels must come over TLS, or over plain TCP.
+    pub security: crate::tls::SecurityPolicy,
 }
 
 impl Default for Config {
@@ -93,6 +99,9 @@ impl Default for Config {
             image_compression: crate::display::compress::ImageCompression::default(),
             jpeg_compression: crate::display::compress::WanCompression::default(),
             zlib_glz_compression: crate::display::compress::WanCompression::default(),
+            tls: None,
+            tls_port: 0,
+            security: crate::tls::SecurityPolicy::default(),
         }
     }
 }
@@ -264,6 +273,24 @@ impl ServerBuilder {
     /// Whether the guest agent moves the pointer in client mouse mode (default on).
     pub fn agent_mouse(mut self, enabled: bool) -> Self {
         self.config.agent_mouse = enabled;
+        self
+    }
+
+    /// Also listens for TLS clients on `port` (0 picks a free one, see
+    /// [`Server::tls_local_addr`]) with this certificate and key
+    /// ([`crate::TlsConfig::from_pem_files`]). Clients are moved between the
+    /// ports by [`Self::channel_security`].
+    pub fn tls(mut self, port: u16, tls: crate::tls::TlsConfig) -> Self {
+        self.config.tls = Some(tls);
+        self.config.tls_port = port;
+        self
+    }
+
+    /// Which channels must come over TLS or over plain TCP (default: either).
+    /// A plain link to a TLS-only channel is answered `NEED_SECURED`, which
+    /// sends the client to the TLS port, and the reverse `NEED_UNSECURED`.
+    pub fn channel_security(mut self, policy: crate::tls::SecurityPolicy) -> Self {
+        self.config.security = policy;
         self
     }
 

@@ -17,6 +17,7 @@ pub(crate) enum Command {
     AddClient {
         stream: std::net::TcpStream,
         skip_auth: bool,
+        tls: bool,
     },
     SetKeyboard(Option<Box<dyn Keyboard + Send>>),
     SetMouse(Option<Box<dyn Mouse + Send>>),
@@ -156,7 +157,22 @@ impl ServerHandle {
     /// Serves a client on a socket the host accepted itself
     /// (`spice_server_add_client`). With `skip_auth` its links need no password.
     pub fn add_client(&self, stream: std::net::TcpStream, skip_auth: bool) {
-        self.push(Command::AddClient { stream, skip_auth });
+        self.push(Command::AddClient {
+            stream,
+            skip_auth,
+            tls: false,
+        });
+    }
+
+    /// Serves a client whose socket the host accepted, over TLS with the
+    /// server's [`crate::TlsConfig`] (`spice_server_add_ssl_client`); refused
+    /// with a log line if the server has none.
+    pub fn add_tls_client(&self, stream: std::net::TcpStream, skip_auth: bool) {
+        self.push(Command::AddClient {
+            stream,
+            skip_auth,
+            tls: true,
+        });
     }
 
     /// Attaches or detaches the keyboard while the server runs.

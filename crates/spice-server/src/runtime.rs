@@ -18,6 +18,7 @@ use crate::server::Server;
 pub struct RunningServer {
     handle: ServerHandle,
     local_addr: SocketAddr,
+    tls_local_addr: Option<SocketAddr>,
     stopper: LoopStopper,
     thread: Option<JoinHandle<()>>,
 }
@@ -46,7 +47,12 @@ impl RunningServer {
                         return;
                     }
                 };
-                let _ = tx.send(Ok((server.handle(), server.local_addr(), event_loop.stopper())));
+                let _ = tx.send(Ok((
+                    server.handle(),
+                    server.local_addr(),
+                    server.tls_local_addr(),
+                    event_loop.stopper(),
+                )));
                 if let Err(e) = event_loop.run() {
                     tracing::error!(error = %e, "event loop failed");
                 }
@@ -57,9 +63,10 @@ impl RunningServer {
                 source,
             })?;
         match rx.recv() {
-            Ok(Ok((handle, local_addr, stopper))) => Ok(Self {
+            Ok(Ok((handle, local_addr, tls_local_addr, stopper))) => Ok(Self {
                 handle,
                 local_addr,
+                tls_local_addr,
                 stopper,
                 thread: Some(thread),
             }),
@@ -77,6 +84,11 @@ impl RunningServer {
     /// The address clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The TLS port's address, when TLS is configured.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls_local_addr
     }
 
     /// A thread-safe handle for requests to this server.

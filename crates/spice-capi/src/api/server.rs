@@ -255,22 +255,65 @@ pub unsafe extern "C" fn spice_server_set_ticket(
     })
 }
 
+/// Loads the TLS files at once (the C server reads them in
+/// `spice_server_init`; both refuse with -1), so a file that cannot be used
+/// is named in the log line. What rustls cannot do is refused the same way:
+/// a cipher list that selects none of its suites, a key in OpenSSL's
+/// traditional encrypted PEM form. DH parameters are checked and unused.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn spice_server_set_tls(
     s: *mut CServer,
     port: c_int,
-    _ca_cert_file: *const c_char,
-    _certs_file: *const c_char,
-    _private_key_file: *const c_char,
-    _key_passwd: *const c_char,
-    _dh_key_file: *const c_char,
-    _ciphersuite: *const c_char,
+    ca_cert_file: *const c_char,
+    certs_file: *const c_char,
+    private_key_file: *const c_char,
+    key_passwd: *const c_char,
+    dh_key_file: *const c_char,
+    ciphersuite: *const c_char,
 ) -> c_int {
     guard("spice_server_set_tls", -1, || {
-        let _ = s;
-        tracing::error!(port, "TLS is not supported yet; use a plain port");
-        -1
+        // SAFETY: NULL or NUL-terminated strings (spice.h contract), as the three below.
+        let (ca, cert, key) = unsafe { (c_str(ca_cert_file), c_str(certs_file), c_str(private_key_file)) };
+        // SAFETY: as above.
+        let (password, dh, ciphers) = unsafe { (c_str(key_passwd), c_str(dh_key_file), c_str(ciphersuite)) };
+        let (Some(ca), Some(cert), Some(key)) = (ca, cert, key) else {
+            tracing::error!("spice_server_set_tls needs the CA, certificate and key files");
+            return -1;
+        };
+        let Ok(port) = u16::try_from(port) else {
+            tracing::error!(port, "TLS port out of range");
+            return -1;
+        };
+        if port == 0 {
+            tracing::error!("spice_server_set_tls needs a TLS port");
+            return -1;
+        }
+        let files = spice_server::TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+            key_password: password.map(str::to_owned),
+            ca: Some(ca.into()),
+            dh_params: dh.filter(|d| !d.is_empty()).map(Into::into),
+            ciphers: ciphers.map(str::to_owned),
+        };
+        configure(s, "spice_server_set_tls", |m| {
+            if m.server.is_some() {
+                tracing::error!("spice_server_set_tls after spice_server_init; ignored");
+                return -1;
+            }
+            match files.load() {
+                Ok(tls) => {
+                    m.config.tls = Some(tls);
+                    m.config.tls_port = port;
+                    0
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS set-up refused");
+                    -1
+                }
+            }
+        })
     })
 }
 
@@ -296,12 +339,31 @@ pub unsafe extern "C" fn spice_server_add_client(s: *mut CServer, socket: c_int,
 pub unsafe extern "C" fn spice_server_add_ssl_client(
     s: *mut CServer,
     socket: c_int,
-    _skip_auth: c_int,
+    skip_auth: c_int,
 ) -> c_int {
     guard("spice_server_add_ssl_client", -1, || {
-        let _ = s;
-        tracing::error!(socket, "TLS clients are not supported yet");
-        -1
+        // SAFETY: `s` comes from spice_server_new.
+        let Some(server) = (unsafe { server_ref(s) }) else {
+            return -1;
+        };
+        if socket < 0 {
+            return -1;
+        }
+        let has_tls = server
+            .main("spice_server_add_ssl_client")
+            .is_some_and(|m| m.config.tls.is_some());
+        if !has_tls {
+            tracing::error!(
+                socket,
+                "TLS client handed over, but spice_server_set_tls was not called"
+            );
+            return -1;
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: the host hands over ownership of a connected socket (spice.h contract).
+        let stream = unsafe { std::net::TcpStream::from_raw_fd(socket) };
+        server.handle.add_tls_client(stream, skip_auth != 0);
+        0
     })
 }
 
@@ -409,13 +471,20 @@ pub unsafe extern "C" fn spice_server_set_channel_security(
     guard("spice_server_set_channel_security", -1, || {
         // SAFETY: NULL or a NUL-terminated string.
         let name = unsafe { c_str(channel) }.unwrap_or("default").to_owned();
-        configure(s, "spice_server_set_channel_security", |_| {
-            const SECURITY_NONE: c_int = 1;
-            if security & SECURITY_NONE == 0 {
-                tracing::error!(channel = %name, "TLS-only channels are not supported yet");
-                return -1;
+        let named = !channel.is_null();
+        configure(s, "spice_server_set_channel_security", |m| {
+            let security = spice_server::Security::from_bits(security as u32);
+            if !named {
+                m.config.security.set_default(security);
+                return 0;
             }
-            0
+            match m.config.security.set_named(&name, security) {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "spice_server_set_channel_security");
+                    -1
+                }
+            }
         })
     })
 }

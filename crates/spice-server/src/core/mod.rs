@@ -75,6 +75,8 @@ pub struct ChannelInfo {
     pub local: Option<SocketAddr>,
     /// The client's end of the socket.
     pub peer: Option<SocketAddr>,
+    /// Whether the connection is over TLS.
+    pub tls: bool,
 }
 
 /// An event loop the server runs on: timers, fd watches and channel events.

@@ -1,7 +1,6 @@
 //! One client connection as the main context sees it: socket, watch and phase.
 
 use std::io;
-use std::net::TcpStream;
 use std::time::Instant;
 
 use spice_proto::ticket::TicketKey;
@@ -13,7 +12,7 @@ use crate::channel::playback::PlaybackChannel;
 use crate::channel::record::RecordChannel;
 use crate::channel::{ChannelBase, OutBuf};
 use crate::core::{ChannelInfo, Interest, TimerId, WatchId};
-use crate::socket::ReadResult;
+use crate::socket::{ReadResult, Stream};
 use crate::worker::Handover;
 
 /// A linked channel served on the main context.
@@ -76,7 +75,7 @@ pub(crate) struct DeferredTicket {
 
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) watch: WatchId,
     pub(crate) interest: Interest,
     pub(crate) phase: Phase,
@@ -95,8 +94,13 @@ impl Conn {
         }
     }
 
+    /// Whether anything waits to be written: queued messages, or TLS records.
+    pub(crate) fn has_output(&mut self) -> bool {
+        self.stream.wants_write() || !self.out().is_empty()
+    }
+
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
-        crate::socket::read(&self.stream, buf)
+        self.stream.read(buf)
     }
 
     /// Writes queued output until done or the socket is full.
@@ -114,7 +118,7 @@ impl Conn {
             Phase::Handover(h) => &mut h.base.out,
         };
         let before = out.len();
-        let done = crate::socket::flush(stream, out)?;
+        let done = stream.flush(out)?;
         Ok((done, before - out.len()))
     }
 }

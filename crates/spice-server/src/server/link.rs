@@ -19,6 +19,7 @@ use crate::channel::record::RecordChannel;
 use crate::channel::{ChannelBase, OutBuf};
 use crate::core::{ChannelEvent, ChannelInfo, Interest};
 use crate::handle::ServerHandle;
+use crate::socket::Stream;
 use crate::worker::{Handover, HandoverKind};
 
 /// Bytes a client may send after a ticket whose check waits; a client
@@ -57,29 +58,47 @@ fn max_client_message(channel: ChannelType) -> u32 {
 }
 
 impl ServerState {
-    pub(super) fn add_link(&mut self, stream: TcpStream, peer: SocketAddr, skip_auth: bool) {
+    pub(super) fn add_link(&mut self, stream: TcpStream, peer: SocketAddr, skip_auth: bool, tls: bool) {
         if let Err(e) = stream.set_nonblocking(true) {
             tracing::warn!(%peer, error = %e, "cannot make client socket non-blocking");
             return;
         }
         let _ = stream.set_nodelay(true);
+        let stream = if tls {
+            let Some(config) = &self.config.tls else {
+                tracing::warn!(%peer, "TLS client handed over, but TLS is not configured; closing it");
+                return;
+            };
+            match Stream::tls(stream, config) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot start TLS; closing the connection");
+                    return;
+                }
+            }
+        } else {
+            Stream::plain(stream)
+        };
         let id = self.next_conn;
         self.next_conn += 1;
         let now = self.now();
         let ready = self.callback(move |s: &mut ServerState, ready: Interest| s.on_conn_ready(id, ready));
-        let watch = self.core.add_watch(stream.as_raw_fd(), Interest::READ, ready);
+        let watch = self
+            .core
+            .add_watch(stream.tcp().as_raw_fd(), Interest::READ, ready);
         let timer = self
             .core
             .add_timer(self.timer_callback(move |s| s.on_link_timeout(id)));
         self.core.start_timer(timer, self.config.link_timeout);
-        tracing::debug!(%peer, conn = id, "new connection");
+        tracing::debug!(%peer, conn = id, tls, "new connection");
         let info = ChannelInfo {
             link_id: id,
             connection_id: 0,
             channel_type: 0,
             channel_id: 0,
-            local: stream.local_addr().ok(),
+            local: stream.tcp().local_addr().ok(),
             peer: Some(peer),
+            tls,
         };
         self.conns.insert(
             id,
@@ -207,9 +226,23 @@ impl ServerState {
         conn.info.channel_type = mess.channel_type;
         conn.info.channel_id = mess.channel_id;
         conn.info.connection_id = mess.connection_id;
+        let tls = conn.stream.is_tls();
         let Phase::Linking { acceptor, out, .. } = &mut conn.phase else {
             return RequestStep::Refused;
         };
+        if !self.config.security.for_channel(mess.channel_type).allows(tls) {
+            // As the C server: checked first, and the error tells the client
+            // which port to use (spice-gtk moves to the TLS port).
+            let (error, reason) = if tls {
+                (LinkError::NeedUnsecured, "channel must not be encrypted")
+            } else {
+                (LinkError::NeedSecured, "channel must be encrypted")
+            };
+            let failure = acceptor.refuse(error, reason);
+            out.extend(&acceptor.take_output());
+            tracing::info!(peer = ?conn.info.peer, channel = channel_name(mess.channel_type), error = ?failure.error, reason = %failure.reason, "link refused");
+            return RequestStep::Refused;
+        }
         if let Err(reason) = self.channel_exists(mess) {
             // The C server also refuses these before making a key (it closes
             // without a reply; the error code tells a client more).

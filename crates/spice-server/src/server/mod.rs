@@ -75,6 +75,9 @@ pub(crate) struct ServerState {
     epoch: Instant,
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
+    /// The TLS port's listener, when TLS is configured.
+    tls_listener: Option<TcpListener>,
+    tls_listen_watch: Option<WatchId>,
     watches: Vec<WatchId>,
     wake_rx: WakeReceiver,
     waker: Arc<Waker>,
@@ -152,6 +155,7 @@ pub struct Server {
     state: Rc<RefCell<ServerState>>,
     handle: ServerHandle,
     local_addr: SocketAddr,
+    tls_local_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Server {
@@ -180,6 +184,17 @@ impl Server {
         } else {
             (None, addr)
         };
+        let (tls_listener, tls_local_addr) = if config.tls.is_some() {
+            let addr = SocketAddr::new(config.addr, config.tls_port);
+            let listener = listen(addr).map_err(|source| ServerError::Listen { addr, source })?;
+            let local = listener.local_addr().map_err(|source| ServerError::Io {
+                what: "TLS listening socket",
+                source,
+            })?;
+            (Some(listener), Some(local))
+        } else {
+            (None, None)
+        };
         let (waker, wake_rx) = waker_pair().map_err(|source| ServerError::Io {
             what: "wake-up socket",
             source,
@@ -207,6 +222,8 @@ impl Server {
                 epoch: now,
                 listener,
                 local_addr,
+                tls_listener,
+                tls_listen_watch: None,
                 watches: Vec::new(),
                 wake_rx,
                 waker,
@@ -252,10 +269,18 @@ impl Server {
             s.watches = vec![core.add_watch(wake_fd, Interest::READ, wake)];
             s.stall_timer = Some(core.add_timer(s.timer_callback(|s| s.check_stalled())));
             if let Some(listen_fd) = s.listener.as_ref().map(|l| l.as_raw_fd()) {
-                let accept = s.callback(|s, _| s.on_accept());
+                let accept = s.callback(|s, _| s.on_accept(false));
                 let watch = core.add_watch(listen_fd, Interest::READ, accept);
                 s.watches.push(watch);
                 s.listen_watch = Some(watch);
+            }
+            if let Some(listen_fd) = s.tls_listener.as_ref().map(|l| l.as_raw_fd()) {
+                let accept = s.callback(|s, _| s.on_accept(true));
+                let watch = core.add_watch(listen_fd, Interest::READ, accept);
+                s.watches.push(watch);
+                s.tls_listen_watch = Some(watch);
+            }
+            if s.listener.is_some() || s.tls_listener.is_some() {
                 s.accept_timer = Some(core.add_timer(s.timer_callback(|s| s.resume_accept())));
             }
             s.agent = s.devices.agent.take().map(crate::agent::AgentLink::new);
@@ -266,6 +291,9 @@ impl Server {
             // Pick up a display published before the server started.
             s.on_wakeup();
         }
+        if let Some(addr) = tls_local_addr {
+            tracing::info!(addr = %addr, "spice server listening for TLS clients");
+        }
         if state.borrow().listener.is_some() {
             tracing::info!(addr = %local_addr, "spice server listening");
         } else {
@@ -275,7 +303,13 @@ impl Server {
             state,
             handle,
             local_addr,
+            tls_local_addr,
         })
+    }
+
+    /// The TLS port's address, when TLS is configured.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls_local_addr
     }
 
     /// The address clients connect to (the configured one, port included, when
@@ -673,14 +707,15 @@ impl ServerState {
         self.handle.publish_mouse_mode(mode);
     }
 
-    fn on_accept(&mut self) {
+    fn on_accept(&mut self, tls: bool) {
         if self.accept_gate.is_paused() {
             return;
         }
         loop {
-            let Some(listener) = &self.listener else { return };
+            let listener = if tls { &self.tls_listener } else { &self.listener };
+            let Some(listener) = listener else { return };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
+                Ok((stream, peer)) => self.admit(stream, peer, tls),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if admission::is_per_connection(&e) => continue,
                 // Out of descriptors (or anything else that would fail again
@@ -695,7 +730,7 @@ impl ServerState {
     }
 
     /// Takes an accepted connection if the limits on links in progress allow.
-    fn admit(&mut self, stream: std::net::TcpStream, peer: SocketAddr) {
+    fn admit(&mut self, stream: std::net::TcpStream, peer: SocketAddr, tls: bool) {
         let id = self.next_conn;
         let limits = &self.config.limits;
         let admit = self.pending.admit(
@@ -720,7 +755,7 @@ impl ServerState {
                 self.close_channel(old);
             }
         }
-        self.add_link(stream, peer, false);
+        self.add_link(stream, peer, false, tls);
         if !self.conns.contains_key(&id) {
             self.pending.finished(id);
         }
@@ -731,7 +766,7 @@ impl ServerState {
     fn pause_accept(&mut self, error: &std::io::Error) {
         let now = self.now();
         let until = self.accept_gate.pause(now);
-        if let Some(watch) = self.listen_watch {
+        for watch in [self.listen_watch, self.tls_listen_watch].into_iter().flatten() {
             self.core.update_watch(watch, Interest::default());
         }
         if let Some(timer) = self.accept_timer {
@@ -757,7 +792,7 @@ impl ServerState {
         if let Some(timer) = self.accept_timer {
             self.core.cancel_timer(timer);
         }
-        if let Some(watch) = self.listen_watch {
+        for watch in [self.listen_watch, self.tls_listen_watch].into_iter().flatten() {
             self.core.update_watch(watch, Interest::READ);
         }
     }
@@ -797,8 +832,12 @@ impl ServerState {
                     }
                 }
             }
-            Command::AddClient { stream, skip_auth } => match stream.peer_addr() {
-                Ok(peer) => self.add_link(stream, peer, skip_auth),
+            Command::AddClient {
+                stream,
+                skip_auth,
+                tls,
+            } => match stream.peer_addr() {
+                Ok(peer) => self.add_link(stream, peer, skip_auth, tls),
                 Err(e) => tracing::warn!(error = %e, "handed-over client socket is not connected"),
             },
             Command::SetKeyboard(keyboard) => self.devices.keyboard = keyboard,
@@ -979,7 +1018,7 @@ impl ServerState {
                     _ => {}
                 }
             }
-            if conn.out().is_empty() {
+            if !conn.has_output() {
                 all_rounds_used = false;
                 break;
             }
@@ -1013,7 +1052,7 @@ impl ServerState {
                 read: false,
                 write: true,
             }
-        } else if conn.out().is_empty() && !all_rounds_used {
+        } else if !conn.has_output() && !all_rounds_used {
             Interest::READ
         } else {
             Interest::READ_WRITE
@@ -1101,6 +1140,7 @@ impl ServerState {
         self.resume_accept();
         // Best effort: a link error reply is usually still queued.
         let _ = conn.flush();
+        conn.stream.close_notify();
         match &conn.phase {
             Phase::Linking {
                 timer,

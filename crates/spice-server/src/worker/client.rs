@@ -1,7 +1,6 @@
 //! One display or cursor channel on its display's thread: socket, framing,
 //! channel state machine.
 
-use std::net::TcpStream;
 use std::time::Instant;
 
 use spice_proto::Deframer;
@@ -12,7 +11,7 @@ use crate::channel::display::{DisplayChannel, DisplayEvent};
 use crate::core::ChannelInfo;
 use crate::display::DisplayShared;
 use crate::handle::ServerHandle;
-use crate::socket::ReadResult;
+use crate::socket::{ReadResult, Stream};
 
 /// Reads per turn before other clients get theirs.
 const READS_PER_TURN: usize = 16;
@@ -30,7 +29,7 @@ enum Channel {
 /// A client channel served by a display thread.
 #[derive(Debug)]
 pub(super) struct Client {
-    pub(super) stream: TcpStream,
+    pub(super) stream: Stream,
     pub(super) info: ChannelInfo,
     deframer: Deframer,
     channel: Channel,
@@ -45,7 +44,7 @@ pub(super) struct Client {
 
 impl Client {
     /// Takes over a channel linked by the main context.
-    pub(super) fn start(handover: Handover, stream: TcpStream, display: &DisplayShared) -> Self {
+    pub(super) fn start(handover: Handover, stream: Stream, display: &DisplayShared) -> Self {
         let Handover {
             info,
             kind,
@@ -97,7 +96,7 @@ impl Client {
             return false;
         }
         for _ in 0..READS_PER_TURN {
-            match crate::socket::read(&self.stream, buf) {
+            match self.stream.read(buf) {
                 Ok(ReadResult::Data(n)) => {
                     self.deframer.push(&buf[..n]);
                     if !self.handle_frames() {
@@ -175,10 +174,10 @@ impl Client {
                     &mut c.base.out
                 }
             };
-            if out.is_empty() {
+            if out.is_empty() && !self.stream.wants_write() {
                 return true;
             }
-            match crate::socket::flush(&self.stream, out) {
+            match self.stream.flush(out) {
                 Ok(true) => continue,
                 // The socket is full: its writable edge brings us back.
                 Ok(false) => return true,

@@ -19,7 +19,6 @@ mod client;
 mod event_loop;
 
 use std::collections::VecDeque;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
@@ -77,7 +76,7 @@ pub(crate) struct Handover {
 #[derive(Debug)]
 pub(crate) enum ToWorker {
     /// Serve this channel from now on.
-    Attach(Box<Handover>, TcpStream),
+    Attach(Box<Handover>, crate::socket::Stream),
     /// Close the channel with this link id (the main context already
     /// considers it gone).
     Close(u64),

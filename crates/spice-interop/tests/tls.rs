@@ -1,0 +1,304 @@
+//! TLS with the stock spice-gtk client: the CA and host checks, a wrong CA,
+//! channels that must come over TLS (`NEED_SECURED` moves the client to the
+//! TLS port), an encrypted key through the C API, and QEMU 7.2's
+//! `tls-port=`/`x509-dir=` with our library.
+//!
+//! Certificates are made per test with the `openssl` command line in a
+//! temporary directory: a CA, a server certificate for `localhost` and
+//! 127.0.0.1 signed by it (QEMU's `x509-dir` names: `ca-cert.pem`,
+//! `server-cert.pem`, `server-key.pem`), and a second, unrelated CA.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use spice_interop::gtk::SpiceGtk;
+use spice_interop::pattern::Canvas;
+use spice_server::{DisplayHandle, RunningServer, Security, SecurityPolicy, ServerBuilder, TlsConfig};
+
+const T: Duration = Duration::from_secs(20);
+
+/// A throwaway PKI in its own directory, removed on drop.
+struct Pki {
+    dir: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Pki {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("spice-tls-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            let (key, cert, subj) = (
+                format!("{ca}-key.pem"),
+                format!("{ca}-cert.pem"),
+                format!("/CN=spice-rs test {ca}"),
+            );
+            args.extend(["-keyout", &key, "-out", &cert, "-days", "2", "-subj", &subj]);
+            openssl(&dir, &args);
+        }
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let mut args = vec!["req"];
+        args.extend(ec);
+        args.extend([
+            "-keyout",
+            "server-key.pem",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/O=spice-rs/CN=localhost",
+        ]);
+        openssl(&dir, &args);
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca-cert.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-out",
+                "server-cert.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        );
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    fn config(&self) -> TlsConfig {
+        TlsConfig::from_pem_files(self.dir.join("server-cert.pem"), self.dir.join("server-key.pem"))
+            .expect("certificate and key load")
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn host(canvas: &Canvas, pki: &Pki, policy: SecurityPolicy) -> (RunningServer, DisplayHandle) {
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let server = ServerBuilder::new()
+        .port(0)
+        .tls(0, pki.config())
+        .channel_security(policy)
+        .display(display.clone())
+        .spawn()
+        .expect("server starts");
+    (server, display)
+}
+
+/// Connects to the plain port with `tls-port` (when given) and `props`.
+fn connect(gtk: &mut SpiceGtk, plain: SocketAddr, tls: Option<SocketAddr>, props: Value) {
+    let mut props = props;
+    if let Some(tls) = tls {
+        props["tls-port"] = json!(tls.port().to_string());
+    }
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": format!("spice://127.0.0.1:{}", plain.port()),
+        "props": props,
+    }));
+}
+
+/// Connects to the TLS port only (no plain port in the session).
+fn connect_tls_only(gtk: &mut SpiceGtk, tls: SocketAddr, props: Value) {
+    let mut props = props;
+    props["tls-port"] = json!(tls.port().to_string());
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": "spice://127.0.0.1",
+        "props": props,
+    }));
+}
+
+fn assert_surface(gtk: &mut SpiceGtk, canvas: &Canvas, what: &str) {
+    let diff = gtk.wait_surface(canvas.width, canvas.height, &canvas.packed(), T);
+    assert_eq!(diff, 0, "{what}: client surface differs in {diff} pixels");
+}
+
+/// Waits for the main channel's error event; `None` if the client connected instead.
+fn main_error(gtk: &mut SpiceGtk) -> Option<String> {
+    let event = gtk.wait(T, |v| {
+        v["event"] == "primary-create"
+            || (v["event"] == "channel-event"
+                && v["type"] == "MainChannel"
+                && v["code"].as_str().is_some_and(|c| c.starts_with("error")))
+    })?;
+    (event["event"] == "channel-event").then(|| event["code"].as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn spice_gtk_connects_over_tls_checking_the_ca_and_host() {
+    let pki = Pki::new("ok");
+    let canvas = Canvas::new(320, 240, 3);
+    let mut policy = SecurityPolicy::default();
+    // Everything must be encrypted: a display seen at all came over TLS.
+    policy.set_default(Security::TLS);
+    let (server, display) = host(&canvas, &pki, policy);
+    let tls = server.tls_local_addr().expect("TLS port");
+    let mut gtk = SpiceGtk::start();
+    // The host name from the URI (127.0.0.1) is checked against the
+    // certificate's subjectAltName by spice-gtk, as the CA signature.
+    connect_tls_only(&mut gtk, tls, json!({"ca-file": pki.path("ca-cert.pem")}));
+    gtk.expect("primary-create", T);
+    assert_surface(&mut gtk, &canvas, "over TLS");
+    // Damage keeps flowing through the display thread's TLS stream.
+    let mut canvas = canvas;
+    for _ in 0..20 {
+        let rect = canvas.scribble();
+        display.update(&canvas.frame(), &[rect]).unwrap();
+    }
+    assert_surface(&mut gtk, &canvas, "after damage over TLS");
+    gtk.quit();
+
+    // The subject check: the right subject connects...
+    let mut gtk = SpiceGtk::start();
+    connect_tls_only(
+        &mut gtk,
+        tls,
+        json!({"ca-file": pki.path("ca-cert.pem"), "cert-subject": "O=spice-rs,CN=localhost"}),
+    );
+    assert_eq!(main_error(&mut gtk), None, "right subject");
+    gtk.quit();
+    // ... a wrong one does not.
+    let mut gtk = SpiceGtk::start();
+    connect_tls_only(
+        &mut gtk,
+        tls,
+        json!({"ca-file": pki.path("ca-cert.pem"), "cert-subject": "O=spice-rs,CN=elsewhere"}),
+    );
+    assert_eq!(
+        main_error(&mut gtk).as_deref(),
+        Some("error-tls"),
+        "wrong subject"
+    );
+    gtk.quit();
+}
+
+#[test]
+fn spice_gtk_refuses_a_server_its_ca_did_not_sign() {
+    let pki = Pki::new("wrong-ca");
+    let canvas = Canvas::new(160, 120, 5);
+    let (server, _display) = host(&canvas, &pki, SecurityPolicy::default());
+    let tls = server.tls_local_addr().expect("TLS port");
+    let mut gtk = SpiceGtk::start();
+    connect_tls_only(&mut gtk, tls, json!({"ca-file": pki.path("other-ca-cert.pem")}));
+    assert_eq!(main_error(&mut gtk).as_deref(), Some("error-tls"));
+    assert!(!gtk.has_seen("primary-create"));
+    gtk.quit();
+    // The same server and client with the right CA: the refusal was the CA's.
+    let mut gtk = SpiceGtk::start();
+    connect_tls_only(&mut gtk, tls, json!({"ca-file": pki.path("ca-cert.pem")}));
+    assert_eq!(main_error(&mut gtk), None);
+    gtk.quit();
+}
+
+#[test]
+fn a_plain_link_to_a_tls_only_channel_is_moved_to_the_tls_port() {
+    let pki = Pki::new("secured");
+    let canvas = Canvas::new(200, 150, 11);
+    let mut policy = SecurityPolicy::default();
+    policy.set_named("display", Security::TLS).unwrap();
+    policy.set_named("main", Security::TLS).unwrap();
+    let (server, _display) = host(&canvas, &pki, policy);
+    let tls = server.tls_local_addr().expect("TLS port");
+    let ca = json!({"ca-file": pki.path("ca-cert.pem")});
+
+    // Without a TLS port the client cannot follow NEED_SECURED.
+    let mut gtk = SpiceGtk::start();
+    connect(&mut gtk, server.local_addr(), None, ca.clone());
+    assert!(
+        main_error(&mut gtk).is_some(),
+        "a plain main channel must be refused when main is TLS-only"
+    );
+    gtk.quit();
+
+    // With one, the client goes to the TLS port and ends up connected:
+    // main and display over TLS (the others may stay plain).
+    let mut gtk = SpiceGtk::start();
+    connect(&mut gtk, server.local_addr(), Some(tls), ca);
+    gtk.expect("primary-create", T);
+    assert_surface(&mut gtk, &canvas, "after NEED_SECURED");
+    gtk.quit();
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free loopback port")
+}
+
+#[test]
+fn qemu_serves_tls_from_x509_dir_with_our_library() {
+    use spice_interop::qemu::{Library, Qemu};
+    let pki = Pki::new("qemu");
+    let library = Library::rust();
+    let tls_port = free_port();
+    let spice = format!(
+        "tls-port={tls_port},x509-dir={},tls-channel=main,tls-channel=display,disable-ticketing=on",
+        pki.dir.display()
+    );
+    let qemu = Qemu::start_with_spice(&library, &spice, &["-vga", "std"]);
+    qemu.assert_library();
+    let tls = SocketAddr::from((Ipv4Addr::LOCALHOST, tls_port));
+    let ca = json!({"ca-file": pki.path("ca-cert.pem")});
+
+    // Main and display are TLS-only: the client starts on the plain port,
+    // is sent to the TLS port, and sees SeaBIOS.
+    let mut gtk = SpiceGtk::start();
+    connect(&mut gtk, qemu.addr, Some(tls), ca);
+    let created = gtk.expect("primary-create", T);
+    assert!(created["width"].as_u64().unwrap_or(0) > 0);
+    gtk.quit();
+
+    // A wrong CA is refused by the client.
+    let mut gtk = SpiceGtk::start();
+    connect_tls_only(&mut gtk, tls, json!({"ca-file": pki.path("other-ca-cert.pem")}));
+    assert_eq!(main_error(&mut gtk).as_deref(), Some("error-tls"));
+    gtk.quit();
+}
