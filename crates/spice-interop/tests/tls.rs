@@ -98,6 +98,38 @@ impl Pki {
                 "ext.cnf",
             ],
         );
+        // The same key encrypted as `openssl genpkey -aes256` writes it
+        // (PKCS#8, PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC), and in OpenSSL's
+        // traditional form (Proc-Type: 4,ENCRYPTED).
+        openssl(
+            &dir,
+            &[
+                "pkcs8",
+                "-topk8",
+                "-in",
+                "server-key.pem",
+                "-v2",
+                "aes-256-cbc",
+                "-passout",
+                "pass:s3cret",
+                "-out",
+                "server-key-enc.pem",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "pkey",
+                "-in",
+                "server-key.pem",
+                "-traditional",
+                "-aes256",
+                "-passout",
+                "pass:s3cret",
+                "-out",
+                "server-key-trad.pem",
+            ],
+        );
         Self { dir }
     }
 
@@ -266,6 +298,73 @@ fn a_plain_link_to_a_tls_only_channel_is_moved_to_the_tls_port() {
     gtk.quit();
 }
 
+#[test]
+fn an_encrypted_key_opens_with_its_password_and_what_rustls_lacks_is_refused() {
+    use spice_server::{TlsError, TlsFiles};
+    spice_interop::init_logging();
+    let pki = Pki::new("keys");
+    let files = |key: &str, password: Option<&str>| TlsFiles {
+        cert: pki.dir.join("server-cert.pem"),
+        key: pki.dir.join(key),
+        key_password: password.map(str::to_owned),
+        ca: Some(pki.dir.join("ca-cert.pem")),
+        ..TlsFiles::default()
+    };
+    let wrong = files("server-key-enc.pem", Some("wrong")).load();
+    assert!(matches!(wrong, Err(TlsError::Decrypt(_))), "{wrong:?}");
+    let none = files("server-key-enc.pem", None).load();
+    assert!(matches!(none, Err(TlsError::NeedPassword)), "{none:?}");
+    let traditional = files("server-key-trad.pem", Some("s3cret")).load();
+    assert!(
+        matches!(traditional, Err(TlsError::TraditionalEncryption)),
+        "{traditional:?}"
+    );
+    let other_key = files("ca-key.pem", None).load();
+    assert!(
+        matches!(other_key, Err(TlsError::Rustls(_))),
+        "a key that does not match: {other_key:?}"
+    );
+    let rc4 = TlsFiles {
+        ciphers: Some("RC4-SHA:DES-CBC3-SHA".into()),
+        ..files("server-key.pem", None)
+    }
+    .load();
+    assert!(matches!(rc4, Err(TlsError::NoCipherSuite(_))), "{rc4:?}");
+    let dh = TlsFiles {
+        dh_params: Some(pki.dir.join("ca-cert.pem")),
+        ..files("server-key.pem", None)
+    }
+    .load();
+    assert!(matches!(dh, Err(TlsError::NoDhParams(_))), "{dh:?}");
+
+    // The right password, and a cipher list of one TLS 1.2 suite: spice-gtk
+    // connects.
+    let tls = TlsFiles {
+        ciphers: Some("ECDHE-ECDSA-AES128-GCM-SHA256:!aNULL".into()),
+        ..files("server-key-enc.pem", Some("s3cret"))
+    }
+    .load()
+    .expect("encrypted key opens with its password");
+    let canvas = Canvas::new(160, 120, 9);
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let server = ServerBuilder::new()
+        .port(0)
+        .tls(0, tls)
+        .display(display)
+        .spawn()
+        .expect("server starts");
+    let mut gtk = SpiceGtk::start();
+    connect_tls_only(
+        &mut gtk,
+        server.tls_local_addr().expect("TLS port"),
+        json!({"ca-file": pki.path("ca-cert.pem")}),
+    );
+    gtk.expect("primary-create", T);
+    assert_surface(&mut gtk, &canvas, "with the encrypted key");
+    gtk.quit();
+}
+
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
@@ -296,9 +395,34 @@ fn qemu_serves_tls_from_x509_dir_with_our_library() {
     assert!(created["width"].as_u64().unwrap_or(0) > 0);
     gtk.quit();
 
+    // Without the TLS port the client cannot follow: main is TLS-only.
+    let mut gtk = SpiceGtk::start();
+    connect(&mut gtk, qemu.addr, None, json!({}));
+    assert!(main_error(&mut gtk).is_some(), "plain main channel refused");
+    gtk.quit();
+
     // A wrong CA is refused by the client.
     let mut gtk = SpiceGtk::start();
     connect_tls_only(&mut gtk, tls, json!({"ca-file": pki.path("other-ca-cert.pem")}));
     assert_eq!(main_error(&mut gtk).as_deref(), Some("error-tls"));
+    gtk.quit();
+    drop(qemu);
+
+    // The key encrypted, with QEMU's x509-key-password (everything over TLS).
+    let tls_port = free_port();
+    let spice = format!(
+        "tls-port={tls_port},x509-dir={dir},x509-key-file={dir}/server-key-enc.pem,\
+         x509-key-password=s3cret,tls-channel=default,disable-ticketing=on",
+        dir = pki.dir.display()
+    );
+    let qemu = Qemu::start_with_spice(&library, &spice, &["-vga", "std"]);
+    qemu.assert_library();
+    let mut gtk = SpiceGtk::start();
+    connect_tls_only(
+        &mut gtk,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, tls_port)),
+        json!({"ca-file": pki.path("ca-cert.pem")}),
+    );
+    gtk.expect("primary-create", T);
     gtk.quit();
 }
