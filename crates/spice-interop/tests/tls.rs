@@ -426,3 +426,70 @@ fn qemu_serves_tls_from_x509_dir_with_our_library() {
     gtk.expect("primary-create", T);
     gtk.quit();
 }
+
+/// Reads until the server closes the connection; `None` if it is still open
+/// at `deadline`.
+fn closed_within(stream: &mut std::net::TcpStream, within: Duration) -> Option<Duration> {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < within {
+        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn stalled_or_garbage_handshakes_are_dropped_without_holding_up_others() {
+    use std::io::Write;
+    spice_interop::init_logging();
+    let pki = Pki::new("stall");
+    let canvas = Canvas::new(160, 120, 13);
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let server = ServerBuilder::new()
+        .port(0)
+        .tls(0, pki.config())
+        .link_timeout(Duration::from_millis(1500))
+        .display(display)
+        .spawn()
+        .expect("server starts");
+    let tls = server.tls_local_addr().expect("TLS port");
+
+    // One client sends half a ClientHello record header and stops; another
+    // sends a plain SPICE link header to the TLS port.
+    let mut stalled = std::net::TcpStream::connect(tls).unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x00]).unwrap();
+    let mut garbage = std::net::TcpStream::connect(tls).unwrap();
+    garbage
+        .write_all(b"REDQ\x02\x00\x00\x00\x02\x00\x00\x00")
+        .unwrap();
+
+    // Meanwhile a real client links and gets the picture.
+    let mut gtk = SpiceGtk::start();
+    connect_tls_only(&mut gtk, tls, json!({"ca-file": pki.path("ca-cert.pem")}));
+    gtk.expect("primary-create", T);
+    assert_surface(&mut gtk, &canvas, "beside a stalled handshake");
+
+    let after = closed_within(&mut garbage, Duration::from_secs(1));
+    assert!(
+        after.is_some(),
+        "a non-TLS client on the TLS port is closed at once"
+    );
+    let after = closed_within(&mut stalled, Duration::from_secs(5));
+    assert!(
+        after.is_some(),
+        "a handshake that stalls is dropped by the link timeout"
+    );
+    gtk.quit();
+}
