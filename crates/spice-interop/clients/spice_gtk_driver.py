@@ -24,6 +24,15 @@ Commands:
                                                  ask for display 0 at this size
                                                  (needs the agent connected):
                                                  "monitors-config-sent"
+  {"cmd": "clipboard_grab", "selection": 0, "text": "..."}
+                                                 the client owns the guest's
+                                                 clipboard (UTF-8 text) and
+                                                 answers the agent's requests
+                                                 with the text: "clipboard-request"
+  {"cmd": "clipboard_request", "selection": 0, "type": 1}
+                                                 asks the agent for what the
+                                                 guest grabbed: "clipboard-data"
+                                                 (with "text") when it comes
   {"cmd": "disconnect"}
   {"cmd": "quit"}
 Benchmarks (connect with "quiet": true to count invalidates instead of
@@ -39,7 +48,8 @@ Audio (connect with "audio": true to set the session's enable-audio):
   {"cmd": "playback_dump", "path": "/tmp/x.pcm"} PCM received so far (then cleared)
   {"cmd": "record_send", "hex": "0100ff7f", "time": 0}  PCM for the record channel
 Events: ready, channel-new, channel-event, primary-create, primary-destroy,
-invalidate, mark, mouse-mode, key-modifiers, cursor-set (with the crc32 of
+invalidate, mark, mouse-mode, key-modifiers, agent-update, clipboard-grab
+(with the guest's "types"), clipboard-request, clipboard-data, cursor-set (with the crc32 of
 its RGBA pixels), cursor-hide,
 cursor-move, dumped, checksum, frame-match, frame-timeout, stats, error; with
 audio: playback-start, playback-data, playback-stop, playback-volume,
@@ -96,6 +106,7 @@ class Driver:
         self.watching = None  # (crc, deadline_us, checks, time of the last miss)
         self.check_scheduled = False
         self.last_check_us = 0
+        self.clipboard_text = {}  # selection -> text the client offers
 
     # ---- client side -------------------------------------------------------
 
@@ -129,6 +140,8 @@ class Driver:
             on(channel, "main-mouse-update", self.on_mouse_update)
             on(channel, "main-agent-update", self.on_agent_update)
             on(channel, "main-clipboard-selection-grab", self.on_clipboard_grab)
+            on(channel, "main-clipboard-selection-request", self.on_clipboard_request)
+            on(channel, "main-clipboard-selection", self.on_clipboard_data)
         elif isinstance(channel, Spice.DisplayChannel):
             self.display = channel
             on(channel, "display-primary-create", self.on_primary_create)
@@ -166,8 +179,25 @@ class Driver:
         emit("agent-update", connected=bool(channel.get_property("agent-connected")))
 
     def on_clipboard_grab(self, channel, selection, types, ntypes):
-        emit("clipboard-grab", selection=selection, ntypes=ntypes)
+        # types: the ntypes VD_AGENT_CLIPBOARD_* the guest offers (PyGObject
+        # hands the array over as a list).
+        listed = [int(t) for t in types][:ntypes] if isinstance(types, (list, tuple)) else []
+        if types and not listed:
+            emit("error", message=f"clipboard grab types of type {type(types).__name__}")
+        emit("clipboard-grab", selection=selection, ntypes=ntypes, types=listed)
         return True
+
+    def on_clipboard_request(self, channel, selection, kind):
+        text = self.clipboard_text.get(selection)
+        emit("clipboard-request", selection=selection, type=kind, answered=text is not None)
+        if text is None:
+            return False
+        channel.clipboard_selection_notify(selection, kind, list(text.encode("utf-8")))
+        return True
+
+    def on_clipboard_data(self, channel, selection, kind, data, size):
+        raw = ctypes.string_at(data, size) if data and size else b""
+        emit("clipboard-data", selection=selection, type=kind, text=raw.decode("utf-8", "replace"))
 
     def on_mouse_update(self, channel):
         emit("mouse-mode", mode=int(channel.get_property("mouse-mode")))
@@ -368,6 +398,13 @@ class Driver:
             # stereo S16 frames); a partial frame waits for the next call.
             Spice.RecordChannel.send_data(self.record, ctypes.addressof(buf), len(data), cmd.get("time", 0))
             emit("record-sent", bytes=len(data))
+        elif name == "clipboard_grab":
+            selection = int(cmd.get("selection", 0))
+            self.clipboard_text[selection] = cmd["text"]
+            # VD_AGENT_CLIPBOARD_UTF8_TEXT
+            self.main.clipboard_selection_grab(selection, [1])
+        elif name == "clipboard_request":
+            self.main.clipboard_selection_request(int(cmd.get("selection", 0)), int(cmd.get("type", 1)))
         elif name == "disconnect":
             if self.session is not None:
                 self.session.disconnect()

@@ -39,12 +39,18 @@ impl Desktop {
     /// As [`Desktop::boot`], with more QEMU arguments (`-global`, `-trace`)
     /// and words for the kernel command line.
     pub fn boot_with(library: &Library, smp: u32, extra: &[&str], kernel: &str) -> Self {
+        Self::boot_spice(library, smp, extra, kernel, "disable-ticketing=on")
+    }
+
+    /// As [`Desktop::boot_with`], with `spice` for QEMU's `-spice` option
+    /// after the port and address (`disable-ticketing=on,agent-mouse=off`).
+    pub fn boot_spice(library: &Library, smp: u32, extra: &[&str], kernel: &str, spice: &str) -> Self {
         let guest = XorgGuest::get();
         let args = guest.qemu_args(smp);
         let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
         let append = format!("{} {kernel}", guest.linux.append());
-        let mut qemu = Qemu::start_linux(library, &guest.linux, &append, "disable-ticketing=on", &args);
+        let mut qemu = Qemu::start_linux(library, &guest.linux, &append, spice, &args);
         qemu.assert_library();
         let ready = qemu.serial_wait("GUEST READY", BOOT).unwrap_or_else(|| {
             panic!(
@@ -152,6 +158,55 @@ impl Desktop {
         }
     }
 
+    /// The client's picture once it differs from `from`; `None` after
+    /// `timeout`.
+    pub fn changed_picture(&mut self, from: &Picture, timeout: Duration) -> Option<Picture> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(p) = self.picture() {
+                if p != *from {
+                    return Some(p);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types `text` through spice-gtk's key events (PC scancodes, a US
+    /// layout; [`scancode`] lists the characters), one character at a
+    /// time: each is sent once the client's picture shows the previous one
+    /// (a focused xterm echoes every key; QEMU's PS/2 keyboard queue drops
+    /// keys that come faster than the guest reads them). Panics if a key
+    /// changes nothing within `per_key`.
+    pub fn type_keys(&mut self, text: &str, per_key: Duration) {
+        const SHIFT: u32 = 0x2a;
+        let mut shown = self.picture();
+        for c in text.chars() {
+            let (code, shift) = scancode(c).unwrap_or_else(|| panic!("no scancode for {c:?}"));
+            if shift {
+                self.gtk.send(json!({"cmd": "key_press", "code": SHIFT}));
+            }
+            self.gtk.send(json!({"cmd": "key_press", "code": code}));
+            self.gtk.send(json!({"cmd": "key_release", "code": code}));
+            if shift {
+                self.gtk.send(json!({"cmd": "key_release", "code": SHIFT}));
+            }
+            let before = shown.take();
+            shown = match before {
+                Some(before) => Some(self.changed_picture(&before, per_key).unwrap_or_else(|| {
+                    panic!(
+                        "{} library: typing {c:?} of {text:?} changed nothing on the screen within {per_key:?}",
+                        self.name()
+                    )
+                })),
+                None => self.picture(),
+            };
+        }
+    }
+
     /// The lines of QEMU's stderr that report a server bug.
     pub fn server_bugs(&self) -> Vec<String> {
         self.qemu
@@ -174,6 +229,29 @@ impl Desktop {
 pub fn parse_size(text: &str) -> Option<(u32, u32)> {
     let (w, h) = text.trim().split_once('x')?;
     Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
+}
+
+/// The PC (set 1, XT) scancode of a character on a US keyboard, and
+/// whether it needs Shift: letters, digits, space, Enter (`\n`) and the
+/// punctuation of the main block.
+pub fn scancode(c: char) -> Option<(u32, bool)> {
+    const ROWS: [(&str, &str, u32); 4] = [
+        ("1234567890-=", "!@#$%^&*()_+", 0x02),
+        ("qwertyuiop[]", "QWERTYUIOP{}", 0x10),
+        ("asdfghjkl;'`", "ASDFGHJKL:\"~", 0x1e),
+        ("\\zxcvbnm,./", "|ZXCVBNM<>?", 0x2b),
+    ];
+    match c {
+        ' ' => return Some((0x39, false)),
+        '\n' => return Some((0x1c, false)),
+        _ => {}
+    }
+    ROWS.iter().find_map(|(plain, shifted, first)| {
+        let at = |keys: &str| keys.chars().position(|k| k == c).map(|i| first + i as u32);
+        at(plain)
+            .map(|code| (code, false))
+            .or_else(|| at(shifted).map(|code| (code, true)))
+    })
 }
 
 /// Pixels of `p` that differ from its most common colour: zero for a
@@ -200,6 +278,15 @@ pub struct DesktopComparison {
     pub share: f64,
     /// Where the two pictures were saved (PPM).
     pub saved: [PathBuf; 2],
+    /// The smallest rectangle holding every differing pixel, `(x, y,
+    /// width, height)` (same-size pictures only).
+    pub bounds: Option<(u32, u32, u32, u32)>,
+    /// The largest difference of one colour channel between the pictures.
+    pub max_delta: u8,
+    /// Pixels that differ by more than 1 in some channel (rounding apart).
+    pub beyond_rounding: usize,
+    /// The first few differing pixels: `(x, y, C's B G R, ours)`.
+    pub samples: Vec<(u32, u32, [u8; 3], [u8; 3])>,
 }
 
 impl DesktopComparison {
@@ -217,12 +304,43 @@ impl DesktopComparison {
                 eprintln!("cannot save {}: {e}", path.display());
             }
         }
+        let mut bounds: Option<(u32, u32, u32, u32)> = None;
+        let (mut max_delta, mut beyond_rounding, mut samples) = (0u8, 0usize, Vec::new());
+        if (c.width, c.height) == (ours.width, ours.height) {
+            for (i, (a, b)) in c
+                .pixels
+                .chunks_exact(4)
+                .zip(ours.pixels.chunks_exact(4))
+                .enumerate()
+            {
+                if a == b {
+                    continue;
+                }
+                let (x, y) = (i as u32 % c.width, i as u32 / c.width);
+                let delta = (0..3).map(|k| a[k].abs_diff(b[k])).max().unwrap_or(0);
+                max_delta = max_delta.max(delta);
+                if delta > 1 {
+                    beyond_rounding += 1;
+                }
+                if samples.len() < 8 {
+                    samples.push((x, y, [a[0], a[1], a[2]], [b[0], b[1], b[2]]));
+                }
+                bounds = Some(match bounds {
+                    None => (x, y, x, y),
+                    Some((x0, y0, x1, y1)) => (x0.min(x), y0.min(y), x1.max(x), y1.max(y)),
+                });
+            }
+        }
         Self {
             c,
             ours,
             differing,
             share: differing as f64 / f64::from(total),
             saved,
+            bounds: bounds.map(|(x0, y0, x1, y1)| (x0, y0, x1 - x0 + 1, y1 - y0 + 1)),
+            max_delta,
+            beyond_rounding,
+            samples,
         }
     }
 
@@ -241,8 +359,41 @@ impl DesktopComparison {
         )
     }
 
+    /// Where and by how much the pictures differ: the bounding box, the
+    /// largest channel difference, the pixels beyond ±1, the first few
+    /// differing pixels (B G R, C's then ours).
+    pub fn details(&self) -> String {
+        match self.bounds {
+            None if self.differing == 0 => "equal".to_owned(),
+            None => "sizes differ".to_owned(),
+            Some((x, y, w, h)) => format!(
+                "{} differ within {w}x{h} at ({x},{y}); largest channel difference {}, {} pixels beyond ±1; first (x, y, C BGR, ours BGR): {:?}",
+                self.differing, self.max_delta, self.beyond_rounding, self.samples
+            ),
+        }
+    }
+
     /// Panics unless the two libraries showed the same pixels.
     pub fn assert_equal(&self) {
         assert_eq!(self.differing, 0, "the desktops differ: {}", self.summary());
+    }
+
+    /// Whether the pictures are the same size and differ, if at all, by at
+    /// most 1 per channel on at most `off_by_one` pixels.
+    pub fn within(&self, off_by_one: usize) -> bool {
+        let same_size = (self.c.width, self.c.height) == (self.ours.width, self.ours.height);
+        same_size && self.beyond_rounding == 0 && self.differing <= off_by_one
+    }
+
+    /// Panics unless the pictures are the same size and differ, if at all,
+    /// by at most 1 per channel on at most `off_by_one` pixels (rounding of
+    /// pixman's compositing between the client's renderer and ours).
+    pub fn assert_within(&self, off_by_one: usize) {
+        assert!(
+            self.within(off_by_one),
+            "the desktops differ beyond ±1 on {off_by_one} pixels: {}; {}",
+            self.summary(),
+            self.details()
+        );
     }
 }

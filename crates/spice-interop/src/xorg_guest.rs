@@ -38,6 +38,7 @@ const PACKAGES: &[&str] = &[
     "xfonts-base",
     "x11-xserver-utils",
     "xdotool",
+    "xsel",
     "spice-vdagent",
 ];
 

@@ -39,7 +39,14 @@ for p in /sys/class/virtio-ports/*; do
     [ -e "$p/name" ] && [ "$(cat "$p/name")" = com.redhat.spice.0 ] &&
         ln -sf "/dev/$(basename "$p")" /dev/virtio-ports/com.redhat.spice.0
 done
-# No udev either for Xorg's input: every event device is listed.
+# No udev either for Xorg's input: every event device is listed. The PS/2
+# mouse is probed after its module loads: wait for it (up to 10 s), or Xorg
+# would start without a core pointer.
+i=0
+until grep -q Mouse /proc/bus/input/devices || [ $i -gt 50 ]; do
+    sleep 0.2
+    i=$((i+1))
+done
 {
     echo 'Section "ServerFlags"'
     echo '    Option "AutoAddDevices" "off"'
@@ -94,8 +101,11 @@ if [ -e /dev/virtio-ports/com.redhat.spice.0 ]; then
     spice-vdagentd -x -X > /var/log/vdagentd.log 2>&1 &
 fi
 # Debian's own twmrc is made by the menu package's trigger: a plain one.
+# Windows move opaquely and without a server grab, so the guest still
+# answers commands while a window is dragged.
 cat > /run/twmrc <<'TWMRC'
 NoGrabServer
+OpaqueMove
 RandomPlacement
 BorderWidth 2
 TitleFont "fixed"
