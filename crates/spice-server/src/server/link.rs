@@ -693,6 +693,7 @@ impl ServerState {
             id = conn.info.channel_id,
             session = conn.info.connection_id,
             mini_header = header == HeaderKind::Mini,
+            tls = conn.info.tls,
             "channel linked"
         );
     }
