@@ -493,3 +493,25 @@ fn stalled_or_garbage_handshakes_are_dropped_without_holding_up_others() {
     );
     gtk.quit();
 }
+
+#[test]
+fn channel_security_changed_while_running_applies_to_new_links() {
+    let pki = Pki::new("live");
+    let canvas = Canvas::new(160, 120, 17);
+    let (server, _display) = host(&canvas, &pki, SecurityPolicy::default());
+    let mut gtk = SpiceGtk::start();
+    connect(&mut gtk, server.local_addr(), None, json!({}));
+    assert_eq!(main_error(&mut gtk), None, "plain links are accepted by default");
+    gtk.quit();
+
+    let mut policy = SecurityPolicy::default();
+    policy.set_default(Security::TLS);
+    server.handle().set_channel_security(policy);
+    let mut gtk = SpiceGtk::start();
+    connect(&mut gtk, server.local_addr(), None, json!({}));
+    assert!(
+        main_error(&mut gtk).is_some(),
+        "plain main refused once TLS is required"
+    );
+    gtk.quit();
+}

@@ -26,6 +26,7 @@ pub(crate) enum Command {
     SetPlayback(Option<crate::audio::PlaybackHandle>),
     SetAgent(Option<Box<dyn crate::vdi::CharDevice + Send>>),
     SetAgentMouse(bool),
+    SetChannelSecurity(crate::tls::SecurityPolicy),
     SetImageCompression(crate::display::compress::ImageCompression),
     SetJpegCompression(crate::display::compress::WanCompression),
     SetZlibGlzCompression(crate::display::compress::WanCompression),
@@ -51,6 +52,7 @@ impl std::fmt::Debug for Command {
             Self::SetPlayback(_) => "SetPlayback",
             Self::SetAgent(_) => "SetAgent",
             Self::SetAgentMouse(_) => "SetAgentMouse",
+            Self::SetChannelSecurity(_) => "SetChannelSecurity",
             Self::SetImageCompression(_) => "SetImageCompression",
             Self::SetJpegCompression(_) => "SetJpegCompression",
             Self::SetZlibGlzCompression(_) => "SetZlibGlzCompression",
@@ -213,6 +215,12 @@ impl ServerHandle {
     /// (`spice_server_set_agent_mouse`).
     pub fn set_agent_mouse(&self, enabled: bool) {
         self.push(Command::SetAgentMouse(enabled));
+    }
+
+    /// Which channels must come over TLS or plain TCP, for links from now on
+    /// (`spice_server_set_channel_security`).
+    pub fn set_channel_security(&self, policy: crate::tls::SecurityPolicy) {
+        self.push(Command::SetChannelSecurity(policy));
     }
 
     /// Changes how images are compressed from now on

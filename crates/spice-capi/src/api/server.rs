@@ -476,15 +476,15 @@ pub unsafe extern "C" fn spice_server_set_channel_security(
             let security = spice_server::Security::from_bits(security as u32);
             if !named {
                 m.config.security.set_default(security);
-                return 0;
+            } else if let Err(e) = m.config.security.set_named(&name, security) {
+                tracing::warn!(error = %e, "spice_server_set_channel_security");
+                return -1;
             }
-            match m.config.security.set_named(&name, security) {
-                Ok(()) => 0,
-                Err(e) => {
-                    tracing::warn!(error = %e, "spice_server_set_channel_security");
-                    -1
-                }
+            // As in the C server, a change applies to links from now on.
+            if let Some(server) = &m.server {
+                server.handle().set_channel_security(m.config.security.clone());
             }
+            0
         })
     })
 }

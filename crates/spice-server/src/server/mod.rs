@@ -857,6 +857,7 @@ impl ServerState {
                 self.config.zlib_glz_compression = setting;
                 self.publish_display_settings();
             }
+            Command::SetChannelSecurity(policy) => self.config.security = policy,
             Command::SetAgentMouse(enabled) => {
                 self.config.agent_mouse = enabled;
                 self.update_mouse_modes();
