@@ -20,6 +20,9 @@ pub(crate) struct MainState {
     pub(crate) port: i32,
     pub(crate) addr: Option<String>,
     pub(crate) image_compression: u32,
+    /// Why the last `spice_server_set_tls` was refused: `spice_server_init`
+    /// fails then, as the C server's (QEMU ignores set_tls's return value).
+    pub(crate) tls_error: Option<String>,
     /// `spice_server_set_video_codecs`' list, kept for video streaming.
     pub(crate) video_codecs: Vec<crate::video_codecs::VideoCodec>,
 }
@@ -69,6 +72,7 @@ impl CServer {
                 port: -1,
                 addr: None,
                 image_compression: 2, // SPICE_IMAGE_COMPRESSION_AUTO_GLZ, the C default
+                tls_error: None,
                 video_codecs: crate::video_codecs::DEFAULT.to_vec(),
             }),
         }
@@ -125,6 +129,9 @@ impl CServer {
 impl MainState {
     /// Starts the Rust server on the host's core.
     pub(crate) fn start(&mut self, core: CCore) -> Result<(), String> {
+        if let Some(e) = &self.tls_error {
+            return Err(format!("TLS was refused: {e}"));
+        }
         let Some(builder) = self.builder.take() else {
             return Err("already initialised".into());
         };

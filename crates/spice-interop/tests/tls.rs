@@ -425,6 +425,26 @@ fn qemu_serves_tls_from_x509_dir_with_our_library() {
     );
     gtk.expect("primary-create", T);
     gtk.quit();
+    drop(qemu);
+
+    // A wrong key password: QEMU does not start (our log says why).
+    let spice = format!(
+        "tls-port={},x509-dir={dir},x509-key-file={dir}/server-key-enc.pem,\
+         x509-key-password=wrong,disable-ticketing=on",
+        free_port(),
+        dir = pki.dir.display()
+    );
+    let started = std::panic::catch_unwind(|| {
+        Qemu::start_with_spice(&library, &spice, &["-vga", "std"]);
+    });
+    let message = started
+        .err()
+        .and_then(|p| p.downcast_ref::<String>().cloned())
+        .expect("QEMU must not start with a wrong key password");
+    assert!(
+        message.contains("cannot decrypt the private key"),
+        "the reason is logged: {message}"
+    );
 }
 
 /// Reads until the server closes the connection; `None` if it is still open

@@ -256,8 +256,9 @@ pub unsafe extern "C" fn spice_server_set_ticket(
 }
 
 /// Loads the TLS files at once (the C server reads them in
-/// `spice_server_init`; both refuse with -1), so a file that cannot be used
-/// is named in the log line. What rustls cannot do is refused the same way:
+/// `spice_server_init`), so a file that cannot be used is named in the log
+/// line; returns -1 then, and `spice_server_init` fails too, as the C
+/// server's does (QEMU does not look at this function's return value). What rustls cannot do is refused the same way:
 /// a cipher list that selects none of its suites, a key in OpenSSL's
 /// traditional encrypted PEM form. DH parameters are checked and unused.
 #[no_mangle]
@@ -306,10 +307,12 @@ pub unsafe extern "C" fn spice_server_set_tls(
                 Ok(tls) => {
                     m.config.tls = Some(tls);
                     m.config.tls_port = port;
+                    m.tls_error = None;
                     0
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "TLS set-up refused");
+                    m.tls_error = Some(e.to_string());
                     -1
                 }
             }
