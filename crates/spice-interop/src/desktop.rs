@@ -217,11 +217,48 @@ impl Desktop {
             .collect()
     }
 
+    /// Panics unless QEMU is running and reported no server bug.
+    pub fn assert_healthy(&mut self) {
+        assert!(
+            self.qemu.is_alive(),
+            "{} library: QEMU exited; stderr:\n{}",
+            self.name(),
+            self.qemu.stderr()
+        );
+        let bugs = self.server_bugs();
+        assert!(
+            bugs.is_empty(),
+            "{} library: QEMU reported server bugs: {bugs:#?}",
+            self.name()
+        );
+    }
+
     /// Powers the guest off and closes the client.
     pub fn off(mut self) {
         self.qemu.serial_send("off");
         self.qemu.serial_wait("GUEST DONE off", Duration::from_secs(30));
         self.gtk.send(json!({"cmd": "quit"}));
+    }
+}
+
+/// Holds the desktop guests of one test binary to one test at a time (each
+/// boots a TCG guest per library; two tests at once would starve both).
+pub fn one_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Polls `check` every `every` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, every: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
     }
 }
 

@@ -22,12 +22,11 @@
 //! (checked through `xdotool getmouselocation`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use spice_interop::desktop::{Desktop, DesktopComparison};
+use spice_interop::desktop::{eventually, one_test_at_a_time, Desktop, DesktopComparison};
 use spice_interop::qemu::{workspace_root, Library, Picture};
 
 const T: Duration = Duration::from_secs(60);
@@ -63,11 +62,6 @@ const X11PERF: &[(&str, &str)] = &[
 const TYPED: &str = "echo spice-typed-42 >/tmp/t;cat /tmp/t\n";
 const TYPED_OUT: &str = "spice-typed-42";
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Runs `f` on both desktops at once; the C library's result first.
 fn both<R: Send>(pair: &mut [Desktop; 2], f: impl Fn(&mut Desktop) -> R + Sync) -> [R; 2] {
     let [c, ours] = pair;
@@ -77,22 +71,6 @@ fn both<R: Send>(pair: &mut [Desktop; 2], f: impl Fn(&mut Desktop) -> R + Sync) 
         let second = other.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         [first, second]
     })
-}
-
-/// Panics unless QEMU is running and reported no server bug.
-fn assert_healthy(d: &mut Desktop) {
-    assert!(
-        d.qemu.is_alive(),
-        "{} library: QEMU exited; stderr:\n{}",
-        d.name(),
-        d.qemu.stderr()
-    );
-    let bugs = d.server_bugs();
-    assert!(
-        bugs.is_empty(),
-        "{} library: QEMU reported server bugs: {bugs:#?}",
-        d.name()
-    );
 }
 
 /// The guest's clock back to the minute every picture shows, and every
@@ -172,20 +150,6 @@ fn button(d: &mut Desktop, button: u32, press: bool) {
     pointer(d);
 }
 
-/// Polls `check` every 500 ms until it holds or `timeout` passes.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// One step's comparison, kept for the end of the test.
 struct Step {
     name: String,
@@ -218,7 +182,7 @@ fn compare(
 }
 
 fn desktops_look_the_same(smp: u32) {
-    let _serial = serial();
+    let _serial = one_test_at_a_time();
     let started = Instant::now();
     let dir: PathBuf = workspace_root().join("target/xorg-equal");
     std::fs::create_dir_all(&dir).expect("create target/xorg-equal");
@@ -292,7 +256,7 @@ fn desktops_look_the_same(smp: u32) {
         let at = move_to(d, (250, 200), 0);
         d.type_keys(TYPED, Duration::from_secs(20));
         let mut out = Vec::new();
-        let arrived = eventually(T, || {
+        let arrived = eventually(T, Duration::from_millis(500), || {
             out = sh(d, "cat /tmp/t");
             out == [TYPED_OUT]
         });
@@ -339,7 +303,7 @@ fn desktops_look_the_same(smp: u32) {
         d.gtk
             .send(json!({"cmd": "clipboard_grab", "selection": 0, "text": to_guest}));
         let mut out = Vec::new();
-        let arrived = eventually(T, || {
+        let arrived = eventually(T, Duration::from_millis(500), || {
             // xsel prints no newline (the guest's line reader would drop the
             // text) and gives up after 1 s by default: short for a TCG guest.
             out = sh(d, "xsel -b -o -t 10000; echo");
@@ -385,7 +349,7 @@ fn desktops_look_the_same(smp: u32) {
             "{name} library: spice-gtk sent the request"
         );
         let mut preferred = None;
-        let learned = eventually(T, || {
+        let learned = eventually(T, Duration::from_millis(500), || {
             preferred = d.preferred_mode();
             preferred == Some((800, 600))
         });
@@ -399,7 +363,7 @@ fn desktops_look_the_same(smp: u32) {
     compare(&mut pair, (800, 600), &dir, smp, "resize", &mut steps);
 
     for d in &mut pair {
-        assert_healthy(d);
+        d.assert_healthy();
     }
     let [c, ours] = pair;
     c.off();

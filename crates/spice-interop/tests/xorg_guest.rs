@@ -7,20 +7,14 @@
 //! Slow (each guest boots in about 15 s of TCG), so one test at a time, and
 //! each boot does several checks in turn.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use spice_interop::desktop::{non_background, Desktop, DesktopComparison};
+use spice_interop::desktop::{eventually, non_background, one_test_at_a_time, Desktop, DesktopComparison};
 use spice_interop::qemu::{workspace_root, Library, Picture};
 
 const T: Duration = Duration::from_secs(60);
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The desktop spice-gtk shows once it is the guest's size and still.
 fn desktop_picture(d: &mut Desktop) -> Picture {
@@ -37,22 +31,6 @@ fn desktop_picture(d: &mut Desktop) -> Picture {
         })
 }
 
-/// Panics unless QEMU is running and reported no server bug.
-fn assert_healthy(d: &mut Desktop) {
-    assert!(
-        d.qemu.is_alive(),
-        "{} library: QEMU exited; stderr:\n{}",
-        d.name(),
-        d.qemu.stderr()
-    );
-    let bugs = d.server_bugs();
-    assert!(
-        bugs.is_empty(),
-        "{} library: QEMU reported server bugs: {bugs:#?}",
-        d.name()
-    );
-}
-
 /// The guest's Xorg starts on the qxl driver with either library and
 /// spice-gtk shows its desktop. With the C library the screen is a real
 /// desktop (not one colour); with ours QEMU stays up without a server bug.
@@ -61,7 +39,7 @@ fn assert_healthy(d: &mut Desktop) {
 /// [`DesktopComparison::assert_equal`]'s to check once it does.
 #[test]
 fn xorg_on_qxl_boots_to_a_desktop_with_both_libraries() {
-    let _serial = serial();
+    let _serial = one_test_at_a_time();
     let mut c = Desktop::boot(&Library::Debian, 1);
     eprintln!(
         "C library: desktop {}x{} after {:?}",
@@ -81,7 +59,7 @@ fn xorg_on_qxl_boots_to_a_desktop_with_both_libraries() {
         ours.size.0, ours.size.1, ours.booted_in
     );
     let ours_picture = desktop_picture(&mut ours);
-    assert_healthy(&mut ours);
+    ours.assert_healthy();
     eprintln!("{}", warnings(&ours));
     ours.off();
 
@@ -117,20 +95,6 @@ const DEVICE_TRACE: &[&str] = &[
     "qxl_interrupt_client_monitors_config",
 ];
 
-/// Polls `check` every second until it holds or `timeout` passes.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
 /// Issue 8: a client's resize request (spice-gtk's monitors configuration,
 /// 800x600 from the guest's 1024x768) is applied in the guest with either
 /// library, along the path the C server takes with this guest: offered to
@@ -141,7 +105,7 @@ fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 /// does not) Xorg runs at 800x600 and spice-gtk shows an 800x600 surface.
 #[test]
 fn a_client_resize_request_is_applied_in_the_xorg_guest_with_both_libraries() {
-    let _serial = serial();
+    let _serial = one_test_at_a_time();
     for library in [Library::Debian, Library::rust()] {
         let mut d = Desktop::boot_with(&library, 1, DEVICE_TRACE, "");
         let name = d.name();
@@ -156,7 +120,7 @@ fn a_client_resize_request_is_applied_in_the_xorg_guest_with_both_libraries() {
             sent.is_some_and(|v| v["sent"] == true),
             "{name} library: spice-gtk sent the request"
         );
-        let offered = eventually(T, || {
+        let offered = eventually(T, Duration::from_secs(1), || {
             d.qemu.log().contains("qxl_interrupt_client_monitors_config")
         });
         assert!(
@@ -165,7 +129,7 @@ fn a_client_resize_request_is_applied_in_the_xorg_guest_with_both_libraries() {
             d.qemu.log()
         );
         let mut preferred = None;
-        let learned = eventually(T, || {
+        let learned = eventually(T, Duration::from_secs(1), || {
             preferred = d.preferred_mode();
             preferred == Some((800, 600))
         });
@@ -188,7 +152,7 @@ fn a_client_resize_request_is_applied_in_the_xorg_guest_with_both_libraries() {
             "{name} library: spice-gtk shows no 800x600 surface; seen {:?}",
             d.gtk.seen
         );
-        assert_healthy(&mut d);
+        d.assert_healthy();
         eprintln!("{name} library: device took the request, guest at 800x600, client at 800x600");
         d.off();
     }
@@ -199,7 +163,7 @@ fn a_client_resize_request_is_applied_in_the_xorg_guest_with_both_libraries() {
 /// waiting on the device) and the guest still answers afterwards.
 #[test]
 fn x11perf_on_one_vcpu_finishes_with_our_library() {
-    let _serial = serial();
+    let _serial = one_test_at_a_time();
     let mut d = Desktop::boot(&Library::rust(), 1);
     let started = Instant::now();
     let lines = d.command(
@@ -216,7 +180,7 @@ fn x11perf_on_one_vcpu_finishes_with_our_library() {
     assert!(results >= 8, "x11perf reported {results} results: {lines:#?}");
     eprintln!("x11perf finished in {took:?} with one vCPU");
     assert_eq!(d.guest_mode(), (1024, 768), "the guest answers after x11perf");
-    assert_healthy(&mut d);
+    d.assert_healthy();
     eprintln!("{}", warnings(&d));
     d.off();
 }
