@@ -50,11 +50,18 @@ pub(crate) fn flush(mut stream: &TcpStream, out: &mut OutBuf) -> io::Result<bool
 pub(crate) struct Stream {
     tcp: TcpStream,
     tls: Option<Box<rustls::ServerConnection>>,
+    /// The last TLS read returned data: rustls may hold more plaintext,
+    /// which no readiness event announces.
+    maybe_buffered: bool,
 }
 
 impl Stream {
     pub(crate) fn plain(tcp: TcpStream) -> Self {
-        Self { tcp, tls: None }
+        Self {
+            tcp,
+            tls: None,
+            maybe_buffered: false,
+        }
     }
 
     /// A TLS server connection over `tcp`; the handshake starts with the
@@ -64,6 +71,7 @@ impl Stream {
         Ok(Self {
             tcp,
             tls: Some(Box::new(conn)),
+            maybe_buffered: false,
         })
     }
 
@@ -81,12 +89,29 @@ impl Stream {
         self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
+    /// Whether decrypted input may wait inside rustls (a reader that stopped
+    /// before [`ReadResult::WouldBlock`] should read again without waiting
+    /// for the socket).
+    pub(crate) fn maybe_buffered(&self) -> bool {
+        self.maybe_buffered
+    }
+
     /// Reads plaintext into `buf`: straight from the socket, or through TLS
     /// (reading and decrypting records, answering the handshake).
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
         let Some(tls) = &mut self.tls else {
             return read(&self.tcp, buf);
         };
+        let result = Self::read_tls(tls, &self.tcp, buf);
+        self.maybe_buffered = matches!(result, Ok(ReadResult::Data(_)));
+        result
+    }
+
+    fn read_tls(
+        tls: &mut rustls::ServerConnection,
+        tcp: &TcpStream,
+        buf: &mut [u8],
+    ) -> io::Result<ReadResult> {
         loop {
             match tls.reader().read(buf) {
                 Ok(0) => return Ok(ReadResult::Closed),
@@ -95,7 +120,7 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(ReadResult::Closed),
                 Err(e) => return Err(e),
             }
-            match tls.read_tls(&mut &self.tcp) {
+            match tls.read_tls(&mut &*tcp) {
                 Ok(0) => return Ok(ReadResult::Closed),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadResult::WouldBlock),
@@ -104,7 +129,7 @@ impl Stream {
             }
             if let Err(e) = tls.process_new_packets() {
                 // Best effort: the alert telling the client why.
-                let _ = tls.write_tls(&mut &self.tcp);
+                let _ = tls.write_tls(&mut &*tcp);
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
         }

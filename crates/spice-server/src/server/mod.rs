@@ -937,7 +937,10 @@ impl ServerState {
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
-        let keep = (!ready.read || self.read_from(id, &mut conn)) && self.pump(&mut conn);
+        // TLS input already decrypted is not announced by the socket: read
+        // it on any event (a client taking its output after a pause, say).
+        let read = ready.read || conn.stream.maybe_buffered();
+        let keep = (!read || self.read_from(id, &mut conn)) && self.pump(&mut conn);
         self.settle(id, conn, keep);
     }
 
@@ -1053,9 +1056,11 @@ impl ServerState {
                 read: false,
                 write: true,
             }
-        } else if !conn.has_output() && !all_rounds_used {
+        } else if !conn.has_output() && !all_rounds_used && !conn.stream.maybe_buffered() {
             Interest::READ
         } else {
+            // Also for decrypted input left in rustls, which no readable
+            // event announces: the writable one comes at once.
             Interest::READ_WRITE
         };
         if wanted != conn.interest {
