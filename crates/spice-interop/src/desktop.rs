@@ -217,6 +217,43 @@ impl Desktop {
             .collect()
     }
 
+    /// Has spice-gtk ask for display 0 at `size` (its monitors
+    /// configuration), once it sees the guest's agent; panics unless the
+    /// request was sent.
+    pub fn request_client_size(&mut self, size: (u32, u32), timeout: Duration) {
+        let name = self.name();
+        let agent = |v: &serde_json::Value| v["event"] == "agent-update" && v["connected"] == true;
+        let connected = self.gtk.seen.iter().any(agent) || self.gtk.wait(timeout, agent).is_some();
+        assert!(connected, "{name} library: spice-gtk sees the guest's agent");
+        self.gtk
+            .send(json!({"cmd": "monitors_config", "width": size.0, "height": size.1}));
+        let sent = self.gtk.wait(timeout, |v| v["event"] == "monitors-config-sent");
+        assert!(
+            sent.is_some_and(|v| v["sent"] == true),
+            "{name} library: spice-gtk sent the request"
+        );
+    }
+
+    /// Waits until the guest's output prefers `size` (a client's resize
+    /// request reached the qxl driver), sets that mode as a desktop
+    /// environment would, and panics unless Xorg then runs at `size`.
+    pub fn take_preferred_mode(&mut self, size: (u32, u32), timeout: Duration) {
+        let mut preferred = None;
+        let learned = eventually(timeout, Duration::from_millis(500), || {
+            preferred = self.preferred_mode();
+            preferred == Some(size)
+        });
+        assert!(
+            learned,
+            "{} library: the guest's preferred mode is {preferred:?}, not {}x{}",
+            self.name(),
+            size.0,
+            size.1
+        );
+        self.command("auto", timeout);
+        assert_eq!(self.guest_mode(), size, "{} library: Xorg's mode", self.name());
+    }
+
     /// Panics unless QEMU is running and reported no server bug.
     pub fn assert_healthy(&mut self) {
         assert!(

@@ -339,26 +339,9 @@ fn desktops_look_the_same(smp: u32) {
     // (5) A client resize: spice-gtk asks for 800x600, QEMU's qxl device
     // takes it, the guest sets its new preferred mode.
     both(&mut pair, |d| {
-        let name = d.name();
         freeze_clock(d);
-        d.gtk
-            .send(json!({"cmd": "monitors_config", "width": 800, "height": 600}));
-        let sent = d.gtk.wait(T, |v| v["event"] == "monitors-config-sent");
-        assert!(
-            sent.is_some_and(|v| v["sent"] == true),
-            "{name} library: spice-gtk sent the request"
-        );
-        let mut preferred = None;
-        let learned = eventually(T, Duration::from_millis(500), || {
-            preferred = d.preferred_mode();
-            preferred == Some((800, 600))
-        });
-        assert!(
-            learned,
-            "{name} library: the guest's preferred mode is {preferred:?}"
-        );
-        d.command("auto", T);
-        assert_eq!(d.guest_mode(), (800, 600), "{name} library: Xorg's mode");
+        d.request_client_size((800, 600), T);
+        d.take_preferred_mode((800, 600), T);
     });
     compare(&mut pair, (800, 600), &dir, smp, "resize", &mut steps);
 

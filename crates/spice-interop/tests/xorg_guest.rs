@@ -9,8 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use spice_interop::desktop::{eventually, non_background, one_test_at_a_time, Desktop, DesktopComparison};
 use spice_interop::qemu::{workspace_root, Library, Picture};
 
@@ -110,16 +108,7 @@ fn a_client_resize_request_is_applied_in_the_xorg_guest_with_both_libraries() {
         let mut d = Desktop::boot_with(&library, 1, DEVICE_TRACE, "");
         let name = d.name();
         assert_eq!(d.size, (1024, 768), "{name} library: the guest's start mode");
-        let agent = |v: &serde_json::Value| v["event"] == "agent-update" && v["connected"] == true;
-        let connected = d.gtk.seen.iter().any(agent) || d.gtk.wait(T, agent).is_some();
-        assert!(connected, "{name} library: spice-gtk sees the guest's agent");
-        d.gtk
-            .send(json!({"cmd": "monitors_config", "width": 800, "height": 600}));
-        let sent = d.gtk.wait(T, |v| v["event"] == "monitors-config-sent");
-        assert!(
-            sent.is_some_and(|v| v["sent"] == true),
-            "{name} library: spice-gtk sent the request"
-        );
+        d.request_client_size((800, 600), T);
         let offered = eventually(T, Duration::from_secs(1), || {
             d.qemu.log().contains("qxl_interrupt_client_monitors_config")
         });
@@ -128,22 +117,7 @@ fn a_client_resize_request_is_applied_in_the_xorg_guest_with_both_libraries() {
             "{name} library: QEMU's qxl device did not take the request; QEMU log:\n{}",
             d.qemu.log()
         );
-        let mut preferred = None;
-        let learned = eventually(T, Duration::from_secs(1), || {
-            preferred = d.preferred_mode();
-            preferred == Some((800, 600))
-        });
-        assert!(
-            learned,
-            "{name} library: the guest's preferred mode is {preferred:?}, not 800x600"
-        );
-        d.command("auto", T);
-        let mode = d.guest_mode();
-        assert_eq!(
-            mode,
-            (800, 600),
-            "{name} library: Xorg's mode after setting the preferred one"
-        );
+        d.take_preferred_mode((800, 600), T);
         let shown = d.gtk.wait(T, |v| {
             v["event"] == "primary-create" && v["width"] == 800 && v["height"] == 600
         });
