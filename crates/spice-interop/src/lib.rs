@@ -19,6 +19,7 @@ pub mod devices;
 pub mod gtk;
 pub mod guest;
 pub mod pattern;
+pub mod pki;
 pub mod qemu;
 pub mod raw;
 pub(crate) mod rootfs;

@@ -9,153 +9,29 @@
 //! `server-cert.pem`, `server-key.pem`), and a second, unrelated CA.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use spice_interop::gtk::SpiceGtk;
 use spice_interop::pattern::Canvas;
+use spice_interop::pki::TestPki;
 use spice_server::{DisplayHandle, RunningServer, Security, SecurityPolicy, ServerBuilder, TlsConfig};
 
 const T: Duration = Duration::from_secs(20);
 
-/// A throwaway PKI in its own directory, removed on drop.
-struct Pki {
-    dir: PathBuf,
+/// The PKI's server certificate and key, for the Rust API.
+fn server_config(pki: &TestPki) -> TlsConfig {
+    TlsConfig::from_pem_files(pki.dir.join("server-cert.pem"), pki.dir.join("server-key.pem"))
+        .expect("certificate and key load")
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Pki {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("spice-tls-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        for ca in ["ca", "other-ca"] {
-            let mut args = vec!["req", "-x509"];
-            args.extend(ec);
-            let (key, cert, subj) = (
-                format!("{ca}-key.pem"),
-                format!("{ca}-cert.pem"),
-                format!("/CN=spice-rs test {ca}"),
-            );
-            args.extend(["-keyout", &key, "-out", &cert, "-days", "2", "-subj", &subj]);
-            openssl(&dir, &args);
-        }
-        std::fs::write(
-            dir.join("ext.cnf"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        let mut args = vec!["req"];
-        args.extend(ec);
-        args.extend([
-            "-keyout",
-            "server-key.pem",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/O=spice-rs/CN=localhost",
-        ]);
-        openssl(&dir, &args);
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca-cert.pem",
-                "-CAkey",
-                "ca-key.pem",
-                "-CAcreateserial",
-                "-out",
-                "server-cert.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ],
-        );
-        // The same key encrypted as `openssl genpkey -aes256` writes it
-        // (PKCS#8, PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC), and in OpenSSL's
-        // traditional form (Proc-Type: 4,ENCRYPTED).
-        openssl(
-            &dir,
-            &[
-                "pkcs8",
-                "-topk8",
-                "-in",
-                "server-key.pem",
-                "-v2",
-                "aes-256-cbc",
-                "-passout",
-                "pass:s3cret",
-                "-out",
-                "server-key-enc.pem",
-            ],
-        );
-        openssl(
-            &dir,
-            &[
-                "pkey",
-                "-in",
-                "server-key.pem",
-                "-traditional",
-                "-aes256",
-                "-passout",
-                "pass:s3cret",
-                "-out",
-                "server-key-trad.pem",
-            ],
-        );
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn config(&self) -> TlsConfig {
-        TlsConfig::from_pem_files(self.dir.join("server-cert.pem"), self.dir.join("server-key.pem"))
-            .expect("certificate and key load")
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn host(canvas: &Canvas, pki: &Pki, policy: SecurityPolicy) -> (RunningServer, DisplayHandle) {
+fn host(canvas: &Canvas, pki: &TestPki, policy: SecurityPolicy) -> (RunningServer, DisplayHandle) {
     spice_interop::init_logging();
     let display = DisplayHandle::new();
     canvas.publish(&display);
     let server = ServerBuilder::new()
         .port(0)
-        .tls(0, pki.config())
+        .tls(0, server_config(pki))
         .channel_security(policy)
         .display(display.clone())
         .spawn()
@@ -205,7 +81,7 @@ fn main_error(gtk: &mut SpiceGtk) -> Option<String> {
 
 #[test]
 fn spice_gtk_connects_over_tls_checking_the_ca_and_host() {
-    let pki = Pki::new("ok");
+    let pki = TestPki::new("ok");
     let canvas = Canvas::new(320, 240, 3);
     let mut policy = SecurityPolicy::default();
     // Everything must be encrypted: a display seen at all came over TLS.
@@ -253,7 +129,7 @@ fn spice_gtk_connects_over_tls_checking_the_ca_and_host() {
 
 #[test]
 fn spice_gtk_refuses_a_server_its_ca_did_not_sign() {
-    let pki = Pki::new("wrong-ca");
+    let pki = TestPki::new("wrong-ca");
     let canvas = Canvas::new(160, 120, 5);
     let (server, _display) = host(&canvas, &pki, SecurityPolicy::default());
     let tls = server.tls_local_addr().expect("TLS port");
@@ -271,7 +147,7 @@ fn spice_gtk_refuses_a_server_its_ca_did_not_sign() {
 
 #[test]
 fn a_plain_link_to_a_tls_only_channel_is_moved_to_the_tls_port() {
-    let pki = Pki::new("secured");
+    let pki = TestPki::new("secured");
     let canvas = Canvas::new(200, 150, 11);
     let mut policy = SecurityPolicy::default();
     policy.set_named("display", Security::TLS).unwrap();
@@ -302,7 +178,7 @@ fn a_plain_link_to_a_tls_only_channel_is_moved_to_the_tls_port() {
 fn an_encrypted_key_opens_with_its_password_and_what_rustls_lacks_is_refused() {
     use spice_server::{TlsError, TlsFiles};
     spice_interop::init_logging();
-    let pki = Pki::new("keys");
+    let pki = TestPki::new("keys");
     let files = |key: &str, password: Option<&str>| TlsFiles {
         cert: pki.dir.join("server-cert.pem"),
         key: pki.dir.join(key),
@@ -375,7 +251,7 @@ fn free_port() -> u16 {
 #[test]
 fn qemu_serves_tls_from_x509_dir_with_our_library() {
     use spice_interop::qemu::{Library, Qemu};
-    let pki = Pki::new("qemu");
+    let pki = TestPki::new("qemu");
     let library = Library::rust();
     let tls_port = free_port();
     let spice = format!(
@@ -473,13 +349,13 @@ fn closed_within(stream: &mut std::net::TcpStream, within: Duration) -> Option<D
 fn stalled_or_garbage_handshakes_are_dropped_without_holding_up_others() {
     use std::io::Write;
     spice_interop::init_logging();
-    let pki = Pki::new("stall");
+    let pki = TestPki::new("stall");
     let canvas = Canvas::new(160, 120, 13);
     let display = DisplayHandle::new();
     canvas.publish(&display);
     let server = ServerBuilder::new()
         .port(0)
-        .tls(0, pki.config())
+        .tls(0, server_config(&pki))
         .link_timeout(Duration::from_millis(1500))
         .display(display)
         .spawn()
@@ -516,7 +392,7 @@ fn stalled_or_garbage_handshakes_are_dropped_without_holding_up_others() {
 
 #[test]
 fn channel_security_changed_while_running_applies_to_new_links() {
-    let pki = Pki::new("live");
+    let pki = TestPki::new("live");
     let canvas = Canvas::new(160, 120, 17);
     let (server, _display) = host(&canvas, &pki, SecurityPolicy::default());
     let mut gtk = SpiceGtk::start();

@@ -19,7 +19,16 @@ impl Drop for Demo {
 /// The demo's log (some tests provoke its warnings, such as a wrong password)
 /// goes through the test's captured output, which the harness shows only
 /// when the test fails.
+#[allow(dead_code)] // not every test binary that includes this module uses it
 pub fn start_demo(args: &[&str]) -> (Demo, SocketAddr) {
+    let (demo, uri) = start_demo_uri(args);
+    let address = uri.trim_start_matches("spice://");
+    (demo, address.parse().expect("host:port"))
+}
+
+/// As [`start_demo`], returning the `spice://` URI the demo prints whole
+/// (with a TLS port it carries a query: `?port=…&tls-port=…`).
+pub fn start_demo_uri(args: &[&str]) -> (Demo, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_spice-demo"))
         .args(["--port", "0"])
         .args(args)
@@ -44,9 +53,7 @@ pub fn start_demo(args: &[&str]) -> (Demo, SocketAddr) {
     let uri = line
         .split_whitespace()
         .find(|w| w.starts_with("spice://"))
-        .expect("a spice:// URI");
-    (
-        demo,
-        uri.trim_start_matches("spice://").parse().expect("host:port"),
-    )
+        .expect("a spice:// URI")
+        .to_owned();
+    (demo, uri)
 }
