@@ -19,6 +19,9 @@ pub(crate) struct MainState {
     /// `-1` until `spice_server_set_port`: the C server listens only when a port is set.
     pub(crate) port: i32,
     pub(crate) addr: Option<String>,
+    /// `spice_server_set_addr` came with `SPICE_ADDR_FLAG_UNIX_ONLY`: `addr`
+    /// is a Unix socket path, listened on whatever the port.
+    pub(crate) unix: bool,
     pub(crate) image_compression: u32,
     /// Why the last `spice_server_set_tls` was refused: `spice_server_init`
     /// fails then, as the C server's (QEMU ignores set_tls's return value).
@@ -71,6 +74,7 @@ impl CServer {
                 config,
                 port: -1,
                 addr: None,
+                unix: false,
                 image_compression: 2, // SPICE_IMAGE_COMPRESSION_AUTO_GLZ, the C default
                 tls_error: None,
                 video_codecs: crate::video_codecs::DEFAULT.to_vec(),
@@ -136,6 +140,20 @@ impl MainState {
             return Err("already initialised".into());
         };
         let mut config = self.config.clone();
+        if self.unix {
+            // As the C server: a Unix path is listened on with or without a
+            // port, and the TLS port is left out (see `Config::unix_path`).
+            let path = self.addr.as_deref().filter(|a| !a.is_empty());
+            let Some(path) = path else {
+                return Err("a unix socket needs a path (spice_server_set_addr)".into());
+            };
+            config.unix_path = Some(path.into());
+            config.listen = true;
+            let core: Rc<dyn spice_server::Core> = Rc::new(core);
+            let server = builder.config(config).start_on(core).map_err(|e| e.to_string())?;
+            self.server = Some(server);
+            return Ok(());
+        }
         config.listen = self.port >= 0;
         config.port =
             u16::try_from(self.port.max(0)).map_err(|_| format!("port {} out of range", self.port))?;

@@ -875,6 +875,60 @@ fn password(lib: Lib) {
     host.quit();
 }
 
+/// spice-gtk connects through its `unix-path` (no TCP).
+fn connect_unix(gtk: &mut SpiceGtk, path: &Path) {
+    gtk.send(serde_json::json!({
+        "cmd": "connect",
+        "uri": "spice://localhost",
+        "props": {"unix-path": path.display().to_string()},
+    }));
+}
+
+/// Unix sockets through the C ABI: the library listens on a path
+/// (`spice_server_set_addr` with `SPICE_ADDR_FLAG_UNIX_ONLY`, QEMU's
+/// `unix=on`), replacing a stale socket left there; then the host accepts
+/// on its own Unix socket and hands each connection to
+/// `spice_server_add_client`. spice-gtk connects by `unix-path` both times
+/// and sees the host's picture.
+fn unix_sockets(lib: Lib) {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("spice-unix-{}-{lib:?}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let listen = dir.join("spice.sock");
+    // A stale socket from an earlier run (bound, then closed: nobody listens).
+    drop(std::os::unix::net::UnixListener::bind(&listen).unwrap());
+    let size = ["--width", "320", "--height", "240"];
+    let mut args = size.to_vec();
+    let listen_arg = listen.display().to_string();
+    args.extend(["--unix-listen", &listen_arg]);
+    let mut host = Host::start(lib, &args);
+    let mut gtk = SpiceGtk::start();
+    connect_unix(&mut gtk, &listen);
+    gtk.expect("mark", T);
+    assert_picture(lib, &mut host, &mut gtk, "over the library's unix socket");
+    gtk.quit();
+    host.quit();
+
+    let accept = dir.join("host.sock");
+    let accept_arg = accept.display().to_string();
+    let mut args = size.to_vec();
+    args.extend(["--accept", &accept_arg]);
+    let mut host = Host::start(lib, &args);
+    let mut gtk = SpiceGtk::start();
+    connect_unix(&mut gtk, &accept);
+    gtk.expect("mark", T);
+    assert_picture(lib, &mut host, &mut gtk, "over sockets the host accepted");
+    let added = host.events("add-client");
+    assert!(
+        added.len() >= 2 && added.iter().all(|v| v["rc"] == 0),
+        "{lib:?}: main and display channels handed over: {added:?}"
+    );
+    gtk.quit();
+    host.quit();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ---------------------------------------------------------------------------
 // The guest agent port: host.c's "vdagent" char device, QEMU-like (guest data
 // offered through spice_server_char_device_wakeup, `state` as be_open).
@@ -1210,6 +1264,7 @@ macro_rules! for_both_libraries {
 }
 
 for_both_libraries!(
+    unix_sockets,
     agent_mouse,
     picture,
     vm_stop,

@@ -50,6 +50,11 @@ pub struct Config {
     /// Whether to listen at all. Without a listening socket, clients arrive
     /// only through [`crate::ServerHandle::add_client`].
     pub listen: bool,
+    /// Listen on a Unix stream socket at this path instead of
+    /// [`Self::addr`]/[`Self::port`] (QEMU's `-spice unix=on,addr=PATH`); a
+    /// socket left there by an earlier run is replaced, and a path starting
+    /// with `@` names a Linux abstract socket. No TLS port is opened with it.
+    pub unix_path: Option<std::path::PathBuf>,
     /// Authentication mode.
     pub auth: Auth,
     /// VM name shown by clients.
@@ -90,6 +95,7 @@ impl Default for Config {
             addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 5900,
             listen: true,
+            unix_path: None,
             auth: Auth::None,
             name: None,
             uuid: None,
@@ -170,6 +176,14 @@ impl ServerBuilder {
     /// [`crate::ServerHandle::add_client`] (QEMU's local-only mode).
     pub fn no_listen(mut self) -> Self {
         self.config.listen = false;
+        self
+    }
+
+    /// Listens on a Unix stream socket at `path` instead of TCP (see
+    /// [`Config::unix_path`]).
+    pub fn listen_unix(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.unix_path = Some(path.into());
+        self.config.listen = true;
         self
     }
 

@@ -11,6 +11,14 @@ pub enum ServerError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// The Unix listening socket could not be set up.
+    #[error("cannot listen on unix socket {}: {source}", path.display())]
+    ListenUnix {
+        /// Path asked for.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
     /// Some other I/O setup failed.
     #[error("{what}: {source}")]
     Io {

@@ -15,7 +15,7 @@ use crate::waker::Waker;
 pub(crate) enum Command {
     SetLeds(Leds),
     AddClient {
-        stream: std::net::TcpStream,
+        stream: crate::socket::ClientSocket,
         skip_auth: bool,
         tls: bool,
     },
@@ -157,10 +157,11 @@ impl ServerHandle {
     }
 
     /// Serves a client on a socket the host accepted itself
-    /// (`spice_server_add_client`). With `skip_auth` its links need no password.
-    pub fn add_client(&self, stream: std::net::TcpStream, skip_auth: bool) {
+    /// (`spice_server_add_client`): a TCP or a Unix stream socket. With
+    /// `skip_auth` its links need no password.
+    pub fn add_client(&self, stream: impl Into<crate::socket::ClientSocket>, skip_auth: bool) {
         self.push(Command::AddClient {
-            stream,
+            stream: stream.into(),
             skip_auth,
             tls: false,
         });
@@ -169,9 +170,9 @@ impl ServerHandle {
     /// Serves a client whose socket the host accepted, over TLS with the
     /// server's [`crate::TlsConfig`] (`spice_server_add_ssl_client`); refused
     /// with a log line if the server has none.
-    pub fn add_tls_client(&self, stream: std::net::TcpStream, skip_auth: bool) {
+    pub fn add_tls_client(&self, stream: impl Into<crate::socket::ClientSocket>, skip_auth: bool) {
         self.push(Command::AddClient {
-            stream,
+            stream: stream.into(),
             skip_auth,
             tls: true,
         });

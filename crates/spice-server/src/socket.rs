@@ -3,8 +3,97 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 
 use crate::channel::OutBuf;
+
+/// A connected client socket: TCP, or a Unix stream socket (QEMU's
+/// `-spice unix=on`, or one the host accepted itself). Everything above it
+/// (TLS, the link stage, the channels) sees only bytes and a descriptor.
+#[derive(Debug)]
+pub enum ClientSocket {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A Unix stream connection.
+    Unix(UnixStream),
+}
+
+impl From<TcpStream> for ClientSocket {
+    fn from(s: TcpStream) -> Self {
+        Self::Tcp(s)
+    }
+}
+
+impl From<UnixStream> for ClientSocket {
+    fn from(s: UnixStream) -> Self {
+        Self::Unix(s)
+    }
+}
+
+impl ClientSocket {
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nonblocking(on),
+            Self::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
+    /// Sends small messages at once (TCP only; Unix sockets do not batch).
+    pub(crate) fn set_nodelay(&self) {
+        if let Self::Tcp(s) = self {
+            let _ = s.set_nodelay(true);
+        }
+    }
+
+    /// Our end's address, for channel events (none for Unix sockets: the
+    /// events' addresses are IP ones).
+    pub(crate) fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Tcp(s) => s.local_addr().ok(),
+            Self::Unix(_) => None,
+        }
+    }
+
+    /// The client's address (none for Unix sockets).
+    pub(crate) fn peer_addr(&self) -> io::Result<Option<std::net::SocketAddr>> {
+        match self {
+            Self::Tcp(s) => s.peer_addr().map(Some),
+            Self::Unix(s) => s.peer_addr().map(|_| None),
+        }
+    }
+}
+
+impl AsRawFd for ClientSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Self::Tcp(s) => s.as_raw_fd(),
+            Self::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl Read for &ClientSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientSocket::Tcp(s) => (&*s).read(buf),
+            ClientSocket::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for &ClientSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientSocket::Tcp(s) => (&*s).write(buf),
+            ClientSocket::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// What a read attempt found.
 pub(crate) enum ReadResult {
@@ -14,7 +103,7 @@ pub(crate) enum ReadResult {
 }
 
 /// Reads what the socket has into `buf`, retrying on interruption.
-pub(crate) fn read(mut stream: &TcpStream, buf: &mut [u8]) -> io::Result<ReadResult> {
+pub(crate) fn read(mut stream: impl Read, buf: &mut [u8]) -> io::Result<ReadResult> {
     loop {
         return match stream.read(buf) {
             Ok(0) => Ok(ReadResult::Closed),
@@ -28,7 +117,7 @@ pub(crate) fn read(mut stream: &TcpStream, buf: &mut [u8]) -> io::Result<ReadRes
 
 /// Writes queued output until done or the socket is full.
 /// Returns whether everything was written.
-pub(crate) fn flush(mut stream: &TcpStream, out: &mut OutBuf) -> io::Result<bool> {
+pub(crate) fn flush(mut stream: impl Write, out: &mut OutBuf) -> io::Result<bool> {
     loop {
         if out.is_empty() {
             return Ok(true);
@@ -43,12 +132,12 @@ pub(crate) fn flush(mut stream: &TcpStream, out: &mut OutBuf) -> io::Result<bool
     }
 }
 
-/// A client's transport: plain TCP, or TLS over TCP. Both are non-blocking;
+/// A client's transport: the plain socket, or TLS over it. Both are non-blocking;
 /// the TLS handshake advances inside [`Stream::read`] and [`Stream::flush`]
 /// as the socket allows, so it never waits on the client.
 #[derive(Debug)]
 pub(crate) struct Stream {
-    tcp: TcpStream,
+    sock: ClientSocket,
     tls: Option<Box<rustls::ServerConnection>>,
     /// The last TLS read returned data: rustls may hold more plaintext,
     /// which no readiness event announces.
@@ -56,27 +145,27 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn plain(tcp: TcpStream) -> Self {
+    pub(crate) fn plain(sock: ClientSocket) -> Self {
         Self {
-            tcp,
+            sock,
             tls: None,
             maybe_buffered: false,
         }
     }
 
-    /// A TLS server connection over `tcp`; the handshake starts with the
+    /// A TLS server connection over `sock`; the handshake starts with the
     /// client's first bytes.
-    pub(crate) fn tls(tcp: TcpStream, config: &crate::tls::TlsConfig) -> Result<Self, rustls::Error> {
+    pub(crate) fn tls(sock: ClientSocket, config: &crate::tls::TlsConfig) -> Result<Self, rustls::Error> {
         let conn = rustls::ServerConnection::new(config.server.clone())?;
         Ok(Self {
-            tcp,
+            sock,
             tls: Some(Box::new(conn)),
             maybe_buffered: false,
         })
     }
 
-    pub(crate) fn tcp(&self) -> &TcpStream {
-        &self.tcp
+    pub(crate) fn socket(&self) -> &ClientSocket {
+        &self.sock
     }
 
     pub(crate) fn is_tls(&self) -> bool {
@@ -100,16 +189,16 @@ impl Stream {
     /// (reading and decrypting records, answering the handshake).
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
         let Some(tls) = &mut self.tls else {
-            return read(&self.tcp, buf);
+            return read(&self.sock, buf);
         };
-        let result = Self::read_tls(tls, &self.tcp, buf);
+        let result = Self::read_tls(tls, &self.sock, buf);
         self.maybe_buffered = matches!(result, Ok(ReadResult::Data(_)));
         result
     }
 
     fn read_tls(
         tls: &mut rustls::ServerConnection,
-        tcp: &TcpStream,
+        sock: &ClientSocket,
         buf: &mut [u8],
     ) -> io::Result<ReadResult> {
         loop {
@@ -120,7 +209,7 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(ReadResult::Closed),
                 Err(e) => return Err(e),
             }
-            match tls.read_tls(&mut &*tcp) {
+            match tls.read_tls(&mut &*sock) {
                 Ok(0) => return Ok(ReadResult::Closed),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadResult::WouldBlock),
@@ -129,7 +218,7 @@ impl Stream {
             }
             if let Err(e) = tls.process_new_packets() {
                 // Best effort: the alert telling the client why.
-                let _ = tls.write_tls(&mut &*tcp);
+                let _ = tls.write_tls(&mut &*sock);
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
         }
@@ -139,11 +228,11 @@ impl Stream {
     /// pending records go first. Returns whether everything was written.
     pub(crate) fn flush(&mut self, out: &mut OutBuf) -> io::Result<bool> {
         let Some(tls) = &mut self.tls else {
-            return flush(&self.tcp, out);
+            return flush(&self.sock, out);
         };
         loop {
             while tls.wants_write() {
-                match tls.write_tls(&mut &self.tcp) {
+                match tls.write_tls(&mut &self.sock) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -167,7 +256,57 @@ impl Stream {
     pub(crate) fn close_notify(&mut self) {
         if let Some(tls) = &mut self.tls {
             tls.send_close_notify();
-            let _ = tls.write_tls(&mut &self.tcp);
+            let _ = tls.write_tls(&mut &self.sock);
+        }
+    }
+}
+
+/// A non-blocking listening socket: TCP, or a Unix stream socket at a path.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl Listener {
+    /// A connection, with the client's address (none for Unix sockets).
+    pub(crate) fn accept(&self) -> io::Result<(ClientSocket, Option<std::net::SocketAddr>)> {
+        match self {
+            Self::Tcp(l) => l.accept().map(|(s, peer)| (ClientSocket::Tcp(s), Some(peer))),
+            Self::Unix(l) => l.accept().map(|(s, _)| (ClientSocket::Unix(s), None)),
+        }
+    }
+
+    /// Listens on a Unix socket at `path`, as the C server: a path starting
+    /// with `@` names a Linux abstract socket; otherwise a socket left at the
+    /// path by an earlier run is removed first (only a socket: anything else
+    /// there is an error, not something to delete).
+    pub(crate) fn unix(path: &std::path::Path) -> io::Result<Self> {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::FileTypeExt;
+        use std::os::unix::net::{SocketAddr, UnixListener};
+        let bytes = path.as_os_str().as_bytes();
+        let addr = match bytes.strip_prefix(b"@") {
+            Some(name) => SocketAddr::from_abstract_name(name)?,
+            None => {
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                    std::fs::remove_file(path)?;
+                }
+                SocketAddr::from_pathname(path)?
+            }
+        };
+        let listener = UnixListener::bind_addr(&addr)?;
+        listener.set_nonblocking(true)?;
+        Ok(Self::Unix(listener))
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Self::Tcp(l) => l.as_raw_fd(),
+            Self::Unix(l) => l.as_raw_fd(),
         }
     }
 }

@@ -136,10 +136,9 @@ pub unsafe extern "C" fn spice_server_set_addr(s: *mut CServer, addr: *const c_c
         // SAFETY: NULL or a NUL-terminated string (spice.h contract).
         let addr = unsafe { c_str(addr) }.map(str::to_owned);
         configure(s, "spice_server_set_addr", |m| {
-            if flags & ADDR_FLAG_UNIX_ONLY != 0 {
-                tracing::warn!("unix socket listening is not supported; no socket will be opened");
-                m.port = -1;
-            }
+            // As the C server: exactly UNIX_ONLY selects a Unix path; the
+            // IPv4/IPv6-only flags are not honoured (the address picks the family).
+            m.unix = flags == ADDR_FLAG_UNIX_ONLY;
             m.addr = addr;
             0
         });
@@ -330,9 +329,8 @@ pub unsafe extern "C" fn spice_server_add_client(s: *mut CServer, socket: c_int,
         if socket < 0 {
             return -1;
         }
-        use std::os::fd::FromRawFd;
         // SAFETY: the host hands over ownership of a connected socket (spice.h contract).
-        let stream = unsafe { std::net::TcpStream::from_raw_fd(socket) };
+        let stream = unsafe { client_socket(socket) };
         server.handle.add_client(stream, skip_auth != 0);
         0
     })
@@ -362,9 +360,8 @@ pub unsafe extern "C" fn spice_server_add_ssl_client(
             );
             return -1;
         }
-        use std::os::fd::FromRawFd;
         // SAFETY: the host hands over ownership of a connected socket (spice.h contract).
-        let stream = unsafe { std::net::TcpStream::from_raw_fd(socket) };
+        let stream = unsafe { client_socket(socket) };
         server.handle.add_tls_client(stream, skip_auth != 0);
         0
     })
@@ -722,4 +719,28 @@ pub unsafe extern "C" fn spice_server_get_num_clients(s: *mut CServer) -> c_int 
             .and_then(|m| m.server.as_ref().map(|srv| srv.client_count() as c_int))
             .unwrap_or(0)
     })
+}
+
+/// Takes ownership of a connected socket the host accepted: a Unix stream
+/// socket (QEMU's `add_client` monitor command with a passed descriptor may
+/// be one) or, for anything else, TCP.
+///
+/// # Safety
+///
+/// `fd` must be an open descriptor the caller gives up.
+unsafe fn client_socket(fd: c_int) -> spice_server::ClientSocket {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: the caller hands over ownership of the open descriptor.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` is writable for `len` bytes and `fd` is open.
+    let rc = unsafe { libc::getsockname(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len) };
+    if rc == 0 && i32::from(addr.ss_family) == libc::AF_UNIX {
+        spice_server::ClientSocket::Unix(std::os::unix::net::UnixStream::from(owned))
+    } else {
+        // Not a socket at all fails later, at its first read, with a log line.
+        spice_server::ClientSocket::Tcp(std::net::TcpStream::from(owned))
+    }
 }

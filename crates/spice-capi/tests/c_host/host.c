@@ -17,7 +17,12 @@
  *   {"event":"ok","cmd":NAME} (or "error").
  *
  * Usage: host --port N [--password P] [--width W] [--height H] [--name NAME]
- *             [--tablet 0|1] [--picture 0|1]
+ *             [--tablet 0|1] [--picture 0|1] [--unix-listen PATH] [--accept PATH]
+ *
+ * --unix-listen PATH: the library listens on a Unix socket at PATH
+ *   (spice_server_set_addr with SPICE_ADDR_FLAG_UNIX_ONLY, as QEMU's unix=on).
+ * --accept PATH: the host listens on a Unix socket at PATH itself and hands
+ *   each connection to spice_server_add_client (as QEMU's add_client).
  *
  * Written for the spice-rs test suite; no code is taken from QEMU.
  */
@@ -41,6 +46,7 @@
 #include <netinet/in.h>
 #include <dirent.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <spice.h>
 #include <spice/vd_agent.h>
@@ -264,6 +270,42 @@ static void peer_of(const SpiceChannelEventInfo *info, char *buf, size_t size, i
         inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)size);
         *port = ntohs(sin6->sin6_port);
     }
+}
+
+/* --accept: the host's own Unix listener; each connection goes to
+ * spice_server_add_client, with the return value reported. */
+static SpiceWatch *accept_watch;
+static int accept_fd = -1;
+static SpiceServer *server; /* defined with the other state below */
+
+static void on_host_accept(int fd, int event, void *opaque)
+{
+    (void)event;
+    (void)opaque;
+    for (;;) {
+        int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        if (client < 0) {
+            return;
+        }
+        int rc = spice_server_add_client(server, client, 0);
+        out("{\"event\":\"add-client\",\"rc\":%d}", rc);
+    }
+}
+
+static int unix_listener(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (fd < 0 || strlen(path) >= sizeof(sun.sun_path)) {
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 static void core_channel_event(int event, SpiceChannelEventInfo *info)
@@ -1559,6 +1601,11 @@ static void do_quit(void)
         "\"playback\":%d,\"record\":%d,\"agent\":%d}",
         rc_qxl, rc_tablet, rc_mouse, rc_kbd, rc_playback, rc_record, rc_agent);
     print_counts("counts-after-remove");
+    if (accept_watch) {
+        core_watch_remove(accept_watch);
+        accept_watch = NULL;
+        close(accept_fd);
+    }
     spice_server_destroy(server);
     server = NULL;
     out("{\"event\":\"destroyed\",\"timers_left\":%d,\"watches_left\":%d}", n_timers_live,
@@ -2037,6 +2084,8 @@ int main(int argc, char **argv)
     const char *name = "c_host";
     int with_tablet = 1;
     int initial_picture = 1;
+    const char *unix_listen = NULL;
+    const char *accept_path = NULL;
 
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port")) {
@@ -2058,6 +2107,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--setup-in-attached")) {
             /* --setup-in-attached 1: memslot, primary and vm_start from attached_worker */
             setup_in_attached = atoi(argv[i + 1]);
+        } else if (!strcmp(argv[i], "--unix-listen")) {
+            unix_listen = argv[i + 1];
+        } else if (!strcmp(argv[i], "--accept")) {
+            accept_path = argv[i + 1];
         } else if (!strcmp(argv[i], "--tablet")) {
             /* --tablet 0: a guest without an absolute pointer (server mouse mode) */
             with_tablet = atoi(argv[i + 1]);
@@ -2086,6 +2139,9 @@ int main(int argc, char **argv)
     }
     spice_server_set_port(server, port);
     spice_server_set_addr(server, "127.0.0.1", 0);
+    if (unix_listen) {
+        spice_server_set_addr(server, unix_listen, SPICE_ADDR_FLAG_UNIX_ONLY);
+    }
     if (password) {
         spice_server_set_ticket(server, password, 0, 0, 0);
     } else {
@@ -2106,6 +2162,14 @@ int main(int argc, char **argv)
     if (spice_server_init(server, &core) != 0) {
         out("{\"event\":\"fatal\",\"what\":\"spice_server_init\"}");
         return 1;
+    }
+    if (accept_path) {
+        accept_fd = unix_listener(accept_path);
+        if (accept_fd < 0) {
+            out("{\"event\":\"fatal\",\"what\":\"accept socket\"}");
+            return 1;
+        }
+        accept_watch = core_watch_add(accept_fd, SPICE_WATCH_EVENT_READ, on_host_accept, NULL);
     }
 
     int rc_kbd = spice_server_add_interface(server, &kbd.base);

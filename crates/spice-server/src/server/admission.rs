@@ -8,11 +8,20 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Who a limit counts against: an IPv4 address, or an IPv6 /64 (one site's
-/// prefix, which a single attacker can fill with addresses).
+/// prefix, which a single attacker can fill with addresses), or every client
+/// of a Unix socket together (they are local users the socket file's
+/// permissions already let in, and have no address to tell them apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum PeerKey {
     V4(u32),
     V6(u64),
+    Local,
+}
+
+impl From<IpAddr> for PeerKey {
+    fn from(ip: IpAddr) -> Self {
+        Self::of(ip)
+    }
 }
 
 impl PeerKey {
@@ -48,8 +57,14 @@ pub(crate) struct PendingLinks {
 
 impl PendingLinks {
     /// Counts connection `id` from `peer` if the limits let it in.
-    pub(crate) fn admit(&mut self, id: u64, peer: IpAddr, max_total: usize, max_per_peer: usize) -> Admit {
-        let key = PeerKey::of(peer);
+    pub(crate) fn admit(
+        &mut self,
+        id: u64,
+        peer: impl Into<PeerKey>,
+        max_total: usize,
+        max_per_peer: usize,
+    ) -> Admit {
+        let key = peer.into();
         let evicted = if self.per_peer.get(&key).copied().unwrap_or(0) >= max_per_peer.max(1) {
             // A peer's links cycle through its own slots: a flood from one
             // address costs nobody else a slot, and a client sharing that

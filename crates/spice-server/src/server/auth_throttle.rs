@@ -6,7 +6,6 @@
 //! reports how it went, with the time.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::admission::PeerKey;
@@ -60,8 +59,8 @@ impl AuthThrottle {
     /// Schedules the check of a ticket from `peer` that arrived at `now`, and
     /// reserves the peer's (and the global) next slot as if it fails, so
     /// parallel connections from one peer are checked one after the other.
-    pub(crate) fn schedule(&mut self, peer: IpAddr, now: Instant, limits: &Limits) -> Check {
-        let key = PeerKey::of(peer);
+    pub(crate) fn schedule(&mut self, peer: impl Into<PeerKey>, now: Instant, limits: &Limits) -> Check {
+        let key = peer.into();
         let Some(record) = self.peers.get(&key) else {
             return Check::Now;
         };
@@ -86,8 +85,8 @@ impl AuthThrottle {
     }
 
     /// A check of `peer`'s ticket ran at `now`: `ok` if the password was right.
-    pub(crate) fn record(&mut self, peer: IpAddr, ok: bool, now: Instant, limits: &Limits) {
-        let key = PeerKey::of(peer);
+    pub(crate) fn record(&mut self, peer: impl Into<PeerKey>, ok: bool, now: Instant, limits: &Limits) {
+        let key = peer.into();
         if ok {
             self.peers.remove(&key);
             return;
@@ -106,8 +105,8 @@ impl AuthThrottle {
     }
 
     /// How many wrong tickets `peer` has given (for the log).
-    pub(crate) fn failures(&self, peer: IpAddr) -> u32 {
-        self.peers.get(&PeerKey::of(peer)).map_or(0, |r| r.failures)
+    pub(crate) fn failures(&self, peer: impl Into<PeerKey>) -> u32 {
+        self.peers.get(&peer.into()).map_or(0, |r| r.failures)
     }
 
     /// Forgets peers not seen for a while, or else the least recently seen.
@@ -130,7 +129,7 @@ impl AuthThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))

@@ -80,6 +80,8 @@ pub(crate) struct Conn {
     pub(crate) interest: Interest,
     pub(crate) phase: Phase,
     pub(crate) info: ChannelInfo,
+    /// Who the per-peer limits count this connection against.
+    pub(crate) peer_key: super::admission::PeerKey,
     pub(crate) connected_at: Instant,
     /// How its queued output stands (whether its requests are read).
     pub(crate) output: super::backpressure::OutputWatch,

@@ -1,6 +1,6 @@
 //! Link stage driving: accept, ticket check, session and channel creation.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -9,6 +9,7 @@ use spice_proto::link::LinkMess;
 use spice_proto::ticket::TicketKey;
 use spice_proto::{Caps, ChannelType, Deframer, HeaderKind, LinkAcceptor, LinkError, LinkEvent};
 
+use super::admission::PeerKey;
 use super::auth_throttle::Check;
 use super::conn::{Channel, Conn, DeferredTicket, Phase};
 use super::{channel_name, ServerState, Session};
@@ -19,7 +20,7 @@ use crate::channel::record::RecordChannel;
 use crate::channel::{ChannelBase, OutBuf};
 use crate::core::{ChannelEvent, ChannelInfo, Interest};
 use crate::handle::ServerHandle;
-use crate::socket::Stream;
+use crate::socket::{ClientSocket, Stream};
 use crate::worker::{Handover, HandoverKind};
 
 /// Bytes a client may send after a ticket whose check waits; a client
@@ -58,21 +59,32 @@ fn max_client_message(channel: ChannelType) -> u32 {
 }
 
 impl ServerState {
-    pub(super) fn add_link(&mut self, stream: TcpStream, peer: SocketAddr, skip_auth: bool, tls: bool) {
+    /// Starts the link stage on a connected socket; `peer` is `None` for a
+    /// Unix socket's client.
+    pub(super) fn add_link(
+        &mut self,
+        stream: ClientSocket,
+        peer: Option<SocketAddr>,
+        skip_auth: bool,
+        tls: bool,
+    ) {
         if let Err(e) = stream.set_nonblocking(true) {
-            tracing::warn!(%peer, error = %e, "cannot make client socket non-blocking");
+            tracing::warn!(?peer, error = %e, "cannot make client socket non-blocking");
             return;
         }
-        let _ = stream.set_nodelay(true);
+        stream.set_nodelay();
         let stream = if tls {
             let Some(config) = &self.config.tls else {
-                tracing::warn!(%peer, "TLS client handed over, but TLS is not configured; closing it");
+                tracing::warn!(
+                    ?peer,
+                    "TLS client handed over, but TLS is not configured; closing it"
+                );
                 return;
             };
             match Stream::tls(stream, config) {
                 Ok(stream) => stream,
                 Err(e) => {
-                    tracing::warn!(%peer, error = %e, "cannot start TLS; closing the connection");
+                    tracing::warn!(?peer, error = %e, "cannot start TLS; closing the connection");
                     return;
                 }
             }
@@ -85,21 +97,22 @@ impl ServerState {
         let ready = self.callback(move |s: &mut ServerState, ready: Interest| s.on_conn_ready(id, ready));
         let watch = self
             .core
-            .add_watch(stream.tcp().as_raw_fd(), Interest::READ, ready);
+            .add_watch(stream.socket().as_raw_fd(), Interest::READ, ready);
         let timer = self
             .core
             .add_timer(self.timer_callback(move |s| s.on_link_timeout(id)));
         self.core.start_timer(timer, self.config.link_timeout);
-        tracing::debug!(%peer, conn = id, tls, "new connection");
+        tracing::debug!(?peer, conn = id, tls, "new connection");
         let info = ChannelInfo {
             link_id: id,
             connection_id: 0,
             channel_type: 0,
             channel_id: 0,
-            local: stream.tcp().local_addr().ok(),
-            peer: Some(peer),
+            local: stream.socket().local_addr(),
+            peer,
             tls,
         };
+        let peer_key = peer.map_or(PeerKey::Local, |p| PeerKey::of(p.ip()));
         self.conns.insert(
             id,
             Conn {
@@ -116,6 +129,7 @@ impl ServerState {
                     awaiting_key: None,
                 },
                 info,
+                peer_key,
                 connected_at: now,
                 output: super::backpressure::OutputWatch::new(now),
             },
@@ -375,7 +389,7 @@ impl ServerState {
                 };
                 if let Some(held) = self.auth_log.allow(now) {
                     tracing::warn!(
-                        %peer,
+                        peer = ?conn.info.peer,
                         failures,
                         wait_ms = wait.as_millis() as u64,
                         checked = check,
@@ -402,12 +416,12 @@ impl ServerState {
 
     /// The peer whose attempts the password throttle counts: clients that
     /// must give a password (not those the host handed over with auth waived).
-    fn throttled_peer(&self, conn: &Conn) -> Option<std::net::IpAddr> {
+    fn throttled_peer(&self, conn: &Conn) -> Option<PeerKey> {
         let Phase::Linking { skip_auth, .. } = &conn.phase else {
             return None;
         };
-        match (&self.ticket, skip_auth, conn.info.peer) {
-            (Some(_), false, Some(peer)) => Some(peer.ip()),
+        match (&self.ticket, skip_auth) {
+            (Some(_), false) => Some(conn.peer_key),
             _ => None,
         }
     }

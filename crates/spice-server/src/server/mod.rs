@@ -17,7 +17,7 @@ mod ticket_keys;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use crate::core::{ChannelEvent, ChannelInfo, Core, Interest, WatchId};
 use crate::display::{DisplayHandle, DisplaySettings};
 use crate::error::ServerError;
 use crate::handle::{HandleShared, ServerHandle};
-use crate::socket::ReadResult;
+use crate::socket::{ClientSocket, Listener, ReadResult};
 use crate::waker::{waker_pair, WakeReceiver, Waker};
 use crate::worker::{DisplayWorker, ToWorker};
 use conn::{Conn, Phase};
@@ -73,10 +73,10 @@ pub(crate) struct ServerState {
     this: Weak<RefCell<ServerState>>,
     config: Config,
     epoch: Instant,
-    listener: Option<TcpListener>,
+    listener: Option<Listener>,
     local_addr: SocketAddr,
     /// The TLS port's listener, when TLS is configured.
-    tls_listener: Option<TcpListener>,
+    tls_listener: Option<Listener>,
     tls_listen_watch: Option<WatchId>,
     watches: Vec<WatchId>,
     wake_rx: WakeReceiver,
@@ -137,7 +137,7 @@ const LISTEN_BACKLOG: i32 = 4096;
 const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A non-blocking listening socket with [`LISTEN_BACKLOG`].
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // As std's TcpListener::bind: a restarted server rebinds its port at once.
@@ -174,24 +174,39 @@ impl Server {
         handle: ServerHandle,
     ) -> Result<Self, ServerError> {
         let addr = SocketAddr::new(config.addr, config.port);
-        let (listener, local_addr) = if config.listen {
-            let listener = listen(addr).map_err(|source| ServerError::Listen { addr, source })?;
-            let local_addr = listener.local_addr().map_err(|source| ServerError::Io {
-                what: "listening socket",
-                source,
-            })?;
-            (Some(listener), local_addr)
-        } else {
-            (None, addr)
+        let (listener, local_addr) = match (&config.unix_path, config.listen) {
+            (_, false) => (None, addr),
+            (Some(path), true) => {
+                let listener = Listener::unix(path).map_err(|source| ServerError::ListenUnix {
+                    path: path.clone(),
+                    source,
+                })?;
+                (Some(listener), addr)
+            }
+            (None, true) => {
+                let listener = listen(addr).map_err(|source| ServerError::Listen { addr, source })?;
+                let local_addr = listener.local_addr().map_err(|source| ServerError::Io {
+                    what: "listening socket",
+                    source,
+                })?;
+                (Some(Listener::Tcp(listener)), local_addr)
+            }
         };
-        let (tls_listener, tls_local_addr) = if config.tls.is_some() {
+        // The C server would bind its TLS port to the same Unix path,
+        // replacing the plain one; TLS over a local socket buys nothing, so
+        // it is not opened at all.
+        let tls_wanted = config.tls.is_some() && !(config.listen && config.unix_path.is_some());
+        if config.tls.is_some() && !tls_wanted {
+            tracing::warn!("listening on a Unix socket: the TLS port is not opened");
+        }
+        let (tls_listener, tls_local_addr) = if tls_wanted {
             let addr = SocketAddr::new(config.addr, config.tls_port);
             let listener = listen(addr).map_err(|source| ServerError::Listen { addr, source })?;
             let local = listener.local_addr().map_err(|source| ServerError::Io {
                 what: "TLS listening socket",
                 source,
             })?;
-            (Some(listener), Some(local))
+            (Some(Listener::Tcp(listener)), Some(local))
         } else {
             (None, None)
         };
@@ -294,7 +309,14 @@ impl Server {
         if let Some(addr) = tls_local_addr {
             tracing::info!(addr = %addr, "spice server listening for TLS clients");
         }
-        if state.borrow().listener.is_some() {
+        let unix_path = state
+            .borrow()
+            .listener
+            .as_ref()
+            .and_then(|_| state.borrow().config.unix_path.clone());
+        if let Some(path) = unix_path {
+            tracing::info!(path = %path.display(), "spice server listening on a unix socket");
+        } else if state.borrow().listener.is_some() {
             tracing::info!(addr = %local_addr, "spice server listening");
         } else {
             tracing::info!("spice server started without a listening socket");
@@ -730,12 +752,12 @@ impl ServerState {
     }
 
     /// Takes an accepted connection if the limits on links in progress allow.
-    fn admit(&mut self, stream: std::net::TcpStream, peer: SocketAddr, tls: bool) {
+    fn admit(&mut self, stream: ClientSocket, peer: Option<SocketAddr>, tls: bool) {
         let id = self.next_conn;
         let limits = &self.config.limits;
         let admit = self.pending.admit(
             id,
-            peer.ip(),
+            peer.map_or(admission::PeerKey::Local, |p| admission::PeerKey::of(p.ip())),
             limits.max_pending_links,
             limits.max_pending_links_per_peer,
         );
@@ -745,7 +767,7 @@ impl ServerState {
             admission::Admit::AcceptEvicting(old) => {
                 if let Some(held) = self.refusal_log.allow(now) {
                     tracing::warn!(
-                        %peer,
+                        ?peer,
                         total_limit = self.config.limits.max_pending_links,
                         peer_limit = self.config.limits.max_pending_links_per_peer,
                         suppressed = held,
@@ -837,6 +859,7 @@ impl ServerState {
                 skip_auth,
                 tls,
             } => match stream.peer_addr() {
+                // Connected: an IP peer, or a Unix one (no address).
                 Ok(peer) => self.add_link(stream, peer, skip_auth, tls),
                 Err(e) => tracing::warn!(error = %e, "handed-over client socket is not connected"),
             },

@@ -118,7 +118,7 @@ impl EventLoop {
         match message {
             ToWorker::Attach(handover, stream) => {
                 let id = handover.info.link_id;
-                let fd = stream.tcp().as_raw_fd();
+                let fd = stream.socket().as_raw_fd();
                 let client = Client::start(*handover, stream, &self.display.shared);
                 if let Err(e) = self.poll.registry().register(
                     &mut SourceFd(&fd),
@@ -164,7 +164,7 @@ impl EventLoop {
         let _ = self
             .poll
             .registry()
-            .deregister(&mut SourceFd(&client.stream.tcp().as_raw_fd()));
+            .deregister(&mut SourceFd(&client.stream.socket().as_raw_fd()));
     }
 
     fn shut_down(mut self) {
