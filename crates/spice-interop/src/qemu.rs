@@ -137,6 +137,9 @@ struct Launch<'a> {
     accel: Option<&'static str>,
     /// The serial port on QEMU's stdin and stdout (else `-serial none`).
     serial: bool,
+    /// SPICE on a Unix socket at this path (`unix=on,addr=PATH`) instead of
+    /// a loopback port.
+    unix: Option<&'a Path>,
 }
 
 fn free_loopback_port() -> u16 {
@@ -166,6 +169,23 @@ impl Qemu {
                 args,
                 accel: None,
                 serial: false,
+                unix: None,
+            },
+        )
+    }
+
+    /// As [`Qemu::start_with_spice`], SPICE listening on a Unix socket at
+    /// `path` (`-spice unix=on,addr=PATH,` then `spice`); ready once the
+    /// socket accepts a connection. [`Qemu::addr`] is then meaningless.
+    pub fn start_unix(library: &Library, path: &Path, spice: &str, args: &[&str]) -> Self {
+        Self::launch(
+            library,
+            &Launch {
+                spice,
+                args,
+                accel: None,
+                serial: false,
+                unix: Some(path),
             },
         )
     }
@@ -202,6 +222,7 @@ impl Qemu {
                 args: &all,
                 accel: Some("tcg"),
                 serial: true,
+                unix: None,
             },
         )
     }
@@ -238,7 +259,10 @@ impl Qemu {
                 "-display", "none", "-nic", "none", "-monitor", "none", "-serial", serial,
             ])
             .arg("-spice")
-            .arg(format!("port={port},addr=127.0.0.1,{}", launch.spice))
+            .arg(match launch.unix {
+                Some(path) => format!("unix=on,addr={},{}", path.display(), launch.spice),
+                None => format!("port={port},addr=127.0.0.1,{}", launch.spice),
+            })
             .arg("-D")
             .arg(&log_path)
             .args(launch.args)
@@ -292,12 +316,17 @@ impl Qemu {
             if let Ok(Some(status)) = q.child.try_wait() {
                 return Err(format!("exited with {status}; stderr:\n{}", q.stderr()));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            let ready = match launch.unix {
+                Some(path) => std::os::unix::net::UnixStream::connect(path).is_ok(),
+                None => TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
+            };
+            if ready {
                 break;
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "SPICE port {port} not accepting; stderr:\n{}",
+                    "SPICE port {port} (or unix socket {:?}) not accepting; stderr:\n{}",
+                    launch.unix,
                     q.stderr()
                 ));
             }
