@@ -8,6 +8,8 @@ use std::os::unix::net::UnixStream;
 
 use crate::channel::OutBuf;
 
+mod websocket;
+
 /// A connected client socket: TCP, or a Unix stream socket (QEMU's
 /// `-spice unix=on`, or one the host accepted itself). Everything above it
 /// (TLS, the link stage, the channels) sees only bytes and a descriptor.
@@ -132,11 +134,154 @@ pub(crate) fn flush(mut stream: impl Write, out: &mut OutBuf) -> io::Result<bool
     }
 }
 
+/// A client's byte stream: the [`Transport`], and WebSocket framing over it
+/// when the client's first bytes are an HTTP upgrade request (browser
+/// clients such as spice-html5, on the same ports as the C server).
+#[derive(Debug)]
+pub(crate) struct Stream {
+    inner: Transport,
+    framing: Framing,
+}
+
+impl Stream {
+    pub(crate) fn plain(sock: ClientSocket) -> Self {
+        Self {
+            inner: Transport::plain(sock),
+            framing: Framing::detect(),
+        }
+    }
+
+    /// A TLS server connection over `sock`; the handshake starts with the
+    /// client's first bytes.
+    pub(crate) fn tls(sock: ClientSocket, config: &crate::tls::TlsConfig) -> Result<Self, rustls::Error> {
+        Ok(Self {
+            inner: Transport::tls(sock, config)?,
+            framing: Framing::detect(),
+        })
+    }
+
+    pub(crate) fn socket(&self) -> &ClientSocket {
+        self.inner.socket()
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+
+    /// Whether the client speaks through WebSocket frames.
+    pub(crate) fn is_websocket(&self) -> bool {
+        matches!(self.framing, Framing::WebSocket(_))
+    }
+
+    /// Whether bytes wait to be written below the caller's queue: TLS
+    /// records, the WebSocket handshake reply or frames, pongs.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.inner.wants_write()
+            || match &self.framing {
+                Framing::WebSocket(ws) => !ws.get_ref().tx.is_empty(),
+                _ => false,
+            }
+    }
+
+    /// Whether input may already wait inside the stream (decrypted by
+    /// rustls, decoded from frames, or read while detecting WebSocket), which
+    /// no readiness event announces: a reader that stopped before
+    /// [`ReadResult::WouldBlock`] should read again without waiting.
+    pub(crate) fn maybe_buffered(&self) -> bool {
+        self.inner.maybe_buffered()
+            || match &self.framing {
+                Framing::Detect(_) => false,
+                Framing::Raw(pending) => !pending.is_empty(),
+                Framing::WebSocket(ws) => !ws.get_ref().payload.is_empty() || !ws.get_ref().rx.is_empty(),
+            }
+    }
+
+    /// Reads the client's bytes into `buf`: as they come, or the payload of
+    /// WebSocket frames.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
+        loop {
+            match &mut self.framing {
+                Framing::Raw(pending) if pending.is_empty() => return self.inner.read(buf),
+                Framing::Raw(pending) => return Ok(ReadResult::Data(pending.take_into(buf))),
+                Framing::Detect(seen) => {
+                    let n = match self.inner.read(buf)? {
+                        ReadResult::Data(n) => n,
+                        other => return Ok(other),
+                    };
+                    if let Some(next) = websocket::detect(seen, &buf[..n]) {
+                        self.framing = next;
+                    }
+                }
+                Framing::WebSocket(ws) => {
+                    match websocket::read(ws, buf)? {
+                        Some(ReadResult::Closed) => {
+                            // Best effort: the reply to the client's close.
+                            let _ = self.inner.flush(&mut ws.get_mut().tx);
+                            return Ok(ReadResult::Closed);
+                        }
+                        Some(result) => return Ok(result),
+                        None => {}
+                    }
+                    // Frames need more bytes from below.
+                    match self.inner.read(buf)? {
+                        ReadResult::Data(n) => ws.get_mut().receive(&buf[..n]),
+                        other => return Ok(other),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes queued output until done or the socket is full (as WebSocket
+    /// binary frames when the client speaks WebSocket). Returns whether
+    /// everything was written.
+    pub(crate) fn flush(&mut self, out: &mut OutBuf) -> io::Result<bool> {
+        let Framing::WebSocket(ws) = &mut self.framing else {
+            return self.inner.flush(out);
+        };
+        loop {
+            // Frames already made go first; new ones are made only when
+            // they have gone, so the frame buffer stays bounded.
+            if !self.inner.flush(&mut ws.get_mut().tx)? {
+                return Ok(false);
+            }
+            if out.is_empty() {
+                return Ok(true);
+            }
+            let n = websocket::frame_output(ws, out.pending())?;
+            out.consume(n);
+        }
+    }
+
+    /// Tells a TLS client the connection ends (best effort, before closing).
+    pub(crate) fn close_notify(&mut self) {
+        self.inner.close_notify();
+    }
+}
+
+/// How the client's bytes are framed, found from its first bytes.
+#[derive(Debug)]
+enum Framing {
+    /// Not known yet: what was read so far, all of it a prefix of an HTTP
+    /// request (`GET `, as the C server checks).
+    Detect(Vec<u8>),
+    /// A SPICE client: its bytes as they come, the ones read while detecting first.
+    Raw(websocket::Pending),
+    /// A WebSocket client.
+    WebSocket(Box<tungstenite::WebSocket<websocket::MemIo>>),
+}
+
+impl Framing {
+    fn detect() -> Self {
+        Self::Detect(Vec::new())
+    }
+}
+
 /// A client's transport: the plain socket, or TLS over it. Both are non-blocking;
 /// the TLS handshake advances inside [`Stream::read`] and [`Stream::flush`]
 /// as the socket allows, so it never waits on the client.
 #[derive(Debug)]
-pub(crate) struct Stream {
+struct Transport {
     sock: ClientSocket,
     tls: Option<Box<rustls::ServerConnection>>,
     /// The last TLS read returned data: rustls may hold more plaintext,
@@ -144,8 +289,8 @@ pub(crate) struct Stream {
     maybe_buffered: bool,
 }
 
-impl Stream {
-    pub(crate) fn plain(sock: ClientSocket) -> Self {
+impl Transport {
+    fn plain(sock: ClientSocket) -> Self {
         Self {
             sock,
             tls: None,
@@ -155,7 +300,7 @@ impl Stream {
 
     /// A TLS server connection over `sock`; the handshake starts with the
     /// client's first bytes.
-    pub(crate) fn tls(sock: ClientSocket, config: &crate::tls::TlsConfig) -> Result<Self, rustls::Error> {
+    fn tls(sock: ClientSocket, config: &crate::tls::TlsConfig) -> Result<Self, rustls::Error> {
         let conn = rustls::ServerConnection::new(config.server.clone())?;
         Ok(Self {
             sock,
@@ -164,30 +309,30 @@ impl Stream {
         })
     }
 
-    pub(crate) fn socket(&self) -> &ClientSocket {
+    fn socket(&self) -> &ClientSocket {
         &self.sock
     }
 
-    pub(crate) fn is_tls(&self) -> bool {
+    fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
 
     /// Whether TLS records wait to be written (handshake messages, alerts,
     /// encrypted output the socket did not take).
-    pub(crate) fn wants_write(&self) -> bool {
+    fn wants_write(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Whether decrypted input may wait inside rustls (a reader that stopped
     /// before [`ReadResult::WouldBlock`] should read again without waiting
     /// for the socket).
-    pub(crate) fn maybe_buffered(&self) -> bool {
+    fn maybe_buffered(&self) -> bool {
         self.maybe_buffered
     }
 
     /// Reads plaintext into `buf`: straight from the socket, or through TLS
     /// (reading and decrypting records, answering the handshake).
-    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
         let Some(tls) = &mut self.tls else {
             return read(&self.sock, buf);
         };
@@ -226,7 +371,7 @@ impl Stream {
 
     /// Writes queued output until done or the socket is full; through TLS,
     /// pending records go first. Returns whether everything was written.
-    pub(crate) fn flush(&mut self, out: &mut OutBuf) -> io::Result<bool> {
+    fn flush(&mut self, out: &mut OutBuf) -> io::Result<bool> {
         let Some(tls) = &mut self.tls else {
             return flush(&self.sock, out);
         };
@@ -253,7 +398,7 @@ impl Stream {
     }
 
     /// Tells a TLS client the connection ends (best effort, before closing).
-    pub(crate) fn close_notify(&mut self) {
+    fn close_notify(&mut self) {
         if let Some(tls) = &mut self.tls {
             tls.send_close_notify();
             let _ = tls.write_tls(&mut &self.sock);

@@ -708,6 +708,7 @@ impl ServerState {
             session = conn.info.connection_id,
             mini_header = header == HeaderKind::Mini,
             tls = conn.info.tls,
+            websocket = conn.stream.is_websocket(),
             "channel linked"
         );
     }

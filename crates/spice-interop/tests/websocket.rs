@@ -1,0 +1,300 @@
+//! WebSocket clients (spice-html5's transport) on the ordinary SPICE port: a
+//! tungstenite client upgrades, then links main and display channels with a
+//! password through binary frames; fragmented messages, SPICE messages split
+//! across frames, a ping answered mid-link, a left-padded ticket, the close
+//! handshake, and frames over the size bound.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use spice_interop::pattern::Canvas;
+use spice_interop::raw::link_request;
+use spice_proto::consts::{common_cap, TICKET_PUBKEY_BYTES};
+use spice_proto::link::{LinkHeader, LinkReply};
+use spice_proto::msg::{display, main};
+use spice_proto::ticket::TicketKey;
+use spice_proto::wire::{Reader, Writer};
+use spice_proto::{ChannelType, Deframer, Frame, HeaderKind};
+use spice_server::{DisplayHandle, RunningServer, ServerBuilder};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::Frame as WsFrame;
+use tungstenite::{Bytes, Message, WebSocket};
+
+const T: Duration = Duration::from_secs(10);
+
+fn server() -> (RunningServer, DisplayHandle) {
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    Canvas::new(64, 48, 1).publish(&display);
+    let server = ServerBuilder::new()
+        .port(0)
+        .password("pw")
+        .display(display.clone())
+        .spawn()
+        .expect("server starts");
+    (server, display)
+}
+
+/// A WebSocket client carrying SPICE bytes.
+struct WsClient {
+    ws: WebSocket<TcpStream>,
+    /// Payload received and not yet taken.
+    input: Vec<u8>,
+    /// Payloads of the pongs received.
+    pongs: Vec<Vec<u8>>,
+    closed: bool,
+    /// SPICE messages after the link (mini header).
+    deframer: Deframer,
+}
+
+impl WsClient {
+    fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(T)).unwrap();
+        let mut request = format!("ws://{addr}/").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "binary".parse().unwrap());
+        let (ws, response) = tungstenite::client(request, stream).expect("websocket upgrade");
+        assert_eq!(
+            response
+                .headers()
+                .get("Sec-WebSocket-Protocol")
+                .map(|v| v.as_bytes()),
+            Some(&b"binary"[..]),
+            "the binary subprotocol is confirmed"
+        );
+        Self {
+            ws,
+            input: Vec::new(),
+            pongs: Vec::new(),
+            closed: false,
+            deframer: Deframer::new(HeaderKind::Mini, 64 << 20),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::Binary(Bytes::copy_from_slice(bytes)))
+            .expect("send");
+    }
+
+    /// Sends `bytes` as one message in `parts` fragments (a binary frame, then continuations).
+    fn send_fragmented(&mut self, bytes: &[u8], parts: usize) {
+        let chunk = bytes.len().div_ceil(parts);
+        let pieces: Vec<&[u8]> = bytes.chunks(chunk).collect();
+        for (i, piece) in pieces.iter().enumerate() {
+            let opcode = if i == 0 { Data::Binary } else { Data::Continue };
+            let fin = i + 1 == pieces.len();
+            let frame = WsFrame::message(Bytes::copy_from_slice(piece), OpCode::Data(opcode), fin);
+            self.ws.write(Message::Frame(frame)).expect("send fragment");
+        }
+        self.ws.flush().expect("flush");
+    }
+
+    /// Reads one WebSocket message; `false` once the connection ended.
+    fn pull(&mut self) -> bool {
+        if self.closed {
+            return false;
+        }
+        match self.ws.read() {
+            Ok(Message::Binary(b)) => self.input.extend_from_slice(&b),
+            Ok(Message::Pong(p)) => self.pongs.push(p.to_vec()),
+            Ok(Message::Close(_)) | Err(_) => self.closed = true,
+            Ok(_) => {}
+        }
+        !self.closed
+    }
+
+    fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        while self.input.len() < n {
+            assert!(self.pull(), "connection ended waiting for {n} bytes");
+        }
+        self.input.drain(..n).collect()
+    }
+
+    /// Links a channel: link message (sent as `link_parts` fragments), the
+    /// reply, a ticket made by `encrypt`, the result. Returns the result word.
+    fn link(
+        &mut self,
+        channel: ChannelType,
+        connection_id: u32,
+        link_parts: usize,
+        encrypt: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> u32 {
+        let common = [
+            common_cap::PROTOCOL_AUTH_SELECTION,
+            common_cap::AUTH_SPICE,
+            common_cap::MINI_HEADER,
+        ];
+        let request = link_request(channel, 0, connection_id, &common);
+        if link_parts > 1 {
+            self.send_fragmented(&request, link_parts);
+        } else {
+            self.send(&request);
+        }
+        let header = self.read_exact(LinkHeader::SIZE);
+        let header = LinkHeader::decode(&mut Reader::new(&header)).expect("link header");
+        let body = self.read_exact(header.size as usize);
+        let (error, key, _, _) = LinkReply::decode(&body).expect("link reply");
+        assert_eq!(error, 0, "link reply error");
+        assert_eq!(key.len(), TICKET_PUBKEY_BYTES);
+        let mut auth = common_cap::AUTH_SPICE.to_le_bytes().to_vec();
+        auth.extend_from_slice(&encrypt(&key));
+        // The mechanism word and the ticket in two messages: SPICE is a
+        // byte stream whatever the frames.
+        self.send(&auth[..4]);
+        self.send(&auth[4..]);
+        u32::from_le_bytes(self.read_exact(4).try_into().unwrap())
+    }
+
+    /// The next SPICE message of `msg_type` (mini header).
+    fn recv_type(&mut self, msg_type: u16) -> Frame {
+        self.deframer.push(&std::mem::take(&mut self.input));
+        let deadline = Instant::now() + T;
+        loop {
+            while let Ok(Some(frame)) = self.deframer.next_frame() {
+                if frame.msg_type == msg_type {
+                    return frame;
+                }
+            }
+            assert!(Instant::now() < deadline, "no message {msg_type}");
+            assert!(self.pull(), "connection ended waiting for message {msg_type}");
+            self.deframer.push(&std::mem::take(&mut self.input));
+        }
+    }
+
+    /// Whether the server ends the connection within `T`.
+    fn ends(&mut self) -> bool {
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline {
+            if !self.pull() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn ticket(password: &str) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
+    move |key| TicketKey::encrypt_for_client(key, &mut getrandom::SysRng, password).expect("encrypt")
+}
+
+#[test]
+fn spice_links_main_and_display_over_websocket() {
+    let (server, _display) = server();
+    let addr = server.local_addr();
+    let mut main_ws = WsClient::connect(addr);
+    // A ping before anything else is answered with its payload.
+    main_ws
+        .ws
+        .send(Message::Ping(Bytes::from_static(b"hello")))
+        .unwrap();
+    assert_eq!(
+        main_ws.link(ChannelType::Main, 0, 3, ticket("pw")),
+        0,
+        "main links"
+    );
+    assert_eq!(main_ws.pongs, vec![b"hello".to_vec()], "ping answered");
+    let init = main_ws.recv_type(main::server_type::INIT);
+    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
+
+    // The display channel moves to its display's thread with its framing.
+    let mut display_ws = WsClient::connect(addr);
+    assert_eq!(display_ws.link(ChannelType::Display, session, 1, ticket("pw")), 0);
+    let mut init = Vec::new();
+    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
+    let mut msg = Vec::new();
+    HeaderKind::Mini.encode(1, display::client_type::INIT, init.len() as u32, &mut msg);
+    msg.extend_from_slice(&init);
+    // One SPICE message split across two WebSocket messages.
+    display_ws.send(&msg[..3]);
+    display_ws.send(&msg[3..]);
+    let created = display_ws.recv_type(display::server_type::SURFACE_CREATE);
+    assert!(!created.body.is_empty());
+    display_ws
+        .ws
+        .send(Message::Ping(Bytes::from_static(b"display")))
+        .unwrap();
+    display_ws.recv_type(display::server_type::MARK);
+    let deadline = Instant::now() + T;
+    while display_ws.pongs.is_empty() && Instant::now() < deadline {
+        display_ws.pull();
+    }
+    assert_eq!(
+        display_ws.pongs,
+        vec![b"display".to_vec()],
+        "display thread answers pings"
+    );
+
+    // A wrong password is refused over WebSocket as over TCP.
+    let mut bad = WsClient::connect(addr);
+    assert_ne!(bad.link(ChannelType::Main, 0, 1, ticket("wrong")), 0);
+}
+
+#[test]
+fn a_left_padded_ticket_is_accepted() {
+    let (server, _display) = server();
+    let mut ws = WsClient::connect(server.local_addr());
+    // A ciphertext below 2^1016 is 127 bytes long; browser clients send it
+    // left-padded with a zero to the key's 128 bytes.
+    let padded = |key: &[u8]| {
+        for _ in 0..20_000 {
+            let t = TicketKey::encrypt_for_client(key, &mut getrandom::SysRng, "pw").unwrap();
+            if t[0] == 0 {
+                return t;
+            }
+        }
+        panic!("no ticket with a leading zero byte");
+    };
+    assert_eq!(
+        ws.link(ChannelType::Main, 0, 1, padded),
+        0,
+        "padded ticket accepted"
+    );
+    ws.recv_type(main::server_type::INIT);
+}
+
+#[test]
+fn close_is_answered_and_oversized_frames_are_refused() {
+    let (server, _display) = server();
+    let addr = server.local_addr();
+    let mut ws = WsClient::connect(addr);
+    ws.ws.close(None).unwrap();
+    // The server answers the close and ends the connection.
+    let deadline = Instant::now() + T;
+    let mut answered = false;
+    while Instant::now() < deadline {
+        match ws.ws.read() {
+            Ok(Message::Close(_)) => answered = true,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(answered, "close answered");
+
+    // A frame over the bound (256 KiB) ends the connection.
+    let mut big = WsClient::connect(addr);
+    big.send(&vec![0u8; 300 * 1024]);
+    assert!(big.ends(), "oversized frame refused");
+
+    // The server still serves others.
+    let mut ok = WsClient::connect(addr);
+    assert_eq!(ok.link(ChannelType::Main, 0, 1, ticket("pw")), 0);
+}
+
+#[test]
+fn a_plain_http_request_gets_invalid_magic() {
+    let (server, _display) = server();
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    use std::io::Write;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reply = [0u8; 16 + 4];
+    spice_interop::raw::read_exact_timeout(&mut s, &mut reply, T).expect("a link reply");
+    assert_eq!(&reply[..4], b"REDQ");
+    assert_eq!(
+        u32::from_le_bytes(reply[16..20].try_into().unwrap()),
+        spice_proto::LinkError::InvalidMagic.code()
+    );
+}
