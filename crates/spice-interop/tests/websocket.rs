@@ -36,9 +36,13 @@ fn server() -> (RunningServer, DisplayHandle) {
     (server, display)
 }
 
+/// What a [`WsClient`] runs over: TCP, or TLS over TCP.
+trait Transport: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> Transport for T {}
+
 /// A WebSocket client carrying SPICE bytes.
 struct WsClient {
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<Box<dyn Transport>>,
     /// Payload received and not yet taken.
     input: Vec<u8>,
     /// Payloads of the pongs received.
@@ -52,6 +56,31 @@ impl WsClient {
     fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(T)).unwrap();
+        Self::upgrade(addr, Box::new(stream))
+    }
+
+    /// Over TLS, trusting `ca` (the server's certificate names 127.0.0.1).
+    fn connect_tls(addr: SocketAddr, ca: &std::path::Path) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
+            roots.add(cert.expect("CA certificate")).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(T)).unwrap();
+        Self::upgrade(addr, Box::new(rustls::StreamOwned::new(conn, tcp)))
+    }
+
+    fn upgrade(addr: SocketAddr, stream: Box<dyn Transport>) -> Self {
         let mut request = format!("ws://{addr}/").into_client_request().unwrap();
         request
             .headers_mut()
@@ -297,4 +326,84 @@ fn a_plain_http_request_gets_invalid_magic() {
         u32::from_le_bytes(reply[16..20].try_into().unwrap()),
         spice_proto::LinkError::InvalidMagic.code()
     );
+}
+
+#[test]
+fn spice_links_over_websocket_on_the_tls_port() {
+    let pki = spice_interop::pki::TestPki::new("ws");
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    Canvas::new(64, 48, 1).publish(&display);
+    let tls = spice_server::TlsConfig::from_pem_files(
+        pki.dir.join("server-cert.pem"),
+        pki.dir.join("server-key.pem"),
+    )
+    .expect("certificate and key load");
+    let server = ServerBuilder::new()
+        .port(0)
+        .tls(0, tls)
+        .password("pw")
+        .display(display.clone())
+        .spawn()
+        .expect("server starts");
+    let addr = server.tls_local_addr().expect("TLS port");
+    let mut main_ws = WsClient::connect_tls(addr, &pki.dir.join("ca-cert.pem"));
+    assert_eq!(
+        main_ws.link(ChannelType::Main, 0, 2, ticket("pw")),
+        0,
+        "main links over wss"
+    );
+    let init = main_ws.recv_type(main::server_type::INIT);
+    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
+    let mut display_ws = WsClient::connect_tls(addr, &pki.dir.join("ca-cert.pem"));
+    assert_eq!(display_ws.link(ChannelType::Display, session, 1, ticket("pw")), 0);
+    let mut init = Vec::new();
+    Writer::new(&mut init).u8(1).u64(0).u8(0).i32(0);
+    let mut msg = Vec::new();
+    HeaderKind::Mini.encode(1, display::client_type::INIT, init.len() as u32, &mut msg);
+    msg.extend_from_slice(&init);
+    display_ws.send(&msg);
+    display_ws.recv_type(display::server_type::SURFACE_CREATE);
+    display_ws.recv_type(display::server_type::MARK);
+}
+
+#[test]
+fn an_unmasked_client_frame_ends_the_connection() {
+    use std::io::{Read, Write};
+    let (server, _display) = server();
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "reply ends early");
+        reply.push(byte[0]);
+    }
+    let reply = String::from_utf8(reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 101 "), "{reply}");
+    assert!(
+        reply.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        "{reply}"
+    );
+    assert!(
+        !reply.contains("Sec-WebSocket-Protocol"),
+        "no subprotocol asked, none named"
+    );
+    // A binary frame without the mask clients must set (RFC 6455 5.1).
+    let mut frame = vec![0x82, 16];
+    frame.extend_from_slice(&link_request(ChannelType::Main, 0, 0, &[])[..16]);
+    s.write_all(&frame).unwrap();
+    let mut rest = Vec::new();
+    // The server closes (a close frame at most, never a link reply).
+    let ended = s.read_to_end(&mut rest);
+    assert!(
+        !matches!(&ended, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the connection ends: {ended:?}"
+    );
+    assert!(!rest.windows(4).any(|w| w == b"REDQ"), "no link reply: {rest:?}");
 }
