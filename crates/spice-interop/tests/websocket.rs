@@ -4,6 +4,7 @@
 //! across frames, a ping answered mid-link, a left-padded ticket, the close
 //! handshake, and frames over the size bound.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -317,7 +318,6 @@ fn close_is_answered_and_oversized_frames_are_refused() {
 fn a_plain_http_request_gets_invalid_magic() {
     let (server, _display) = server();
     let mut s = TcpStream::connect(server.local_addr()).unwrap();
-    use std::io::Write;
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut reply = [0u8; 16 + 4];
     spice_interop::raw::read_exact_timeout(&mut s, &mut reply, T).expect("a link reply");
@@ -369,7 +369,7 @@ fn spice_links_over_websocket_on_the_tls_port() {
 
 #[test]
 fn an_unmasked_client_frame_ends_the_connection() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let (server, _display) = server();
     let mut s = TcpStream::connect(server.local_addr()).unwrap();
     s.set_read_timeout(Some(T)).unwrap();
@@ -406,4 +406,46 @@ fn an_unmasked_client_frame_ends_the_connection() {
         "the connection ends: {ended:?}"
     );
     assert!(!rest.windows(4).any(|w| w == b"REDQ"), "no link reply: {rest:?}");
+}
+
+/// CPU time (clock ticks) of this process's threads named `name`.
+fn thread_ticks(name: &str) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis; utime and stime are 14th and 15th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, r)| r)
+            .split_whitespace()
+            .collect();
+        let field = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        total += field(14) + field(15);
+    }
+    total
+}
+
+#[test]
+fn a_client_holding_back_half_a_frame_costs_no_cpu() {
+    let (server, _display) = server();
+    let mut ws = WsClient::connect(server.local_addr());
+    // The first half of a masked binary frame of 16 bytes: header, mask, 8 bytes.
+    let mut frame = vec![0x82, 0x80 | 16, 1, 2, 3, 4];
+    frame.extend_from_slice(&[0u8; 8]);
+    ws.ws.get_mut().write_all(&frame).unwrap();
+    ws.ws.get_mut().flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = thread_ticks("spice-main");
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = thread_ticks("spice-main") - before;
+    // A busy loop would take the whole second (100 ticks).
+    assert!(
+        spent < 20,
+        "the server's loop spent {spent} ticks waiting for the frame's end"
+    );
+    drop(server);
 }

@@ -192,7 +192,7 @@ impl Stream {
             || match &self.framing {
                 Framing::Detect(_) => false,
                 Framing::Raw(pending) => !pending.is_empty(),
-                Framing::WebSocket(ws) => !ws.get_ref().payload.is_empty() || !ws.get_ref().rx.is_empty(),
+                Framing::WebSocket(ws) => !ws.get_ref().payload.is_empty() || ws.get_ref().maybe_more,
             }
     }
 

@@ -67,6 +67,11 @@ pub(crate) struct MemIo {
     pub(crate) rx: Pending,
     pub(crate) tx: OutBuf,
     pub(crate) payload: Pending,
+    /// The last [`read`] handed out payload: more complete frames may wait
+    /// in `rx` or in tungstenite's buffer, which no readiness event
+    /// announces. Cleared once a read finds it needs more bytes, so a
+    /// client holding back the end of a frame makes no busy loop.
+    pub(crate) maybe_more: bool,
 }
 
 impl MemIo {
@@ -204,8 +209,10 @@ pub(super) fn read(ws: &mut WebSocket<MemIo>, buf: &mut [u8]) -> io::Result<Opti
     loop {
         let io = ws.get_mut();
         if !io.payload.is_empty() {
+            io.maybe_more = true;
             return Ok(Some(ReadResult::Data(io.payload.take_into(buf))));
         }
+        io.maybe_more = false;
         match ws.read() {
             Ok(Message::Binary(data)) => ws.get_mut().payload = Pending::new(data.into()),
             // The C server passes text frames' bytes on as well.
