@@ -1,8 +1,9 @@
 //! Fuzzing support for the parsers of untrusted input, in the style of IronRDP's
 //! `ironrdp-fuzzing`: the SPICE wire protocol (`spice-proto`, what a client
 //! sends), the image codecs (`spice-codec`) and QXL command parsing
-//! (`spice-qxl`, what a guest hands the server) and the software canvas that
-//! draws what it parses (`spice-canvas`).
+//! (`spice-qxl`, what a guest hands the server), the software canvas that
+//! draws what it parses (`spice-canvas`), and the channel state machines
+//! that sequences of client messages drive (`spice-server`).
 //!
 //! - [`oracles`] holds one function per fuzz target. Each takes arbitrary bytes,
 //!   exercises the sans-IO code under test with them and checks invariants
@@ -39,4 +40,8 @@ pub const TARGETS: &[(&str, Oracle)] = &[
     ("glz", oracles::glz),
     ("qxl_command", oracles::qxl_command),
     ("canvas_draw", oracles::canvas_draw),
+    ("main_sequence", oracles::main_sequence),
+    ("agent_messages", oracles::agent_messages),
+    ("inputs_sequence", oracles::inputs_sequence),
+    ("record_sequence", oracles::record_sequence),
 ];

@@ -22,6 +22,10 @@
 //! - [`qxl_command`]: fake guest memory, laid out as [`spice_qxl::fuzzing`] describes.
 //! - [`canvas_draw`]: the same guest memory, the command always a drawable;
 //!   byte 12 picks the target's format, bytes 13–14 its size (see [`canvas_draw`]).
+//! - [`main_sequence`], [`agent_messages`], [`inputs_sequence`] and
+//!   [`record_sequence`]: a configuration byte, then steps (client messages,
+//!   time passing, host actions), laid out as [`spice_server::fuzzing`]
+//!   describes.
 
 use std::time::{Duration, Instant};
 
@@ -964,6 +968,38 @@ pub fn canvas_run(data: &[u8]) -> Option<Result<spice_canvas::Damage, spice_canv
         }
     }
     Some(Ok(damage))
+}
+
+// ---------------------------------------------------------------------------
+// Channel state machines (`spice-server`): sequences of client messages
+// through the main, inputs and record channels and the agent path. Their
+// oracles live in `spice_server::fuzzing`, next to the crate-private state
+// they drive; see there for the invariants.
+// ---------------------------------------------------------------------------
+
+/// The main channel's session: mouse modes, channel list, the guest agent
+/// both ways, reconnects ([`spice_server::fuzzing::main_sequence`]).
+pub fn main_sequence(data: &[u8]) {
+    spice_server::fuzzing::main_sequence(data);
+}
+
+/// The client → agent path: `MAIN_AGENT_START`/`DATA`/`TOKEN` gathered into
+/// agent messages and chunks for the device
+/// ([`spice_server::fuzzing::agent_messages`]).
+pub fn agent_messages(data: &[u8]) {
+    spice_server::fuzzing::agent_messages(data);
+}
+
+/// The inputs channel and the keys it leaves held
+/// ([`spice_server::fuzzing::inputs_sequence`]).
+pub fn inputs_sequence(data: &[u8]) {
+    spice_server::fuzzing::inputs_sequence(data);
+}
+
+/// The record channel with the host's record handle
+/// ([`spice_server::fuzzing::record_sequence`]).
+pub fn record_sequence(data: &[u8]) {
+    spice_server::fuzzing::record_sequence(data);
 }
 
 #[cfg(test)]

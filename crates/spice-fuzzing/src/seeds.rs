@@ -61,6 +61,10 @@ pub fn for_target(target: &str) -> Vec<Seed> {
         "glz" => glz(),
         "qxl_command" => qxl_command(),
         "canvas_draw" => canvas_draw(),
+        "main_sequence" => main_sequence(),
+        "agent_messages" => agent_messages(),
+        "inputs_sequence" => inputs_sequence(),
+        "record_sequence" => record_sequence(),
         _ => Vec::new(),
     }
 }
@@ -1122,6 +1126,287 @@ fn canvas_draw() -> Vec<Seed> {
     let cmd = a.put(&draw(draw_type::COPY, kit::rect(4, 4, 14, 12), op));
     seeds.push(("copy-surface-mask".into(), finish(a, cmd, 4)));
     seeds
+}
+
+// ---------------------------------------------------------------------------
+// Channel sequences: sessions as spice-gtk runs them, with the host's side
+// (agent device, record handle) acting in between.
+// ---------------------------------------------------------------------------
+
+/// A whole `VDAgentMessage`.
+fn agent_message(kind: u32, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    spice_proto::agent::MessageHeader::encode_message(kind, data, &mut out);
+    out
+}
+
+/// spice-gtk's `VD_AGENT_ANNOUNCE_CAPABILITIES` (request, one caps word).
+fn announce_capabilities() -> Vec<u8> {
+    agent_message(
+        spice_proto::agent::message_type::ANNOUNCE_CAPABILITIES,
+        &body(|w| {
+            w.u32(1).u32(0x0000_7fff);
+        }),
+    )
+}
+
+/// A `VD_AGENT_MONITORS_CONFIG` as spice-gtk sends it on a resize.
+fn monitors_config_message(with_mm: bool) -> Vec<u8> {
+    use spice_proto::agent::{MonitorConfig, MonitorsConfig};
+    let config = MonitorsConfig {
+        use_position: true,
+        monitors: vec![
+            MonitorConfig {
+                height: 768,
+                width: 1024,
+                depth: 32,
+                x: 0,
+                y: 0,
+            },
+            MonitorConfig {
+                height: 600,
+                width: 800,
+                depth: 32,
+                x: 1024,
+                y: 0,
+            },
+        ],
+        physical_mm: with_mm.then(|| vec![(270, 203), (211, 158)]),
+    };
+    let mut data = Vec::new();
+    config.encode(&mut data);
+    agent_message(spice_proto::agent::message_type::MONITORS_CONFIG, &data)
+}
+
+/// A pong to the main channel's ping `id`.
+fn pong(id: u32) -> Vec<u8> {
+    body(|w| {
+        w.u32(id).u64(u64::from(id) * 1000);
+    })
+}
+
+/// The host action arguments of a guest chunk for the client port.
+fn guest_chunk(payload: &[u8]) -> Vec<u8> {
+    let len = payload.len().min(255);
+    [&[1, len as u8][..], &payload[..len]].concat()
+}
+
+fn main_sequence() -> Vec<Seed> {
+    use spice_server::fuzzing::session::{action, config};
+    use spice_server::fuzzing::InputBuilder;
+    let gtk = config::MINI_HEADER | config::NAME_AND_UUID | config::AGENT_CONNECTED_TOKENS | config::NAME;
+    let reply = agent_message(spice_proto::agent::message_type::REPLY, &[2, 0, 0, 0, 0, 0, 0, 0]);
+    let spice_gtk = InputBuilder::new(gtk | config::AGENT | config::TABLET)
+        .wait(2)
+        .client(base::PONG, &pong(1))
+        .wait(2)
+        .client(base::PONG, &pong(2))
+        .wait(20)
+        .client(base::PONG, &pong(3))
+        .client(main::ATTACH_CHANNELS, &[])
+        .client(main::MOUSE_MODE_REQUEST, &2u16.to_le_bytes())
+        .client(main::AGENT_START, &10u32.to_le_bytes())
+        .client(main::AGENT_DATA, &announce_capabilities())
+        .host(7, &[])
+        .host(action::GUEST_CHUNK, &guest_chunk(&announce_capabilities()))
+        .client(main::AGENT_DATA, &monitors_config_message(true))
+        .host(action::GUEST_CHUNK, &guest_chunk(&reply))
+        .client(main::AGENT_TOKEN, &2u32.to_le_bytes())
+        .host(action::WAKEUP, &[])
+        .host(action::DRAIN, &[])
+        .host(action::TOGGLE_TABLET, &[])
+        .host(action::TOGGLE_AGENT, &[])
+        .host(action::TOGGLE_AGENT, &[])
+        .client(
+            base::DISCONNECTING,
+            &body(|w| {
+                w.u64(1).u32(0);
+            }),
+        )
+        .host(action::TOGGLE_CLIENT, &[])
+        .client(
+            main::CLIENT_INFO,
+            &body(|w| {
+                w.u64(1 << 20);
+            }),
+        )
+        .build();
+    let plain = InputBuilder::new(0)
+        .client(main::MOUSE_MODE_REQUEST, &2u16.to_le_bytes())
+        .client(main::MOUSE_MODE_REQUEST, &1u16.to_le_bytes())
+        .client(main::AGENT_DATA, &announce_capabilities())
+        .client(main::MIGRATE_END, &[])
+        .client(base::ACK_SYNC, &1u32.to_le_bytes())
+        .client(999, &[1, 2, 3])
+        .host(action::TOGGLE_AGENT, &[])
+        .client(main::AGENT_START, &1u32.to_le_bytes())
+        .host(action::GUEST_CHUNK, &guest_chunk(b"one"))
+        .host(action::GUEST_CHUNK, &guest_chunk(b"two"))
+        .host(action::GUEST_BYTES, &[3, 9, 9, 9])
+        .host(action::WAKEUP, &[])
+        .host(action::DRAIN, &[])
+        .build();
+    let agent_mouse = InputBuilder::new(config::MINI_HEADER | config::AGENT | config::AGENT_MOUSE)
+        .client(main::MOUSE_MODE_REQUEST, &2u16.to_le_bytes())
+        .host(action::AGENT_POINTER, &[10, 20])
+        .host(action::AGENT_POINTER, &[11, 21])
+        .host(4, &[])
+        .host(action::TOGGLE_AGENT, &[])
+        .host(action::TOGGLE_CLIENT, &[])
+        .host(action::TOGGLE_CLIENT, &[])
+        .build();
+    vec![
+        ("spice-gtk".into(), spice_gtk),
+        ("full-header-no-agent".into(), plain),
+        ("agent-mouse".into(), agent_mouse),
+    ]
+}
+
+fn agent_messages() -> Vec<Seed> {
+    use spice_server::fuzzing::session::{action, config};
+    use spice_server::fuzzing::InputBuilder;
+    let clipboard = agent_message(spice_proto::agent::message_type::CLIPBOARD, &[0x61; 90]);
+    let monitors = monitors_config_message(true);
+    let gtk = config::MINI_HEADER | config::AGENT | config::AGENT_CONNECTED_TOKENS;
+    let split = InputBuilder::new(gtk)
+        .agent_start(10)
+        .agent_data(&announce_capabilities())
+        .agent_data(&clipboard[..40])
+        .agent_data(&clipboard[40..])
+        .agent_data(&monitors[..30])
+        .agent_data(&monitors[30..])
+        .host(5, &[])
+        .host(action::WAKEUP, &[])
+        .agent_token(3)
+        .build();
+    let to_displays = InputBuilder::new(gtk | config::DISPLAYS_TAKE_MONITORS)
+        .agent_start(10)
+        .agent_data(&monitors_config_message(false))
+        .host(7, &[])
+        .build();
+    let from_guest = InputBuilder::new(gtk)
+        .agent_start(2)
+        .host(action::GUEST_CHUNK, &guest_chunk(&announce_capabilities()))
+        .host(action::GUEST_CHUNK, &guest_chunk(b"second"))
+        .host(action::GUEST_CHUNK, &guest_chunk(b"third"))
+        .agent_token(1)
+        .host(action::GUEST_CHUNK, &[0, 4, 1, 2, 3, 4])
+        .host(action::DRAIN, &[])
+        .build();
+    let reconnect = InputBuilder::new(gtk)
+        .agent_start(10)
+        .agent_data(&clipboard[..40])
+        .host(3, &[])
+        .host(action::TOGGLE_CLIENT, &[])
+        .host(action::TOGGLE_CLIENT, &[])
+        .agent_start(10)
+        .agent_data(&clipboard)
+        .typed_client(base::DISCONNECTING, &[0; 12])
+        .host(7, &[])
+        .build();
+    vec![
+        ("split-messages".into(), split),
+        ("monitors-to-displays".into(), to_displays),
+        ("guest-to-client".into(), from_guest),
+        ("reconnect-mid-message".into(), reconnect),
+    ]
+}
+
+fn inputs_sequence() -> Vec<Seed> {
+    use spice_server::fuzzing::inputs::{action, config};
+    use spice_server::fuzzing::InputBuilder;
+    let key = |code: u32| code.to_le_bytes();
+    let motion = body(|w| {
+        w.i32(3).i32(-2).u16(1);
+    });
+    let mut typing = InputBuilder::new(config::MINI_HEADER | (2 << 1))
+        .client(inputs::KEY_DOWN, &key(0x1e))
+        .client(inputs::KEY_UP, &key(0x9e))
+        .client(inputs::KEY_DOWN, &key(0x1de0))
+        .client(inputs::KEY_UP, &key(0x9de0))
+        .client(inputs::KEY_SCANCODE, &[0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5])
+        .client(inputs::KEY_MODIFIERS, &7u16.to_le_bytes())
+        .host(action::LEDS, &[4]);
+    for _ in 0..5 {
+        typing = typing.client(inputs::MOUSE_MOTION, &motion);
+    }
+    let typing = typing
+        .client(
+            inputs::MOUSE_POSITION,
+            &body(|w| {
+                w.u32(640).u32(400).u16(0).u8(0);
+            }),
+        )
+        .client(inputs::MOUSE_PRESS, &[1, 1, 0])
+        .client(inputs::MOUSE_RELEASE, &[1, 0, 0])
+        .client(inputs::MOUSE_PRESS, &[4, 8, 0])
+        .host(action::DRAIN, &[])
+        .client(999, &[1])
+        .build();
+    let held = InputBuilder::new(0)
+        .client(inputs::KEY_DOWN, &key(0x2a))
+        .client(inputs::KEY_DOWN, &key(0x38e0))
+        .client(inputs::KEY_SCANCODE, &[0x1d, 0xe0, 0x5b])
+        .host(action::TOGGLE_CHANNEL, &[])
+        .host(action::TOGGLE_CHANNEL, &[])
+        .client(inputs::KEY_DOWN, &key(0x1e))
+        .client(base::DISCONNECTING, &[0; 12])
+        .build();
+    vec![
+        ("typing-and-pointer".into(), typing),
+        ("keys-held-at-close".into(), held),
+    ]
+}
+
+fn record_sequence() -> Vec<Seed> {
+    use spice_proto::msg::record::client_type as record;
+    use spice_server::fuzzing::record::{action, config};
+    use spice_server::fuzzing::InputBuilder;
+    let data = |frames: &[[i16; 2]]| {
+        let mut out = 7u32.to_le_bytes().to_vec();
+        for [l, r] in frames {
+            out.extend(l.to_le_bytes());
+            out.extend(r.to_le_bytes());
+        }
+        out
+    };
+    let raw_mode = body(|w| {
+        w.u32(0).u16(1);
+    });
+    let capture =
+        InputBuilder::new(config::MINI_HEADER | config::VOLUME_CAP | config::ACTIVE | config::VOLUME)
+            .client(record::MODE, &raw_mode)
+            .client(record::START_MARK, &0u32.to_le_bytes())
+            .client(record::DATA, &data(&[[1, -1], [2, -2], [3, -3]]))
+            .host(action::READ, &[1])
+            .host(action::STOP, &[])
+            .client(record::DATA, &data(&[[4, -4]]))
+            .host(action::START, &[])
+            .host(action::VOLUME, &[2, 0x80, 0x40])
+            .host(action::MUTE, &[1])
+            .client(record::DATA, &data(&[[5, -5], [6, -6]]))
+            .host(action::BULK_DATA, &[64])
+            .host(action::BULK_DATA, &[64])
+            .host(action::READ, &[2])
+            .host(action::DRAIN, &[])
+            .build();
+    let opus = InputBuilder::new(0)
+        .host(action::START, &[])
+        .client(
+            record::MODE,
+            &body(|w| {
+                w.u32(0).u16(3);
+            }),
+        )
+        .client(record::DATA, &data(&[[1, 1]]))
+        .host(action::TOGGLE_CHANNEL, &[])
+        .host(action::MUTE, &[1])
+        .host(action::TOGGLE_CHANNEL, &[])
+        .client(record::DATA, &data(&[[2, 2]]))
+        .host(action::READ, &[1])
+        .client(base::DISCONNECTING, &[0; 12])
+        .build();
+    vec![("capture".into(), capture), ("opus-and-relink".into(), opus)]
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ mod config;
 pub mod core;
 pub mod display;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod handle;
 mod limits;
 mod runtime;

@@ -177,6 +177,13 @@ impl AgentLink {
         }
     }
 
+    /// Chunks waiting for the device, and their bytes not yet written.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn queued_to_device(&self) -> (usize, usize) {
+        let bytes = self.to_device.iter().map(|p| p.bytes.len() - p.written).sum();
+        (self.to_device.len(), bytes)
+    }
+
     /// Moves what can move: queued chunks into the device, and up to
     /// `max_chunks` chunks from the device towards the client as far as its
     /// tokens go.

@@ -10,7 +10,7 @@ mod auth_throttle;
 mod backpressure;
 mod conn;
 mod dispatch;
-mod keys;
+pub(crate) mod keys;
 mod link;
 mod log_limit;
 mod ticket_keys;
