@@ -32,21 +32,36 @@ pub(crate) const MAX_CHUNKS_PER_WAKEUP: usize = 4096;
 struct Pending {
     bytes: Vec<u8>,
     written: usize,
+    /// The client's own payload, whose token it gets back once written.
     from_client: bool,
-    /// A `VD_AGENT_MOUSE_STATE`, which a newer one may replace.
-    mouse: bool,
+    carries: Carries,
+}
+
+/// What a chunk the server writes on its own carries, so that a newer one
+/// can take the place of one the device has not started taking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carries {
+    /// Nothing to replace: the client's data.
+    ClientData,
+    /// A `VD_AGENT_MOUSE_STATE` (one chunk).
+    MouseState,
+    /// A chunk of the `n`th `VD_AGENT_MONITORS_CONFIG` the server wrote for
+    /// the client; `first` is the chunk with the message header.
+    MonitorsConfig { n: u64, first: bool },
+    /// The `VD_AGENT_CLIENT_DISCONNECTED` notice (one chunk).
+    ClientGone,
 }
 
 impl Pending {
     /// `data` as one chunk for `port`, nothing of it written yet.
-    fn chunk(port: u32, data: &[u8], from_client: bool, mouse: bool) -> Self {
+    fn chunk(port: u32, data: &[u8], from_client: bool, carries: Carries) -> Self {
         let mut bytes = Vec::with_capacity(ChunkHeader::SIZE + data.len());
         ChunkHeader::encode_chunk(port, data, &mut bytes);
         Self {
             bytes,
             written: 0,
             from_client,
-            mouse,
+            carries,
         }
     }
 }
@@ -77,6 +92,8 @@ pub(crate) struct AgentLink {
     held: bool,
     /// Client payloads the server consumed itself, whose tokens are due.
     tokens_owed: u32,
+    /// Monitors configurations queued so far, to tell their chunks apart.
+    monitors_configs: u64,
 }
 
 impl AgentLink {
@@ -94,6 +111,7 @@ impl AgentLink {
             broken: false,
             held: false,
             tokens_owed: 0,
+            monitors_configs: 0,
         }
     }
 
@@ -128,10 +146,26 @@ impl AgentLink {
         self.client_started = false;
         self.client_tokens = 0;
         self.to_device.retain(|p| !p.from_client || p.written > 0);
-        let mut message = Vec::new();
-        MessageHeader::encode_message(message_type::CLIENT_DISCONNECTED, &[], &mut message);
-        self.to_device
-            .push_back(Pending::chunk(PORT_SERVER, &message, false, false));
+        // A chunk the device has started taking is finished (the agent reads
+        // chunks whole), but its token, like those owed, was the departed
+        // client's: the next one would get more tokens than it spent.
+        for p in &mut self.to_device {
+            p.from_client = false;
+        }
+        self.tokens_owed = 0;
+        // While the agent has not taken the last notice it has seen nothing of
+        // the clients since, so one is enough (clients coming and going while
+        // the guest does not read would otherwise pile them up).
+        let notice_waits = self
+            .to_device
+            .iter()
+            .any(|p| p.carries == Carries::ClientGone && p.written == 0);
+        if !notice_waits {
+            let mut message = Vec::new();
+            MessageHeader::encode_message(message_type::CLIENT_DISCONNECTED, &[], &mut message);
+            self.to_device
+                .push_back(Pending::chunk(PORT_SERVER, &message, false, Carries::ClientGone));
+        }
     }
 
     /// The pointer for the agent to move (agent mouse mode). A state the device
@@ -141,23 +175,28 @@ impl AgentLink {
         state.encode(&mut data);
         let mut message = Vec::new();
         MessageHeader::encode_message(message_type::MOUSE_STATE, &data, &mut message);
-        let pending = Pending::chunk(PORT_SERVER, &message, false, true);
-        match self.to_device.iter().rposition(|p| p.mouse && p.written == 0) {
+        let pending = Pending::chunk(PORT_SERVER, &message, false, Carries::MouseState);
+        match self
+            .to_device
+            .iter()
+            .rposition(|p| p.carries == Carries::MouseState && p.written == 0)
+        {
             Some(stale) => self.to_device[stale] = pending,
             None => self.to_device.push_back(pending),
         }
     }
 
     /// The client's `AGENT_DATA`: queued as one chunk for the device. More than
-    /// the client's tokens allow is a protocol violation and is dropped.
+    /// the client's tokens allow is a protocol violation: the payload is
+    /// refused (`false`), and the caller drops the client.
     pub(crate) fn queue_from_client(&mut self, data: &[u8]) -> bool {
         let queued = self.to_device.iter().filter(|p| p.from_client).count();
         if queued >= AGENT_TOKENS as usize {
-            tracing::warn!(queued, "client sent agent data beyond its tokens; dropped");
+            tracing::warn!(queued, "client sent agent data beyond its tokens");
             return false;
         }
         self.to_device
-            .push_back(Pending::chunk(PORT_CLIENT, data, true, false));
+            .push_back(Pending::chunk(PORT_CLIENT, data, true, Carries::ClientData));
         true
     }
 
@@ -167,13 +206,32 @@ impl AgentLink {
         self.tokens_owed = self.tokens_owed.saturating_add(1);
     }
 
-    /// A whole message for the agent as if from the client (a monitors
-    /// configuration the displays did not take), in chunks of at most
-    /// [`MAX_DATA_SIZE`]; not counted against the client's tokens.
-    pub(crate) fn queue_client_message(&mut self, message: &[u8]) {
-        for part in message.chunks(MAX_DATA_SIZE) {
+    /// A whole `VD_AGENT_MONITORS_CONFIG` message for the agent as if from
+    /// the client (one the displays did not take), in chunks of at most
+    /// [`MAX_DATA_SIZE`]; not counted against the client's tokens, which it
+    /// got back when the server took it. Only the newest configuration
+    /// matters, so it replaces one the device has not started taking: a
+    /// client resizing in a loop while the guest does not read holds at most
+    /// two (one being written, one waiting).
+    pub(crate) fn queue_monitors_config(&mut self, message: &[u8]) {
+        // Chunks are written in order: a configuration whose first chunk
+        // waits unwritten has nothing written yet.
+        let stale: Vec<u64> = self
+            .to_device
+            .iter()
+            .filter_map(|p| match p.carries {
+                Carries::MonitorsConfig { n, first: true } if p.written == 0 => Some(n),
+                _ => None,
+            })
+            .collect();
+        self.to_device
+            .retain(|p| !matches!(p.carries, Carries::MonitorsConfig { n, .. } if stale.contains(&n)));
+        self.monitors_configs += 1;
+        let n = self.monitors_configs;
+        for (i, part) in message.chunks(MAX_DATA_SIZE).enumerate() {
+            let carries = Carries::MonitorsConfig { n, first: i == 0 };
             self.to_device
-                .push_back(Pending::chunk(PORT_CLIENT, part, false, false));
+                .push_back(Pending::chunk(PORT_CLIENT, part, false, carries));
         }
     }
 
@@ -421,6 +479,60 @@ mod tests {
         guest_sends(&pipe, PORT_CLIENT, b"b");
         let out = link.pump(100);
         assert_eq!((out.to_client.len(), out.more), (1, false));
+    }
+
+    #[test]
+    fn a_newer_monitors_config_replaces_one_not_started() {
+        let pipe = Pipe::default();
+        let mut link = AgentLink::new(Box::new(pipe.clone()));
+        let config = |tag: u8| {
+            let mut message = Vec::new();
+            MessageHeader::encode_message(message_type::MONITORS_CONFIG, &[tag; 3000], &mut message);
+            message
+        };
+        // Two chunks each; the device takes part of the first configuration.
+        link.queue_monitors_config(&config(1));
+        *pipe.room.lock().unwrap() = 100;
+        link.pump(MAX_CHUNKS_PER_PUMP);
+        for tag in 2..50 {
+            link.queue_monitors_config(&config(tag));
+        }
+        assert_eq!(link.to_device.len(), 4, "the one begun and the newest");
+        *pipe.room.lock().unwrap() = usize::MAX;
+        link.pump(MAX_CHUNKS_PER_PUMP);
+        let written = pipe.to_guest.lock().unwrap().clone();
+        assert_eq!(written.len(), 2 * (2 * ChunkHeader::SIZE + 3020));
+        let second = 2 * ChunkHeader::SIZE + 3020;
+        assert_eq!(
+            written[ChunkHeader::SIZE + MessageHeader::SIZE],
+            1,
+            "the first, whole"
+        );
+        assert_eq!(
+            written[second + ChunkHeader::SIZE + MessageHeader::SIZE],
+            49,
+            "then the newest"
+        );
+    }
+
+    #[test]
+    fn clients_that_come_and_go_leave_one_notice_and_no_tokens() {
+        let pipe = Pipe::default();
+        *pipe.room.lock().unwrap() = 10;
+        let mut link = AgentLink::new(Box::new(pipe.clone()));
+        assert!(link.queue_from_client(b"hello"));
+        link.pump(MAX_CHUNKS_PER_PUMP);
+        for _ in 0..20 {
+            link.client_gone();
+        }
+        assert_eq!(link.to_device.len(), 2, "the chunk begun and one notice");
+        *pipe.room.lock().unwrap() = usize::MAX;
+        assert_eq!(
+            link.pump(MAX_CHUNKS_PER_PUMP).tokens,
+            0,
+            "the departed client's token is not the next one's"
+        );
+        assert_eq!(pipe.to_guest.lock().unwrap().len(), 8 + 5 + 8 + 20);
     }
 
     #[test]

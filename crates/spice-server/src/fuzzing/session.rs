@@ -98,16 +98,18 @@ const MAX_SERVER_CLIENT_MESSAGE: usize = MessageHeader::SIZE + 8 + MAX_MONITORS 
 const SERVER_CLIENT_MESSAGE_CHUNKS: usize = MAX_SERVER_CLIENT_MESSAGE.div_ceil(MAX_DATA_SIZE);
 
 /// The most chunks the agent's device may have waiting: the client's
-/// [`AGENT_TOKENS`], and for each kind of message the server writes on its
-/// own (monitors configuration, pointer state, client gone), one being
-/// written and one waiting, since a newer one replaces one not yet started.
-const MAX_QUEUED_CHUNKS: usize = AGENT_TOKENS as usize + 2 * SERVER_CLIENT_MESSAGE_CHUNKS + 2 + 2;
+/// [`AGENT_TOKENS`]; the chunk at the front, which the device may have
+/// begun taking for a client that has left since; and of what the server
+/// writes on its own, the rest of a monitors configuration being written
+/// and the newest one waiting (a newer one replaces one not started), one
+/// pointer state and one client-gone notice.
+const MAX_QUEUED_CHUNKS: usize = AGENT_TOKENS as usize + 1 + 2 * SERVER_CLIENT_MESSAGE_CHUNKS + 2;
 
 /// The bytes those chunks hold at most.
-const MAX_QUEUED_BYTES: usize = AGENT_TOKENS as usize * (ChunkHeader::SIZE + MAX_AGENT_DATA + 64)
+const MAX_QUEUED_BYTES: usize = (AGENT_TOKENS as usize + 1) * (ChunkHeader::SIZE + MAX_AGENT_DATA + 64)
     + 2 * (SERVER_CLIENT_MESSAGE_CHUNKS * ChunkHeader::SIZE + MAX_SERVER_CLIENT_MESSAGE)
-    + 2 * (ChunkHeader::SIZE + MessageHeader::SIZE + MouseState::SIZE)
-    + 2 * (ChunkHeader::SIZE + MessageHeader::SIZE);
+    + (ChunkHeader::SIZE + MessageHeader::SIZE + MouseState::SIZE)
+    + (ChunkHeader::SIZE + MessageHeader::SIZE);
 
 /// The main channel's session driven by client messages (configuration
 /// byte: [`config`]; host actions: [`action`]).
@@ -719,7 +721,7 @@ impl Session {
         monitors.to_wire(false).encode(&mut data);
         let mut message = Vec::new();
         MessageHeader::encode_message(message_type::MONITORS_CONFIG, &data, &mut message);
-        agent.queue_client_message(&message);
+        agent.queue_monitors_config(&message);
     }
 
     fn host(&mut self, a: u8, cursor: &mut Cursor<'_>) {

@@ -181,7 +181,7 @@ impl ServerState {
             &data,
             &mut message,
         );
-        agent.queue_client_message(&message);
+        agent.queue_monitors_config(&message);
     }
 
     fn malformed(&self, channel: &str, error: &spice_proto::DecodeError) -> bool {
