@@ -694,7 +694,9 @@ impl Session {
         }
         match self.router.route(data) {
             Ok(Route::Forward) => {
-                agent.queue_from_client(data);
+                if !agent.queue_from_client(data) {
+                    return false;
+                }
             }
             Ok(Route::Held) => agent.return_token(),
             Ok(Route::MonitorsConfig(body)) => {

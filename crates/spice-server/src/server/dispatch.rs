@@ -116,8 +116,8 @@ impl ServerState {
 
     /// One `MAIN_AGENT_DATA` payload: to the agent, or gathered when it is
     /// part of a monitors configuration for the displays. Returns `false`
-    /// when the client's agent stream is broken (the main channel closes, as
-    /// with the C server).
+    /// when the client's agent stream is broken or goes beyond its tokens
+    /// (the main channel closes, as with the C server).
     fn agent_data_from_client(&mut self, data: &[u8]) -> bool {
         let Some(agent) = &mut self.agent else {
             tracing::debug!(len = data.len(), "agent data with no agent attached; dropped");
@@ -125,7 +125,12 @@ impl ServerState {
         };
         match self.client_agent_messages.route(data) {
             Ok(Route::Forward) => {
-                agent.queue_from_client(data);
+                if !agent.queue_from_client(data) {
+                    // Beyond its tokens. Dropping the payload alone would cut
+                    // a message short in the agent's stream; the C server
+                    // refuses the buffer and drops the connection.
+                    return false;
+                }
             }
             Ok(Route::Held) => agent.return_token(),
             Ok(Route::MonitorsConfig(body)) => {
