@@ -8,7 +8,7 @@
 //! allocate without bound; the only panics allowed are its assertions, each
 //! an invariant of this crate.
 //!
-//! - [`main_sequence`]: the main channel ([`crate::channel::main`]) with the
+//! - [`main_sequence`]: the main channel (`channel::main`) with the
 //!   session around it as the server's dispatch runs it: mouse modes, the
 //!   channel list, the guest agent both ways, reconnects.
 //! - [`agent_messages`]: the same session, with a step grammar that mostly

@@ -2,11 +2,11 @@
 //! (`server/dispatch.rs`, `server/mod.rs`) drives them: [`main_sequence`]
 //! and [`agent_messages`].
 //!
-//! The dispatch itself is tied to sockets and the event loop, so [`Session`]
+//! The dispatch itself is tied to sockets and the event loop, so `Session`
 //! repeats its few decisions (the mouse mode request, where a client's agent
 //! payload goes, when the agent is pumped, what a closing session does) over
-//! the real state machines: [`MainChannel`], [`ClientMessages`] and
-//! [`AgentLink`] with an in-memory [`CharDevice`].
+//! the real state machines: `MainChannel`, `ClientMessages` and
+//! `AgentLink` with an in-memory [`CharDevice`].
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -127,8 +127,8 @@ const MAX_QUEUED_BYTES: usize = (AGENT_TOKENS as usize + 1) * (ChunkHeader::SIZE
 /// agent messages: the client's stream as it sent it, monitors
 /// configurations the server re-encoded (never when the displays take
 /// them), pointer states and client-gone notices. What waits for the device
-/// stays within [`MAX_QUEUED_CHUNKS`] and [`MAX_QUEUED_BYTES`] whatever the
-/// client sends, and the main channel's queue within [`MAX_MAIN_BACKLOG`].
+/// stays within `MAX_QUEUED_CHUNKS` and `MAX_QUEUED_BYTES` whatever the
+/// client sends, and the main channel's queue within `MAX_MAIN_BACKLOG`.
 pub fn main_sequence(data: &[u8]) {
     run(data, Grammar::Messages);
 }
