@@ -14,8 +14,8 @@
 //!   check fail and [`ctl::SERVER_MINI_HEADER`] makes the server offer the mini header.
 //! - [`link_mess`]: a raw `SpiceLinkMess` (also parsed as a link reply and header).
 //! - the `*_messages` oracles: a message type chosen by [`split_message`], then the body.
-//! - [`lz`] and [`quic`]: a whole LZ or QUIC stream, header included.
-//! - [`lz4`]: two bytes giving the width and height (`1 + b % 64` each), then
+//! - [`lz()`] and [`quic()`]: a whole LZ or QUIC stream, header included.
+//! - [`lz4()`]: two bytes giving the width and height (`1 + b % 64` each), then
 //!   the LZ4 image payload (top-down byte, format byte, length-prefixed blocks).
 //! - [`glz`]: GLZ streams, each preceded by its length (2 bytes, big endian),
 //!   decoded in order by one decoder.
@@ -857,9 +857,9 @@ impl spice_canvas::Sources for CanvasSources {
 
 /// A drawable parsed out of fake guest memory (laid out as for
 /// [`qxl_command`], the command type forced to DRAW) and rendered into a
-/// small target (format `byte 12 % 8`, see [`CANVAS_FORMATS`]; size
+/// small target (format `byte 12 % 8`, see `CANVAS_FORMATS`; size
 /// `24 + byte 13 % 16` by `16 + byte 14 % 8`), reading four other surfaces
-/// ([`CANVAS_SOURCES`]); the rows of bitmaps left in guest memory are copied
+/// (`CANVAS_SOURCES`); the rows of bitmaps left in guest memory are copied
 /// first, as the QXL worker does.
 ///
 /// Invariants: drawing never panics; the damage it reports lies within the
