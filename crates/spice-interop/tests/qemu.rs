@@ -211,31 +211,46 @@ fn fail(sides: &[(&Qemu, &SpiceGtk)], pictures: &[Option<Picture>], message: &st
 /// Polls every side's client until all show the same picture of `screen`, in
 /// both cursor phases when `both_phases`. Returns the pictures seen equal
 /// (cursor erased first, then drawn; just one without `both_phases`).
+///
+/// Each QEMU blinks its cursor on its own clock, so the two sides are compared
+/// phase by phase: each side's latest picture with the cursor erased against
+/// the other's, and likewise with it drawn, never requiring both guests to be
+/// in the same phase at the same instant.
 fn settle_equal(sides: &mut [Side], what: &str, screen: &[u32], both_phases: bool) -> Vec<Picture> {
     let started = Instant::now();
     let deadline = started + T;
-    let mut equal: [Option<Picture>; 2] = [None, None];
+    // latest[side][phase]: the side's last picture of `screen` in that phase.
+    let mut latest: Vec<[Option<Picture>; 2]> = vec![[None, None]; sides.len()];
+    let equal_in = |latest: &[[Option<Picture>; 2]], phase: usize| -> Option<Picture> {
+        let first = latest.first()?[phase].clone()?;
+        latest
+            .iter()
+            .all(|side| side[phase].as_ref() == Some(&first))
+            .then_some(first)
+    };
     loop {
         let pictures: Vec<Option<Picture>> = sides.iter_mut().map(|s| Picture::of(&mut s.gtk)).collect();
-        let phases: Vec<Option<bool>> = pictures
-            .iter()
-            .map(|p| p.as_ref().and_then(|p| shows(p, screen)))
-            .collect();
-        if phases.iter().all(Option::is_some) && pictures.windows(2).all(|w| w[0] == w[1]) {
-            let cursor = phases[0].unwrap_or_default();
-            let picture = pictures[0].clone().expect("checked above");
-            if !both_phases {
-                eprintln!("{what}: equal after {:?}", started.elapsed());
-                return vec![picture];
+        for (side, picture) in latest.iter_mut().zip(&pictures) {
+            if let Some(picture) = picture {
+                if let Some(cursor) = shows(picture, screen) {
+                    side[usize::from(cursor)] = Some(picture.clone());
+                }
             }
-            equal[usize::from(cursor)].get_or_insert(picture);
-            if let [Some(off), Some(on)] = &equal {
+        }
+        let equal = [equal_in(&latest, 0), equal_in(&latest, 1)];
+        match (&equal, both_phases) {
+            ([Some(off), Some(on)], true) => {
                 eprintln!(
                     "{what}: equal in both cursor phases after {:?}",
                     started.elapsed()
                 );
                 return vec![off.clone(), on.clone()];
             }
+            ([Some(one), _] | [_, Some(one)], false) => {
+                eprintln!("{what}: equal after {:?}", started.elapsed());
+                return vec![one.clone()];
+            }
+            _ => {}
         }
         if Instant::now() >= deadline {
             let seen = equal.iter().map(Option::is_some).collect::<Vec<_>>();
