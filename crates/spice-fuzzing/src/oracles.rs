@@ -191,6 +191,9 @@ pub fn link_acceptor(data: &[u8]) {
                     acceptor.accept(&server_common, &channel_caps, &DUMMY_PUB_KEY);
                     check_accept_reply(&acceptor.take_output(), &server_common, &channel_caps);
                 }
+                Some(LinkEvent::SaslStart | LinkEvent::SaslData(_)) => {
+                    panic!("a SASL event though the reply offered the ticket")
+                }
                 Some(LinkEvent::Ticket(_ticket)) => {
                     let result = if deny {
                         LinkError::PermissionDenied

@@ -17,7 +17,7 @@ pub mod msg;
 pub mod ticket;
 pub mod wire;
 
-pub use acceptor::{LinkAcceptor, LinkEvent, LinkFailure};
+pub use acceptor::{LinkAcceptor, LinkEvent, LinkFailure, SaslData};
 pub use caps::Caps;
 pub use consts::{ChannelType, LinkError};
 pub use error::DecodeError;

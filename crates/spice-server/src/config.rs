@@ -87,6 +87,9 @@ pub struct Config {
     pub tls_port: u16,
     /// Which channels must come over TLS, or over plain TCP.
     pub security: crate::tls::SecurityPolicy,
+    /// SASL authentication instead of the password ticket (see
+    /// [`crate::sasl`]); `None`: the ticket, as [`Self::auth`] says.
+    pub sasl: Option<crate::sasl::SaslConfig>,
 }
 
 impl Default for Config {
@@ -108,6 +111,7 @@ impl Default for Config {
             tls: None,
             tls_port: 0,
             security: crate::tls::SecurityPolicy::default(),
+            sasl: None,
         }
     }
 }
@@ -305,6 +309,15 @@ impl ServerBuilder {
     /// sends the client to the TLS port, and the reverse `NEED_UNSECURED`.
     pub fn channel_security(mut self, policy: crate::tls::SecurityPolicy) -> Self {
         self.config.security = policy;
+        self
+    }
+
+    /// Authenticates clients through SASL (the C API's
+    /// `spice_server_set_sasl`): the link reply offers `AUTH_SASL` instead of
+    /// the ticket, and `sasl` runs the mechanisms. Clients the host hands
+    /// over with authentication waived still use the ticket.
+    pub fn sasl(mut self, sasl: impl crate::sasl::SaslServer + 'static) -> Self {
+        self.config.sasl = Some(crate::sasl::SaslConfig::new(sasl));
         self
     }
 

@@ -33,6 +33,7 @@ pub mod fuzzing;
 mod handle;
 mod limits;
 mod runtime;
+pub mod sasl;
 mod server;
 mod socket;
 pub mod tls;

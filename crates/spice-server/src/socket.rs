@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 
 use crate::channel::OutBuf;
 
+mod sasl;
 mod websocket;
 
 /// A connected client socket: TCP, or a Unix stream socket (QEMU's
@@ -141,6 +142,8 @@ pub(crate) fn flush(mut stream: impl Write, out: &mut OutBuf) -> io::Result<bool
 pub(crate) struct Stream {
     inner: Transport,
     framing: Framing,
+    /// The SASL security layer, on top, once authentication started one.
+    sasl: Option<Box<sasl::SaslLayer>>,
 }
 
 impl Stream {
@@ -148,6 +151,7 @@ impl Stream {
         Self {
             inner: Transport::plain(sock),
             framing: Framing::detect(),
+            sasl: None,
         }
     }
 
@@ -157,6 +161,7 @@ impl Stream {
         Ok(Self {
             inner: Transport::tls(sock, config)?,
             framing: Framing::detect(),
+            sasl: None,
         })
     }
 
@@ -168,6 +173,29 @@ impl Stream {
         self.inner.is_tls()
     }
 
+    /// The TLS cipher's key length in bits, for SASL's external SSF.
+    pub(crate) fn tls_bits(&self) -> Option<u32> {
+        self.inner.tls_bits()
+    }
+
+    /// Starts the SASL security layer: `unencoded` (the authentication
+    /// result) goes out first as it is, then everything is encoded;
+    /// `received` are bytes read past the authentication.
+    pub(crate) fn start_sasl_layer(
+        &mut self,
+        session: Box<dyn crate::sasl::SaslSession>,
+        unencoded: &mut OutBuf,
+        received: &[u8],
+    ) -> io::Result<()> {
+        self.sasl = Some(Box::new(sasl::SaslLayer::new(session, unencoded, received)?));
+        Ok(())
+    }
+
+    /// Whether a SASL security layer encodes the stream.
+    pub(crate) fn has_sasl_layer(&self) -> bool {
+        self.sasl.is_some()
+    }
+
     /// Whether the client speaks through WebSocket frames.
     pub(crate) fn is_websocket(&self) -> bool {
         matches!(self.framing, Framing::WebSocket(_))
@@ -176,7 +204,8 @@ impl Stream {
     /// Whether bytes wait to be written below the caller's queue: TLS
     /// records, the WebSocket handshake reply or frames, pongs.
     pub(crate) fn wants_write(&self) -> bool {
-        self.inner.wants_write()
+        self.sasl.as_ref().is_some_and(|l| l.wants_write())
+            || self.inner.wants_write()
             || match &self.framing {
                 Framing::WebSocket(ws) => !ws.get_ref().tx.is_empty(),
                 _ => false,
@@ -188,7 +217,8 @@ impl Stream {
     /// no readiness event announces: a reader that stopped before
     /// [`ReadResult::WouldBlock`] should read again without waiting.
     pub(crate) fn maybe_buffered(&self) -> bool {
-        self.inner.maybe_buffered()
+        self.sasl.as_ref().is_some_and(|l| l.maybe_buffered())
+            || self.inner.maybe_buffered()
             || match &self.framing {
                 Framing::Detect(_) => false,
                 Framing::Raw(pending) => !pending.is_empty(),
@@ -197,8 +227,17 @@ impl Stream {
     }
 
     /// Reads the client's bytes into `buf`: as they come, or the payload of
-    /// WebSocket frames.
+    /// WebSocket frames, decoded by the SASL layer if there is one.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
+        let Some(mut layer) = self.sasl.take() else {
+            return self.read_framed(buf);
+        };
+        let result = layer.read(buf, |wire| self.read_framed(wire));
+        self.sasl = Some(layer);
+        result
+    }
+
+    fn read_framed(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
         loop {
             match &mut self.framing {
                 Framing::Raw(pending) if pending.is_empty() => return self.inner.read(buf),
@@ -233,9 +272,18 @@ impl Stream {
     }
 
     /// Writes queued output until done or the socket is full (as WebSocket
-    /// binary frames when the client speaks WebSocket). Returns whether
-    /// everything was written.
+    /// binary frames when the client speaks WebSocket, encoded by the SASL
+    /// layer if there is one). Returns whether everything was written.
     pub(crate) fn flush(&mut self, out: &mut OutBuf) -> io::Result<bool> {
+        let Some(mut layer) = self.sasl.take() else {
+            return self.flush_framed(out);
+        };
+        let result = layer.flush(out, |encoded| self.flush_framed(encoded));
+        self.sasl = Some(layer);
+        result
+    }
+
+    fn flush_framed(&mut self, out: &mut OutBuf) -> io::Result<bool> {
         let Framing::WebSocket(ws) = &mut self.framing else {
             return self.inner.flush(out);
         };
@@ -315,6 +363,14 @@ impl Transport {
 
     fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// The negotiated cipher's key length in bits (once the handshake is
+    /// done; every suite rustls offers has 128 or 256).
+    fn tls_bits(&self) -> Option<u32> {
+        let suite = self.tls.as_ref()?.negotiated_cipher_suite()?;
+        let name = format!("{:?}", suite.suite());
+        Some(if name.contains("AES_128") { 128 } else { 256 })
     }
 
     /// Whether TLS records wait to be written (handshake messages, alerts,

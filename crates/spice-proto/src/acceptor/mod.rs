@@ -8,6 +8,9 @@
 //! S: u32 link result
 //! ```
 //!
+//! With SASL (see [`sasl`]), the client picks `AUTH_SASL` and the ticket is
+//! replaced by the Cyrus exchange; the link result follows it.
+//!
 //! The driver feeds received bytes to [`LinkAcceptor::handle_input`] and sends
 //! whatever [`LinkAcceptor::take_output`] returns. Malformed input produces the
 //! matching link error on the wire and a [`LinkFailure`]; the driver then closes
@@ -31,6 +34,12 @@ pub enum LinkEvent {
     Request(LinkMess),
     /// The encrypted ticket arrived: check it, then call [`LinkAcceptor::finish`].
     Ticket(Box<[u8; TICKET_BYTES]>),
+    /// The client chose SASL: start a SASL session and answer with
+    /// [`LinkAcceptor::sasl_mechanisms`] (or drop the connection).
+    SaslStart,
+    /// The client's SASL start (with its chosen `mechanism`) or step data:
+    /// run it, then answer with [`LinkAcceptor::sasl_reply`].
+    SaslData(SaslData),
 }
 
 /// Why a link attempt ended without a channel.
@@ -53,6 +62,13 @@ enum State {
     AwaitResult,
     Linked,
     Failed,
+    SaslAwaitList,
+    SaslMechLen,
+    SaslMechName { len: usize },
+    SaslDataLen,
+    SaslData { len: usize },
+    SaslAwaitStep,
+    SaslAwaitVerdict,
 }
 
 /// Server-side link state machine for one incoming connection.
@@ -64,6 +80,8 @@ pub struct LinkAcceptor {
     deadline: Instant,
     client: Option<LinkMess>,
     server_common: Caps,
+    /// Set once the link reply offered SASL instead of the ticket.
+    sasl: Option<Box<sasl::SaslProgress>>,
 }
 
 impl LinkAcceptor {
@@ -76,6 +94,7 @@ impl LinkAcceptor {
             deadline: now + timeout,
             client: None,
             server_common: Caps::new(),
+            sasl: None,
         }
     }
 
@@ -129,7 +148,15 @@ impl LinkAcceptor {
                 State::Message { size } => size,
                 State::AuthMechanism => 4,
                 State::Ticket => TICKET_BYTES,
-                State::AwaitAccept | State::AwaitResult | State::Linked | State::Failed => {
+                State::SaslMechLen | State::SaslDataLen => 4,
+                State::SaslMechName { len } | State::SaslData { len } => len,
+                State::AwaitAccept
+                | State::AwaitResult
+                | State::Linked
+                | State::Failed
+                | State::SaslAwaitList
+                | State::SaslAwaitStep
+                | State::SaslAwaitVerdict => {
                     return Ok((used, None));
                 }
             };
@@ -199,6 +226,9 @@ impl LinkAcceptor {
             }
             State::AuthMechanism => {
                 let mechanism = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                if self.sasl.is_some() {
+                    return self.sasl_chosen(mechanism);
+                }
                 if mechanism != common_cap::AUTH_SPICE {
                     return Err(self.fail_with_result(
                         LinkError::InvalidData,
@@ -214,7 +244,16 @@ impl LinkAcceptor {
                 self.state = State::AwaitResult;
                 Ok(Some(LinkEvent::Ticket(ticket)))
             }
-            State::AwaitAccept | State::AwaitResult | State::Linked | State::Failed => Ok(None),
+            State::SaslMechLen | State::SaslMechName { .. } | State::SaslDataLen | State::SaslData { .. } => {
+                self.sasl_input(chunk)
+            }
+            State::AwaitAccept
+            | State::AwaitResult
+            | State::Linked
+            | State::Failed
+            | State::SaslAwaitList
+            | State::SaslAwaitStep
+            | State::SaslAwaitVerdict => Ok(None),
         }
     }
 
@@ -271,9 +310,9 @@ impl LinkAcceptor {
 
     /// Whether the link reply has been sent, so errors go out as a result word.
     fn reply_sent(&self) -> bool {
-        matches!(
+        !matches!(
             self.state,
-            State::AuthMechanism | State::Ticket | State::AwaitResult
+            State::Header | State::Message { .. } | State::AwaitAccept | State::Linked | State::Failed
         )
     }
 
@@ -296,6 +335,9 @@ impl LinkAcceptor {
         LinkFailure { error, reason }
     }
 }
+
+pub mod sasl;
+pub use sasl::SaslData;
 
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,8 @@ pub(crate) enum Phase {
         /// Waiting for a ticket key from the pool (`server/ticket_keys.rs`),
         /// with what the client sent after its link message.
         awaiting_key: Option<Vec<u8>>,
+        /// The SASL session, once the client chose SASL.
+        sasl: Option<super::sasl_link::Session>,
     },
     /// A linked channel of session `session_id`.
     Linked {

@@ -37,8 +37,8 @@ enum RequestStep {
     Refused,
 }
 
-/// How a ticket was answered.
-enum TicketStep {
+/// How a ticket (or a SASL exchange) was answered.
+pub(super) enum TicketStep {
     /// The connection is a channel now.
     Linked,
     /// The check waits for the password throttle.
@@ -127,6 +127,7 @@ impl ServerState {
                     out: OutBuf::default(),
                     deferred: None,
                     awaiting_key: None,
+                    sasl: None,
                 },
                 info,
                 peer_key,
@@ -220,6 +221,17 @@ impl ServerState {
                         return true;
                     }
                 },
+                Some(LinkEvent::SaslStart) => {
+                    if !self.start_sasl(conn) {
+                        return false;
+                    }
+                }
+                Some(LinkEvent::SaslData(step)) => match self.step_sasl(id, conn, step, data) {
+                    // What followed went to the security layer, if any.
+                    TicketStep::Linked if conn.stream.has_sasl_layer() => data = &[],
+                    TicketStep::Linked | TicketStep::Deferred => {}
+                    TicketStep::Refused => return false,
+                },
                 None => return true,
             }
         }
@@ -241,9 +253,16 @@ impl ServerState {
         conn.info.channel_id = mess.channel_id;
         conn.info.connection_id = mess.connection_id;
         let tls = conn.stream.is_tls();
-        let Phase::Linking { acceptor, out, .. } = &mut conn.phase else {
+        let Phase::Linking {
+            acceptor,
+            out,
+            skip_auth,
+            ..
+        } = &mut conn.phase
+        else {
             return RequestStep::Refused;
         };
+        let sasl = self.config.sasl.is_some() && !*skip_auth;
         if !self.config.security.for_channel(mess.channel_type).allows(tls) {
             // As the C server: checked first, and the error tells the client
             // which port to use (spice-gtk moves to the TLS port).
@@ -264,6 +283,14 @@ impl ServerState {
             out.extend(&acceptor.take_output());
             tracing::info!(peer = ?conn.info.peer, error = ?failure.error, reason = %failure.reason, "link refused");
             return RequestStep::Refused;
+        }
+        if sasl {
+            // No ticket follows: no key is spent (the C server sends zeros).
+            return if self.accept_link_sasl(conn) {
+                RequestStep::Answered
+            } else {
+                RequestStep::Refused
+            };
         }
         match self.ticket_keys.take() {
             Ok(Some(key)) => {
@@ -469,8 +496,6 @@ impl ServerState {
         let Phase::Linking {
             acceptor,
             key,
-            out,
-            timer,
             skip_auth,
             ..
         } = &mut conn.phase
@@ -482,6 +507,24 @@ impl ServerState {
             let wrong = matches!(&verdict, Err((LinkError::PermissionDenied, _)));
             self.auth_throttle.record(peer, !wrong, now, &self.config.limits);
         }
+        self.conclude_link(id, conn, verdict)
+    }
+
+    /// Sends the link result of an authenticated (or refused) client; on
+    /// success the connection becomes a channel.
+    pub(super) fn conclude_link(
+        &mut self,
+        id: u64,
+        conn: &mut Conn,
+        verdict: Result<(), (LinkError, String)>,
+    ) -> TicketStep {
+        let now = self.now();
+        let Phase::Linking {
+            acceptor, out, timer, ..
+        } = &mut conn.phase
+        else {
+            return TicketStep::Refused;
+        };
         let finished = match verdict {
             Ok(()) => acceptor.finish(LinkError::Ok, ""),
             Err((error, reason)) => acceptor.finish(error, reason),
@@ -543,6 +586,11 @@ impl ServerState {
                 return denied("wrong password");
             }
         }
+        self.check_target(client)
+    }
+
+    /// After authentication: the session and the channel's availability.
+    pub(super) fn check_target(&self, client: &LinkMess) -> Result<(), (LinkError, String)> {
         let Some(channel) = ChannelType::from_u8(client.channel_type) else {
             return Err((
                 LinkError::ChannelNotAvailable,
@@ -770,7 +818,7 @@ fn fresh_session_id() -> u32 {
 }
 
 /// Channel capabilities the server advertises in its link reply.
-fn channel_caps(channel_type: u8) -> Caps {
+pub(super) fn channel_caps(channel_type: u8) -> Caps {
     match ChannelType::from_u8(channel_type) {
         Some(ChannelType::Main) => Caps::with(&[main_cap::NAME_AND_UUID, main_cap::AGENT_CONNECTED_TOKENS]),
         Some(ChannelType::Display) => {

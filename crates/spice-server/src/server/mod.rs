@@ -13,6 +13,7 @@ mod dispatch;
 pub(crate) mod keys;
 mod link;
 mod log_limit;
+mod sasl_link;
 mod ticket_keys;
 
 use std::cell::RefCell;

@@ -39,7 +39,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    fn new(buf: Vec<u8>) -> Self {
+    pub(crate) fn new(buf: Vec<u8>) -> Self {
         Self { buf, at: 0 }
     }
 
