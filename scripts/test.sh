@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # headers for the drop-in's layout and differential tests; QEMU as the host;
 # mke2fs (e2fsprogs) for the Xorg guest's root disk.
 ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0 \
-    libspice-server-dev libspice-server1 qemu-system-x86 gcc e2fsprogs libpixman-1-dev libglib2.0-dev openssl
+    libspice-server-dev libspice-server1 qemu-system-x86 gcc e2fsprogs libpixman-1-dev libglib2.0-dev openssl \
+    libsasl2-dev sasl2-bin libsasl2-modules
 ensure_rust
 
 echo "==> cargo fmt --check"

@@ -110,6 +110,8 @@ fn capi(debug: bool) -> Result<PathBuf> {
             "-lc",
             "-lgcc_s",
         ])
+        // SASL authentication through Cyrus' libsasl2, as the C server (spice-capi/src/sasl.rs).
+        .arg("-lsasl2")
         .status()
         .context("running the C linker (cc)")?;
     if !status.success() {

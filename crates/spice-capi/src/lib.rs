@@ -18,7 +18,9 @@ mod guard;
 mod input;
 mod instance;
 mod qxl;
+mod sasl;
 mod server;
 mod video_codecs;
 
+pub use sasl::CyrusSasl;
 pub use server::CServer;

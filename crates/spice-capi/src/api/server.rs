@@ -67,6 +67,12 @@ pub unsafe extern "C" fn spice_server_init(s: *mut CServer, core: *mut SpiceCore
         let Some(mut main) = server.main("spice_server_init") else {
             return -1;
         };
+        if main.config.sasl.is_some() {
+            if let Err(e) = crate::sasl::init() {
+                tracing::error!(error = %e, "spice server failed to start");
+                return -1;
+            }
+        }
         // SAFETY: `core` is valid for the server's lifetime, as above.
         let core = unsafe { CCore::new(core) };
         match main.start(core) {
@@ -182,13 +188,11 @@ pub unsafe extern "C" fn spice_server_set_noauth(s: *mut CServer) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_sasl(s: *mut CServer, enabled: c_int) -> c_int {
     guard("spice_server_set_sasl", -1, || {
-        configure(s, "spice_server_set_sasl", |_| {
-            if enabled != 0 {
-                tracing::error!("SASL authentication is not supported");
-                -1
-            } else {
-                0
-            }
+        configure(s, "spice_server_set_sasl", |m| {
+            // Cyrus SASL, set up at spice_server_init as in the C server.
+            m.config.sasl =
+                (enabled != 0).then(|| spice_server::sasl::SaslConfig::new(crate::sasl::CyrusSasl));
+            0
         })
     })
 }
@@ -199,7 +203,8 @@ pub unsafe extern "C" fn spice_server_set_sasl_appname(s: *mut CServer, appname:
         // SAFETY: NULL or a NUL-terminated string.
         let name = unsafe { c_str(appname) }.unwrap_or_default().to_owned();
         configure(s, "spice_server_set_sasl_appname", |_| {
-            tracing::debug!(%name, "SASL app name noted (SASL is not supported)");
+            // Cyrus takes it once per process (it names `<appname>.conf`).
+            crate::sasl::set_appname(&name);
             0
         })
     })

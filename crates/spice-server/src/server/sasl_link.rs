@@ -135,13 +135,11 @@ impl ServerState {
         }
         // Without TLS a security layer is required, and then always runs,
         // as in the C server.
-        if !tls {
-            let ssf = session.ssf().unwrap_or(0);
-            if ssf < MIN_SSF {
-                let failure = acceptor.sasl_reject(format!("SASL security layer of {ssf} bits is too weak"));
-                out.extend(&acceptor.take_output());
-                return refuse(&failure.reason);
-            }
+        let ssf = session.ssf().unwrap_or(0);
+        if !tls && ssf < MIN_SSF {
+            let failure = acceptor.sasl_reject(format!("SASL security layer of {ssf} bits is too weak"));
+            out.extend(&acceptor.take_output());
+            return refuse(&failure.reason);
         }
         acceptor.sasl_accept();
         out.extend(&acceptor.take_output());
@@ -158,7 +156,7 @@ impl ServerState {
                 return refuse(&e.to_string());
             }
         }
-        tracing::debug!(?peer, channel, "SASL authentication succeeded");
+        tracing::debug!(?peer, channel, ssf, layer = !tls, "SASL authentication succeeded");
         let verdict = self.check_target(&client);
         self.conclude_link(id, conn, verdict)
     }
