@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 # plugins-base has the first three, plugins-good autoaudiosink and the
 # PulseAudio/PipeWire sink, gstreamer1.0-alsa the sink for machines without a
 # sound server. Without them no tone plays and every key makes remote-viewer
-# print GStreamer criticals.
-ensure_packages virt-viewer gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-alsa
+# print GStreamer criticals. libopus-dev and pkg-config: the server links
+# Debian's libopus for Opus audio.
+ensure_packages virt-viewer gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-alsa \
+    libopus-dev pkg-config
 ensure_rust
 cargo build --release -p spice-demo
 

@@ -100,8 +100,10 @@ fn capi(debug: bool) -> Result<PathBuf> {
             "-Wl,--gc-sections",
         ])
         // pixman: the QXL canvas draws with Debian's libpixman-1, as the C server does;
-        // glib: diagnostics go through g_log, as the C server's (spice-capi/src/glog.rs).
+        // glib: diagnostics go through g_log, as the C server's (spice-capi/src/glog.rs);
+        // opus: Opus audio through Debian's libopus, as the C server.
         .args([
+            "-lopus",
             "-lpixman-1",
             "-lglib-2.0",
             "-lpthread",

@@ -5,7 +5,8 @@
 //! - [`raw::RawClient`] speaks the wire protocol directly, for link errors,
 //!   flow control and hostile input that a well-behaved client never sends.
 //! - [`devices`] records what the server hands to the host's devices.
-//! - [`pattern`] makes deterministic frames to compare pixel by pixel.
+//! - [`pattern`] makes deterministic frames to compare pixel by pixel;
+//!   [`pcm`] test tones, and how close a lossy copy came back.
 //! - [`qemu::Qemu`] runs unmodified QEMU with our `libspice-server.so.1` or
 //!   Debian's C one, for differential tests; [`guest::LinuxGuest`] is a real
 //!   Linux guest for it (Debian's kernel on the qxl DRM driver);
@@ -19,6 +20,7 @@ pub mod devices;
 pub mod gtk;
 pub mod guest;
 pub mod pattern;
+pub mod pcm;
 pub mod pki;
 pub mod qemu;
 pub mod raw;

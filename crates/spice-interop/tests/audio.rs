@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use spice_interop::gtk::SpiceGtk;
+use spice_interop::pcm;
 use spice_interop::raw::{wait_closed, RawClient};
-use spice_proto::consts::{audio, record_cap};
+use spice_proto::consts::{audio, playback_cap, record_cap};
 use spice_proto::msg::{main, playback, record};
 use spice_proto::wire::Writer;
 use spice_proto::ChannelType;
@@ -68,7 +69,8 @@ fn playback_reaches_spice_gtk_byte_exact_between_start_and_stop() {
     playback.set_volume(&[40_000, 50_000]);
     // Playback is already running when the client connects: it gets START at once.
     playback.start();
-    let server = spawn(|b| b.playback(playback.clone()));
+    // Raw PCM (no Opus), so the bytes can be compared.
+    let server = spawn(|b| b.playback(playback.clone()).playback_compression(false));
     let mut gtk = SpiceGtk::start();
     connect_with_audio(&mut gtk, server.local_addr());
 
@@ -122,7 +124,8 @@ fn playback_reaches_spice_gtk_byte_exact_between_start_and_stop() {
 fn record_start_reaches_spice_gtk_and_its_samples_reach_the_host() {
     let record = RecordHandle::new();
     let server = spawn(|b| b.record(record.clone()));
-    let mut gtk = SpiceGtk::start();
+    // Raw PCM: without this spice-gtk records in Opus, which the server offers.
+    let mut gtk = SpiceGtk::start_with_env(&[("SPICE_DISABLE_OPUS", "1")]);
     connect_with_audio(&mut gtk, server.local_addr());
     gtk.wait(T, |v| {
         v["event"] == "channel-event" && v["type"] == "RecordChannel" && v["code"] == "opened"
@@ -252,7 +255,7 @@ fn read_all(record: &RecordHandle, wait: Duration) -> Vec<StereoFrame> {
 }
 
 #[test]
-fn record_takes_raw_data_ignores_other_modes_and_refuses_oversized_packets() {
+fn record_takes_raw_data_ignores_celt_and_refuses_oversized_packets() {
     let record = RecordHandle::new();
     record.set_volume(&[1000, 2000]);
     record.start();
@@ -273,10 +276,10 @@ fn record_takes_raw_data_ignores_other_modes_and_refuses_oversized_packets() {
         record::client_type::DATA,
         &record_message(0, None, &le_bytes(&first)),
     );
-    // Opus data is not decoded (yet): it is ignored, and raw data counts again after.
+    // CELT data is not decoded: it is ignored, and raw data counts again after.
     chan.send(
         record::client_type::MODE,
-        &record_message(10, Some(audio::MODE_OPUS), &[]),
+        &record_message(10, Some(audio::MODE_CELT_0_5_1), &[]),
     );
     chan.send(record::client_type::DATA, &record_message(10, None, &[0x55; 120]));
     let second = pcm_pattern(100, 4);
@@ -306,4 +309,137 @@ fn record_takes_raw_data_ignores_other_modes_and_refuses_oversized_packets() {
         RawClient::link(server.local_addr(), ChannelType::Main, 0, 0, "").is_ok(),
         "the server carries on"
     );
+}
+
+/// Waits until `n` frames were read from `record`, or the timeout.
+fn read_frames(record: &RecordHandle, n: usize) -> Vec<StereoFrame> {
+    let mut got = Vec::new();
+    let mut buf = [[0i16; 2]; 1000];
+    let deadline = Instant::now() + T;
+    while got.len() < n && Instant::now() < deadline {
+        let k = record.read(&mut buf);
+        got.extend_from_slice(&buf[..k]);
+        if k == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    got
+}
+
+#[test]
+fn playback_in_opus_reaches_spice_gtk_as_the_hosts_sine() {
+    let playback = PlaybackHandle::new();
+    // Playback compression is on by default, and spice-gtk decodes Opus.
+    let server = spawn(|b| b.playback(playback.clone()));
+    let mut gtk = SpiceGtk::start();
+    connect_with_audio(&mut gtk, server.local_addr());
+    gtk.wait(T, |v| {
+        v["event"] == "channel-event" && v["type"] == "PlaybackChannel" && v["code"] == "opened"
+    })
+    .unwrap_or_else(|| panic!("playback channel opens; seen: {:#?}", gtk.seen));
+    let deadline = Instant::now() + T;
+    while !playback.has_client() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    playback.start();
+    let start = gtk.expect("playback-start", T);
+    assert_eq!((&start["channels"], &start["rate"]), (&json!(2), &json!(48_000)));
+    // Half a second of 440 Hz / 880 Hz, written in packets as a sound card would.
+    let packets = 50;
+    let sent = pcm::sine(0, packets * FRAMES_PER_PACKET, 440.0);
+    for chunk in sent.chunks(PACKET_BYTES) {
+        let frames: Vec<StereoFrame> = chunk
+            .chunks_exact(4)
+            .map(|b| [i16::from_le_bytes([b[0], b[1]]), i16::from_le_bytes([b[2], b[3]])])
+            .collect();
+        playback.write(&frames);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    playback.stop();
+    gtk.expect("playback-stop", T);
+    assert_eq!(
+        seen(&gtk, "playback-data").len(),
+        packets,
+        "one decoded packet per 480 frames"
+    );
+
+    let path = std::env::temp_dir().join(format!("spice-opus-{}.pcm", std::process::id()));
+    gtk.send(json!({"cmd": "playback_dump", "path": path}));
+    gtk.expect("playback-dumped", T);
+    let received = std::fs::read(&path).expect("dumped PCM");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(received.len(), sent.len(), "480 frames decoded from each packet");
+    assert!(received != sent, "lossy, so the client got Opus, not raw PCM");
+    let error = pcm::relative_error(&received, &sent, pcm::OPUS_DELAY_FRAMES);
+    assert!(
+        error < 0.1,
+        "decoded audio is the host's sine: relative error {error}"
+    );
+    for (which, hz) in [(0, 440.0), (1, 880.0)] {
+        let got = pcm::frequency(&pcm::channel(&received[pcm::OPUS_DELAY_FRAMES * 4..], which));
+        assert!((got - hz).abs() < 2.0, "channel {which}: {got} Hz");
+    }
+    gtk.quit();
+}
+
+#[test]
+fn record_in_opus_from_spice_gtk_reaches_the_host_as_its_sine() {
+    let record = RecordHandle::new();
+    let server = spawn(|b| b.record(record.clone()));
+    // spice-gtk records in Opus since the server offers SPICE_RECORD_CAP_OPUS.
+    let mut gtk = SpiceGtk::start();
+    connect_with_audio(&mut gtk, server.local_addr());
+    gtk.wait(T, |v| {
+        v["event"] == "channel-event" && v["type"] == "RecordChannel" && v["code"] == "opened"
+    })
+    .unwrap_or_else(|| panic!("record channel opens; seen: {:#?}", gtk.seen));
+    record.start();
+    gtk.expect("record-start", T);
+
+    let frames = 20 * FRAMES_PER_PACKET;
+    let sent = pcm::sine(0, frames, 500.0);
+    gtk.send(json!({"cmd": "record_send", "hex": hex(&sent), "time": 1000}));
+    gtk.expect("record-sent", T);
+    let got = read_frames(&record, frames);
+    assert_eq!(got.len(), frames, "the host read every frame");
+    let got = le_bytes(&got);
+    assert!(got != sent, "lossy, so the client sent Opus, not raw PCM");
+    let error = pcm::relative_error(&got, &sent, pcm::OPUS_DELAY_FRAMES);
+    assert!(
+        error < 0.1,
+        "the host got the client's sine: relative error {error}"
+    );
+    record.stop();
+    gtk.expect("record-stop", T);
+    gtk.quit();
+}
+
+#[test]
+fn playback_mode_follows_the_clients_opus_cap_and_the_setting() {
+    for (caps, compression, mode) in [
+        (&[playback_cap::OPUS][..], true, audio::MODE_OPUS),
+        (&[][..], true, audio::MODE_RAW),
+        (&[playback_cap::OPUS][..], false, audio::MODE_RAW),
+    ] {
+        let playback = PlaybackHandle::new();
+        let server = spawn(|b| b.playback(playback.clone()).playback_compression(compression));
+        let (_main, mut chan) = raw_audio(server.local_addr(), ChannelType::Playback, caps);
+        let what = format!("caps {caps:?}, compression {compression}");
+        let m = chan.recv_type(playback::server_type::MODE, T).expect("MODE");
+        assert_eq!(&m.body[4..6], &mode.to_le_bytes(), "{what}");
+        let deadline = Instant::now() + T;
+        while !playback.has_client() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        playback.start();
+        playback.write(&pcm_pattern(FRAMES_PER_PACKET, 9));
+        let data = chan.recv_type(playback::server_type::DATA, T).expect("DATA");
+        let len = data.body.len() - 4;
+        if mode == audio::MODE_OPUS {
+            assert!(len <= 480, "{what}: an Opus packet of {len} bytes");
+        } else {
+            assert_eq!(len, PACKET_BYTES, "{what}");
+        }
+    }
 }

@@ -78,6 +78,11 @@ pub struct Config {
     /// In client mouse mode, move the pointer through the guest agent when one
     /// is attached (instead of the tablet); as QEMU's `agent-mouse=on`.
     pub agent_mouse: bool,
+    /// Send playback as Opus to clients that decode it (default on, as the C
+    /// server's `spice_server_set_playback_compression` and QEMU's
+    /// `playback-compression`); raw PCM otherwise. Applies from the next
+    /// playback connection.
+    pub playback_compression: bool,
     /// What a client may cost: queued output, links in progress, password
     /// attempts (see `SECURITY.md`).
     pub limits: crate::limits::Limits,
@@ -104,6 +109,7 @@ impl Default for Config {
             uuid: None,
             link_timeout: Duration::from_secs(10),
             agent_mouse: true,
+            playback_compression: true,
             limits: crate::limits::Limits::default(),
             image_compression: crate::display::compress::ImageCompression::default(),
             jpeg_compression: crate::display::compress::WanCompression::default(),
@@ -366,6 +372,14 @@ impl ServerBuilder {
     /// are offered a playback channel.
     pub fn playback(mut self, playback: PlaybackHandle) -> Self {
         self.devices.playback = Some(playback);
+        self
+    }
+
+    /// Whether playback goes as Opus to clients that decode it (default on);
+    /// see [`Config::playback_compression`]. Recording is in Opus whenever
+    /// the client chooses it, whatever this says, as in the C server.
+    pub fn playback_compression(mut self, enabled: bool) -> Self {
+        self.config.playback_compression = enabled;
         self
     }
 

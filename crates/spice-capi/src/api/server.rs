@@ -590,8 +590,13 @@ pub unsafe extern "C" fn spice_server_free_video_codecs(s: *mut CServer, video_c
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_playback_compression(s: *mut CServer, enable: c_int) -> c_int {
     guard("spice_server_set_playback_compression", -1, || {
-        configure(s, "spice_server_set_playback_compression", |_| {
-            tracing::debug!(enable, "playback compression noted; audio is sent raw for now");
+        configure(s, "spice_server_set_playback_compression", |m| {
+            // Opus for playback clients that decode it; QEMU sets this before
+            // spice_server_init, which is when the setting is taken.
+            m.config.playback_compression = enable != 0;
+            if m.server.is_some() {
+                tracing::debug!(enable, "playback compression changed after init; kept as it was");
+            }
             0
         })
     })

@@ -1,9 +1,13 @@
 //! Audio: the host plays sound to the client ([`PlaybackHandle`]) and
 //! captures sound from the client's microphone ([`RecordHandle`]).
 //!
-//! Both directions carry raw PCM: signed 16-bit samples, two interleaved
-//! channels (left, right), [`PLAYBACK_RATE`] / [`RECORD_RATE`] frames per
-//! second. A frame is one `[left, right]` pair ([`StereoFrame`]).
+//! The host sees raw PCM in both directions: signed 16-bit samples, two
+//! interleaved channels (left, right), [`PLAYBACK_RATE`] / [`RECORD_RATE`]
+//! frames per second. A frame is one `[left, right]` pair ([`StereoFrame`]).
+//! On the wire, a client that decodes Opus gets Opus playback when the
+//! server's playback compression is on (`ServerBuilder::playback_compression`,
+//! as the C server's `spice_server_set_playback_compression`), and a client
+//! may record in Opus; the server encodes and decodes (`opus.rs`).
 //!
 //! As with the display, the host never waits for a client. Calls on the
 //! handles take a short lock, queue work for the server's main context and
@@ -12,11 +16,13 @@
 //! are dropped), and the record buffer keeps at most [`RECORD_BUFFER_FRAMES`]
 //! frames the host has not read (the oldest are dropped).
 
+pub(crate) mod opus;
 mod playback;
 mod record;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub(crate) use opus::{OpusDecoder, OpusEncoder};
 pub use playback::PlaybackHandle;
 pub(crate) use playback::{PlaybackItem, PlaybackShared};
 pub use record::RecordHandle;

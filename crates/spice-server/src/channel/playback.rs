@@ -1,4 +1,9 @@
-//! The playback channel: audio from the host to the client, raw PCM.
+//! The playback channel: audio from the host to the client, raw PCM or Opus.
+//!
+//! The mode is chosen once per connection, as in the C server: Opus when the
+//! server's playback compression is on and the client has
+//! `SPICE_PLAYBACK_CAP_OPUS`, raw PCM otherwise. Each packet of the host's
+//! ([`crate::audio::FRAMES_PER_PACKET`] frames) becomes one Opus packet.
 
 use std::time::Instant;
 
@@ -7,7 +12,7 @@ use spice_proto::msg::playback::{Data, Mode, Mute, PlaybackClientMessage, Start,
 use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
-use crate::audio::{PlaybackItem, PlaybackShared, CHANNELS, PLAYBACK_RATE};
+use crate::audio::{OpusEncoder, PlaybackItem, PlaybackShared, CHANNELS, PLAYBACK_RATE};
 
 /// Audio bytes queued on the socket beyond which no more packets are taken
 /// from the host's backlog; the rest wait there, bounded.
@@ -28,28 +33,46 @@ pub(crate) struct PlaybackChannel {
     volume_cap: bool,
     /// Whether the client was last sent `START` (rather than `STOP`).
     started: bool,
+    /// The Opus encoder in Opus mode; `None`: raw PCM.
+    encoder: Option<OpusEncoder>,
 }
 
 impl PlaybackChannel {
-    /// Registers as the playback client and sends `MODE` (raw), the volume if
-    /// the host set one, and `START` if playback is under way.
+    /// Registers as the playback client and sends `MODE` (Opus if
+    /// `compression` is on and the client decodes it, else raw), the volume
+    /// if the host set one, and `START` if playback is under way.
     pub(crate) fn start(
         base: ChannelBase,
         conn: u64,
         client_caps: &Caps,
         shared: &PlaybackShared,
         mm_time: u32,
+        compression: bool,
     ) -> Self {
         let snapshot = shared.attach_client(conn);
+        let encoder = if compression && client_caps.has(playback_cap::OPUS) {
+            OpusEncoder::new()
+                .inspect_err(|e| tracing::warn!(error = %e, "no opus encoder; playback goes raw"))
+                .ok()
+        } else {
+            None
+        };
+        let mode = if encoder.is_some() {
+            audio::MODE_OPUS
+        } else {
+            audio::MODE_RAW
+        };
+        tracing::debug!(mode, "playback mode");
         let mut ch = Self {
             base,
             conn,
             volume_cap: client_caps.has(playback_cap::VOLUME),
             started: false,
+            encoder,
         };
         ch.base.send(&Mode {
             time: mm_time,
-            mode: audio::MODE_RAW,
+            mode,
             data: &[],
         });
         if let Some(volume) = &snapshot.volume {
@@ -93,11 +116,7 @@ impl PlaybackChannel {
                 PlaybackItem::Start => self.send_start(mm_time),
                 PlaybackItem::Data(data) => {
                     if self.started {
-                        tracing::trace!(time = mm_time, len = data.len(), "playback data");
-                        self.base.send(&Data {
-                            time: mm_time,
-                            data: &data,
-                        });
+                        self.send_data(&data, mm_time);
                     }
                 }
                 PlaybackItem::Stop => {
@@ -130,6 +149,27 @@ impl PlaybackChannel {
             frequency: PLAYBACK_RATE,
             time: mm_time,
         });
+    }
+
+    /// One packet of the host's PCM, encoded in Opus mode. A packet libopus
+    /// cannot encode (it never refuses a whole packet) is dropped.
+    fn send_data(&mut self, pcm: &[u8], mm_time: u32) {
+        let encoded;
+        let data = match &mut self.encoder {
+            None => pcm,
+            Some(encoder) => match encoder.encode(pcm) {
+                Ok(packet) => {
+                    encoded = packet;
+                    &encoded
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "playback packet dropped");
+                    return;
+                }
+            },
+        };
+        tracing::trace!(time = mm_time, len = data.len(), "playback data");
+        self.base.send(&Data { time: mm_time, data });
     }
 
     fn send_volume(&mut self, volume: &[u16]) {
@@ -166,13 +206,70 @@ mod tests {
     }
 
     fn channel(p: &PlaybackHandle, conn: u64, caps: &[u32]) -> PlaybackChannel {
+        channel_with(p, conn, caps, true)
+    }
+
+    fn channel_with(p: &PlaybackHandle, conn: u64, caps: &[u32], compression: bool) -> PlaybackChannel {
         PlaybackChannel::start(
             ChannelBase::new(HeaderKind::Mini, Instant::now()),
             conn,
             &Caps::with(caps),
             &p.shared,
             1000,
+            compression,
         )
+    }
+
+    fn mode(f: &spice_proto::Frame) -> u16 {
+        assert_eq!(f.msg_type, server_type::MODE);
+        u16::from_le_bytes([f.body[4], f.body[5]])
+    }
+
+    #[test]
+    fn opus_only_when_compression_is_on_and_the_client_decodes_it() {
+        let p = PlaybackHandle::new();
+        let cases = [
+            (&[playback_cap::OPUS][..], true, audio::MODE_OPUS),
+            (&[playback_cap::VOLUME][..], true, audio::MODE_RAW),
+            (&[playback_cap::OPUS][..], false, audio::MODE_RAW),
+        ];
+        for (conn, (caps, compression, expected)) in (1..).zip(cases) {
+            let mut ch = channel_with(&p, conn, caps, compression);
+            let f = frames(&mut ch);
+            assert_eq!(mode(&f[0]), expected, "caps {caps:?}, compression {compression}");
+        }
+    }
+
+    #[test]
+    fn opus_packets_decode_to_the_hosts_sine() {
+        use crate::audio::opus::tests::{rms_error, sine};
+        let p = PlaybackHandle::new();
+        let mut ch = channel(&p, 1, &[playback_cap::OPUS]);
+        assert_eq!(mode(&frames(&mut ch)[0]), audio::MODE_OPUS);
+        p.start();
+        let pcm = sine(0..FRAMES_PER_PACKET * 30, 1000.0);
+        let written: Vec<[i16; 2]> = pcm
+            .chunks_exact(4)
+            .map(|b| [i16::from_le_bytes([b[0], b[1]]), i16::from_le_bytes([b[2], b[3]])])
+            .collect();
+        let mut decoder = crate::audio::OpusDecoder::new().unwrap();
+        let mut decoded = Vec::new();
+        for chunk in written.chunks(FRAMES_PER_PACKET) {
+            p.write(chunk);
+            ch.produce(&p.shared, 0);
+            for f in frames(&mut ch) {
+                if f.msg_type == server_type::DATA {
+                    let packet = &f.body[4..];
+                    assert!(packet.len() < PACKET_BYTES / 4, "{} bytes", packet.len());
+                    decoded.extend_from_slice(decoder.decode(packet).unwrap());
+                }
+            }
+        }
+        assert_eq!(decoded.len(), pcm.len(), "one packet per 480 frames");
+        assert_ne!(decoded, pcm, "lossy, so not raw");
+        let delay = 312 * 4;
+        let (err, sig) = rms_error(&decoded[delay..], &pcm[..pcm.len() - delay]);
+        assert!(err < sig / 10.0, "error {err} against signal {sig}");
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! The record channel: audio from the client's microphone to the host, raw PCM.
+//! The record channel: audio from the client's microphone to the host, raw
+//! PCM or Opus. The client chooses (`MODE`); the server offers
+//! `SPICE_RECORD_CAP_OPUS`, as the C server at 48 kHz, and decodes, so the
+//! host always reads PCM.
 
 use std::time::Instant;
 
@@ -7,12 +10,12 @@ use spice_proto::msg::record::{Mute, RecordClientMessage, Start, Stop, Volume};
 use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
-use crate::audio::{RecordItem, RecordShared, CHANNELS, RECORD_RATE};
+use crate::audio::{OpusDecoder, RecordItem, RecordShared, CHANNELS, RECORD_RATE};
 
 /// What the record channel needs from the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecordEvent<'a> {
-    /// Raw S16LE stereo samples for the host.
+    /// S16LE stereo samples for the host (decoded in Opus mode).
     Samples(&'a [u8]),
     /// The client is leaving.
     Disconnect,
@@ -28,6 +31,8 @@ pub(crate) struct RecordChannel {
     mode: u16,
     /// Whether the client was last sent `START` (rather than `STOP`).
     started: bool,
+    /// The decoder while the client sends Opus.
+    decoder: Option<OpusDecoder>,
 }
 
 impl RecordChannel {
@@ -41,6 +46,7 @@ impl RecordChannel {
             volume_cap: client_caps.has(record_cap::VOLUME),
             mode: audio::MODE_RAW,
             started: false,
+            decoder: None,
         };
         if let Some(volume) = &snapshot.volume {
             ch.send_volume(volume);
@@ -59,8 +65,10 @@ impl RecordChannel {
         self.conn
     }
 
+    /// Handles one client message. A `DATA` packet that is not valid Opus in
+    /// Opus mode closes the channel, as in the C server.
     pub(crate) fn handle<'f>(
-        &mut self,
+        &'f mut self,
         frame: &'f Frame,
         now: Instant,
     ) -> Result<Option<RecordEvent<'f>>, DecodeError> {
@@ -73,6 +81,16 @@ impl RecordChannel {
                 if self.mode == audio::MODE_RAW {
                     tracing::trace!(time, len = data.len(), "record data");
                     Some(RecordEvent::Samples(data))
+                } else if let Some(decoder) = &mut self.decoder {
+                    tracing::trace!(time, len = data.len(), "record opus data");
+                    let pcm = decoder.decode(data).map_err(|e| {
+                        tracing::debug!(error = %e, "record packet is not opus");
+                        DecodeError::Invalid {
+                            what: "record opus packet",
+                            value: data.len() as u64,
+                        }
+                    })?;
+                    Some(RecordEvent::Samples(pcm))
                 } else {
                     tracing::trace!(
                         mode = self.mode,
@@ -83,8 +101,15 @@ impl RecordChannel {
                 }
             }
             RecordClientMessage::Mode { time, mode, .. } => {
+                self.decoder = None;
                 if mode == audio::MODE_RAW {
                     tracing::debug!(time, "record client uses raw PCM");
+                } else if mode == audio::MODE_OPUS {
+                    tracing::debug!(time, "record client uses opus");
+                    match OpusDecoder::new() {
+                        Ok(decoder) => self.decoder = Some(decoder),
+                        Err(e) => tracing::warn!(error = %e, "no opus decoder; record data ignored"),
+                    }
                 } else {
                     tracing::debug!(
                         mode,
@@ -217,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn raw_data_becomes_samples_and_other_modes_are_ignored() {
+    fn raw_data_becomes_samples_and_celt_is_ignored() {
         let r = RecordHandle::new();
         let mut ch = RecordChannel::start(
             ChannelBase::new(HeaderKind::Mini, Instant::now()),
@@ -239,10 +264,56 @@ mod tests {
             ch.handle(&data, now),
             Ok(Some(RecordEvent::Samples(&[1, 2, 3, 4])))
         );
-        ch.handle(&frame(client_type::MODE, vec![0, 0, 0, 0, 3, 0]), now)
+        ch.handle(&frame(client_type::MODE, vec![0, 0, 0, 0, 2, 0]), now)
             .unwrap();
-        assert_eq!(ch.handle(&data, now), Ok(None), "opus is not decoded");
+        assert_eq!(ch.handle(&data, now), Ok(None), "celt is not decoded");
         assert!(ch.handle(&frame(client_type::DATA, vec![1]), now).is_err());
         assert_eq!(ch.conn(), 1);
+    }
+
+    #[test]
+    fn opus_data_is_decoded_and_garbage_closes_the_channel() {
+        use crate::audio::opus::tests::{rms_error, sine};
+        use crate::audio::{OpusEncoder, FRAMES_PER_PACKET};
+        let r = RecordHandle::new();
+        let mut ch = RecordChannel::start(
+            ChannelBase::new(HeaderKind::Mini, Instant::now()),
+            1,
+            &Caps::new(),
+            &r.shared,
+        );
+        let now = Instant::now();
+        ch.handle(&frame(client_type::MODE, vec![0, 0, 0, 0, 3, 0]), now)
+            .unwrap();
+        let mut encoder = OpusEncoder::new().unwrap();
+        let pcm = sine(0..FRAMES_PER_PACKET * 20, 500.0);
+        let mut decoded = Vec::new();
+        for chunk in pcm.chunks(FRAMES_PER_PACKET * 4) {
+            let mut body = vec![0; 4];
+            body.extend(encoder.encode(chunk).unwrap());
+            match ch.handle(&frame(client_type::DATA, body), now) {
+                Ok(Some(RecordEvent::Samples(s))) => decoded.extend_from_slice(s),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(decoded.len(), pcm.len());
+        let delay = 312 * 4;
+        let (err, sig) = rms_error(&decoded[delay..], &pcm[..pcm.len() - delay]);
+        assert!(err < sig / 10.0, "error {err} against signal {sig}");
+        assert_eq!(
+            ch.handle(&frame(client_type::DATA, vec![0, 0, 0, 0]), now),
+            Ok(Some(RecordEvent::Samples(&[]))),
+            "an empty packet is no audio"
+        );
+        assert!(ch
+            .handle(&frame(client_type::DATA, vec![0, 0, 0, 0, 0xff, 0x3f]), now)
+            .is_err());
+        // Back to raw: bytes pass as they are.
+        ch.handle(&frame(client_type::MODE, vec![0, 0, 0, 0, 1, 0]), now)
+            .unwrap();
+        assert_eq!(
+            ch.handle(&frame(client_type::DATA, vec![0, 0, 0, 0, 1, 2, 3, 4]), now),
+            Ok(Some(RecordEvent::Samples(&[1, 2, 3, 4])))
+        );
     }
 }

@@ -92,17 +92,20 @@ impl ServerState {
                     Ok(None) => true,
                     Err(e) => self.malformed(name, &e),
                 },
-                Channel::Record(record) => match record.handle(&frame, now) {
-                    Ok(Some(RecordEvent::Samples(data))) => {
-                        if let Some(handle) = &self.devices.record {
-                            handle.shared.push_pcm(record.conn(), data);
+                Channel::Record(record) => {
+                    let conn = record.conn();
+                    match record.handle(&frame, now) {
+                        Ok(Some(RecordEvent::Samples(data))) => {
+                            if let Some(handle) = &self.devices.record {
+                                handle.shared.push_pcm(conn, data);
+                            }
+                            true
                         }
-                        true
+                        Ok(Some(RecordEvent::Disconnect)) => false,
+                        Ok(None) => true,
+                        Err(e) => self.malformed(name, &e),
                     }
-                    Ok(Some(RecordEvent::Disconnect)) => false,
-                    Ok(None) => true,
-                    Err(e) => self.malformed(name, &e),
-                },
+                }
             };
             if let Channel::Main(main) = channel {
                 let low = main.is_low_bandwidth();

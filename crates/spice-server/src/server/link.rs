@@ -721,6 +721,7 @@ impl ServerState {
                     &mess.channel_caps,
                     &playback.shared,
                     self.mm_time(now),
+                    self.config.playback_compression,
                 ))
             }
             ChannelType::Record => {
@@ -825,8 +826,9 @@ pub(super) fn channel_caps(channel_type: u8) -> Caps {
             Caps::with(&[display_cap::MONITORS_CONFIG, display_cap::PREF_COMPRESSION])
         }
         Some(ChannelType::Inputs) => Caps::with(&[inputs_cap::KEY_SCANCODE]),
-        Some(ChannelType::Playback) => Caps::with(&[playback_cap::VOLUME]),
-        Some(ChannelType::Record) => Caps::with(&[record_cap::VOLUME]),
+        // Opus, as the C server once the host set its rate to 48 kHz (QEMU does).
+        Some(ChannelType::Playback) => Caps::with(&[playback_cap::VOLUME, playback_cap::OPUS]),
+        Some(ChannelType::Record) => Caps::with(&[record_cap::VOLUME, record_cap::OPUS]),
         _ => Caps::new(),
     }
 }
