@@ -27,6 +27,7 @@ pub type Oracle = fn(&[u8]);
 pub const TARGETS: &[(&str, Oracle)] = &[
     ("link_acceptor", oracles::link_acceptor),
     ("link_mess", oracles::link_mess),
+    ("sasl_exchange", oracles::sasl_exchange),
     ("deframer", oracles::deframer),
     ("main_messages", oracles::main_messages),
     ("display_messages", oracles::display_messages),

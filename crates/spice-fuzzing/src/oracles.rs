@@ -12,6 +12,8 @@
 //!   client sends. The control byte's low six bits choose how the stream is split
 //!   into reads (see [`Chunks`]); for the acceptor, [`ctl::DENY`] makes the ticket
 //!   check fail and [`ctl::SERVER_MINI_HEADER`] makes the server offer the mini header.
+//! - [`sasl_exchange`]: a control byte for the read sizes, one for the fake
+//!   authenticator ([`sasl_ctl`]), then what a client sends after the link reply.
 //! - [`link_mess`]: a raw `SpiceLinkMess` (also parsed as a link reply and header).
 //! - the `*_messages` oracles: a message type chosen by [`split_message`], then the body.
 //! - [`lz()`] and [`quic()`]: a whole LZ or QUIC stream, header included.
@@ -44,6 +46,9 @@ use spice_proto::msg::playback::PlaybackClientMessage;
 use spice_proto::msg::record::RecordClientMessage;
 use spice_proto::wire::{Reader, Writer};
 use spice_proto::{DecodeError, LinkAcceptor, LinkEvent, LinkFailure};
+
+mod sasl;
+pub use sasl::{sasl_client_request, sasl_ctl, sasl_exchange};
 
 /// Bits of the control byte that starts [`link_acceptor`] and [`deframer`] inputs.
 pub mod ctl {

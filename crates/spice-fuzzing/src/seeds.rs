@@ -40,6 +40,7 @@ pub fn for_target(target: &str) -> Vec<Seed> {
     match target {
         "link_acceptor" => link_acceptor(),
         "link_mess" => link_mess(),
+        "sasl_exchange" => sasl_exchange(),
         "deframer" => deframer(),
         "main_messages" => inputs_of(main_messages()),
         "display_messages" => inputs_of(display_messages()),
@@ -209,6 +210,77 @@ fn with_ctl(control: u8, stream: &[u8]) -> Vec<u8> {
     let mut out = vec![control];
     out.extend_from_slice(stream);
     out
+}
+
+/// A SASL client's input after the link reply: the mechanism word, then
+/// the start with `mech` and `steps` more messages, each with `data`.
+fn sasl_client_stream(mech: &[u8], data: Option<&[u8]>, steps: usize) -> Vec<u8> {
+    let mut out = common_cap::AUTH_SASL.to_le_bytes().to_vec();
+    out.extend_from_slice(&(mech.len() as u32).to_le_bytes());
+    out.extend_from_slice(mech);
+    for _ in 0..=steps {
+        match data {
+            Some(d) => {
+                out.extend_from_slice(&(d.len() as u32 + 1).to_le_bytes());
+                out.extend_from_slice(d);
+                out.push(0);
+            }
+            None => out.extend_from_slice(&0u32.to_le_bytes()),
+        }
+    }
+    out
+}
+
+fn sasl_exchange() -> Vec<Seed> {
+    use crate::oracles::sasl_ctl as s;
+    let digest = sasl_client_stream(b"DIGEST-MD5", None, 1);
+    let scram = sasl_client_stream(b"SCRAM-SHA-256", Some(b"n,,n=alice,r=0123456789"), 2);
+    let mut seeds = vec![
+        (
+            "digest-one-read".to_owned(),
+            [vec![0, 1 | s::ECHO], digest.clone()].concat(),
+        ),
+        (
+            "digest-bytewise".to_owned(),
+            [vec![1, 1], digest.clone()].concat(),
+        ),
+        (
+            "digest-denied".to_owned(),
+            [vec![7, 1 | s::DENY], digest.clone()].concat(),
+        ),
+        (
+            "digest-weak".to_owned(),
+            [vec![0, 1 | s::WEAK], digest.clone()].concat(),
+        ),
+        (
+            "scram-variable-reads".to_owned(),
+            [vec![ctl::VARIABLE_CHUNKS | 5, 2 | s::ECHO], scram].concat(),
+        ),
+        ("no-session".to_owned(), [vec![0, s::NO_SESSION], digest].concat()),
+        (
+            "gssapi-empty-data".to_owned(),
+            [vec![3, s::ONE_MECH], sasl_client_stream(b"GSSAPI", Some(b""), 0)].concat(),
+        ),
+        (
+            "mechanism-not-offered".to_owned(),
+            [vec![0, 0], sasl_client_stream(b"PLAIN", None, 0)].concat(),
+        ),
+        (
+            "ticket-instead".to_owned(),
+            [vec![0, 0], common_cap::AUTH_SPICE.to_le_bytes().to_vec()].concat(),
+        ),
+    ];
+    let mut oversized = common_cap::AUTH_SASL.to_le_bytes().to_vec();
+    oversized.extend_from_slice(&101u32.to_le_bytes());
+    seeds.push((
+        "mechanism-name-too-long".to_owned(),
+        [vec![0, 0], oversized].concat(),
+    ));
+    let mut huge = sasl_client_stream(b"DIGEST-MD5", None, 0);
+    huge.truncate(huge.len() - 4);
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    seeds.push(("data-too-long".to_owned(), [vec![0, 0], huge].concat()));
+    seeds
 }
 
 fn link_acceptor() -> Vec<Seed> {
