@@ -213,3 +213,203 @@ fn qemu_serves_sasl_clients_on_our_library() {
 fn qemu_serves_sasl_clients_on_debians_library_alike() {
     qemu_sasl(&spice_interop::qemu::Library::Debian);
 }
+
+// ---- The exchange's bytes, with a raw client and a scripted authenticator ----
+
+mod raw {
+    use std::io::Write;
+    use std::net::{SocketAddr, TcpStream};
+
+    use spice_interop::raw::{link_request, read_exact_timeout, wait_closed};
+    use spice_proto::consts::common_cap::{AUTH_SASL, AUTH_SPICE, MINI_HEADER, PROTOCOL_AUTH_SELECTION};
+    use spice_proto::{ChannelType, LinkError};
+    use spice_server::sasl::{SaslConnInfo, SaslError, SaslServer, SaslSession, SaslStep};
+    use spice_server::{DisplayHandle, RunningServer, ServerBuilder};
+
+    use super::T;
+
+    /// One mechanism, "FAKE": the start's data must be "alice\0pw"; done in
+    /// one step with a security layer of `ssf` bits that changes nothing.
+    struct Fake {
+        ssf: u32,
+    }
+
+    impl SaslServer for Fake {
+        fn session(&self, _: &SaslConnInfo) -> Result<Box<dyn SaslSession>, SaslError> {
+            Ok(Box::new(FakeSession { ssf: self.ssf }))
+        }
+    }
+
+    struct FakeSession {
+        ssf: u32,
+    }
+
+    impl SaslSession for FakeSession {
+        fn mechanisms(&mut self) -> Result<String, SaslError> {
+            Ok(",FAKE,".into())
+        }
+        fn start(&mut self, mechanism: &str, data: Option<&[u8]>) -> Result<SaslStep, SaslError> {
+            assert_eq!(mechanism, "FAKE");
+            match data {
+                Some(b"alice\0pw") => Ok(SaslStep::Done(b"welcome".to_vec())),
+                _ => Err(SaslError("bad credentials".into())),
+            }
+        }
+        fn step(&mut self, _: Option<&[u8]>) -> Result<SaslStep, SaslError> {
+            Err(SaslError("no steps".into()))
+        }
+        fn ssf(&self) -> Result<u32, SaslError> {
+            Ok(self.ssf)
+        }
+        fn encode(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), SaslError> {
+            out.extend_from_slice(plain);
+            Ok(())
+        }
+        fn decode(&mut self, wire: &[u8], out: &mut Vec<u8>) -> Result<(), SaslError> {
+            out.extend_from_slice(wire);
+            Ok(())
+        }
+    }
+
+    fn server(ssf: u32) -> RunningServer {
+        spice_interop::init_logging();
+        ServerBuilder::new()
+            .port(0)
+            .sasl(Fake { ssf })
+            .display(DisplayHandle::new())
+            .spawn()
+            .expect("server starts")
+    }
+
+    fn read(s: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        read_exact_timeout(s, &mut buf, T).unwrap_or_else(|e| panic!("{n} bytes: {e}"));
+        buf
+    }
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    /// Reads a whole link reply: its error and first common caps word.
+    fn link_reply(s: &mut TcpStream) -> (u32, u32) {
+        let header = read(s, 16);
+        assert_eq!(&header[..4], b"REDQ");
+        let body = read(s, u32_at(&header, 12) as usize);
+        let common_words = u32_at(&body, 4 + 162);
+        let caps_offset = u32_at(&body, 4 + 162 + 8) as usize;
+        let caps = if common_words > 0 {
+            u32_at(&body, caps_offset)
+        } else {
+            0
+        };
+        assert!(
+            body[4..4 + 162].iter().all(|&b| b == 0),
+            "no ticket key with SASL"
+        );
+        (u32_at(&body, 0), caps)
+    }
+
+    /// Links main up to the mechanism list; returns the socket.
+    fn offered(addr: SocketAddr) -> TcpStream {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&link_request(
+            ChannelType::Main,
+            0,
+            0,
+            &[PROTOCOL_AUTH_SELECTION, AUTH_SPICE, AUTH_SASL, MINI_HEADER],
+        ))
+        .unwrap();
+        let (error, caps) = link_reply(&mut s);
+        assert_eq!(error, 0);
+        let expected = 1 << PROTOCOL_AUTH_SELECTION | 1 << AUTH_SASL | 1 << MINI_HEADER;
+        assert_eq!(caps, expected, "SASL offered instead of the ticket");
+        s.write_all(&AUTH_SASL.to_le_bytes()).unwrap();
+        let len = u32_at(&read(&mut s, 4), 0) as usize;
+        assert_eq!(read(&mut s, len), b",FAKE,");
+        s
+    }
+
+    fn start(s: &mut TcpStream, mech: &[u8], data: &[u8]) {
+        let mut msg = (mech.len() as u32).to_le_bytes().to_vec();
+        msg.extend_from_slice(mech);
+        msg.extend_from_slice(&(data.len() as u32 + 1).to_le_bytes());
+        msg.extend_from_slice(data);
+        msg.push(0);
+        s.write_all(&msg).unwrap();
+    }
+
+    #[test]
+    fn a_complete_exchange_is_followed_by_the_link_result() {
+        let server = server(128);
+        let mut s = offered(server.local_addr());
+        start(&mut s, b"FAKE", b"alice\0pw");
+        let reply = read(&mut s, 4 + 8 + 1 + 4 + 4);
+        assert_eq!(u32_at(&reply, 0), 8, "the data's length counts its NUL");
+        assert_eq!(&reply[4..12], b"welcome\0");
+        assert_eq!(reply[12], 1, "complete");
+        assert_eq!(u32_at(&reply, 13), 0, "authenticated");
+        assert_eq!(u32_at(&reply, 17), LinkError::Ok.code(), "linked");
+        // The channel follows (through the fake's transparent layer).
+        let first = read(&mut s, 6);
+        assert!(u32_at(&first, 2) > 0, "a first main message: {first:?}");
+    }
+
+    #[test]
+    fn a_weak_security_layer_on_plain_tcp_gets_the_c_servers_rejection() {
+        let server = server(0);
+        let mut s = offered(server.local_addr());
+        start(&mut s, b"FAKE", b"alice\0pw");
+        let reply = read(&mut s, 4 + 8 + 1);
+        assert_eq!(reply[12], 1);
+        let rejection = read(&mut s, 8 + 22);
+        assert_eq!(u32_at(&rejection, 0), 1);
+        assert_eq!(u32_at(&rejection, 4), 22);
+        assert_eq!(&rejection[8..], b"Authentication failed\0");
+        assert!(wait_closed(&mut s, T));
+    }
+
+    #[test]
+    fn failures_close_as_the_c_server_does() {
+        let server = server(128);
+        let addr = server.local_addr();
+
+        // Wrong credentials: closed without a word.
+        let mut s = offered(addr);
+        start(&mut s, b"FAKE", b"alice\0guess");
+        assert!(wait_closed(&mut s, T));
+
+        // A mechanism not offered: an INVALID_DATA link reply.
+        let mut s = offered(addr);
+        start(&mut s, b"PLAIN", b"x");
+        assert_eq!(link_reply(&mut s).0, LinkError::InvalidData.code());
+        assert!(wait_closed(&mut s, T));
+
+        // A mechanism name over 100 bytes: closed.
+        let mut s = offered(addr);
+        s.write_all(&101u32.to_le_bytes()).unwrap();
+        assert!(wait_closed(&mut s, T));
+
+        // The ticket instead of SASL: an INVALID_DATA link reply.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&link_request(
+            ChannelType::Main,
+            0,
+            0,
+            &[PROTOCOL_AUTH_SELECTION, AUTH_SPICE],
+        ))
+        .unwrap();
+        assert_eq!(link_reply(&mut s).0, 0);
+        s.write_all(&AUTH_SPICE.to_le_bytes()).unwrap();
+        assert_eq!(link_reply(&mut s).0, LinkError::InvalidData.code());
+        assert!(wait_closed(&mut s, T));
+
+        // A client that cannot select a mechanism: VERSION_MISMATCH after the reply.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&link_request(ChannelType::Main, 0, 0, &[AUTH_SPICE]))
+            .unwrap();
+        assert_eq!(link_reply(&mut s).0, 0);
+        assert_eq!(link_reply(&mut s).0, LinkError::VersionMismatch.code());
+        assert!(wait_closed(&mut s, T));
+    }
+}
