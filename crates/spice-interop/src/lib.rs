@@ -2,6 +2,8 @@
 //!
 //! - [`gtk::SpiceGtk`] runs the stock spice-gtk client library headless through
 //!   Python GObject introspection (`clients/spice_gtk_driver.py`).
+//! - [`html5::Html5`] runs spice-html5 in headless Chromium
+//!   (`clients/spice_html5_driver.py`, selenium).
 //! - [`raw::RawClient`] speaks the wire protocol directly, for link errors,
 //!   flow control and hostile input that a well-behaved client never sends.
 //! - [`devices`] records what the server hands to the host's devices.
@@ -19,6 +21,7 @@ pub mod desktop;
 pub mod devices;
 pub mod gtk;
 pub mod guest;
+pub mod html5;
 pub mod pattern;
 pub mod pcm;
 pub mod pki;
