@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use spice_interop::agent::cap;
 use spice_interop::gtk::SpiceGtk;
+use spice_interop::html5::Html5;
 use spice_proto::agent::{message_type, PORT_CLIENT, PORT_SERVER};
 
 #[path = "c_host/harness.rs"]
@@ -888,6 +889,58 @@ fn record_session(lib: Lib, opus: bool) -> (Vec<u8>, Vec<u8>) {
     (pcm, recorded)
 }
 
+/// spice-html5 (Debian's, in headless Chromium) over WebSocket on the SPICE
+/// port: the host's picture in its canvas, typing and a click reaching the
+/// host, and the host's audio played as Opus by its media element.
+fn html5(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, &[]);
+    let mut browser = Html5::start();
+    browser.open(host.addr().port(), "");
+    let (w, h, expected) = host.picture();
+    let diff = browser.wait_canvas(w, h, &expected, T);
+    assert_eq!(
+        diff,
+        0,
+        "{lib:?}: spice-html5's canvas differs from the host's picture in {diff} pixels; console: {:#?}",
+        browser.console()
+    );
+    host.cmd("update 12");
+    let (w, h, expected) = host.picture();
+    let diff = browser.wait_canvas(w, h, &expected, T);
+    assert_eq!(diff, 0, "{lib:?}: after an update, {diff} pixels differ");
+
+    browser.type_text("ab");
+    assert_eq!(scancodes(&mut host, 4), [0x1e, 0x9e, 0x30, 0xb0], "{lib:?}: keys");
+    // A pixel or two off: WebDriver's offset from the element's centre.
+    browser.click(100, 50);
+    let near = |v: &Value| {
+        v["event"] == "tablet-position"
+            && v["x"].as_i64().is_some_and(|x| (x - 100).abs() <= 2)
+            && v["y"].as_i64().is_some_and(|y| (y - 50).abs() <= 2)
+    };
+    assert!(host.wait(T, near).is_some(), "{lib:?}: pointer position");
+    for state in [1, 0] {
+        assert!(
+            host.wait(T, |v| v["event"] == "qemu-buttons" && v["state"] == state)
+                .is_some(),
+            "{lib:?}: left button state {state}"
+        );
+    }
+
+    // Three seconds of the host's audio, paced like QEMU's audio timer.
+    host.cmd(&format!("playback {} 7", 300 * 480));
+    let audio = browser.wait_audio_time(0.3, T);
+    assert!(
+        audio["current_time"].as_f64().unwrap_or(0.0) > 0.3,
+        "{lib:?}: spice-html5 played the Opus stream: {audio}; console: {:#?}",
+        browser.console()
+    );
+    assert!(audio["error"].is_null(), "{lib:?}: {audio}");
+    browser.quit();
+    host.quit();
+}
+
 /// `spice_server_set_ticket`: a wrong password is refused, the right one shows the picture.
 fn password(lib: Lib) {
     let _serial = serial();
@@ -1297,6 +1350,7 @@ macro_rules! for_both_libraries {
 }
 
 for_both_libraries!(
+    html5,
     unix_sockets,
     agent_mouse,
     picture,
