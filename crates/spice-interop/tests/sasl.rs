@@ -312,6 +312,11 @@ mod raw {
 
     /// Links main up to the mechanism list; returns the socket.
     fn offered(addr: SocketAddr) -> TcpStream {
+        offered_after(addr).0
+    }
+
+    /// As [`offered`], with how long the mechanism list took to come.
+    fn offered_after(addr: SocketAddr) -> (TcpStream, std::time::Duration) {
         let mut s = TcpStream::connect(addr).unwrap();
         s.write_all(&link_request(
             ChannelType::Main,
@@ -325,9 +330,11 @@ mod raw {
         let expected = 1 << PROTOCOL_AUTH_SELECTION | 1 << AUTH_SASL | 1 << MINI_HEADER;
         assert_eq!(caps, expected, "SASL offered instead of the ticket");
         s.write_all(&AUTH_SASL.to_le_bytes()).unwrap();
+        let asked = std::time::Instant::now();
         let len = u32_at(&read(&mut s, 4), 0) as usize;
+        let waited = asked.elapsed();
         assert_eq!(read(&mut s, len), b",FAKE,");
-        s
+        (s, waited)
     }
 
     fn start(s: &mut TcpStream, mech: &[u8], data: &[u8]) {
@@ -411,5 +418,30 @@ mod raw {
         assert_eq!(link_reply(&mut s).0, 0);
         assert_eq!(link_reply(&mut s).0, LinkError::VersionMismatch.code());
         assert!(wait_closed(&mut s, T));
+    }
+
+    #[test]
+    fn failed_exchanges_slow_down_the_next_from_that_peer() {
+        let server = server(128);
+        let addr = server.local_addr();
+        let (_, fresh) = offered_after(addr);
+        for _ in 0..2 {
+            let mut s = offered(addr);
+            start(&mut s, b"FAKE", b"alice\0guess");
+            assert!(wait_closed(&mut s, T));
+        }
+        // The password throttle holds the third exchange back (250 ms, then
+        // twice that after the second failure), as it does tickets.
+        let (mut s, held) = offered_after(addr);
+        assert!(
+            held >= std::time::Duration::from_millis(300) && held > fresh * 10,
+            "the list came after {held:?} (a fresh peer's after {fresh:?})"
+        );
+        // The right password still gets in, and clears the record.
+        start(&mut s, b"FAKE", b"alice\0pw");
+        let reply = read(&mut s, 4 + 8 + 1 + 4 + 4);
+        assert_eq!(u32_at(&reply, 13), 0);
+        let (_, after) = offered_after(addr);
+        assert!(after < std::time::Duration::from_millis(200), "{after:?}");
     }
 }

@@ -64,10 +64,12 @@ pub(crate) enum Phase {
     Handover(Box<Handover>),
 }
 
-/// A ticket waiting for its check, and what the client sent after it.
+/// A ticket waiting for its check (or a SASL exchange waiting to start),
+/// and what the client sent after it.
 #[derive(Debug)]
 pub(crate) struct DeferredTicket {
-    pub(crate) ticket: [u8; spice_proto::consts::TICKET_BYTES],
+    /// `None`: a SASL client, whose mechanism list waits.
+    pub(crate) ticket: Option<[u8; spice_proto::consts::TICKET_BYTES]>,
     /// `false`: refused unchecked when the time comes (too many attempts
     /// waiting), so even refusals come no faster than the throttle allows.
     pub(crate) check: bool,

@@ -41,6 +41,8 @@ enum RequestStep {
 pub(super) enum TicketStep {
     /// The connection is a channel now.
     Linked,
+    /// The SASL exchange goes on: keep reading.
+    Continue,
     /// The check waits for the password throttle.
     Deferred,
     /// Refused: close the connection.
@@ -210,7 +212,7 @@ impl ServerState {
                 },
                 Some(LinkEvent::Ticket(ticket)) => match self.answer_ticket(id, conn, &ticket) {
                     TicketStep::Linked => {}
-                    TicketStep::Refused => return false,
+                    TicketStep::Continue | TicketStep::Refused => return false,
                     TicketStep::Deferred => {
                         if let Phase::Linking {
                             deferred: Some(d), ..
@@ -221,16 +223,24 @@ impl ServerState {
                         return true;
                     }
                 },
-                Some(LinkEvent::SaslStart) => {
-                    if !self.start_sasl(conn) {
-                        return false;
+                Some(LinkEvent::SaslStart) => match self.answer_sasl_start(id, conn) {
+                    TicketStep::Continue => {}
+                    TicketStep::Deferred => {
+                        if let Phase::Linking {
+                            deferred: Some(d), ..
+                        } = &mut conn.phase
+                        {
+                            d.rest.extend_from_slice(data);
+                        }
+                        return true;
                     }
-                }
+                    TicketStep::Linked | TicketStep::Refused => return false,
+                },
                 Some(LinkEvent::SaslData(step)) => match self.step_sasl(id, conn, step, data) {
                     // What followed went to the security layer, if any.
                     TicketStep::Linked if conn.stream.has_sasl_layer() => data = &[],
-                    TicketStep::Linked | TicketStep::Deferred => {}
-                    TicketStep::Refused => return false,
+                    TicketStep::Linked | TicketStep::Continue => {}
+                    TicketStep::Deferred | TicketStep::Refused => return false,
                 },
                 None => return true,
             }
@@ -401,44 +411,55 @@ impl ServerState {
         conn: &mut Conn,
         ticket: &[u8; spice_proto::consts::TICKET_BYTES],
     ) -> TicketStep {
-        let now = self.now();
         let Some(peer) = self.throttled_peer(conn) else {
             return self.check_ticket(id, conn, ticket);
         };
-        let check = self.auth_throttle.schedule(peer, now, &self.config.limits);
-        let failures = self.auth_throttle.failures(peer);
-        match check {
+        match self.auth_throttle.schedule(peer, self.now(), &self.config.limits) {
             Check::Now => self.check_ticket(id, conn, ticket),
-            Check::At(_) | Check::Refuse => {
-                let (wait, check) = match check {
-                    Check::At(at) => (at.saturating_duration_since(now), true),
-                    _ => (self.config.limits.auth_max_wait, false),
-                };
-                if let Some(held) = self.auth_log.allow(now) {
-                    tracing::warn!(
-                        peer = ?conn.info.peer,
-                        failures,
-                        wait_ms = wait.as_millis() as u64,
-                        checked = check,
-                        suppressed = held,
-                        "wrong passwords from this peer: its next attempt waits"
-                    );
-                }
-                let timer = self
-                    .core
-                    .add_timer(self.timer_callback(move |s| s.on_ticket_due(id)));
-                self.core.start_timer(timer, wait);
-                if let Phase::Linking { deferred, .. } = &mut conn.phase {
-                    *deferred = Some(Box::new(DeferredTicket {
-                        ticket: *ticket,
-                        check,
-                        timer,
-                        rest: Vec::new(),
-                    }));
-                }
-                TicketStep::Deferred
-            }
+            check => self.defer_auth(id, conn, peer, check, Some(*ticket)),
         }
+    }
+
+    /// Holds the attempt of a peer that gave wrong passwords until the
+    /// throttle's `check` allows it: a `ticket` to check, or (`None`) a
+    /// SASL exchange to start.
+    pub(super) fn defer_auth(
+        &mut self,
+        id: u64,
+        conn: &mut Conn,
+        peer: PeerKey,
+        check: Check,
+        ticket: Option<[u8; spice_proto::consts::TICKET_BYTES]>,
+    ) -> TicketStep {
+        let now = self.now();
+        let failures = self.auth_throttle.failures(peer);
+        let (wait, check) = match check {
+            Check::At(at) => (at.saturating_duration_since(now), true),
+            Check::Now | Check::Refuse => (self.config.limits.auth_max_wait, false),
+        };
+        if let Some(held) = self.auth_log.allow(now) {
+            tracing::warn!(
+                peer = ?conn.info.peer,
+                failures,
+                wait_ms = wait.as_millis() as u64,
+                checked = check,
+                suppressed = held,
+                "wrong passwords from this peer: its next attempt waits"
+            );
+        }
+        let timer = self
+            .core
+            .add_timer(self.timer_callback(move |s| s.on_ticket_due(id)));
+        self.core.start_timer(timer, wait);
+        if let Phase::Linking { deferred, .. } = &mut conn.phase {
+            *deferred = Some(Box::new(DeferredTicket {
+                ticket,
+                check,
+                timer,
+                rest: Vec::new(),
+            }));
+        }
+        TicketStep::Deferred
     }
 
     /// The peer whose attempts the password throttle counts: clients that
@@ -476,8 +497,14 @@ impl ServerState {
             self.settle(id, conn, false);
             return;
         }
-        let keep = match self.check_ticket(id, &mut conn, &d.ticket) {
-            TicketStep::Linked => d.rest.is_empty() || self.feed(id, &mut conn, &d.rest),
+        let step = match &d.ticket {
+            Some(ticket) => self.check_ticket(id, &mut conn, ticket),
+            None => self.begin_sasl(&mut conn),
+        };
+        let keep = match step {
+            TicketStep::Linked | TicketStep::Continue => {
+                d.rest.is_empty() || self.feed(id, &mut conn, &d.rest)
+            }
             TicketStep::Deferred | TicketStep::Refused => false,
         } && self.pump(&mut conn);
         self.settle(id, conn, keep);

@@ -5,9 +5,14 @@
 //! The session's calls run on the main context; Cyrus with a local sasldb
 //! answers in microseconds (as in the C server, which also calls it from
 //! its main loop).
+//!
+//! Failed exchanges count in the password throttle as wrong tickets do
+//! (the C server has none): a peer that failed waits before its next
+//! exchange starts.
 
 use spice_proto::Caps;
 
+use super::auth_throttle::Check;
 use super::conn::{Conn, Phase};
 use super::link::TicketStep;
 use super::ServerState;
@@ -41,10 +46,20 @@ impl ServerState {
         }
     }
 
-    /// The client chose SASL: makes its session and sends the mechanisms.
-    pub(super) fn start_sasl(&mut self, conn: &mut Conn) -> bool {
+    /// The client chose SASL: starts the exchange now, or later if this
+    /// peer failed before.
+    pub(super) fn answer_sasl_start(&mut self, id: u64, conn: &mut Conn) -> TicketStep {
+        let peer = conn.peer_key;
+        match self.auth_throttle.schedule(peer, self.now(), &self.config.limits) {
+            Check::Now => self.begin_sasl(conn),
+            check => self.defer_auth(id, conn, peer, check, None),
+        }
+    }
+
+    /// Makes the connection's session and sends the mechanisms.
+    pub(super) fn begin_sasl(&mut self, conn: &mut Conn) -> TicketStep {
         let Some(sasl) = &self.config.sasl else {
-            return false;
+            return TicketStep::Refused;
         };
         let info = SaslConnInfo {
             local: conn.stream.socket().local_addr(),
@@ -65,7 +80,7 @@ impl ServerState {
             ..
         } = &mut conn.phase
         else {
-            return false;
+            return TicketStep::Refused;
         };
         match started {
             Ok((session, list)) => {
@@ -73,13 +88,13 @@ impl ServerState {
                 acceptor.sasl_mechanisms(&list);
                 out.extend(&acceptor.take_output());
                 *slot = Some(Session(session));
-                true
+                TicketStep::Continue
             }
             Err(e) => {
                 // As the C server: closed without a word.
                 tracing::warn!(peer = ?conn.info.peer, error = %e, "cannot start a SASL session");
                 acceptor.sasl_fail(e.to_string());
-                false
+                TicketStep::Refused
             }
         }
     }
@@ -95,6 +110,8 @@ impl ServerState {
         rest: &[u8],
     ) -> TicketStep {
         let tls = conn.stream.is_tls();
+        let now = self.now();
+        let peer_key = conn.peer_key;
         let peer = conn.info.peer;
         let channel = super::channel_name(conn.info.channel_type);
         let refuse = |reason: &str| {
@@ -114,7 +131,10 @@ impl ServerState {
             return TicketStep::Refused;
         };
         let step = match &input.mechanism {
-            Some(mechanism) => session.start(mechanism, input.data.as_deref()),
+            Some(mechanism) => {
+                tracing::debug!(?peer, channel, %mechanism, "SASL mechanism chosen");
+                session.start(mechanism, input.data.as_deref())
+            }
             None => session.step(input.data.as_deref()),
         };
         let (data, complete) = match step {
@@ -122,6 +142,8 @@ impl ServerState {
             Ok(SaslStep::Done(data)) => (data, true),
             Err(e) => {
                 acceptor.sasl_fail(e.to_string());
+                self.auth_throttle
+                    .record(peer_key, false, now, &self.config.limits);
                 return refuse(&e.to_string());
             }
         };
@@ -131,8 +153,10 @@ impl ServerState {
             return refuse(&failure.reason);
         }
         if !complete {
-            return TicketStep::Deferred;
+            return TicketStep::Continue;
         }
+        self.auth_throttle
+            .record(peer_key, true, now, &self.config.limits);
         // Without TLS a security layer is required, and then always runs,
         // as in the C server.
         let ssf = session.ssf().unwrap_or(0);
