@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # remote-viewer in a private Xvfb, screenshots through GDK; the C library and its
 # headers for the drop-in's layout and differential tests; QEMU as the host;
 # mke2fs (e2fsprogs) for the Xorg guest's root disk; libopus (through
-# pkg-config) for Opus audio; spice-html5 in headless Chromium through selenium.
+# pkg-config) for Opus audio; spice-html5 in headless Chromium through selenium;
+# Cyrus SASL (libsasl2-dev to link, the mechanisms, saslpasswd2 for a sasldb).
 ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0 \
     libspice-server-dev libspice-server1 qemu-system-x86 gcc e2fsprogs libpixman-1-dev libglib2.0-dev openssl \
     libopus-dev pkg-config chromium chromium-driver python3-selenium spice-html5 \
