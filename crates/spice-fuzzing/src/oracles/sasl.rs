@@ -4,9 +4,8 @@ use std::time::{Duration, Instant};
 
 use spice_proto::acceptor::sasl::{MAX_DATA_LEN, MAX_MECHNAME_LEN};
 use spice_proto::caps::Caps;
-use spice_proto::consts::{common_cap, ChannelType, LinkError, MAGIC};
+use spice_proto::consts::{common_cap, ChannelType, LinkError};
 use spice_proto::link::{LinkHeader, LinkMess};
-use spice_proto::wire::Writer;
 use spice_proto::{LinkAcceptor, LinkEvent, SaslData};
 
 use super::{check_dead, check_failure_output, Chunks};
@@ -48,17 +47,7 @@ pub fn sasl_client_request() -> Vec<u8> {
         ]),
         channel_caps: Caps::new(),
     };
-    let mut out = Vec::new();
-    let mut w = Writer::new(&mut out);
-    LinkHeader {
-        magic: MAGIC,
-        major_version: 2,
-        minor_version: 2,
-        size: mess.encoded_len() as u32,
-    }
-    .encode(&mut w);
-    mess.encode(&mut w);
-    out
+    crate::seeds::link_request(&mess)
 }
 
 /// Drives a [`LinkAcceptor`] that offered SASL with the bytes a client sends

@@ -150,15 +150,8 @@ impl LinkAcceptor {
                 State::Ticket => TICKET_BYTES,
                 State::SaslMechLen | State::SaslDataLen => 4,
                 State::SaslMechName { len } | State::SaslData { len } => len,
-                State::AwaitAccept
-                | State::AwaitResult
-                | State::Linked
-                | State::Failed
-                | State::SaslAwaitList
-                | State::SaslAwaitStep
-                | State::SaslAwaitVerdict => {
-                    return Ok((used, None));
-                }
+                // Waiting for the driver's answer, or over.
+                _ => return Ok((used, None)),
             };
             let need = want - self.input.len();
             let take = need.min(data.len() - used);
@@ -247,13 +240,7 @@ impl LinkAcceptor {
             State::SaslMechLen | State::SaslMechName { .. } | State::SaslDataLen | State::SaslData { .. } => {
                 self.sasl_input(chunk)
             }
-            State::AwaitAccept
-            | State::AwaitResult
-            | State::Linked
-            | State::Failed
-            | State::SaslAwaitList
-            | State::SaslAwaitStep
-            | State::SaslAwaitVerdict => Ok(None),
+            _ => Ok(None),
         }
     }
 

@@ -18,7 +18,7 @@ fn header(magic: u32, major: u32, size: u32) -> Vec<u8> {
     v
 }
 
-fn link_bytes(common: &[u32], channel_type: u8, connection_id: u32) -> Vec<u8> {
+pub(super) fn link_bytes(common: &[u32], channel_type: u8, connection_id: u32) -> Vec<u8> {
     let mess = LinkMess {
         connection_id,
         channel_type,

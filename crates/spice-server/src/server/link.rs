@@ -210,32 +210,26 @@ impl ServerState {
                         return true;
                     }
                 },
-                Some(LinkEvent::Ticket(ticket)) => match self.answer_ticket(id, conn, &ticket) {
-                    TicketStep::Linked => {}
-                    TicketStep::Continue | TicketStep::Refused => return false,
-                    TicketStep::Deferred => {
-                        if let Phase::Linking {
-                            deferred: Some(d), ..
-                        } = &mut conn.phase
-                        {
-                            d.rest.extend_from_slice(data);
+                // Authentication: the ticket, or the start of a SASL exchange.
+                Some(event @ (LinkEvent::Ticket(_) | LinkEvent::SaslStart)) => {
+                    let step = match event {
+                        LinkEvent::Ticket(ticket) => self.answer_ticket(id, conn, &ticket),
+                        _ => self.answer_sasl_start(id, conn),
+                    };
+                    match step {
+                        TicketStep::Linked | TicketStep::Continue => {}
+                        TicketStep::Refused => return false,
+                        TicketStep::Deferred => {
+                            if let Phase::Linking {
+                                deferred: Some(d), ..
+                            } = &mut conn.phase
+                            {
+                                d.rest.extend_from_slice(data);
+                            }
+                            return true;
                         }
-                        return true;
                     }
-                },
-                Some(LinkEvent::SaslStart) => match self.answer_sasl_start(id, conn) {
-                    TicketStep::Continue => {}
-                    TicketStep::Deferred => {
-                        if let Phase::Linking {
-                            deferred: Some(d), ..
-                        } = &mut conn.phase
-                        {
-                            d.rest.extend_from_slice(data);
-                        }
-                        return true;
-                    }
-                    TicketStep::Linked | TicketStep::Refused => return false,
-                },
+                }
                 Some(LinkEvent::SaslData(step)) => match self.step_sasl(id, conn, step, data) {
                     // What followed went to the security layer, if any.
                     TicketStep::Linked if conn.stream.has_sasl_layer() => data = &[],

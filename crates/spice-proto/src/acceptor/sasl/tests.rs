@@ -4,31 +4,12 @@ use std::time::{Duration, Instant};
 
 use super::super::{LinkAcceptor, LinkEvent};
 use super::*;
-use crate::consts::{ChannelType, MAGIC};
-use crate::link::{LinkHeader, LinkMess};
-use crate::wire::Writer;
+use crate::consts::ChannelType;
 
 const LIST: &str = ",DIGEST-MD5,SCRAM-SHA-256,";
 
 fn link_bytes(common: &[u32]) -> Vec<u8> {
-    let mess = LinkMess {
-        connection_id: 0,
-        channel_type: ChannelType::Main as u8,
-        channel_id: 0,
-        common_caps: Caps::with(common),
-        channel_caps: Caps::new(),
-    };
-    let mut v = Vec::new();
-    let mut w = Writer::new(&mut v);
-    LinkHeader {
-        magic: MAGIC,
-        major_version: 2,
-        minor_version: 2,
-        size: mess.encoded_len() as u32,
-    }
-    .encode(&mut w);
-    mess.encode(&mut w);
-    v
+    super::super::tests::link_bytes(common, ChannelType::Main as u8, 0)
 }
 
 fn u32s(words: &[u32]) -> Vec<u8> {
