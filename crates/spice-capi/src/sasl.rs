@@ -108,6 +108,16 @@ extern "C" {
 static APPNAME: Mutex<Option<String>> = Mutex::new(None);
 /// The outcome of the one `sasl_server_init`, with the name it used.
 static INIT: OnceLock<Result<String, String>> = OnceLock::new();
+/// Held around the calls that touch Cyrus' process-wide state (its plugin
+/// list, a mechanism's shared caches): Debian's libsasl2 takes no locks of
+/// its own unless the application installs them, and two servers in one
+/// process authenticate on two main contexts. A connection's encode and
+/// decode touch only that connection and run unlocked.
+static CYRUS: Mutex<()> = Mutex::new(());
+
+fn cyrus_lock() -> std::sync::MutexGuard<'static, ()> {
+    CYRUS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Notes the application name for [`init`] (default "spice", as in C).
 pub(crate) fn set_appname(name: &str) {
@@ -164,19 +174,22 @@ impl SaslServer for CyrusSasl {
         let local = CString::new(address(conn.local)).map_err(|_| SaslError("bad address".into()))?;
         let remote = CString::new(address(conn.peer)).map_err(|_| SaslError("bad address".into()))?;
         let mut raw = ptr::null_mut();
-        // SAFETY: the strings are NUL-terminated and outlive the call (Cyrus
-        // copies them); `raw` receives the new connection.
-        let err = unsafe {
-            sasl_server_new(
-                c"spice".as_ptr(),
-                ptr::null(),
-                ptr::null(),
-                local.as_ptr(),
-                remote.as_ptr(),
-                ptr::null(),
-                SASL_SUCCESS_DATA,
-                &mut raw,
-            )
+        let err = {
+            let _cyrus = cyrus_lock();
+            // SAFETY: the strings are NUL-terminated and outlive the call (Cyrus
+            // copies them); `raw` receives the new connection.
+            unsafe {
+                sasl_server_new(
+                    c"spice".as_ptr(),
+                    ptr::null(),
+                    ptr::null(),
+                    local.as_ptr(),
+                    remote.as_ptr(),
+                    ptr::null(),
+                    SASL_SUCCESS_DATA,
+                    &mut raw,
+                )
+            }
         };
         if err != SASL_OK || raw.is_null() {
             return Err(SaslError(format!(
@@ -184,41 +197,12 @@ impl SaslServer for CyrusSasl {
                 error_string(err)
             )));
         }
+        // Dropped (disposed, which locks) only after the lock below is let go.
         let session = CyrusSession { conn: raw };
-        let props = match conn.tls_bits {
-            Some(bits) => {
-                let ssf: c_uint = bits;
-                // SAFETY: a live connection; SASL_SSF_EXTERNAL takes a sasl_ssf_t, copied.
-                let err =
-                    unsafe { sasl_setprop(session.conn, SASL_SSF_EXTERNAL, (&ssf as *const c_uint).cast()) };
-                session.check(err, "cannot set SASL external SSF")?;
-                SecurityProperties {
-                    min_ssf: 0,
-                    max_ssf: 0,
-                    maxbufsize: MAX_BUF_SIZE,
-                    security_flags: 0,
-                    property_names: ptr::null(),
-                    property_values: ptr::null(),
-                }
-            }
-            None => SecurityProperties {
-                min_ssf: MIN_SSF,
-                max_ssf: 100_000,
-                maxbufsize: MAX_BUF_SIZE,
-                security_flags: SASL_SEC_NOANONYMOUS | SASL_SEC_NOPLAINTEXT,
-                property_names: ptr::null(),
-                property_values: ptr::null(),
-            },
-        };
-        // SAFETY: a live connection; the properties are copied by Cyrus.
-        let err = unsafe {
-            sasl_setprop(
-                session.conn,
-                SASL_SEC_PROPS,
-                (&props as *const SecurityProperties).cast(),
-            )
-        };
-        session.check(err, "cannot set SASL security props")?;
+        {
+            let _cyrus = cyrus_lock();
+            session.set_security(conn.tls_bits)?;
+        }
         Ok(Box::new(session))
     }
 }
@@ -244,12 +228,53 @@ unsafe impl Send for CyrusSession {}
 
 impl Drop for CyrusSession {
     fn drop(&mut self) {
+        let _cyrus = cyrus_lock();
         // SAFETY: the connection came from sasl_server_new and is disposed once.
         unsafe { sasl_dispose(&mut self.conn) };
     }
 }
 
 impl CyrusSession {
+    /// The C server's security properties: over TLS (`tls_bits`, the
+    /// external SSF) anything goes; otherwise a layer of at least
+    /// [`MIN_SSF`] bits and no plaintext or anonymous mechanisms.
+    fn set_security(&self, tls_bits: Option<u32>) -> Result<(), SaslError> {
+        let props = match tls_bits {
+            Some(bits) => {
+                let ssf: c_uint = bits;
+                // SAFETY: a live connection; SASL_SSF_EXTERNAL takes a sasl_ssf_t, copied.
+                let err =
+                    unsafe { sasl_setprop(self.conn, SASL_SSF_EXTERNAL, (&ssf as *const c_uint).cast()) };
+                self.check(err, "cannot set SASL external SSF")?;
+                SecurityProperties {
+                    min_ssf: 0,
+                    max_ssf: 0,
+                    maxbufsize: MAX_BUF_SIZE,
+                    security_flags: 0,
+                    property_names: ptr::null(),
+                    property_values: ptr::null(),
+                }
+            }
+            None => SecurityProperties {
+                min_ssf: MIN_SSF,
+                max_ssf: 100_000,
+                maxbufsize: MAX_BUF_SIZE,
+                security_flags: SASL_SEC_NOANONYMOUS | SASL_SEC_NOPLAINTEXT,
+                property_names: ptr::null(),
+                property_values: ptr::null(),
+            },
+        };
+        // SAFETY: a live connection; the properties are copied by Cyrus.
+        let err = unsafe {
+            sasl_setprop(
+                self.conn,
+                SASL_SEC_PROPS,
+                (&props as *const SecurityProperties).cast(),
+            )
+        };
+        self.check(err, "cannot set SASL security props")
+    }
+
     fn detail(&self) -> String {
         // SAFETY: a live connection; the string lives until the next call on it.
         let s = unsafe { sasl_errdetail(self.conn) };
@@ -357,6 +382,7 @@ fn len(n: usize) -> Result<c_uint, SaslError> {
 
 impl SaslSession for CyrusSession {
     fn mechanisms(&mut self) -> Result<String, SaslError> {
+        let _cyrus = cyrus_lock();
         let mut list: *const c_char = ptr::null();
         // SAFETY: a live connection; the separators are static C strings;
         // the list stays valid until the next call on the connection.
@@ -383,6 +409,7 @@ impl SaslSession for CyrusSession {
     fn start(&mut self, mechanism: &str, data: Option<&[u8]>) -> Result<SaslStep, SaslError> {
         let mech = CString::new(mechanism).map_err(|_| SaslError("mechanism name contains NUL".into()))?;
         let conn = self.conn;
+        let _cyrus = cyrus_lock();
         self.exchange(
             // SAFETY: a live connection, a NUL-terminated name, and the
             // input and output pointers `exchange` prepared.
@@ -395,6 +422,7 @@ impl SaslSession for CyrusSession {
 
     fn step(&mut self, data: Option<&[u8]>) -> Result<SaslStep, SaslError> {
         let conn = self.conn;
+        let _cyrus = cyrus_lock();
         self.exchange(
             // SAFETY: a live connection and the pointers `exchange` prepared.
             |input, n, out, out_len| unsafe { sasl_server_step(conn, input, n, out, out_len) },
