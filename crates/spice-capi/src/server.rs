@@ -28,6 +28,10 @@ pub(crate) struct MainState {
     pub(crate) tls_error: Option<String>,
     /// `spice_server_set_video_codecs`' list, kept for video streaming.
     pub(crate) video_codecs: Vec<crate::video_codecs::VideoCodec>,
+    /// A duplicate of `spice_server_set_listen_socket_fd`'s socket: used
+    /// instead of opening one, as the C server; the caller's own descriptor
+    /// is never closed.
+    pub(crate) listen_socket: Option<std::os::fd::OwnedFd>,
 }
 
 /// `SpiceServer`.
@@ -78,6 +82,7 @@ impl CServer {
                 image_compression: 2, // SPICE_IMAGE_COMPRESSION_AUTO_GLZ, the C default
                 tls_error: None,
                 video_codecs: crate::video_codecs::DEFAULT.to_vec(),
+                listen_socket: None,
             }),
         }
     }
@@ -136,9 +141,12 @@ impl MainState {
         if let Some(e) = &self.tls_error {
             return Err(format!("TLS was refused: {e}"));
         }
-        let Some(builder) = self.builder.take() else {
+        let Some(mut builder) = self.builder.take() else {
             return Err("already initialised".into());
         };
+        if let Some(fd) = self.listen_socket.take() {
+            builder = builder.listen_socket(listener_from_fd(fd)?);
+        }
         let mut config = self.config.clone();
         if self.unix {
             // As the C server: a Unix path is listened on with or without a
@@ -167,6 +175,29 @@ impl MainState {
         let server = builder.config(config).start_on(core).map_err(|e| e.to_string())?;
         self.server = Some(server);
         Ok(())
+    }
+}
+
+/// The host's listening socket as TCP or Unix, from its address family.
+fn listener_from_fd(fd: std::os::fd::OwnedFd) -> Result<spice_server::Listener, String> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero sockaddr_storage is a valid value of the plain C struct.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` and `len` are valid for writes and `len` holds `addr`'s size.
+    let rc = unsafe { libc::getsockname(fd.as_raw_fd(), std::ptr::addr_of_mut!(addr).cast(), &mut len) };
+    if rc != 0 {
+        return Err(format!(
+            "the listening socket's address: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    match i32::from(addr.ss_family) {
+        libc::AF_UNIX => Ok(std::os::unix::net::UnixListener::from(fd).into()),
+        libc::AF_INET | libc::AF_INET6 => Ok(std::net::TcpListener::from(fd).into()),
+        family => Err(format!(
+            "the listening socket is neither TCP nor a Unix socket (family {family})"
+        )),
     }
 }
 

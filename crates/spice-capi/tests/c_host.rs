@@ -974,8 +974,9 @@ fn connect_unix(gtk: &mut SpiceGtk, path: &Path) {
 /// (`spice_server_set_addr` with `SPICE_ADDR_FLAG_UNIX_ONLY`, QEMU's
 /// `unix=on`), replacing a stale socket left there; then the host accepts
 /// on its own Unix socket and hands each connection to
-/// `spice_server_add_client`. spice-gtk connects by `unix-path` both times
-/// and sees the host's picture.
+/// `spice_server_add_client`; last, the host makes a socket listen and hands
+/// it over with `spice_server_set_listen_socket_fd`. spice-gtk connects by
+/// `unix-path` each time and sees the host's picture.
 fn unix_sockets(lib: Lib) {
     let _serial = serial();
     let dir = std::env::temp_dir().join(format!("spice-unix-{}-{lib:?}", std::process::id()));
@@ -1012,6 +1013,31 @@ fn unix_sockets(lib: Lib) {
     );
     gtk.quit();
     host.quit();
+
+    // A socket the host made listen, given with spice_server_set_listen_socket_fd
+    // (no port): served, and still the host's to close after destroy.
+    let given = dir.join("given.sock");
+    let given_arg = given.display().to_string();
+    let mut args = size.to_vec();
+    args.extend(["--listen-fd", &given_arg]);
+    let mut host = Host::start(lib, &args);
+    let set = host.events("listen-fd");
+    assert!(
+        set.len() == 1 && set[0]["rc"] == 0,
+        "{lib:?}: spice_server_set_listen_socket_fd: {set:?}"
+    );
+    let mut gtk = SpiceGtk::start();
+    connect_unix(&mut gtk, &given);
+    gtk.expect("mark", T);
+    assert_picture(lib, &mut host, &mut gtk, "over the host's listening socket");
+    gtk.quit();
+    let seen = host.quit();
+    let destroyed = seen.iter().find(|v| v["event"] == "destroyed");
+    assert_eq!(
+        destroyed.map(|v| &v["listen_fd_open"]),
+        Some(&serde_json::json!(1)),
+        "{lib:?}: the host's listening socket was closed by the library: {destroyed:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -45,4 +45,5 @@ pub const TARGETS: &[(&str, Oracle)] = &[
     ("agent_messages", oracles::agent_messages),
     ("inputs_sequence", oracles::inputs_sequence),
     ("record_sequence", oracles::record_sequence),
+    ("websocket_framing", oracles::websocket_framing),
 ];

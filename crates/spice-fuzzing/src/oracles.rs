@@ -1010,6 +1010,13 @@ pub fn record_sequence(data: &[u8]) {
     spice_server::fuzzing::record_sequence(data);
 }
 
+/// A connection's framing before the link: raw SPICE or WebSocket, detected
+/// from the first bytes, then frames decoded into the SPICE stream
+/// ([`spice_server::fuzzing::websocket_framing`]).
+pub fn websocket_framing(data: &[u8]) {
+    spice_server::fuzzing::websocket_framing(data);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

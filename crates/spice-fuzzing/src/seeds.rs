@@ -66,6 +66,7 @@ pub fn for_target(target: &str) -> Vec<Seed> {
         "agent_messages" => agent_messages(),
         "inputs_sequence" => inputs_sequence(),
         "record_sequence" => record_sequence(),
+        "websocket_framing" => websocket_framing(),
         _ => Vec::new(),
     }
 }
@@ -1479,6 +1480,44 @@ fn record_sequence() -> Vec<Seed> {
         .client(base::DISCONNECTING, &[0; 12])
         .build();
     vec![("capture".into(), capture), ("opus-and-relink".into(), opus)]
+}
+
+/// spice-html5's upgrade and link in binary frames (built by the oracle, and
+/// as a raw stream split differently), pings and fragments among them, a
+/// plain SPICE link, and an upgrade followed by garbage.
+fn websocket_framing() -> Vec<Seed> {
+    use spice_server::fuzzing::websocket::{client_frames, UPGRADE};
+    let link = client_link_stream(&client_link_mess(
+        ChannelType::Main,
+        &[common_cap::PROTOCOL_AUTH_SELECTION],
+    ));
+    let frame = |kind: u8, body: &[u8]| {
+        let mut spec = vec![kind, body.len() as u8, 0x12, 0x34, 0x56, 0x78];
+        spec.extend_from_slice(body);
+        spec
+    };
+    let spec = [
+        frame(0, &link[..16]),
+        frame(1, b"ping"),
+        frame(3, &link[16..]),
+        frame(2, b"text"),
+    ]
+    .concat();
+    let mut built = vec![0x80 | 0x12];
+    built.extend_from_slice(&spec);
+    let mut raw_ws = vec![0x1b];
+    raw_ws.extend_from_slice(&client_frames(&spec).0);
+    let mut raw_spice = vec![0x3f];
+    raw_spice.extend_from_slice(&link);
+    let mut garbage = vec![0x05];
+    garbage.extend_from_slice(UPGRADE);
+    garbage.extend_from_slice(&[0x88, 0x80, 0xff, 0xff]);
+    vec![
+        ("html5-link-frames".into(), built),
+        ("html5-link-stream".into(), raw_ws),
+        ("raw-spice-link".into(), raw_spice),
+        ("upgrade-then-close".into(), garbage),
+    ]
 }
 
 #[cfg(test)]

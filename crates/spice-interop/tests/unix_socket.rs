@@ -1,5 +1,6 @@
 //! SPICE over Unix stream sockets with the stock spice-gtk client (its
 //! `unix-path` session property): the Rust API's `ServerBuilder::listen_unix`,
+//! listening sockets the host made (`ServerBuilder::listen_socket`),
 //! a socket the host accepted and handed over with `ServerHandle::add_client`,
 //! and QEMU 7.2 started with `-spice unix=on,addr=PATH` on our library.
 //! Socket paths live in a per-test temporary directory.
@@ -128,6 +129,47 @@ fn a_unix_socket_the_host_accepted_is_served_through_add_client() {
     // Wakes the accepting thread, which then stops.
     let _ = std::os::unix::net::UnixStream::connect(&path);
     accepting.join().expect("accepting thread");
+    drop(server);
+}
+
+/// Sockets the host made listen itself (`ServerBuilder::listen_socket`, the
+/// C API's `spice_server_set_listen_socket_fd`): a TCP one whose port the
+/// server reports, and a Unix one; spice-gtk is served on both.
+#[test]
+fn the_server_accepts_on_listening_sockets_the_host_made() {
+    spice_interop::init_logging();
+    let canvas = Canvas::new(200, 120, 3);
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("host's TCP listener");
+    let addr = tcp.local_addr().unwrap();
+    let server = ServerBuilder::new()
+        .port(1) // ignored: the host's socket is used instead
+        .listen_socket(tcp)
+        .display(display.clone())
+        .spawn()
+        .expect("server starts on the host's TCP socket");
+    assert_eq!(server.local_addr(), addr, "the address of the host's socket");
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(addr, None);
+    gtk.expect("primary-create", T);
+    assert_surface(&mut gtk, &canvas, "over the host's TCP listener");
+    gtk.quit();
+    drop(server);
+
+    let dir = TempDir::new("fd");
+    let path = dir.0.join("host-made.sock");
+    let unix = UnixListener::bind(&path).expect("host's unix listener");
+    let server = ServerBuilder::new()
+        .listen_socket(unix)
+        .display(display.clone())
+        .spawn()
+        .expect("server starts on the host's unix socket");
+    let mut gtk = SpiceGtk::start();
+    connect_unix(&mut gtk, &path);
+    gtk.expect("primary-create", T);
+    assert_surface(&mut gtk, &canvas, "over the host's unix listener");
+    gtk.quit();
     drop(server);
 }
 

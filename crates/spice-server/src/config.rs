@@ -133,6 +133,8 @@ pub(crate) struct Devices {
     pub(crate) playback: Option<PlaybackHandle>,
     pub(crate) record: Option<RecordHandle>,
     pub(crate) agent: Option<Box<dyn crate::vdi::CharDevice + Send>>,
+    /// A listening socket the host opened, used instead of making one.
+    pub(crate) listen_socket: Option<crate::socket::Listener>,
 }
 
 /// Assembles a server: address, authentication, identity and devices.
@@ -194,6 +196,18 @@ impl ServerBuilder {
     pub fn listen_unix(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.config.unix_path = Some(path.into());
         self.config.listen = true;
+        self
+    }
+
+    /// Accepts clients on a socket the host already made listen (TCP or
+    /// Unix), instead of opening one from [`Config::addr`]/[`Config::port`]
+    /// or [`Config::unix_path`]: the C API's
+    /// `spice_server_set_listen_socket_fd`, for hosts that are handed their
+    /// socket (systemd socket activation, a privileged parent). It is used
+    /// whatever [`Config::listen`] says; the TLS port, if any, is still
+    /// opened by the server.
+    pub fn listen_socket(mut self, socket: impl Into<crate::socket::Listener>) -> Self {
+        self.devices.listen_socket = Some(socket.into());
         self
     }
 

@@ -56,7 +56,7 @@ pub use crate::handle::ServerHandle;
 pub use crate::limits::Limits;
 pub use crate::runtime::RunningServer;
 pub use crate::server::Server;
-pub use crate::socket::ClientSocket;
+pub use crate::socket::{ClientSocket, Listener};
 pub use crate::tls::{Security, SecurityPolicy, TlsConfig, TlsError, TlsFiles};
 pub use crate::vdi::{CharDevice, Keyboard, Leds, Mouse, MouseButtons, Tablet};
 pub use crate::worker::{DisplayDevice, DisplayWorker, WorkerWaker};

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use crate::channel::OutBuf;
 
 mod sasl;
-mod websocket;
+pub(crate) mod websocket;
 
 /// A connected client socket: TCP, or a Unix stream socket (QEMU's
 /// `-spice unix=on`, or one the host accepted itself). Everything above it
@@ -238,37 +238,13 @@ impl Stream {
     }
 
     fn read_framed(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
-        loop {
-            match &mut self.framing {
-                Framing::Raw(pending) if pending.is_empty() => return self.inner.read(buf),
-                Framing::Raw(pending) => return Ok(ReadResult::Data(pending.take_into(buf))),
-                Framing::Detect(seen) => {
-                    let n = match self.inner.read(buf)? {
-                        ReadResult::Data(n) => n,
-                        other => return Ok(other),
-                    };
-                    if let Some(next) = websocket::detect(seen, &buf[..n]) {
-                        self.framing = next;
-                    }
-                }
-                Framing::WebSocket(ws) => {
-                    match websocket::read(ws, buf)? {
-                        Some(ReadResult::Closed) => {
-                            // Best effort: the reply to the client's close.
-                            let _ = self.inner.flush(&mut ws.get_mut().tx);
-                            return Ok(ReadResult::Closed);
-                        }
-                        Some(result) => return Ok(result),
-                        None => {}
-                    }
-                    // Frames need more bytes from below.
-                    match self.inner.read(buf)? {
-                        ReadResult::Data(n) => ws.get_mut().receive(&buf[..n]),
-                        other => return Ok(other),
-                    }
-                }
-            }
+        let inner = &mut self.inner;
+        let result = self.framing.read(buf, |b| inner.read(b))?;
+        if let (ReadResult::Closed, Framing::WebSocket(ws)) = (&result, &mut self.framing) {
+            // Best effort: the reply to the client's close.
+            let _ = self.inner.flush(&mut ws.get_mut().tx);
         }
+        Ok(result)
     }
 
     /// Writes queued output until done or the socket is full (as WebSocket
@@ -309,7 +285,7 @@ impl Stream {
 
 /// How the client's bytes are framed, found from its first bytes.
 #[derive(Debug)]
-enum Framing {
+pub(crate) enum Framing {
     /// Not known yet: what was read so far, all of it a prefix of an HTTP
     /// request (`GET `, as the C server checks).
     Detect(Vec<u8>),
@@ -320,8 +296,52 @@ enum Framing {
 }
 
 impl Framing {
-    fn detect() -> Self {
+    pub(crate) fn detect() -> Self {
         Self::Detect(Vec::new())
+    }
+
+    /// Reads the client's bytes into `buf` through this framing, pulling
+    /// what the transport has from `source` as needed (no I/O here, so the
+    /// fuzz oracle drives the same code as a connection).
+    pub(crate) fn read(
+        &mut self,
+        buf: &mut [u8],
+        mut source: impl FnMut(&mut [u8]) -> io::Result<ReadResult>,
+    ) -> io::Result<ReadResult> {
+        loop {
+            match self {
+                Self::Raw(pending) if pending.is_empty() => return source(buf),
+                Self::Raw(pending) => return Ok(ReadResult::Data(pending.take_into(buf))),
+                Self::Detect(seen) => {
+                    let n = match source(buf)? {
+                        ReadResult::Data(n) => n,
+                        other => return Ok(other),
+                    };
+                    if let Some(next) = websocket::detect(seen, &buf[..n]) {
+                        *self = next;
+                    }
+                }
+                Self::WebSocket(ws) => {
+                    if let Some(result) = websocket::read(ws, buf)? {
+                        return Ok(result);
+                    }
+                    // Frames need more bytes from below.
+                    match source(buf)? {
+                        ReadResult::Data(n) => ws.get_mut().receive(&buf[..n]),
+                        other => return Ok(other),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The WebSocket connection, once the client upgraded.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn websocket(&mut self) -> Option<&mut tungstenite::WebSocket<websocket::MemIo>> {
+        match self {
+            Self::WebSocket(ws) => Some(ws),
+            _ => None,
+        }
     }
 }
 
@@ -462,14 +482,49 @@ impl Transport {
     }
 }
 
-/// A non-blocking listening socket: TCP, or a Unix stream socket at a path.
+/// A listening socket: TCP, or a Unix stream socket.
+///
+/// The server makes its own (see [`crate::Config`]), or takes one the host
+/// opened with [`crate::ServerBuilder::listen_socket`] (the C API's
+/// `spice_server_set_listen_socket_fd`); it is made non-blocking when the
+/// server starts.
 #[derive(Debug)]
-pub(crate) enum Listener {
+pub enum Listener {
+    /// A TCP listener.
     Tcp(std::net::TcpListener),
+    /// A Unix stream socket listener.
     Unix(std::os::unix::net::UnixListener),
 }
 
+impl From<std::net::TcpListener> for Listener {
+    fn from(listener: std::net::TcpListener) -> Self {
+        Self::Tcp(listener)
+    }
+}
+
+impl From<std::os::unix::net::UnixListener> for Listener {
+    fn from(listener: std::os::unix::net::UnixListener) -> Self {
+        Self::Unix(listener)
+    }
+}
+
 impl Listener {
+    /// Switches the socket to non-blocking mode, as the accept loop needs.
+    pub(crate) fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(l) => l.set_nonblocking(true),
+            Self::Unix(l) => l.set_nonblocking(true),
+        }
+    }
+
+    /// The TCP address it listens on; `None` for a Unix socket.
+    pub(crate) fn tcp_addr(&self) -> io::Result<Option<std::net::SocketAddr>> {
+        match self {
+            Self::Tcp(l) => l.local_addr().map(Some),
+            Self::Unix(_) => Ok(None),
+        }
+    }
+
     /// A connection, with the client's address (none for Unix sockets).
     pub(crate) fn accept(&self) -> io::Result<(ClientSocket, Option<std::net::SocketAddr>)> {
         match self {

@@ -1,6 +1,7 @@
 //! `spice-server.h`: creation, configuration and lifecycle.
 
 use std::ffi::{c_char, c_int, CString};
+use std::os::fd::FromRawFd;
 
 use spice_server::Auth;
 
@@ -154,9 +155,25 @@ pub unsafe extern "C" fn spice_server_set_addr(s: *mut CServer, addr: *const c_c
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_listen_socket_fd(s: *mut CServer, listen_fd: c_int) -> c_int {
     guard("spice_server_set_listen_socket_fd", -1, || {
-        tracing::warn!(listen_fd, "spice_server_set_listen_socket_fd is not supported");
-        let _ = s;
-        -1
+        configure(s, "spice_server_set_listen_socket_fd", |m| {
+            // -1, as the C server's initial value, means "none".
+            if listen_fd < 0 {
+                m.listen_socket = None;
+                return 0;
+            }
+            // A duplicate, so the caller's descriptor stays theirs to close.
+            // SAFETY: fcntl with F_DUPFD_CLOEXEC reads no memory; an invalid
+            // descriptor only makes it fail with EBADF.
+            let dup = unsafe { libc::fcntl(listen_fd, libc::F_DUPFD_CLOEXEC, 0) };
+            if dup < 0 {
+                let err = std::io::Error::last_os_error();
+                tracing::error!(listen_fd, %err, "cannot use the listening socket");
+                return -1;
+            }
+            // SAFETY: `dup` is a descriptor fcntl just created for us alone.
+            m.listen_socket = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(dup) });
+            0
+        })
     })
 }
 

@@ -18,9 +18,13 @@
  *
  * Usage: host --port N [--password P] [--width W] [--height H] [--name NAME]
  *             [--tablet 0|1] [--picture 0|1] [--unix-listen PATH] [--accept PATH]
+ *             [--listen-fd PATH]
  *
  * --unix-listen PATH: the library listens on a Unix socket at PATH
  *   (spice_server_set_addr with SPICE_ADDR_FLAG_UNIX_ONLY, as QEMU's unix=on).
+ * --listen-fd PATH: the host makes a Unix socket listen at PATH and hands it
+ *   to spice_server_set_listen_socket_fd instead of setting a port (the
+ *   descriptor stays the host's: it checks it is still open at the end).
  * --accept PATH: the host listens on a Unix socket at PATH itself and hands
  *   each connection to spice_server_add_client (as QEMU's add_client).
  *
@@ -276,6 +280,8 @@ static void peer_of(const SpiceChannelEventInfo *info, char *buf, size_t size, i
  * spice_server_add_client, with the return value reported. */
 static SpiceWatch *accept_watch;
 static int accept_fd = -1;
+/* --listen-fd: the socket handed to spice_server_set_listen_socket_fd */
+static int listen_fd = -1;
 static SpiceServer *server; /* defined with the other state below */
 
 static void on_host_accept(int fd, int event, void *opaque)
@@ -1608,8 +1614,14 @@ static void do_quit(void)
     }
     spice_server_destroy(server);
     server = NULL;
-    out("{\"event\":\"destroyed\",\"timers_left\":%d,\"watches_left\":%d}", n_timers_live,
-        n_watches_live);
+    /* The library must not have closed the host's listening socket. */
+    int listen_fd_open = listen_fd >= 0 && fcntl(listen_fd, F_GETFD) >= 0;
+    if (listen_fd >= 0) {
+        close(listen_fd);
+    }
+    out("{\"event\":\"destroyed\",\"timers_left\":%d,\"watches_left\":%d,"
+        "\"listen_fd_open\":%d}",
+        n_timers_live, n_watches_live, listen_fd_open);
 }
 
 /*
@@ -2086,6 +2098,7 @@ int main(int argc, char **argv)
     int initial_picture = 1;
     const char *unix_listen = NULL;
     const char *accept_path = NULL;
+    const char *listen_fd_path = NULL;
 
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port")) {
@@ -2111,6 +2124,8 @@ int main(int argc, char **argv)
             unix_listen = argv[i + 1];
         } else if (!strcmp(argv[i], "--accept")) {
             accept_path = argv[i + 1];
+        } else if (!strcmp(argv[i], "--listen-fd")) {
+            listen_fd_path = argv[i + 1];
         } else if (!strcmp(argv[i], "--tablet")) {
             /* --tablet 0: a guest without an absolute pointer (server mouse mode) */
             with_tablet = atoi(argv[i + 1]);
@@ -2137,7 +2152,13 @@ int main(int argc, char **argv)
         out("{\"event\":\"fatal\",\"what\":\"spice_server_new\"}");
         return 1;
     }
-    spice_server_set_port(server, port);
+    if (listen_fd_path) {
+        listen_fd = unix_listener(listen_fd_path);
+        int rc = listen_fd < 0 ? -1 : spice_server_set_listen_socket_fd(server, listen_fd);
+        out("{\"event\":\"listen-fd\",\"rc\":%d}", rc);
+    } else {
+        spice_server_set_port(server, port);
+    }
     spice_server_set_addr(server, "127.0.0.1", 0);
     if (unix_listen) {
         spice_server_set_addr(server, unix_listen, SPICE_ADDR_FLAG_UNIX_ONLY);

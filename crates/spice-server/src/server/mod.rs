@@ -175,16 +175,27 @@ impl Server {
         handle: ServerHandle,
     ) -> Result<Self, ServerError> {
         let addr = SocketAddr::new(config.addr, config.port);
-        let (listener, local_addr) = match (&config.unix_path, config.listen) {
-            (_, false) => (None, addr),
-            (Some(path), true) => {
+        let mut devices = devices;
+        let given = devices.listen_socket.take();
+        let (listener, local_addr) = match (given, &config.unix_path, config.listen) {
+            (Some(listener), _, _) => {
+                let io = |source| ServerError::Io {
+                    what: "the host's listening socket",
+                    source,
+                };
+                listener.set_nonblocking().map_err(io)?;
+                let local_addr = listener.tcp_addr().map_err(io)?.unwrap_or(addr);
+                (Some(listener), local_addr)
+            }
+            (None, _, false) => (None, addr),
+            (None, Some(path), true) => {
                 let listener = Listener::unix(path).map_err(|source| ServerError::ListenUnix {
                     path: path.clone(),
                     source,
                 })?;
                 (Some(listener), addr)
             }
-            (None, true) => {
+            (None, None, true) => {
                 let listener = listen(addr).map_err(|source| ServerError::Listen { addr, source })?;
                 let local_addr = listener.local_addr().map_err(|source| ServerError::Io {
                     what: "listening socket",

@@ -18,10 +18,10 @@ use crate::channel::OutBuf;
 
 /// Largest upgrade request taken (the C server reads at most 4 KiB; a
 /// browser's is about 500 bytes).
-const MAX_REQUEST: usize = 4096;
+pub(crate) const MAX_REQUEST: usize = 4096;
 /// Largest incoming frame payload and message. SPICE client messages are a
 /// few KiB at most; this leaves room for clients that batch them.
-const MAX_MESSAGE: usize = 256 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 256 * 1024;
 /// Output is cut into binary frames of at most this much.
 const MAX_OUT_FRAME: usize = 64 * 1024;
 /// RFC 6455's key suffix for `Sec-WebSocket-Accept`.
@@ -45,6 +45,11 @@ impl Pending {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.at >= self.buf.len()
+    }
+
+    /// Bytes not handed out yet.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len().saturating_sub(self.at)
     }
 
     /// Copies as much as fits into `out`; returns how much.
@@ -75,6 +80,12 @@ pub(crate) struct MemIo {
 }
 
 impl MemIo {
+    /// Decoded payload not handed to the reader yet.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn payload_len(&self) -> usize {
+        self.payload.len()
+    }
+
     /// Appends bytes read from the transport (only once `rx` is drained:
     /// [`read`] consumes all it can before asking for more).
     pub(crate) fn receive(&mut self, bytes: &[u8]) {
@@ -112,7 +123,7 @@ impl Write for MemIo {
 /// `GET `, WebSocket once a complete upgrade request has been answered. A
 /// request that is not a WebSocket upgrade (or too long) is raw too, as in
 /// the C server: the link stage then answers `INVALID_MAGIC`.
-pub(super) fn detect(seen: &mut Vec<u8>, new: &[u8]) -> Option<Framing> {
+pub(crate) fn detect(seen: &mut Vec<u8>, new: &[u8]) -> Option<Framing> {
     seen.extend_from_slice(new);
     let raw = |seen: &mut Vec<u8>| Some(Framing::Raw(Pending::new(std::mem::take(seen))));
     if !b"GET ".starts_with(&seen[..seen.len().min(4)]) {
@@ -204,7 +215,7 @@ fn accept_key(key: &str) -> String {
 /// Hands decoded payload to `buf`. `None`: the frames need more bytes from
 /// the transport. Pings are answered (the pong waits in `tx`), a close is
 /// answered and reported as the end of the stream.
-pub(super) fn read(ws: &mut WebSocket<MemIo>, buf: &mut [u8]) -> io::Result<Option<ReadResult>> {
+pub(crate) fn read(ws: &mut WebSocket<MemIo>, buf: &mut [u8]) -> io::Result<Option<ReadResult>> {
     use tungstenite::Error;
     loop {
         let io = ws.get_mut();
@@ -235,7 +246,7 @@ pub(super) fn read(ws: &mut WebSocket<MemIo>, buf: &mut [u8]) -> io::Result<Opti
 }
 
 /// Puts the start of `data` into one binary frame in `tx`; returns how much.
-pub(super) fn frame_output(ws: &mut WebSocket<MemIo>, data: &[u8]) -> io::Result<usize> {
+pub(crate) fn frame_output(ws: &mut WebSocket<MemIo>, data: &[u8]) -> io::Result<usize> {
     let n = data.len().min(MAX_OUT_FRAME);
     ws.send(Message::Binary(Bytes::copy_from_slice(&data[..n])))
         .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
