@@ -21,6 +21,13 @@ pub fn sine(from: usize, frames: usize, hz: f64) -> Vec<u8> {
         .collect()
 }
 
+/// S16LE stereo bytes as frames, as the host's audio handles take them.
+pub fn frames(pcm: &[u8]) -> Vec<spice_server::StereoFrame> {
+    pcm.chunks_exact(4)
+        .map(|b| [i16::from_le_bytes([b[0], b[1]]), i16::from_le_bytes([b[2], b[3]])])
+        .collect()
+}
+
 /// One channel (0 left, 1 right) of S16LE stereo bytes.
 pub fn channel(pcm: &[u8], which: usize) -> Vec<f64> {
     pcm.chunks_exact(4)

@@ -52,6 +52,13 @@ fn connect_with_audio(gtk: &mut SpiceGtk, addr: SocketAddr) {
     }));
 }
 
+fn wait_open(gtk: &mut SpiceGtk, kind: &str) {
+    gtk.wait(T, |v| {
+        v["event"] == "channel-event" && v["type"] == kind && v["code"] == "opened"
+    })
+    .unwrap_or_else(|| panic!("{kind} opens; seen: {:#?}", gtk.seen));
+}
+
 fn spawn(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> RunningServer {
     spice_interop::init_logging();
     configure(ServerBuilder::new().port(0).name("audio test"))
@@ -127,10 +134,7 @@ fn record_start_reaches_spice_gtk_and_its_samples_reach_the_host() {
     // Raw PCM: without this spice-gtk records in Opus, which the server offers.
     let mut gtk = SpiceGtk::start_with_env(&[("SPICE_DISABLE_OPUS", "1")]);
     connect_with_audio(&mut gtk, server.local_addr());
-    gtk.wait(T, |v| {
-        v["event"] == "channel-event" && v["type"] == "RecordChannel" && v["code"] == "opened"
-    })
-    .unwrap_or_else(|| panic!("record channel opens; seen: {:#?}", gtk.seen));
+    wait_open(&mut gtk, "RecordChannel");
 
     // Recording starts while the client is connected.
     record.start();
@@ -333,10 +337,7 @@ fn playback_in_opus_reaches_spice_gtk_as_the_hosts_sine() {
     let server = spawn(|b| b.playback(playback.clone()));
     let mut gtk = SpiceGtk::start();
     connect_with_audio(&mut gtk, server.local_addr());
-    gtk.wait(T, |v| {
-        v["event"] == "channel-event" && v["type"] == "PlaybackChannel" && v["code"] == "opened"
-    })
-    .unwrap_or_else(|| panic!("playback channel opens; seen: {:#?}", gtk.seen));
+    wait_open(&mut gtk, "PlaybackChannel");
     let deadline = Instant::now() + T;
     while !playback.has_client() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -348,12 +349,8 @@ fn playback_in_opus_reaches_spice_gtk_as_the_hosts_sine() {
     // Half a second of 440 Hz / 880 Hz, written in packets as a sound card would.
     let packets = 50;
     let sent = pcm::sine(0, packets * FRAMES_PER_PACKET, 440.0);
-    for chunk in sent.chunks(PACKET_BYTES) {
-        let frames: Vec<StereoFrame> = chunk
-            .chunks_exact(4)
-            .map(|b| [i16::from_le_bytes([b[0], b[1]]), i16::from_le_bytes([b[2], b[3]])])
-            .collect();
-        playback.write(&frames);
+    for packet in pcm::frames(&sent).chunks(FRAMES_PER_PACKET) {
+        playback.write(packet);
         std::thread::sleep(Duration::from_millis(5));
     }
     playback.stop();
@@ -390,10 +387,7 @@ fn record_in_opus_from_spice_gtk_reaches_the_host_as_its_sine() {
     // spice-gtk records in Opus since the server offers SPICE_RECORD_CAP_OPUS.
     let mut gtk = SpiceGtk::start();
     connect_with_audio(&mut gtk, server.local_addr());
-    gtk.wait(T, |v| {
-        v["event"] == "channel-event" && v["type"] == "RecordChannel" && v["code"] == "opened"
-    })
-    .unwrap_or_else(|| panic!("record channel opens; seen: {:#?}", gtk.seen));
+    wait_open(&mut gtk, "RecordChannel");
     record.start();
     gtk.expect("record-start", T);
 

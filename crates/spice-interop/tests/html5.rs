@@ -15,7 +15,7 @@ use spice_interop::html5::Html5;
 use spice_interop::pattern::Canvas;
 use spice_interop::pcm;
 use spice_interop::qemu::{Library, Picture, Qemu};
-use spice_server::{DisplayHandle, PlaybackHandle, ServerBuilder, StereoFrame, FRAMES_PER_PACKET};
+use spice_server::{DisplayHandle, PlaybackHandle, ServerBuilder, FRAMES_PER_PACKET};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -26,12 +26,11 @@ fn play_sine(playback: PlaybackHandle, stop: Arc<AtomicBool>) -> std::thread::Jo
         let begin = Instant::now();
         let mut k = 0;
         while !stop.load(Ordering::Relaxed) {
-            let pcm = pcm::sine(k * FRAMES_PER_PACKET, FRAMES_PER_PACKET, 440.0);
-            let frames: Vec<StereoFrame> = pcm
-                .chunks_exact(4)
-                .map(|b| [i16::from_le_bytes([b[0], b[1]]), i16::from_le_bytes([b[2], b[3]])])
-                .collect();
-            playback.write(&frames);
+            playback.write(&pcm::frames(&pcm::sine(
+                k * FRAMES_PER_PACKET,
+                FRAMES_PER_PACKET,
+                440.0,
+            )));
             k += 1;
             let due = begin + Duration::from_millis(10 * k as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));

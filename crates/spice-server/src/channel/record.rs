@@ -194,6 +194,15 @@ mod tests {
         std::iter::from_fn(|| d.next_frame().unwrap()).collect()
     }
 
+    fn channel(r: &RecordHandle, caps: &[u32]) -> RecordChannel {
+        RecordChannel::start(
+            ChannelBase::new(HeaderKind::Mini, Instant::now()),
+            1,
+            &Caps::with(caps),
+            &r.shared,
+        )
+    }
+
     fn frame(msg_type: u16, body: Vec<u8>) -> Frame {
         Frame { msg_type, body }
     }
@@ -201,12 +210,7 @@ mod tests {
     #[test]
     fn start_and_stop_reach_the_client_once_each() {
         let r = RecordHandle::new();
-        let mut ch = RecordChannel::start(
-            ChannelBase::new(HeaderKind::Mini, Instant::now()),
-            1,
-            &Caps::with(&[record_cap::VOLUME]),
-            &r.shared,
-        );
+        let mut ch = channel(&r, &[record_cap::VOLUME]);
         assert!(sent(&mut ch).is_empty());
         r.start();
         r.start();
@@ -227,12 +231,7 @@ mod tests {
         let r = RecordHandle::new();
         r.set_mute(true);
         r.start();
-        let mut ch = RecordChannel::start(
-            ChannelBase::new(HeaderKind::Mini, Instant::now()),
-            1,
-            &Caps::new(),
-            &r.shared,
-        );
+        let mut ch = channel(&r, &[]);
         let types: Vec<u16> = sent(&mut ch).iter().map(|f| f.msg_type).collect();
         assert_eq!(
             types,
@@ -244,12 +243,7 @@ mod tests {
     #[test]
     fn raw_data_becomes_samples_and_celt_is_ignored() {
         let r = RecordHandle::new();
-        let mut ch = RecordChannel::start(
-            ChannelBase::new(HeaderKind::Mini, Instant::now()),
-            1,
-            &Caps::new(),
-            &r.shared,
-        );
+        let mut ch = channel(&r, &[]);
         let now = Instant::now();
         let data = frame(client_type::DATA, vec![9, 0, 0, 0, 1, 2, 3, 4]);
         assert_eq!(
@@ -276,12 +270,7 @@ mod tests {
         use crate::audio::opus::tests::{rms_error, sine};
         use crate::audio::{OpusEncoder, FRAMES_PER_PACKET};
         let r = RecordHandle::new();
-        let mut ch = RecordChannel::start(
-            ChannelBase::new(HeaderKind::Mini, Instant::now()),
-            1,
-            &Caps::new(),
-            &r.shared,
-        );
+        let mut ch = channel(&r, &[]);
         let now = Instant::now();
         ch.handle(&frame(client_type::MODE, vec![0, 0, 0, 0, 3, 0]), now)
             .unwrap();
