@@ -46,7 +46,7 @@ fn sasl_conf() -> &'static PathBuf {
             )
             .expect("SASL configuration");
         }
-        let mut child = Command::new("saslpasswd2")
+        let mut child = Command::new("/usr/sbin/saslpasswd2")
             .args(["-f", &db.display().to_string(), "-a", "spice", "-c", "-p", USER])
             .env("SASL_CONF_PATH", &dir)
             .stdin(Stdio::piped())
