@@ -132,14 +132,13 @@ impl LinkAcceptor {
                 Ok(None)
             }
             State::SaslMechName { .. } => {
-                let listed = self.sasl.as_ref().is_some_and(|p| is_listed(&p.mechlist, chunk));
+                // The C server reads the name as a C string: it ends at a NUL.
+                let name = chunk.split(|&b| b == 0).next().unwrap_or_default();
+                let listed = self.sasl.as_ref().is_some_and(|p| is_listed(&p.mechlist, name));
+                let name = String::from_utf8_lossy(name).into_owned();
                 if !listed {
-                    let shown = String::from_utf8_lossy(chunk).into_owned();
-                    return Err(
-                        self.fail_with_link_error(format!("SASL mechanism {shown:?} was not offered"))
-                    );
+                    return Err(self.fail_with_link_error(format!("SASL mechanism {name:?} was not offered")));
                 }
-                let name = String::from_utf8_lossy(chunk).into_owned();
                 if let Some(progress) = &mut self.sasl {
                     progress.mechname = Some(name);
                 }
@@ -256,7 +255,7 @@ fn read_u32(chunk: &[u8]) -> u32 {
 
 /// Whether `name` is one of the `,`-delimited entries of `mechlist`.
 fn is_listed(mechlist: &str, name: &[u8]) -> bool {
-    if name.is_empty() || name.contains(&b',') || name.contains(&0) {
+    if name.is_empty() || name.contains(&b',') {
         return false;
     }
     mechlist

@@ -125,13 +125,31 @@ fn byte_at_a_time_input_reaches_the_start() {
 
 #[test]
 fn a_mechanism_not_offered_is_an_invalid_data_link_error() {
-    for name in [&b"PLAIN"[..], b"DIGEST", b"DIGEST-MD5,SCRAM-SHA-256", b"MD5\0"] {
+    for name in [
+        &b"PLAIN"[..],
+        b"DIGEST",
+        b"DIGEST-MD5,SCRAM-SHA-256",
+        b"MD5\0",
+        b",DIGEST-MD5",
+    ] {
         let mut a = offered();
         let err = a.handle_input(&start_bytes(name, None)).unwrap_err();
         assert_eq!(err.error, LinkError::InvalidData, "{name:?}");
         assert!(is_link_error(&a.take_output(), LinkError::InvalidData));
         assert!(a.is_failed());
     }
+}
+
+#[test]
+fn a_mechanism_name_ends_at_a_nul_as_in_c() {
+    let mut a = offered();
+    let (_, event) = a.handle_input(&start_bytes(b"DIGEST-MD5\0junk", None)).unwrap();
+    assert!(
+        matches!(event, Some(LinkEvent::SaslData(SaslData { mechanism: Some(m), .. })) if m == "DIGEST-MD5")
+    );
+    let mut a = offered();
+    assert!(a.handle_input(&start_bytes(b"\0DIGEST-MD5", None)).is_err());
+    assert!(is_link_error(&a.take_output(), LinkError::InvalidData));
 }
 
 #[test]
