@@ -16,6 +16,38 @@ fn driver_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/spice_gtk_driver.py")
 }
 
+/// The stdin of a driver process (one JSON command per line), and its
+/// stdout's JSON lines as they come. Its other output goes through
+/// `eprintln!` prefixed with `label`: in a test the reader threads inherit the
+/// harness's output capture, shown only if the test fails (the client's GLib
+/// warnings, some provoked on purpose, such as a link the server refuses).
+pub(crate) fn driver_pipes(child: &mut Child, label: &'static str) -> (ChildStdin, Receiver<Value>) {
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !line.is_empty() {
+                eprintln!("{label}: {line}");
+            }
+        }
+    });
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) => {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => eprintln!("{label} driver: {line}"),
+            }
+        }
+    });
+    (stdin, rx)
+}
+
 /// One spice-gtk session in a child process. Killed (by PID) when dropped.
 #[derive(Debug)]
 pub struct SpiceGtk {
@@ -48,34 +80,7 @@ impl SpiceGtk {
         let mut child = command
             .spawn()
             .expect("start /usr/bin/python3 with the spice-gtk driver (apt-get install python3-gi gir1.2-spiceclientglib-2.0)");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        // The client's GLib warnings (some provoked on purpose, such as a link
-        // the server refuses) go through `eprintln!`: in a test, the thread
-        // inherits the harness's output capture, shown only if the test fails.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if !line.is_empty() {
-                    eprintln!("client: {line}");
-                }
-            }
-        });
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if tx.send(v).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => eprintln!("driver: {line}"),
-                }
-            }
-        });
+        let (stdin, rx) = driver_pipes(&mut child, "client");
         let mut gtk = Self {
             child,
             stdin,

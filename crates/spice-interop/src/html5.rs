@@ -2,10 +2,10 @@
 //! through `clients/spice_html5_driver.py` (selenium and chromedriver). Its
 //! WebSocket goes straight to the SPICE port, which detects WebSocket.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -71,29 +71,7 @@ impl Html5 {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start /usr/bin/python3 with the spice-html5 driver (apt-get install chromium chromium-driver python3-selenium spice-html5)");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !line.is_empty() {
-                    eprintln!("html5 driver: {line}");
-                }
-            }
-        });
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if tx.send(v).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => eprintln!("html5 driver: {line}"),
-                }
-            }
-        });
+        let (stdin, rx) = crate::gtk::driver_pipes(&mut child, "html5");
         let mut html5 = Self {
             child,
             stdin: Some(stdin),
