@@ -1471,6 +1471,10 @@ fn record_sequence() -> Vec<Seed> {
                 w.u32(0).u16(3);
             }),
         )
+        // A real Opus packet: a CELT 20 ms stereo frame of no bytes, which
+        // decodes to 960 frames; then four bytes that are not Opus, which close.
+        .client(record::DATA, &[7, 0, 0, 0, 0xfc])
+        .host(action::READ, &[16])
         .client(record::DATA, &data(&[[1, 1]]))
         .host(action::TOGGLE_CHANNEL, &[])
         .host(action::MUTE, &[1])

@@ -180,6 +180,9 @@ pub(crate) mod tests {
         assert!(matches!(enc.encode(&[0; 100]), Err(OpusError::FrameSize(25))));
         let mut dec = OpusDecoder::new().unwrap();
         assert!(dec.decode(&[]).unwrap().is_empty());
+        // A CELT 20 ms stereo frame of no bytes is valid: 960 frames of
+        // concealment (a fuzz seed relies on it).
+        assert_eq!(dec.decode(&[0xfc]).unwrap().len(), 960 * 4);
         // A code-3 packet claiming 63 frames of 120 ms is invalid.
         assert!(dec.decode(&[0xff, 0x3f]).is_err());
     }
