@@ -444,4 +444,15 @@ mod raw {
         let (_, after) = offered_after(addr);
         assert!(after < std::time::Duration::from_millis(200), "{after:?}");
     }
+
+    #[test]
+    fn a_client_handed_over_with_auth_waived_uses_the_ticket() {
+        let server = server(128);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        server.handle().add_client(accepted, true);
+        let linked = spice_interop::raw::RawClient::link_on(client, ChannelType::Main, 0, 0, "", true, &[]);
+        assert!(linked.is_ok(), "the ticket path, no SASL: {linked:?}");
+    }
 }
