@@ -437,3 +437,22 @@ fn playback_mode_follows_the_clients_opus_cap_and_the_setting() {
         }
     }
 }
+
+#[test]
+fn turning_playback_compression_off_while_connected_sends_raw_mode() {
+    let playback = PlaybackHandle::new();
+    let server = spawn(|b| b.playback(playback.clone()));
+    let (_main, mut chan) = raw_audio(server.local_addr(), ChannelType::Playback, &[playback_cap::OPUS]);
+    let m = chan.recv_type(playback::server_type::MODE, T).expect("MODE");
+    assert_eq!(&m.body[4..6], &audio::MODE_OPUS.to_le_bytes());
+    // As QEMU's spice_server_set_playback_compression(s, 0) at run time.
+    server.handle().set_playback_compression(false);
+    let m = chan
+        .recv_type(playback::server_type::MODE, T)
+        .expect("a second MODE");
+    assert_eq!(&m.body[4..6], &audio::MODE_RAW.to_le_bytes());
+    playback.start();
+    playback.write(&pcm_pattern(FRAMES_PER_PACKET, 10));
+    let data = chan.recv_type(playback::server_type::DATA, T).expect("DATA");
+    assert_eq!(data.body.len() - 4, PACKET_BYTES, "raw PCM from then on");
+}

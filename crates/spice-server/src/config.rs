@@ -80,8 +80,8 @@ pub struct Config {
     pub agent_mouse: bool,
     /// Send playback as Opus to clients that decode it (default on, as the C
     /// server's `spice_server_set_playback_compression` and QEMU's
-    /// `playback-compression`); raw PCM otherwise. Applies from the next
-    /// playback connection.
+    /// `playback-compression`); raw PCM otherwise. Changed while running with
+    /// [`crate::ServerHandle::set_playback_compression`].
     pub playback_compression: bool,
     /// What a client may cost: queued output, links in progress, password
     /// attempts (see `SECURITY.md`).

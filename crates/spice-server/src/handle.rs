@@ -26,6 +26,7 @@ pub(crate) enum Command {
     SetPlayback(Option<crate::audio::PlaybackHandle>),
     SetAgent(Option<Box<dyn crate::vdi::CharDevice + Send>>),
     SetAgentMouse(bool),
+    SetPlaybackCompression(bool),
     SetChannelSecurity(crate::tls::SecurityPolicy),
     SetImageCompression(crate::display::compress::ImageCompression),
     SetJpegCompression(crate::display::compress::WanCompression),
@@ -52,6 +53,7 @@ impl std::fmt::Debug for Command {
             Self::SetPlayback(_) => "SetPlayback",
             Self::SetAgent(_) => "SetAgent",
             Self::SetAgentMouse(_) => "SetAgentMouse",
+            Self::SetPlaybackCompression(_) => "SetPlaybackCompression",
             Self::SetChannelSecurity(_) => "SetChannelSecurity",
             Self::SetImageCompression(_) => "SetImageCompression",
             Self::SetJpegCompression(_) => "SetJpegCompression",
@@ -216,6 +218,13 @@ impl ServerHandle {
     /// (`spice_server_set_agent_mouse`).
     pub fn set_agent_mouse(&self, enabled: bool) {
         self.push(Command::SetAgentMouse(enabled));
+    }
+
+    /// Whether playback goes as Opus to clients that decode it
+    /// (`spice_server_set_playback_compression`); a connected playback client
+    /// whose mode changes is sent `MODE` at once, as by the C server.
+    pub fn set_playback_compression(&self, enabled: bool) {
+        self.push(Command::SetPlaybackCompression(enabled));
     }
 
     /// Which channels must come over TLS or plain TCP, for links from now on

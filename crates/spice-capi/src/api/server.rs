@@ -608,11 +608,11 @@ pub unsafe extern "C" fn spice_server_free_video_codecs(s: *mut CServer, video_c
 pub unsafe extern "C" fn spice_server_set_playback_compression(s: *mut CServer, enable: c_int) -> c_int {
     guard("spice_server_set_playback_compression", -1, || {
         configure(s, "spice_server_set_playback_compression", |m| {
-            // Opus for playback clients that decode it; QEMU sets this before
-            // spice_server_init, which is when the setting is taken.
+            // Opus for playback clients that decode it; a connected client
+            // whose mode changes is told at once, as by the C server.
             m.config.playback_compression = enable != 0;
-            if m.server.is_some() {
-                tracing::debug!(enable, "playback compression changed after init; kept as it was");
+            if let Some(server) = &m.server {
+                server.handle().set_playback_compression(enable != 0);
             }
             0
         })

@@ -31,6 +31,8 @@ pub(crate) struct PlaybackChannel {
     /// Link id, which identifies this channel to the shared playback state.
     conn: u64,
     volume_cap: bool,
+    /// Whether the client decodes Opus.
+    opus_cap: bool,
     /// Whether the client was last sent `START` (rather than `STOP`).
     started: bool,
     /// The Opus encoder in Opus mode; `None`: raw PCM.
@@ -50,31 +52,15 @@ impl PlaybackChannel {
         compression: bool,
     ) -> Self {
         let snapshot = shared.attach_client(conn);
-        let encoder = if compression && client_caps.has(playback_cap::OPUS) {
-            OpusEncoder::new()
-                .inspect_err(|e| tracing::warn!(error = %e, "no opus encoder; playback goes raw"))
-                .ok()
-        } else {
-            None
-        };
-        let mode = if encoder.is_some() {
-            audio::MODE_OPUS
-        } else {
-            audio::MODE_RAW
-        };
-        tracing::debug!(mode, "playback mode");
         let mut ch = Self {
             base,
             conn,
             volume_cap: client_caps.has(playback_cap::VOLUME),
+            opus_cap: client_caps.has(playback_cap::OPUS),
             started: false,
-            encoder,
+            encoder: None,
         };
-        ch.base.send(&Mode {
-            time: mm_time,
-            mode,
-            data: &[],
-        });
+        ch.choose_mode(compression, mm_time);
         if let Some(volume) = &snapshot.volume {
             ch.send_volume(volume);
         }
@@ -85,6 +71,37 @@ impl PlaybackChannel {
             ch.send_start(mm_time);
         }
         ch
+    }
+
+    /// Playback compression changed: a client whose mode changes is sent
+    /// `MODE` now (as the C server's `snd_set_playback_compression`).
+    pub(crate) fn set_compression(&mut self, compression: bool, mm_time: u32) {
+        if (compression && self.opus_cap) != self.encoder.is_some() {
+            self.choose_mode(compression, mm_time);
+        }
+    }
+
+    /// Opus when `compression` is on and the client decodes it (a fresh
+    /// encoder), else raw; tells the client.
+    fn choose_mode(&mut self, compression: bool, mm_time: u32) {
+        self.encoder = if compression && self.opus_cap {
+            OpusEncoder::new()
+                .inspect_err(|e| tracing::warn!(error = %e, "no opus encoder; playback goes raw"))
+                .ok()
+        } else {
+            None
+        };
+        let mode = if self.encoder.is_some() {
+            audio::MODE_OPUS
+        } else {
+            audio::MODE_RAW
+        };
+        tracing::debug!(mode, "playback mode");
+        self.base.send(&Mode {
+            time: mm_time,
+            mode,
+            data: &[],
+        });
     }
 
     pub(crate) fn handle(
@@ -238,6 +255,30 @@ mod tests {
             let f = frames(&mut ch);
             assert_eq!(mode(&f[0]), expected, "caps {caps:?}, compression {compression}");
         }
+    }
+
+    #[test]
+    fn a_compression_change_sends_mode_only_when_the_mode_changes() {
+        let p = PlaybackHandle::new();
+        let mut opus = channel(&p, 1, &[playback_cap::OPUS]);
+        assert_eq!(mode(&frames(&mut opus)[0]), audio::MODE_OPUS);
+        opus.set_compression(true, 0);
+        assert!(frames(&mut opus).is_empty(), "no change, no MODE");
+        opus.set_compression(false, 0);
+        assert_eq!(mode(&frames(&mut opus)[0]), audio::MODE_RAW);
+        p.start();
+        p.write(&[[1, 2]; FRAMES_PER_PACKET]);
+        opus.produce(&p.shared, 0);
+        let f = frames(&mut opus);
+        assert_eq!(f[1].body.len(), 4 + PACKET_BYTES, "raw data after the change");
+        opus.set_compression(true, 0);
+        assert_eq!(mode(&frames(&mut opus)[0]), audio::MODE_OPUS);
+
+        let mut raw = channel(&p, 2, &[]);
+        frames(&mut raw);
+        raw.set_compression(false, 0);
+        raw.set_compression(true, 0);
+        assert!(frames(&mut raw).is_empty(), "a client without Opus stays raw");
     }
 
     #[test]

@@ -897,6 +897,19 @@ impl ServerState {
                 self.config.agent_mouse = enabled;
                 self.update_mouse_modes();
             }
+            Command::SetPlaybackCompression(enabled) => {
+                self.config.playback_compression = enabled;
+                let mm_time = self.mm_time(Instant::now());
+                for conn in self.conns.values_mut() {
+                    if let Phase::Linked {
+                        channel: conn::Channel::Playback(playback),
+                        ..
+                    } = &mut conn.phase
+                    {
+                        playback.set_compression(enabled, mm_time);
+                    }
+                }
+            }
             Command::AgentWakeup => self.agent_pump(None),
             Command::SetPlayback(playback) => {
                 if let Some(old) = self.devices.playback.take() {
