@@ -171,20 +171,20 @@ pub struct CyrusSasl;
 impl SaslServer for CyrusSasl {
     fn session(&self, conn: &SaslConnInfo) -> Result<Box<dyn SaslSession>, SaslError> {
         init().map_err(SaslError)?;
-        let local = CString::new(address(conn.local)).map_err(|_| SaslError("bad address".into()))?;
-        let remote = CString::new(address(conn.peer)).map_err(|_| SaslError("bad address".into()))?;
+        let local = address(conn.local);
+        let remote = address(conn.peer);
         let mut raw = ptr::null_mut();
         let err = {
             let _cyrus = cyrus_lock();
-            // SAFETY: the strings are NUL-terminated and outlive the call (Cyrus
+            // SAFETY: the strings (or NULL) are NUL-terminated and outlive the call (Cyrus
             // copies them); `raw` receives the new connection.
             unsafe {
                 sasl_server_new(
                     c"spice".as_ptr(),
                     ptr::null(),
                     ptr::null(),
-                    local.as_ptr(),
-                    remote.as_ptr(),
+                    local.as_ref().map_or(ptr::null(), |a| a.as_ptr()),
+                    remote.as_ref().map_or(ptr::null(), |a| a.as_ptr()),
                     ptr::null(),
                     SASL_SUCCESS_DATA,
                     &mut raw,
@@ -207,13 +207,11 @@ impl SaslServer for CyrusSasl {
     }
 }
 
-/// Cyrus' "a.b.c.d;port" (the C server's `addr_to_string`; Unix sockets
-/// are "localhost;").
-fn address(addr: Option<SocketAddr>) -> String {
-    match addr {
-        Some(a) => format!("{};{}", a.ip(), a.port()),
-        None => "localhost;".to_owned(),
-    }
+/// Cyrus' "a.b.c.d;port", as the C server's `addr_to_string`. A Unix
+/// socket has none: NULL, as spice-gtk passes (the C server's "localhost;"
+/// makes Cyrus 2.1.28 refuse the connection with `SASL_BADPARAM`).
+fn address(addr: Option<SocketAddr>) -> Option<CString> {
+    addr.and_then(|a| CString::new(format!("{};{}", a.ip(), a.port())).ok())
 }
 
 /// One connection's `sasl_conn_t`.

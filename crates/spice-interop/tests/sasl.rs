@@ -176,6 +176,37 @@ fn over_tls_sasl_needs_no_security_layer() {
     gtk.quit();
 }
 
+#[test]
+fn over_a_unix_socket_the_security_layer_is_required_too() {
+    // As in the C server, only TLS waives the layer: a Unix socket's client
+    // negotiates DIGEST-MD5's as a TCP one does.
+    spice_interop::init_logging();
+    sasl_conf();
+    let dir = std::env::temp_dir().join(format!("spice-sasl-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spice.sock");
+    let canvas = Canvas::new(96, 64, 14);
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let server = ServerBuilder::new()
+        .listen_unix(&path)
+        .sasl(spice_capi::CyrusSasl)
+        .display(display)
+        .spawn()
+        .expect("server starts on the unix socket");
+    let mut gtk = SpiceGtk::start();
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": "spice://localhost",
+        "props": {"unix-path": path.display().to_string(), "username": USER, "password": PASSWORD},
+    }));
+    gtk.expect("primary-create", T);
+    assert_surface(&mut gtk, &canvas, "SASL over a unix socket");
+    gtk.quit();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// QEMU with `-spice sasl=on` (app name "qemu"): the right password shows
 /// the guest's screen, a wrong one is refused, on either library.
 fn qemu_sasl(library: &spice_interop::qemu::Library) {
@@ -455,4 +486,29 @@ mod raw {
         let linked = spice_interop::raw::RawClient::link_on(client, ChannelType::Main, 0, 0, "", true, &[]);
         assert!(linked.is_ok(), "the ticket path, no SASL: {linked:?}");
     }
+}
+
+/// QEMU with `-spice unix=on,...,sasl=on` on our library: a Unix socket's
+/// client authenticates (with the security layer). Debian's C library
+/// refuses every such client: it hands Cyrus the address "localhost;",
+/// which `sasl_server_new` rejects ("sasl context setup failed -7").
+#[test]
+fn qemu_serves_sasl_clients_on_a_unix_socket_with_our_library() {
+    use spice_interop::qemu::{Library, Qemu};
+    spice_interop::init_logging();
+    sasl_conf();
+    let path = std::env::temp_dir().join(format!("spice-sasl-qemu-{}.sock", std::process::id()));
+    let qemu = Qemu::start_unix(&Library::rust(), &path, "sasl=on", &["-vga", "std"]);
+    qemu.assert_library();
+    let mut gtk = SpiceGtk::start();
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": "spice://localhost",
+        "props": {"unix-path": path.display().to_string(), "username": USER, "password": PASSWORD},
+    }));
+    gtk.expect("primary-create", T);
+    gtk.wait_inputs_ready(None, T);
+    gtk.quit();
+    drop(qemu);
+    let _ = std::fs::remove_file(&path);
 }
