@@ -108,6 +108,33 @@ impl Canvas {
         Rect::new(0, 0, self.width, self.height)
     }
 
+    /// Paints frame `t` of a synthetic video into `area`: smooth colour
+    /// waves drifting with `t` plus a little per-pixel grain, so it looks
+    /// photographic to an encoder and every frame differs everywhere.
+    /// Returns `area`.
+    pub fn video_frame(&mut self, area: Rect, t: u32) -> Rect {
+        for y in area.y..(area.y + area.height).min(self.height) {
+            for x in area.x..(area.x + area.width).min(self.width) {
+                let wave = |k: u32, phase: u32| {
+                    let v = (x * k + y * (k + 1) + t * phase) % 512;
+                    (if v < 256 { v } else { 511 - v }) as u8
+                };
+                let grain = ((x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503) ^ t) >> 7) as u8 & 7;
+                self.put(
+                    x,
+                    y,
+                    [
+                        wave(1, 5).saturating_add(grain),
+                        wave(2, 3).saturating_add(grain),
+                        wave(3, 7).saturating_add(grain),
+                        0,
+                    ],
+                );
+            }
+        }
+        area
+    }
+
     /// The frame as the display handle takes it.
     pub fn frame(&self) -> Frame<'_> {
         Frame {

@@ -95,6 +95,12 @@ pub struct Config {
     /// SASL authentication instead of the password ticket (see
     /// [`crate::sasl`]); `None`: the ticket, as [`Self::auth`] says.
     pub sasl: Option<crate::sasl::SaslConfig>,
+    /// When areas of a display that keep changing go to clients as a lossy
+    /// MJPEG video stream (QEMU's `streaming-video`; default
+    /// [`StreamingVideo::Filter`], as the C server's).
+    ///
+    /// [`StreamingVideo::Filter`]: crate::StreamingVideo::Filter
+    pub streaming_video: crate::display::stream::StreamingVideo,
 }
 
 impl Default for Config {
@@ -118,6 +124,7 @@ impl Default for Config {
             tls_port: 0,
             security: crate::tls::SecurityPolicy::default(),
             sasl: None,
+            streaming_video: crate::display::stream::StreamingVideo::default(),
         }
     }
 }
@@ -215,6 +222,13 @@ impl ServerBuilder {
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.config.addr = addr.ip();
         self.config.port = addr.port();
+        self
+    }
+
+    /// When areas that keep changing go as a lossy video stream (see
+    /// [`Config::streaming_video`]).
+    pub fn streaming_video(mut self, mode: crate::display::stream::StreamingVideo) -> Self {
+        self.config.streaming_video = mode;
         self
     }
 

@@ -29,6 +29,7 @@ pub(crate) enum Command {
     SetPlaybackCompression(bool),
     SetChannelSecurity(crate::tls::SecurityPolicy),
     SetImageCompression(crate::display::compress::ImageCompression),
+    SetStreamingVideo(crate::display::stream::StreamingVideo),
     SetJpegCompression(crate::display::compress::WanCompression),
     SetZlibGlzCompression(crate::display::compress::WanCompression),
     AgentWakeup,
@@ -56,6 +57,7 @@ impl std::fmt::Debug for Command {
             Self::SetPlaybackCompression(_) => "SetPlaybackCompression",
             Self::SetChannelSecurity(_) => "SetChannelSecurity",
             Self::SetImageCompression(_) => "SetImageCompression",
+            Self::SetStreamingVideo(_) => "SetStreamingVideo",
             Self::SetJpegCompression(_) => "SetJpegCompression",
             Self::SetZlibGlzCompression(_) => "SetZlibGlzCompression",
             Self::AgentWakeup => "AgentWakeup",
@@ -237,6 +239,13 @@ impl ServerHandle {
     /// (`spice_server_set_image_compression`).
     pub fn set_image_compression(&self, compression: crate::display::compress::ImageCompression) {
         self.push(Command::SetImageCompression(compression));
+    }
+
+    /// Changes when areas that keep changing go as a video stream, from the
+    /// next frame on (`spice_server_set_streaming_video`; see
+    /// [`crate::ServerBuilder::streaming_video`]).
+    pub fn set_streaming_video(&self, mode: crate::display::stream::StreamingVideo) {
+        self.push(Command::SetStreamingVideo(mode));
     }
 
     /// Changes when photographic images go as JPEG, from the next image on

@@ -47,6 +47,7 @@ pub use crate::audio::{
 pub use crate::config::{Auth, Config, ServerBuilder};
 pub use crate::core::{BuiltinLoop, ChannelEvent, ChannelInfo, Core, Interest, TimerId, WatchId};
 pub use crate::display::compress::{ImageCompression, WanCompression};
+pub use crate::display::stream::StreamingVideo;
 pub use crate::display::{
     ClientMonitor, ClientMonitors, ClientMonitorsHandler, CursorImage, DisplayError, DisplayHandle, Frame,
     Rect,

@@ -531,13 +531,13 @@ pub unsafe extern "C" fn spice_server_add_renderer(s: *mut CServer, name: *const
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_streaming_video(s: *mut CServer, value: c_int) -> c_int {
     guard("spice_server_set_streaming_video", -1, || {
-        configure(s, "spice_server_set_streaming_video", |_| {
-            // SPICE_STREAM_VIDEO_OFF=1, ALL=2, FILTER=3
-            if !(1..=3).contains(&value) {
+        configure(s, "spice_server_set_streaming_video", |m| {
+            let Some(mode) = spice_server::StreamingVideo::from_wire(value) else {
                 return -1;
-            }
-            if value != 1 {
-                tracing::info!(value, "video streaming is not implemented yet; sending images");
+            };
+            m.config.streaming_video = mode;
+            if let Some(server) = &m.server {
+                server.handle().set_streaming_video(mode);
             }
             0
         })

@@ -17,6 +17,16 @@ pub mod server_type {
     pub const INVAL_LIST: u16 = 105;
     /// `SPICE_MSG_DISPLAY_INVAL_ALL_PIXMAPS`.
     pub const INVAL_ALL_PIXMAPS: u16 = 106;
+    /// `SPICE_MSG_DISPLAY_STREAM_CREATE`.
+    pub const STREAM_CREATE: u16 = 122;
+    /// `SPICE_MSG_DISPLAY_STREAM_DATA`.
+    pub const STREAM_DATA: u16 = 123;
+    /// `SPICE_MSG_DISPLAY_STREAM_CLIP`.
+    pub const STREAM_CLIP: u16 = 124;
+    /// `SPICE_MSG_DISPLAY_STREAM_DESTROY`.
+    pub const STREAM_DESTROY: u16 = 125;
+    /// `SPICE_MSG_DISPLAY_STREAM_DESTROY_ALL`.
+    pub const STREAM_DESTROY_ALL: u16 = 126;
     /// `SPICE_MSG_DISPLAY_DRAW_COPY`.
     pub const DRAW_COPY: u16 = 304;
     /// `SPICE_MSG_DISPLAY_SURFACE_CREATE`.
@@ -416,6 +426,90 @@ impl ServerMessage for CopyBits {
     }
 }
 
+/// `SPICE_VIDEO_CODEC_TYPE_MJPEG`: every frame a baseline JPEG.
+pub const VIDEO_CODEC_MJPEG: u8 = 1;
+/// `SPICE_STREAM_FLAGS_TOP_DOWN`: frames' rows come top first.
+pub const STREAM_FLAGS_TOP_DOWN: u8 = 1;
+
+/// `SPICE_MSG_DISPLAY_STREAM_CREATE`: a video stream on a surface; its
+/// frames follow in [`StreamData`] and are drawn into `dest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCreate {
+    /// Surface the stream draws on.
+    pub surface_id: u32,
+    /// Stream id, unique among the channel's live streams.
+    pub id: u32,
+    /// `STREAM_FLAGS_*`.
+    pub flags: u8,
+    /// `VIDEO_CODEC_*`.
+    pub codec_type: u8,
+    /// Creation time stamp (unused by clients).
+    pub stamp: u64,
+    /// Size of the encoded frames.
+    pub stream_width: u32,
+    /// Size of the encoded frames.
+    pub stream_height: u32,
+    /// Size of the source area (the frames are scaled from it).
+    pub src_width: u32,
+    /// Size of the source area.
+    pub src_height: u32,
+    /// Where the frames are drawn.
+    pub dest: Rect,
+}
+
+impl ServerMessage for StreamCreate {
+    const TYPE: u16 = server_type::STREAM_CREATE;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        let mut w = Writer::new(out);
+        w.u32(self.surface_id)
+            .u32(self.id)
+            .u8(self.flags)
+            .u8(self.codec_type);
+        w.u64(self.stamp);
+        w.u32(self.stream_width).u32(self.stream_height);
+        w.u32(self.src_width).u32(self.src_height);
+        self.dest.encode(&mut w);
+        w.u8(0); // SPICE_CLIP_TYPE_NONE
+    }
+}
+
+/// `SPICE_MSG_DISPLAY_STREAM_DATA`: one encoded frame, shown by the client
+/// at `multi_media_time` on the session's multimedia clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamData<'a> {
+    /// The stream.
+    pub id: u32,
+    /// When to show the frame (milliseconds, the main channel's clock).
+    pub multi_media_time: u32,
+    /// The encoded frame.
+    pub data: &'a [u8],
+}
+
+impl ServerMessage for StreamData<'_> {
+    const TYPE: u16 = server_type::STREAM_DATA;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        let mut w = Writer::new(out);
+        w.u32(self.id).u32(self.multi_media_time);
+        w.u32(self.data.len() as u32);
+        out.extend_from_slice(self.data);
+    }
+}
+
+/// `SPICE_MSG_DISPLAY_STREAM_DESTROY`: the stream ends; frames the client
+/// still holds for it are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamDestroy {
+    /// The stream.
+    pub id: u32,
+}
+
+impl ServerMessage for StreamDestroy {
+    const TYPE: u16 = server_type::STREAM_DESTROY;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        Writer::new(out).u32(self.id);
+    }
+}
+
 /// Messages a client sends on the display channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DisplayClientMessage {
@@ -477,6 +571,40 @@ impl DisplayClientMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_messages_have_the_protocol_layout() {
+        let mut out = Vec::new();
+        StreamCreate {
+            surface_id: 0,
+            id: 7,
+            flags: STREAM_FLAGS_TOP_DOWN,
+            codec_type: VIDEO_CODEC_MJPEG,
+            stamp: 1,
+            stream_width: 320,
+            stream_height: 240,
+            src_width: 320,
+            src_height: 240,
+            dest: Rect {
+                top: 10,
+                left: 20,
+                bottom: 250,
+                right: 340,
+            },
+        }
+        .encode_body(&mut out);
+        // surface, id, flags, codec, stamp, 4 sizes, rect, clip type
+        assert_eq!(out.len(), 4 + 4 + 1 + 1 + 8 + 16 + 16 + 1);
+        assert_eq!(&out[4..10], &[7, 0, 0, 0, 1, 1]);
+        out.clear();
+        StreamData {
+            id: 7,
+            multi_media_time: 9,
+            data: b"jpeg",
+        }
+        .encode_body(&mut out);
+        assert_eq!(out, [7, 0, 0, 0, 9, 0, 0, 0, 4, 0, 0, 0, b'j', b'p', b'e', b'g']);
+    }
     use crate::msg::body_of;
 
     #[test]

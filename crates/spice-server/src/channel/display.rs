@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use spice_proto::consts::display_cap;
 use spice_proto::msg::display::{
     image_flags, CopyBits, DisplayClientMessage, DrawCopy, Head, Image, ImageData, InvalPixmaps, Mark,
-    MonitorsConfig, SurfaceCreate, SurfaceDestroy, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB,
+    MonitorsConfig, StreamCreate, StreamData, StreamDestroy, SurfaceCreate, SurfaceDestroy,
+    STREAM_FLAGS_TOP_DOWN, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB, VIDEO_CODEC_MJPEG,
 };
 use spice_proto::{Caps, DecodeError, Frame};
 
@@ -25,7 +26,8 @@ use crate::display::cache::{content_key, PixmapCache};
 use crate::display::compress::{choose_wan, ClientDecoders, Encoders, Encoding, ImageCompression, WanCodecs};
 use crate::display::region::{Rect, Region};
 use crate::display::shadow::Shadow;
-use crate::display::{DisplayShared, DisplayState, Surface};
+use crate::display::stream::{self, Detector, StreamingVideo};
+use crate::display::{DisplaySettings, DisplayShared, DisplayState, Surface};
 
 /// Stop producing while this many bytes wait for the socket.
 pub(crate) const MAX_QUEUED_BYTES: usize = 1 << 20;
@@ -87,6 +89,27 @@ pub(crate) struct DisplayChannel {
     next_frame: Option<Instant>,
     /// A frame is being sent over several produce rounds.
     frame_in_progress: bool,
+    /// Finds areas that keep changing (boxed, like the encoders).
+    detector: Box<Detector>,
+    /// The video stream being sent, if any.
+    stream: Option<Box<VideoStream>>,
+    /// The id of the next stream.
+    next_stream_id: u32,
+    /// The stream setting in force for this produce round.
+    streaming: StreamingVideo,
+}
+
+/// A live MJPEG stream: an area of the surface sent as lossy frames.
+#[derive(Debug)]
+struct VideoStream {
+    id: u32,
+    area: Rect,
+    /// The last change inside the area.
+    last_change: Instant,
+    /// When the last frame went.
+    last_frame: Option<Instant>,
+    /// The area changed since the last frame.
+    dirty: bool,
 }
 
 impl DisplayChannel {
@@ -125,6 +148,10 @@ impl DisplayChannel {
             shadow: Shadow::default(),
             next_frame: None,
             frame_in_progress: false,
+            detector: Box::default(),
+            stream: None,
+            next_stream_id: 1,
+            streaming: StreamingVideo::Off,
         }
     }
 
@@ -206,13 +233,23 @@ impl DisplayChannel {
     pub(crate) fn produce(
         &mut self,
         shared: &DisplayShared,
-        setting: ImageCompression,
-        wan: WanCodecs,
+        settings: DisplaySettings,
         now: Instant,
         may_start: bool,
     ) -> Option<Instant> {
-        self.setting = self.preferred.unwrap_or(setting);
-        self.wan = wan;
+        self.setting = self.preferred.unwrap_or(settings.compression);
+        self.wan = settings.wan;
+        self.streaming = settings.streaming;
+        let next = self.produce_damage(shared, now, may_start);
+        // A live stream needs a call when it times out, damage or not.
+        let stream_end = self.stream.as_ref().map(|s| s.last_change + stream::TIMEOUT);
+        match (next, stream_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn produce_damage(&mut self, shared: &DisplayShared, now: Instant, may_start: bool) -> Option<Instant> {
         if !self.has_room() {
             return None;
         }
@@ -227,12 +264,24 @@ impl DisplayChannel {
         if self.sent_generation != Some(*generation) {
             // The whole picture goes out; older damage is covered by it.
             clients.insert(self.key, Region::new());
+            self.end_stream();
             self.send_surface(surface);
+            self.detector.reset(surface.width, surface.height);
             self.sent_generation = Some(*generation);
             self.next_frame = Some(now + FRAME_INTERVAL);
             return None;
         }
         let region = clients.get_mut(&self.key)?;
+        if self
+            .stream
+            .as_ref()
+            .is_some_and(|s| now >= s.last_change + stream::TIMEOUT)
+        {
+            // The video stopped: its area goes again, lossless.
+            if let Some(area) = self.end_stream() {
+                region.add(area);
+            }
+        }
         if region.is_empty() {
             self.frame_in_progress = false;
             return None;
@@ -246,6 +295,28 @@ impl DisplayChannel {
             }
             self.next_frame = Some(now + FRAME_INTERVAL);
             self.frame_in_progress = true;
+            let damage = region.take();
+            let (rest, next_frame) = self.stream_frame(surface, damage, now);
+            for rect in rest {
+                region.add(rect);
+            }
+            if region.is_empty() {
+                self.frame_in_progress = false;
+                return next_frame;
+            }
+        } else if let Some(video) = &mut self.stream {
+            // Damage that came during a frame: the stream's part waits for
+            // the stream's next frame.
+            let damage = region.take();
+            for rect in damage {
+                if rect.intersection(&video.area).is_some() {
+                    video.dirty = true;
+                    video.last_change = now;
+                }
+                for part in rect.minus(&video.area) {
+                    region.add(part);
+                }
+            }
         }
         let mut unsent = Vec::new();
         for rect in region.take() {
@@ -260,6 +331,137 @@ impl DisplayChannel {
             region.add(rect);
         }
         None
+    }
+
+    /// Takes a frame's `damage` through video streaming: starts a stream
+    /// where an area keeps changing (as the setting allows), sends the
+    /// stream's frame if its area changed, and returns the damage left for
+    /// the lossless path, with when to come back for a frame held by the
+    /// stream's frame rate.
+    fn stream_frame(
+        &mut self,
+        surface: &Surface,
+        damage: Vec<Rect>,
+        now: Instant,
+    ) -> (Vec<Rect>, Option<Instant>) {
+        if self.streaming == StreamingVideo::Off {
+            if self.stream.is_some() {
+                // Turned off mid-stream: the area goes lossless.
+                let mut damage = damage;
+                damage.extend(self.end_stream());
+                return (damage, None);
+            }
+            return (damage, None);
+        }
+        self.detector.observe(&damage, now);
+        if self.stream.is_none() {
+            self.start_stream(surface, now);
+        }
+        let Some(video) = &mut self.stream else {
+            return (damage, None);
+        };
+        let mut rest = Vec::with_capacity(damage.len());
+        for rect in damage {
+            if rect.intersection(&video.area).is_some() {
+                video.dirty = true;
+                video.last_change = now;
+            }
+            rest.extend(rect.minus(&video.area));
+        }
+        if !video.dirty {
+            return (rest, None);
+        }
+        if let Some(at) = video
+            .last_frame
+            .map(|t| t + stream::MIN_FRAME_INTERVAL)
+            .filter(|at| now < *at)
+        {
+            // Too soon for the next frame: come back for it.
+            return (rest, Some(at));
+        }
+        let (id, area) = (video.id, video.area);
+        video.dirty = false;
+        video.last_frame = Some(now);
+        self.send_stream_data(surface, id, area, now);
+        (rest, None)
+    }
+
+    /// Starts a stream on the detector's candidate area, if there is one
+    /// and the setting takes it.
+    fn start_stream(&mut self, surface: &Surface, now: Instant) {
+        let Some(area) = self.detector.candidate(now, surface.width, surface.height) else {
+            return;
+        };
+        let area = Rect::new(area.x, area.y, area.width & !1, area.height & !1);
+        if area.area() < stream::MIN_AREA {
+            return;
+        }
+        if self.streaming == StreamingVideo::Filter {
+            let mut pixels = Vec::new();
+            surface.copy_rect(area, &mut pixels);
+            if !crate::display::compress::looks_photographic(&pixels, area.width, area.height) {
+                return;
+            }
+        }
+        let id = self.next_stream_id;
+        self.next_stream_id = self.next_stream_id.wrapping_add(1);
+        tracing::debug!(id, ?area, "video stream starts");
+        self.base.send(&StreamCreate {
+            surface_id: 0,
+            id,
+            flags: STREAM_FLAGS_TOP_DOWN,
+            codec_type: VIDEO_CODEC_MJPEG,
+            stamp: u64::from(stream::mm_time(now)),
+            stream_width: area.width,
+            stream_height: area.height,
+            src_width: area.width,
+            src_height: area.height,
+            dest: area.to_wire(),
+        });
+        // What the client shows there is lossy from now on.
+        self.shadow.forget(area);
+        self.stream = Some(Box::new(VideoStream {
+            id,
+            area,
+            last_change: now,
+            last_frame: None,
+            dirty: true,
+        }));
+    }
+
+    /// Sends the stream's area as one MJPEG frame, stamped with the
+    /// multimedia clock (the client shows it after the latency it was
+    /// given in MAIN_INIT).
+    fn send_stream_data(&mut self, surface: &Surface, id: u32, area: Rect, now: Instant) {
+        let mut pixels = Vec::new();
+        surface.copy_rect(area, &mut pixels);
+        let image = spice_codec::ImageRef {
+            width: area.width,
+            height: area.height,
+            stride: area.width as usize * 4,
+            data: &pixels,
+        };
+        let mut jpeg = Vec::new();
+        if let Err(e) = spice_codec::jpeg::encode_rgb32(&image, stream::MJPEG_QUALITY, &mut jpeg) {
+            tracing::debug!(error = %e, "cannot encode a stream frame");
+            return;
+        }
+        tracing::trace!(id, bytes = jpeg.len(), "stream frame");
+        self.base.send(&StreamData {
+            id,
+            multi_media_time: stream::mm_time(now),
+            data: &jpeg,
+        });
+    }
+
+    /// Ends the live stream, if any; returns its area, which the client must
+    /// get again losslessly.
+    fn end_stream(&mut self) -> Option<Rect> {
+        let video = self.stream.take()?;
+        tracing::debug!(id = video.id, "video stream ends");
+        self.base.send(&StreamDestroy { id: video.id });
+        self.shadow.forget(video.area);
+        Some(video.area)
     }
 
     /// Brings `rect` up to date: rows that moved go as a COPY_BITS, rows the

@@ -14,6 +14,7 @@ pub mod monitors;
 pub mod region;
 pub(crate) mod scroll;
 pub(crate) mod shadow;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -234,6 +235,8 @@ pub(crate) struct DisplaySettings {
     pub(crate) compression: compress::ImageCompression,
     /// The WAN codecs in force for the session.
     pub(crate) wan: compress::WanCodecs,
+    /// When areas that keep changing go as a lossy video stream.
+    pub(crate) streaming: stream::StreamingVideo,
 }
 
 #[derive(Default)]

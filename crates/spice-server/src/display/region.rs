@@ -88,6 +88,49 @@ impl Rect {
             && other.bottom() <= self.bottom()
     }
 
+    /// The pixels both cover, if any.
+    pub fn intersection(&self, other: &Rect) -> Option<Rect> {
+        let x = self.x.max(other.x);
+        let y = self.y.max(other.y);
+        let right = self.right().min(other.right());
+        let bottom = self.bottom().min(other.bottom());
+        (u64::from(x) < right && u64::from(y) < bottom).then(|| {
+            Rect::new(
+                x,
+                y,
+                (right - u64::from(x)) as u32,
+                (bottom - u64::from(y)) as u32,
+            )
+        })
+    }
+
+    /// The parts of `self` outside `hole`: at most four rectangles (the
+    /// bands above and below it, then the pieces left and right of it).
+    pub(crate) fn minus(&self, hole: &Rect) -> Vec<Rect> {
+        let Some(cut) = self.intersection(hole) else {
+            return vec![*self];
+        };
+        let mut parts = Vec::with_capacity(4);
+        let (top, bottom) = (self.y, cut.y + cut.height);
+        parts.push(Rect::new(self.x, top, self.width, cut.y - top));
+        parts.push(Rect::new(
+            self.x,
+            bottom,
+            self.width,
+            (self.bottom() - u64::from(bottom)) as u32,
+        ));
+        parts.push(Rect::new(self.x, cut.y, cut.x - self.x, cut.height));
+        let right = cut.x + cut.width;
+        parts.push(Rect::new(
+            right,
+            cut.y,
+            (self.right() - u64::from(right)) as u32,
+            cut.height,
+        ));
+        parts.retain(|r| !r.is_empty());
+        parts
+    }
+
     /// Whether the two overlap or share an edge.
     pub fn touches(&self, other: &Rect) -> bool {
         u64::from(self.x) <= other.right()
@@ -159,6 +202,21 @@ impl Region {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intersection_and_difference() {
+        let a = Rect::new(10, 10, 100, 50);
+        let hole = Rect::new(30, 20, 20, 10);
+        assert_eq!(a.intersection(&hole), Some(hole));
+        assert_eq!(a.intersection(&Rect::new(110, 10, 5, 5)), None, "edges only");
+        let parts = a.minus(&hole);
+        assert_eq!(parts.iter().map(Rect::area).sum::<u64>(), a.area() - hole.area());
+        assert!(parts
+            .iter()
+            .all(|p| a.contains(p) && p.intersection(&hole).is_none()));
+        assert_eq!(a.minus(&Rect::new(0, 0, 500, 500)), vec![]);
+        assert_eq!(a.minus(&Rect::new(200, 200, 5, 5)), vec![a]);
+    }
 
     #[test]
     fn adjacent_rects_merge_and_contained_ones_vanish() {

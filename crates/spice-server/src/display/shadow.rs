@@ -86,6 +86,24 @@ impl Shadow {
         }
     }
 
+    /// The client shows something unknown in `rect` (lossy video frames):
+    /// fills it with a pattern that no row of a real picture is expected to
+    /// repeat, so every row there counts as changed and none is used as the
+    /// source of a move.
+    pub(crate) fn forget(&mut self, rect: Rect) {
+        if !self.holds(rect) {
+            return;
+        }
+        for y in rect.y..rect.y + rect.height {
+            let start = (y as usize * self.width as usize + rect.x as usize) * 4;
+            let row = &mut self.pixels[start..start + rect.width as usize * 4];
+            for (i, px) in row.chunks_exact_mut(4).enumerate() {
+                let v = 0x9e37_79b9u32.wrapping_mul((i as u32) ^ (y << 16)) | 0x0100_0001;
+                px.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+
     /// The client copied `moved.dest` from `moved.src_y`.
     pub(crate) fn apply(&mut self, moved: Moved) {
         let Moved { dest, src_y } = moved;

@@ -426,7 +426,7 @@ impl ServerState {
 
     /// Milliseconds of the multimedia clock, shared by all channels.
     fn mm_time(&self, now: Instant) -> u32 {
-        now.saturating_duration_since(self.epoch).as_millis() as u32
+        crate::display::stream::mm_time(now)
     }
 
     fn supported_mouse_modes(&self) -> u32 {
@@ -501,6 +501,7 @@ impl ServerState {
         DisplaySettings {
             compression: self.config.image_compression,
             wan: self.wan_codecs(),
+            streaming: self.config.streaming_video,
         }
     }
 
@@ -880,6 +881,10 @@ impl ServerState {
             Command::SetTablet(tablet) => self.set_tablet(tablet),
             Command::AddDisplay(id, display) => self.add_display(id, display),
             Command::SetAgent(agent) => self.set_agent(agent),
+            Command::SetStreamingVideo(mode) => {
+                self.config.streaming_video = mode;
+                self.publish_display_settings();
+            }
             Command::SetImageCompression(compression) => {
                 self.config.image_compression = compression;
                 self.publish_display_settings();

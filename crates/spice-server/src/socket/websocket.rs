@@ -48,6 +48,7 @@ impl Pending {
     }
 
     /// Bytes not handed out yet.
+    #[cfg(feature = "fuzzing")]
     pub(crate) fn len(&self) -> usize {
         self.buf.len().saturating_sub(self.at)
     }

@@ -166,7 +166,7 @@ impl Client {
             let out = match &mut self.channel {
                 Channel::Display(d) => {
                     let now = Instant::now();
-                    self.wake_at = d.produce(display, settings.compression, settings.wan, now, may_start);
+                    self.wake_at = d.produce(display, settings, now, may_start);
                     &mut d.base.out
                 }
                 Channel::Cursor(c) => {

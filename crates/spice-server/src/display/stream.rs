@@ -1,0 +1,261 @@
+//! Video stream detection, per display client, from the damage alone.
+//!
+//! A framebuffer host gives no hint that an area plays a video, so, as the C
+//! server does with the guest's draw commands, an area is taken for a video
+//! when it keeps changing: the surface is cut into [`CELL`]-pixel cells,
+//! each frame of damage marks the cells it touches, and a cell changed in
+//! [`START_FRAMES`] frames in a row, each within [`MAX_GAP`] of the one
+//! before, is hot. The largest connected group of hot cells, if at least
+//! [`MIN_AREA`] pixels, is the candidate stream area; under
+//! [`StreamingVideo::Filter`] its pixels must also look photographic, so a
+//! scrolling terminal stays lossless.
+//!
+//! A stream ends after [`TIMEOUT`] without a change inside it; the area is
+//! then sent again losslessly, so the final picture is exact. No I/O and no
+//! clock here: time is passed in.
+
+use std::time::{Duration, Instant};
+
+use super::region::Rect;
+
+/// Side of a detection cell, in pixels.
+pub(crate) const CELL: u32 = 32;
+/// Consecutive frames that must change a cell before it counts as video
+/// (the C server's `RED_STREAM_FRAMES_START_CONDITION`).
+pub(crate) const START_FRAMES: u16 = 20;
+/// Longest pause between two changes of a cell that still continues its run
+/// (the C server's `RED_STREAM_DETECTION_MAX_DELTA`).
+pub(crate) const MAX_GAP: Duration = Duration::from_millis(200);
+/// Smallest stream, in pixels (the C server's `RED_STREAM_MIN_SIZE`).
+pub(crate) const MIN_AREA: u64 = 96 * 96;
+/// A stream with no change for this long ends (`RED_STREAM_TIMEOUT`).
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
+/// Shortest interval between two frames of a stream (the C server's 30 fps cap).
+pub(crate) const MIN_FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// JPEG quality of MJPEG frames.
+pub(crate) const MJPEG_QUALITY: u8 = 70;
+
+/// When to send lossy video streams (QEMU's `streaming-video`, the C API's
+/// `spice_server_set_streaming_video`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamingVideo {
+    /// Never: everything lossless.
+    Off,
+    /// Areas that keep changing with photographic content.
+    #[default]
+    Filter,
+    /// Any area that keeps changing.
+    All,
+}
+
+impl StreamingVideo {
+    /// From `SPICE_STREAM_VIDEO_*` (1 off, 2 all, 3 filter).
+    pub fn from_wire(value: i32) -> Option<Self> {
+        match value {
+            1 => Some(Self::Off),
+            2 => Some(Self::All),
+            3 => Some(Self::Filter),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Cell {
+    /// The frame that last changed the cell.
+    last: Option<Instant>,
+    /// Frames in a row that changed it.
+    run: u16,
+}
+
+/// Which areas of one client's surface keep changing.
+#[derive(Debug, Default)]
+pub(crate) struct Detector {
+    columns: u32,
+    rows: u32,
+    cells: Vec<Cell>,
+}
+
+impl Detector {
+    /// Forgets everything: a new surface of `width` x `height`.
+    pub(crate) fn reset(&mut self, width: u32, height: u32) {
+        self.columns = width.div_ceil(CELL);
+        self.rows = height.div_ceil(CELL);
+        self.cells = vec![Cell::default(); (self.columns * self.rows) as usize];
+    }
+
+    /// One frame of damage, sent at `now`.
+    pub(crate) fn observe(&mut self, damage: &[Rect], now: Instant) {
+        for rect in damage {
+            let (x0, y0) = (rect.x / CELL, rect.y / CELL);
+            let x1 = (rect.right().div_ceil(u64::from(CELL)) as u32).min(self.columns);
+            let y1 = (rect.bottom().div_ceil(u64::from(CELL)) as u32).min(self.rows);
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let cell = &mut self.cells[(y * self.columns + x) as usize];
+                    if cell.last == Some(now) {
+                        continue; // already counted in this frame
+                    }
+                    let continues = cell
+                        .last
+                        .is_some_and(|t| now.saturating_duration_since(t) <= MAX_GAP);
+                    cell.run = if continues { cell.run.saturating_add(1) } else { 1 };
+                    cell.last = Some(now);
+                }
+            }
+        }
+    }
+
+    fn hot(&self, index: usize, now: Instant) -> bool {
+        let cell = self.cells[index];
+        cell.run >= START_FRAMES
+            && cell
+                .last
+                .is_some_and(|t| now.saturating_duration_since(t) <= MAX_GAP)
+    }
+
+    /// The bounding box of the largest connected group of hot cells, if
+    /// big enough for a stream (clipped to `width` x `height`).
+    pub(crate) fn candidate(&self, now: Instant, width: u32, height: u32) -> Option<Rect> {
+        let mut seen = vec![false; self.cells.len()];
+        let mut best: Option<(usize, Rect)> = None;
+        let mut stack = Vec::new();
+        for start in 0..self.cells.len() {
+            if seen[start] || !self.hot(start, now) {
+                continue;
+            }
+            seen[start] = true;
+            stack.push(start);
+            let (mut count, mut bounds) = (0usize, None::<Rect>);
+            while let Some(i) = stack.pop() {
+                count += 1;
+                let (x, y) = (i as u32 % self.columns, i as u32 / self.columns);
+                let cell = Rect::new(x * CELL, y * CELL, CELL, CELL);
+                bounds = Some(bounds.map_or(cell, |b| b.union(&cell)));
+                let neighbours = [
+                    (x > 0).then(|| i - 1),
+                    (x + 1 < self.columns).then(|| i + 1),
+                    (y > 0).then(|| i - self.columns as usize),
+                    (y + 1 < self.rows).then(|| i + self.columns as usize),
+                ];
+                for n in neighbours.into_iter().flatten() {
+                    if !seen[n] && self.hot(n, now) {
+                        seen[n] = true;
+                        stack.push(n);
+                    }
+                }
+            }
+            if let Some(bounds) = bounds {
+                if best.as_ref().is_none_or(|(c, _)| count > *c) {
+                    best = Some((count, bounds));
+                }
+            }
+        }
+        let area = best?.1.clip(width, height);
+        (area.area() >= MIN_AREA).then_some(area)
+    }
+}
+
+/// The milliseconds of the multimedia clock: the main channel gives the
+/// client this clock (less its latency) in `MAIN_INIT`, and stream frames
+/// are stamped with it. One epoch for the process, so display threads and
+/// the main context agree.
+pub(crate) fn mm_time(now: Instant) -> u32 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    now.saturating_duration_since(epoch).as_millis() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(detector: &mut Detector, start: Instant, n: u32, every: Duration, damage: &[Rect]) -> Instant {
+        let mut now = start;
+        for _ in 0..n {
+            now += every;
+            detector.observe(damage, now);
+        }
+        now
+    }
+
+    #[test]
+    fn a_region_changing_every_frame_becomes_a_candidate() {
+        let mut d = Detector::default();
+        d.reset(640, 480);
+        let video = Rect::new(100, 70, 200, 150);
+        let t0 = Instant::now();
+        let now = frames(
+            &mut d,
+            t0,
+            u32::from(START_FRAMES) - 1,
+            Duration::from_millis(40),
+            &[video],
+        );
+        assert_eq!(d.candidate(now, 640, 480), None, "not yet: too few frames");
+        let now = frames(&mut d, now, 1, Duration::from_millis(40), &[video]);
+        let area = d.candidate(now, 640, 480).expect("a stream area");
+        assert!(area.contains(&video), "{area:?} covers the video");
+        assert!(
+            area.area() <= Rect::new(96, 64, 224, 192).area(),
+            "{area:?} only the cells it touches"
+        );
+        // Once the changes stop, the area cools down.
+        assert_eq!(d.candidate(now + MAX_GAP * 2, 640, 480), None);
+    }
+
+    #[test]
+    fn slow_or_small_changes_are_not_video() {
+        let mut d = Detector::default();
+        d.reset(640, 480);
+        let t0 = Instant::now();
+        // A clock: once a second.
+        let now = frames(
+            &mut d,
+            t0,
+            40,
+            Duration::from_secs(1),
+            &[Rect::new(0, 0, 200, 200)],
+        );
+        assert_eq!(d.candidate(now, 640, 480), None);
+        // A blinking cursor: fast enough but tiny.
+        let now = frames(
+            &mut d,
+            now,
+            40,
+            Duration::from_millis(50),
+            &[Rect::new(300, 300, 8, 16)],
+        );
+        assert_eq!(d.candidate(now, 640, 480), None);
+    }
+
+    #[test]
+    fn the_largest_group_wins_and_damage_outside_the_surface_is_ignored() {
+        let mut d = Detector::default();
+        d.reset(640, 480);
+        let big = Rect::new(320, 200, 300, 250);
+        let small = Rect::new(0, 0, 100, 100);
+        let beyond = Rect::new(600, 460, 4000, 4000);
+        let now = frames(
+            &mut d,
+            Instant::now(),
+            30,
+            Duration::from_millis(33),
+            &[small, big, beyond],
+        );
+        let area = d.candidate(now, 640, 480).expect("a stream area");
+        assert!(area.contains(&big) && !area.touches(&small), "{area:?}");
+        assert!(
+            area.right() <= 640 && area.bottom() <= 480,
+            "{area:?} clipped to the surface"
+        );
+    }
+
+    #[test]
+    fn wire_values_of_the_setting() {
+        assert_eq!(StreamingVideo::from_wire(1), Some(StreamingVideo::Off));
+        assert_eq!(StreamingVideo::from_wire(2), Some(StreamingVideo::All));
+        assert_eq!(StreamingVideo::from_wire(3), Some(StreamingVideo::Filter));
+        assert_eq!(StreamingVideo::from_wire(0), None);
+    }
+}
