@@ -761,8 +761,14 @@ fn leds(lib: Lib) {
 /// Playback: 10 packets of a known pattern, paced like QEMU's audio timer.
 /// `opus` lets spice-gtk offer Opus (QEMU's default playback compression is on).
 fn playback_session(lib: Lib, opus: bool) -> Vec<u8> {
+    playback_session_at(lib, opus, 48000)
+}
+
+/// As [`playback_session`], the host playing at `rate`.
+fn playback_session_at(lib: Lib, opus: bool, rate: u32) -> Vec<u8> {
     let _serial = serial();
-    let mut host = Host::start(lib, STILL);
+    let rate_arg = rate.to_string();
+    let mut host = Host::start(lib, &[STILL, &["--audio-rate", &rate_arg]].concat());
     let mut gtk = if opus {
         SpiceGtk::start()
     } else {
@@ -775,7 +781,7 @@ fn playback_session(lib: Lib, opus: bool) -> Vec<u8> {
     let start = gtk.expect("playback-start", T);
     assert_eq!(
         (&start["channels"], &start["rate"]),
-        (&json!(2), &json!(48000)),
+        (&json!(2), &json!(rate)),
         "{lib:?}"
     );
     let done = host.expect("playback-done");
@@ -811,6 +817,16 @@ fn playback_opus(lib: Lib) {
     let expected = pcm_pattern(10 * 480, 3);
     assert_eq!(received.len(), expected.len(), "{lib:?}: decoded PCM length");
     assert!(received != expected, "{lib:?}: Opus, so not the raw samples");
+}
+
+/// A host at 44.1 kHz: the client is told that rate and, Opus being only for
+/// 48 kHz, gets raw PCM, exact, though it offers Opus.
+fn playback_44100(lib: Lib) {
+    let received = playback_session_at(lib, true, 44100);
+    assert!(
+        received == pcm_pattern(10 * 480, 3),
+        "{lib:?}: raw PCM at 44.1 kHz, exact"
+    );
 }
 
 /// The same host audio through both libraries decodes to the same bytes in
@@ -1393,6 +1409,7 @@ for_both_libraries!(
     leds,
     playback,
     playback_opus,
+    playback_44100,
     record,
     password,
     agent,

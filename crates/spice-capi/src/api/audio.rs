@@ -6,7 +6,7 @@ use crate::ffi::{SpicePlaybackInstance, SpiceRecordInstance};
 use crate::guard::guard;
 use crate::instance::Kind;
 
-/// The only rate the server uses: Opus's, and what QEMU asks for.
+/// The best rate: Opus's, and what QEMU asks for.
 const RATE: u32 = 48000;
 
 /// Runs `f` on the playback state of an added instance.
@@ -198,13 +198,14 @@ pub unsafe extern "C" fn spice_server_get_best_playback_rate(sin: *mut SpicePlay
     })
 }
 
+/// The host's rate: clients are told it in `START`, and only at 48 kHz does
+/// audio go as Opus (the C server's `snd_set_rate`).
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_playback_rate(sin: *mut SpicePlaybackInstance, frequency: u32) {
     guard("spice_server_set_playback_rate", (), || {
-        let _ = sin;
-        if frequency != RATE {
-            tracing::warn!(frequency, "only 48000 Hz playback is supported");
-        }
+        with_playback(sin, "spice_server_set_playback_rate", |p| {
+            p.handle.set_rate(frequency)
+        })
     })
 }
 
@@ -219,9 +220,8 @@ pub unsafe extern "C" fn spice_server_get_best_record_rate(sin: *mut SpiceRecord
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_record_rate(sin: *mut SpiceRecordInstance, frequency: u32) {
     guard("spice_server_set_record_rate", (), || {
-        let _ = sin;
-        if frequency != RATE {
-            tracing::warn!(frequency, "only 48000 Hz recording is supported");
-        }
+        with_record(sin, "spice_server_set_record_rate", (), |r| {
+            r.handle.set_rate(frequency)
+        })
     })
 }

@@ -2099,6 +2099,8 @@ int main(int argc, char **argv)
     const char *unix_listen = NULL;
     const char *accept_path = NULL;
     const char *listen_fd_path = NULL;
+    /* 0: the best rate the library reports (48000), as QEMU does */
+    uint32_t audio_rate = 0;
 
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port")) {
@@ -2126,6 +2128,9 @@ int main(int argc, char **argv)
             accept_path = argv[i + 1];
         } else if (!strcmp(argv[i], "--listen-fd")) {
             listen_fd_path = argv[i + 1];
+        } else if (!strcmp(argv[i], "--audio-rate")) {
+            /* --audio-rate 44100: playback and record at another rate than the best */
+            audio_rate = (uint32_t)atoi(argv[i + 1]);
         } else if (!strcmp(argv[i], "--tablet")) {
             /* --tablet 0: a guest without an absolute pointer (server mouse mode) */
             with_tablet = atoi(argv[i + 1]);
@@ -2198,9 +2203,11 @@ int main(int argc, char **argv)
     int rc_tablet = with_tablet ? spice_server_add_interface(server, &tablet.base) : 0;
     tablet_added = with_tablet && rc_tablet == 0;
     int rc_playback = spice_server_add_interface(server, &playback.base);
-    spice_server_set_playback_rate(&playback, spice_server_get_best_playback_rate(NULL));
+    spice_server_set_playback_rate(&playback,
+                                   audio_rate ? audio_rate : spice_server_get_best_playback_rate(NULL));
     int rc_record = spice_server_add_interface(server, &record.base);
-    spice_server_set_record_rate(&record, spice_server_get_best_record_rate(NULL));
+    spice_server_set_record_rate(&record,
+                                 audio_rate ? audio_rate : spice_server_get_best_record_rate(NULL));
     int rc_qxl = spice_server_add_interface(server, &qxl.base);
     out("{\"event\":\"added\",\"kbd\":%d,\"mouse\":%d,\"tablet\":%d,\"playback\":%d,"
         "\"record\":%d,\"qxl\":%d}",

@@ -20,6 +20,7 @@ pub(crate) mod opus;
 mod playback;
 mod record;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use opus::{OpusDecoder, OpusEncoder};
@@ -33,10 +34,16 @@ use crate::waker::Waker;
 /// One sample per channel: `[left, right]`.
 pub type StereoFrame = [i16; 2];
 
-/// Frames per second of playback (the Opus rate the C server reports as best).
+/// Frames per second of playback unless the host sets another
+/// ([`PlaybackHandle::set_rate`]): the Opus rate the C server reports as best.
 pub const PLAYBACK_RATE: u32 = 48_000;
-/// Frames per second of recording.
+/// Frames per second of recording unless the host sets another
+/// ([`RecordHandle::set_rate`]).
 pub const RECORD_RATE: u32 = 48_000;
+/// The only rate audio goes as Opus at; at any other the server sends and
+/// takes raw PCM (the C server also codes 8, 12, 16 and 24 kHz, which no
+/// host asks for).
+pub const OPUS_RATE: u32 = 48_000;
 /// Interleaved channels in both directions.
 pub const CHANNELS: u32 = 2;
 /// Frames per playback `DATA` packet: 10 ms at [`PLAYBACK_RATE`], the buffer
@@ -56,6 +63,8 @@ pub const RECORD_BUFFER_FRAMES: usize = 24_000;
 pub(crate) struct Shared<S> {
     state: Mutex<S>,
     waker: Mutex<Option<Arc<Waker>>>,
+    /// Frames per second the host works at; 0 until it sets one (48 kHz).
+    rate: AtomicU32,
 }
 
 impl<S> Shared<S> {
@@ -66,6 +75,18 @@ impl<S> Shared<S> {
 
     fn attach(&self, waker: Option<Arc<Waker>>) {
         *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = waker;
+    }
+
+    /// Frames per second the host works at.
+    pub(crate) fn rate(&self) -> u32 {
+        match self.rate.load(Ordering::Relaxed) {
+            0 => PLAYBACK_RATE,
+            rate => rate,
+        }
+    }
+
+    fn set_rate(&self, rate: u32) {
+        self.rate.store(rate, Ordering::Relaxed);
     }
 
     fn wake(&self) {

@@ -139,8 +139,10 @@ impl PlaybackShared {
 /// server with [`crate::ServerBuilder::playback`], which makes the server
 /// offer a playback channel (type 5, id 0).
 ///
-/// Samples are S16 stereo at [`super::PLAYBACK_RATE`]; the server sends them
-/// in packets of [`super::FRAMES_PER_PACKET`] frames, each stamped with the
+/// Samples are S16 stereo at [`super::PLAYBACK_RATE`] (or
+/// [`PlaybackHandle::set_rate`]); the server sends them in packets of
+/// [`super::FRAMES_PER_PACKET`] frames (raw, or one Opus packet each), each
+/// stamped with the
 /// multimedia time it was sent at. The host paces the stream (writes about as
 /// fast as it should play), as an emulated sound card does. Nothing blocks:
 ///
@@ -173,7 +175,7 @@ impl PlaybackHandle {
     }
 
     /// Starts playback (`spice_server_playback_start`): a connected client is
-    /// sent `START` (48 kHz, 2 channels, S16). Does nothing if already started.
+    /// sent `START` (the host's rate, 2 channels, S16). Does nothing if already started.
     pub fn start(&self) {
         {
             let mut s = self.shared.lock();
@@ -252,6 +254,22 @@ impl PlaybackHandle {
             s.push(PlaybackItem::Mute(mute));
         }
         self.shared.wake();
+    }
+
+    /// Sets the frames per second the host works at (`spice_server_set_playback_rate`;
+    /// default and best [`super::OPUS_RATE`]); 0 is ignored. Clients are told at their next
+    /// `START`; audio goes as Opus only at [`super::OPUS_RATE`], raw otherwise.
+    pub fn set_rate(&self, rate: u32) {
+        if rate == 0 {
+            tracing::warn!("a playback rate of 0 ignored");
+            return;
+        }
+        self.shared.set_rate(rate);
+    }
+
+    /// Frames per second the host works at ([`Self::set_rate`]).
+    pub fn rate(&self) -> u32 {
+        self.shared.rate()
     }
 
     /// Whether playback is started.

@@ -117,7 +117,8 @@ impl RecordShared {
 /// a record channel (type 6, id 0).
 ///
 /// [`RecordHandle::start`] asks the client to capture S16 stereo at
-/// [`super::RECORD_RATE`]; what it sends (raw PCM only) collects in a buffer
+/// [`super::RECORD_RATE`] (or [`RecordHandle::set_rate`]); what it sends
+/// (raw PCM, or Opus the server decodes) collects in a buffer
 /// of at most [`super::RECORD_BUFFER_FRAMES`] frames that
 /// [`RecordHandle::read`] drains. When the host reads too slowly the oldest
 /// frames are dropped ([`RecordHandle::overrun_frames`]).
@@ -144,7 +145,7 @@ impl RecordHandle {
     }
 
     /// Starts recording (`spice_server_record_start`): the buffer is emptied
-    /// and a connected client is sent `START` (48 kHz, 2 channels, S16), as is
+    /// and a connected client is sent `START` (the host's rate, 2 channels, S16), as is
     /// one that connects later. Does nothing if already started.
     pub fn start(&self) {
         {
@@ -209,6 +210,22 @@ impl RecordHandle {
             s.push(RecordItem::Mute(mute));
         }
         self.shared.wake();
+    }
+
+    /// Sets the frames per second the host works at (`spice_server_set_record_rate`;
+    /// default and best [`super::OPUS_RATE`]); 0 is ignored. Clients are told at their next
+    /// `START`; audio goes as Opus only at [`super::OPUS_RATE`], raw otherwise.
+    pub fn set_rate(&self, rate: u32) {
+        if rate == 0 {
+            tracing::warn!("a record rate of 0 ignored");
+            return;
+        }
+        self.shared.set_rate(rate);
+    }
+
+    /// Frames per second the host works at ([`Self::set_rate`]).
+    pub fn rate(&self) -> u32 {
+        self.shared.rate()
     }
 
     /// Whether recording is started.

@@ -12,7 +12,7 @@ use spice_proto::msg::playback::{Data, Mode, Mute, PlaybackClientMessage, Start,
 use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
-use crate::audio::{OpusEncoder, PlaybackItem, PlaybackShared, CHANNELS, PLAYBACK_RATE};
+use crate::audio::{OpusEncoder, PlaybackItem, PlaybackShared, CHANNELS, OPUS_RATE};
 
 /// Audio bytes queued on the socket beyond which no more packets are taken
 /// from the host's backlog; the rest wait there, bounded.
@@ -33,6 +33,10 @@ pub(crate) struct PlaybackChannel {
     volume_cap: bool,
     /// Whether the client decodes Opus.
     opus_cap: bool,
+    /// The server's playback compression setting.
+    compression: bool,
+    /// The host's frames per second, as last read.
+    rate: u32,
     /// Whether the client was last sent `START` (rather than `STOP`).
     started: bool,
     /// The Opus encoder in Opus mode; `None`: raw PCM.
@@ -57,10 +61,12 @@ impl PlaybackChannel {
             conn,
             volume_cap: client_caps.has(playback_cap::VOLUME),
             opus_cap: client_caps.has(playback_cap::OPUS),
+            compression,
+            rate: shared.rate(),
             started: false,
             encoder: None,
         };
-        ch.choose_mode(compression, mm_time);
+        ch.choose_mode(mm_time);
         if let Some(volume) = &snapshot.volume {
             ch.send_volume(volume);
         }
@@ -76,15 +82,21 @@ impl PlaybackChannel {
     /// Playback compression changed: a client whose mode changes is sent
     /// `MODE` now (as the C server's `snd_set_playback_compression`).
     pub(crate) fn set_compression(&mut self, compression: bool, mm_time: u32) {
-        if (compression && self.opus_cap) != self.encoder.is_some() {
-            self.choose_mode(compression, mm_time);
+        self.compression = compression;
+        if self.wants_opus() != self.encoder.is_some() {
+            self.choose_mode(mm_time);
         }
     }
 
-    /// Opus when `compression` is on and the client decodes it (a fresh
-    /// encoder), else raw; tells the client.
-    fn choose_mode(&mut self, compression: bool, mm_time: u32) {
-        self.encoder = if compression && self.opus_cap {
+    /// Opus while compression is on, the client decodes it and the host
+    /// plays at the Opus rate (as the C server's `snd_desired_audio_mode`).
+    fn wants_opus(&self) -> bool {
+        self.compression && self.opus_cap && self.rate == OPUS_RATE
+    }
+
+    /// Opus if [`Self::wants_opus`] (a fresh encoder), else raw; tells the client.
+    fn choose_mode(&mut self, mm_time: u32) {
+        self.encoder = if self.wants_opus() {
             OpusEncoder::new()
                 .inspect_err(|e| tracing::warn!(error = %e, "no opus encoder; playback goes raw"))
                 .ok()
@@ -125,6 +137,15 @@ impl PlaybackChannel {
 
     /// Sends what the host queued, while the socket keeps up.
     pub(crate) fn produce(&mut self, shared: &PlaybackShared, mm_time: u32) {
+        let rate = shared.rate();
+        if rate != self.rate {
+            // The host changed its rate: the next START says so, and the
+            // mode follows (Opus only at 48 kHz).
+            self.rate = rate;
+            if self.wants_opus() != self.encoder.is_some() {
+                self.choose_mode(mm_time);
+            }
+        }
         while self.base.out.len() < MAX_QUEUED_AUDIO_BYTES {
             let Some(item) = shared.pop(self.conn) else {
                 break;
@@ -158,12 +179,12 @@ impl PlaybackChannel {
         if self.started {
             return;
         }
-        tracing::debug!(rate = PLAYBACK_RATE, "playback start");
+        tracing::debug!(rate = self.rate, "playback start");
         self.started = true;
         self.base.send(&Start {
             channels: CHANNELS,
             format: audio::FMT_S16,
-            frequency: PLAYBACK_RATE,
+            frequency: self.rate,
             time: mm_time,
         });
     }
@@ -279,6 +300,23 @@ mod tests {
         raw.set_compression(false, 0);
         raw.set_compression(true, 0);
         assert!(frames(&mut raw).is_empty(), "a client without Opus stays raw");
+    }
+
+    #[test]
+    fn another_rate_goes_raw_and_start_says_it() {
+        let p = PlaybackHandle::new();
+        p.set_rate(44_100);
+        let mut ch = channel(&p, 1, &[playback_cap::OPUS]);
+        assert_eq!(mode(&frames(&mut ch)[0]), audio::MODE_RAW, "Opus only at 48 kHz");
+        p.start();
+        ch.produce(&p.shared, 0);
+        let f = frames(&mut ch);
+        assert_eq!(f[0].msg_type, server_type::START);
+        assert_eq!(&f[0].body[6..10], &44_100u32.to_le_bytes());
+        // Back at 48 kHz the mode follows.
+        p.set_rate(48_000);
+        ch.produce(&p.shared, 0);
+        assert_eq!(mode(&frames(&mut ch)[0]), audio::MODE_OPUS);
     }
 
     #[test]

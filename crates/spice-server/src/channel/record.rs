@@ -10,7 +10,7 @@ use spice_proto::msg::record::{Mute, RecordClientMessage, Start, Stop, Volume};
 use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
-use crate::audio::{OpusDecoder, RecordItem, RecordShared, CHANNELS, RECORD_RATE};
+use crate::audio::{OpusDecoder, RecordItem, RecordShared, CHANNELS, OPUS_RATE};
 
 /// What the record channel needs from the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub(crate) struct RecordChannel {
     started: bool,
     /// The decoder while the client sends Opus.
     decoder: Option<OpusDecoder>,
+    /// The host's frames per second, as last read.
+    rate: u32,
 }
 
 impl RecordChannel {
@@ -47,6 +49,7 @@ impl RecordChannel {
             mode: audio::MODE_RAW,
             started: false,
             decoder: None,
+            rate: shared.rate(),
         };
         if let Some(volume) = &snapshot.volume {
             ch.send_volume(volume);
@@ -104,6 +107,12 @@ impl RecordChannel {
                 self.decoder = None;
                 if mode == audio::MODE_RAW {
                     tracing::debug!(time, "record client uses raw PCM");
+                } else if mode == audio::MODE_OPUS && self.rate != OPUS_RATE {
+                    // The client should not: its START said another rate.
+                    tracing::debug!(
+                        rate = self.rate,
+                        "record client chose opus at a rate without it; data ignored"
+                    );
                 } else if mode == audio::MODE_OPUS {
                     tracing::debug!(time, "record client uses opus");
                     match OpusDecoder::new() {
@@ -132,6 +141,7 @@ impl RecordChannel {
 
     /// Sends the control messages the host queued.
     pub(crate) fn produce(&mut self, shared: &RecordShared) {
+        self.rate = shared.rate();
         while let Some(item) = shared.pop(self.conn) {
             match item {
                 RecordItem::Start => self.send_start(),
@@ -157,12 +167,12 @@ impl RecordChannel {
         if self.started {
             return;
         }
-        tracing::debug!(rate = RECORD_RATE, "record start");
+        tracing::debug!(rate = self.rate, "record start");
         self.started = true;
         self.base.send(&Start {
             channels: CHANNELS,
             format: audio::FMT_S16,
-            frequency: RECORD_RATE,
+            frequency: self.rate,
         });
     }
 
@@ -303,6 +313,24 @@ mod tests {
         assert_eq!(
             ch.handle(&frame(client_type::DATA, vec![0, 0, 0, 0, 1, 2, 3, 4]), now),
             Ok(Some(RecordEvent::Samples(&[1, 2, 3, 4])))
+        );
+    }
+
+    #[test]
+    fn another_rate_is_in_start_and_opus_is_not_decoded_then() {
+        let r = RecordHandle::new();
+        r.set_rate(44_100);
+        r.start();
+        let mut ch = channel(&r, &[]);
+        let f = sent(&mut ch);
+        assert_eq!(&f[0].body[6..10], &44_100u32.to_le_bytes());
+        let now = Instant::now();
+        ch.handle(&frame(client_type::MODE, vec![0, 0, 0, 0, 3, 0]), now)
+            .unwrap();
+        assert_eq!(
+            ch.handle(&frame(client_type::DATA, vec![0, 0, 0, 0, 0xfc]), now),
+            Ok(None),
+            "no decoder at 44.1 kHz"
         );
     }
 }
