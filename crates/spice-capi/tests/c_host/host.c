@@ -37,6 +37,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -2144,6 +2145,10 @@ int main(int argc, char **argv)
                         "[--name NAME] [--tablet 0|1] [--picture 0|1]\n");
         return 2;
     }
+    /* As QEMU: a client that goes away must not kill the host. Debian's
+     * library writes to WebSocket clients with plain write(), which raises
+     * SIGPIPE when spice-html5 closes during playback. */
+    signal(SIGPIPE, SIG_IGN);
     main_thread = pthread_self();
     if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         perror("pipe2");
