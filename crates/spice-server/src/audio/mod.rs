@@ -85,7 +85,12 @@ impl<S> Shared<S> {
         }
     }
 
-    fn set_rate(&self, rate: u32) {
+    /// The host's rate for `direction` (playback, record); 0 is ignored.
+    fn set_rate(&self, rate: u32, direction: &'static str) {
+        if rate == 0 {
+            tracing::warn!(direction, "a rate of 0 ignored");
+            return;
+        }
         self.rate.store(rate, Ordering::Relaxed);
     }
 

@@ -260,11 +260,7 @@ impl PlaybackHandle {
     /// default and best [`super::OPUS_RATE`]); 0 is ignored. Clients are told at their next
     /// `START`; audio goes as Opus only at [`super::OPUS_RATE`], raw otherwise.
     pub fn set_rate(&self, rate: u32) {
-        if rate == 0 {
-            tracing::warn!("a playback rate of 0 ignored");
-            return;
-        }
-        self.shared.set_rate(rate);
+        self.shared.set_rate(rate, "playback");
     }
 
     /// Frames per second the host works at ([`Self::set_rate`]).
