@@ -2,8 +2,9 @@
 //! its WebSocket straight to the SPICE port: the picture in its canvas, keys
 //! and a click reaching the host, Opus audio played by its media element.
 //! The C host side by side with Debian's library is in
-//! `spice-capi/tests/c_host.rs` (`html5`); QEMU 7.2 on our library below
-//! (SeaBIOS only, so no audio there: nothing in the guest plays any).
+//! `spice-capi/tests/c_host.rs` (`html5`); QEMU 7.2 below, on our library
+//! and then on Debian's (SeaBIOS only, so no audio there: nothing in the
+//! guest plays any).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -158,8 +159,16 @@ fn wait_trace(qemu: &Qemu, prefix: &str, want: usize) -> Vec<String> {
 #[test]
 fn spice_html5_on_qemu_shows_what_spice_gtk_shows_and_types_and_clicks() {
     spice_interop::init_logging();
+    // Ours, then Debian's C library the same way, for comparison.
+    for library in [Library::rust(), Library::Debian] {
+        qemu_session(&library);
+    }
+}
+
+fn qemu_session(library: &Library) {
+    let name = library.name();
     let qemu = Qemu::start(
-        &Library::rust(),
+        library,
         &[
             "-vga",
             "std",
@@ -195,7 +204,7 @@ fn spice_html5_on_qemu_shows_what_spice_gtk_shows_and_types_and_clicks() {
     }
     assert!(
         !shown.is_empty(),
-        "spice-gtk never showed the settled SeaBIOS screen; last text lines {lines:?}"
+        "{name}: spice-gtk never showed the settled SeaBIOS screen; last text lines {lines:?}"
     );
     gtk.quit();
 
@@ -223,7 +232,7 @@ fn spice_html5_on_qemu_shows_what_spice_gtk_shows_and_types_and_clicks() {
     };
     assert!(
         same,
-        "spice-html5's canvas never equalled spice-gtk's surface: {:?} pixels differ; console: {:#?}",
+        "{name}: spice-html5's canvas never equalled spice-gtk's surface: {:?} pixels differ; console: {:#?}",
         last.map(|c| shown.iter().map(|s| s.diff(&c)).min()),
         html5.console()
     );
@@ -235,7 +244,7 @@ fn spice_html5_on_qemu_shows_what_spice_gtk_shows_and_types_and_clicks() {
         keys.len() >= 2
             && keys.iter().any(|l| l.ends_with("down 1"))
             && keys.iter().any(|l| l.ends_with("down 0")),
-        "QEMU traced {keys:?}"
+        "{name}: QEMU traced {keys:?}"
     );
     // A click (server mouse mode: the PS/2 mouse) reaches it as left button events.
     html5.click(100, 50);
@@ -247,7 +256,7 @@ fn spice_html5_on_qemu_shows_what_spice_gtk_shows_and_types_and_clicks() {
             && buttons
                 .iter()
                 .any(|l| l.contains("left") && l.ends_with("down 0")),
-        "QEMU traced {buttons:?}"
+        "{name}: QEMU traced {buttons:?}"
     );
     html5.quit();
 }
