@@ -108,8 +108,19 @@ struct VideoStream {
     last_change: Instant,
     /// When the last frame went.
     last_frame: Option<Instant>,
-    /// The area changed since the last frame.
-    dirty: bool,
+    /// The first change since the last frame, if any.
+    dirty_since: Option<Instant>,
+
+    /// The JPEG quality, following the link.
+    rate: stream::RateControl,
+}
+
+impl VideoStream {
+    /// The area changed at `now`.
+    fn changed(&mut self, now: Instant) {
+        self.last_change = now;
+        self.dirty_since.get_or_insert(now);
+    }
 }
 
 impl DisplayChannel {
@@ -310,8 +321,7 @@ impl DisplayChannel {
             let damage = region.take();
             for rect in damage {
                 if rect.intersection(&video.area).is_some() {
-                    video.dirty = true;
-                    video.last_change = now;
+                    video.changed(now);
                 }
                 for part in rect.minus(&video.area) {
                     region.add(part);
@@ -363,12 +373,11 @@ impl DisplayChannel {
         let mut rest = Vec::with_capacity(damage.len());
         for rect in damage {
             if rect.intersection(&video.area).is_some() {
-                video.dirty = true;
-                video.last_change = now;
+                video.changed(now);
             }
             rest.extend(rect.minus(&video.area));
         }
-        if !video.dirty {
+        if video.dirty_since.is_none() {
             return (rest, None);
         }
         if let Some(at) = video
@@ -379,10 +388,11 @@ impl DisplayChannel {
             // Too soon for the next frame: come back for it.
             return (rest, Some(at));
         }
-        let (id, area) = (video.id, video.area);
-        video.dirty = false;
+        video.rate.on_frame(now);
+        let (id, area, quality) = (video.id, video.area, video.rate.quality());
+        video.dirty_since = None;
         video.last_frame = Some(now);
-        self.send_stream_data(surface, id, area, now);
+        self.send_stream_data(surface, id, area, quality, now);
         (rest, None)
     }
 
@@ -425,14 +435,15 @@ impl DisplayChannel {
             area,
             last_change: now,
             last_frame: None,
-            dirty: true,
+            dirty_since: Some(now),
+            rate: stream::RateControl::default(),
         }));
     }
 
     /// Sends the stream's area as one MJPEG frame, stamped with the
     /// multimedia clock (the client shows it after the latency it was
     /// given in MAIN_INIT).
-    fn send_stream_data(&mut self, surface: &Surface, id: u32, area: Rect, now: Instant) {
+    fn send_stream_data(&mut self, surface: &Surface, id: u32, area: Rect, quality: u8, now: Instant) {
         let mut pixels = Vec::new();
         surface.copy_rect(area, &mut pixels);
         let image = spice_codec::ImageRef {
@@ -442,11 +453,11 @@ impl DisplayChannel {
             data: &pixels,
         };
         let mut jpeg = Vec::new();
-        if let Err(e) = spice_codec::jpeg::encode_rgb32(&image, stream::MJPEG_QUALITY, &mut jpeg) {
+        if let Err(e) = spice_codec::jpeg::encode_rgb32(&image, quality, &mut jpeg) {
             tracing::debug!(error = %e, "cannot encode a stream frame");
             return;
         }
-        tracing::trace!(id, bytes = jpeg.len(), "stream frame");
+        tracing::trace!(id, quality, bytes = jpeg.len(), "stream frame");
         self.base.send(&StreamData {
             id,
             multi_media_time: stream::mm_time(now),

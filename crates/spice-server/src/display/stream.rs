@@ -2,15 +2,15 @@
 //!
 //! A framebuffer host gives no hint that an area plays a video, so, as the C
 //! server does with the guest's draw commands, an area is taken for a video
-//! when it keeps changing: the surface is cut into [`CELL`]-pixel cells,
+//! when it keeps changing: the surface is cut into `CELL`-pixel cells,
 //! each frame of damage marks the cells it touches, and a cell changed in
-//! [`START_FRAMES`] frames in a row, each within [`MAX_GAP`] of the one
+//! `START_FRAMES` frames in a row, each within `MAX_GAP` of the one
 //! before, is hot. The largest connected group of hot cells, if at least
-//! [`MIN_AREA`] pixels, is the candidate stream area; under
+//! `MIN_AREA` pixels, is the candidate stream area; under
 //! [`StreamingVideo::Filter`] its pixels must also look photographic, so a
 //! scrolling terminal stays lossless.
 //!
-//! A stream ends after [`TIMEOUT`] without a change inside it; the area is
+//! A stream ends after `TIMEOUT` without a change inside it; the area is
 //! then sent again losslessly, so the final picture is exact. No I/O and no
 //! clock here: time is passed in.
 
@@ -32,8 +32,19 @@ pub(crate) const MIN_AREA: u64 = 96 * 96;
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
 /// Shortest interval between two frames of a stream (the C server's 30 fps cap).
 pub(crate) const MIN_FRAME_INTERVAL: Duration = Duration::from_millis(33);
-/// JPEG quality of MJPEG frames.
-pub(crate) const MJPEG_QUALITY: u8 = 70;
+/// The JPEG qualities a stream moves between, lowest first.
+const QUALITIES: [u8; 8] = [20, 30, 40, 50, 60, 70, 80, 85];
+/// A stream starts at quality 70.
+const START_QUALITY: usize = 5;
+/// Frames this far apart, and [`HELD_BACK_FACTOR`] times the stream's
+/// usual pace, were held back by the link.
+const CONGESTED_DELAY: Duration = Duration::from_millis(150);
+/// See [`CONGESTED_DELAY`].
+const HELD_BACK_FACTOR: u32 = 3;
+/// Frames in a row at the usual pace before the quality goes up a step.
+const PROMPT_FRAMES_TO_RAISE: u32 = 30;
+/// Shortest time between two steps down, so one burst costs one step.
+const STEP_DOWN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// When to send lossy video streams (QEMU's `streaming-video`, the C API's
 /// `spice_server_set_streaming_video`).
@@ -156,6 +167,74 @@ impl Detector {
     }
 }
 
+/// A stream's JPEG quality, following the link. The display channel sends
+/// a frame when the area changed and the client's link has room (its ACK
+/// window and the socket's queue); a link that does not keep up shows as
+/// frames going far apart compared with the stream's usual pace, and then
+/// the quality goes down a step. A run of frames at the usual pace raises
+/// it a step. The frame rate follows on its own: while the link is busy,
+/// changes merge and fewer frames go.
+#[derive(Debug, Clone)]
+pub(crate) struct RateControl {
+    quality: usize,
+    /// The usual time between two frames (a moving average of the gaps
+    /// that were not held back).
+    pace: Option<Duration>,
+    last_frame: Option<Instant>,
+    prompt_frames: u32,
+    last_step_down: Option<Instant>,
+}
+
+impl Default for RateControl {
+    fn default() -> Self {
+        Self {
+            quality: START_QUALITY,
+            pace: None,
+            last_frame: None,
+            prompt_frames: 0,
+            last_step_down: None,
+        }
+    }
+}
+
+impl RateControl {
+    /// The quality for the next frame.
+    pub(crate) fn quality(&self) -> u8 {
+        QUALITIES[self.quality]
+    }
+
+    /// A frame goes at `now`.
+    pub(crate) fn on_frame(&mut self, now: Instant) {
+        let gap = self.last_frame.map(|t| now.saturating_duration_since(t));
+        self.last_frame = Some(now);
+        let Some(gap) = gap else {
+            return;
+        };
+        let held_back = self
+            .pace
+            .is_some_and(|pace| gap >= CONGESTED_DELAY.max(pace * HELD_BACK_FACTOR));
+        if held_back {
+            self.prompt_frames = 0;
+            let may_step = self
+                .last_step_down
+                .is_none_or(|t| now.saturating_duration_since(t) >= STEP_DOWN_INTERVAL);
+            if may_step && self.quality > 0 {
+                self.quality -= 1;
+                self.last_step_down = Some(now);
+                tracing::debug!(quality = self.quality(), ?gap, "stream quality down");
+            }
+            return;
+        }
+        self.pace = Some(self.pace.map_or(gap, |pace| (pace * 7 + gap) / 8));
+        self.prompt_frames += 1;
+        if self.prompt_frames >= PROMPT_FRAMES_TO_RAISE && self.quality + 1 < QUALITIES.len() {
+            self.quality += 1;
+            self.prompt_frames = 0;
+            tracing::debug!(quality = self.quality(), "stream quality up");
+        }
+    }
+}
+
 /// The milliseconds of the multimedia clock: the main channel gives the
 /// client this clock (less its latency) in `MAIN_INIT`, and stream frames
 /// are stamped with it. One epoch for the process, so display threads and
@@ -249,6 +328,41 @@ mod tests {
             area.right() <= 640 && area.bottom() <= 480,
             "{area:?} clipped to the surface"
         );
+    }
+
+    #[test]
+    fn quality_follows_the_link() {
+        let mut rate = RateControl::default();
+        let start = rate.quality();
+        let mut now = Instant::now();
+        // The usual pace: 25 fps.
+        for _ in 0..10 {
+            now += Duration::from_millis(40);
+            rate.on_frame(now);
+        }
+        assert_eq!(rate.quality(), start);
+        // A slow link: frames go far apart; one step per STEP_DOWN_INTERVAL.
+        now += Duration::from_millis(400);
+        rate.on_frame(now);
+        assert_eq!(rate.quality(), QUALITIES[START_QUALITY - 1], "a step down");
+        for _ in 0..20 {
+            now += Duration::from_millis(300);
+            rate.on_frame(now);
+        }
+        assert_eq!(rate.quality(), QUALITIES[0], "down to the floor, not below");
+        // The link recovers: frames at the pace raise it again, a step per run.
+        for _ in 0..PROMPT_FRAMES_TO_RAISE * 10 {
+            now += Duration::from_millis(40);
+            rate.on_frame(now);
+        }
+        assert_eq!(rate.quality(), *QUALITIES.last().unwrap(), "up to the ceiling");
+        // A slow video (8 fps) is not a slow link.
+        let mut slow_video = RateControl::default();
+        for _ in 0..100 {
+            now += Duration::from_millis(125);
+            slow_video.on_frame(now);
+        }
+        assert!(slow_video.quality() >= start, "{}", slow_video.quality());
     }
 
     #[test]
