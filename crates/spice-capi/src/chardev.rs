@@ -1,9 +1,13 @@
-//! Character device instances. The guest agent port ("vdagent") is served; the
-//! other subtypes are accepted (QEMU validates names against them) and idle.
+//! Character device instances: the guest agent port ("vdagent"), and
+//! "usbredir" and "port" devices served on spicevmc channels (a port named
+//! `org.spice-space.webdav.0` on the webdav channel). Other subtypes are
+//! accepted and idle, as the C server's unknown ones.
 
 use std::ffi::c_int;
 
-use spice_server::CharDevice;
+use spice_server::{CharDevice, ServerHandle, VmcDeviceId, VmcKind};
+
+use crate::server::CServer;
 
 use crate::ffi::{SpiceCharDeviceInstance, SpiceCharDeviceInterface};
 use crate::instance::Liveness;
@@ -64,6 +68,60 @@ impl CharDevice for CCharDevice {
             // SAFETY: host callback on the main thread.
             unsafe { state(self.sin.0, c_int::from(connected)) };
         }
+    }
+
+    fn event(&mut self, event: u8) {
+        // `event` exists from interface minor version 2, as the C server checks.
+        let Some(event_fn) = self
+            .iface()
+            .filter(|i| i.base.minor_version >= 2)
+            .and_then(|i| i.event)
+        else {
+            return;
+        };
+        // SAFETY: host callback on the main thread.
+        unsafe { event_fn(self.sin.0, event) };
+    }
+}
+
+/// What the server keeps for an added char device instance.
+#[derive(Debug)]
+pub(crate) struct CharDeviceState {
+    pub(crate) subtype: String,
+    /// The spicevmc device it is served as (usbredir and port).
+    pub(crate) vmc: Option<VmcDeviceId>,
+}
+
+impl CharDeviceState {
+    pub(crate) fn is_agent(&self) -> bool {
+        self.subtype == "vdagent"
+    }
+}
+
+/// The spicevmc channel a subtype (and port name) is served on.
+pub(crate) fn vmc_kind(subtype: &str, portname: Option<&str>) -> Option<VmcKind> {
+    match subtype {
+        "usbredir" => Some(VmcKind::UsbRedir),
+        "port" => Some(VmcKind::Port(portname.unwrap_or_default().to_owned())),
+        _ => None,
+    }
+}
+
+/// Runs `now` with `arg` on the server when called on its main thread while
+/// it is free, so the device is served inside the host's call as QEMU
+/// expects; else `queued` on the handle.
+pub(crate) fn now_or_queued<T>(
+    server: &CServer,
+    arg: T,
+    now: impl FnOnce(&spice_server::Server, T),
+    queued: impl FnOnce(&ServerHandle, T),
+) {
+    match server.try_main() {
+        Some(main) => match &main.server {
+            Some(srv) => now(srv, arg),
+            None => queued(&server.handle, arg),
+        },
+        None => queued(&server.handle, arg),
     }
 }
 

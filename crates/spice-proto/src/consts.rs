@@ -183,6 +183,12 @@ pub mod record_cap {
     pub const OPUS: u32 = 2;
 }
 
+/// Spicevmc (usbredir, port, webdav) channel capability bits (`SPICE_SPICEVMC_CAP_*`).
+pub mod spicevmc_cap {
+    /// `SPICE_SPICEVMC_CAP_DATA_COMPRESS_LZ4`: `COMPRESSED_DATA` with LZ4 is understood.
+    pub const DATA_COMPRESS_LZ4: u32 = 0;
+}
+
 /// Audio sample formats and data modes shared by playback and record.
 pub mod audio {
     /// `SPICE_AUDIO_FMT_S16`: signed 16-bit little-endian samples, interleaved.

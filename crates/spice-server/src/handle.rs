@@ -40,6 +40,14 @@ pub(crate) enum Command {
     DisconnectClients,
     /// A display thread closed the channel with this link id.
     DisplayChannelClosed(u64),
+    AddVmcDevice(
+        crate::vdi::VmcDeviceId,
+        crate::vdi::VmcKind,
+        Box<dyn crate::vdi::CharDevice + Send>,
+    ),
+    RemoveVmcDevice(crate::vdi::VmcDeviceId),
+    VmcWakeup(crate::vdi::VmcDeviceId),
+    VmcPortEvent(crate::vdi::VmcDeviceId, u8),
 }
 
 impl std::fmt::Debug for Command {
@@ -67,6 +75,10 @@ impl std::fmt::Debug for Command {
             Self::ExpirePassword => "ExpirePassword",
             Self::DisconnectClients => "DisconnectClients",
             Self::DisplayChannelClosed(_) => "DisplayChannelClosed",
+            Self::AddVmcDevice(..) => "AddVmcDevice",
+            Self::RemoveVmcDevice(_) => "RemoveVmcDevice",
+            Self::VmcWakeup(_) => "VmcWakeup",
+            Self::VmcPortEvent(..) => "VmcPortEvent",
         };
         f.write_str(name)
     }
@@ -79,6 +91,8 @@ pub(crate) struct HandleShared {
     commands: Mutex<VecDeque<Command>>,
     waker: Mutex<Option<Arc<Waker>>>,
     mouse_mode: AtomicU32,
+    /// The last [`crate::vdi::VmcDeviceId`] handed out.
+    next_vmc_device: std::sync::atomic::AtomicU64,
 }
 
 impl Default for HandleShared {
@@ -87,6 +101,7 @@ impl Default for HandleShared {
             commands: Mutex::new(VecDeque::new()),
             waker: Mutex::new(None),
             mouse_mode: AtomicU32::new(mouse_mode::SERVER),
+            next_vmc_device: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -118,7 +133,7 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    fn push(&self, command: Command) {
+    pub(crate) fn push(&self, command: Command) {
         self.shared
             .commands
             .lock()
@@ -265,6 +280,42 @@ impl ServerHandle {
     /// The agent's device has data to read or room to write.
     pub fn agent_wakeup(&self) {
         self.push(Command::AgentWakeup);
+    }
+
+    /// Serves a char device on a usbredir, port or webdav channel (the C
+    /// API's char device instances of subtype `usbredir` and `port`), with
+    /// the lowest channel id its channel type has free; a connected client
+    /// is told about the new channel. The device is read only while a client
+    /// is linked and keeps up; it hears `state(true)` when a client links the
+    /// channel and `state(false)` when it leaves, and a port's client events
+    /// come to its `event`.
+    pub fn add_vmc_device(
+        &self,
+        kind: crate::vdi::VmcKind,
+        device: Box<dyn crate::vdi::CharDevice + Send>,
+    ) -> crate::vdi::VmcDeviceId {
+        let id = crate::vdi::VmcDeviceId(self.shared.next_vmc_device.fetch_add(1, Ordering::Relaxed) + 1);
+        self.push(Command::AddVmcDevice(id, kind, device));
+        id
+    }
+
+    /// Stops serving a char device; a linked client's channel is closed.
+    pub fn remove_vmc_device(&self, id: crate::vdi::VmcDeviceId) {
+        self.push(Command::RemoveVmcDevice(id));
+    }
+
+    /// The char device has data to read or room to write
+    /// (`spice_server_char_device_wakeup`).
+    pub fn vmc_wakeup(&self, id: crate::vdi::VmcDeviceId) {
+        self.push(Command::VmcWakeup(id));
+    }
+
+    /// The guest opened or closed the device's port
+    /// (`spice_server_port_event`, a `spice_proto::msg::spicevmc::port_event`
+    /// value): a linked client gets `PORT_EVENT`, the next one `PORT_INIT`
+    /// with the port's state.
+    pub fn port_event(&self, id: crate::vdi::VmcDeviceId, event: u8) {
+        self.push(Command::VmcPortEvent(id, event));
     }
 
     /// Adds (or with `None` removes) audio capture while the server runs.

@@ -59,5 +59,5 @@ pub use crate::runtime::RunningServer;
 pub use crate::server::Server;
 pub use crate::socket::{ClientSocket, Listener};
 pub use crate::tls::{Security, SecurityPolicy, TlsConfig, TlsError, TlsFiles};
-pub use crate::vdi::{CharDevice, Keyboard, Leds, Mouse, MouseButtons, Tablet};
+pub use crate::vdi::{CharDevice, Keyboard, Leds, Mouse, MouseButtons, Tablet, VmcDeviceId, VmcKind};
 pub use crate::worker::{DisplayDevice, DisplayWorker, WorkerWaker};

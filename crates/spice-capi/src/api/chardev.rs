@@ -28,31 +28,36 @@ pub unsafe extern "C" fn spice_server_char_device_wakeup(sin: *mut SpiceCharDevi
             tracing::error!("wakeup of a char device that was not added");
             return;
         };
-        let is_agent = state
+        let Some(device) = state
             .extra
             .as_ref()
-            .and_then(|e| e.downcast_ref::<String>())
-            .is_some_and(|s| s == "vdagent");
-        if !is_agent {
-            // No client can take this device's data yet: read and drop it, so the
-            // host's writer is not left blocked (the C server drops it too while
-            // no client is attached).
-            // SAFETY: a live char device instance added by the host.
-            unsafe { crate::chardev::discard(sin) };
-            return;
-        }
-        // SAFETY: the server outlives its interfaces.
-        let Some(server) = (unsafe { state.server.as_ref() }) else {
+            .and_then(|e| e.downcast_ref::<crate::chardev::CharDeviceState>())
+        else {
             return;
         };
+        // SAFETY: the server outlives its interfaces.
+        let server = unsafe { state.server.as_ref() };
         // QEMU expects the device drained inside this call (it reads back what it
         // offered right away); off the main thread, or re-entrantly, it is queued.
-        match server.try_main() {
-            Some(main) => match &main.server {
-                Some(srv) => srv.agent_wakeup_now(),
-                None => server.handle.agent_wakeup(),
-            },
-            None => server.handle.agent_wakeup(),
+        match (server, device.vmc) {
+            (Some(server), Some(id)) => crate::chardev::now_or_queued(
+                server,
+                id,
+                |srv, id| srv.vmc_wakeup_now(id),
+                |h, id| h.vmc_wakeup(id),
+            ),
+            (Some(server), None) if device.is_agent() => crate::chardev::now_or_queued(
+                server,
+                (),
+                |srv, ()| srv.agent_wakeup_now(),
+                |h, ()| h.agent_wakeup(),
+            ),
+            _ => {
+                // A subtype no channel serves: read and drop what it has, so
+                // the host's writer is not left blocked.
+                // SAFETY: a live char device instance added by the host.
+                unsafe { crate::chardev::discard(sin) };
+            }
         }
     })
 }
@@ -60,7 +65,27 @@ pub unsafe extern "C" fn spice_server_char_device_wakeup(sin: *mut SpiceCharDevi
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_port_event(sin: *mut SpiceCharDeviceInstance, event: u8) {
     guard("spice_server_port_event", (), || {
-        let _ = sin;
-        tracing::debug!(event, "port event (ports not implemented yet)");
+        // SAFETY: the host passes its own char device instance.
+        let Some(state) = (unsafe { instance_state(sin.cast(), Kind::CharDevice) }) else {
+            tracing::error!("port event on a char device that was not added");
+            return;
+        };
+        let vmc = state
+            .extra
+            .as_ref()
+            .and_then(|e| e.downcast_ref::<crate::chardev::CharDeviceState>())
+            .and_then(|d| d.vmc);
+        // SAFETY: the server outlives its interfaces.
+        let (Some(id), Some(server)) = (vmc, unsafe { state.server.as_ref() }) else {
+            tracing::debug!(event, "port event on a char device no channel serves");
+            return;
+        };
+        // In its place among the data read for the client.
+        crate::chardev::now_or_queued(
+            server,
+            (id, event),
+            |srv, (id, event)| srv.port_event_now(id, event),
+            |h, (id, event)| h.port_event(id, event),
+        );
     })
 }

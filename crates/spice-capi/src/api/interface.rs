@@ -118,6 +118,7 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                 let cin = sin as *mut crate::ffi::SpiceCharDeviceInstance;
                 // SAFETY: a live char device instance; `subtype` is NULL or a NUL-terminated string.
                 let subtype = unsafe { c_str((*cin).subtype) }.unwrap_or_default();
+                let mut vmc = None;
                 match subtype {
                     "vdagent" => {
                         // One agent port per server, as in the C server,
@@ -131,9 +132,21 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                         // state(1) before returning, as the C server's attach_to_red_agent.
                         set_agent(server, Some(Box::new(device)));
                     }
-                    other => tracing::warn!(subtype = other, "char device accepted but not served yet"),
+                    other => match crate::chardev::vmc_kind(other, {
+                        // SAFETY: `portname` is NULL or a NUL-terminated string (QEMU sets it for ports).
+                        unsafe { c_str((*cin).portname) }
+                    }) {
+                        Some(kind) => {
+                            let device = crate::chardev::CCharDevice::new(cin, alive.clone());
+                            vmc = Some(server.handle.add_vmc_device(kind, Box::new(device)));
+                        }
+                        None => tracing::warn!(subtype = other, "char device accepted but not served"),
+                    },
                 }
-                Some(Box::new(subtype.to_owned()) as Box<dyn std::any::Any + Send + Sync>)
+                Some(Box::new(crate::chardev::CharDeviceState {
+                    subtype: subtype.to_owned(),
+                    vmc,
+                }) as Box<dyn std::any::Any + Send + Sync>)
             }
             Kind::Migration => {
                 if server
@@ -208,12 +221,21 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
         unsafe { *slot = std::ptr::null_mut() };
         // SAFETY: the server outlives its interfaces (the host removes them before destroy).
         let server = unsafe { state.server.as_ref() };
-        let is_agent = kind == Kind::CharDevice
-            && state
-                .extra
-                .as_ref()
-                .and_then(|e| e.downcast_ref::<String>())
-                .is_some_and(|s| s == "vdagent");
+        let char_device = state
+            .extra
+            .as_ref()
+            .and_then(|e| e.downcast_ref::<crate::chardev::CharDeviceState>());
+        if let (Some(id), Some(server)) = (char_device.and_then(|c| c.vmc), server) {
+            // Its client's channel closes inside this call, so the device
+            // hears state(0) while the instance is live, as from the C server.
+            crate::chardev::now_or_queued(
+                server,
+                id,
+                |srv, id| srv.remove_vmc_device_now(id),
+                |handle, id| handle.remove_vmc_device(id),
+            );
+        }
+        let is_agent = kind == Kind::CharDevice && char_device.is_some_and(|c| c.is_agent());
         if let (true, Some(server)) = (is_agent, server) {
             // Detached while the instance is still live, so it hears state(0)
             // inside this call, as from the C server's reds_reset_vdp.
@@ -247,13 +269,12 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
 /// main thread with the server running and free (the device hears `state()`
 /// before the host's call returns, as with the C server), queued otherwise.
 fn set_agent(server: &CServer, agent: Option<Box<dyn spice_server::CharDevice + Send>>) {
-    match server.try_main() {
-        Some(main) => match &main.server {
-            Some(srv) => srv.set_agent_now(agent),
-            None => server.handle.set_agent(agent),
-        },
-        None => server.handle.set_agent(agent),
-    }
+    crate::chardev::now_or_queued(
+        server,
+        agent,
+        |srv, a| srv.set_agent_now(a),
+        |h, a| h.set_agent(a),
+    );
 }
 
 /// The instance state behind `sin->st`, if the instance was added.

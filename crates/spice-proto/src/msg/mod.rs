@@ -9,6 +9,7 @@ pub mod inputs;
 pub mod main;
 pub mod playback;
 pub mod record;
+pub mod spicevmc;
 
 /// A message the server sends.
 pub trait ServerMessage {

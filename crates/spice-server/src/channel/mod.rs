@@ -10,6 +10,7 @@ pub(crate) mod inputs;
 pub(crate) mod main;
 pub(crate) mod playback;
 pub(crate) mod record;
+pub(crate) mod spicevmc;
 
 use std::time::Instant;
 

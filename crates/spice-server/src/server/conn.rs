@@ -10,6 +10,7 @@ use crate::channel::inputs::InputsChannel;
 use crate::channel::main::MainChannel;
 use crate::channel::playback::PlaybackChannel;
 use crate::channel::record::RecordChannel;
+use crate::channel::spicevmc::VmcChannel;
 use crate::channel::{ChannelBase, OutBuf};
 use crate::core::{ChannelInfo, Interest, TimerId, WatchId};
 use crate::socket::{ReadResult, Stream};
@@ -22,6 +23,8 @@ pub(crate) enum Channel {
     Inputs(InputsChannel),
     Playback(PlaybackChannel),
     Record(RecordChannel),
+    /// A usbredir, port or webdav channel, and the device it serves.
+    Vmc(VmcChannel, crate::vdi::VmcDeviceId),
 }
 
 impl Channel {
@@ -31,6 +34,7 @@ impl Channel {
             Self::Inputs(c) => &mut c.base,
             Self::Playback(c) => &mut c.base,
             Self::Record(c) => &mut c.base,
+            Self::Vmc(c, _) => &mut c.base,
         }
     }
 }
@@ -101,6 +105,18 @@ impl Conn {
     }
 
     /// Whether anything waits to be written: queued messages, or TLS records.
+    /// Whether the client's socket may be read: not while a spicevmc
+    /// channel's device is behind with the client's data.
+    pub(crate) fn accepts_input(&self) -> bool {
+        match &self.phase {
+            Phase::Linked {
+                channel: Channel::Vmc(ch, _),
+                ..
+            } => ch.accepts_client_data(),
+            _ => true,
+        }
+    }
+
     pub(crate) fn has_output(&mut self) -> bool {
         self.stream.wants_write() || !self.out().is_empty()
     }

@@ -9,6 +9,7 @@ use crate::channel::inputs::{InputEvent, BUTTON_DOWN, BUTTON_UP};
 use crate::channel::main::MainEvent;
 use crate::channel::playback::PlaybackEvent;
 use crate::channel::record::RecordEvent;
+use crate::channel::spicevmc::VmcEvent;
 use crate::vdi::Leds;
 
 /// Scancodes of the lock keys, used to bring the guest's locks in line with the client's.
@@ -106,6 +107,22 @@ impl ServerState {
                         Err(e) => self.malformed(name, &e),
                     }
                 }
+                Channel::Vmc(vmc, device) => match vmc.handle(&frame, now) {
+                    Ok(Some(VmcEvent::Data)) => {
+                        self.vmc.transfer(*device, vmc);
+                        true
+                    }
+                    Ok(Some(VmcEvent::PortEvent(event))) => {
+                        self.vmc.client_port_event(*device, event);
+                        true
+                    }
+                    Ok(Some(VmcEvent::Disconnect)) => false,
+                    Ok(None) => true,
+                    Err(error) => {
+                        tracing::warn!(channel = name, %error, "bad spicevmc data from the client; closing channel");
+                        false
+                    }
+                },
             };
             if let Channel::Main(main) = channel {
                 let low = main.is_low_bandwidth();

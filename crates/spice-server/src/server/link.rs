@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use spice_proto::consts::{common_cap, display_cap, inputs_cap, main_cap, playback_cap, record_cap};
+use spice_proto::consts::{
+    common_cap, display_cap, inputs_cap, main_cap, playback_cap, record_cap, spicevmc_cap,
+};
 use spice_proto::link::LinkMess;
 use spice_proto::ticket::TicketKey;
 use spice_proto::{Caps, ChannelType, Deframer, HeaderKind, LinkAcceptor, LinkError, LinkEvent};
@@ -56,6 +58,9 @@ fn max_client_message(channel: ChannelType) -> u32 {
         ChannelType::Main => 8 * 1024,
         // Captured audio: spice-gtk sends 1924-byte packets.
         ChannelType::Record => spice_proto::msg::record::MAX_RECORD_DATA as u32 + 64,
+        ChannelType::UsbRedir | ChannelType::Port | ChannelType::Webdav => {
+            spice_proto::msg::spicevmc::MAX_CLIENT_DATA as u32 + 64
+        }
         _ => 4 * 1024,
     }
 }
@@ -653,6 +658,7 @@ impl ServerState {
         if self.devices.record.is_some() {
             list.push((ChannelType::Record as u8, 0));
         }
+        list.extend(self.vmc.channels());
         list
     }
 
@@ -750,6 +756,17 @@ impl ServerState {
                     return;
                 };
                 Channel::Record(RecordChannel::start(base, id, &mess.channel_caps, &record.shared))
+            }
+            ChannelType::UsbRedir | ChannelType::Port | ChannelType::Webdav => {
+                // A client relinking replaces its old channel, whose device
+                // hears state(false) before the new link's state(true).
+                self.replace_duplicate(mess);
+                let Some(channel) =
+                    self.vmc_link(id, mess.channel_type, mess.channel_id, base, &mess.channel_caps)
+                else {
+                    return;
+                };
+                channel
             }
             _ => return,
         };
@@ -850,6 +867,9 @@ pub(super) fn channel_caps(channel_type: u8) -> Caps {
         // Opus, as the C server once the host set its rate to 48 kHz (QEMU does).
         Some(ChannelType::Playback) => Caps::with(&[playback_cap::VOLUME, playback_cap::OPUS]),
         Some(ChannelType::Record) => Caps::with(&[record_cap::VOLUME, record_cap::OPUS]),
+        Some(ChannelType::UsbRedir | ChannelType::Port | ChannelType::Webdav) => {
+            Caps::with(&[spicevmc_cap::DATA_COMPRESS_LZ4])
+        }
         _ => Caps::new(),
     }
 }

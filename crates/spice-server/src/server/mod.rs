@@ -15,6 +15,7 @@ mod link;
 mod log_limit;
 mod sasl_link;
 mod ticket_keys;
+mod vmc;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -101,6 +102,8 @@ pub(crate) struct ServerState {
     agent: Option<crate::agent::AgentLink>,
     /// Message boundaries in the client's agent data.
     client_agent_messages: crate::agent::client_messages::ClientMessages,
+    /// Char devices served on usbredir, port and webdav channels.
+    vmc: vmc::VmcDevices,
     ticket: Option<Ticket>,
     mouse_mode: u32,
     logical_size: Option<(u32, u32)>,
@@ -263,6 +266,7 @@ impl Server {
                 session: None,
                 agent: None,
                 client_agent_messages: Default::default(),
+                vmc: Default::default(),
                 held_keys: keys::HeldKeys::default(),
                 agent_mouse: spice_proto::agent::MouseState {
                     x: 0,
@@ -384,6 +388,41 @@ impl Server {
             }
             Err(_) => self.handle.set_agent(agent),
         }
+    }
+
+    /// Carries out `command` now, on the calling (server) thread, after the
+    /// requests already queued; queued instead if the server is busy (a
+    /// device calling back into the server from inside a server call).
+    fn now_or_queue(&self, command: crate::handle::Command) {
+        match self.state.try_borrow_mut() {
+            Ok(mut s) => {
+                for queued in s.handle.take() {
+                    s.apply(queued);
+                }
+                s.apply(command);
+            }
+            Err(_) => self.handle.push(command),
+        }
+    }
+
+    /// [`ServerHandle::vmc_wakeup`] now: the device is read (and written)
+    /// before this returns, as QEMU's char devices expect of
+    /// `spice_server_char_device_wakeup`.
+    pub fn vmc_wakeup_now(&self, id: crate::vdi::VmcDeviceId) {
+        self.now_or_queue(crate::handle::Command::VmcWakeup(id));
+    }
+
+    /// [`ServerHandle::port_event`] now, so the event keeps its place among
+    /// the data the device is read for.
+    pub fn port_event_now(&self, id: crate::vdi::VmcDeviceId, event: u8) {
+        self.now_or_queue(crate::handle::Command::VmcPortEvent(id, event));
+    }
+
+    /// [`ServerHandle::remove_vmc_device`] now: a linked client's channel is
+    /// closed and the device hears `state(false)` before this returns, as
+    /// from the C server's `spice_server_remove_interface`.
+    pub fn remove_vmc_device_now(&self, id: crate::vdi::VmcDeviceId) {
+        self.now_or_queue(crate::handle::Command::RemoveVmcDevice(id));
     }
 
     /// Number of client sessions (0 or 1).
@@ -916,6 +955,10 @@ impl ServerState {
                 }
             }
             Command::AgentWakeup => self.agent_pump(None),
+            Command::AddVmcDevice(id, kind, device) => self.add_vmc_device(id, kind, device),
+            Command::RemoveVmcDevice(id) => self.remove_vmc_device(id),
+            Command::VmcWakeup(id) => self.vmc_wakeup(id),
+            Command::VmcPortEvent(id, event) => self.vmc_port_event(id, event),
             Command::SetPlayback(playback) => {
                 if let Some(old) = self.devices.playback.take() {
                     old.shared.attach_waker(None);
@@ -992,7 +1035,7 @@ impl ServerState {
         };
         // TLS input already decrypted is not announced by the socket: read
         // it on any event (a client taking its output after a pause, say).
-        let read = ready.read || conn.stream.maybe_buffered();
+        let read = (ready.read || conn.stream.maybe_buffered()) && conn.accepts_input();
         let keep = (!read || self.read_from(id, &mut conn)) && self.pump(&mut conn);
         self.settle(id, conn, keep);
     }
@@ -1017,7 +1060,7 @@ impl ServerState {
             // Every request may queue a reply: a client that does not read
             // them gets no more read until it does (pump() stops asking).
             let queued = conn.out().len();
-            if !conn.output.may_read(queued, &self.config.limits) {
+            if !conn.output.may_read(queued, &self.config.limits) || !conn.accepts_input() {
                 break;
             }
             match conn.read(&mut buf) {
@@ -1072,6 +1115,7 @@ impl ServerState {
                 match (channel, &self.devices.playback, &self.devices.record) {
                     (conn::Channel::Playback(p), Some(playback), _) => p.produce(&playback.shared, mm_time),
                     (conn::Channel::Record(r), _, Some(record)) => r.produce(&record.shared),
+                    (conn::Channel::Vmc(ch, device), _, _) => self.vmc.transfer(*device, ch),
                     _ => {}
                 }
             }
@@ -1115,6 +1159,11 @@ impl ServerState {
             // Also for decrypted input left in rustls, which no readable
             // event announces: the writable one comes at once.
             Interest::READ_WRITE
+        };
+        // A device that does not take the client's data stops the client being read.
+        let wanted = Interest {
+            read: wanted.read && conn.accepts_input(),
+            ..wanted
         };
         if wanted != conn.interest {
             conn.interest = wanted;
@@ -1232,6 +1281,7 @@ impl ServerState {
                 match (channel, &self.devices.playback, &self.devices.record) {
                     (conn::Channel::Playback(p), Some(playback), _) => p.detach(&playback.shared),
                     (conn::Channel::Record(r), _, Some(record)) => r.detach(&record.shared),
+                    (conn::Channel::Vmc(_, device), _, _) => self.vmc_unlinked(*device, id),
                     _ => {}
                 }
                 self.core.channel_event(ChannelEvent::Disconnected, &conn.info);

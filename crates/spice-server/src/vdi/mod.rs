@@ -7,5 +7,5 @@
 mod chardev;
 mod input;
 
-pub use chardev::CharDevice;
+pub use chardev::{CharDevice, VmcDeviceId, VmcKind};
 pub use input::{Keyboard, Leds, Mouse, MouseButtons, Tablet};
