@@ -33,6 +33,11 @@ Commands:
                                                  asks the agent for what the
                                                  guest grabbed: "clipboard-data"
                                                  (with "text") when it comes
+  {"cmd": "port_write", "name": "org.x.0", "hex": "6869"}
+                                                 writes into the port channel of
+                                                 that name: "port-written"
+  {"cmd": "port_event", "name": "org.x.0", "event": 0}
+                                                 SPICE_PORT_EVENT_* to the port's device
   {"cmd": "disconnect"}
   {"cmd": "quit"}
 Benchmarks (connect with "quiet": true to count invalidates instead of
@@ -53,7 +58,9 @@ invalidate, mark, mouse-mode, key-modifiers, agent-update, clipboard-grab
 its RGBA pixels), cursor-hide,
 cursor-move, dumped, checksum, frame-match, frame-timeout, stats, error; with
 audio: playback-start, playback-data, playback-stop, playback-volume,
-playback-mute, playback-dumped, record-start, record-stop, record-sent.
+playback-mute, playback-dumped, record-start, record-stop, record-sent; ports:
+port-opened (name, opened: PORT_INIT and events), port-data (name, hex),
+port-event (name, port_event), port-written.
 """
 
 import ctypes
@@ -107,6 +114,8 @@ class Driver:
         self.check_scheduled = False
         self.last_check_us = 0
         self.clipboard_text = {}  # selection -> text the client offers
+        self.ports = []  # SpicePortChannel (and webdav) channels
+        self.port_buffers = []  # bytes spice-gtk still references (write_async)
 
     # ---- client side -------------------------------------------------------
 
@@ -161,6 +170,11 @@ class Driver:
             on(channel, "playback-stop", lambda ch: emit("playback-stop"))
             on(channel, "notify::volume", self.on_volume)
             on(channel, "notify::mute", lambda ch, _: emit("playback-mute", mute=ch.get_property("mute")))
+        elif isinstance(channel, Spice.PortChannel):
+            self.ports.append(channel)
+            on(channel, "notify::port-opened", self.on_port_opened)
+            on(channel, "port-data", self.on_port_data)
+            on(channel, "port-event", lambda ch, ev: emit("port-event", name=ch.get_property("port-name"), port_event=ev))
         elif isinstance(channel, Spice.RecordChannel):
             self.record = channel
             on(channel, "record-start", self.on_record_start)
@@ -174,6 +188,34 @@ class Driver:
             code=event.value_nick,
             error=channel.get_error().message if channel.get_error() else None,
         )
+
+    def on_port_opened(self, channel, _pspec):
+        emit("port-opened", name=channel.get_property("port-name"), opened=bool(channel.get_property("port-opened")))
+
+    def on_port_data(self, channel, data, size):
+        raw = ctypes.string_at(data, size) if data and size else b""
+        emit("port-data", name=channel.get_property("port-name"), hex=raw.hex())
+
+    def port(self, name):
+        for channel in self.ports:
+            if channel.get_property("port-name") == name:
+                return channel
+        raise KeyError("no port channel named " + name)
+
+    def port_write(self, name, data):
+        # spice-gtk sends the caller's buffer by reference once the message
+        # goes out, so it must outlive the call: through ctypes with a buffer
+        # kept here, not a list PyGObject frees on return.
+        channel = self.port(name)
+        buf = ctypes.create_string_buffer(data, len(data))
+        self.port_buffers.append(buf)
+        lib = ctypes.CDLL("libspice-client-glib-2.0.so.8")
+        lib.spice_port_channel_write_async.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_size_t] + [ctypes.c_void_p] * 3
+        get = ctypes.pythonapi.PyCapsule_GetPointer
+        get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        pointer = get(channel.__gpointer__, None)
+        lib.spice_port_channel_write_async(pointer, ctypes.addressof(buf), len(data), None, None, None)
+        emit("port-written", name=name, bytes=len(data))
 
     def on_agent_update(self, channel):
         emit("agent-update", connected=bool(channel.get_property("agent-connected")))
@@ -405,6 +447,10 @@ class Driver:
             self.main.clipboard_selection_grab(selection, [1])
         elif name == "clipboard_request":
             self.main.clipboard_selection_request(int(cmd.get("selection", 0)), int(cmd.get("type", 1)))
+        elif name == "port_write":
+            self.port_write(cmd["name"], bytes.fromhex(cmd["hex"]))
+        elif name == "port_event":
+            Spice.PortChannel.event(self.port(cmd["name"]), int(cmd["event"]))
         elif name == "disconnect":
             if self.session is not None:
                 self.session.disconnect()

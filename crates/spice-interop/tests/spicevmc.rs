@@ -1,0 +1,256 @@
+//! Spicevmc channels (usbredir, port, webdav) with real peers: spice-gtk's
+//! `SpicePortChannel` against char devices given through the Rust API, a raw
+//! client on a usbredir channel (LZ4 both ways), and QEMU 7.2's `spiceport`
+//! and `spicevmc` (usb-redir) char devices on our library.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spice_interop::gtk::SpiceGtk;
+use spice_interop::raw::RawClient;
+use spice_proto::consts::spicevmc_cap;
+use spice_proto::msg::main;
+use spice_proto::msg::spicevmc::{client_type, compression, port_event, server_type};
+use spice_proto::ChannelType;
+use spice_server::{CharDevice, ServerBuilder, VmcKind};
+
+const T: Duration = Duration::from_secs(20);
+
+/// What a scripted device saw and what it has for the client.
+#[derive(Debug, Default)]
+struct Seen {
+    written: Vec<u8>,
+    unread: VecDeque<u8>,
+    states: Vec<bool>,
+    events: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FakeDevice(Arc<Mutex<Seen>>);
+
+impl FakeDevice {
+    fn with<R>(&self, f: impl FnOnce(&mut Seen) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+
+    fn wait_for(&self, what: &str, mut done: impl FnMut(&Seen) -> bool) {
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline {
+            if self.with(|s| done(s)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "device never saw {what}: {:?}",
+            self.with(|s| format!("{:?}", (&s.states, &s.events, s.written.len())))
+        );
+    }
+}
+
+impl CharDevice for FakeDevice {
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        self.with(|s| {
+            let n = buf.len().min(s.unread.len());
+            for (b, v) in buf.iter_mut().zip(s.unread.drain(..n)) {
+                *b = v;
+            }
+            n
+        })
+    }
+
+    fn write(&mut self, data: &[u8]) -> usize {
+        self.with(|s| s.written.extend_from_slice(data));
+        data.len()
+    }
+
+    fn state(&mut self, connected: bool) {
+        self.with(|s| s.states.push(connected));
+    }
+
+    fn event(&mut self, event: u8) {
+        self.with(|s| s.events.push(event));
+    }
+}
+
+/// Port data the client received on `name`, concatenated, until `len` bytes came.
+fn port_bytes(gtk: &mut SpiceGtk, name: &str, len: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < len {
+        let Some(v) = gtk.wait(T, |v| v["event"] == "port-data" && v["name"] == name) else {
+            panic!("port data stopped at {} of {len} bytes", got.len());
+        };
+        got.extend(hex(v["hex"].as_str().unwrap()));
+    }
+    got
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn to_hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn spice_gtk_port_channels_carry_bytes_and_events_both_ways() {
+    spice_interop::init_logging();
+    let builder = ServerBuilder::new().port(0);
+    let handle = builder.handle();
+    let first = FakeDevice::default();
+    let second = FakeDevice::default();
+    let a = handle.add_vmc_device(VmcKind::Port("org.spice.test.0".into()), Box::new(first.clone()));
+    handle.add_vmc_device(VmcKind::Port("org.spice.test.1".into()), Box::new(second.clone()));
+    handle.port_event(a, port_event::OPENED);
+    let server = builder.spawn().unwrap();
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(server.local_addr(), None);
+
+    // Two port channels, ids 0 and 1 as the C server numbers them; the first
+    // says in PORT_INIT that the guest has it open.
+    for id in [0, 1] {
+        assert!(gtk
+            .wait(T, |v| v["event"] == "channel-new"
+                && v["type"] == "PortChannel"
+                && v["id"] == id)
+            .is_some());
+    }
+    assert!(gtk
+        .wait(T, |v| v["event"] == "port-opened"
+            && v["name"] == "org.spice.test.0"
+            && v["opened"] == true)
+        .is_some());
+    first.wait_for("state(true)", |s| s.states == [true]);
+    second.wait_for("state(true)", |s| s.states == [true]);
+
+    // Client to device.
+    gtk.send(
+        serde_json::json!({"cmd": "port_write", "name": "org.spice.test.0", "hex": to_hex(b"hello device")}),
+    );
+    first.wait_for("the client's bytes", |s| s.written == b"hello device");
+    assert!(second.with(|s| s.written.is_empty()));
+
+    // Device to client: more than one read's worth, in order.
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    first.with(|s| s.unread.extend(&data));
+    handle.vmc_wakeup(a);
+    assert_eq!(port_bytes(&mut gtk, "org.spice.test.0", data.len()), data);
+
+    // Port events both ways.
+    handle.port_event(a, port_event::CLOSED);
+    assert!(gtk
+        .wait(T, |v| v["event"] == "port-opened"
+            && v["name"] == "org.spice.test.0"
+            && v["opened"] == false)
+        .is_some());
+    assert!(gtk
+        .wait(T, |v| v["event"] == "port-event"
+            && v["port_event"] == port_event::CLOSED)
+        .is_some());
+    // spice-gtk sends only events above CLOSED (its own open and close are the
+    // channel's link and its end).
+    gtk.send(
+        serde_json::json!({"cmd": "port_event", "name": "org.spice.test.0", "event": port_event::BREAK}),
+    );
+    first.wait_for("the client's port event", |s| s.events == [port_event::BREAK]);
+
+    // Hot-plug while connected: the client is offered the new port and links it.
+    let hot = FakeDevice::default();
+    let h = handle.add_vmc_device(VmcKind::Port("org.spice.test.hot".into()), Box::new(hot.clone()));
+    assert!(gtk
+        .wait(T, |v| v["event"] == "channel-new"
+            && v["type"] == "PortChannel"
+            && v["id"] == 2)
+        .is_some());
+    hot.wait_for("state(true)", |s| s.states == [true]);
+    hot.with(|s| s.unread.extend(b"hot"));
+    handle.vmc_wakeup(h);
+    assert_eq!(port_bytes(&mut gtk, "org.spice.test.hot", 3), b"hot");
+    // Removal closes its channel; the device hears state(false).
+    handle.remove_vmc_device(h);
+    hot.wait_for("state(false)", |s| s.states == [true, false]);
+
+    gtk.quit();
+    first.wait_for("state(false) when the client left", |s| s.states == [true, false]);
+    second.wait_for("state(false) when the client left", |s| s.states == [true, false]);
+}
+
+#[test]
+fn raw_usbredir_client_gets_lz4_only_when_it_shrinks_and_may_send_lz4() {
+    spice_interop::init_logging();
+    let builder = ServerBuilder::new().port(0);
+    let handle = builder.handle();
+    let usb = FakeDevice::default();
+    let id = handle.add_vmc_device(VmcKind::UsbRedir, Box::new(usb.clone()));
+    let webdav = FakeDevice::default();
+    handle.add_vmc_device(
+        VmcKind::Port("org.spice-space.webdav.0".into()),
+        Box::new(webdav.clone()),
+    );
+    let server = builder.spawn().unwrap();
+    let addr = server.local_addr();
+    let mut main_ch = RawClient::link(addr, ChannelType::Main, 0, 0, "").expect("main links");
+    let init = main_ch.recv_type(main::server_type::INIT, T).expect("MAIN_INIT");
+    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
+    main_ch.send(main::client_type::ATTACH_CHANNELS, &[]);
+    let list = main_ch
+        .recv_type(main::server_type::CHANNELS_LIST, T)
+        .expect("channels list");
+    let channels: Vec<(u8, u8)> = list.body[4..].chunks(2).map(|c| (c[0], c[1])).collect();
+    assert!(
+        channels.contains(&(ChannelType::UsbRedir as u8, 0)),
+        "{channels:?}"
+    );
+    assert!(channels.contains(&(ChannelType::Webdav as u8, 0)), "{channels:?}");
+
+    let mut ch = RawClient::link_with(
+        addr,
+        ChannelType::UsbRedir,
+        0,
+        session,
+        "",
+        true,
+        &[spicevmc_cap::DATA_COMPRESS_LZ4],
+    )
+    .expect("usbredir links");
+    usb.wait_for("state(true)", |s| s.states == [true]);
+
+    // Compressible and over the threshold: LZ4. Small: plain.
+    let text = vec![b'u'; 5000];
+    usb.with(|s| s.unread.extend(&text));
+    handle.vmc_wakeup(id);
+    let frame = ch.recv(T).expect("data");
+    assert_eq!(frame.msg_type, server_type::COMPRESSED_DATA);
+    assert_eq!(frame.body[0], compression::LZ4);
+    assert_eq!(lz4_flex::decompress(&frame.body[5..], 5000).unwrap(), text);
+    usb.with(|s| s.unread.extend(b"tiny"));
+    handle.vmc_wakeup(id);
+    let frame = ch.recv(T).expect("data");
+    assert_eq!(
+        (frame.msg_type, frame.body.as_slice()),
+        (server_type::DATA, &b"tiny"[..])
+    );
+
+    // The client's LZ4 reaches the device expanded.
+    let mut body = vec![compression::LZ4];
+    body.extend_from_slice(&3000u32.to_le_bytes());
+    body.extend_from_slice(&lz4_flex::compress(&[b'c'; 3000]));
+    ch.send(client_type::COMPRESSED_DATA, &body);
+    ch.send(client_type::DATA, b"!");
+    usb.wait_for("the client's data", |s| s.written.len() == 3001);
+    assert!(usb.with(|s| s.written[..3000].iter().all(|&b| b == b'c') && s.written[3000] == b'!'));
+
+    // Lying about the size closes the channel; the device hears state(false).
+    let mut lie = vec![compression::LZ4];
+    lie.extend_from_slice(&100u32.to_le_bytes());
+    lie.extend_from_slice(&lz4_flex::compress(&[1; 50]));
+    ch.send(client_type::COMPRESSED_DATA, &lie);
+    usb.wait_for("state(false)", |s| s.states == [true, false]);
+    assert!(spice_interop::raw::wait_closed(&mut ch.stream, T));
+    assert!(webdav.with(|s| s.states.is_empty()));
+}
