@@ -254,3 +254,159 @@ fn raw_usbredir_client_gets_lz4_only_when_it_shrinks_and_may_send_lz4() {
     assert!(spice_interop::raw::wait_closed(&mut ch.stream, T));
     assert!(webdav.with(|s| s.states.is_empty()));
 }
+
+/// QEMU's tests share the machine's two cores: one at a time.
+fn qemu_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Port data on `name` until `text` shows in it (as text).
+fn port_text_until(gtk: &mut SpiceGtk, name: &str, text: &str) -> Option<String> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + T;
+    while !String::from_utf8_lossy(&got).contains(text) {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let v = gtk.wait(left, |v| v["event"] == "port-data" && v["name"] == name)?;
+        got.extend(hex(v["hex"].as_str().unwrap()));
+    }
+    Some(String::from_utf8_lossy(&got).into_owned())
+}
+
+#[test]
+fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk() {
+    use spice_interop::qemu::{Library, Qemu};
+    let _lock = qemu_lock();
+    spice_interop::init_logging();
+    const PORT: &str = "org.qemu.monitor.hmp.0";
+    let args = [
+        "-chardev",
+        "spiceport,id=p0,name=org.qemu.monitor.hmp.0",
+        "-mon",
+        "chardev=p0,mode=readline",
+    ];
+    let mut transcripts = Vec::new();
+    for library in [Library::rust(), Library::Debian] {
+        let qemu = Qemu::start(&library, &args);
+        qemu.assert_library();
+        let mut gtk = SpiceGtk::start();
+        gtk.connect(qemu.addr, None);
+        // The monitor opened its end when QEMU started: PORT_INIT says so.
+        assert!(
+            gtk.wait(T, |v| v["event"] == "port-opened"
+                && v["name"] == PORT
+                && v["opened"] == true)
+                .is_some(),
+            "{} library: port not opened; seen {:?}",
+            library.name(),
+            gtk.seen
+        );
+        // The client's link is the device's state(1): the monitor greets.
+        let banner = port_text_until(&mut gtk, PORT, "(qemu) ").unwrap_or_else(|| {
+            panic!(
+                "{} library: no monitor banner; seen {:?}",
+                library.name(),
+                gtk.seen
+            )
+        });
+        assert!(banner.contains("QEMU 7.2"), "{banner:?}");
+        gtk.send(serde_json::json!({"cmd": "port_write", "name": PORT, "hex": to_hex(b"info version\n")}));
+        let answer = port_text_until(&mut gtk, PORT, "(qemu) ")
+            .unwrap_or_else(|| panic!("{} library: no answer; seen {:?}", library.name(), gtk.seen));
+        assert!(
+            answer.contains("info version") && answer.contains("7.2."),
+            "{answer:?}"
+        );
+        transcripts.push(answer);
+        gtk.quit();
+    }
+    assert_eq!(
+        transcripts[0], transcripts[1],
+        "the same answer through both libraries"
+    );
+}
+
+#[test]
+fn qemu_usb_redir_hello_reaches_a_raw_client_and_ours_reaches_qemu() {
+    use spice_interop::qemu::{Library, Qemu};
+    let _lock = qemu_lock();
+    spice_interop::init_logging();
+    // debug=3 (usbredirparser_info): QEMU logs the peer's hello.
+    let args = [
+        "-chardev",
+        "spicevmc,id=u0,name=usbredir",
+        "-device",
+        "qemu-xhci",
+        "-device",
+        "usb-redir,chardev=u0,debug=3",
+    ];
+    let qemu = Qemu::start(&Library::rust(), &args);
+    qemu.assert_library();
+    let mut main_ch = RawClient::link(qemu.addr, ChannelType::Main, 0, 0, "").expect("main links");
+    let init = main_ch.recv_type(main::server_type::INIT, T).expect("MAIN_INIT");
+    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
+    main_ch.send(main::client_type::ATTACH_CHANNELS, &[]);
+    let list = main_ch
+        .recv_type(main::server_type::CHANNELS_LIST, T)
+        .expect("channels list");
+    let channels: Vec<(u8, u8)> = list.body[4..].chunks(2).map(|c| (c[0], c[1])).collect();
+    assert!(
+        channels.contains(&(ChannelType::UsbRedir as u8, 0)),
+        "{channels:?}"
+    );
+    let mut usb = RawClient::link_with(
+        qemu.addr,
+        ChannelType::UsbRedir,
+        0,
+        session,
+        "",
+        true,
+        &[spicevmc_cap::DATA_COMPRESS_LZ4],
+    )
+    .expect("usbredir links");
+
+    // usbredir's header: u32 type (0 = hello), u32 length, u32 id; the hello
+    // is a 64-byte version string and capability words.
+    let mut data = Vec::new();
+    let deadline = Instant::now() + T;
+    while data.len() < 12 + 64 {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_else(|| panic!("no usbredir hello from QEMU: {data:?}\n{}", qemu.stderr()));
+        let frame = usb.recv(left).expect("spicevmc data");
+        match frame.msg_type {
+            server_type::DATA => data.extend_from_slice(&frame.body),
+            server_type::COMPRESSED_DATA => {
+                let size = u32::from_le_bytes(frame.body[1..5].try_into().unwrap()) as usize;
+                data.extend(lz4_flex::decompress(&frame.body[5..], size).unwrap());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(u32::from_le_bytes(data[..4].try_into().unwrap()), 0, "hello type");
+    let length = u32::from_le_bytes(data[4..8].try_into().unwrap()) as usize;
+    assert!(length >= 64, "hello length {length}");
+    let version = String::from_utf8_lossy(&data[12..12 + 64]);
+    assert!(version.starts_with("qemu usb-redir guest"), "{version:?}");
+
+    // Our hello back: version, and no capabilities.
+    let mut hello = Vec::new();
+    hello.extend_from_slice(&0u32.to_le_bytes());
+    hello.extend_from_slice(&(64u32 + 4).to_le_bytes());
+    hello.extend_from_slice(&0u32.to_le_bytes());
+    let mut name = b"spice-rs interop test".to_vec();
+    name.resize(64, 0);
+    hello.extend_from_slice(&name);
+    hello.extend_from_slice(&0u32.to_le_bytes());
+    usb.send(client_type::DATA, &hello);
+    let deadline = Instant::now() + T;
+    while !qemu.stderr().contains("spice-rs interop test") {
+        assert!(
+            Instant::now() < deadline,
+            "QEMU never logged our hello:\n{}",
+            qemu.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(main_ch);
+}
