@@ -44,6 +44,7 @@ use spice_proto::msg::inputs::InputsClientMessage;
 use spice_proto::msg::main::MainClientMessage;
 use spice_proto::msg::playback::PlaybackClientMessage;
 use spice_proto::msg::record::RecordClientMessage;
+use spice_proto::msg::spicevmc::SpicevmcClientMessage;
 use spice_proto::wire::{Reader, Writer};
 use spice_proto::{DecodeError, LinkAcceptor, LinkEvent, LinkFailure};
 
@@ -534,6 +535,36 @@ fn check_record(msg_type: u16, body: &[u8]) {
     }
 }
 
+fn check_spicevmc(msg_type: u16, body: &[u8]) {
+    use spice_proto::msg::spicevmc::{compression, MAX_CLIENT_DATA};
+    let decoded = SpicevmcClientMessage::decode(msg_type, body);
+    check_against_base(msg_type, body, &decoded, |m| match m {
+        SpicevmcClientMessage::Base(b) => Some(b),
+        _ => None,
+    });
+    match decoded {
+        Ok(SpicevmcClientMessage::Unknown(ty)) => assert_eq!(ty, msg_type),
+        Ok(SpicevmcClientMessage::Data(data)) => {
+            assert_eq!(data, body);
+            assert!(data.len() <= MAX_CLIENT_DATA);
+        }
+        Ok(SpicevmcClientMessage::Compressed {
+            kind,
+            uncompressed_size,
+            data,
+        }) => {
+            // What the channel allocates to expand it is bounded.
+            assert!(uncompressed_size as usize <= MAX_CLIENT_DATA);
+            assert!(body.ends_with(data));
+            if kind == compression::NONE {
+                assert_eq!(uncompressed_size as usize, data.len());
+            }
+        }
+        Ok(SpicevmcClientMessage::PortEvent(event)) => assert_eq!(body, [event]),
+        _ => {}
+    }
+}
+
 fn decode_everywhere(msg_type: u16, body: &[u8]) {
     check_main(msg_type, body);
     check_display(msg_type, body);
@@ -541,6 +572,7 @@ fn decode_everywhere(msg_type: u16, body: &[u8]) {
     check_inputs(msg_type, body);
     check_playback(msg_type, body);
     check_record(msg_type, body);
+    check_spicevmc(msg_type, body);
 }
 
 /// Decodes a main channel client message (input layout: [`split_message`]).

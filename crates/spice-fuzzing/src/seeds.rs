@@ -51,6 +51,7 @@ pub fn for_target(target: &str) -> Vec<Seed> {
                 main_messages(),
                 display_messages(),
                 inputs_messages(),
+                spicevmc_messages(),
                 base_messages(),
             ]
             .concat(),
@@ -548,6 +549,32 @@ fn display_messages() -> Vec<Message> {
                 w.u32(2);
             }),
         ),
+    ]
+}
+
+/// Usbredir, port and webdav channel messages as spice-gtk sends them: data,
+/// LZ4-compressed data (usbredir) and a port event.
+fn spicevmc_messages() -> Vec<Message> {
+    use spice_proto::msg::spicevmc::{client_type as vmc, compression, port_event};
+    let text = [b'u'; 2000];
+    let packed = lz4_flex::compress(&text);
+    vec![
+        ("spicevmc-data", vmc::DATA, b"info version\n".to_vec()),
+        (
+            "spicevmc-compressed-lz4",
+            vmc::COMPRESSED_DATA,
+            body(|w| {
+                w.u8(compression::LZ4).u32(text.len() as u32).bytes(&packed);
+            }),
+        ),
+        (
+            "spicevmc-compressed-none",
+            vmc::COMPRESSED_DATA,
+            body(|w| {
+                w.u8(compression::NONE).bytes(b"raw");
+            }),
+        ),
+        ("port-event-break", vmc::PORT_EVENT, vec![port_event::BREAK]),
     ]
 }
 
