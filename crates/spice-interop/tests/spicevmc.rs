@@ -97,6 +97,19 @@ fn to_hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A raw client's main channel: the session id and the channels offered.
+fn main_link(addr: std::net::SocketAddr) -> (RawClient, u32, Vec<(u8, u8)>) {
+    let mut main_ch = RawClient::link(addr, ChannelType::Main, 0, 0, "").expect("main links");
+    let init = main_ch.recv_type(main::server_type::INIT, T).expect("MAIN_INIT");
+    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
+    main_ch.send(main::client_type::ATTACH_CHANNELS, &[]);
+    let list = main_ch
+        .recv_type(main::server_type::CHANNELS_LIST, T)
+        .expect("channels list");
+    let channels = list.body[4..].chunks(2).map(|c| (c[0], c[1])).collect();
+    (main_ch, session, channels)
+}
+
 #[test]
 fn spice_gtk_port_channels_carry_bytes_and_events_both_ways() {
     spice_interop::init_logging();
@@ -194,14 +207,7 @@ fn raw_usbredir_client_gets_lz4_only_when_it_shrinks_and_may_send_lz4() {
     );
     let server = builder.spawn().unwrap();
     let addr = server.local_addr();
-    let mut main_ch = RawClient::link(addr, ChannelType::Main, 0, 0, "").expect("main links");
-    let init = main_ch.recv_type(main::server_type::INIT, T).expect("MAIN_INIT");
-    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
-    main_ch.send(main::client_type::ATTACH_CHANNELS, &[]);
-    let list = main_ch
-        .recv_type(main::server_type::CHANNELS_LIST, T)
-        .expect("channels list");
-    let channels: Vec<(u8, u8)> = list.body[4..].chunks(2).map(|c| (c[0], c[1])).collect();
+    let (_main, session, channels) = main_link(addr);
     assert!(
         channels.contains(&(ChannelType::UsbRedir as u8, 0)),
         "{channels:?}"
@@ -342,14 +348,7 @@ fn qemu_usb_redir_hello_reaches_a_raw_client_and_ours_reaches_qemu() {
     ];
     let qemu = Qemu::start(&Library::rust(), &args);
     qemu.assert_library();
-    let mut main_ch = RawClient::link(qemu.addr, ChannelType::Main, 0, 0, "").expect("main links");
-    let init = main_ch.recv_type(main::server_type::INIT, T).expect("MAIN_INIT");
-    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
-    main_ch.send(main::client_type::ATTACH_CHANNELS, &[]);
-    let list = main_ch
-        .recv_type(main::server_type::CHANNELS_LIST, T)
-        .expect("channels list");
-    let channels: Vec<(u8, u8)> = list.body[4..].chunks(2).map(|c| (c[0], c[1])).collect();
+    let (main_ch, session, channels) = main_link(qemu.addr);
     assert!(
         channels.contains(&(ChannelType::UsbRedir as u8, 0)),
         "{channels:?}"
