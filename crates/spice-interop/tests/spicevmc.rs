@@ -280,7 +280,7 @@ fn port_text_until(gtk: &mut SpiceGtk, name: &str, text: &str) -> Option<String>
 }
 
 #[test]
-fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk() {
+fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk_and_hot_plugs_a_port() {
     use spice_interop::qemu::{Library, Qemu};
     let _lock = qemu_lock();
     spice_interop::init_logging();
@@ -293,7 +293,7 @@ fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk() {
     ];
     let mut transcripts = Vec::new();
     for library in [Library::rust(), Library::Debian] {
-        let qemu = Qemu::start(&library, &args);
+        let mut qemu = Qemu::start(&library, &args);
         qemu.assert_library();
         let mut gtk = SpiceGtk::start();
         gtk.connect(qemu.addr, None);
@@ -324,6 +324,48 @@ fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk() {
             "{answer:?}"
         );
         transcripts.push(answer);
+
+        // Hot-plug through the monitor itself: QEMU adds a spiceport char
+        // device (spice_server_add_interface) while the client is connected,
+        // which is offered the new port channel (id 1), then removes it.
+        let add = b"chardev-add spiceport,id=hot,name=org.spice.hot.0\n";
+        gtk.send(serde_json::json!({"cmd": "port_write", "name": PORT, "hex": to_hex(add)}));
+        assert!(
+            gtk.wait(T, |v| v["event"] == "channel-new"
+                && v["type"] == "PortChannel"
+                && v["id"] == 1)
+                .is_some(),
+            "{} library: hot-plugged port not offered; seen {:?}",
+            library.name(),
+            gtk.seen
+        );
+        gtk.send(
+            serde_json::json!({"cmd": "port_write", "name": PORT, "hex": to_hex(b"chardev-remove hot\n")}),
+        );
+        assert!(
+            gtk.wait(T, |v| v["event"] == "channel-event" && v["type"] == "PortChannel")
+                .is_some(),
+            "{} library: removed port's channel not closed; seen {:?}",
+            library.name(),
+            gtk.seen
+        );
+        // QEMU no longer lists it (its prompts may have come while waiting
+        // above: read up to the prompt after this command's echo).
+        gtk.send(serde_json::json!({"cmd": "port_write", "name": PORT, "hex": to_hex(b"info chardev\n")}));
+        let mut text = String::new();
+        while !text
+            .split("info chardev")
+            .nth(1)
+            .is_some_and(|after| after.contains("(qemu) "))
+        {
+            text += &port_text_until(&mut gtk, PORT, "(qemu) ").expect("info chardev answered");
+        }
+        let listing = text.split("info chardev").nth(1).unwrap();
+        assert!(
+            listing.contains("p0:") && !listing.contains("hot:"),
+            "{listing:?}"
+        );
+        assert!(qemu.is_alive());
         gtk.quit();
     }
     assert_eq!(
