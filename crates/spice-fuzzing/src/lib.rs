@@ -45,5 +45,6 @@ pub const TARGETS: &[(&str, Oracle)] = &[
     ("agent_messages", oracles::agent_messages),
     ("inputs_sequence", oracles::inputs_sequence),
     ("record_sequence", oracles::record_sequence),
+    ("spicevmc_sequence", oracles::spicevmc_sequence),
     ("websocket_framing", oracles::websocket_framing),
 ];

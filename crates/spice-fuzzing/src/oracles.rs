@@ -1042,6 +1042,12 @@ pub fn record_sequence(data: &[u8]) {
     spice_server::fuzzing::record_sequence(data);
 }
 
+/// A usbredir or port channel and its device
+/// ([`spice_server::fuzzing::spicevmc_sequence`]).
+pub fn spicevmc_sequence(data: &[u8]) {
+    spice_server::fuzzing::spicevmc_sequence(data);
+}
+
 /// A connection's framing before the link: raw SPICE or WebSocket, detected
 /// from the first bytes, then frames decoded into the SPICE stream
 /// ([`spice_server::fuzzing::websocket_framing`]).

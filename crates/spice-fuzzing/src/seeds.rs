@@ -67,6 +67,7 @@ pub fn for_target(target: &str) -> Vec<Seed> {
         "agent_messages" => agent_messages(),
         "inputs_sequence" => inputs_sequence(),
         "record_sequence" => record_sequence(),
+        "spicevmc_sequence" => spicevmc_sequence(),
         "websocket_framing" => websocket_framing(),
         _ => Vec::new(),
     }
@@ -1456,6 +1457,39 @@ fn inputs_sequence() -> Vec<Seed> {
         ("typing-and-pointer".into(), typing),
         ("keys-held-at-close".into(), held),
     ]
+}
+
+/// A usbredir channel with LZ4 and a port, as spice-gtk and QEMU use them:
+/// client data plain and compressed, a device that takes it in parts and
+/// gives compressible and incompressible data, port events.
+fn spicevmc_sequence() -> Vec<Seed> {
+    use spice_proto::msg::spicevmc::{client_type as vmc, compression, port_event};
+    use spice_server::fuzzing::spicevmc::{action, config};
+    use spice_server::fuzzing::InputBuilder;
+    let text = [b'z'; 1500];
+    let lz4 = body(|w| {
+        w.u8(compression::LZ4)
+            .u32(text.len() as u32)
+            .bytes(&lz4_flex::compress(&text));
+    });
+    let usb = InputBuilder::new(config::LZ4 | config::MINI_HEADER)
+        .client(vmc::DATA, b"usbredir hello")
+        .client(vmc::COMPRESSED_DATA, &lz4)
+        .host(action::DEVICE_TAKES, &[4])
+        .host(action::DEVICE_TAKES, &[255])
+        .host(action::DEVICE_GIVES, &[21])
+        .host(action::DEVICE_GIVES, &[2])
+        .host(action::DEVICE_GIVES, &[40])
+        .host(action::DRAIN, &[])
+        .build();
+    let port = InputBuilder::new(config::PORT)
+        .host(action::PORT_EVENT, &[0])
+        .client(vmc::PORT_EVENT, &[port_event::BREAK])
+        .client(vmc::COMPRESSED_DATA, &[compression::NONE, b'h', b'i'])
+        .host(action::DEVICE_TAKES, &[1])
+        .host(action::PORT_EVENT, &[1])
+        .build();
+    vec![("usbredir".into(), usb), ("port".into(), port)]
 }
 
 fn record_sequence() -> Vec<Seed> {

@@ -17,6 +17,7 @@
 //!   device, tokens) gets the fuzzer's attention.
 //! - [`inputs_sequence`]: the inputs channel and the held-keys tracker.
 //! - [`record_sequence`]: the record channel with the host's record handle.
+//! - [`spicevmc_sequence`]: a usbredir or port channel and its device.
 //! - [`websocket_framing`]: a connection's framing before the link (raw
 //!   SPICE or WebSocket, detected from the first bytes), with its own input
 //!   layout.
@@ -42,6 +43,7 @@
 pub mod inputs;
 pub mod record;
 pub mod session;
+pub mod spicevmc;
 pub mod websocket;
 
 use std::time::Duration;
@@ -51,6 +53,7 @@ use spice_proto::{Deframer, Frame, HeaderKind};
 pub use inputs::inputs_sequence;
 pub use record::record_sequence;
 pub use session::{agent_messages, main_sequence};
+pub use spicevmc::spicevmc_sequence;
 pub use websocket::websocket_framing;
 
 use crate::channel::OutBuf;
