@@ -42,11 +42,15 @@ fn typing_a_character_plays_a_tone() {
         .collect();
     // 150 ms of tone and some silence after it.
     assert!(samples.len() >= 2 * 7200, "{} samples", samples.len());
+    // spice-gtk announces Opus, which the demo uses by default (as the C
+    // server's playback compression): the tone's peak (8000) comes back
+    // within a few percent, and the silence after it near zero.
     let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
-    assert!((7900..=8000).contains(&peak), "peak {peak}");
-    assert!(
-        samples[samples.len() - 960..].iter().all(|&s| s == 0),
-        "ends in silence"
-    );
+    assert!((7600..=8400).contains(&peak), "peak {peak}");
+    let tail = samples[samples.len() - 960..]
+        .iter()
+        .map(|s| s.unsigned_abs())
+        .max();
+    assert!(tail.is_some_and(|t| t < 100), "ends in silence: {tail:?}");
     gtk.quit();
 }
