@@ -375,7 +375,7 @@ fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk_and_hot_plugs_a_port() {
 }
 
 #[test]
-fn qemu_usb_redir_hello_reaches_a_raw_client_and_ours_reaches_qemu() {
+fn qemu_usb_redir_hello_reaches_a_raw_client_and_ours_reaches_qemu_on_both_libraries() {
     use spice_interop::qemu::{Library, Qemu};
     let _lock = qemu_lock();
     spice_interop::init_logging();
@@ -388,66 +388,68 @@ fn qemu_usb_redir_hello_reaches_a_raw_client_and_ours_reaches_qemu() {
         "-device",
         "usb-redir,chardev=u0,debug=3",
     ];
-    let qemu = Qemu::start(&Library::rust(), &args);
-    qemu.assert_library();
-    let (main_ch, session, channels) = main_link(qemu.addr);
-    assert!(
-        channels.contains(&(ChannelType::UsbRedir as u8, 0)),
-        "{channels:?}"
-    );
-    let mut usb = RawClient::link_with(
-        qemu.addr,
-        ChannelType::UsbRedir,
-        0,
-        session,
-        "",
-        true,
-        &[spicevmc_cap::DATA_COMPRESS_LZ4],
-    )
-    .expect("usbredir links");
-
-    // usbredir's header: u32 type (0 = hello), u32 length, u32 id; the hello
-    // is a 64-byte version string and capability words.
-    let mut data = Vec::new();
-    let deadline = Instant::now() + T;
-    while data.len() < 12 + 64 {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .unwrap_or_else(|| panic!("no usbredir hello from QEMU: {data:?}\n{}", qemu.stderr()));
-        let frame = usb.recv(left).expect("spicevmc data");
-        match frame.msg_type {
-            server_type::DATA => data.extend_from_slice(&frame.body),
-            server_type::COMPRESSED_DATA => {
-                let size = u32::from_le_bytes(frame.body[1..5].try_into().unwrap()) as usize;
-                data.extend(lz4_flex::decompress(&frame.body[5..], size).unwrap());
-            }
-            _ => {}
-        }
-    }
-    assert_eq!(u32::from_le_bytes(data[..4].try_into().unwrap()), 0, "hello type");
-    let length = u32::from_le_bytes(data[4..8].try_into().unwrap()) as usize;
-    assert!(length >= 64, "hello length {length}");
-    let version = String::from_utf8_lossy(&data[12..12 + 64]);
-    assert!(version.starts_with("qemu usb-redir guest"), "{version:?}");
-
-    // Our hello back: version, and no capabilities.
-    let mut hello = Vec::new();
-    hello.extend_from_slice(&0u32.to_le_bytes());
-    hello.extend_from_slice(&(64u32 + 4).to_le_bytes());
-    hello.extend_from_slice(&0u32.to_le_bytes());
-    let mut name = b"spice-rs interop test".to_vec();
-    name.resize(64, 0);
-    hello.extend_from_slice(&name);
-    hello.extend_from_slice(&0u32.to_le_bytes());
-    usb.send(client_type::DATA, &hello);
-    let deadline = Instant::now() + T;
-    while !qemu.stderr().contains("spice-rs interop test") {
+    for library in [Library::rust(), Library::Debian] {
+        let qemu = Qemu::start(&library, &args);
+        qemu.assert_library();
+        let (main_ch, session, channels) = main_link(qemu.addr);
         assert!(
-            Instant::now() < deadline,
-            "QEMU never logged our hello:\n{}",
-            qemu.stderr()
+            channels.contains(&(ChannelType::UsbRedir as u8, 0)),
+            "{channels:?}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        let mut usb = RawClient::link_with(
+            qemu.addr,
+            ChannelType::UsbRedir,
+            0,
+            session,
+            "",
+            true,
+            &[spicevmc_cap::DATA_COMPRESS_LZ4],
+        )
+        .expect("usbredir links");
+
+        // usbredir's header: u32 type (0 = hello), u32 length, u32 id; the hello
+        // is a 64-byte version string and capability words.
+        let mut data = Vec::new();
+        let deadline = Instant::now() + T;
+        while data.len() < 12 + 64 {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("no usbredir hello from QEMU: {data:?}\n{}", qemu.stderr()));
+            let frame = usb.recv(left).expect("spicevmc data");
+            match frame.msg_type {
+                server_type::DATA => data.extend_from_slice(&frame.body),
+                server_type::COMPRESSED_DATA => {
+                    let size = u32::from_le_bytes(frame.body[1..5].try_into().unwrap()) as usize;
+                    data.extend(lz4_flex::decompress(&frame.body[5..], size).unwrap());
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(u32::from_le_bytes(data[..4].try_into().unwrap()), 0, "hello type");
+        let length = u32::from_le_bytes(data[4..8].try_into().unwrap()) as usize;
+        assert!(length >= 64, "hello length {length}");
+        let version = String::from_utf8_lossy(&data[12..12 + 64]);
+        assert!(version.starts_with("qemu usb-redir guest"), "{version:?}");
+
+        // Our hello back: version, and no capabilities.
+        let mut hello = Vec::new();
+        hello.extend_from_slice(&0u32.to_le_bytes());
+        hello.extend_from_slice(&(64u32 + 4).to_le_bytes());
+        hello.extend_from_slice(&0u32.to_le_bytes());
+        let mut name = b"spice-rs interop test".to_vec();
+        name.resize(64, 0);
+        hello.extend_from_slice(&name);
+        hello.extend_from_slice(&0u32.to_le_bytes());
+        usb.send(client_type::DATA, &hello);
+        let deadline = Instant::now() + T;
+        while !qemu.stderr().contains("spice-rs interop test") {
+            assert!(
+                Instant::now() < deadline,
+                "QEMU never logged our hello:\n{}",
+                qemu.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(main_ch);
     }
-    drop(main_ch);
 }
