@@ -86,6 +86,22 @@ fn port_bytes(gtk: &mut SpiceGtk, name: &str, len: usize) -> Vec<u8> {
     got
 }
 
+/// Whether the client is offered port channel `id` (spice-gtk links it).
+fn port_channel_new(gtk: &mut SpiceGtk, id: u8) -> bool {
+    gtk.wait(T, |v| {
+        v["event"] == "channel-new" && v["type"] == "PortChannel" && v["id"] == id
+    })
+    .is_some()
+}
+
+/// Whether the client's port `name` comes to show `opened`.
+fn port_opened(gtk: &mut SpiceGtk, name: &str, opened: bool) -> bool {
+    gtk.wait(T, |v| {
+        v["event"] == "port-opened" && v["name"] == name && v["opened"] == opened
+    })
+    .is_some()
+}
+
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
@@ -110,6 +126,20 @@ fn main_link(addr: std::net::SocketAddr) -> (RawClient, u32, Vec<(u8, u8)>) {
     (main_ch, session, channels)
 }
 
+/// Links usbredir channel 0 of `session`, with the LZ4 capability as spice-gtk.
+fn link_usbredir(addr: std::net::SocketAddr, session: u32) -> RawClient {
+    RawClient::link_with(
+        addr,
+        ChannelType::UsbRedir,
+        0,
+        session,
+        "",
+        true,
+        &[spicevmc_cap::DATA_COMPRESS_LZ4],
+    )
+    .expect("usbredir links")
+}
+
 #[test]
 fn spice_gtk_port_channels_carry_bytes_and_events_both_ways() {
     spice_interop::init_logging();
@@ -127,17 +157,9 @@ fn spice_gtk_port_channels_carry_bytes_and_events_both_ways() {
     // Two port channels, ids 0 and 1 as the C server numbers them; the first
     // says in PORT_INIT that the guest has it open.
     for id in [0, 1] {
-        assert!(gtk
-            .wait(T, |v| v["event"] == "channel-new"
-                && v["type"] == "PortChannel"
-                && v["id"] == id)
-            .is_some());
+        assert!(port_channel_new(&mut gtk, id));
     }
-    assert!(gtk
-        .wait(T, |v| v["event"] == "port-opened"
-            && v["name"] == "org.spice.test.0"
-            && v["opened"] == true)
-        .is_some());
+    assert!(port_opened(&mut gtk, "org.spice.test.0", true));
     first.wait_for("state(true)", |s| s.states == [true]);
     second.wait_for("state(true)", |s| s.states == [true]);
 
@@ -156,11 +178,7 @@ fn spice_gtk_port_channels_carry_bytes_and_events_both_ways() {
 
     // Port events both ways.
     handle.port_event(a, port_event::CLOSED);
-    assert!(gtk
-        .wait(T, |v| v["event"] == "port-opened"
-            && v["name"] == "org.spice.test.0"
-            && v["opened"] == false)
-        .is_some());
+    assert!(port_opened(&mut gtk, "org.spice.test.0", false));
     assert!(gtk
         .wait(T, |v| v["event"] == "port-event"
             && v["port_event"] == port_event::CLOSED)
@@ -175,11 +193,7 @@ fn spice_gtk_port_channels_carry_bytes_and_events_both_ways() {
     // Hot-plug while connected: the client is offered the new port and links it.
     let hot = FakeDevice::default();
     let h = handle.add_vmc_device(VmcKind::Port("org.spice.test.hot".into()), Box::new(hot.clone()));
-    assert!(gtk
-        .wait(T, |v| v["event"] == "channel-new"
-            && v["type"] == "PortChannel"
-            && v["id"] == 2)
-        .is_some());
+    assert!(port_channel_new(&mut gtk, 2));
     hot.wait_for("state(true)", |s| s.states == [true]);
     hot.with(|s| s.unread.extend(b"hot"));
     handle.vmc_wakeup(h);
@@ -214,16 +228,7 @@ fn raw_usbredir_client_gets_lz4_only_when_it_shrinks_and_may_send_lz4() {
     );
     assert!(channels.contains(&(ChannelType::Webdav as u8, 0)), "{channels:?}");
 
-    let mut ch = RawClient::link_with(
-        addr,
-        ChannelType::UsbRedir,
-        0,
-        session,
-        "",
-        true,
-        &[spicevmc_cap::DATA_COMPRESS_LZ4],
-    )
-    .expect("usbredir links");
+    let mut ch = link_usbredir(addr, session);
     usb.wait_for("state(true)", |s| s.states == [true]);
 
     // Compressible and over the threshold: LZ4. Small: plain.
@@ -299,10 +304,7 @@ fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk_and_hot_plugs_a_port() {
         gtk.connect(qemu.addr, None);
         // The monitor opened its end when QEMU started: PORT_INIT says so.
         assert!(
-            gtk.wait(T, |v| v["event"] == "port-opened"
-                && v["name"] == PORT
-                && v["opened"] == true)
-                .is_some(),
+            port_opened(&mut gtk, PORT, true),
             "{} library: port not opened; seen {:?}",
             library.name(),
             gtk.seen
@@ -331,10 +333,7 @@ fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk_and_hot_plugs_a_port() {
         let add = b"chardev-add spiceport,id=hot,name=org.spice.hot.0\n";
         gtk.send(serde_json::json!({"cmd": "port_write", "name": PORT, "hex": to_hex(add)}));
         assert!(
-            gtk.wait(T, |v| v["event"] == "channel-new"
-                && v["type"] == "PortChannel"
-                && v["id"] == 1)
-                .is_some(),
+            port_channel_new(&mut gtk, 1),
             "{} library: hot-plugged port not offered; seen {:?}",
             library.name(),
             gtk.seen
@@ -396,16 +395,7 @@ fn qemu_usb_redir_hello_reaches_a_raw_client_and_ours_reaches_qemu_on_both_libra
             channels.contains(&(ChannelType::UsbRedir as u8, 0)),
             "{channels:?}"
         );
-        let mut usb = RawClient::link_with(
-            qemu.addr,
-            ChannelType::UsbRedir,
-            0,
-            session,
-            "",
-            true,
-            &[spicevmc_cap::DATA_COMPRESS_LZ4],
-        )
-        .expect("usbredir links");
+        let mut usb = link_usbredir(qemu.addr, session);
 
         // usbredir's header: u32 type (0 = hello), u32 length, u32 id; the hello
         // is a 64-byte version string and capability words.
