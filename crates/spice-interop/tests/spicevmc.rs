@@ -295,6 +295,8 @@ fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk_and_hot_plugs_a_port() {
         "spiceport,id=p0,name=org.qemu.monitor.hmp.0",
         "-mon",
         "chardev=p0,mode=readline",
+        "-trace",
+        "spice_vmc_event",
     ];
     let mut transcripts = Vec::new();
     for library in [Library::rust(), Library::Debian] {
@@ -326,6 +328,21 @@ fn qemu_hmp_monitor_on_a_spiceport_answers_spice_gtk_and_hot_plugs_a_port() {
             "{answer:?}"
         );
         transcripts.push(answer);
+
+        // The client's port event reaches QEMU's char device (its `event`
+        // callback turns a break into CHR_EVENT_BREAK, traced).
+        assert!(!qemu.log().contains("spice_vmc_event"), "{}", qemu.log());
+        gtk.send(serde_json::json!({"cmd": "port_event", "name": PORT, "event": port_event::BREAK}));
+        let deadline = Instant::now() + T;
+        while !qemu.log().contains("spice_vmc_event") {
+            assert!(
+                Instant::now() < deadline,
+                "{} library: no spice_vmc_event in QEMU's trace:\n{}",
+                library.name(),
+                qemu.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
 
         // Hot-plug through the monitor itself: QEMU adds a spiceport char
         // device (spice_server_add_interface) while the client is connected,
