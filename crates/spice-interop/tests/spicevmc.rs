@@ -460,3 +460,69 @@ fn qemu_usb_redir_hello_reaches_a_raw_client_and_ours_reaches_qemu_on_both_libra
         drop(main_ch);
     }
 }
+
+/// A device with endless incompressible data, counting what the server read.
+#[derive(Debug, Clone, Default)]
+struct Endless(Arc<std::sync::atomic::AtomicUsize>, Arc<Mutex<u64>>);
+
+impl CharDevice for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        let mut x = self.1.lock().unwrap();
+        for b in buf.iter_mut() {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            *b = (*x >> 24) as u8;
+        }
+        self.0.fetch_add(buf.len(), std::sync::atomic::Ordering::Relaxed);
+        buf.len()
+    }
+
+    fn write(&mut self, data: &[u8]) -> usize {
+        data.len()
+    }
+}
+
+#[test]
+fn a_client_that_does_not_read_stops_the_device_being_read() {
+    use std::io::Read;
+    use std::sync::atomic::Ordering::Relaxed;
+    spice_interop::init_logging();
+    let builder = ServerBuilder::new().port(0);
+    let handle = builder.handle();
+    let device = Endless::default();
+    *device.1.lock().unwrap() = 0x9e37_79b9_7f4a_7c15;
+    let id = handle.add_vmc_device(VmcKind::UsbRedir, Box::new(device.clone()));
+    let server = builder.spawn().unwrap();
+    let (_main, session, _) = main_link(server.local_addr());
+    let mut usb = link_usbredir(server.local_addr(), session);
+    handle.vmc_wakeup(id);
+    // Reading stops once the socket's buffers and the 1 MiB queue are full.
+    let mut last = usize::MAX;
+    let deadline = Instant::now() + T;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = device.0.load(Relaxed);
+        if now == last {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the device is read on and on: {now} bytes"
+        );
+        last = now;
+    }
+    eprintln!("device read stopped at {last} bytes for a client that reads nothing");
+    assert!(last > 1 << 20, "{last} bytes read");
+    assert!(
+        last < 32 << 20,
+        "{last} bytes read for a client that reads nothing"
+    );
+    // The client reads: the device is read again.
+    let mut buf = vec![0; 1 << 20];
+    let mut taken = 0;
+    while taken < 2 * last {
+        taken += usb.stream.read(&mut buf).expect("read");
+    }
+    assert!(device.0.load(Relaxed) > last, "reading resumed");
+}
