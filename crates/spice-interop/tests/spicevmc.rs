@@ -264,6 +264,16 @@ fn raw_usbredir_client_gets_lz4_only_when_it_shrinks_and_may_send_lz4() {
     usb.wait_for("state(false)", |s| s.states == [true, false]);
     assert!(spice_interop::raw::wait_closed(&mut ch.stream, T));
     assert!(webdav.with(|s| s.states.is_empty()));
+
+    // Linked again, then once more: the newer link replaces the older one,
+    // which is closed, so the device has one client at a time.
+    let mut again = link_usbredir(addr, session);
+    usb.wait_for("state(true) again", |s| s.states == [true, false, true]);
+    let _newest = link_usbredir(addr, session);
+    usb.wait_for("the older link replaced", |s| {
+        s.states == [true, false, true, false, true]
+    });
+    assert!(spice_interop::raw::wait_closed(&mut again.stream, T));
 }
 
 /// QEMU's tests share the machine's two cores: one at a time.

@@ -193,6 +193,11 @@ impl ServerState {
         caps: &Caps,
     ) -> Option<Channel> {
         let id = self.vmc.find(kind, channel_id)?;
+        // One client per device, as the C server (the session's own relink
+        // was replaced before this; anything else linked to it goes).
+        if let Some(old) = self.vmc.devices.get(&id).and_then(|d| d.conn) {
+            self.close_channel(old);
+        }
         let dev = self.vmc.devices.get_mut(&id)?;
         let port = dev.port.as_deref().map(|name| (name, dev.port_opened));
         let channel = VmcChannel::start(base, caps, port);
