@@ -536,3 +536,44 @@ fn a_client_that_does_not_read_stops_the_device_being_read() {
     }
     assert!(device.0.load(Relaxed) > last, "reading resumed");
 }
+
+#[test]
+fn qemu_offers_the_same_spicevmc_channels_on_both_libraries() {
+    use spice_interop::qemu::{Library, Qemu};
+    let _lock = qemu_lock();
+    spice_interop::init_logging();
+    let args = [
+        "-chardev",
+        "spiceport,id=p0,name=org.spice.a.0",
+        "-chardev",
+        "spiceport,id=p1,name=org.spice.b.0",
+        "-chardev",
+        "spiceport,id=w0,name=org.spice-space.webdav.0",
+        "-chardev",
+        "spicevmc,id=u0,name=usbredir",
+        "-chardev",
+        "spicevmc,id=u1,name=usbredir",
+        "-device",
+        "qemu-xhci",
+        "-device",
+        "usb-redir,chardev=u0",
+        "-device",
+        "usb-redir,chardev=u1",
+    ];
+    let mut lists = Vec::new();
+    for library in [Library::rust(), Library::Debian] {
+        let qemu = Qemu::start(&library, &args);
+        qemu.assert_library();
+        let (_main, _, mut channels) = main_link(qemu.addr);
+        channels.retain(|&(kind, _)| kind >= ChannelType::UsbRedir as u8);
+        channels.sort();
+        lists.push(channels);
+    }
+    let (port, usb, webdav) = (
+        ChannelType::Port as u8,
+        ChannelType::UsbRedir as u8,
+        ChannelType::Webdav as u8,
+    );
+    assert_eq!(lists[0], [(usb, 0), (usb, 1), (port, 0), (port, 1), (webdav, 0)]);
+    assert_eq!(lists[0], lists[1], "ours, then Debian's");
+}
