@@ -106,20 +106,25 @@ struct VideoStream {
     area: Rect,
     /// The last change inside the area.
     last_change: Instant,
-    /// When the last frame went.
-    last_frame: Option<Instant>,
-    /// The first change since the last frame, if any.
-    dirty_since: Option<Instant>,
-
-    /// The JPEG quality, following the link.
+    /// The area changed since the last frame.
+    dirty: bool,
+    /// The JPEG quality, following the link; it knows when the last frame went.
     rate: stream::RateControl,
 }
 
 impl VideoStream {
-    /// The area changed at `now`.
-    fn changed(&mut self, now: Instant) {
-        self.last_change = now;
-        self.dirty_since.get_or_insert(now);
+    /// Notes the changes `damage` made inside the area at `now`, and
+    /// returns the parts of it outside the area (for the lossless path).
+    fn split(&mut self, damage: Vec<Rect>, now: Instant) -> Vec<Rect> {
+        let mut rest = Vec::with_capacity(damage.len());
+        for rect in damage {
+            if rect.intersection(&self.area).is_some() {
+                self.last_change = now;
+                self.dirty = true;
+            }
+            rest.extend(rect.minus(&self.area));
+        }
+        rest
     }
 }
 
@@ -318,14 +323,8 @@ impl DisplayChannel {
         } else if let Some(video) = &mut self.stream {
             // Damage that came during a frame: the stream's part waits for
             // the stream's next frame.
-            let damage = region.take();
-            for rect in damage {
-                if rect.intersection(&video.area).is_some() {
-                    video.changed(now);
-                }
-                for part in rect.minus(&video.area) {
-                    region.add(part);
-                }
+            for part in video.split(region.take(), now) {
+                region.add(part);
             }
         }
         let mut unsent = Vec::new();
@@ -355,12 +354,9 @@ impl DisplayChannel {
         now: Instant,
     ) -> (Vec<Rect>, Option<Instant>) {
         if self.streaming == StreamingVideo::Off {
-            if self.stream.is_some() {
-                // Turned off mid-stream: the area goes lossless.
-                let mut damage = damage;
-                damage.extend(self.end_stream());
-                return (damage, None);
-            }
+            // Turned off mid-stream: the area goes lossless.
+            let mut damage = damage;
+            damage.extend(self.end_stream());
             return (damage, None);
         }
         self.detector.observe(&damage, now);
@@ -370,18 +366,13 @@ impl DisplayChannel {
         let Some(video) = &mut self.stream else {
             return (damage, None);
         };
-        let mut rest = Vec::with_capacity(damage.len());
-        for rect in damage {
-            if rect.intersection(&video.area).is_some() {
-                video.changed(now);
-            }
-            rest.extend(rect.minus(&video.area));
-        }
-        if video.dirty_since.is_none() {
+        let rest = video.split(damage, now);
+        if !video.dirty {
             return (rest, None);
         }
         if let Some(at) = video
-            .last_frame
+            .rate
+            .last_frame()
             .map(|t| t + stream::MIN_FRAME_INTERVAL)
             .filter(|at| now < *at)
         {
@@ -390,8 +381,7 @@ impl DisplayChannel {
         }
         video.rate.on_frame(now);
         let (id, area, quality) = (video.id, video.area, video.rate.quality());
-        video.dirty_since = None;
-        video.last_frame = Some(now);
+        video.dirty = false;
         self.send_stream_data(surface, id, area, quality, now);
         (rest, None)
     }
@@ -434,8 +424,7 @@ impl DisplayChannel {
             id,
             area,
             last_change: now,
-            last_frame: None,
-            dirty_since: Some(now),
+            dirty: true,
             rate: stream::RateControl::default(),
         }));
     }

@@ -203,6 +203,11 @@ impl RateControl {
         QUALITIES[self.quality]
     }
 
+    /// When the last frame went, if one did.
+    pub(crate) fn last_frame(&self) -> Option<Instant> {
+        self.last_frame
+    }
+
     /// A frame goes at `now`.
     pub(crate) fn on_frame(&mut self, now: Instant) {
         let gap = self.last_frame.map(|t| now.saturating_duration_since(t));
