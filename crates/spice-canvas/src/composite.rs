@@ -256,10 +256,14 @@ impl Operand {
         let y1 = (at.1 + i64::from(size.1)).clamp(0, i64::from(view.height()));
         if x0 >= x1 || y0 >= y1 {
             // Nothing of the image is under the box: pixman reads only
-            // transparent pixels outside an unrepeated image.
+            // transparent pixels outside an unrepeated image. A pixel just
+            // beside a 1x1 image stands for them: with coordinates far
+            // out of range pixman would skip the whole composite, leaving
+            // the destination as it was where C's operator (ATOP, IN, ...)
+            // still writes it.
             return Ok(Operand {
                 pixels: Surface::new(1, 1, Format::Argb32)?,
-                origin: (i32::MIN / 2, i32::MIN / 2),
+                origin: (1, 1),
             });
         }
         let pixels = view.copy_area(x0 as i32, y0 as i32, (x1 - x0) as u32, (y1 - y0) as u32)?;

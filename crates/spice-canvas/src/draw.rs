@@ -128,8 +128,8 @@ pub fn draw(
             if a.alpha == 0 || region.is_empty() {
                 return Ok(None);
             }
-            cx.alpha_blend(&region, a)?;
-            Ok(damage(&region))
+            let cleared = cx.alpha_blend(&region, a)?;
+            Ok(union(damage(&region), cleared))
         }
         DrawOp::CopyBits { src_pos } => cx.copy_bits(clip, *src_pos),
         DrawOp::Stroke(stroke) => crate::stroke::draw(&mut cx, clip, stroke),
@@ -150,6 +150,62 @@ pub(crate) fn damage(region: &DrawRegion) -> Damage {
         bottom: e.y2,
         right: e.x2,
     })
+}
+
+/// What the C canvas's `clear_dest_alpha` does after compositing OVER onto
+/// an xRGB surface: when the pixel at the rectangle's top-left (cut to the
+/// surface) came out with 0xff in its x byte, the x bytes of the whole
+/// rectangle, cut to the surface but not to the clip, are cleared. Kept
+/// byte for byte: a guest may later read the surface as ARGB (an alpha
+/// blend from it with `SRC_SURFACE_HAS_ALPHA`), and then C's bytes show.
+/// Returns the rectangle cleared (it may reach outside the clip).
+pub(crate) fn clear_x_bytes_as_c(
+    target: &mut SurfaceMut<'_>,
+    left: i64,
+    top: i64,
+    width: i64,
+    height: i64,
+) -> Damage {
+    let (w, h) = (i64::from(target.width), i64::from(target.height));
+    if target.format != Format::Xrgb32 || width <= 0 || height <= 0 {
+        return None;
+    }
+    let (x0, x1) = (left.max(0), (left.saturating_add(width)).min(w));
+    let (y0, y1) = (top.max(0), (top.saturating_add(height)).min(h));
+    if x0 >= x1 || y0 >= y1 {
+        return None;
+    }
+    let stride = target.stride;
+    let at = |x: i64, y: i64| y as usize * stride + x as usize;
+    if target.bits[at(x0, y0)] >> 24 != 0xff {
+        return None;
+    }
+    for y in y0..y1 {
+        for word in &mut target.bits[at(x0, y)..at(x1, y)] {
+            *word &= 0x00ff_ffff;
+        }
+    }
+    // Within the target, whose sides fit in i32.
+    Some(Rect {
+        top: y0 as i32,
+        left: x0 as i32,
+        bottom: y1 as i32,
+        right: x1 as i32,
+    })
+}
+
+/// The smallest rectangle holding both.
+pub(crate) fn union(a: Damage, b: Damage) -> Damage {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Rect {
+            top: a.top.min(b.top),
+            left: a.left.min(b.left),
+            bottom: a.bottom.max(b.bottom),
+            right: a.right.max(b.right),
+        }),
+        (a, None) => a,
+        (None, b) => b,
+    }
 }
 
 /// The transparent colour in the target's format, and the bits compared.
@@ -443,7 +499,9 @@ impl<'c> Cx<'c, '_> {
         Ok(())
     }
 
-    fn alpha_blend(&mut self, region: &DrawRegion, a: &spice_qxl::AlphaBlend) -> Result<(), CanvasError> {
+    /// Returns the rectangle whose x bytes C's clearing took (see
+    /// [`clear_x_bytes_as_c`]).
+    fn alpha_blend(&mut self, region: &DrawRegion, a: &spice_qxl::AlphaBlend) -> Result<Damage, CanvasError> {
         let picture = resolve(&a.src, &a.src_area, self.sources, self.this())?;
         // A surface source has alpha only when the flags say so; a bitmap's
         // format tells.
@@ -497,7 +555,17 @@ impl<'c> Cx<'c, '_> {
             .flatten()
             .flatten();
         self.target.format = dest_format;
-        result.ok_or(CanvasError::Pixman("alpha blend"))
+        result.ok_or(CanvasError::Pixman("alpha blend"))?;
+        if a.alpha_flags & ALPHA_DEST_HAS_ALPHA != 0 {
+            return Ok(None);
+        }
+        Ok(clear_x_bytes_as_c(
+            self.target,
+            self.bbox.left.into(),
+            self.bbox.top.into(),
+            bw.into(),
+            bh.into(),
+        ))
     }
 
     /// Moves the area at `src_pos` to the bounding box, within the target.

@@ -101,6 +101,17 @@ impl Rop {
         self.op == Op::Put && self.inv_in == self.inv_res
     }
 
+    /// Whether applying the operation twice gives what applying it once
+    /// does (X's "easy" raster operations, whose lines may draw a pixel
+    /// twice): no input bit makes it invert the destination.
+    pub fn idempotent(&self) -> bool {
+        [0, u32::MAX].into_iter().all(|s| {
+            [0, u32::MAX]
+                .into_iter()
+                .all(|d| self.apply(s, self.apply(s, d)) == self.apply(s, d))
+        })
+    }
+
     /// Whether the result does not depend on the input.
     pub fn ignores_input(&self) -> bool {
         matches!(self.op, Op::Clear | Op::Set | Op::Invert)

@@ -16,17 +16,19 @@
 //! - styled lines use the dash lengths rounded to pixels (as bytes), the
 //!   pattern rotated by one when it starts with a gap, and are drawn as X
 //!   draws dashed thin lines: as dashed lines one pixel wide, each dash a
-//!   parallelogram, each pixel once per polyline; gaps are never drawn
+//!   parallelogram, joined by X's miter joins where a dash runs on through
+//!   a vertex, each pixel once per polyline; gaps are never drawn
 //!   (`back_mode` is unused, as in C);
 //! - `fore_mode` is the raster operation of the brush onto the target.
 //!
 //! Differences from C:
-//! - dashed lines: horizontal and vertical dashes are exact; a diagonal
-//!   dash's edge pixels may differ where its edge passes exactly through a
-//!   pixel centre (C steps edges in integers, this computes them in floating
-//!   point), and the miter joins between segments (a pixel or two at an
-//!   "on" corner) are not drawn; the dash phase at a segment's end is found
-//!   by whole periods where it is out of sight (the same up to rounding);
+//! - dashed lines: horizontal and vertical dashes and their joins are exact
+//!   (the differential test against Debian's library draws them); a
+//!   diagonal dash's edge pixels, and a join's at other angles, may differ
+//!   where an edge passes exactly through a pixel centre (C steps edges in
+//!   integers, this computes them in floating point); the dash phase at a
+//!   segment's end is found by whole periods where it is out of sight (the
+//!   same up to rounding);
 //! - inputs on which C has no defined result are refused or bounded: an
 //!   empty or all-zero dash pattern (C loops forever), a Bézier without a
 //!   current point (C reads before its array: the curve is skipped), a
@@ -81,7 +83,7 @@ pub(crate) fn draw(cx: &mut Cx<'_, '_>, clip: &Clip, s: &Stroke) -> Result<Damag
     for line in &polylines {
         match &dashes {
             None => zero_line(line, &view, &mut out),
-            Some(d) => dashed_line(line, d, &view, &mut out),
+            Some(d) => dashed_line(line, d, rop.idempotent(), &view, &mut out),
         }
     }
     Ok(out.damage.map(|(x0, y0, x1, y1)| spice_qxl::Rect {
@@ -390,9 +392,16 @@ struct Phase {
 }
 
 /// A dashed polyline, one pixel wide: each "on" dash a parallelogram filled
-/// by X's rule (pixel centres inside, left and top edges included); every
-/// pixel once for the whole polyline.
-fn dashed_line(points: &[(i64, i64)], d: &Dashes, view: &Window, out: &mut Painter<'_, '_, '_>) {
+/// by X's rule (pixel centres inside, left and top edges included), with
+/// X's miter joins where a dash goes on through a vertex (and at the
+/// start of a closed polyline); every pixel once for the whole polyline.
+fn dashed_line(
+    points: &[(i64, i64)],
+    d: &Dashes,
+    idempotent: bool,
+    view: &Window,
+    out: &mut Painter<'_, '_, '_>,
+) {
     let n = d.lengths.len();
     let len = |i: usize| f64::from(d.lengths[i]);
     // The starting phase: `offset` pixels into the pattern.
@@ -416,10 +425,24 @@ fn dashed_line(points: &[(i64, i64)], d: &Dashes, view: &Window, out: &mut Paint
         view.y1 as f64 + margin,
     );
     let period = d.period as f64;
+    // X's bookkeeping for joins: the last segment's direction and whether
+    // it ended inside an "on" dash, and the first segment's.
+    let mut prev: Option<((i64, i64), bool)> = None;
+    let mut first: Option<((i64, i64), bool)> = None;
     for pair in points.windows(2) {
         let ((x1, y1), (x2, y2)) = (pair[0], pair[1]);
         if (x1, y1) == (x2, y2) {
             continue;
+        }
+        let dir = (x2 - x1, y2 - y1);
+        let start_on = phase.index % 2 == 0;
+        if let Some((prev_dir, true)) = prev {
+            if start_on {
+                miter_join((x1, y1), prev_dir, dir, idempotent, view, &mut pixels);
+            }
+        }
+        if first.is_none() {
+            first = Some((dir, start_on));
         }
         let (dx, dy) = ((x2 - x1) as f64, (y2 - y1) as f64);
         let length = if dx == 0.0 {
@@ -480,6 +503,16 @@ fn dashed_line(points: &[(i64, i64)], d: &Dashes, view: &Window, out: &mut Paint
         } else {
             phase.remain = rest;
         }
+        // As X reckons it: inside dash `index` when part of it is left, else
+        // just past the end of the one before (which wraps to "off" at the
+        // pattern's start).
+        let end_on = (phase.index % 2 == 1) ^ (rest != 0.0);
+        prev = Some((dir, end_on));
+    }
+    if let (Some((last_dir, true)), Some((first_dir, true))) = (prev, first) {
+        if points.len() > 2 && points.first() == points.last() {
+            miter_join(points[0], last_dir, first_dir, idempotent, view, &mut pixels);
+        }
     }
     pixels.sort_unstable();
     pixels.dedup();
@@ -531,15 +564,22 @@ fn piece(
         (b.0 - nx, b.1 - ny),
         (a.0 - nx, a.1 - ny),
     ];
-    let ymin = quad.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let ymax = quad.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    fill_convex(&quad, view, pixels);
+}
+
+/// Adds the pixels of the convex polygon `poly` by X's rule: pixel centres
+/// inside, left and top edges included.
+fn fill_convex(poly: &[(f64, f64)], view: &Window, pixels: &mut Vec<(i64, i64)>) {
+    let n = poly.len();
+    let ymin = poly.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let ymax = poly.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     let row0 = (ymin.ceil() as i64).max(view.y0);
     let row1 = (ymax.ceil() as i64).min(view.y1);
     for y in row0..row1 {
         let yf = y as f64;
         let (mut xl, mut xr) = (f64::INFINITY, f64::NEG_INFINITY);
-        for i in 0..4 {
-            let (p, q) = (quad[i], quad[(i + 1) % 4]);
+        for i in 0..n {
+            let (p, q) = (poly[i], poly[(i + 1) % n]);
             if (p.1 <= yf && yf <= q.1) || (q.1 <= yf && yf <= p.1) {
                 let x = if p.1 == q.1 {
                     xl = xl.min(p.0.min(q.0));
@@ -558,6 +598,102 @@ fn piece(
         let c1 = (xr.ceil() as i64).min(view.x1);
         pixels.extend((c0..c1).map(|x| (x, y)));
     }
+}
+
+/// The miter limit of X's joins: 1 / sin²(11° / 2).
+const SQSECANT: f64 = 108.856_472_512_142;
+
+/// X's line face: a segment's end at a vertex, `(dx, dy)` pointing along
+/// the segment away from the vertex, `(xa, ya)` its half-width offset.
+#[derive(Clone, Copy)]
+struct Face {
+    dx: f64,
+    dy: f64,
+    xa: f64,
+    ya: f64,
+}
+
+impl Face {
+    /// The face at the start of a segment going `(dx, dy)`.
+    fn leaving(dx: i64, dy: i64) -> Face {
+        let r = 0.5 / (dx as f64).hypot(dy as f64);
+        let (rdx, rdy) = (r * dx as f64, r * dy as f64);
+        Face {
+            dx: dx as f64,
+            dy: dy as f64,
+            xa: rdy,
+            ya: -rdx,
+        }
+    }
+
+    /// The face at the end of a segment that went `(dx, dy)`.
+    fn arriving(dx: i64, dy: i64) -> Face {
+        let r = 0.5 / (dx as f64).hypot(dy as f64);
+        let (rdx, rdy) = (r * dx as f64, r * dy as f64);
+        Face {
+            dx: -dx as f64,
+            dy: -dy as f64,
+            xa: -rdy,
+            ya: rdx,
+        }
+    }
+
+    fn flipped(self) -> Face {
+        Face {
+            dx: -self.dx,
+            dy: -self.dy,
+            xa: -self.xa,
+            ya: -self.ya,
+        }
+    }
+}
+
+/// The miter join X draws at `vertex` between a dash arriving along `prev`
+/// and one leaving along `next` (`miLineJoin` for one-pixel-wide lines):
+/// the polygon between the two outer corners and their miter point, or a
+/// bevel past the miter limit. `idempotent` rops draw no join where one of
+/// the lines already covers the vertex pixel, as in X.
+fn miter_join(
+    vertex: (i64, i64),
+    prev: (i64, i64),
+    next: (i64, i64),
+    idempotent: bool,
+    view: &Window,
+    pixels: &mut Vec<(i64, i64)>,
+) {
+    let mut left = Face::leaving(next.0, next.1);
+    let mut right = Face::arriving(prev.0, prev.1);
+    let covered = |f: &Face| f.dx > 0.0 || (f.dx == 0.0 && f.dy > 0.0);
+    if idempotent && (covered(&left) || covered(&right)) {
+        return;
+    }
+    let denom = -left.dx * right.dy + right.dx * left.dy;
+    if denom == 0.0 {
+        return;
+    }
+    if denom > 0.0 {
+        left = left.flipped();
+    } else {
+        right = right.flipped();
+    }
+    let my = (left.dy * (right.xa * right.dy - right.ya * right.dx)
+        - right.dy * (left.xa * left.dy - left.ya * left.dx))
+        / denom;
+    let mx = if left.dy != 0.0 {
+        left.xa + (my - left.ya) * left.dx / left.dy
+    } else {
+        right.xa + (my - right.ya) * right.dx / right.dy
+    };
+    let (vx, vy) = (vertex.0 as f64, vertex.1 as f64);
+    let mut poly = vec![
+        (vx + right.xa, vy + right.ya),
+        (vx, vy),
+        (vx + left.xa, vy + left.ya),
+    ];
+    if (mx * mx + my * my) * 4.0 <= SQSECANT {
+        poly.push((vx + mx, vy + my));
+    }
+    fill_convex(&poly, view, pixels);
 }
 
 #[cfg(test)]

@@ -8,11 +8,17 @@
 //! 2. the glyphs are gathered into one mask over the union of their boxes:
 //!    1-bit glyphs OR'ed into an A1 mask (their rows most significant bit
 //!    first), 4- and 8-bit ones into an A8 mask by maximum, a 4-bit
-//!    coverage `n` counting as `n << 4` (so at most 0xf0, as in C);
+//!    coverage `n` counting as `n << 4` (so at most 0xf0, as in C; C's
+//!    maximum for a byte's second pixel is taken before truncation, so
+//!    where the first nibble is non-zero the second replaces the value
+//!    under it, which is kept here too);
 //! 3. the fore brush is composited OVER the target through that mask
 //!    (`fore_mode` is otherwise ignored: C composites whatever it says). A
 //!    pattern brush is aligned on the mask's corner offset by the pattern's
-//!    position, as pixman's translate in C has it.
+//!    position, as pixman's translate in C has it; a 32-bit pattern
+//!    without alpha counts as opaque;
+//! 4. on xRGB targets, C's x-byte clearing over the glyphs' union
+//!    ([`crate::draw::clear_x_bytes_as_c`]), byte for byte.
 //!
 //! Glyph rows are read bottom-up whatever `SPICE_STRING_FLAGS_RASTER_TOP_DOWN`
 //! says, as C does (its `todo` for that flag): clients draw them so.
@@ -22,15 +28,12 @@
 //!   (C allocates the whole union, which a guest makes as large as it likes);
 //!   pixels outside are clipped away in C too;
 //! - 8-bit glyphs: C's loop is off by one row (it starts one row past the
-//!   data and never reads the first); here every row is read;
-//! - on xRGB targets C clears the alpha byte over the mask's rectangle when
-//!   its first pixel came out opaque; here the x byte (which clients ignore)
-//!   is cleared over the pixels drawn.
+//!   data and never reads the first); here every row is read.
 
 use pixman::{Color, Operation, Repeat, Solid};
-use spice_qxl::{Brush, Clip, Glyph, Rect, Text};
+use spice_qxl::{Brush, Clip, Glyph, Image, Text};
 
-use crate::draw::{damage, BrushOperand, Cx, Damage};
+use crate::draw::{damage, union, BrushOperand, Cx, Damage};
 use crate::error::CanvasError;
 use crate::region::DrawRegion;
 use crate::rop::{ropd, Rop};
@@ -77,9 +80,11 @@ pub(crate) fn draw(cx: &mut Cx<'_, '_>, clip: &Clip, t: &Text) -> Result<Damage,
             drawn = damage(&back_region);
         }
     }
-    let glyphs = glyph_mask(&region, t)?;
-    let Some((mask, corner, origin)) = glyphs else {
+    let Some(bounds) = union_box(t) else {
         return Ok(drawn);
+    };
+    let Some((mask, corner)) = glyph_mask(&region, t, bounds)? else {
+        return Ok(union(drawn, clear_x_bytes(cx, t, bounds)));
     };
     let glyph_region = region.intersect(&DrawRegion::from_boxes(&[pixman::Box32 {
         x1: corner.0,
@@ -88,34 +93,48 @@ pub(crate) fn draw(cx: &mut Cx<'_, '_>, clip: &Clip, t: &Text) -> Result<Damage,
         y2: corner.1 + mask.height() as i32,
     }]));
     if glyph_region.is_empty() || matches!(t.fore_brush, Brush::None) {
-        return Ok(drawn);
+        return Ok(union(drawn, clear_x_bytes(cx, t, bounds)));
     }
-    fill_through(cx, &glyph_region, &t.fore_brush, mask, corner, origin)?;
-    Ok(union(drawn, damage(&glyph_region)))
+    fill_through(
+        cx,
+        &glyph_region,
+        &t.fore_brush,
+        mask,
+        corner,
+        (bounds.left, bounds.top),
+    )?;
+    let cleared = clear_x_bytes(cx, t, bounds);
+    Ok(union(union(drawn, damage(&glyph_region)), cleared))
 }
 
-/// The glyphs' coverage over the part of their union inside the region's
-/// extents, where that part's top-left lands on the target, and the
-/// top-left of the whole union (a pattern brush is aligned on it). `None`
-/// when no glyph pixel can show.
-#[allow(clippy::type_complexity)]
-fn glyph_mask(
-    region: &DrawRegion,
-    t: &Text,
-) -> Result<Option<(Surface, (i32, i32), (i64, i64))>, CanvasError> {
-    let Some(first) = t.glyphs.first() else {
-        return Ok(None);
-    };
-    let bounds = t
-        .glyphs
-        .iter()
-        .map(glyph_box)
-        .fold(glyph_box(first), |u, b| GlyphBox {
-            left: u.left.min(b.left),
-            top: u.top.min(b.top),
-            right: u.right.max(b.right),
-            bottom: u.bottom.max(b.bottom),
-        });
+/// C's x-byte clearing after the glyphs are composited onto an xRGB target
+/// ([`crate::draw::clear_x_bytes_as_c`] over the glyphs' whole union; C
+/// composites whenever there is a fore brush, even where no glyph shows).
+fn clear_x_bytes(cx: &mut Cx<'_, '_>, t: &Text, b: GlyphBox) -> Damage {
+    if matches!(t.fore_brush, Brush::None) {
+        return None;
+    }
+    crate::draw::clear_x_bytes_as_c(cx.target, b.left, b.top, b.right - b.left, b.bottom - b.top)
+}
+
+/// The union of the glyphs' boxes; `None` without glyphs.
+fn union_box(t: &Text) -> Option<GlyphBox> {
+    let first = glyph_box(t.glyphs.first()?);
+    Some(t.glyphs.iter().map(glyph_box).fold(first, |u, b| GlyphBox {
+        left: u.left.min(b.left),
+        top: u.top.min(b.top),
+        right: u.right.max(b.right),
+        bottom: u.bottom.max(b.bottom),
+    }))
+}
+
+/// A glyph mask and where its top-left lands on the target.
+type PlacedMask = (Surface, (i32, i32));
+
+/// The glyphs' coverage over the part of their union (`bounds`) inside the
+/// region's extents, and where that part's top-left lands on the target.
+/// `None` when no glyph pixel can show.
+fn glyph_mask(region: &DrawRegion, t: &Text, bounds: GlyphBox) -> Result<Option<PlacedMask>, CanvasError> {
     let e = region.extents();
     let x0 = bounds.left.max(e.x1.into());
     let y0 = bounds.top.max(e.y1.into());
@@ -131,7 +150,7 @@ fn glyph_mask(
     for g in &t.glyphs {
         put_glyph(&mut mask, (x0, y0), g, t.bpp);
     }
-    Ok(Some((mask, (x0 as i32, y0 as i32), (bounds.left, bounds.top))))
+    Ok(Some((mask, (x0 as i32, y0 as i32))))
 }
 
 /// Adds glyph `g` to `mask`, whose pixel `(0, 0)` is at `corner`.
@@ -165,8 +184,15 @@ fn put_glyph(mask: &mut Surface, corner: (i64, i64), g: &Glyph, bpp: u8) {
                 }
                 4 => {
                     let byte = src[c / 2];
-                    let v = if c % 2 == 0 { byte & 0xf0 } else { byte << 4 };
-                    dst[x] = dst[x].max(v);
+                    dst[x] = if c % 2 == 0 {
+                        dst[x].max(byte & 0xf0)
+                    } else {
+                        // C takes the maximum of the byte shifted as an
+                        // int, then stores its low byte: with a non-zero
+                        // high nibble the odd pixel's value replaces what
+                        // was there instead of keeping the larger one.
+                        (u16::from(dst[x]).max(u16::from(byte) << 4) & 0xff) as u8
+                    };
                 }
                 _ => dst[x] = dst[x].max(src[c]),
             }
@@ -191,10 +217,20 @@ fn fill_through(
     let solid = match brush {
         Brush::Solid(color) => Some(solid_color(format, *color)),
         Brush::None => return Ok(()),
-        Brush::Pattern { pos, .. } => {
-            let BrushOperand::Tile { tile: t, .. } = cx.brush(brush)? else {
+        Brush::Pattern { pos, image } => {
+            let BrushOperand::Tile { tile: mut t, .. } = cx.brush(brush)? else {
                 return Err(CanvasError::Invalid("pattern brush"));
             };
+            // C composites the pattern as its image comes: a 32-bit picture
+            // without alpha as xRGB (its fourth byte not read), an RGBA
+            // bitmap or an ARGB surface as ARGB.
+            if format.bits_per_pixel() == 32 {
+                t.relabel(if pattern_has_alpha(cx, image) {
+                    Format::Argb32
+                } else {
+                    Format::Xrgb32
+                });
+            }
             // Repeating, so only the offset modulo the tile matters.
             let ox = i64::from(corner.0) - origin.0 - i64::from(pos.x);
             let oy = i64::from(corner.1) - origin.1 - i64::from(pos.y);
@@ -237,10 +273,21 @@ fn fill_through(
         }
         (None, None) => return Ok(()),
     }
-    if format == Format::Xrgb32 {
-        crate::draw::for_each_pixel(cx.target, region, |_, _, d| Some(d & 0x00ff_ffff));
-    }
     Ok(())
+}
+
+/// Whether a pattern's picture carries alpha: an RGBA bitmap, or a surface
+/// of ARGB format.
+fn pattern_has_alpha(cx: &Cx<'_, '_>, image: &Image) -> bool {
+    match image {
+        Image::Bitmap(b) => b.format == spice_qxl::image::bitmap_format::RGBA,
+        Image::Surface { surface_id } if *surface_id == cx.target_id => cx.target.format == Format::Argb32,
+        Image::Surface { surface_id } => cx
+            .sources
+            .surface(*surface_id)
+            .is_some_and(|s| s.format() == Format::Argb32),
+        Image::Quic { .. } => false,
+    }
 }
 
 /// A solid brush's colour as C hands it to pixman: channels of 5 bits on
@@ -253,19 +300,6 @@ fn solid_color(format: Format, color: u32) -> Color {
     };
     let channel = |i: u32| (((color >> (shift * i)) & mask) * 0xffff / mask) as u16;
     Color::new(channel(2), channel(1), channel(0), 0xffff)
-}
-
-fn union(a: Damage, b: Damage) -> Damage {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(Rect {
-            top: a.top.min(b.top),
-            left: a.left.min(b.left),
-            bottom: a.bottom.max(b.bottom),
-            right: a.right.max(b.right),
-        }),
-        (a, None) => a,
-        (None, b) => b,
-    }
 }
 
 #[cfg(test)]

@@ -7,12 +7,19 @@
 //! without kept data) and drawables (fills, ROP descriptors, clip rectangles,
 //! 1-bit masks, pattern brushes, copy-bits, copies from bitmaps and surfaces,
 //! same size and scaled with NEAREST, blackness/whiteness/invers, opaque,
-//! blend, ROP3, transparent), all in guest RAM behind a memslot, as QEMU's qxl
-//! device gives them. Every one of these operations is integer-exact, so the
-//! surfaces must be byte-identical: pixels, the X byte of xRGB pixels (the C
-//! canvas blits 32-bit pictures as raw words and converts only when it
-//! scales a plain copy; ours does the same) and the padding of each row
-//! (cleared when a surface is created without its data).
+//! blend, ROP3, transparent, alpha blends, Render composites, 1- and 4-bit
+//! text and strokes), all in guest RAM behind a memslot, as QEMU's qxl
+//! device gives them. Both libraries composite through the same pixman, so
+//! the surfaces must be byte-identical: pixels, the X byte of xRGB pixels
+//! (the C canvas blits 32-bit pictures as raw words and converts only when
+//! it scales a plain copy, and clears X bytes after an alpha blend or text
+//! as its `clear_dest_alpha` does; ours does the same) and the padding of
+//! each row (cleared when a surface is created without its data).
+//!
+//! What the scene leaves out, on purpose (see `scene.c`): A8 *bitmaps* as
+//! composite masks and transforms on surface operands (C bugs no guest
+//! driver reaches or that corrupt C's own later drawing), and dashed strokes
+//! off the axes (spice-canvas's `stroke.rs` says where they may differ).
 //!
 //! On a mismatch the test names the surface, the phase, how many bytes
 //! differ and the first differing pixel, saves both pictures as PPM under
@@ -33,7 +40,7 @@ const OPS: u32 = 600;
 const MORE: u32 = 150;
 const SEEDS: [u64; 6] = [1, 2, 3, 4, 5, 20_240_611];
 /// The op kinds of `scene.c`, by bit.
-const KINDS: [&str; 14] = [
+const KINDS: [&str; 18] = [
     "fill",
     "fill_rop",
     "fill_mask",
@@ -48,6 +55,10 @@ const KINDS: [&str; 14] = [
     "blend",
     "rop3",
     "transparent",
+    "alpha_blend",
+    "composite",
+    "text",
+    "stroke",
 ];
 
 /// One surface's guest memory as a phase of the scene left it.

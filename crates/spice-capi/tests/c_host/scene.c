@@ -13,7 +13,11 @@
  * long run of drawables: fills (solid, ROP descriptors, clip rectangles,
  * 1-bit masks, pattern brushes), copy-bits in every direction, copies from
  * bitmaps and from other surfaces at the same size and scaled (NEAREST),
- * blackness, whiteness, invers, opaque, blend, ROP3 and transparent.
+ * blackness, whiteness, invers, opaque, blend, ROP3, transparent, alpha
+ * blends, Render composites (operators, filters, repeats, transforms, masks
+ * with component alpha), 1- and 4-bit text over backgrounds, and strokes
+ * (lines, Béziers, axis-aligned dashes). With SCENE_TRACE set in its
+ * environment the host prints each drawable it makes on stderr.
  *
  * Commands (host.c passes every stdin line whose name starts with scene_):
  *   scene_start SEED N KINDS DIR  memslot, primary, surfaces, N drawables
@@ -75,12 +79,16 @@ enum {
     K_BLEND,        /* QXL_DRAW_BLEND */
     K_ROP3,         /* ROP3 codes with a solid brush */
     K_TRANSPARENT,  /* colour-keyed copy */
+    K_ALPHA_BLEND,  /* constant alpha over, same size and scaled */
+    K_COMPOSITE,    /* Render composites: operators, filters, repeats, masks */
+    K_TEXT,         /* raster glyphs (1 and 4 bits) over a background */
+    K_STROKE,       /* zero-width paths: lines, Béziers, axis-aligned dashes */
     K_COUNT
 };
 static const char *const kind_names[K_COUNT] = {
     "fill", "fill_rop", "fill_mask", "fill_pattern", "copy_bits", "copy",
     "copy_scaled", "copy_surface", "copy_surface_scaled", "bwi", "opaque",
-    "blend", "rop3", "transparent",
+    "blend", "rop3", "transparent", "alpha_blend", "composite", "text", "stroke",
 };
 
 typedef struct {
@@ -478,6 +486,80 @@ static int clamp_int(int v, int lo, int hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* A top-down bitmap of random pixels in `format`: SPICE_BITMAP_FMT_32BIT,
+ * _RGBA (valid premultiplied ARGB: colour at most alpha, some pixels fully
+ * opaque or clear) or _8BIT_A. */
+static QXLImage *bitmap_of(uint8_t format, int w, int h)
+{
+    int bpp = format == SPICE_BITMAP_FMT_8BIT_A ? 1 : 4;
+    int stride = (w * bpp + 3) & ~3;
+    QXLImage *img = new_image(SPICE_IMAGE_TYPE_BITMAP, w, h);
+    uint8_t *px = galloc((size_t)stride * h);
+    random_bytes(px, (size_t)stride * h);
+    if (format == SPICE_BITMAP_FMT_RGBA) {
+        for (int y = 0; y < h; y++) {
+            uint32_t *row = (uint32_t *)(px + (size_t)y * stride);
+            for (int x = 0; x < w; x++) {
+                uint32_t v = row[x], a = v >> 24;
+                int pick = below(8);
+                a = pick == 0 ? 0 : pick == 1 ? 0xff : a;
+                uint32_t r = a ? ((v >> 16) & 0xff) % (a + 1) : 0;
+                uint32_t g = a ? ((v >> 8) & 0xff) % (a + 1) : 0;
+                uint32_t b = a ? (v & 0xff) % (a + 1) : 0;
+                row[x] = a << 24 | r << 16 | g << 8 | b;
+            }
+        }
+    }
+    img->bitmap.format = format;
+    img->bitmap.flags = QXL_BITMAP_DIRECT | QXL_BITMAP_TOP_DOWN;
+    img->bitmap.x = (uint32_t)w;
+    img->bitmap.y = (uint32_t)h;
+    img->bitmap.stride = (uint32_t)stride;
+    img->bitmap.data = gpa(px);
+    return img;
+}
+
+/* An image of another live 32-bit surface, its id in *src (or NULL). */
+static QXLImage *surface_image32(int target, int *src)
+{
+    int ids[N_SURFACES], n = 0;
+    for (int i = 0; i < N_SURFACES; i++) {
+        if (i != target && surf[i].live && surf[i].bpp == 32) {
+            ids[n++] = i;
+        }
+    }
+    if (!n) {
+        return NULL;
+    }
+    *src = ids[below(n)];
+    QXLImage *img = new_image(SPICE_IMAGE_TYPE_SURFACE, surf[*src].w, surf[*src].h);
+    img->surface_image.surface_id = (uint32_t)*src;
+    return img;
+}
+
+/* A 16.16 transform: identity, a scale, or a scale with a shear, plus a
+ * translation; NULL (no transform) half of the time. */
+static uint64_t random_transform(void)
+{
+    if (below(2)) {
+        return 0;
+    }
+    QXLTransform *t = galloc(sizeof(*t));
+    static const int32_t scales[] = {0x10000, 0x8000, 0x18000, 0x20000, 0xC000};
+    t->t00 = (uint32_t)scales[below(5)];
+    t->t11 = (uint32_t)scales[below(5)];
+    t->t01 = below(4) == 0 ? (uint32_t)between(-0x4000, 0x4000) : 0;
+    t->t10 = below(4) == 0 ? (uint32_t)between(-0x4000, 0x4000) : 0;
+    t->t02 = (uint32_t)(between(-6, 6) * 0x10000 + (below(2) ? 0x8000 : 0));
+    t->t12 = (uint32_t)(between(-6, 6) * 0x10000);
+    return gpa(t);
+}
+
+static int32_t fix(int pixel, int sixteenths)
+{
+    return (int32_t)(pixel * 16 + sixteenths);
+}
+
 /* One drawable of kind `k` on surface `sid`; 0 if the kind does not fit it. */
 static int add_op(int k, int sid)
 {
@@ -693,11 +775,313 @@ static int add_op(int k, int sid)
         }
         break;
     }
+    case K_ALPHA_BLEND: {
+        if (t->bpp < 16) {
+            return 0;
+        }
+        int aw = bw, ah = bh;
+        if (below(3) == 0) {
+            aw = between(1, 2 * bw);
+            ah = between(1, 2 * bh);
+        }
+        d = new_drawable(sid, QXL_DRAW_ALPHA_BLEND, box, QXL_EFFECT_BLEND);
+        int src = -1;
+        QXLImage *img = below(4) == 0 ? surface_image32(sid, &src) : NULL;
+        uint16_t flags = below(2) ? SPICE_ALPHA_FLAGS_DEST_HAS_ALPHA : 0;
+        if (img) {
+            Surf *s = &surf[src];
+            aw = aw < s->w ? aw : s->w;
+            ah = ah < s->h ? ah : s->h;
+            d->u.alpha_blend.src_area = src_area(s->w, s->h, aw, ah);
+            if (s->format == SPICE_SURFACE_FMT_32_ARGB) {
+                flags |= SPICE_ALPHA_FLAGS_SRC_SURFACE_HAS_ALPHA;
+            }
+            d->surfaces_dest[0] = src;
+            d->surfaces_rects[0] = d->u.alpha_blend.src_area;
+        } else {
+            int sw = aw + below(6), sh = ah + below(6);
+            img = bitmap_of(below(2) ? SPICE_BITMAP_FMT_RGBA : SPICE_BITMAP_FMT_32BIT, sw, sh);
+            d->u.alpha_blend.src_area = src_area(sw, sh, aw, ah);
+        }
+        d->u.alpha_blend.src_bitmap = gpa(img);
+        d->u.alpha_blend.alpha_flags = flags;
+        d->u.alpha_blend.alpha = (uint8_t)(below(4) == 0 ? 255 : between(1, 254));
+        if (below(4) == 0) {
+            clip_rects(d, t);
+        }
+        break;
+    }
+    case K_COMPOSITE: {
+        static const uint8_t ops[] = {
+            QXL_OP_OVER, QXL_OP_OVER, QXL_OP_SOURCE, QXL_OP_CLEAR, QXL_OP_IN,
+            QXL_OP_OUT_REVERSE, QXL_OP_ATOP, QXL_OP_XOR, QXL_OP_ADD, QXL_OP_SATURATE,
+            QXL_OP_MULTIPLY, QXL_OP_SCREEN, QXL_OP_DIFFERENCE, QXL_OP_OVER_REVERSE,
+        };
+        if (t->bpp != 32) {
+            return 0;
+        }
+        uint32_t flags = ops[below((int)sizeof(ops))];
+        flags |= (uint32_t)below(2) << 8;  /* source filter: nearest, bilinear */
+        flags |= (uint32_t)below(2) << 11; /* mask filter */
+        flags |= (uint32_t)below(4) << 14; /* source repeat: none, normal, pad, reflect */
+        flags |= (uint32_t)below(4) << 16; /* mask repeat */
+        d = new_drawable(sid, QXL_DRAW_COMPOSITE, box, QXL_EFFECT_BLEND);
+        int src = -1;
+        QXLImage *img = below(4) == 0 ? surface_image32(sid, &src) : NULL;
+        if (img) {
+            d->surfaces_dest[0] = src;
+            d->surfaces_rects[0] = rect(0, 0, surf[src].w, surf[src].h);
+        } else {
+            img = bitmap_of(below(3) ? SPICE_BITMAP_FMT_RGBA : SPICE_BITMAP_FMT_32BIT,
+                            between(1, bw + 8), between(1, bh + 8));
+        }
+        d->u.composite.src = gpa(img);
+        /* Transforms on bitmaps only: the C canvas sets a surface
+         * operand's transform on the surface's own pixman image and leaves
+         * it there, so every later read of that surface (copies included)
+         * goes through it, a C bug spice-canvas's composite.rs does not
+         * reproduce. */
+        d->u.composite.src_transform = src < 0 ? random_transform() : 0;
+        d->u.composite.src_origin.x = (int16_t)between(-8, 8);
+        d->u.composite.src_origin.y = (int16_t)between(-8, 8);
+        if (below(2)) {
+            /* A8 masks come from A8 surfaces, as Xorg's qxl driver sends
+             * its glyphs: the C canvas converts an A8 *bitmap* to the
+             * target's format as if it were a colour image (reading its
+             * bytes as pixels), a path no guest driver takes. */
+            int component = below(3) == 0;
+            int a8 = surf[3].live && surf[3].format == SPICE_SURFACE_FMT_8_A ? 3 : -1;
+            if (!component && a8 >= 0 && below(2)) {
+                if (surf[7].live && below(2)) {
+                    a8 = 7;
+                }
+                QXLImage *mask = new_image(SPICE_IMAGE_TYPE_SURFACE, surf[a8].w, surf[a8].h);
+                mask->surface_image.surface_id = (uint32_t)a8;
+                d->u.composite.mask = gpa(mask);
+                d->surfaces_dest[1] = a8;
+                d->surfaces_rects[1] = rect(0, 0, surf[a8].w, surf[a8].h);
+            } else {
+                d->u.composite.mask = gpa(bitmap_of(SPICE_BITMAP_FMT_RGBA, between(1, bw + 8),
+                                                    between(1, bh + 8)));
+            }
+            QXLImage *m = (QXLImage *)(ram + ((d->u.composite.mask & 0xffffffffffffull) - GUEST_BASE));
+            d->u.composite.mask_transform =
+                m->descriptor.type == SPICE_IMAGE_TYPE_BITMAP ? random_transform() : 0;
+            d->u.composite.mask_origin.x = (int16_t)between(-8, 8);
+            d->u.composite.mask_origin.y = (int16_t)between(-8, 8);
+            if (component) {
+                flags |= SPICE_COMPOSITE_COMPONENT_ALPHA;
+            }
+        }
+        d->u.composite.flags = flags;
+        if (below(4) == 0) {
+            clip_rects(d, t);
+        }
+        break;
+    }
+    case K_TEXT: {
+        int a4 = below(2), bpp = a4 ? 4 : 1;
+        int n = between(1, 6);
+        int ws[6], hs[6];
+        size_t total = 0;
+        for (int i = 0; i < n; i++) {
+            ws[i] = between(1, 12);
+            hs[i] = between(1, 16);
+            total += sizeof(QXLRasterGlyph) + (size_t)hs[i] * ((ws[i] * bpp + 7) / 8);
+        }
+        QXLString *str = galloc(sizeof(QXLString) + total);
+        str->data_size = (uint32_t)total;
+        str->length = (uint16_t)n;
+        str->flags = a4 ? SPICE_STRING_FLAGS_RASTER_A4 : SPICE_STRING_FLAGS_RASTER_A1;
+        str->chunk.data_size = (uint32_t)total;
+        uint8_t *p = str->chunk.data;
+        int pen = box.left + between(-4, 8), base = box.top + between(4, bh + 4);
+        for (int i = 0; i < n; i++) {
+            QXLRasterGlyph *g = (QXLRasterGlyph *)p;
+            g->render_pos.x = pen;
+            g->render_pos.y = base;
+            g->glyph_origin.x = between(-2, 2);
+            g->glyph_origin.y = -hs[i] + between(0, 3);
+            g->width = (uint16_t)ws[i];
+            g->height = (uint16_t)hs[i];
+            size_t bytes = (size_t)hs[i] * ((ws[i] * bpp + 7) / 8);
+            random_bytes(p + sizeof(QXLRasterGlyph), bytes);
+            p += sizeof(QXLRasterGlyph) + bytes;
+            pen += ws[i] + between(-2, 3);
+        }
+        d = new_drawable(sid, QXL_DRAW_TEXT, box, QXL_EFFECT_BLEND);
+        d->u.text.str = gpa(str);
+        if (below(2)) {
+            int x = box.left + below(bw), y = box.top + below(bh);
+            d->u.text.back_area = rect(x, y, x + between(1, bw), y + between(1, bh));
+            solid(&d->u.text.back_brush);
+        }
+        if (below(4) == 0) {
+            pattern(&d->u.text.fore_brush);
+        } else {
+            solid(&d->u.text.fore_brush);
+        }
+        d->u.text.fore_mode = SPICE_ROPD_OP_PUT;
+        d->u.text.back_mode = SPICE_ROPD_OP_PUT;
+        if (below(4) == 0) {
+            clip_rects(d, t);
+        }
+        break;
+    }
+    case K_STROKE: {
+        static const uint16_t modes[] = {SPICE_ROPD_OP_PUT, SPICE_ROPD_OP_PUT, SPICE_ROPD_OP_XOR,
+                                         SPICE_ROPD_OP_OR, SPICE_ROPD_OP_AND};
+        if (t->bpp != 32) {
+            return 0;
+        }
+        /* Styled strokes stay axis-aligned: spice-canvas's stroke.rs says
+         * why a diagonal dash's edge pixels may differ from C's. */
+        int styled = below(3) == 0;
+        int polylines = between(1, 3);
+        QXLPointFix pts[64];
+        uint32_t seg_flags[16], seg_counts[16];
+        int nseg = 0, npts = 0;
+        for (int l = 0; l < polylines; l++) {
+            int x = box.left + below(bw), y = box.top + below(bh);
+            int segs = between(1, 3), horizontal = below(2);
+            for (int s = 0; s < segs; s++) {
+                int bezier = !styled && below(4) == 0;
+                int count = bezier ? 3 : between(1, 3);
+                uint32_t f = 0;
+                if (s == 0) {
+                    f |= SPICE_PATH_BEGIN;
+                    /* A BEGIN segment's first point is where the line starts. */
+                    pts[npts].x = fix(x, styled ? 0 : below(16));
+                    pts[npts].y = fix(y, styled ? 0 : below(16));
+                    npts++;
+                    count += 1;
+                    if (bezier) {
+                        bezier = 0;
+                        count = 2;
+                    }
+                }
+                int first = s == 0 ? 1 : 0;
+                for (int i = first; i < count; i++) {
+                    if (styled) {
+                        if (horizontal) {
+                            x = box.left + below(bw);
+                        } else {
+                            y = box.top + below(bh);
+                        }
+                        horizontal = !horizontal;
+                    } else {
+                        x = box.left + below(bw);
+                        y = box.top + below(bh);
+                    }
+                    pts[npts].x = fix(x, styled ? 0 : below(16));
+                    pts[npts].y = fix(y, styled ? 0 : below(16));
+                    npts++;
+                }
+                if (bezier) {
+                    f |= SPICE_PATH_BEZIER;
+                }
+                if (s == segs - 1) {
+                    /* (CLOSE draws back to the start: diagonal in general) */
+                    f |= SPICE_PATH_END | (!styled && below(3) == 0 ? SPICE_PATH_CLOSE : 0);
+                }
+                seg_flags[nseg] = f;
+                seg_counts[nseg] = (uint32_t)count;
+                nseg++;
+            }
+        }
+        size_t bytes = (size_t)nseg * sizeof(QXLPathSeg) + (size_t)npts * sizeof(QXLPointFix);
+        QXLPath *path = galloc(sizeof(QXLPath) + bytes);
+        path->data_size = (uint32_t)bytes;
+        path->chunk.data_size = (uint32_t)bytes;
+        uint8_t *p = path->chunk.data;
+        int at = 0;
+        for (int s = 0; s < nseg; s++) {
+            QXLPathSeg *seg = (QXLPathSeg *)p;
+            seg->flags = seg_flags[s];
+            seg->count = seg_counts[s];
+            memcpy(seg->points, &pts[at], seg_counts[s] * sizeof(QXLPointFix));
+            at += (int)seg_counts[s];
+            p += sizeof(QXLPathSeg) + seg_counts[s] * sizeof(QXLPointFix);
+        }
+        d = new_drawable(sid, QXL_DRAW_STROKE, box, QXL_EFFECT_BLEND);
+        d->u.stroke.path = gpa(path);
+        if (styled) {
+            int n = between(1, 4);
+            QXLFIXED *style = galloc((size_t)n * sizeof(QXLFIXED));
+            for (int i = 0; i < n; i++) {
+                style[i] = (QXLFIXED)fix(between(1, 6), 0);
+            }
+            d->u.stroke.attr.flags =
+                SPICE_LINE_FLAGS_STYLED | (below(2) ? SPICE_LINE_FLAGS_START_WITH_GAP : 0);
+            d->u.stroke.attr.style_nseg = (uint8_t)n;
+            d->u.stroke.attr.style = gpa(style);
+        }
+        solid(&d->u.stroke.brush);
+        d->u.stroke.fore_mode = modes[below((int)(sizeof(modes) / sizeof(modes[0])))];
+        d->u.stroke.back_mode = SPICE_ROPD_OP_PUT;
+        if (below(4) == 0) {
+            clip_rects(d, t);
+        }
+        break;
+    }
     default:
         return 0;
     }
     push(QXL_CMD_DRAW, d);
     ops_by_kind[k]++;
+    if (getenv("SCENE_TRACE")) {
+        fprintf(stderr, "TRACE op %u %s sid %d fmt %u box %d,%d-%d,%d clip %u\n", cmds_made,
+                kind_names[k], sid, t->format, box.left, box.top, box.right, box.bottom,
+                d->clip.type);
+        if (k == K_TEXT) {
+            QXLString *str = (QXLString *)(ram + ((d->u.text.str & 0xffffffffffffull) - GUEST_BASE));
+            fprintf(stderr, "TRACE  text flags %u n %u back %d,%d-%d,%d fore %u back %u\n",
+                    str->flags, str->length, d->u.text.back_area.left, d->u.text.back_area.top,
+                    d->u.text.back_area.right, d->u.text.back_area.bottom,
+                    d->u.text.fore_brush.type, d->u.text.back_brush.type);
+            uint8_t *p = str->chunk.data;
+            int bpp = str->flags == SPICE_STRING_FLAGS_RASTER_A4 ? 4 : 1;
+            for (int i = 0; i < str->length; i++) {
+                QXLRasterGlyph *g = (QXLRasterGlyph *)p;
+                fprintf(stderr, "TRACE   glyph pos %d,%d origin %d,%d size %ux%u\n", g->render_pos.x,
+                        g->render_pos.y, g->glyph_origin.x, g->glyph_origin.y, g->width, g->height);
+                p += sizeof(QXLRasterGlyph) + (size_t)g->height * ((g->width * bpp + 7) / 8);
+            }
+        }
+        if (k == K_STROKE) {
+            QXLPath *path = (QXLPath *)(ram + ((d->u.stroke.path & 0xffffffffffffull) - GUEST_BASE));
+            fprintf(stderr, "TRACE  stroke flags %u nseg %u mode %u\n", d->u.stroke.attr.flags,
+                    d->u.stroke.attr.style_nseg, d->u.stroke.fore_mode);
+            uint8_t *p = path->chunk.data, *e = p + path->data_size;
+            while (p < e) {
+                QXLPathSeg *seg = (QXLPathSeg *)p;
+                fprintf(stderr, "TRACE   seg %u:", seg->flags);
+                for (uint32_t i = 0; i < seg->count; i++) {
+                    fprintf(stderr, " %d/%d,%d/%d", seg->points[i].x >> 4, seg->points[i].x & 15,
+                            seg->points[i].y >> 4, seg->points[i].y & 15);
+                }
+                fprintf(stderr, "\n");
+                p += sizeof(QXLPathSeg) + seg->count * sizeof(QXLPointFix);
+            }
+        }
+        if (k == K_COMPOSITE) {
+            QXLImage *si = (QXLImage *)(ram + ((d->u.composite.src & 0xffffffffffffull) - GUEST_BASE));
+            QXLImage *mi = d->u.composite.mask ? (QXLImage *)(ram + ((d->u.composite.mask & 0xffffffffffffull) - GUEST_BASE)) : NULL;
+            fprintf(stderr, "TRACE  src type %u fmt %u %ux%u surf %u; mask type %d fmt %d surf %d\n",
+                    si->descriptor.type, si->bitmap.format, si->descriptor.width, si->descriptor.height,
+                    si->surface_image.surface_id, mi ? mi->descriptor.type : -1, mi ? mi->bitmap.format : -1,
+                    mi ? (int)mi->surface_image.surface_id : -1);
+            if (d->u.composite.src_transform) {
+                QXLTransform *tr = (QXLTransform *)(ram + ((d->u.composite.src_transform & 0xffffffffffffull) - GUEST_BASE));
+                fprintf(stderr, "TRACE  src tr %x %x %x %x %x %x\n", tr->t00, tr->t01, tr->t02, tr->t10, tr->t11, tr->t12);
+            }
+            fprintf(stderr, "TRACE  composite flags %x src_tr %d mask %d mask_tr %d origins %d,%d %d,%d\n",
+                    d->u.composite.flags, d->u.composite.src_transform != 0,
+                    d->u.composite.mask != 0, d->u.composite.mask_transform != 0,
+                    d->u.composite.src_origin.x, d->u.composite.src_origin.y,
+                    d->u.composite.mask_origin.x, d->u.composite.mask_origin.y);
+        }
+    }
     return 1;
 }
 
