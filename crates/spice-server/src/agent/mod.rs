@@ -187,9 +187,15 @@ impl AgentLink {
     }
 
     /// The client's `AGENT_DATA`: queued as one chunk for the device. More than
-    /// the client's tokens allow is a protocol violation: the payload is
-    /// refused (`false`), and the caller drops the client.
+    /// the client's tokens allow, or a payload larger than a chunk may carry
+    /// ([`MAX_DATA_SIZE`]: spice-vdagentd closes its port on a larger chunk,
+    /// and clients split their messages), is a protocol violation: the
+    /// payload is refused (`false`), and the caller drops the client.
     pub(crate) fn queue_from_client(&mut self, data: &[u8]) -> bool {
+        if data.len() > MAX_DATA_SIZE {
+            tracing::warn!(size = data.len(), "client sent agent data larger than a chunk");
+            return false;
+        }
         let queued = self.to_device.iter().filter(|p| p.from_client).count();
         if queued >= AGENT_TOKENS as usize {
             tracing::warn!(queued, "client sent agent data beyond its tokens");
@@ -542,5 +548,21 @@ mod tests {
             assert!(link.queue_from_client(b"x"));
         }
         assert!(!link.queue_from_client(b"x"));
+    }
+
+    #[test]
+    fn client_data_larger_than_a_chunk_is_refused() {
+        let pipe = Pipe::default();
+        *pipe.room.lock().unwrap() = usize::MAX;
+        let mut link = AgentLink::new(Box::new(pipe.clone()));
+        assert!(link.queue_from_client(&[7; MAX_DATA_SIZE]));
+        assert!(!link.queue_from_client(&[7; MAX_DATA_SIZE + 1]));
+        link.pump(MAX_CHUNKS_PER_PUMP);
+        let written = pipe.to_guest.lock().unwrap().len();
+        assert_eq!(
+            written,
+            ChunkHeader::SIZE + MAX_DATA_SIZE,
+            "only the first reached the device"
+        );
     }
 }
