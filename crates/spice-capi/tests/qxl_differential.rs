@@ -1,6 +1,12 @@
 //! Differential rendering: the same QXL drawing, in native mode, through
 //! Debian's C library and through ours; what each leaves in guest memory
-//! after `update_area` and after `vm_stop` must be the same.
+//! must be the same after `update_area` (part of a surface, then each
+//! whole, sync and async), after `flush_surfaces_async`, after `vm_stop`,
+//! after a `loadvm` as QEMU does it (every surface dropped, the primary
+//! created again over its memory, the off-screen creates replayed through
+//! `loadvm_commands`) with more drawing on top, and after
+//! `reset_image_cache`, `reset_cursor` and `oom` (which must call the
+//! device's `flush_resources`) with more drawing again.
 //!
 //! The C host (`tests/c_host/host.c`) plays the scene of `scene.c`: a
 //! seeded run of surface creates (every format the device takes, with and
@@ -148,6 +154,8 @@ impl Dump {
 /// host's stderr.
 struct Run {
     dumps: Vec<Dump>,
+    /// Times `oom` made the library call the device's `flush_resources`.
+    flushes: usize,
     counts: Value,
     ops: Value,
     stderr: Vec<String>,
@@ -160,9 +168,17 @@ fn run_scene(lib: Lib, seed: u64, ops: u32, kinds: u32, more: u32) -> Run {
     host.cmd(&format!("scene_start {seed} {ops} {kinds} {}", dir.display()));
     host.cmd("scene_update");
     host.cmd(&format!("scene_more {more}"));
+    host.cmd("scene_flush flushed");
+    host.cmd(&format!("scene_more {more}"));
     host.cmd("vm_stop");
     host.cmd("scene_dump stop");
+    host.cmd("scene_loadvm");
     host.cmd("vm_start");
+    host.cmd(&format!("scene_more {more}"));
+    host.cmd("scene_update_all loadvm");
+    host.cmd("scene_resets");
+    host.cmd(&format!("scene_more {more}"));
+    host.cmd("scene_update_all reset");
     host.cmd("scene_end");
     let dumps: Vec<Dump> = host
         .events("scene-surface")
@@ -182,6 +198,7 @@ fn run_scene(lib: Lib, seed: u64, ops: u32, kinds: u32, more: u32) -> Run {
     let stderr = stderr_lines.lock().unwrap().clone();
     Run {
         dumps,
+        flushes: events.iter().filter(|v| v["event"] == "flush-resources").count(),
         counts: find("scene-counts"),
         ops: find("scene-ops"),
         stderr,
@@ -324,6 +341,14 @@ fn scene_renders_as_the_c_library() {
         assert_clean(Lib::Debian, &c);
         assert_clean(Lib::Ours, &ours);
         assert_eq!(c.ops, ours.ops, "the same operations were drawn");
+        assert!(
+            c.flushes > 0,
+            "seed {seed}: oom made the C library flush resources"
+        );
+        assert!(
+            ours.flushes > 0,
+            "seed {seed}: oom made our library flush resources"
+        );
         // The scene drew: the primary is not what its creation left.
         let primary = c.dumps.iter().find(|d| d.phase == "update" && d.id == 0).unwrap();
         assert!(

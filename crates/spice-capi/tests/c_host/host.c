@@ -1009,7 +1009,12 @@ static void qxl_notify_update(QXLInstance *qin, uint32_t update_id)
 static int qxl_flush_resources(QXLInstance *qin)
 {
     (void)qin;
-    out("{\"event\":\"qxl-unexpected\",\"fn\":\"flush_resources\"}");
+    /* The scene's oom asks for it; anything else is unexpected. */
+    if (scene_active()) {
+        out("{\"event\":\"flush-resources\"}");
+    } else {
+        out("{\"event\":\"qxl-unexpected\",\"fn\":\"flush_resources\"}");
+    }
     return 0;
 }
 

@@ -29,6 +29,14 @@
  *                                 for odd ids); dumps "partial" and "update"
  *   scene_more N                  N more drawables, then a sync update_area
  *                                 of one pixel so the ring is taken
+ *   scene_flush PHASE             flush_surfaces_async, then dumps every
+ *                                 surface as PHASE
+ *   scene_loadvm                  what QEMU's loadvm does: destroy_surfaces,
+ *                                 the primary again over its memory, the
+ *                                 off-screen creates replayed through
+ *                                 loadvm_commands (the VM stopped)
+ *   scene_update_all PHASE        update_area of each whole surface, dumped
+ *   scene_resets                  reset_image_cache, reset_cursor, oom
  *   scene_dump PHASE              dumps every surface as it is
  *   scene_end                     destroys the off-screen surfaces and the
  *                                 primary, prints "scene-counts"
@@ -1161,13 +1169,15 @@ static void update_sync(int id, QXLRect area)
     spice_qxl_update_area(scene_qxl, (uint32_t)id, &area, dirty, 4, 0);
 }
 
-static int update_async(int id, QXLRect area)
+/* Starts an async call with a fresh cookie and waits (10 s at most) for
+ * its completion; 1 when it came. */
+static int run_async(void (*call)(QXLInstance *, uint64_t, void *), void *arg)
 {
     static uint64_t cookie = 0x5ce7e00000000000ull;
     pthread_mutex_lock(&scene_lock);
     waiting_cookie = ++cookie;
     pthread_mutex_unlock(&scene_lock);
-    spice_qxl_update_area_async(scene_qxl, (uint32_t)id, &area, 0, waiting_cookie);
+    call(scene_qxl, waiting_cookie, arg);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += 10;
@@ -1180,6 +1190,29 @@ static int update_async(int id, QXLRect area)
     waiting_cookie = 0;
     pthread_mutex_unlock(&scene_lock);
     return done;
+}
+
+typedef struct {
+    int id;
+    QXLRect area;
+} UpdateArgs;
+
+static void call_update(QXLInstance *qxl, uint64_t cookie, void *arg)
+{
+    UpdateArgs *u = arg;
+    spice_qxl_update_area_async(qxl, (uint32_t)u->id, &u->area, 0, cookie);
+}
+
+static void call_flush(QXLInstance *qxl, uint64_t cookie, void *arg)
+{
+    (void)arg;
+    spice_qxl_flush_surfaces_async(qxl, cookie);
+}
+
+static int update_async(int id, QXLRect area)
+{
+    UpdateArgs u = {id, area};
+    return run_async(call_update, &u);
 }
 
 static int start(const char *line)
@@ -1221,6 +1254,58 @@ static int start(const char *line)
     dump_all("created");
     add_ops(n);
     spice_qxl_wakeup(scene_qxl);
+    return 1;
+}
+
+/* What QEMU does when it loads a VM (qxl_post_load) while it is stopped:
+ * every surface dropped, the primary created again over the same memory,
+ * then the off-screen surfaces' create commands replayed through
+ * loadvm_commands, their memory holding what the saved VM drew. The ring
+ * must be empty first: the replayed commands count as sent. */
+static int loadvm(void)
+{
+    pthread_mutex_lock(&scene_lock);
+    int drained = cmds_sent == cmds_made;
+    pthread_mutex_unlock(&scene_lock);
+    if (!drained) {
+        return 0;
+    }
+    spice_qxl_destroy_surfaces(scene_qxl);
+    Surf *p = &surf[0];
+    QXLDevSurfaceCreate c;
+    memset(&c, 0, sizeof(c));
+    c.format = p->format;
+    c.width = (uint32_t)p->w;
+    c.height = (uint32_t)p->h;
+    c.stride = p->stride;
+    c.mouse_mode = 1;
+    c.type = QXL_SURF_TYPE_PRIMARY;
+    c.mem = gpa(p->mem);
+    c.group_id = SCENE_GROUP;
+    spice_qxl_create_primary_surface(scene_qxl, 0, &c);
+
+    QXLCommandExt exts[N_SURFACES];
+    uint32_t n = 0;
+    for (int i = 1; i < N_SURFACES; i++) {
+        Surf *s = &surf[i];
+        if (!s->live) {
+            continue;
+        }
+        QXLSurfaceCmd *cmd = galloc(sizeof(*cmd));
+        cmd->surface_id = (uint32_t)i;
+        cmd->type = QXL_SURFACE_CMD_CREATE;
+        cmd->flags = 0;
+        cmd->u.surface_create.format = s->format;
+        cmd->u.surface_create.width = (uint32_t)s->w;
+        cmd->u.surface_create.height = (uint32_t)s->h;
+        cmd->u.surface_create.stride = s->stride;
+        cmd->u.surface_create.data = gpa(s->mem);
+        push(QXL_CMD_SURFACE, cmd);
+        pthread_mutex_lock(&scene_lock);
+        exts[n++] = cmds[cmds_sent++].ext;
+        pthread_mutex_unlock(&scene_lock);
+    }
+    spice_qxl_loadvm_commands(scene_qxl, exts, n);
     return 1;
 }
 
@@ -1277,6 +1362,34 @@ int scene_command(QXLInstance *qxl, const char *name, const char *line)
         add_ops(a);
         spice_qxl_wakeup(qxl);
         update_sync(0, rect(0, 0, 1, 1));
+        return 1;
+    } else if (!strcmp(name, "scene_flush")) {
+        /* flush_surfaces_async: every surface's guest memory up to date. */
+        return active && sscanf(line, "%*s %63s", phase) == 1 && run_async(call_flush, NULL) &&
+               dump_all(phase);
+    } else if (!strcmp(name, "scene_loadvm")) {
+        return active && loadvm();
+    } else if (!strcmp(name, "scene_update_all")) {
+        if (!active || sscanf(line, "%*s %63s", phase) != 1) {
+            return 0;
+        }
+        int ok = 1;
+        for (int i = 0; i < N_SURFACES; i++) {
+            if (surf[i].live) {
+                update_sync(i, rect(0, 0, surf[i].w, surf[i].h));
+                ok &= dump(phase, i, rect(0, 0, surf[i].w, surf[i].h));
+            }
+        }
+        return ok;
+    } else if (!strcmp(name, "scene_resets")) {
+        /* What QEMU calls on a device reset or when the guest is short of
+         * memory: none of it may lose a surface or a command. */
+        if (!active) {
+            return 0;
+        }
+        spice_qxl_reset_image_cache(qxl);
+        spice_qxl_reset_cursor(qxl);
+        spice_qxl_oom(qxl);
         return 1;
     } else if (!strcmp(name, "scene_dump")) {
         return active && sscanf(line, "%*s %63s", phase) == 1 && dump_all(phase);
