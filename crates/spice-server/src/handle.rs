@@ -38,6 +38,10 @@ pub(crate) enum Command {
     SetAuth(Auth),
     ExpirePassword,
     DisconnectClients,
+    SetMigrationHost(Option<Box<dyn crate::server::migration::MigrationHost>>),
+    MigrateInfo(crate::channel::migration::MigrationTarget),
+    MigrateConnect(crate::channel::migration::MigrationTarget),
+    MigrateEnd(bool),
     /// A display thread closed the channel with this link id.
     DisplayChannelClosed(u64),
     AddVmcDevice(
@@ -74,6 +78,10 @@ impl std::fmt::Debug for Command {
             Self::SetAuth(_) => "SetAuth",
             Self::ExpirePassword => "ExpirePassword",
             Self::DisconnectClients => "DisconnectClients",
+            Self::SetMigrationHost(_) => "SetMigrationHost",
+            Self::MigrateInfo(_) => "MigrateInfo",
+            Self::MigrateConnect(_) => "MigrateConnect",
+            Self::MigrateEnd(_) => "MigrateEnd",
             Self::DisplayChannelClosed(_) => "DisplayChannelClosed",
             Self::AddVmcDevice(..) => "AddVmcDevice",
             Self::RemoveVmcDevice(_) => "RemoveVmcDevice",
@@ -326,6 +334,33 @@ impl ServerHandle {
     /// Removes a display; its clients' display and cursor channels are closed.
     pub fn remove_display(&self, id: u8) {
         self.push(Command::RemoveDisplay(id));
+    }
+
+    /// Sets who hears about migrations (the C API's `SpiceMigrateInterface`).
+    pub fn set_migration_host(&self, host: Option<Box<dyn crate::server::migration::MigrationHost>>) {
+        self.push(Command::SetMigrationHost(host));
+    }
+
+    /// Names the migration destination (`spice_server_migrate_info`);
+    /// nothing is sent to clients yet.
+    pub fn migrate_info(&self, target: crate::MigrationTarget) {
+        self.push(Command::MigrateInfo(target));
+    }
+
+    /// Names the destination and tells clients with semi-seamless migration
+    /// to connect to it (`MIGRATE_BEGIN`); the migration host's
+    /// `connect_complete` follows once they answered, left or took 10 s
+    /// (`spice_server_migrate_connect`).
+    pub fn migrate_connect(&self, target: crate::MigrationTarget) {
+        self.push(Command::MigrateConnect(target));
+    }
+
+    /// The migration is over (`spice_server_migrate_end`): clients that
+    /// reached the destination are told `MIGRATE_END` (or `MIGRATE_CANCEL`
+    /// if it failed), others `SWITCH_HOST` if it succeeded; the migration
+    /// host's `end_complete` follows.
+    pub fn migrate_end(&self, completed: bool) {
+        self.push(Command::MigrateEnd(completed));
     }
 
     /// Disconnects every client.

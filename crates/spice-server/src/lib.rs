@@ -44,6 +44,7 @@ mod worker;
 pub use crate::audio::{
     PlaybackHandle, RecordHandle, StereoFrame, FRAMES_PER_PACKET, PLAYBACK_RATE, RECORD_RATE,
 };
+pub use crate::channel::migration::MigrationTarget;
 pub use crate::config::{Auth, Config, ServerBuilder};
 pub use crate::core::{BuiltinLoop, ChannelEvent, ChannelInfo, Core, Interest, TimerId, WatchId};
 pub use crate::display::compress::{ImageCompression, WanCompression};
@@ -56,6 +57,7 @@ pub use crate::error::ServerError;
 pub use crate::handle::ServerHandle;
 pub use crate::limits::Limits;
 pub use crate::runtime::RunningServer;
+pub use crate::server::migration::MigrationHost;
 pub use crate::server::Server;
 pub use crate::socket::{ClientSocket, Listener};
 pub use crate::tls::{Security, SecurityPolicy, TlsConfig, TlsError, TlsFiles};

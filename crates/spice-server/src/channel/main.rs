@@ -7,10 +7,12 @@ use spice_proto::consts::main_cap;
 use spice_proto::msg::base::BaseClientMessage;
 use spice_proto::msg::main::{
     AgentConnected, AgentConnectedTokens, AgentData, AgentDisconnected, AgentToken, ChannelsList, Init,
-    MainClientMessage, MouseMode, Name, Uuid,
+    MainClientMessage, MigrateBegin, MigrateCancel, MigrateDstSeamlessNack, MigrateEnd, MigrateSwitchHost,
+    MouseMode, Name, Uuid,
 };
 use spice_proto::{Caps, DecodeError, Frame};
 
+use super::migration::{MigrAction, MigrationTarget};
 use super::{BaseOutcome, ChannelBase};
 
 /// `REDS_AGENT_WINDOW_SIZE`: agent messages the client may send up front.
@@ -58,6 +60,12 @@ pub(crate) enum MainEvent {
     AttachChannels,
     /// The client asks for a mouse mode.
     MouseModeRequest(u16),
+    /// The client reports on its connection to the migration destination
+    /// (`MIGRATE_CONNECTED`, `_CONNECTED_SEAMLESS`: true; `_CONNECT_ERROR`: false).
+    MigrateConnected(bool),
+    /// The client moved its channels here from a migration source
+    /// (`SPICE_MSGC_MAIN_MIGRATE_END`, on the destination).
+    MigrateEnd,
     /// The client is leaving.
     Disconnect,
 }
@@ -82,6 +90,8 @@ pub(crate) struct MainChannel {
     pub(crate) attached: bool,
     /// The client understands `AGENT_CONNECTED_TOKENS`.
     agent_tokens_cap: bool,
+    /// The client has `SPICE_MAIN_CAP_SEMI_SEAMLESS_MIGRATE`.
+    semi_seamless_cap: bool,
     net_test: NetTest,
 }
 
@@ -119,6 +129,7 @@ impl MainChannel {
             base,
             attached: false,
             agent_tokens_cap: client_caps.has(main_cap::AGENT_CONNECTED_TOKENS),
+            semi_seamless_cap: client_caps.has(main_cap::SEMI_SEAMLESS_MIGRATE),
             net_test: NetTest::Running {
                 first_id,
                 sent: now,
@@ -214,8 +225,20 @@ impl MainChannel {
             MainClientMessage::AgentStart { tokens } => Some(MainEvent::AgentStart(tokens)),
             MainClientMessage::AgentData(data) => Some(MainEvent::AgentData(data)),
             MainClientMessage::AgentToken { tokens } => Some(MainEvent::AgentToken(tokens)),
-            MainClientMessage::Migration(t) => {
-                tracing::debug!(msg_type = t, "ignoring migration message");
+            MainClientMessage::MigrateConnected { seamless } => {
+                tracing::debug!(seamless, "client connected to the migration destination");
+                Some(MainEvent::MigrateConnected(true))
+            }
+            MainClientMessage::MigrateConnectError => {
+                tracing::debug!("client could not connect to the migration destination");
+                Some(MainEvent::MigrateConnected(false))
+            }
+            MainClientMessage::MigrateEnd => Some(MainEvent::MigrateEnd),
+            MainClientMessage::MigrateDstDoSeamless { src_version } => {
+                // Seamless migration is not offered: refuse, as C does for
+                // a version it does not take.
+                tracing::debug!(src_version, "refusing seamless migration");
+                self.base.send(&MigrateDstSeamlessNack);
                 None
             }
             MainClientMessage::Unknown(t) => {
@@ -248,6 +271,23 @@ impl MainChannel {
 
     pub(crate) fn send_agent_tokens(&mut self, tokens: u32) {
         self.base.send(&AgentToken(tokens));
+    }
+
+    /// Whether the client takes `MIGRATE_BEGIN` (semi-seamless migration).
+    pub(crate) fn semi_seamless_migrate(&self) -> bool {
+        self.semi_seamless_cap
+    }
+
+    /// Queues what [`crate::channel::migration::SourceMigration`] says
+    /// this client is told.
+    pub(crate) fn send_migrate(&mut self, action: &MigrAction, target: &MigrationTarget) {
+        match action {
+            MigrAction::Begin(_) => self.base.send(&MigrateBegin(target.dst_info())),
+            MigrAction::End(_) => self.base.send(&MigrateEnd),
+            MigrAction::Cancel(_) => self.base.send(&MigrateCancel),
+            MigrAction::SwitchHost(_) => self.base.send(&MigrateSwitchHost(target.dst_info())),
+            MigrAction::ConnectComplete | MigrAction::EndComplete => {}
+        }
     }
 
     pub(crate) fn send_mouse_mode(&mut self, supported: u32, current: u32) {

@@ -8,6 +8,7 @@ pub(crate) mod cursor;
 pub(crate) mod display;
 pub(crate) mod inputs;
 pub(crate) mod main;
+pub(crate) mod migration;
 pub(crate) mod playback;
 pub(crate) mod record;
 pub(crate) mod spicevmc;

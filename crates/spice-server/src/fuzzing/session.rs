@@ -631,6 +631,8 @@ impl Session {
         let keep = match client.main.handle(&frame, self.now) {
             Err(_) | Ok(Some(MainEvent::Disconnect)) => false,
             Ok(None) => true,
+            // No migration is under way: these change nothing.
+            Ok(Some(MainEvent::MigrateConnected(_) | MainEvent::MigrateEnd)) => true,
             Ok(Some(MainEvent::AttachChannels)) => {
                 assert!(client.main.attached);
                 client.asked_channels = true;

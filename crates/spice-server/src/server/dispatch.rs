@@ -80,6 +80,14 @@ impl ServerState {
                         self.agent_pump(Some(main));
                         true
                     }
+                    Ok(Some(MainEvent::MigrateConnected(ok))) => {
+                        self.migrate_client_connected(id, ok, main);
+                        true
+                    }
+                    Ok(Some(MainEvent::MigrateEnd)) => {
+                        tracing::debug!("client MIGRATE_END outside a migration; ignored");
+                        true
+                    }
                     Ok(Some(MainEvent::Disconnect)) => false,
                     Ok(None) => true,
                     Err(e) => self.malformed(name, &e),

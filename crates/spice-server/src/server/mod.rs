@@ -13,6 +13,7 @@ mod dispatch;
 pub(crate) mod keys;
 mod link;
 mod log_limit;
+pub(crate) mod migration;
 mod sasl_link;
 mod ticket_keys;
 mod vmc;
@@ -130,6 +131,12 @@ pub(crate) struct ServerState {
     /// Links waiting for a ticket key, oldest first (each is a link in
     /// progress, so as many as those caps allow).
     key_waiters: std::collections::VecDeque<u64>,
+    /// Client migration, as the source.
+    migration: crate::channel::migration::SourceMigration,
+    /// The host's migration callbacks.
+    migration_host: Option<Box<dyn migration::MigrationHost>>,
+    /// Fires when clients took too long to connect to or leave for the destination.
+    migration_timer: Option<crate::core::TimerId>,
 }
 
 /// The listen backlog, as the C server's (`SOMAXCONN` on current systems):
@@ -291,6 +298,9 @@ impl Server {
                 auth_log: log_limit::LogLimit::new(REFUSAL_LOG_INTERVAL),
                 ticket_keys: key_pool,
                 key_waiters: Default::default(),
+                migration: Default::default(),
+                migration_host: None,
+                migration_timer: None,
             })
         });
         {
@@ -299,6 +309,7 @@ impl Server {
             let wake = s.callback(|s, _| s.on_wakeup());
             s.watches = vec![core.add_watch(wake_fd, Interest::READ, wake)];
             s.stall_timer = Some(core.add_timer(s.timer_callback(|s| s.check_stalled())));
+            s.migration_timer = Some(core.add_timer(s.timer_callback(|s| s.migrate_timeout())));
             if let Some(listen_fd) = s.listener.as_ref().map(|l| l.as_raw_fd()) {
                 let accept = s.callback(|s, _| s.on_accept(false));
                 let watch = core.add_watch(listen_fd, Interest::READ, accept);
@@ -1007,6 +1018,10 @@ impl ServerState {
                     self.remote_closed(id, info);
                 }
             }
+            Command::SetMigrationHost(host) => self.migration_host = host,
+            Command::MigrateInfo(target) => self.migrate_info(target),
+            Command::MigrateConnect(target) => self.migrate_connect(target),
+            Command::MigrateEnd(completed) => self.migrate_end(completed),
             Command::DisconnectClients => {
                 if let Some(session) = self.session.take() {
                     tracing::info!(session = session.id, "disconnecting client on request");
@@ -1293,6 +1308,7 @@ impl ServerState {
                 );
                 let is_main = self.session.as_ref().is_some_and(|s| s.main == id);
                 if is_main {
+                    self.migrate_client_gone(id);
                     if let Some(session) = self.session.take() {
                         self.close_session(session);
                     }

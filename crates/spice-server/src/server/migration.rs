@@ -1,0 +1,119 @@
+//! Client migration on the main context: the host's requests
+//! ([`crate::ServerHandle::migrate_connect`], `migrate_end`, …) run through
+//! [`SourceMigration`] and its actions become main channel messages and
+//! calls of the host's [`MigrationHost`].
+
+use super::conn::{Channel, Phase};
+use super::ServerState;
+use crate::channel::main::MainChannel;
+use crate::channel::migration::{MigrAction, MigrClient, MigrationTarget};
+
+/// What the host hears about a migration (the C API's
+/// `SpiceMigrateInterface`). Called on the main context.
+pub trait MigrationHost: Send {
+    /// The clients are connected to the destination, or gave up, or took
+    /// too long: the host may start the migration.
+    fn connect_complete(&self);
+    /// The clients were told where to go and left (or took too long).
+    fn end_complete(&self);
+}
+
+impl ServerState {
+    /// The session's main channel client as the migration sees it.
+    fn migr_clients(&self) -> Vec<MigrClient> {
+        let Some(main) = self.session.as_ref().map(|s| s.main) else {
+            return Vec::new();
+        };
+        match self.conns.get(&main).map(|c| &c.phase) {
+            Some(Phase::Linked {
+                channel: Channel::Main(m),
+                ..
+            }) => vec![MigrClient {
+                id: main,
+                semi_seamless: m.semi_seamless_migrate(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    pub(super) fn migrate_info(&mut self, target: MigrationTarget) {
+        tracing::debug!(host = %target.host, port = ?target.port, tls_port = ?target.tls_port, "migration destination");
+        self.migration.set_target(target);
+    }
+
+    pub(super) fn migrate_connect(&mut self, target: MigrationTarget) {
+        tracing::info!(host = %target.host, port = ?target.port, tls_port = ?target.tls_port, "migration: clients connect to the destination");
+        let clients = self.migr_clients();
+        let now = self.now();
+        let actions = self.migration.connect(target, &clients, now);
+        self.migr_apply(actions, None);
+    }
+
+    pub(super) fn migrate_end(&mut self, completed: bool) {
+        tracing::info!(completed, "migration: end");
+        let clients = self.migr_clients();
+        let now = self.now();
+        let actions = self.migration.end(completed, &clients, now);
+        self.migr_apply(actions, None);
+    }
+
+    /// A main channel's `MIGRATE_CONNECTED` or `_CONNECT_ERROR`; `main` is
+    /// that channel (its connection is out of the table while it is served).
+    pub(super) fn migrate_client_connected(&mut self, id: u64, ok: bool, main: &mut MainChannel) {
+        let actions = self.migration.client_connected(id, ok);
+        self.migr_apply(actions, Some((id, main)));
+    }
+
+    /// A main channel closed.
+    pub(super) fn migrate_client_gone(&mut self, id: u64) {
+        let actions = self.migration.client_gone(id);
+        self.migr_apply(actions, None);
+    }
+
+    pub(super) fn migrate_timeout(&mut self) {
+        let now = self.now();
+        let actions = self.migration.timeout(now);
+        self.migr_apply(actions, None);
+    }
+
+    fn migr_apply(&mut self, actions: Vec<MigrAction>, mut current: Option<(u64, &mut MainChannel)>) {
+        for action in actions {
+            match action {
+                MigrAction::ConnectComplete => {
+                    tracing::debug!("migration: connect complete");
+                    if let Some(host) = &self.migration_host {
+                        host.connect_complete();
+                    }
+                }
+                MigrAction::EndComplete => {
+                    tracing::debug!("migration: end complete");
+                    if let Some(host) = &self.migration_host {
+                        host.end_complete();
+                    }
+                }
+                MigrAction::Begin(id)
+                | MigrAction::End(id)
+                | MigrAction::Cancel(id)
+                | MigrAction::SwitchHost(id) => {
+                    let Some(target) = self.migration.target().cloned() else {
+                        continue;
+                    };
+                    tracing::debug!(?action, "migration message");
+                    match &mut current {
+                        Some((cur, main)) if *cur == id => main.send_migrate(&action, &target),
+                        _ => self.with_main(|m| m.send_migrate(&action, &target)),
+                    }
+                }
+            }
+        }
+        if let Some(timer) = self.migration_timer {
+            match self.migration.deadline() {
+                Some(at) => {
+                    let now = self.now();
+                    self.core.start_timer(timer, at.saturating_duration_since(now));
+                }
+                None => self.core.cancel_timer(timer),
+            }
+        }
+    }
+}
