@@ -859,6 +859,9 @@ impl Session {
                     assert_eq!(le32(body, 0), AGENT_TOKENS);
                 }
                 server_type::AGENT_DISCONNECTED => {}
+                // The answer to a client's MIGRATE_DST_DO_SEAMLESS: seamless
+                // migration is not offered.
+                server_type::MIGRATE_DST_SEAMLESS_NACK => assert!(body.is_empty()),
                 server_type::AGENT_DATA => {
                     assert!(self.tokens.started, "agent data before AGENT_START");
                     assert!(self.tokens.tokens > 0, "agent data beyond the client's tokens");
