@@ -211,16 +211,12 @@ impl Operand {
     ) -> Result<Operand, CanvasError> {
         let origin = |x: i64, y: i64| (x as i32, y as i32);
         let mut operand = match image {
-            Image::Surface { surface_id } => {
-                let view = if *surface_id == cx.target_id {
-                    cx.target.as_ref()
-                } else {
-                    cx.sources
-                        .surface(*surface_id)
-                        .ok_or(CanvasError::NoSurface(*surface_id))?
-                };
-                Self::copied(view, transform.is_none() && repeat == 0, at, size)?
-            }
+            Image::Surface { surface_id } => Self::copied(
+                cx.surface(*surface_id)?,
+                transform.is_none() && repeat == 0,
+                at,
+                size,
+            )?,
             Image::Bitmap(bitmap) => Operand {
                 pixels: source::bitmap_pixels(bitmap)?,
                 origin: origin(at.0, at.1),

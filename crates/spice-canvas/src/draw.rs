@@ -318,6 +318,15 @@ impl<'c> Cx<'c, '_> {
         }
     }
 
+    /// Surface `id` as drawing reads it: the target itself, or one of the
+    /// other surfaces.
+    pub(crate) fn surface(&self, id: u32) -> Result<SurfaceRef<'_>, CanvasError> {
+        if id == self.target_id {
+            return Ok(self.target.as_ref());
+        }
+        self.sources.surface(id).ok_or(CanvasError::NoSurface(id))
+    }
+
     /// The bounding box within the target, clipped, and masked.
     pub(crate) fn region(&self, clip: &Clip, mask: Option<&Mask>) -> Result<DrawRegion, CanvasError> {
         let mut region = DrawRegion::new(self.target.width, self.target.height, &self.bbox, clip);
@@ -408,14 +417,10 @@ impl<'c> Cx<'c, '_> {
                 let whole = match image {
                     Image::Bitmap(b) => (b.width, b.height),
                     Image::Quic { width, height, .. } => (*width, *height),
-                    Image::Surface { surface_id } if *surface_id == self.target_id => {
-                        (self.target.width, self.target.height)
+                    Image::Surface { surface_id } => {
+                        let s = self.surface(*surface_id)?;
+                        (s.width, s.height)
                     }
-                    Image::Surface { surface_id } => self
-                        .sources
-                        .surface(*surface_id)
-                        .map(|s| (s.width, s.height))
-                        .ok_or(CanvasError::NoSurface(*surface_id))?,
                 };
                 let area = Rect {
                     top: 0,

@@ -80,10 +80,11 @@ pub(crate) fn draw(cx: &mut Cx<'_, '_>, clip: &Clip, s: &Stroke) -> Result<Damag
         x1: e.x2.into(),
         y1: e.y2.into(),
     };
+    let idempotent = rop.idempotent();
     for line in &polylines {
         match &dashes {
             None => zero_line(line, &view, &mut out),
-            Some(d) => dashed_line(line, d, rop.idempotent(), &view, &mut out),
+            Some(d) => dashed_line(line, d, idempotent, &view, &mut out),
         }
     }
     Ok(out.damage.map(|(x0, y0, x1, y1)| spice_qxl::Rect {
@@ -626,18 +627,6 @@ impl Face {
         }
     }
 
-    /// The face at the end of a segment that went `(dx, dy)`.
-    fn arriving(dx: i64, dy: i64) -> Face {
-        let r = 0.5 / (dx as f64).hypot(dy as f64);
-        let (rdx, rdy) = (r * dx as f64, r * dy as f64);
-        Face {
-            dx: -dx as f64,
-            dy: -dy as f64,
-            xa: -rdy,
-            ya: rdx,
-        }
-    }
-
     fn flipped(self) -> Face {
         Face {
             dx: -self.dx,
@@ -662,7 +651,9 @@ fn miter_join(
     pixels: &mut Vec<(i64, i64)>,
 ) {
     let mut left = Face::leaving(next.0, next.1);
-    let mut right = Face::arriving(prev.0, prev.1);
+    // The face at the end of the segment that arrived: its start face,
+    // turned round.
+    let mut right = Face::leaving(prev.0, prev.1).flipped();
     let covered = |f: &Face| f.dx > 0.0 || (f.dx == 0.0 && f.dy > 0.0);
     if idempotent && (covered(&left) || covered(&right)) {
         return;

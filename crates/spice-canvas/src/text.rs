@@ -83,28 +83,27 @@ pub(crate) fn draw(cx: &mut Cx<'_, '_>, clip: &Clip, t: &Text) -> Result<Damage,
     let Some(bounds) = union_box(t) else {
         return Ok(drawn);
     };
-    let Some((mask, corner)) = glyph_mask(&region, t, bounds)? else {
-        return Ok(union(drawn, clear_x_bytes(cx, t, bounds)));
-    };
-    let glyph_region = region.intersect(&DrawRegion::from_boxes(&[pixman::Box32 {
-        x1: corner.0,
-        y1: corner.1,
-        x2: corner.0 + mask.width() as i32,
-        y2: corner.1 + mask.height() as i32,
-    }]));
-    if glyph_region.is_empty() || matches!(t.fore_brush, Brush::None) {
-        return Ok(union(drawn, clear_x_bytes(cx, t, bounds)));
+    if let Some((mask, corner)) = glyph_mask(&region, t, bounds)? {
+        let glyph_region = region.intersect(&DrawRegion::from_boxes(&[pixman::Box32 {
+            x1: corner.0,
+            y1: corner.1,
+            x2: corner.0 + mask.width() as i32,
+            y2: corner.1 + mask.height() as i32,
+        }]));
+        if !glyph_region.is_empty() && !matches!(t.fore_brush, Brush::None) {
+            fill_through(
+                cx,
+                &glyph_region,
+                &t.fore_brush,
+                mask,
+                corner,
+                (bounds.left, bounds.top),
+            )?;
+            drawn = union(drawn, damage(&glyph_region));
+        }
     }
-    fill_through(
-        cx,
-        &glyph_region,
-        &t.fore_brush,
-        mask,
-        corner,
-        (bounds.left, bounds.top),
-    )?;
-    let cleared = clear_x_bytes(cx, t, bounds);
-    Ok(union(union(drawn, damage(&glyph_region)), cleared))
+    // C clears x bytes whether or not a glyph showed.
+    Ok(union(drawn, clear_x_bytes(cx, t, bounds)))
 }
 
 /// C's x-byte clearing after the glyphs are composited onto an xRGB target
@@ -281,11 +280,9 @@ fn fill_through(
 fn pattern_has_alpha(cx: &Cx<'_, '_>, image: &Image) -> bool {
     match image {
         Image::Bitmap(b) => b.format == spice_qxl::image::bitmap_format::RGBA,
-        Image::Surface { surface_id } if *surface_id == cx.target_id => cx.target.format == Format::Argb32,
         Image::Surface { surface_id } => cx
-            .sources
             .surface(*surface_id)
-            .is_some_and(|s| s.format() == Format::Argb32),
+            .is_ok_and(|s| s.format() == Format::Argb32),
         Image::Quic { .. } => false,
     }
 }
