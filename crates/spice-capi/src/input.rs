@@ -19,7 +19,7 @@ pub(crate) fn buttons_to_local(buttons: MouseButtons) -> u32 {
 
 /// A C instance pointer that the Rust server may hold.
 #[derive(Debug)]
-struct Ptr<T>(*mut T);
+pub(crate) struct Ptr<T>(pub(crate) *mut T);
 
 // SAFETY: the host keeps the instance alive until it removes the interface (and
 // `Liveness` stops every call after that); the server calls devices only on the

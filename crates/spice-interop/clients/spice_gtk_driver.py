@@ -136,6 +136,9 @@ class Driver:
             self.session.set_property(name, value)
         on(self.session, "channel-new", self.on_channel_new)
         on(self.session, "disconnected", lambda s: emit("session-disconnected"))
+        # 0 none, 1 switching host, 2 migrating (semi-seamless), 3 connecting.
+        on(self.session, "notify::migration-state",
+           lambda s, _: emit("migration-state", state=int(s.get_property("migration-state"))))
         if not Spice.Session.connect(self.session):
             emit("error", message="session connect failed")
 

@@ -26,6 +26,7 @@ pub mod pattern;
 pub mod pcm;
 pub mod pki;
 pub mod qemu;
+pub mod qmp;
 pub mod raw;
 pub(crate) mod rootfs;
 pub mod xorg_guest;

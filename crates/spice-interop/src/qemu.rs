@@ -142,7 +142,8 @@ struct Launch<'a> {
     unix: Option<&'a Path>,
 }
 
-fn free_loopback_port() -> u16 {
+/// A loopback port free at the time of asking.
+pub fn free_loopback_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .expect("bind a loopback port")
@@ -454,6 +455,18 @@ pub struct Picture {
     pub pixels: Vec<u8>,
 }
 
+/// SeaBIOS 1.16.2 (Debian's, which QEMU 7.2 loads) screens as text line
+/// lengths ([`Picture::text_lines`]).
+pub mod seabios {
+    /// "SeaBIOS (version 1.16.2-debian-1.16.2-1)" and the boot attempts, ending
+    /// with "No bootable device.".
+    pub const NO_BOOTABLE_DEVICE: &[u32] = &[40, 25, 41, 0, 22, 41, 0, 22, 50, 19];
+    /// The banner, then "Press ESC for boot menu.".
+    pub const PRESS_ESC: &[u32] = &[40, 0, 24];
+    /// The above, then "Select boot device:" and three entries.
+    pub const BOOT_MENU: &[u32] = &[40, 0, 24, 0, 19, 0, 20, 19, 47];
+}
+
 /// Text cell size of the 720x400 VGA text mode (80x25 cells of 9x16 pixels).
 pub const CELL: (u32, u32) = (9, 16);
 
@@ -495,6 +508,29 @@ impl Picture {
                     .map_or(0, |c| c + 1)
             })
             .collect()
+    }
+
+    /// Whether the picture shows the text screen `lines` (see [`seabios`]),
+    /// and if so whether the blinking cursor (a lone lit cell at the start
+    /// of an otherwise empty row) is drawn.
+    pub fn shows(&self, lines: &[u32]) -> Option<bool> {
+        let got = self.text_lines();
+        if got.is_empty() {
+            return None;
+        }
+        let mut cursor = false;
+        for (row, &n) in got.iter().enumerate() {
+            let want = lines.get(row).copied().unwrap_or(0);
+            if n == want {
+                continue;
+            }
+            if want == 0 && n == 1 && !cursor {
+                cursor = true;
+                continue;
+            }
+            return None;
+        }
+        Some(cursor)
     }
 
     /// How many pixels differ from `other` (all of them if the sizes differ).

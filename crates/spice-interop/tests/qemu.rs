@@ -88,46 +88,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use spice_interop::gtk::SpiceGtk;
+use spice_interop::qemu::seabios::{BOOT_MENU, NO_BOOTABLE_DEVICE, PRESS_ESC};
 use spice_interop::qemu::{Library, Picture, Qemu};
 
 const T: Duration = Duration::from_secs(30);
-
-/// SeaBIOS 1.16.2 screens as text line lengths ([`Picture::text_lines`]).
-/// "SeaBIOS (version 1.16.2-debian-1.16.2-1)" and the boot attempts, ending
-/// with "No bootable device.".
-const NO_BOOTABLE_DEVICE: &[u32] = &[40, 25, 41, 0, 22, 41, 0, 22, 50, 19];
-/// The banner, then "Press ESC for boot menu.".
-const PRESS_ESC: &[u32] = &[40, 0, 24];
-/// The above, then "Select boot device:" and three entries.
-const BOOT_MENU: &[u32] = &[40, 0, 24, 0, 19, 0, 20, 19, 47];
 
 /// One test at a time: see the top comment.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Whether `picture` shows the text screen `lines`, and if so whether the
-/// blinking cursor (a lone lit cell at the start of an otherwise empty row) is
-/// drawn.
-fn shows(picture: &Picture, lines: &[u32]) -> Option<bool> {
-    let got = picture.text_lines();
-    if got.is_empty() {
-        return None;
-    }
-    let mut cursor = false;
-    for (row, &n) in got.iter().enumerate() {
-        let want = lines.get(row).copied().unwrap_or(0);
-        if n == want {
-            continue;
-        }
-        if want == 0 && n == 1 && !cursor {
-            cursor = true;
-            continue;
-        }
-        return None;
-    }
-    Some(cursor)
 }
 
 /// One QEMU and the spice-gtk client watching it.
@@ -232,7 +201,7 @@ fn settle_equal(sides: &mut [Side], what: &str, screen: &[u32], both_phases: boo
         let pictures: Vec<Option<Picture>> = sides.iter_mut().map(|s| Picture::of(&mut s.gtk)).collect();
         for (side, picture) in latest.iter_mut().zip(&pictures) {
             if let Some(picture) = picture {
-                if let Some(cursor) = shows(picture, screen) {
+                if let Some(cursor) = picture.shows(screen) {
                     side[usize::from(cursor)] = Some(picture.clone());
                 }
             }

@@ -156,6 +156,11 @@ pub unsafe extern "C" fn spice_server_add_interface(s: *mut CServer, sin: *mut S
                     tracing::warn!("already have migration");
                     return -1;
                 }
+                let host = crate::migration::CMigrationHost::new(
+                    sin as *mut crate::ffi::SpiceMigrateInstance,
+                    alive.clone(),
+                );
+                server.handle.set_migration_host(Some(Box::new(host)));
                 None
             }
         };
@@ -256,9 +261,12 @@ pub unsafe extern "C" fn spice_server_remove_interface(sin: *mut SpiceBaseInstan
             Kind::Playback => server.handle.set_playback(None),
             Kind::Record => server.handle.set_record(None),
             // The agent port was detached above.
-            Kind::Migration => server
-                .migration_interface
-                .store(false, std::sync::atomic::Ordering::Release),
+            Kind::Migration => {
+                server.handle.set_migration_host(None);
+                server
+                    .migration_interface
+                    .store(false, std::sync::atomic::Ordering::Release)
+            }
             _ => {}
         }
         0

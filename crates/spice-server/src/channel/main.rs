@@ -92,19 +92,50 @@ pub(crate) struct MainChannel {
     agent_tokens_cap: bool,
     /// The client has `SPICE_MAIN_CAP_SEMI_SEAMLESS_MIGRATE`.
     semi_seamless_cap: bool,
+    /// The client has `SPICE_MAIN_CAP_NAME_AND_UUID`.
+    name_uuid_cap: bool,
     net_test: NetTest,
 }
 
 impl MainChannel {
-    /// Sends INIT (and NAME, UUID when the client understands them), then
-    /// the pings of the net test.
+    /// A new main channel. With `intro`, sends INIT (and NAME, UUID when
+    /// the client understands them), then the pings of the net test.
+    /// Without, the client is migrating in from another server: it hears
+    /// INIT only when it says its migration ended ([`Self::introduce`]).
     pub(crate) fn start(
-        mut base: ChannelBase,
+        base: ChannelBase,
         client_caps: &Caps,
-        intro: &SessionIntro<'_>,
+        intro: Option<&SessionIntro<'_>>,
         now: Instant,
     ) -> Self {
-        base.send(&Init {
+        let mut main = Self {
+            base,
+            attached: false,
+            agent_tokens_cap: client_caps.has(main_cap::AGENT_CONNECTED_TOKENS),
+            semi_seamless_cap: client_caps.has(main_cap::SEMI_SEAMLESS_MIGRATE),
+            name_uuid_cap: client_caps.has(main_cap::NAME_AND_UUID),
+            net_test: NetTest::Invalid,
+        };
+        if let Some(intro) = intro {
+            main.introduce(intro);
+            let first_id = main.base.send_padded_ping(now, 0);
+            main.base.send_padded_ping(now, 0);
+            main.base.send_padded_ping(now, NET_TEST_BYTES);
+            main.net_test = NetTest::Running {
+                first_id,
+                sent: now,
+                stage: 0,
+                latency: Duration::MAX,
+            };
+        }
+        main
+    }
+
+    /// Sends INIT, and NAME and UUID when the client understands them.
+    /// A client that migrated in gets no net test, as from the C server:
+    /// its link counts as fast.
+    pub(crate) fn introduce(&mut self, intro: &SessionIntro<'_>) {
+        self.base.send(&Init {
             session_id: intro.session_id,
             display_channels_hint: intro.display_channels,
             supported_mouse_modes: intro.supported_mouse_modes,
@@ -114,28 +145,13 @@ impl MainChannel {
             multi_media_time: intro.multi_media_time,
             ram_hint: 0,
         });
-        if client_caps.has(main_cap::NAME_AND_UUID) {
+        if self.name_uuid_cap {
             if let Some(name) = intro.name {
-                base.send(&Name(name.to_owned()));
+                self.base.send(&Name(name.to_owned()));
             }
             if let Some(uuid) = intro.uuid {
-                base.send(&Uuid(uuid));
+                self.base.send(&Uuid(uuid));
             }
-        }
-        let first_id = base.send_padded_ping(now, 0);
-        base.send_padded_ping(now, 0);
-        base.send_padded_ping(now, NET_TEST_BYTES);
-        Self {
-            base,
-            attached: false,
-            agent_tokens_cap: client_caps.has(main_cap::AGENT_CONNECTED_TOKENS),
-            semi_seamless_cap: client_caps.has(main_cap::SEMI_SEAMLESS_MIGRATE),
-            net_test: NetTest::Running {
-                first_id,
-                sent: now,
-                stage: 0,
-                latency: Duration::MAX,
-            },
         }
     }
 
@@ -345,7 +361,7 @@ mod tests {
     fn net_test(rtts: [Duration; 3]) -> MainChannel {
         let t0 = Instant::now();
         let base = ChannelBase::new(HeaderKind::Mini, t0);
-        let mut main = MainChannel::start(base, &Caps::new(), &intro(), t0);
+        let mut main = MainChannel::start(base, &Caps::new(), Some(&intro()), t0);
         let p = pings(&main);
         assert_eq!(p.len(), 3);
         assert_eq!(p[0].1, 12);
@@ -379,7 +395,7 @@ mod tests {
     fn net_test_ignores_pongs_out_of_order_or_unknown() {
         let t0 = Instant::now();
         let base = ChannelBase::new(HeaderKind::Mini, t0);
-        let mut main = MainChannel::start(base, &Caps::new(), &intro(), t0);
+        let mut main = MainChannel::start(base, &Caps::new(), Some(&intro()), t0);
         let ids: Vec<u32> = pings(&main).iter().map(|p| p.0).collect();
         let s = Duration::from_secs;
         pong(&mut main, ids[2], t0 + s(9));

@@ -227,7 +227,11 @@ impl SourceMigration {
                     actions.push(MigrAction::Cancel(c.id));
                 }
             } else if completed {
+                // Told to reconnect to the destination by itself; waited
+                // for like the others (C's mig_wait_disconnect holds every
+                // client), which also keeps the target for the message.
                 actions.push(MigrAction::SwitchHost(c.id));
+                waiting.insert(c.id);
             }
         }
         if waiting.is_empty() {
@@ -314,10 +318,25 @@ mod tests {
         let mut m = SourceMigration::new();
         let clients = [client(1, false)];
         assert_eq!(m.connect(target(), &clients, t0), [MigrAction::ConnectComplete]);
-        assert_eq!(
-            m.end(true, &clients, t0),
-            [MigrAction::SwitchHost(1), MigrAction::EndComplete]
-        );
+        assert_eq!(m.end(true, &clients, t0), [MigrAction::SwitchHost(1)]);
+        // The message needs the target until the client has gone.
+        assert!(m.target().is_some());
+        assert_eq!(m.client_gone(1), [MigrAction::EndComplete]);
+        assert!(m.target().is_none());
+    }
+
+    #[test]
+    fn migration_ending_before_the_client_answered_switches_it() {
+        let t0 = Instant::now();
+        let mut m = SourceMigration::new();
+        let clients = [client(1, true)];
+        assert_eq!(m.connect(target(), &clients, t0), [MigrAction::Begin(1)]);
+        // QEMU does not wait for connect_complete: a small VM can finish
+        // first. As in C, the client is switched, and its late answer
+        // cancelled.
+        assert_eq!(m.end(true, &clients, t0), [MigrAction::SwitchHost(1)]);
+        assert_eq!(m.client_connected(1, true), [MigrAction::Cancel(1)]);
+        assert_eq!(m.client_gone(1), [MigrAction::EndComplete]);
     }
 
     #[test]
@@ -327,10 +346,8 @@ mod tests {
         let clients = [client(1, true)];
         m.connect(target(), &clients, t0);
         assert_eq!(m.client_connected(1, false), [MigrAction::ConnectComplete]);
-        assert_eq!(
-            m.end(true, &clients, t0),
-            [MigrAction::SwitchHost(1), MigrAction::EndComplete]
-        );
+        assert_eq!(m.end(true, &clients, t0), [MigrAction::SwitchHost(1)]);
+        assert_eq!(m.client_gone(1), [MigrAction::EndComplete]);
     }
 
     #[test]
@@ -355,10 +372,8 @@ mod tests {
         assert!(m.timeout(t0 + CONNECT_TIMEOUT / 2).is_empty());
         assert_eq!(m.timeout(t0 + CONNECT_TIMEOUT), [MigrAction::ConnectComplete]);
         // It never said it connected: switch host.
-        assert_eq!(
-            m.end(true, &clients, t0),
-            [MigrAction::SwitchHost(1), MigrAction::EndComplete]
-        );
+        assert_eq!(m.end(true, &clients, t0), [MigrAction::SwitchHost(1)]);
+        assert_eq!(m.timeout(t0 + END_TIMEOUT), [MigrAction::EndComplete]);
 
         m.connect(target(), &clients, t0);
         m.client_connected(1, true);

@@ -502,7 +502,7 @@ impl Session {
             uuid: named.then_some([0x5a; 16]),
         };
         let base = ChannelBase::new(self.header, self.now);
-        let main = MainChannel::start(base, &caps, &intro, self.now);
+        let main = MainChannel::start(base, &caps, Some(&intro), self.now);
         self.client = Some(Client {
             main,
             view: ClientView::new(self.header),

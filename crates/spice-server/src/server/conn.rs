@@ -3,8 +3,9 @@
 use std::io;
 use std::time::Instant;
 
+use spice_proto::link::LinkMess;
 use spice_proto::ticket::TicketKey;
-use spice_proto::{Deframer, LinkAcceptor};
+use spice_proto::{Deframer, HeaderKind, LinkAcceptor};
 
 use crate::channel::inputs::InputsChannel;
 use crate::channel::main::MainChannel;
@@ -66,6 +67,21 @@ pub(crate) enum Phase {
     /// A linked display or cursor channel, about to move to its display's
     /// thread; bytes that came with the ticket wait in its deframer.
     Handover(Box<Handover>),
+    /// A linked channel of a client migrating in from another server,
+    /// started when the client's main channel says MIGRATE_END (the C
+    /// server's pending links of a migration target).
+    Parked(Box<Parked>),
+}
+
+/// A channel link waiting for its session's migration to end.
+#[derive(Debug)]
+pub(crate) struct Parked {
+    pub(crate) mess: LinkMess,
+    pub(crate) header: HeaderKind,
+    /// The link reply, perhaps not all written yet.
+    pub(crate) out: OutBuf,
+    /// What the client sent meanwhile (bounded), for the channel once it starts.
+    pub(crate) early: Vec<u8>,
 }
 
 /// A ticket waiting for its check (or a SASL exchange waiting to start),
@@ -101,6 +117,7 @@ impl Conn {
             Phase::Linking { out, .. } => out,
             Phase::Linked { channel, .. } => &mut channel.base().out,
             Phase::Handover(h) => &mut h.base.out,
+            Phase::Parked(p) => &mut p.out,
         }
     }
 
@@ -138,6 +155,7 @@ impl Conn {
             Phase::Linking { out, .. } => out,
             Phase::Linked { channel, .. } => &mut channel.base().out,
             Phase::Handover(h) => &mut h.base.out,
+            Phase::Parked(p) => &mut p.out,
         };
         let before = out.len();
         let done = stream.flush(out)?;

@@ -85,7 +85,7 @@ impl ServerState {
                         true
                     }
                     Ok(Some(MainEvent::MigrateEnd)) => {
-                        tracing::debug!("client MIGRATE_END outside a migration; ignored");
+                        self.migration_arrived(id, main);
                         true
                     }
                     Ok(Some(MainEvent::Disconnect)) => false,

@@ -13,7 +13,7 @@ use spice_proto::{Caps, ChannelType, Deframer, HeaderKind, LinkAcceptor, LinkErr
 
 use super::admission::PeerKey;
 use super::auth_throttle::Check;
-use super::conn::{Channel, Conn, DeferredTicket, Phase};
+use super::conn::{Channel, Conn, DeferredTicket, Parked, Phase};
 use super::{channel_name, ServerState, Session};
 use crate::channel::inputs::InputsChannel;
 use crate::channel::main::{MainChannel, SessionIntro};
@@ -154,7 +154,7 @@ impl ServerState {
                 );
                 false
             }
-            Phase::Linked { .. } | Phase::Handover(_) => true,
+            Phase::Linked { .. } | Phase::Handover(_) | Phase::Parked(_) => true,
         });
     }
 
@@ -247,9 +247,20 @@ impl ServerState {
         if data.is_empty() {
             return true;
         }
-        if let Phase::Handover(handover) = &mut conn.phase {
-            handover.deframer.push(data);
-            return true;
+        match &mut conn.phase {
+            Phase::Handover(handover) => {
+                handover.deframer.push(data);
+                return true;
+            }
+            Phase::Parked(parked) => {
+                if parked.early.len() + data.len() > MAX_EARLY_BYTES {
+                    tracing::warn!(peer = ?conn.info.peer, "client sent data to a channel before its migration ended; closing");
+                    return false;
+                }
+                parked.early.extend_from_slice(data);
+                return true;
+            }
+            _ => {}
         }
         self.feed_channel(id, conn, data)
     }
@@ -666,7 +677,7 @@ impl ServerState {
         self.channel_list().contains(&(channel as u8, id))
     }
 
-    fn start_channel(
+    pub(super) fn start_channel(
         &mut self,
         id: u64,
         conn: &mut Conn,
@@ -678,6 +689,15 @@ impl ServerState {
         let Some(kind) = ChannelType::from_u8(mess.channel_type) else {
             return;
         };
+        if kind != ChannelType::Main
+            && self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.migrating_in && s.id == mess.connection_id)
+        {
+            self.park(id, conn, mess, header, out);
+            return;
+        }
         let mut base = ChannelBase::new(header, self.epoch);
         base.out = out;
         let session_id = if kind == ChannelType::Main {
@@ -687,21 +707,15 @@ impl ServerState {
         };
         conn.info.connection_id = session_id;
         let channel = match kind {
-            ChannelType::Main => Channel::Main(MainChannel::start(
-                base,
-                &mess.channel_caps,
-                &SessionIntro {
-                    session_id,
-                    display_channels: self.devices.displays.len() as u32,
-                    supported_mouse_modes: self.supported_mouse_modes(),
-                    current_mouse_mode: self.mouse_mode,
-                    multi_media_time: self.mm_time(now).wrapping_sub(400),
-                    agent_connected: self.agent.is_some(),
-                    name: self.config.name.as_deref(),
-                    uuid: self.config.uuid,
-                },
-                now,
-            )),
+            ChannelType::Main => {
+                // A main link naming a session is a client migrating in from
+                // another server: INIT waits for its MIGRATE_END, as in C.
+                let intro = (mess.connection_id == 0).then(|| self.session_intro(session_id, now));
+                if intro.is_none() {
+                    tracing::info!(session = session_id, "client migrating in from another server");
+                }
+                Channel::Main(MainChannel::start(base, &mess.channel_caps, intro.as_ref(), now))
+            }
             ChannelType::Display | ChannelType::Cursor => {
                 if !self.devices.displays.contains_key(&mess.channel_id) {
                     return;
@@ -819,9 +833,46 @@ impl ServerState {
             id,
             main,
             channels: Vec::new(),
+            migrating_in: requested != 0,
         });
         self.client_agent_messages = Default::default();
         id
+    }
+
+    /// What INIT tells the client of session `session_id`.
+    pub(super) fn session_intro(&self, session_id: u32, now: Instant) -> SessionIntro<'_> {
+        SessionIntro {
+            session_id,
+            display_channels: self.devices.displays.len() as u32,
+            supported_mouse_modes: self.supported_mouse_modes(),
+            current_mouse_mode: self.mouse_mode,
+            multi_media_time: self.mm_time(now).wrapping_sub(400),
+            agent_connected: self.agent.is_some(),
+            name: self.config.name.as_deref(),
+            uuid: self.config.uuid,
+        }
+    }
+
+    /// A channel of a session that migrates in waits, linked, for the
+    /// client's MIGRATE_END (`server/migration.rs` starts it then): the
+    /// client does not read it before.
+    fn park(&mut self, id: u64, conn: &mut Conn, mess: &LinkMess, header: HeaderKind, out: OutBuf) {
+        // At most one waiting link per channel, like linked channels.
+        self.replace_duplicate(mess);
+        let Some(session) = &mut self.session else { return };
+        session.channels.push(id);
+        conn.info.connection_id = session.id;
+        tracing::debug!(
+            channel = channel_name(mess.channel_type),
+            id = mess.channel_id,
+            "channel linked; starts when the client's migration ends"
+        );
+        conn.phase = Phase::Parked(Box::new(Parked {
+            mess: mess.clone(),
+            header,
+            out,
+            early: Vec::new(),
+        }));
     }
 
     /// A client relinking a channel it already has replaces the old connection.
@@ -859,7 +910,13 @@ fn fresh_session_id() -> u32 {
 /// Channel capabilities the server advertises in its link reply.
 pub(super) fn channel_caps(channel_type: u8) -> Caps {
     match ChannelType::from_u8(channel_type) {
-        Some(ChannelType::Main) => Caps::with(&[main_cap::NAME_AND_UUID, main_cap::AGENT_CONNECTED_TOKENS]),
+        // Semi-seamless migration: spice-gtk acts on MIGRATE_END only from a
+        // server that has it. Seamless (migration data) is not offered.
+        Some(ChannelType::Main) => Caps::with(&[
+            main_cap::SEMI_SEAMLESS_MIGRATE,
+            main_cap::NAME_AND_UUID,
+            main_cap::AGENT_CONNECTED_TOKENS,
+        ]),
         Some(ChannelType::Display) => {
             Caps::with(&[display_cap::MONITORS_CONFIG, display_cap::PREF_COMPRESSION])
         }

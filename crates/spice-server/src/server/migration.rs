@@ -76,6 +76,58 @@ impl ServerState {
         self.migr_apply(actions, None);
     }
 
+    /// Destination side: the client's MIGRATE_END on main channel
+    /// `main_id`. Its channels moved here; the session starts: INIT, then
+    /// the channels that linked meanwhile.
+    pub(super) fn migration_arrived(&mut self, main_id: u64, main: &mut MainChannel) {
+        let Some(session) = self
+            .session
+            .as_mut()
+            .filter(|s| s.main == main_id && s.migrating_in)
+        else {
+            tracing::debug!("client MIGRATE_END outside a migration; ignored");
+            return;
+        };
+        session.migrating_in = false;
+        let (session_id, waiting) = (session.id, session.channels.clone());
+        let now = self.now();
+        main.introduce(&self.session_intro(session_id, now));
+        tracing::info!(
+            session = session_id,
+            channels = waiting.len(),
+            "client migrated in"
+        );
+        for id in waiting {
+            self.unpark(id, now);
+        }
+    }
+
+    /// Starts a channel that waited for its session's migration to end.
+    fn unpark(&mut self, id: u64, now: std::time::Instant) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        let Phase::Parked(parked) = &mut conn.phase else {
+            self.conns.insert(id, conn);
+            return;
+        };
+        let mess = parked.mess.clone();
+        let header = parked.header;
+        let out = std::mem::take(&mut parked.out);
+        let early = std::mem::take(&mut parked.early);
+        // It rejoins the session's list as it starts.
+        if let Some(session) = &mut self.session {
+            session.channels.retain(|&c| c != id);
+        }
+        self.start_channel(id, &mut conn, &mess, header, out, now);
+        let mut keep = !matches!(conn.phase, Phase::Parked(_));
+        if keep && !early.is_empty() {
+            keep = self.feed(id, &mut conn, &early);
+        }
+        let keep = keep && self.pump(&mut conn);
+        self.settle(id, conn, keep);
+    }
+
     fn migr_apply(&mut self, actions: Vec<MigrAction>, mut current: Option<(u64, &mut MainChannel)>) {
         for action in actions {
             match action {

@@ -48,7 +48,11 @@ const AGENT_BACKLOG_LIMIT: usize = 256 * 1024;
 struct Session {
     id: u32,
     main: u64,
+    /// Its other channels, those waiting in [`conn::Phase::Parked`] too.
     channels: Vec<u64>,
+    /// The client is migrating in from another server: its main channel
+    /// has not said MIGRATE_END yet, and its other channels wait.
+    migrating_in: bool,
 }
 
 /// The current password and when it stops working.
@@ -1281,6 +1285,11 @@ impl ServerState {
             }
             // Linked but not yet handed to its display's thread.
             Phase::Handover(_) => self.remote_closed(id, conn.info.clone()),
+            Phase::Parked(_) => {
+                if let Some(session) = &mut self.session {
+                    session.channels.retain(|&c| c != id);
+                }
+            }
             Phase::Linked {
                 session_id, channel, ..
             } => {
