@@ -7,6 +7,9 @@
 #   modes         the qxl connector's mode list and the framebuffer size
 #   agent         open the agent's virtio-serial port (QEMU then attaches
 #                 the agent to the server) and read it, as an idle agent
+#   tone S        play S seconds of a 500 Hz square wave on the sound card
+#                 (intel-hda, through the kernel's OSS emulation: /dev/dsp
+#                 takes unsigned 8-bit mono at 8 kHz by default)
 #   off           power off
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -49,6 +52,20 @@ while read -r cmd a < /dev/ttyS0; do
         else
             cat "$port" > /dev/null &
             echo "GUEST DONE agent $port" > /dev/ttyS0
+        fi
+        ;;
+    tone)
+        i=0
+        while [ ! -e /dev/dsp ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+        if [ ! -e /dev/dsp ]; then
+            echo "GUEST ERROR no /dev/dsp" > /dev/ttyS0
+        else
+            # One period: 8 samples at +32, 8 at -32; doubled 9 times, 1.02 s.
+            printf '\240\240\240\240\240\240\240\240\140\140\140\140\140\140\140\140' > /tone
+            for k in 1 2 3 4 5 6 7 8 9; do cat /tone /tone > /tone2; mv /tone2 /tone; done
+            j=0
+            while [ $j -lt "$a" ]; do cat /tone; j=$((j+1)); done > /dev/dsp
+            echo "GUEST DONE tone $a" > /dev/ttyS0
         fi
         ;;
     off)

@@ -18,8 +18,18 @@ use std::sync::OnceLock;
 const INIT: &str = include_str!("../guest/init.sh");
 
 /// The guest kernel's modules the init script loads (with what they depend
-/// on, first): the qxl DRM driver, and virtio-serial for an agent port.
-const ROOT_MODULES: [&str; 3] = ["qxl", "virtio_pci", "virtio_console"];
+/// on, first): the qxl DRM driver, virtio-serial for an agent port, and
+/// sound: the HDA controller with the generic codec driver (loaded first,
+/// since nothing runs modprobe for the codec) and OSS emulation, whose
+/// `/dev/dsp` busybox can write to.
+const ROOT_MODULES: [&str; 6] = [
+    "qxl",
+    "virtio_pci",
+    "virtio_console",
+    "snd_hda_codec_generic",
+    "snd_hda_intel",
+    "snd_pcm_oss",
+];
 
 /// A bootable guest: `-kernel`, `-initrd`, and the kernel's version.
 #[derive(Debug, Clone)]
@@ -156,7 +166,7 @@ fn build(dir: &Path) -> Result<LinuxGuest, String> {
         .filter_map(|d| d.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
         .collect();
     // The initramfs is named after what went into it, so a change rebuilds it.
-    let tag = fnv1a(format!("{packages:?}{INIT}").as_bytes());
+    let tag = fnv1a(format!("{packages:?}{ROOT_MODULES:?}{INIT}").as_bytes());
     let initrd = dir.join(format!("initrd-{tag:016x}.cpio"));
     let root = dir.join(format!("root-{release}"));
     let kernel = root.join(format!("boot/vmlinuz-{release}"));

@@ -4,7 +4,8 @@
 //! The C host side by side with Debian's library is in
 //! `spice-capi/tests/c_host.rs` (`html5`); QEMU 7.2 below, on our library
 //! and then on Debian's (SeaBIOS only, so no audio there: nothing in the
-//! guest plays any).
+//! guest plays any; a Linux guest's sound in spice-html5 is tested in
+//! `tests/linux_guest.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
