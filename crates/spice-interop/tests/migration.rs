@@ -80,8 +80,11 @@ fn semi_seamless_client_moves_to_the_destination_which_starts_its_session_on_mig
     source.handle().migrate_connect(MigrationTarget {
         host: "127.0.0.1".into(),
         port: Some(dst_port),
-        tls_port: None,
-        cert_subject: None,
+        // The destination's TLS port travels too (a client whose channels
+        // need TLS links there); the destination here has none listening,
+        // and the raw client uses the plain port.
+        tls_port: Some(5901),
+        cert_subject: Some("CN=destination".into()),
     });
     let begin = src_main
         .recv_type(main::server_type::MIGRATE_BEGIN, T)
