@@ -20,7 +20,13 @@
 //! goes on getting the blinking cursor's updates from the destination.
 //!
 //! Run for our library on both sides and mixed with Debian's C library on
-//! either side (the protocol is the same both ways). Needs
+//! either side (the protocol is the same both ways), on SeaBIOS (the qxl
+//! device in VGA mode) and on the harness's Linux guest (the qxl DRM
+//! driver: native mode, surfaces in guest memory, drawn there by the
+//! source at `vm_stop` and taken from there by the destination, whose
+//! QEMU recreates the primary with `KEEP_DATA`). One more test takes the
+//! switch-host path: a proxy holds the client's links to the destination
+//! until the VM has moved. Needs
 //! `qemu-system-x86`, `python3-gi`, `gir1.2-spiceclientglib-2.0`; one test
 //! at a time (two QEMUs and a client each on two cores).
 
@@ -31,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use spice_interop::gtk::SpiceGtk;
+use spice_interop::guest::LinuxGuest;
 use spice_interop::qemu::seabios::NO_BOOTABLE_DEVICE;
 use spice_interop::qemu::{free_loopback_port, Library, Picture, Qemu};
 use spice_interop::qmp::Qmp;
@@ -56,6 +63,12 @@ struct Vm {
 
 impl Vm {
     fn start(library: &Library, role: &str, incoming: Option<u16>) -> Self {
+        Self::start_as(library, role, incoming, false)
+    }
+
+    /// With `linux`, QEMU boots the harness's Linux guest (Debian's kernel,
+    /// its console on the qxl DRM driver, no blinking cursor) under TCG.
+    fn start_as(library: &Library, role: &str, incoming: Option<u16>, linux: bool) -> Self {
         let socket = std::env::temp_dir().join(format!("spice-qmp-{}-{role}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
         let qmp_arg = format!("unix:{},server=on,wait=off", socket.display());
@@ -64,7 +77,14 @@ impl Vm {
         if let Some(arg) = &incoming_arg {
             args.extend(["-incoming", arg]);
         }
-        let qemu = Qemu::start(library, &args);
+        let qemu = if linux {
+            let guest = LinuxGuest::get();
+            let append = format!("{} vt.global_cursor_default=0", guest.append());
+            args.extend(["-m", "256", "-smp", "1"]);
+            Qemu::start_linux(library, guest, &append, "disable-ticketing=on", &args)
+        } else {
+            Qemu::start(library, &args)
+        };
         qemu.assert_library();
         let qmp = Qmp::connect(&socket, T).unwrap_or_else(|e| panic!("{role} QMP: {e}"));
         Self { qemu, qmp, socket }
@@ -180,40 +200,20 @@ impl GateProxy {
     }
 }
 
-fn migrate(source_library: Library, destination_library: Library, path: Path) {
-    let _serial = serial();
-    let what = format!(
-        "{} to {} ({path:?})",
-        source_library.name(),
-        destination_library.name()
-    );
-    let mut source = Vm::start(&source_library, "source", None);
-    let migration_port = free_loopback_port();
-    let mut destination = Vm::start(&destination_library, "destination", Some(migration_port));
-    assert_eq!(
-        destination.status(),
-        "inmigrate",
-        "{what}: the destination waits for the VM"
-    );
-
-    let mut gtk = SpiceGtk::start();
-    gtk.send(json!({
-        "cmd": "connect",
-        "uri": format!("spice://127.0.0.1:{}", source.qemu.addr.port()),
-    }));
-    let before = wait_screen(&mut gtk, None, &format!("{what}: before migrating"));
-    let phase = before.shows(NO_BOOTABLE_DEVICE);
+/// Moves the VM from `source` to `destination` (started with `-incoming
+/// tcp:127.0.0.1:PORT`) with the client following along `path`, checking
+/// that the migration completes, the destination runs, the source reports
+/// `SPICE_MIGRATE_COMPLETED` and the client's channels end up on the
+/// destination and none on the source.
+fn move_vm(
+    what: &str,
+    source: &mut Vm,
+    destination: &mut Vm,
+    gtk: &mut SpiceGtk,
+    migration_port: u16,
+    path: Path,
+) {
     let channels = source.spice_channels();
-    assert!(
-        channels >= 3,
-        "{what}: the client's channels on the source: {channels}"
-    );
-    assert_eq!(
-        destination.spice_channels(),
-        0,
-        "{what}: nothing on the destination yet"
-    );
-
     let proxy = (path == Path::SwitchHost).then(|| GateProxy::start(destination.qemu.addr));
     let client_port = proxy.as_ref().map_or(destination.qemu.addr.port(), |p| p.port);
     source
@@ -263,10 +263,55 @@ fn migrate(source_library: Library, destination_library: Library, path: Path) {
     );
 
     // The client's session moved: its channels are on the destination.
+    let channels = channels.max(3);
     wait_until(
         &format!("{what}: the client's channels on the destination"),
         T,
         || destination.spice_channels() >= channels && source.spice_channels() == 0,
+    );
+}
+
+fn migrate(source_library: Library, destination_library: Library, path: Path) {
+    let _serial = serial();
+    let what = format!(
+        "{} to {} ({path:?})",
+        source_library.name(),
+        destination_library.name()
+    );
+    let mut source = Vm::start(&source_library, "source", None);
+    let migration_port = free_loopback_port();
+    let mut destination = Vm::start(&destination_library, "destination", Some(migration_port));
+    assert_eq!(
+        destination.status(),
+        "inmigrate",
+        "{what}: the destination waits for the VM"
+    );
+
+    let mut gtk = SpiceGtk::start();
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": format!("spice://127.0.0.1:{}", source.qemu.addr.port()),
+    }));
+    let before = wait_screen(&mut gtk, None, &format!("{what}: before migrating"));
+    let phase = before.shows(NO_BOOTABLE_DEVICE);
+    let channels = source.spice_channels();
+    assert!(
+        channels >= 3,
+        "{what}: the client's channels on the source: {channels}"
+    );
+    assert_eq!(
+        destination.spice_channels(),
+        0,
+        "{what}: nothing on the destination yet"
+    );
+
+    move_vm(
+        &what,
+        &mut source,
+        &mut destination,
+        &mut gtk,
+        migration_port,
+        path,
     );
     let after = wait_screen(&mut gtk, phase, &format!("{what}: after migrating"));
     assert_eq!(
@@ -328,4 +373,119 @@ fn client_follows_a_vm_from_the_c_library_to_ours() {
 #[test]
 fn client_not_connected_in_time_is_switched_to_the_destination() {
     migrate(Library::rust(), Library::rust(), Path::SwitchHost);
+}
+
+/// The client's picture once it stopped changing for a second.
+fn settled(gtk: &mut SpiceGtk, what: &str) -> Picture {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last: Option<(Picture, Instant)> = None;
+    loop {
+        if let Some(p) = Picture::of(gtk) {
+            match &last {
+                Some((q, since)) if *q == p => {
+                    if since.elapsed() > Duration::from_secs(1) {
+                        return p;
+                    }
+                }
+                _ => last = Some((p, Instant::now())),
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the client's picture never settled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A real Linux guest (its console on the qxl DRM driver, so surfaces live
+/// in guest memory: the source draws everything into them at `vm_stop`,
+/// and the destination's QEMU creates the primary with `KEEP_DATA` and
+/// replays the device's command log) moves; the client shows the console
+/// it showed before, pixel-equal, and then what the guest prints on the
+/// destination.
+fn linux_guest_migrates(source_library: Library, destination_library: Library) {
+    let _serial = serial();
+    let what = &format!(
+        "{} to {}, Linux guest",
+        source_library.name(),
+        destination_library.name()
+    );
+    let mut source = Vm::start_as(&source_library, "source", None, true);
+    let ready = source.qemu.serial_wait("GUEST READY", Duration::from_secs(180));
+    assert!(
+        ready.is_some(),
+        "{what}: the guest did not boot; serial:\n{}",
+        source.qemu.serial_log()
+    );
+    let migration_port = free_loopback_port();
+    let mut destination = Vm::start_as(&destination_library, "destination", Some(migration_port), true);
+    let mut gtk = SpiceGtk::start();
+    gtk.send(json!({
+        "cmd": "connect",
+        "uri": format!("spice://127.0.0.1:{}", source.qemu.addr.port()),
+    }));
+    source.qemu.serial_send("scroll 60");
+    assert!(
+        source.qemu.serial_wait("GUEST DONE scroll", T).is_some(),
+        "{what}: scroll"
+    );
+    let before = settled(&mut gtk, what);
+    assert!(
+        before.pixels.chunks_exact(4).any(|px| px[..3] != [0, 0, 0]),
+        "{what}: the console shows text before migrating"
+    );
+
+    move_vm(
+        what,
+        &mut source,
+        &mut destination,
+        &mut gtk,
+        migration_port,
+        Path::SemiSeamless,
+    );
+
+    let deadline = Instant::now() + T;
+    let mut after = Picture::of(&mut gtk);
+    while after.as_ref().is_none_or(|p| p.diff(&before) != 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = Picture::of(&mut gtk);
+    }
+    if let (Some(a), Ok(dir)) = (&after, std::env::var("MIGRATION_PICTURES")) {
+        let _ = a.save_ppm(&std::path::Path::new(&dir).join("after.ppm"));
+        let _ = before.save_ppm(&std::path::Path::new(&dir).join("before.ppm"));
+    }
+    assert_eq!(
+        after.as_ref().map(|p| p.diff(&before)),
+        Some(0),
+        "{what}: the console after migrating is pixel-equal to the one before"
+    );
+    // The guest runs on the destination, and the client shows it.
+    destination.qemu.serial_send("scroll 7");
+    assert!(
+        destination.qemu.serial_wait("GUEST DONE scroll", T).is_some(),
+        "{what}: the guest answers on the destination; serial:\n{}",
+        destination.qemu.serial_log()
+    );
+    let moved = settled(&mut gtk, what);
+    assert_ne!(
+        moved, before,
+        "{what}: the client shows the destination's console scrolling"
+    );
+    gtk.quit();
+}
+
+#[test]
+fn a_linux_guest_on_qxl_migrates_between_our_libraries_and_the_client_shows_its_console() {
+    linux_guest_migrates(Library::rust(), Library::rust());
+}
+
+#[test]
+fn a_linux_guest_on_qxl_migrates_from_the_c_library_to_ours() {
+    linux_guest_migrates(Library::Debian, Library::rust());
+}
+
+#[test]
+fn a_linux_guest_on_qxl_migrates_from_our_library_to_the_c_library() {
+    linux_guest_migrates(Library::rust(), Library::Debian);
 }

@@ -14,7 +14,7 @@ use super::memory::HostMemory;
 const MAX_TOTAL_BYTES: u64 = 512 << 20;
 
 /// `QXL_SURF_FLAG_KEEP_DATA`: the surface memory already holds its picture.
-const KEEP_DATA: u32 = 1;
+pub(super) const KEEP_DATA: u32 = 1;
 
 /// An off-screen surface.
 pub(super) struct GuestSurface {

@@ -15,7 +15,7 @@ use spice_qxl::{
 use spice_server::{CursorImage, DisplayDevice, DisplayHandle};
 
 use super::memory::HostMemory;
-use super::surfaces::{Create, Lookup, Offscreen};
+use super::surfaces::{Create, Lookup, Offscreen, KEEP_DATA};
 use super::{Done, Instance, Request};
 use crate::ffi::{QXLCommandExt, QXLDevInitInfo, QXLReleaseInfo, QXLReleaseInfoExt};
 
@@ -772,9 +772,42 @@ impl Worker {
         tracing::debug!(
             width = primary.width,
             height = primary.height,
+            keep_data = primary.flags & KEEP_DATA != 0,
             "primary surface created"
         );
         self.primary = Some(primary);
+        if primary.flags & KEEP_DATA != 0 {
+            self.load_primary();
+        }
+    }
+
+    /// The primary's memory already holds its picture (QEMU creates it so
+    /// after loading a migrated VM, whose source drew everything into it
+    /// at `vm_stop`): it becomes the display's picture.
+    fn load_primary(&mut self) {
+        let Some(primary) = self.primary else { return };
+        if primary.format != 32 && primary.format != 96 {
+            tracing::debug!(format = primary.format, "primary format not read from memory");
+            return;
+        }
+        let base = match spice_qxl::translate_primary(&self.slots, &primary) {
+            Ok(base) => base,
+            Err(e) => {
+                tracing::warn!(error = %e, "primary memory not mapped; its picture is not kept");
+                return;
+            }
+        };
+        let stride = u64::from(primary.stride.unsigned_abs());
+        let height = primary.height;
+        self.display.draw_with(0, 0, primary.width, height, |row, dst| {
+            // A negative stride stores the picture bottom-up from the lowest address.
+            let line = if primary.stride < 0 {
+                u64::from(height - 1 - row)
+            } else {
+                u64::from(row)
+            };
+            HostMemory.read(base + line * stride, dst).is_ok()
+        });
     }
 }
 
