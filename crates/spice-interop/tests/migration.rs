@@ -107,6 +107,12 @@ fn semi_seamless_client_moves_to_the_destination_which_starts_its_session_on_mig
     let mut dst_inputs =
         RawClient::link(dest.local_addr(), ChannelType::Inputs, 0, id, "").expect("dest inputs");
     assert!(dst_main.recv(QUIET).is_none(), "no INIT before MIGRATE_END");
+    // A client of a source offering seamless migration asks for it here:
+    // declined, so it goes on semi-seamless (C's answer when it cannot).
+    dst_main.send(main::client_type::MIGRATE_DST_DO_SEAMLESS, &1u32.to_le_bytes());
+    dst_main
+        .recv_type(main::server_type::MIGRATE_DST_SEAMLESS_NACK, T)
+        .expect("DST_SEAMLESS_NACK");
     assert!(dst_inputs.recv(QUIET).is_none(), "the inputs channel waits too");
     // Another session id is still refused.
     assert!(RawClient::link(dest.local_addr(), ChannelType::Inputs, 0, id ^ 1, "").is_err());
