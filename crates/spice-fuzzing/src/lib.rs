@@ -47,4 +47,5 @@ pub const TARGETS: &[(&str, Oracle)] = &[
     ("record_sequence", oracles::record_sequence),
     ("spicevmc_sequence", oracles::spicevmc_sequence),
     ("websocket_framing", oracles::websocket_framing),
+    ("migrate_data", oracles::migrate_data),
 ];

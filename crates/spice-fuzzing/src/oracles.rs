@@ -293,6 +293,16 @@ fn check_accept_reply(out: &[u8], server_common: &Caps, channel_caps: &Caps) {
     assert_eq!(&channel, channel_caps);
 }
 
+/// Decodes seamless migration's channel state as a destination does (what
+/// a client passes on from the source): never a panic, and what decodes
+/// survives re-encoding.
+pub fn migrate_data(data: &[u8]) {
+    if let Ok(decoded) = spice_proto::migrate_data::MigrateData::decode(data) {
+        let again = spice_proto::migrate_data::MigrateData::decode(&decoded.encode());
+        assert_eq!(again.as_ref(), Ok(&decoded), "migrate data round trip");
+    }
+}
+
 /// Parses link-stage structures: `LinkMess` (must round-trip when it decodes),
 /// `LinkReply` (its caps and key must survive re-encoding) and `LinkHeader`.
 pub fn link_mess(data: &[u8]) {

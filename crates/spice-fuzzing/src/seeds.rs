@@ -69,6 +69,7 @@ pub fn for_target(target: &str) -> Vec<Seed> {
         "record_sequence" => record_sequence(),
         "spicevmc_sequence" => spicevmc_sequence(),
         "websocket_framing" => websocket_framing(),
+        "migrate_data" => migrate_data(),
         _ => Vec::new(),
     }
 }
@@ -359,6 +360,44 @@ fn link_acceptor() -> Vec<Seed> {
     bad_offset[LinkHeader::SIZE + 14..LinkHeader::SIZE + 18].copy_from_slice(&4u32.to_le_bytes());
     seeds.push(("caps-offset-in-fixed-part".into(), with_ctl(0, &bad_offset)));
     seeds
+}
+
+/// Each channel's seamless migration state, as our source sends it.
+fn migrate_data() -> Vec<Seed> {
+    use spice_proto::migrate_data::{CharDeviceData, DisplayData, MainData, MigrateData};
+    let device = CharDeviceData {
+        connected: true,
+        num_client_tokens: 10,
+        num_send_tokens: 5,
+        write_size: 0,
+    };
+    [
+        (
+            "main",
+            MigrateData::Main(MainData {
+                agent: device,
+                client_agent_started: true,
+            }),
+        ),
+        (
+            "display",
+            MigrateData::Display(DisplayData {
+                message_serial: 9,
+                low_bandwidth: false,
+                pixmap_cache_id: 1,
+                pixmap_cache_size: 1 << 20,
+                glz_dict_id: 1,
+                glz_window: 1 << 22,
+                glz_last_image_id: 99,
+                surfaces: vec![0, 1, 2],
+            }),
+        ),
+        ("inputs", MigrateData::Inputs { motion_count: 3 }),
+        ("spicevmc", MigrateData::SpiceVmc(device)),
+    ]
+    .into_iter()
+    .map(|(name, data)| (name.to_owned(), data.encode()))
+    .collect()
 }
 
 fn link_mess() -> Vec<Seed> {

@@ -65,13 +65,10 @@ struct Vm {
 }
 
 impl Vm {
-    fn start(library: &Library, role: &str, incoming: Option<u16>) -> Self {
-        Self::start_as(library, role, incoming, false)
-    }
-
     /// With `linux`, QEMU boots the harness's Linux guest (Debian's kernel,
-    /// its console on the qxl DRM driver, no blinking cursor) under TCG.
-    fn start_as(library: &Library, role: &str, incoming: Option<u16>, linux: bool) -> Self {
+    /// its console on the qxl DRM driver, no blinking cursor) under TCG;
+    /// SPICE allows seamless migration when `path` is [`Path::Seamless`].
+    fn start(library: &Library, role: &str, incoming: Option<u16>, linux: bool, path: Path) -> Self {
         let socket = std::env::temp_dir().join(format!("spice-qmp-{}-{role}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
         let qmp_arg = format!("unix:{},server=on,wait=off", socket.display());
@@ -80,16 +77,18 @@ impl Vm {
         if let Some(arg) = &incoming_arg {
             args.extend(["-incoming", arg]);
         }
+        let spice = if path == Path::Seamless {
+            "disable-ticketing=on,seamless-migration=on"
+        } else {
+            "disable-ticketing=on"
+        };
         let qemu = if linux {
             let guest = LinuxGuest::get();
             let append = format!("{} vt.global_cursor_default=0", guest.append());
             args.extend(["-m", "256", "-smp", "1"]);
-            Qemu::start_linux(library, guest, &append, "disable-ticketing=on", &args)
+            Qemu::start_linux(library, guest, &append, spice, &args)
         } else {
-            // As libvirt starts QEMU: seamless migration allowed. A C source
-            // then offers it (MIGRATE_BEGIN_SEAMLESS); our destination
-            // refuses (DST_SEAMLESS_NACK) and the client goes semi-seamless.
-            Qemu::start_with_spice(library, "disable-ticketing=on,seamless-migration=on", &args)
+            Qemu::start_with_spice(library, spice, &args)
         };
         qemu.assert_library();
         let qmp = Qmp::connect(&socket, T).unwrap_or_else(|e| panic!("{role} QMP: {e}"));
@@ -152,8 +151,15 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 /// Which way the client is to follow the VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
-    /// It links to the destination before the migration starts
-    /// (MIGRATE_BEGIN, MIGRATE_CONNECTED, then MIGRATE_END).
+    /// QEMU with `seamless-migration=on` (as libvirt starts it): the client
+    /// links to the destination ahead (MIGRATE_BEGIN_SEAMLESS,
+    /// DST_DO_SEAMLESS answered with ACK), and at the end each channel
+    /// moves with its state (MIGRATE, FLUSH_MARK, MIGRATE_DATA passed on
+    /// to the destination): the client keeps its surfaces and caches.
+    Seamless,
+    /// QEMU's default: it links to the destination ahead (MIGRATE_BEGIN,
+    /// MIGRATE_CONNECTED), then on MIGRATE_END resets its channels and the
+    /// destination starts the session (INIT, a new primary surface).
     SemiSeamless,
     /// Its links to the destination are held (by a proxy in between) until
     /// the VM has moved, so the source finds it unconnected at the end and
@@ -229,7 +235,7 @@ fn move_vm(
             json!({ "protocol": "spice", "hostname": "127.0.0.1", "port": client_port }),
         )
         .unwrap_or_else(|e| panic!("{what}: client_migrate_info: {e}"));
-    if path == Path::SemiSeamless {
+    if path != Path::SwitchHost {
         // QEMU does not wait for the client (a VM this small migrates in
         // about a second): start once the client has linked to the
         // destination, as it does in time with a VM of any size. Its
@@ -270,11 +276,19 @@ fn move_vm(
 
     // The client's session moved: its channels are on the destination.
     let channels = channels.max(3);
-    wait_until(
-        &format!("{what}: the client's channels on the destination"),
-        T,
-        || destination.spice_channels() >= channels && source.spice_channels() == 0,
-    );
+    let deadline = Instant::now() + T;
+    loop {
+        let (on_destination, on_source) = (destination.spice_channels(), source.spice_channels());
+        if on_destination >= channels && on_source == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the client's {channels} channels did not move within {T:?}: \
+             {on_destination} on the destination, {on_source} on the source"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn migrate(source_library: Library, destination_library: Library, path: Path) {
@@ -284,9 +298,15 @@ fn migrate(source_library: Library, destination_library: Library, path: Path) {
         source_library.name(),
         destination_library.name()
     );
-    let mut source = Vm::start(&source_library, "source", None);
+    let mut source = Vm::start(&source_library, "source", None, false, path);
     let migration_port = free_loopback_port();
-    let mut destination = Vm::start(&destination_library, "destination", Some(migration_port));
+    let mut destination = Vm::start(
+        &destination_library,
+        "destination",
+        Some(migration_port),
+        false,
+        path,
+    );
     assert_eq!(
         destination.status(),
         "inmigrate",
@@ -338,7 +358,7 @@ fn migrate(source_library: Library, destination_library: Library, path: Path) {
         .filter_map(|e| e["state"].as_u64())
         .collect();
     match path {
-        Path::SemiSeamless => {
+        Path::Seamless | Path::SemiSeamless => {
             assert_eq!(states, [MIGRATING, NONE], "{what}: the client's migration states");
             assert!(
                 !gtk.has_seen("session-disconnected"),
@@ -362,17 +382,27 @@ fn migrate(source_library: Library, destination_library: Library, path: Path) {
 }
 
 #[test]
-fn vm_migrates_between_two_qemus_on_our_library_and_the_client_follows() {
+fn vm_migrates_seamlessly_between_two_qemus_on_our_library() {
+    migrate(Library::rust(), Library::rust(), Path::Seamless);
+}
+
+#[test]
+fn vm_migrates_semi_seamlessly_between_two_qemus_on_our_library() {
     migrate(Library::rust(), Library::rust(), Path::SemiSeamless);
 }
 
 #[test]
-fn client_follows_a_vm_from_our_library_to_the_c_library() {
-    migrate(Library::rust(), Library::Debian, Path::SemiSeamless);
+fn client_follows_a_vm_seamlessly_from_our_library_to_the_c_library() {
+    migrate(Library::rust(), Library::Debian, Path::Seamless);
 }
 
 #[test]
-fn client_follows_a_vm_from_the_c_library_to_ours() {
+fn client_follows_a_vm_seamlessly_from_the_c_library_to_ours() {
+    migrate(Library::Debian, Library::rust(), Path::Seamless);
+}
+
+#[test]
+fn client_follows_a_vm_semi_seamlessly_from_the_c_library_to_ours() {
     migrate(Library::Debian, Library::rust(), Path::SemiSeamless);
 }
 
@@ -410,14 +440,14 @@ fn settled(gtk: &mut SpiceGtk, what: &str) -> Picture {
 /// replays the device's command log) moves; the client shows the console
 /// it showed before, pixel-equal, and then what the guest prints on the
 /// destination.
-fn linux_guest_migrates(source_library: Library, destination_library: Library) {
+fn linux_guest_migrates(source_library: Library, destination_library: Library, path: Path) {
     let _serial = serial();
     let what = &format!(
-        "{} to {}, Linux guest",
+        "{} to {}, Linux guest ({path:?})",
         source_library.name(),
         destination_library.name()
     );
-    let mut source = Vm::start_as(&source_library, "source", None, true);
+    let mut source = Vm::start(&source_library, "source", None, true, path);
     let ready = source.qemu.serial_wait("GUEST READY", Duration::from_secs(180));
     assert!(
         ready.is_some(),
@@ -425,7 +455,13 @@ fn linux_guest_migrates(source_library: Library, destination_library: Library) {
         source.qemu.serial_log()
     );
     let migration_port = free_loopback_port();
-    let mut destination = Vm::start_as(&destination_library, "destination", Some(migration_port), true);
+    let mut destination = Vm::start(
+        &destination_library,
+        "destination",
+        Some(migration_port),
+        true,
+        path,
+    );
     let mut gtk = SpiceGtk::start();
     gtk.send(json!({
         "cmd": "connect",
@@ -448,7 +484,7 @@ fn linux_guest_migrates(source_library: Library, destination_library: Library) {
         &mut destination,
         &mut gtk,
         migration_port,
-        Path::SemiSeamless,
+        path,
     );
 
     let deadline = Instant::now() + T;
@@ -483,15 +519,20 @@ fn linux_guest_migrates(source_library: Library, destination_library: Library) {
 
 #[test]
 fn a_linux_guest_on_qxl_migrates_between_our_libraries_and_the_client_shows_its_console() {
-    linux_guest_migrates(Library::rust(), Library::rust());
+    linux_guest_migrates(Library::rust(), Library::rust(), Path::SemiSeamless);
+}
+
+#[test]
+fn a_linux_guest_on_qxl_migrates_seamlessly_between_our_libraries() {
+    linux_guest_migrates(Library::rust(), Library::rust(), Path::Seamless);
 }
 
 #[test]
 fn a_linux_guest_on_qxl_migrates_from_the_c_library_to_ours() {
-    linux_guest_migrates(Library::Debian, Library::rust());
+    linux_guest_migrates(Library::Debian, Library::rust(), Path::SemiSeamless);
 }
 
 #[test]
 fn a_linux_guest_on_qxl_migrates_from_our_library_to_the_c_library() {
-    linux_guest_migrates(Library::rust(), Library::Debian);
+    linux_guest_migrates(Library::rust(), Library::Debian, Path::SemiSeamless);
 }

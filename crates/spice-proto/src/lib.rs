@@ -13,6 +13,7 @@ pub mod consts;
 pub mod error;
 pub mod framing;
 pub mod link;
+pub mod migrate_data;
 pub mod msg;
 pub mod ticket;
 pub mod wire;

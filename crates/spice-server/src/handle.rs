@@ -40,6 +40,7 @@ pub(crate) enum Command {
     DisconnectClients,
     SetMigrationHost(Option<Box<dyn crate::server::migration::MigrationHost>>),
     MigrateInfo(crate::channel::migration::MigrationTarget),
+    SetSeamlessMigration(bool),
     MigrateConnect(crate::channel::migration::MigrationTarget),
     MigrateEnd(bool),
     /// A display thread closed the channel with this link id.
@@ -80,6 +81,7 @@ impl std::fmt::Debug for Command {
             Self::DisconnectClients => "DisconnectClients",
             Self::SetMigrationHost(_) => "SetMigrationHost",
             Self::MigrateInfo(_) => "MigrateInfo",
+            Self::SetSeamlessMigration(_) => "SetSeamlessMigration",
             Self::MigrateConnect(_) => "MigrateConnect",
             Self::MigrateEnd(_) => "MigrateEnd",
             Self::DisplayChannelClosed(_) => "DisplayChannelClosed",
@@ -339,6 +341,15 @@ impl ServerHandle {
     /// Sets who hears about migrations (the C API's `SpiceMigrateInterface`).
     pub fn set_migration_host(&self, host: Option<Box<dyn crate::server::migration::MigrationHost>>) {
         self.push(Command::SetMigrationHost(host));
+    }
+
+    /// Allows seamless migration (`spice_server_set_seamless_migration`,
+    /// QEMU's `seamless-migration=on`): a client that can is told
+    /// `MIGRATE_BEGIN_SEAMLESS`, and at the end each of its channels moves
+    /// with its state, instead of reconnecting on `MIGRATE_END`. Off by
+    /// default, as in C; a destination takes it whatever this says.
+    pub fn set_seamless_migration(&self, enable: bool) {
+        self.push(Command::SetSeamlessMigration(enable));
     }
 
     /// Names the migration destination (`spice_server_migrate_info`);

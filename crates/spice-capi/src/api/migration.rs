@@ -1,6 +1,6 @@
-//! `spice-migration.h`: client migration, semi-seamless and switch-host,
-//! onto the server's migration state machine (`ServerHandle::migrate_*`).
-//! Seamless migration is not offered.
+//! `spice-migration.h`: client migration (seamless, semi-seamless and
+//! switch-host) onto the server's migration state machine
+//! (`ServerHandle::migrate_*`).
 
 use std::ffi::{c_char, c_int};
 
@@ -136,9 +136,9 @@ pub unsafe extern "C" fn spice_server_migrate_end(s: *mut CServer, completed: c_
 #[no_mangle]
 pub unsafe extern "C" fn spice_server_set_seamless_migration(s: *mut CServer, enable: c_int) {
     guard("spice_server_set_seamless_migration", (), || {
-        let _ = s;
-        if enable != 0 {
-            tracing::debug!("seamless migration requested; not supported (semi-seamless is used)");
+        // SAFETY: `s` comes from spice_server_new.
+        if let Some(server) = unsafe { server_ref(s) } {
+            server.handle.set_seamless_migration(enable != 0);
         }
     })
 }

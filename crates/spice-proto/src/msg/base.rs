@@ -139,10 +139,12 @@ pub enum BaseClientMessage {
         /// Timestamp of the ping.
         timestamp: u64,
     },
-    /// `SPICE_MSGC_MIGRATE_FLUSH_MARK` (migration is not supported; ignored).
+    /// `SPICE_MSGC_MIGRATE_FLUSH_MARK`: the client sent all it had for the
+    /// migration source.
     MigrateFlushMark,
-    /// `SPICE_MSGC_MIGRATE_DATA` (migration is not supported; ignored).
-    MigrateData,
+    /// `SPICE_MSGC_MIGRATE_DATA`: the channel's state from the migration
+    /// source, passed on by the client (see [`crate::migrate_data`]).
+    MigrateData(Vec<u8>),
     /// `SPICE_MSGC_DISCONNECTING`: the client is closing the channel.
     Disconnecting {
         /// Client time.
@@ -166,10 +168,7 @@ impl BaseClientMessage {
                 timestamp: r.u64("pong timestamp")?,
             },
             client_type::MIGRATE_FLUSH_MARK => Self::MigrateFlushMark,
-            client_type::MIGRATE_DATA => {
-                r.rest();
-                Self::MigrateData
-            }
+            client_type::MIGRATE_DATA => Self::MigrateData(r.rest().to_vec()),
             client_type::DISCONNECTING => Self::Disconnecting {
                 time_stamp: r.u64("disconnecting time stamp")?,
                 reason: r.u32("disconnecting reason")?,

@@ -58,7 +58,7 @@ impl CursorChannel {
             CursorClientMessage::Base(base) => match self.base.handle_base(base, now) {
                 BaseOutcome::Disconnect => Some(CursorEvent::Disconnect),
                 BaseOutcome::WindowOpened => Some(CursorEvent::Produce),
-                BaseOutcome::Continue => None,
+                BaseOutcome::Continue | BaseOutcome::Migrated => None,
             },
             CursorClientMessage::Unknown(t) => {
                 tracing::debug!(msg_type = t, "ignoring unknown cursor message");

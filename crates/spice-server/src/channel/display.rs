@@ -14,10 +14,11 @@
 use std::time::{Duration, Instant};
 
 use spice_proto::consts::display_cap;
+use spice_proto::migrate_data::{DisplayData, MigrateData};
 use spice_proto::msg::display::{
-    image_flags, CopyBits, DisplayClientMessage, DrawCopy, Head, Image, ImageData, InvalPixmaps, Mark,
-    MonitorsConfig, StreamCreate, StreamData, StreamDestroy, SurfaceCreate, SurfaceDestroy,
-    STREAM_FLAGS_TOP_DOWN, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB, VIDEO_CODEC_MJPEG,
+    image_flags, CopyBits, DisplayClientMessage, DrawCopy, Head, Image, ImageData, InvalAllPixmaps,
+    InvalPixmaps, Mark, MonitorsConfig, StreamCreate, StreamData, StreamDestroy, SurfaceCreate,
+    SurfaceDestroy, STREAM_FLAGS_TOP_DOWN, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB, VIDEO_CODEC_MJPEG,
 };
 use spice_proto::{Caps, DecodeError, Frame};
 
@@ -97,6 +98,10 @@ pub(crate) struct DisplayChannel {
     next_stream_id: u32,
     /// The stream setting in force for this produce round.
     streaming: StreamingVideo,
+    /// The client came by seamless migration: its channel state arrives
+    /// as MIGRATE_DATA instead of DISPLAY_INIT, and it still has the
+    /// surface the source showed it (no SURFACE_CREATE for it).
+    migrated_in: bool,
 }
 
 /// A live MJPEG stream: an area of the surface sent as lossy frames.
@@ -168,7 +173,54 @@ impl DisplayChannel {
             stream: None,
             next_stream_id: 1,
             streaming: StreamingVideo::Off,
+            migrated_in: false,
         }
+    }
+
+    /// A channel of a client that moved here by seamless migration (see
+    /// `migrated_in`).
+    pub(crate) fn migrated_in(mut self) -> Self {
+        self.migrated_in = true;
+        self.base.expect_migrate_data();
+        self
+    }
+
+    /// Seamless migration, source side: MIGRATE, then the state the
+    /// destination needs (`DCMD`: the client's caches and surfaces), then
+    /// nothing more on this channel.
+    pub(crate) fn migrate_out(&mut self) {
+        let (glz_window, glz_last_image_id) = self.encoders.glz_state();
+        let data = DisplayData {
+            message_serial: 0,
+            low_bandwidth: false,
+            pixmap_cache_id: 1,
+            pixmap_cache_size: self.cache.capacity(),
+            glz_dict_id: 1,
+            glz_window,
+            glz_last_image_id,
+            surfaces: if self.sent_generation.is_some() {
+                vec![0]
+            } else {
+                Vec::new()
+            },
+        };
+        self.end_stream();
+        self.base.migrate_out(Some(MigrateData::Display(data)));
+    }
+
+    /// The destination's side of [`Self::migrate_out`]: the client's
+    /// pixmap cache (its contents unknown here) is emptied and mirrored
+    /// anew at the source's size; GLZ is not used with it (its window holds
+    /// the source's images, numbered by the source), and the picture goes
+    /// whole once, over the surface the client kept.
+    fn restore(&mut self, data: DisplayData) {
+        if self.session_stores {
+            *self.cache = PixmapCache::new(data.pixmap_cache_size.max(0));
+            self.base.send(&InvalAllPixmaps);
+        }
+        self.decoders.glz_window = 0;
+        self.encoders.set_glz_window(0);
+        self.initialized = true;
     }
 
     /// Stops receiving damage.
@@ -194,6 +246,16 @@ impl DisplayChannel {
                 BaseOutcome::Disconnect => Some(DisplayEvent::Disconnect),
                 BaseOutcome::WindowOpened => Some(DisplayEvent::Produce),
                 BaseOutcome::Continue => None,
+                BaseOutcome::Migrated => match self.base.take_migrate_data() {
+                    Some(MigrateData::Display(data)) if self.migrated_in && !self.initialized => {
+                        self.restore(data);
+                        Some(DisplayEvent::Produce)
+                    }
+                    other => {
+                        tracing::debug!(?other, "unexpected migration data on a display channel; ignored");
+                        None
+                    }
+                },
             },
             DisplayClientMessage::Init {
                 pixmap_cache_size,
@@ -238,7 +300,10 @@ impl DisplayChannel {
 
     /// Whether the client can take more output now.
     fn has_room(&self) -> bool {
-        self.initialized && !self.base.waiting_for_ack() && self.base.out.len() < MAX_QUEUED_BYTES
+        self.initialized
+            && !self.base.is_migrated_out()
+            && !self.base.waiting_for_ack()
+            && self.base.out.len() < MAX_QUEUED_BYTES
     }
 
     /// Sends whatever the client is missing, as far as flow control and the
@@ -496,13 +561,18 @@ impl DisplayChannel {
         if self.sent_generation.is_some() {
             self.base.send(&SurfaceDestroy { surface_id: 0 });
         }
-        self.base.send(&SurfaceCreate {
-            surface_id: 0,
-            width: surface.width,
-            height: surface.height,
-            format: SURFACE_FMT_32_XRGB,
-            flags: SURFACE_FLAGS_PRIMARY,
-        });
+        if self.migrated_in && self.sent_generation.is_none() {
+            // The client kept the surface the migration source showed it.
+            tracing::debug!("migrated client keeps its surface; redrawing it");
+        } else {
+            self.base.send(&SurfaceCreate {
+                surface_id: 0,
+                width: surface.width,
+                height: surface.height,
+                format: SURFACE_FMT_32_XRGB,
+                flags: SURFACE_FLAGS_PRIMARY,
+            });
+        }
         // One image for the whole picture, as the C server sends it: tools such as
         // spicy-screenshot capture on the first redraw after the surface appears.
         let whole = Rect::new(0, 0, surface.width, surface.height);

@@ -7,8 +7,8 @@ use spice_proto::consts::main_cap;
 use spice_proto::msg::base::BaseClientMessage;
 use spice_proto::msg::main::{
     AgentConnected, AgentConnectedTokens, AgentData, AgentDisconnected, AgentToken, ChannelsList, Init,
-    MainClientMessage, MigrateBegin, MigrateCancel, MigrateDstSeamlessNack, MigrateEnd, MigrateSwitchHost,
-    MouseMode, Name, Uuid,
+    MainClientMessage, MigrateBegin, MigrateBeginSeamless, MigrateCancel, MigrateDstSeamlessAck,
+    MigrateDstSeamlessNack, MigrateEnd, MigrateSwitchHost, MouseMode, Name, Uuid, MIGRATION_PROTOCOL_VERSION,
 };
 use spice_proto::{Caps, DecodeError, Frame};
 
@@ -61,8 +61,12 @@ pub(crate) enum MainEvent {
     /// The client asks for a mouse mode.
     MouseModeRequest(u16),
     /// The client reports on its connection to the migration destination
-    /// (`MIGRATE_CONNECTED`, `_CONNECTED_SEAMLESS`: true; `_CONNECT_ERROR`: false).
-    MigrateConnected(bool),
+    /// (`MIGRATE_CONNECTED`, `_CONNECTED_SEAMLESS`: ok; `_CONNECT_ERROR`:
+    /// not), and whether the destination took seamless migration.
+    MigrateConnected { ok: bool, seamless: bool },
+    /// On the destination: the client asks for seamless migration from a
+    /// source of this migration protocol version (`DST_DO_SEAMLESS`).
+    DstDoSeamless(u32),
     /// The client moved its channels here from a migration source
     /// (`SPICE_MSGC_MAIN_MIGRATE_END`, on the destination).
     MigrateEnd,
@@ -92,6 +96,8 @@ pub(crate) struct MainChannel {
     agent_tokens_cap: bool,
     /// The client has `SPICE_MAIN_CAP_SEMI_SEAMLESS_MIGRATE`.
     semi_seamless_cap: bool,
+    /// The client has `SPICE_MAIN_CAP_SEAMLESS_MIGRATE`.
+    seamless_cap: bool,
     /// The client has `SPICE_MAIN_CAP_NAME_AND_UUID`.
     name_uuid_cap: bool,
     net_test: NetTest,
@@ -113,6 +119,7 @@ impl MainChannel {
             attached: false,
             agent_tokens_cap: client_caps.has(main_cap::AGENT_CONNECTED_TOKENS),
             semi_seamless_cap: client_caps.has(main_cap::SEMI_SEAMLESS_MIGRATE),
+            seamless_cap: client_caps.has(main_cap::SEAMLESS_MIGRATE),
             name_uuid_cap: client_caps.has(main_cap::NAME_AND_UUID),
             net_test: NetTest::Invalid,
         };
@@ -226,7 +233,7 @@ impl MainChannel {
                 }
                 match self.base.handle_base(base, now) {
                     BaseOutcome::Disconnect => Some(MainEvent::Disconnect),
-                    BaseOutcome::Continue | BaseOutcome::WindowOpened => None,
+                    BaseOutcome::Continue | BaseOutcome::WindowOpened | BaseOutcome::Migrated => None,
                 }
             }
             MainClientMessage::AttachChannels => {
@@ -243,19 +250,18 @@ impl MainChannel {
             MainClientMessage::AgentToken { tokens } => Some(MainEvent::AgentToken(tokens)),
             MainClientMessage::MigrateConnected { seamless } => {
                 tracing::debug!(seamless, "client connected to the migration destination");
-                Some(MainEvent::MigrateConnected(true))
+                Some(MainEvent::MigrateConnected { ok: true, seamless })
             }
             MainClientMessage::MigrateConnectError => {
                 tracing::debug!("client could not connect to the migration destination");
-                Some(MainEvent::MigrateConnected(false))
+                Some(MainEvent::MigrateConnected {
+                    ok: false,
+                    seamless: false,
+                })
             }
             MainClientMessage::MigrateEnd => Some(MainEvent::MigrateEnd),
             MainClientMessage::MigrateDstDoSeamless { src_version } => {
-                // Seamless migration is not offered: refuse, as C does for
-                // a version it does not take.
-                tracing::debug!(src_version, "refusing seamless migration");
-                self.base.send(&MigrateDstSeamlessNack);
-                None
+                Some(MainEvent::DstDoSeamless(src_version))
             }
             MainClientMessage::Unknown(t) => {
                 tracing::debug!(msg_type = t, "ignoring unknown main message");
@@ -294,15 +300,33 @@ impl MainChannel {
         self.semi_seamless_cap
     }
 
+    /// Whether the client takes `MIGRATE_BEGIN_SEAMLESS`.
+    pub(crate) fn seamless_migrate(&self) -> bool {
+        self.seamless_cap
+    }
+
+    /// Answers `DST_DO_SEAMLESS`.
+    pub(crate) fn send_dst_seamless(&mut self, ack: bool) {
+        if ack {
+            self.base.send(&MigrateDstSeamlessAck);
+        } else {
+            self.base.send(&MigrateDstSeamlessNack);
+        }
+    }
+
     /// Queues what [`crate::channel::migration::SourceMigration`] says
     /// this client is told.
     pub(crate) fn send_migrate(&mut self, action: &MigrAction, target: &MigrationTarget) {
         match action {
             MigrAction::Begin(_) => self.base.send(&MigrateBegin(target.dst_info())),
+            MigrAction::BeginSeamless(_) => self.base.send(&MigrateBeginSeamless {
+                dst: target.dst_info(),
+                src_mig_version: MIGRATION_PROTOCOL_VERSION,
+            }),
             MigrAction::End(_) => self.base.send(&MigrateEnd),
             MigrAction::Cancel(_) => self.base.send(&MigrateCancel),
             MigrAction::SwitchHost(_) => self.base.send(&MigrateSwitchHost(target.dst_info())),
-            MigrAction::ConnectComplete | MigrAction::EndComplete => {}
+            MigrAction::MigrateChannels(_) | MigrAction::ConnectComplete | MigrAction::EndComplete => {}
         }
     }
 

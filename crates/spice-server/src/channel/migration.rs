@@ -59,6 +59,9 @@ pub(crate) struct MigrClient {
     pub(crate) id: u64,
     /// It has `SPICE_MAIN_CAP_SEMI_SEAMLESS_MIGRATE`.
     pub(crate) semi_seamless: bool,
+    /// It has `SPICE_MAIN_CAP_SEAMLESS_MIGRATE` and the host allows
+    /// seamless migration (`spice_server_set_seamless_migration`).
+    pub(crate) seamless: bool,
 }
 
 /// What the driver is to do.
@@ -66,6 +69,11 @@ pub(crate) struct MigrClient {
 pub(crate) enum MigrAction {
     /// Send `MIGRATE_BEGIN` to this client.
     Begin(u64),
+    /// Send `MIGRATE_BEGIN_SEAMLESS` to this client.
+    BeginSeamless(u64),
+    /// Seamless migration: move every channel of this client (`MIGRATE`
+    /// and its state on each), in place of `MIGRATE_END`.
+    MigrateChannels(u64),
     /// Send `MIGRATE_END` to this client (it reached the destination).
     End(u64),
     /// Send `MIGRATE_CANCEL` to this client.
@@ -103,6 +111,8 @@ pub(crate) struct SourceMigration {
     phase: Phase,
     /// Clients that reported a connection to the destination.
     connected: BTreeSet<u64>,
+    /// Those of them whose destination took seamless migration.
+    seamless: BTreeSet<u64>,
 }
 
 impl Default for SourceMigration {
@@ -117,6 +127,7 @@ impl SourceMigration {
             target: None,
             phase: Phase::Idle,
             connected: BTreeSet::new(),
+            seamless: BTreeSet::new(),
         }
     }
 
@@ -142,8 +153,23 @@ impl SourceMigration {
     ) -> Vec<MigrAction> {
         self.target = Some(target);
         self.connected.clear();
-        let waiting: BTreeSet<u64> = clients.iter().filter(|c| c.semi_seamless).map(|c| c.id).collect();
-        let mut actions: Vec<MigrAction> = waiting.iter().map(|&id| MigrAction::Begin(id)).collect();
+        self.seamless.clear();
+        let waiting: BTreeSet<u64> = clients
+            .iter()
+            .filter(|c| c.semi_seamless || c.seamless)
+            .map(|c| c.id)
+            .collect();
+        let mut actions: Vec<MigrAction> = clients
+            .iter()
+            .filter(|c| waiting.contains(&c.id))
+            .map(|c| {
+                if c.seamless {
+                    MigrAction::BeginSeamless(c.id)
+                } else {
+                    MigrAction::Begin(c.id)
+                }
+            })
+            .collect();
         if waiting.is_empty() {
             self.phase = Phase::Connected;
             actions.push(MigrAction::ConnectComplete);
@@ -156,10 +182,11 @@ impl SourceMigration {
         actions
     }
 
-    /// A client's `MIGRATE_CONNECTED` (`ok`) or `MIGRATE_CONNECT_ERROR`.
-    /// Returns whether the client is to be told `MIGRATE_CANCEL` (a late
-    /// success, as in C) and what else to do.
-    pub(crate) fn client_connected(&mut self, id: u64, ok: bool) -> Vec<MigrAction> {
+    /// A client's `MIGRATE_CONNECTED` (`ok`), `MIGRATE_CONNECTED_SEAMLESS`
+    /// (`ok` and `seamless`: the destination took seamless migration) or
+    /// `MIGRATE_CONNECT_ERROR`. Returns whether the client is to be told
+    /// `MIGRATE_CANCEL` (a late success, as in C) and what else to do.
+    pub(crate) fn client_connected(&mut self, id: u64, ok: bool, seamless: bool) -> Vec<MigrAction> {
         let Phase::Connecting { waiting, .. } = &mut self.phase else {
             // Not waited for: C cancels a late connection.
             return if ok {
@@ -177,6 +204,9 @@ impl SourceMigration {
         }
         if ok {
             self.connected.insert(id);
+            if seamless {
+                self.seamless.insert(id);
+            }
         }
         if waiting.is_empty() {
             self.phase = Phase::Connected;
@@ -189,6 +219,7 @@ impl SourceMigration {
     /// A client left.
     pub(crate) fn client_gone(&mut self, id: u64) -> Vec<MigrAction> {
         self.connected.remove(&id);
+        self.seamless.remove(&id);
         match &mut self.phase {
             Phase::Connecting { waiting, .. } => {
                 if waiting.remove(&id) && waiting.is_empty() {
@@ -219,8 +250,11 @@ impl SourceMigration {
         }
         let mut waiting = BTreeSet::new();
         for c in clients {
-            if c.semi_seamless && self.connected.contains(&c.id) {
-                if completed {
+            if self.connected.contains(&c.id) {
+                if completed && self.seamless.contains(&c.id) {
+                    actions.push(MigrAction::MigrateChannels(c.id));
+                    waiting.insert(c.id);
+                } else if completed {
                     actions.push(MigrAction::End(c.id));
                     waiting.insert(c.id);
                 } else {
@@ -276,6 +310,7 @@ impl SourceMigration {
     fn finish(&mut self) {
         self.phase = Phase::Idle;
         self.connected.clear();
+        self.seamless.clear();
         self.target = None;
     }
 }
@@ -294,7 +329,30 @@ mod tests {
     }
 
     fn client(id: u64, semi_seamless: bool) -> MigrClient {
-        MigrClient { id, semi_seamless }
+        MigrClient {
+            id,
+            semi_seamless,
+            seamless: false,
+        }
+    }
+
+    #[test]
+    fn seamless_client_moves_its_channels_instead_of_migrate_end() {
+        let t0 = Instant::now();
+        let mut m = SourceMigration::new();
+        let clients = [MigrClient {
+            id: 1,
+            semi_seamless: true,
+            seamless: true,
+        }];
+        assert_eq!(m.connect(target(), &clients, t0), [MigrAction::BeginSeamless(1)]);
+        assert_eq!(m.client_connected(1, true, true), [MigrAction::ConnectComplete]);
+        assert_eq!(m.end(true, &clients, t0), [MigrAction::MigrateChannels(1)]);
+        assert_eq!(m.client_gone(1), [MigrAction::EndComplete]);
+        // Its destination declined seamless: semi-seamless, MIGRATE_END.
+        m.connect(target(), &clients, t0);
+        m.client_connected(1, true, false);
+        assert_eq!(m.end(true, &clients, t0), [MigrAction::End(1)]);
     }
 
     #[test]
@@ -304,7 +362,7 @@ mod tests {
         let clients = [client(1, true)];
         assert_eq!(m.connect(target(), &clients, t0), [MigrAction::Begin(1)]);
         assert_eq!(m.deadline(), Some(t0 + CONNECT_TIMEOUT));
-        assert_eq!(m.client_connected(1, true), [MigrAction::ConnectComplete]);
+        assert_eq!(m.client_connected(1, true, false), [MigrAction::ConnectComplete]);
         assert_eq!(m.deadline(), None);
         assert_eq!(m.end(true, &clients, t0), [MigrAction::End(1)]);
         assert_eq!(m.deadline(), Some(t0 + END_TIMEOUT));
@@ -335,7 +393,7 @@ mod tests {
         // first. As in C, the client is switched, and its late answer
         // cancelled.
         assert_eq!(m.end(true, &clients, t0), [MigrAction::SwitchHost(1)]);
-        assert_eq!(m.client_connected(1, true), [MigrAction::Cancel(1)]);
+        assert_eq!(m.client_connected(1, true, false), [MigrAction::Cancel(1)]);
         assert_eq!(m.client_gone(1), [MigrAction::EndComplete]);
     }
 
@@ -345,7 +403,7 @@ mod tests {
         let mut m = SourceMigration::new();
         let clients = [client(1, true)];
         m.connect(target(), &clients, t0);
-        assert_eq!(m.client_connected(1, false), [MigrAction::ConnectComplete]);
+        assert_eq!(m.client_connected(1, false, false), [MigrAction::ConnectComplete]);
         assert_eq!(m.end(true, &clients, t0), [MigrAction::SwitchHost(1)]);
         assert_eq!(m.client_gone(1), [MigrAction::EndComplete]);
     }
@@ -356,7 +414,7 @@ mod tests {
         let mut m = SourceMigration::new();
         let clients = [client(1, true), client(2, false)];
         m.connect(target(), &clients, t0);
-        m.client_connected(1, true);
+        m.client_connected(1, true, false);
         assert_eq!(
             m.end(false, &clients, t0),
             [MigrAction::Cancel(1), MigrAction::EndComplete]
@@ -376,7 +434,7 @@ mod tests {
         assert_eq!(m.timeout(t0 + END_TIMEOUT), [MigrAction::EndComplete]);
 
         m.connect(target(), &clients, t0);
-        m.client_connected(1, true);
+        m.client_connected(1, true, false);
         m.end(true, &clients, t0);
         assert!(m.timeout(t0 + END_TIMEOUT / 2).is_empty());
         assert_eq!(m.timeout(t0 + END_TIMEOUT), [MigrAction::EndComplete]);
@@ -387,14 +445,14 @@ mod tests {
     fn late_or_unasked_connection_is_cancelled() {
         let t0 = Instant::now();
         let mut m = SourceMigration::new();
-        assert_eq!(m.client_connected(7, true), [MigrAction::Cancel(7)]);
-        assert!(m.client_connected(7, false).is_empty());
+        assert_eq!(m.client_connected(7, true, false), [MigrAction::Cancel(7)]);
+        assert!(m.client_connected(7, false, false).is_empty());
         let clients = [client(1, true), client(2, true)];
         m.connect(target(), &clients, t0);
-        assert!(m.client_connected(1, true).is_empty());
+        assert!(m.client_connected(1, true, false).is_empty());
         // A client leaving while waited for counts as answered.
         assert_eq!(m.client_gone(2), [MigrAction::ConnectComplete]);
-        assert_eq!(m.client_connected(2, true), [MigrAction::Cancel(2)]);
+        assert_eq!(m.client_connected(2, true, false), [MigrAction::Cancel(2)]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub(crate) mod spicevmc;
 
 use std::time::Instant;
 
+use spice_proto::migrate_data::{Migrate, MigrateData, MigrateDataMsg, NEED_DATA_TRANSFER, NEED_FLUSH};
 use spice_proto::msg::base::{BaseClientMessage, Ping, SetAck};
 use spice_proto::msg::ServerMessage;
 use spice_proto::HeaderKind;
@@ -82,6 +83,9 @@ pub(crate) enum BaseOutcome {
     WindowOpened,
     /// The client is leaving.
     Disconnect,
+    /// The channel's state from a migration source arrived (seamless
+    /// migration): [`ChannelBase::take_migrate_data`] has it.
+    Migrated,
 }
 
 /// What every channel shares.
@@ -94,6 +98,14 @@ pub(crate) struct ChannelBase {
     epoch: Instant,
     next_ping_id: u32,
     pub(crate) last_rtt: Option<std::time::Duration>,
+    /// Seamless migration moved the channel away: nothing more is sent.
+    migrated_out: bool,
+    /// The channel waits for its state from a migration source.
+    expect_migrate_data: bool,
+    /// State from a migration source, until the channel takes it.
+    migrate_data: Option<MigrateData>,
+    /// State for the migration destination, sent on the client's flush mark.
+    migrate_out_data: Option<MigrateData>,
 }
 
 impl ChannelBase {
@@ -106,11 +118,20 @@ impl ChannelBase {
             epoch,
             next_ping_id: 1,
             last_rtt: None,
+            migrated_out: false,
+            expect_migrate_data: false,
+            migrate_data: None,
+            migrate_out_data: None,
         }
     }
 
     /// Queues one message.
     pub(crate) fn send<M: ServerMessage>(&mut self, msg: &M) {
+        if self.migrated_out {
+            // The client reads one message after MIGRATE: its data.
+            tracing::trace!(msg_type = M::TYPE, "channel migrated; not sent");
+            return;
+        }
         self.serial += 1;
         let buf = self.out.buffer();
         let header_at = buf.len();
@@ -159,6 +180,44 @@ impl ChannelBase {
         ping.id
     }
 
+    /// Seamless migration, source side: tells the client the channel moves
+    /// (`MIGRATE`) and hands it `data` to pass on to the destination; the
+    /// channel sends nothing more.
+    pub(crate) fn migrate_out(&mut self, data: Option<MigrateData>) {
+        // As C: a channel with state first has the client flush what it
+        // sent here (MIGRATE_FLUSH_MARK), then gets MIGRATE_DATA.
+        let flags = if data.is_some() {
+            NEED_FLUSH | NEED_DATA_TRANSFER
+        } else {
+            0
+        };
+        self.send(&Migrate { flags });
+        self.migrate_out_data = data;
+        self.migrated_out = true;
+    }
+
+    /// Whether [`Self::migrate_out`] happened.
+    pub(crate) fn is_migrated_out(&self) -> bool {
+        self.migrated_out
+    }
+
+    /// Whether the channel moved and its state went out (or it had none).
+    pub(crate) fn migration_data_sent(&self) -> bool {
+        self.migrated_out && self.migrate_out_data.is_none()
+    }
+
+    /// The channel came by seamless migration and takes its state from
+    /// the client's MIGRATE_DATA (which closes it when malformed); other
+    /// channels ignore MIGRATE_DATA.
+    pub(crate) fn expect_migrate_data(&mut self) {
+        self.expect_migrate_data = true;
+    }
+
+    /// The migration data the client passed on, once.
+    pub(crate) fn take_migrate_data(&mut self) -> Option<MigrateData> {
+        self.migrate_data.take()
+    }
+
     pub(crate) fn handle_base(&mut self, msg: BaseClientMessage, now: Instant) -> BaseOutcome {
         match msg {
             BaseClientMessage::AckSync { generation } => {
@@ -196,10 +255,30 @@ impl ChannelBase {
                 tracing::debug!(reason, "client is disconnecting");
                 BaseOutcome::Disconnect
             }
-            BaseClientMessage::MigrateFlushMark | BaseClientMessage::MigrateData => {
-                tracing::debug!("ignoring migration message");
+            BaseClientMessage::MigrateFlushMark => {
+                if let Some(data) = self.migrate_out_data.take() {
+                    self.migrated_out = false;
+                    self.send(&MigrateDataMsg(data.encode()));
+                    self.migrated_out = true;
+                }
                 BaseOutcome::Continue
             }
+            BaseClientMessage::MigrateData(_) if !self.expect_migrate_data => {
+                tracing::debug!("ignoring migration data this channel does not use");
+                BaseOutcome::Continue
+            }
+            BaseClientMessage::MigrateData(body) => match MigrateData::decode(&body) {
+                Ok(data) => {
+                    tracing::debug!(?data, "migration data");
+                    self.expect_migrate_data = false;
+                    self.migrate_data = Some(data);
+                    BaseOutcome::Migrated
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "malformed migration data; closing channel");
+                    BaseOutcome::Disconnect
+                }
+            },
         }
     }
 }

@@ -125,7 +125,7 @@ impl PlaybackChannel {
             match PlaybackClientMessage::decode(frame.msg_type, &frame.body)? {
                 PlaybackClientMessage::Base(base) => match self.base.handle_base(base, now) {
                     BaseOutcome::Disconnect => Some(PlaybackEvent::Disconnect),
-                    BaseOutcome::Continue | BaseOutcome::WindowOpened => None,
+                    BaseOutcome::Continue | BaseOutcome::WindowOpened | BaseOutcome::Migrated => None,
                 },
                 PlaybackClientMessage::Unknown(t) => {
                     tracing::debug!(msg_type = t, "ignoring unknown playback message");

@@ -78,7 +78,7 @@ impl RecordChannel {
         Ok(match RecordClientMessage::decode(frame.msg_type, &frame.body)? {
             RecordClientMessage::Base(base) => match self.base.handle_base(base, now) {
                 BaseOutcome::Disconnect => Some(RecordEvent::Disconnect),
-                BaseOutcome::Continue | BaseOutcome::WindowOpened => None,
+                BaseOutcome::Continue | BaseOutcome::WindowOpened | BaseOutcome::Migrated => None,
             },
             RecordClientMessage::Data { time, data } => {
                 if self.mode == audio::MODE_RAW {

@@ -67,6 +67,11 @@ impl PixmapCache {
         }
     }
 
+    /// The client cache's size in pixels, as DISPLAY_INIT gave it.
+    pub(crate) fn capacity(&self) -> i64 {
+        i64::try_from(self.capacity).unwrap_or(i64::MAX)
+    }
+
     /// Whether an image of `pixels` pixels is worth looking up and caching.
     pub(crate) fn admits(&self, pixels: u64) -> bool {
         pixels >= MIN_CACHED_PIXELS && pixels <= self.capacity / 4

@@ -378,6 +378,14 @@ impl Encoders {
         self.glz = None;
     }
 
+    /// The GLZ window in force (pixels; 0 = none), and the id of the last
+    /// GLZ image sent (0 before the first): what a migration destination
+    /// needs to go on numbering after it.
+    pub(crate) fn glz_state(&self) -> (u32, u64) {
+        let last = self.glz.as_ref().map_or(0, |g| g.next_id().saturating_sub(1));
+        (self.glz_window, last)
+    }
+
     /// Encodes packed xRGB `pixels` (`width * 4` bytes per row) as `encoding`,
     /// falling back to raw when that fails or does not shrink the image
     /// (JPEG included, as in the C server), and from GLZ to LZ for images

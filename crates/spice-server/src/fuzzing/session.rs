@@ -632,7 +632,12 @@ impl Session {
             Err(_) | Ok(Some(MainEvent::Disconnect)) => false,
             Ok(None) => true,
             // No migration is under way: these change nothing.
-            Ok(Some(MainEvent::MigrateConnected(_) | MainEvent::MigrateEnd)) => true,
+            Ok(Some(MainEvent::MigrateConnected { .. } | MainEvent::MigrateEnd)) => true,
+            // Not migrating in: the server declines seamless migration.
+            Ok(Some(MainEvent::DstDoSeamless(_))) => {
+                client.main.send_dst_seamless(false);
+                true
+            }
             Ok(Some(MainEvent::AttachChannels)) => {
                 assert!(client.main.attached);
                 client.asked_channels = true;

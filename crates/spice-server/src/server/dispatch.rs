@@ -80,8 +80,12 @@ impl ServerState {
                         self.agent_pump(Some(main));
                         true
                     }
-                    Ok(Some(MainEvent::MigrateConnected(ok))) => {
-                        self.migrate_client_connected(id, ok, main);
+                    Ok(Some(MainEvent::MigrateConnected { ok, seamless })) => {
+                        self.migrate_client_connected(id, ok, seamless, main);
+                        true
+                    }
+                    Ok(Some(MainEvent::DstDoSeamless(src_version))) => {
+                        self.seamless_arrival(id, src_version, main);
                         true
                     }
                     Ok(Some(MainEvent::MigrateEnd)) => {
@@ -89,7 +93,16 @@ impl ServerState {
                         true
                     }
                     Ok(Some(MainEvent::Disconnect)) => false,
-                    Ok(None) => true,
+                    // Seamless migration, source side: main's state went
+                    // out after every other channel moved (see
+                    // `close_moved_main`).
+                    Ok(None) => {
+                        !(main.base.migration_data_sent()
+                            && self
+                                .session
+                                .as_ref()
+                                .is_some_and(|s| s.moved_out && s.channels.is_empty()))
+                    }
                     Err(e) => self.malformed(name, &e),
                 },
                 Channel::Inputs(inputs) => match inputs.handle(&frame, now) {

@@ -723,6 +723,7 @@ impl ServerState {
                 let kind = if kind == ChannelType::Display {
                     HandoverKind::Display {
                         caps: mess.channel_caps.clone(),
+                        migrated_in: self.session.as_ref().is_some_and(|s| s.seamless),
                     }
                 } else {
                     HandoverKind::Cursor
@@ -834,6 +835,8 @@ impl ServerState {
             main,
             channels: Vec::new(),
             migrating_in: requested != 0,
+            seamless: false,
+            moved_out: false,
         });
         self.client_agent_messages = Default::default();
         id
@@ -910,10 +913,11 @@ fn fresh_session_id() -> u32 {
 /// Channel capabilities the server advertises in its link reply.
 pub(super) fn channel_caps(channel_type: u8) -> Caps {
     match ChannelType::from_u8(channel_type) {
-        // Semi-seamless migration: spice-gtk acts on MIGRATE_END only from a
-        // server that has it. Seamless (migration data) is not offered.
+        // Migration: spice-gtk acts on MIGRATE_END only from a server with
+        // SEMI_SEAMLESS, and asks a destination without SEAMLESS for none.
         Some(ChannelType::Main) => Caps::with(&[
             main_cap::SEMI_SEAMLESS_MIGRATE,
+            main_cap::SEAMLESS_MIGRATE,
             main_cap::NAME_AND_UUID,
             main_cap::AGENT_CONNECTED_TOKENS,
         ]),

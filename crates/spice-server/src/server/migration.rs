@@ -3,10 +3,14 @@
 //! [`SourceMigration`] and its actions become main channel messages and
 //! calls of the host's [`MigrationHost`].
 
+use spice_proto::migrate_data::{CharDeviceData, MainData, MigrateData};
+use spice_proto::msg::main::MIGRATION_PROTOCOL_VERSION;
+
 use super::conn::{Channel, Phase};
 use super::ServerState;
 use crate::channel::main::MainChannel;
 use crate::channel::migration::{MigrAction, MigrClient, MigrationTarget};
+use crate::worker::ToWorker;
 
 /// What the host hears about a migration (the C API's
 /// `SpiceMigrateInterface`). Called on the main context.
@@ -31,6 +35,7 @@ impl ServerState {
             }) => vec![MigrClient {
                 id: main,
                 semi_seamless: m.semi_seamless_migrate(),
+                seamless: self.seamless_migration && m.seamless_migrate(),
             }],
             _ => Vec::new(),
         }
@@ -59,8 +64,14 @@ impl ServerState {
 
     /// A main channel's `MIGRATE_CONNECTED` or `_CONNECT_ERROR`; `main` is
     /// that channel (its connection is out of the table while it is served).
-    pub(super) fn migrate_client_connected(&mut self, id: u64, ok: bool, main: &mut MainChannel) {
-        let actions = self.migration.client_connected(id, ok);
+    pub(super) fn migrate_client_connected(
+        &mut self,
+        id: u64,
+        ok: bool,
+        seamless: bool,
+        main: &mut MainChannel,
+    ) {
+        let actions = self.migration.client_connected(id, ok, seamless);
         self.migr_apply(actions, Some((id, main)));
     }
 
@@ -99,6 +110,79 @@ impl ServerState {
         );
         for id in waiting {
             self.unpark(id, now);
+        }
+    }
+
+    /// Destination side: the client of a source that offered seamless
+    /// migration asks for it (`DST_DO_SEAMLESS`) on main channel
+    /// `main_id`. Taken from a source of our protocol version or older, as
+    /// C does: its channels start at once and wait for their state
+    /// (MIGRATE_DATA) instead of the session starting on MIGRATE_END.
+    pub(super) fn seamless_arrival(&mut self, main_id: u64, src_version: u32, main: &mut MainChannel) {
+        let session = self
+            .session
+            .as_mut()
+            .filter(|s| s.main == main_id && s.migrating_in);
+        let Some(session) = session.filter(|_| src_version <= MIGRATION_PROTOCOL_VERSION) else {
+            tracing::debug!(src_version, "refusing seamless migration");
+            main.send_dst_seamless(false);
+            return;
+        };
+        session.migrating_in = false;
+        session.seamless = true;
+        let (session_id, waiting) = (session.id, session.channels.clone());
+        main.send_dst_seamless(true);
+        tracing::info!(
+            session = session_id,
+            channels = waiting.len(),
+            "client migrating in seamlessly"
+        );
+        let now = self.now();
+        for id in waiting {
+            self.unpark(id, now);
+        }
+    }
+
+    /// Source side of seamless migration: every channel of the session
+    /// tells the client it moves (`MIGRATE`) and hands it its state for
+    /// the destination; display and cursor channels do so on their
+    /// display's thread.
+    fn migrate_channels_out(&mut self, current: &mut Option<(u64, &mut MainChannel)>) {
+        let Some(session) = &mut self.session else { return };
+        session.moved_out = true;
+        let (main_id, channels) = (session.main, session.channels.clone());
+        let main_data = MigrateData::Main(MainData {
+            agent: CharDeviceData {
+                connected: self.agent.is_some(),
+                ..Default::default()
+            },
+            client_agent_started: false,
+        });
+        match current {
+            Some((cur, main)) if *cur == main_id => main.base.migrate_out(Some(main_data)),
+            _ => self.with_main(|m| m.base.migrate_out(Some(main_data))),
+        }
+        for id in channels {
+            if let Some(info) = self.remote.get(&id) {
+                if let Some(worker) = self.display_worker(info.channel_id) {
+                    worker.send(ToWorker::MigrateOut(id));
+                }
+                continue;
+            }
+            self.with_conn(id, |s, conn| {
+                if let Phase::Linked { channel, .. } = &mut conn.phase {
+                    let data = match channel {
+                        Channel::Inputs(_) => Some(MigrateData::Inputs { motion_count: 0 }),
+                        Channel::Vmc(..) => Some(MigrateData::SpiceVmc(CharDeviceData {
+                            connected: true,
+                            ..Default::default()
+                        })),
+                        _ => None,
+                    };
+                    channel.base().migrate_out(data);
+                }
+                s.pump(conn)
+            });
         }
     }
 
@@ -143,7 +227,12 @@ impl ServerState {
                         host.end_complete();
                     }
                 }
+                MigrAction::MigrateChannels(id) => {
+                    tracing::debug!(id, "migration: channels move with their state");
+                    self.migrate_channels_out(&mut current);
+                }
                 MigrAction::Begin(id)
+                | MigrAction::BeginSeamless(id)
                 | MigrAction::End(id)
                 | MigrAction::Cancel(id)
                 | MigrAction::SwitchHost(id) => {

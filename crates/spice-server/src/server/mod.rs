@@ -53,6 +53,11 @@ struct Session {
     /// The client is migrating in from another server: its main channel
     /// has not said MIGRATE_END yet, and its other channels wait.
     migrating_in: bool,
+    /// It migrated in seamlessly: its channels run at once and take their
+    /// state from the source (MIGRATE_DATA); it never gets INIT.
+    seamless: bool,
+    /// Source side of seamless migration: its channels moved away.
+    moved_out: bool,
 }
 
 /// The current password and when it stops working.
@@ -139,6 +144,8 @@ pub(crate) struct ServerState {
     migration: crate::channel::migration::SourceMigration,
     /// The host's migration callbacks.
     migration_host: Option<Box<dyn migration::MigrationHost>>,
+    /// The host allows seamless migration (source side).
+    seamless_migration: bool,
     /// Fires when clients took too long to connect to or leave for the destination.
     migration_timer: Option<crate::core::TimerId>,
 }
@@ -304,6 +311,7 @@ impl Server {
                 key_waiters: Default::default(),
                 migration: Default::default(),
                 migration_host: None,
+                seamless_migration: false,
                 migration_timer: None,
             })
         });
@@ -686,6 +694,29 @@ impl ServerState {
         if let Some(session) = &mut self.session {
             session.channels.retain(|&c| c != id);
         }
+        self.close_moved_main();
+    }
+
+    /// Seamless migration, source side: once the client took every channel
+    /// to the destination and main's state went out, main is closed here
+    /// (spice-gtk may keep its old main socket open until the server does).
+    fn close_moved_main(&mut self) {
+        let Some(session) = &self.session else { return };
+        if !session.moved_out || !session.channels.is_empty() {
+            return;
+        }
+        let main = session.main;
+        let sent = match self.conns.get(&main).map(|c| &c.phase) {
+            Some(Phase::Linked {
+                channel: conn::Channel::Main(m),
+                ..
+            }) => m.base.migration_data_sent(),
+            _ => false,
+        };
+        if sent {
+            tracing::debug!("the client moved every channel; closing its main channel");
+            self.close_channel(main);
+        }
     }
 
     /// Moves a linked display or cursor channel to its display's thread.
@@ -1024,6 +1055,7 @@ impl ServerState {
             }
             Command::SetMigrationHost(host) => self.migration_host = host,
             Command::MigrateInfo(target) => self.migrate_info(target),
+            Command::SetSeamlessMigration(enable) => self.seamless_migration = enable,
             Command::MigrateConnect(target) => self.migrate_connect(target),
             Command::MigrateEnd(completed) => self.migrate_end(completed),
             Command::DisconnectClients => {
@@ -1323,6 +1355,7 @@ impl ServerState {
                     }
                 } else if let Some(session) = &mut self.session {
                     session.channels.retain(|&c| c != id);
+                    self.close_moved_main();
                 }
             }
         }

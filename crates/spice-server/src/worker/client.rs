@@ -54,13 +54,14 @@ impl Client {
             ..
         } = handover;
         let channel = match kind {
-            HandoverKind::Display { caps } => Channel::Display(DisplayChannel::start(
-                base,
-                info.link_id,
-                info.channel_id,
-                &caps,
-                display,
-            )),
+            HandoverKind::Display { caps, migrated_in } => {
+                let channel = DisplayChannel::start(base, info.link_id, info.channel_id, &caps, display);
+                Channel::Display(if migrated_in {
+                    channel.migrated_in()
+                } else {
+                    channel
+                })
+            }
             HandoverKind::Cursor => Channel::Cursor(CursorChannel::start(base, display)),
         };
         Self {
@@ -193,6 +194,15 @@ impl Client {
 
     /// Ends the channel: the display stops keeping damage for it, and the
     /// main context hears it is gone (unless it closed it itself).
+    /// Seamless migration: the channel moves to the destination.
+    pub(super) fn migrate_out(&mut self) {
+        match &mut self.channel {
+            Channel::Display(d) => d.migrate_out(),
+            Channel::Cursor(c) => c.base.migrate_out(None),
+        }
+        self.unsent = true;
+    }
+
     pub(super) fn close(self, display: &DisplayShared, report: bool) {
         if let Channel::Display(d) = &self.channel {
             d.detach(display);

@@ -132,6 +132,11 @@ impl EventLoop {
                 tracing::debug!(conn = id, channel = ?client.info.channel_type, "display thread took a channel");
                 self.clients.insert(id, client);
             }
+            ToWorker::MigrateOut(id) => {
+                if let Some(client) = self.clients.get_mut(&id) {
+                    client.migrate_out();
+                }
+            }
             ToWorker::Close(id) => {
                 if let Some(client) = self.clients.remove(&id) {
                     self.forget(&client);

@@ -53,6 +53,9 @@ pub(crate) enum HandoverKind {
     /// A display channel, with the client's display capabilities.
     Display {
         caps: Caps,
+        /// The client came by seamless migration (see
+        /// `DisplayChannel::migrated_in`).
+        migrated_in: bool,
     },
     Cursor,
 }
@@ -80,6 +83,9 @@ pub(crate) enum ToWorker {
     /// Close the channel with this link id (the main context already
     /// considers it gone).
     Close(u64),
+    /// Seamless migration: the channel with this link id moves to the
+    /// destination (MIGRATE and its data, then nothing more).
+    MigrateOut(u64),
 }
 
 /// What a display thread shares with the rest of the server.
