@@ -142,6 +142,17 @@ struct Launch<'a> {
     unix: Option<&'a Path>,
 }
 
+/// QEMU arguments for an HDA sound card on QEMU's SPICE audio backend
+/// (which sets the playback rate to 48 kHz, so Opus is offered).
+pub const SOUND_CARD: &[&str] = &[
+    "-audiodev",
+    "spice,id=snd0",
+    "-device",
+    "intel-hda",
+    "-device",
+    "hda-output,audiodev=snd0",
+];
+
 /// A loopback port free at the time of asking.
 pub fn free_loopback_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))

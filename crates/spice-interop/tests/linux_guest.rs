@@ -234,17 +234,6 @@ fn a_client_resize_request_reaches_the_guests_qxl_driver() {
     }
 }
 
-/// QEMU's HDA sound card on its SPICE audio backend (the backend sets the
-/// playback rate to 48 kHz, so Opus is offered).
-const SOUND_CARD: &[&str] = &[
-    "-audiodev",
-    "spice,id=snd0",
-    "-device",
-    "intel-hda",
-    "-device",
-    "hda-output,audiodev=snd0",
-];
-
 /// What spice-gtk decoded of the guest's tone: its frequency, level and
 /// how many distinct sample values the left channel took.
 #[derive(Debug)]
@@ -279,7 +268,7 @@ fn a_guests_sound_reaches_spice_gtk_as_opus_with_both_libraries() {
         ),
     ];
     for (library, spice, opus) in runs {
-        let mut vm = Vm::boot_full(&library, spice, SOUND_CARD, true);
+        let mut vm = Vm::boot_full(&library, spice, spice_interop::qemu::SOUND_CARD, true);
         let open = |v: &serde_json::Value| {
             v["event"] == "channel-event" && v["type"] == "PlaybackChannel" && v["code"] == "opened"
         };
@@ -389,7 +378,12 @@ fn a_guests_sound_reaches_spice_gtk_as_opus_with_both_libraries() {
 fn a_guests_sound_plays_in_spice_html5_with_both_libraries() {
     let _serial = serial();
     for library in [Library::rust(), Library::Debian] {
-        let mut vm = Vm::boot_full(&library, "disable-ticketing=on", SOUND_CARD, false);
+        let mut vm = Vm::boot_full(
+            &library,
+            "disable-ticketing=on",
+            spice_interop::qemu::SOUND_CARD,
+            false,
+        );
         let mut html5 = spice_interop::html5::Html5::start();
         // One client at a time: the page replaces spice-gtk.
         html5.open(vm.qemu.addr.port(), "");

@@ -615,16 +615,7 @@ fn usb_tablet_gives_client_mouse_mode_when_it_is_qemus_pointer() {
 #[test]
 fn audio_device_gives_a_playback_channel() {
     let _serial = serial();
-    let args = [
-        "-vga",
-        "std",
-        "-audiodev",
-        "spice,id=snd0",
-        "-device",
-        "intel-hda",
-        "-device",
-        "hda-output,audiodev=snd0",
-    ];
+    let args = [&["-vga", "std"], spice_interop::qemu::SOUND_CARD].concat();
     let mut sides = Vec::new();
     for library in [Library::rust(), Library::Debian] {
         let qemu = Qemu::start(&library, &args);

@@ -695,12 +695,10 @@ impl Worker {
     /// Renders the picture (or `area` of it) into the primary surface's memory,
     /// which the host may read back (QEMU's qxl device does, for its own display).
     fn flush_primary(&mut self, area: Option<crate::ffi::QXLRect>) {
-        let Some(primary) = self.primary else { return };
-        // SPICE_SURFACE_FMT_32_xRGB and 32_ARGB share the server's pixel layout.
-        if primary.format != 32 && primary.format != 96 {
-            tracing::debug!(format = primary.format, "primary format not rendered into memory");
+        let Some(memory) = self.primary_memory("rendered into") else {
             return;
-        }
+        };
+        let primary = memory.surface;
         let rect = match area {
             Some(a) => {
                 let (top, left, bottom, right) = (a.top, a.left, a.bottom, a.right);
@@ -721,27 +719,34 @@ impl Worker {
         if rect.is_empty() {
             return;
         }
-        let base = match spice_qxl::translate_primary(&self.slots, &primary) {
-            Ok(base) => base,
-            Err(e) => {
-                tracing::warn!(error = %e, "primary memory no longer mapped; not rendered");
-                return;
-            }
-        };
-        let stride = u64::from(primary.stride.unsigned_abs());
         let row_bytes = rect.width as usize * 4;
         for (i, row) in pixels.chunks_exact(row_bytes).enumerate() {
-            let y = u64::from(rect.y) + i as u64;
-            // A negative stride stores the picture bottom-up from the lowest address.
-            let line = if primary.stride < 0 {
-                u64::from(primary.height) - 1 - y
-            } else {
-                y
-            };
-            let addr = base + line * stride + u64::from(rect.x) * 4;
+            let addr = memory.row(rect.y + i as u32) + u64::from(rect.x) * 4;
             if let Err(e) = HostMemory.write(addr, row) {
                 tracing::warn!(error = %e, "writing the primary surface");
                 return;
+            }
+        }
+    }
+
+    /// Where the 32-bit primary's rows lie in guest memory; `None` (logged,
+    /// with `what` the picture was to be) for other formats or memory no
+    /// longer mapped.
+    fn primary_memory(&self, what: &str) -> Option<PrimaryMemory> {
+        let primary = self.primary?;
+        // SPICE_SURFACE_FMT_32_xRGB and 32_ARGB share the server's pixel layout.
+        if primary.format != 32 && primary.format != 96 {
+            tracing::debug!(format = primary.format, "primary format not {what} memory");
+            return None;
+        }
+        match spice_qxl::translate_primary(&self.slots, &primary) {
+            Ok(base) => Some(PrimaryMemory {
+                surface: primary,
+                base,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "primary memory not mapped; picture not {what} it");
+                None
             }
         }
     }
@@ -785,29 +790,31 @@ impl Worker {
     /// after loading a migrated VM, whose source drew everything into it
     /// at `vm_stop`): it becomes the display's picture.
     fn load_primary(&mut self) {
-        let Some(primary) = self.primary else { return };
-        if primary.format != 32 && primary.format != 96 {
-            tracing::debug!(format = primary.format, "primary format not read from memory");
+        let Some(memory) = self.primary_memory("read from") else {
             return;
-        }
-        let base = match spice_qxl::translate_primary(&self.slots, &primary) {
-            Ok(base) => base,
-            Err(e) => {
-                tracing::warn!(error = %e, "primary memory not mapped; its picture is not kept");
-                return;
-            }
         };
-        let stride = u64::from(primary.stride.unsigned_abs());
-        let height = primary.height;
-        self.display.draw_with(0, 0, primary.width, height, |row, dst| {
-            // A negative stride stores the picture bottom-up from the lowest address.
-            let line = if primary.stride < 0 {
-                u64::from(height - 1 - row)
-            } else {
-                u64::from(row)
-            };
-            HostMemory.read(base + line * stride, dst).is_ok()
+        let (width, height) = (memory.surface.width, memory.surface.height);
+        self.display.draw_with(0, 0, width, height, |row, dst| {
+            HostMemory.read(memory.row(row), dst).is_ok()
         });
+    }
+}
+
+/// The primary surface's picture in guest memory.
+#[derive(Clone, Copy)]
+struct PrimaryMemory {
+    surface: PrimarySurface,
+    /// Host address of its lowest byte.
+    base: u64,
+}
+
+impl PrimaryMemory {
+    /// Host address of row `y` of the picture: a negative stride stores it
+    /// bottom-up from the lowest address.
+    fn row(&self, y: u32) -> u64 {
+        let s = &self.surface;
+        let line = if s.stride < 0 { s.height - 1 - y } else { y };
+        self.base + u64::from(line) * u64::from(s.stride.unsigned_abs())
     }
 }
 
