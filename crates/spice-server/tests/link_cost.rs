@@ -143,8 +143,16 @@ fn per_attempt(addr: SocketAddr, n: u32, channel_type: u8, expect: &Outcome) -> 
     (main, keys)
 }
 
+/// One test at a time: threads are found by name, and two servers would
+/// each have a `spice-main` and a `spice-keys`.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn link_stage_cpu_per_attempt_on_the_main_thread() {
+    let _one = one_at_a_time();
     let s = server();
     let addr = s.local_addr();
     // Warm up (first connections, the key pool filling).
@@ -188,6 +196,7 @@ fn link_stage_cpu_per_attempt_on_the_main_thread() {
 
 #[test]
 fn a_link_flood_leaves_the_main_thread_mostly_idle() {
+    let _one = one_at_a_time();
     let s = server();
     let addr = s.local_addr();
     assert_eq!(link(addr, ChannelType::Main as u8, ""), Outcome::Linked);

@@ -210,6 +210,15 @@ impl GlzEncoder {
         self
     }
 
+    /// Numbers images from `id` on: a dictionary that follows another one's
+    /// (a migration destination goes on after the source's last image, so
+    /// the client's window, which holds the source's images, sees ids grow
+    /// as it expects). Nothing before is ever referred to.
+    pub fn starting_at(mut self, id: u64) -> Self {
+        self.next_id = id;
+        self
+    }
+
     /// The window in pixels: the largest image this encoder takes.
     pub fn window_pixels(&self) -> usize {
         self.window

@@ -821,3 +821,18 @@ fn decodes_dumped_streams() {
     }
     println!("{images} images decoded");
 }
+
+#[test]
+fn a_dictionary_can_number_its_images_after_another_ones() {
+    // A migration destination goes on after the source's last image: its
+    // first image carries the next id and refers to nothing before it.
+    let mut enc = GlzEncoder::new(1 << 20).starting_at(42);
+    let mut out = Vec::new();
+    let stats = enc
+        .encode_rgb32(&test_images::solid(64, 32).as_ref(), &mut out)
+        .expect("encodes");
+    assert_eq!(stats.id, 42);
+    assert_eq!(stats.win_head_dist, 0);
+    assert_eq!(GlzHeader::parse(&out).expect("parses").id, 42);
+    assert_eq!(enc.next_id(), 43);
+}

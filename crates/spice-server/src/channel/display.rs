@@ -210,16 +210,22 @@ impl DisplayChannel {
 
     /// The destination's side of [`Self::migrate_out`]: the client's
     /// pixmap cache (its contents unknown here) is emptied and mirrored
-    /// anew at the source's size; GLZ is not used with it (its window holds
-    /// the source's images, numbered by the source), and the picture goes
-    /// whole once, over the surface the client kept.
+    /// anew at the source's size; GLZ goes on in the client's window with
+    /// a dictionary of our own numbered after the source's last image
+    /// (never reusing an id the client may hold: spice-gtk's window cannot
+    /// take two images of one id; a gap when the source sent none is
+    /// harmless); the picture goes whole once, over the surface the client
+    /// kept.
     fn restore(&mut self, data: DisplayData) {
-        if self.session_stores {
+        let window = if self.session_stores {
             *self.cache = PixmapCache::new(data.pixmap_cache_size.max(0));
             self.base.send(&InvalAllPixmaps);
-        }
-        self.decoders.glz_window = 0;
-        self.encoders.set_glz_window(0);
+            data.glz_window
+        } else {
+            0
+        };
+        self.decoders.glz_window = window;
+        self.encoders.continue_glz(window, data.glz_last_image_id);
         self.initialized = true;
     }
 

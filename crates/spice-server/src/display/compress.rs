@@ -355,6 +355,8 @@ pub(crate) struct Encoders {
     /// first use with the window the client offered.
     glz: Option<GlzEncoder>,
     glz_window: u32,
+    /// The id of the dictionary's first image.
+    glz_first_id: u64,
     zlib: Option<ZlibGlzEncoder>,
     out: Vec<u8>,
     /// The deflated GLZ stream, while `out` holds the GLZ stream.
@@ -376,13 +378,23 @@ impl Encoders {
     pub(crate) fn set_glz_window(&mut self, window: u32) {
         self.glz_window = window;
         self.glz = None;
+        self.glz_first_id = 0;
+    }
+
+    /// As [`Self::set_glz_window`] for a client that came by seamless
+    /// migration: its window holds the source's images up to
+    /// `last_image_id`, so this dictionary numbers its own after them.
+    pub(crate) fn continue_glz(&mut self, window: u32, last_image_id: u64) {
+        self.set_glz_window(window);
+        self.glz_first_id = last_image_id.saturating_add(1);
     }
 
     /// The GLZ window in force (pixels; 0 = none), and the id of the last
     /// GLZ image sent (0 before the first): what a migration destination
     /// needs to go on numbering after it.
     pub(crate) fn glz_state(&self) -> (u32, u64) {
-        let last = self.glz.as_ref().map_or(0, |g| g.next_id().saturating_sub(1));
+        let next = self.glz.as_ref().map_or(self.glz_first_id, GlzEncoder::next_id);
+        let last = next.saturating_sub(1);
         (self.glz_window, last)
     }
 
@@ -411,8 +423,10 @@ impl Encoders {
         self.out.clear();
         let mut encoding = encoding;
         if matches!(encoding, Encoding::Glz | Encoding::ZlibGlz) {
-            let window = self.glz_window;
-            let glz = self.glz.get_or_insert_with(|| GlzEncoder::new(window));
+            let (window, first) = (self.glz_window, self.glz_first_id);
+            let glz = self
+                .glz
+                .get_or_insert_with(|| GlzEncoder::new(window).starting_at(first));
             if glz.fits(width, height) {
                 match glz.encode_rgb32(&image, &mut self.out) {
                     // Sent whatever its size (see the module documentation).
