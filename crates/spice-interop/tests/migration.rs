@@ -16,17 +16,28 @@ use spice_interop::raw::RawClient;
 use spice_proto::consts::main_cap;
 use spice_proto::msg::{inputs, main};
 use spice_proto::ChannelType;
-use spice_server::{DisplayHandle, MigrationHost, MigrationTarget, RunningServer, ServerBuilder};
+use spice_server::{
+    DisplayHandle, ImageCompression, MigrationHost, MigrationTarget, RunningServer, ServerBuilder,
+};
 
 const T: Duration = Duration::from_secs(10);
 /// How long "nothing arrives" is watched for.
 const QUIET: Duration = Duration::from_millis(400);
 
 fn server() -> RunningServer {
+    server_with(ImageCompression::AutoGlz)
+}
+
+fn server_with(compression: ImageCompression) -> RunningServer {
     spice_interop::init_logging();
     let display = DisplayHandle::new();
     Canvas::new(64, 48, 1).publish(&display);
-    ServerBuilder::new().port(0).display(display).spawn().unwrap()
+    ServerBuilder::new()
+        .port(0)
+        .display(display)
+        .image_compression(compression)
+        .spawn()
+        .unwrap()
 }
 
 /// Counts the migration host's callbacks.
@@ -188,7 +199,11 @@ fn seamless_client_moves_every_channel_with_its_state() {
     use spice_proto::msg::{base, display};
     use spice_proto::wire::Writer;
 
-    let (source, dest) = (server(), server());
+    // GLZ always, so both sides' dictionaries are in use.
+    let (source, dest) = (
+        server_with(ImageCompression::Glz),
+        server_with(ImageCompression::Glz),
+    );
     let calls = Calls::default();
     source.handle().set_migration_host(Some(Box::new(calls.clone())));
     source.handle().set_seamless_migration(true);
@@ -229,6 +244,7 @@ fn seamless_client_moves_every_channel_with_its_state() {
     wait_for("connect_complete", || calls.connect.load(Ordering::SeqCst) == 1);
 
     source.handle().migrate_end(true);
+    let mut source_glz_last = None;
     for (src, dst, name) in [
         (&mut src_main, &mut dst_main, "main"),
         (&mut src_inputs, &mut dst_inputs, "inputs"),
@@ -242,10 +258,13 @@ fn seamless_client_moves_every_channel_with_its_state() {
         );
         src.send(base::client_type::MIGRATE_FLUSH_MARK, &[]);
         let (_, data) = until(src, base::server_type::MIGRATE_DATA);
-        assert!(
-            spice_proto::migrate_data::MigrateData::decode(&data.body).is_ok(),
-            "{name}: its state decodes"
-        );
+        match spice_proto::migrate_data::MigrateData::decode(&data.body) {
+            Ok(spice_proto::migrate_data::MigrateData::Display(d)) => {
+                source_glz_last = Some(d.glz_last_image_id)
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{name}: its state does not decode: {e}"),
+        }
         assert!(src.recv(QUIET).is_none(), "{name}: nothing after MIGRATE_DATA");
         dst.send(base::client_type::MIGRATE_DATA, &data.body);
     }
@@ -253,7 +272,25 @@ fn seamless_client_moves_every_channel_with_its_state() {
     assert!(dst_main
         .recv(QUIET)
         .is_none_or(|f| f.msg_type != main::server_type::INIT));
-    let (before, _) = until(&mut dst_display, display::server_type::DRAW_COPY);
+    let (before, draw) = until(&mut dst_display, display::server_type::DRAW_COPY);
+    // The picture goes as GLZ in the client's window, numbered after the
+    // source's last image: DRAW_COPY's source image descriptor (after
+    // surface id, box and an empty clip), then the GLZ stream's header.
+    let at = u32::from_le_bytes(draw.body[21..25].try_into().unwrap()) as usize;
+    assert_eq!(
+        draw.body[at + 8],
+        display::image_type::GLZ_RGB,
+        "the redraw is GLZ"
+    );
+    let stream = &draw.body[at + 18 + 4..];
+    let glz_id = spice_codec::glz::GlzHeader::parse(stream)
+        .expect("a GLZ header")
+        .id;
+    assert_eq!(
+        Some(glz_id),
+        source_glz_last.map(|last| last + 1),
+        "the destination's GLZ images follow the source's"
+    );
     assert!(
         before.contains(&display::server_type::INVAL_ALL_PIXMAPS),
         "the destination empties the client's pixmap cache first: {before:?}"
