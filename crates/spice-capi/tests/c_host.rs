@@ -912,7 +912,10 @@ fn html5(lib: Lib) {
     let _serial = serial();
     let mut host = Host::start(lib, &[]);
     let mut browser = Html5::start();
-    browser.open(host.addr().port(), "");
+    match lib {
+        Lib::Ours => browser.open(host.addr().port(), ""),
+        Lib::Debian => browser.open_on_c_library(host.addr().port(), ""),
+    }
     let (w, h, expected) = host.picture();
     let diff = browser.wait_canvas(w, h, &expected, T);
     assert_eq!(

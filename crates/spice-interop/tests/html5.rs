@@ -211,7 +211,10 @@ fn qemu_session(library: &Library) {
 
     // spice-html5 replaces it (one client at a time) and must show the same.
     let mut html5 = Html5::start();
-    html5.open(qemu.addr.port(), "");
+    match library {
+        Library::Debian => html5.open_on_c_library(qemu.addr.port(), ""),
+        _ => html5.open(qemu.addr.port(), ""),
+    }
     let deadline = Instant::now() + T;
     let mut last = None;
     let same = loop {

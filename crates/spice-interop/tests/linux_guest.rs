@@ -386,7 +386,10 @@ fn a_guests_sound_plays_in_spice_html5_with_both_libraries() {
         );
         let mut html5 = spice_interop::html5::Html5::start();
         // One client at a time: the page replaces spice-gtk.
-        html5.open(vm.qemu.addr.port(), "");
+        match library {
+            Library::Debian => html5.open_on_c_library(vm.qemu.addr.port(), ""),
+            _ => html5.open(vm.qemu.addr.port(), ""),
+        }
         let deadline = Instant::now() + T;
         while html5.canvas(spice_interop::html5::PRIMARY).is_none() {
             assert!(

@@ -264,12 +264,12 @@ fn spice_links_main_and_display_over_websocket() {
 }
 
 #[test]
-fn a_left_padded_ticket_is_accepted() {
+fn short_tickets_are_accepted_padded_either_way() {
     let (server, _display) = server();
-    let mut ws = WsClient::connect(server.local_addr());
-    // A ciphertext below 2^1016 is 127 bytes long; browser clients send it
-    // left-padded with a zero to the key's 128 bytes.
-    let padded = |key: &[u8]| {
+    // A ciphertext below 2^1016 is 127 bytes long. spice-html5 writes those
+    // bytes first and pads the end with a zero; a careful client pads the
+    // start. Both must link.
+    let short = |key: &[u8]| {
         for _ in 0..20_000 {
             let t = TicketKey::encrypt_for_client(key, &mut getrandom::SysRng, "pw").unwrap();
             if t[0] == 0 {
@@ -278,12 +278,24 @@ fn a_left_padded_ticket_is_accepted() {
         }
         panic!("no ticket with a leading zero byte");
     };
-    assert_eq!(
-        ws.link(ChannelType::Main, 0, 1, padded),
-        0,
-        "padded ticket accepted"
-    );
-    ws.recv_type(main::server_type::INIT);
+    let left_padded = |key: &[u8]| short(key);
+    let right_padded = |key: &[u8]| {
+        let mut t = short(key);
+        t.rotate_left(1);
+        t
+    };
+    for (form, ticket) in [
+        ("left-padded", &left_padded as &dyn Fn(&[u8]) -> Vec<u8>),
+        ("right-padded, as spice-html5 sends it", &right_padded),
+    ] {
+        let mut ws = WsClient::connect(server.local_addr());
+        assert_eq!(
+            ws.link(ChannelType::Main, 0, 1, ticket),
+            0,
+            "{form} ticket accepted"
+        );
+        ws.recv_type(main::server_type::INIT);
+    }
 }
 
 #[test]

@@ -23,6 +23,11 @@ pub enum TicketError {
     Decrypt,
 }
 
+/// How many bytes a right-padded ticket may be shifted: a ciphertext two
+/// bytes short happens once in 65,536 tickets, three bytes short once in
+/// 16 million; each try costs one private-key operation.
+const MAX_TICKET_SHIFT: usize = 2;
+
 /// An RSA-1024 key pair used for one link's ticket.
 pub struct TicketKey {
     key: rsa::PrivateKey,
@@ -58,19 +63,45 @@ impl TicketKey {
     /// Decrypts a ticket into the password bytes, up to the first NUL.
     ///
     /// `rng` blinds the private-key operation against timing side channels.
+    ///
+    /// spice-html5 writes the ciphertext's shortest big-endian form at the
+    /// start of the field and pads the end with zeros, so about one ticket in
+    /// 256 (ciphertext below 2^1016) arrives shifted by a byte. A ticket that
+    /// does not decrypt as sent and ends in zeros is tried again shifted
+    /// right by one, then two bytes; OAEP's padding check rejects a wrong
+    /// shift.
     pub fn decrypt<R: TryCryptoRng + ?Sized>(
         &self,
         rng: &mut R,
         ticket: &[u8; TICKET_BYTES],
     ) -> Result<Password, TicketError> {
+        if let Some(password) = self.decrypt_exact(rng, ticket) {
+            return Ok(password);
+        }
+        let trailing_zeros = ticket.iter().rev().take_while(|&&b| b == 0).count();
+        for shift in 1..=trailing_zeros.min(MAX_TICKET_SHIFT) {
+            let mut shifted = [0u8; TICKET_BYTES];
+            shifted[shift..].copy_from_slice(&ticket[..TICKET_BYTES - shift]);
+            if let Some(password) = self.decrypt_exact(rng, &shifted) {
+                return Ok(password);
+            }
+        }
+        Err(TicketError::Decrypt)
+    }
+
+    fn decrypt_exact<R: TryCryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        ticket: &[u8; TICKET_BYTES],
+    ) -> Option<Password> {
         let mut plain = self
             .key
             .oaep_decrypt_with_rng::<sha1::Sha1, _>(rng, ticket)
-            .map_err(|_| TicketError::Decrypt)?;
+            .ok()?;
         if let Some(nul) = plain.iter().position(|&b| b == 0) {
             plain.truncate(nul);
         }
-        Ok(Password(plain))
+        Some(Password(plain))
     }
 
     /// Encrypts a password as a client does (tests and tools).
@@ -133,6 +164,42 @@ mod tests {
         assert!(!pw.matches("s3cre"));
         assert!(!pw.matches("s3cret!"));
         assert!(!pw.matches(""));
+    }
+
+    /// spice-html5's form: the ciphertext without its leading zero bytes,
+    /// then zeros up to the field's size.
+    fn right_padded(ciphertext: &[u8]) -> [u8; TICKET_BYTES] {
+        let significant: Vec<u8> = ciphertext.iter().copied().skip_while(|&b| b == 0).collect();
+        let mut ticket = [0u8; TICKET_BYTES];
+        ticket[..significant.len()].copy_from_slice(&significant);
+        ticket
+    }
+
+    #[test]
+    fn a_short_ciphertext_padded_at_the_end_decrypts() {
+        let mut rng = getrandom::SysRng;
+        let key = TicketKey::generate(&mut rng).unwrap();
+        let short = (0..20_000)
+            .map(|_| TicketKey::encrypt_for_client(key.public_der(), &mut rng, "pw").unwrap())
+            .find(|ct| ct[0] == 0)
+            .expect("one ciphertext in 256 starts with a zero byte");
+        let ticket = right_padded(&short);
+        assert_ne!(ticket[..], short[..], "the client's form differs");
+        assert!(key.decrypt(&mut rng, &ticket).unwrap().matches("pw"));
+        let left_padded: [u8; TICKET_BYTES] = short.try_into().unwrap();
+        assert!(key.decrypt(&mut rng, &left_padded).unwrap().matches("pw"));
+    }
+
+    #[test]
+    fn a_shift_never_turns_a_wrong_ticket_into_a_password() {
+        let mut rng = getrandom::SysRng;
+        let key = TicketKey::generate(&mut rng).unwrap();
+        let mut ticket = [0x5Au8; TICKET_BYTES];
+        ticket[TICKET_BYTES - 3..].fill(0);
+        assert!(matches!(
+            key.decrypt(&mut rng, &ticket),
+            Err(TicketError::Decrypt)
+        ));
     }
 
     #[test]
