@@ -127,6 +127,36 @@ fn spice_html5_shows_the_picture_sends_input_and_plays_opus() {
     html5.quit();
 }
 
+/// A wrong password is refused (spice-html5 then prompts for one); the page
+/// loaded again with the right one shows the picture.
+#[test]
+fn spice_html5_is_refused_a_wrong_password_and_links_with_the_right_one() {
+    spice_interop::init_logging();
+    let canvas = Canvas::new(160, 120, 8);
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let server = ServerBuilder::new()
+        .port(0)
+        .password("s3cret")
+        .display(display.clone())
+        .spawn()
+        .expect("server starts");
+    let mut html5 = Html5::start();
+    let port = server.local_addr().port();
+    html5.open(port, "wrong");
+    let deadline = Instant::now() + T;
+    let mut console = Vec::new();
+    while !console.iter().any(|l: &String| l.contains("Permission denied")) {
+        assert!(Instant::now() < deadline, "no refusal; console: {console:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+        console.extend(html5.console());
+    }
+    html5.open(port, "s3cret");
+    let diff = html5.wait_canvas(160, 120, &canvas.packed(), T);
+    assert_eq!(diff, 0, "console: {:#?}", html5.console());
+    html5.quit();
+}
+
 /// SeaBIOS 1.16.2's "No bootable device." screen as text line lengths
 /// ([`Picture::text_lines`]), as in `qemu.rs`.
 const NO_BOOTABLE_DEVICE: &[u32] = &[40, 25, 41, 0, 22, 41, 0, 22, 50, 19];
