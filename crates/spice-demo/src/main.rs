@@ -17,6 +17,7 @@ mod font;
 mod keyboard;
 mod tone;
 
+use std::io::Write;
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +67,11 @@ struct Args {
     /// is sent to the TLS port.
     #[arg(long, value_delimiter = ',', requires = "tls_cert")]
     tls_channel: Vec<String>,
+    /// Print what the server sent and received for each client and channel
+    /// (bytes, messages, queued output, round trip, images by codec, encode
+    /// time, video stream) every this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    stats: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -157,6 +163,25 @@ fn main() -> anyhow::Result<()> {
     };
     println!("Open {uri} with: remote-viewer {uri}{auth_note}");
     tracing::info!(%uri, width, height, fps = args.fps, "serving the test card; Ctrl-C to stop");
+
+    if let Some(every) = args.stats {
+        let handle = server.handle();
+        std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(every));
+                // stdout, like the line to open: a user asked for it. A
+                // closed stdout ends the reports, not the demo.
+                let mut out = std::io::stdout().lock();
+                if write!(out, "{}", handle.stats())
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
+                    break;
+                }
+            })
+            .context("starting the stats thread")?;
+    }
 
     // Runs until the process is killed (Ctrl-C); `server` stays alive meanwhile.
     render_loop(&mut card, &display, &inputs, args.fps)

@@ -59,3 +59,44 @@ fn demo_with_password_refuses_a_wrong_one() {
     gtk.expect("mark", T);
     gtk.quit();
 }
+
+#[test]
+fn demo_prints_what_it_sent_each_client_with_stats() {
+    use std::io::BufRead;
+    let (_demo, uri, mut stdout) =
+        common::start_demo_with_output(&["--width", "320", "--height", "240", "--stats", "1"]);
+    let addr = uri.trim_start_matches("spice://").parse().expect("host:port");
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(addr, None);
+    gtk.expect("mark", T);
+    // A report lists the client's channels, the display's images among them.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while stdout.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if tx.send(std::mem::take(&mut line)).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + T;
+    let mut seen = Vec::new();
+    let display_line = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            panic!("no display line in the stats: {seen:#?}");
+        };
+        if line.contains("display:0 out") && line.contains("frames") {
+            break line;
+        }
+        seen.push(line);
+    };
+    assert!(seen.iter().any(|l| l.starts_with("client ")), "{seen:#?}");
+    let messages: u64 = display_line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(messages > 0, "{display_line}");
+    gtk.quit();
+}

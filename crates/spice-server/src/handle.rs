@@ -103,6 +103,8 @@ pub(crate) struct HandleShared {
     mouse_mode: AtomicU32,
     /// The last [`crate::vdi::VmcDeviceId`] handed out.
     next_vmc_device: std::sync::atomic::AtomicU64,
+    /// Every open channel's counters.
+    pub(crate) metrics: crate::metrics::Registry,
 }
 
 impl Default for HandleShared {
@@ -112,6 +114,7 @@ impl Default for HandleShared {
             waker: Mutex::new(None),
             mouse_mode: AtomicU32::new(mouse_mode::SERVER),
             next_vmc_device: std::sync::atomic::AtomicU64::new(0),
+            metrics: Default::default(),
         }
     }
 }
@@ -372,6 +375,12 @@ impl ServerHandle {
     /// host's `end_complete` follows.
     pub fn migrate_end(&self, completed: bool) {
         self.push(Command::MigrateEnd(completed));
+    }
+
+    /// What the server has sent and received for each connected client, per
+    /// channel (see [`ServerStats`](crate::ServerStats)); cheap, from any thread.
+    pub fn stats(&self) -> crate::ServerStats {
+        self.shared.metrics.snapshot()
     }
 
     /// Disconnects every client.

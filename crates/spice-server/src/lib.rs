@@ -32,6 +32,7 @@ mod error;
 pub mod fuzzing;
 mod handle;
 mod limits;
+mod metrics;
 mod runtime;
 pub mod sasl;
 mod server;
@@ -56,6 +57,7 @@ pub use crate::display::{
 pub use crate::error::ServerError;
 pub use crate::handle::ServerHandle;
 pub use crate::limits::Limits;
+pub use crate::metrics::{ChannelStats, ClientStats, DisplayStats, ImageCodec, LiveStream, ServerStats};
 pub use crate::runtime::RunningServer;
 pub use crate::server::migration::MigrationHost;
 pub use crate::server::Server;

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 /// The demo process; killed by PID when dropped.
 pub struct Demo(Child);
@@ -28,7 +28,16 @@ pub fn start_demo(args: &[&str]) -> (Demo, SocketAddr) {
 
 /// As [`start_demo`], returning the `spice://` URI the demo prints whole
 /// (with a TLS port it carries a query: `?port=…&tls-port=…`).
+#[allow(dead_code)]
 pub fn start_demo_uri(args: &[&str]) -> (Demo, String) {
+    let (demo, uri, _) = start_demo_with_output(args);
+    (demo, uri)
+}
+
+/// As [`start_demo_uri`], also returning the rest of the demo's standard
+/// output (what `--stats` prints).
+#[allow(dead_code)]
+pub fn start_demo_with_output(args: &[&str]) -> (Demo, String, BufReader<ChildStdout>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_spice-demo"))
         .args(["--port", "0"])
         .args(args)
@@ -47,13 +56,12 @@ pub fn start_demo_uri(args: &[&str]) -> (Demo, String) {
     let stdout = child.stdout.take().expect("piped stdout");
     let demo = Demo(child);
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("demo prints its URI");
+    let mut stdout = BufReader::new(stdout);
+    stdout.read_line(&mut line).expect("demo prints its URI");
     let uri = line
         .split_whitespace()
         .find(|w| w.starts_with("spice://"))
         .expect("a spice:// URI")
         .to_owned();
-    (demo, uri)
+    (demo, uri, stdout)
 }

@@ -382,6 +382,7 @@ impl DisplayChannel {
             }
             self.next_frame = Some(now + FRAME_INTERVAL);
             self.frame_in_progress = true;
+            self.base.counters.frame();
             let damage = region.take();
             let (rest, next_frame) = self.stream_frame(surface, damage, now);
             for rect in rest {
@@ -477,6 +478,7 @@ impl DisplayChannel {
         let id = self.next_stream_id;
         self.next_stream_id = self.next_stream_id.wrapping_add(1);
         tracing::debug!(id, ?area, "video stream starts");
+        self.base.counters.stream_started();
         self.base.send(&StreamCreate {
             surface_id: 0,
             id,
@@ -513,10 +515,14 @@ impl DisplayChannel {
             data: &pixels,
         };
         let mut jpeg = Vec::new();
+        let started = Instant::now();
         if let Err(e) = spice_codec::jpeg::encode_rgb32(&image, quality, &mut jpeg) {
             tracing::debug!(error = %e, "cannot encode a stream frame");
             return;
         }
+        self.base
+            .counters
+            .stream_frame(jpeg.len(), quality, started.elapsed());
         tracing::trace!(id, quality, bytes = jpeg.len(), "stream frame");
         self.base.send(&StreamData {
             id,
@@ -530,6 +536,7 @@ impl DisplayChannel {
     fn end_stream(&mut self) -> Option<Rect> {
         let video = self.stream.take()?;
         tracing::debug!(id = video.id, "video stream ends");
+        self.base.counters.stream_ended();
         self.base.send(&StreamDestroy { id: video.id });
         self.shadow.forget(video.area);
         Some(video.area)
@@ -546,6 +553,7 @@ impl DisplayChannel {
         let plan = self.shadow.plan(surface, rect);
         if let Some(moved) = plan.moved {
             tracing::trace!(?moved, "copy bits");
+            self.base.counters.copy_bits();
             self.base.send(&CopyBits {
                 surface_id: 0,
                 dest: moved.dest.to_wire(),
@@ -642,6 +650,7 @@ impl DisplayChannel {
             .cache
             .admits(band.area())
             .then(|| content_key(band.width, band.height, pixels));
+        let started = Instant::now();
         let (id, flags, data) = match key.and_then(|key| self.cache.lookup(key)) {
             Some(id) => {
                 tracing::trace!(id, ?band, "pixmap cache hit");
@@ -675,6 +684,7 @@ impl DisplayChannel {
                 (id, flags, data)
             }
         };
+        self.base.counters.image(&data, started.elapsed());
         self.base.send(&DrawCopy {
             surface_id: 0,
             dest: band.to_wire(),

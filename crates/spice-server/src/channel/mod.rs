@@ -106,6 +106,14 @@ pub(crate) struct ChannelBase {
     migrate_data: Option<MigrateData>,
     /// State for the migration destination, sent on the client's flush mark.
     migrate_out_data: Option<MigrateData>,
+    /// What the channel sent and received, for `ServerHandle::stats`.
+    pub(crate) counters: std::sync::Arc<crate::metrics::ChannelCounters>,
+}
+
+impl Drop for ChannelBase {
+    fn drop(&mut self) {
+        self.counters.close();
+    }
 }
 
 impl ChannelBase {
@@ -122,7 +130,13 @@ impl ChannelBase {
             expect_migrate_data: false,
             migrate_data: None,
             migrate_out_data: None,
+            counters: Default::default(),
         }
+    }
+
+    /// Counts a message from the client.
+    pub(crate) fn received(&self, frame: &spice_proto::Frame) {
+        self.counters.message_in(self.header.size() + frame.body.len());
     }
 
     /// Queues one message.
@@ -142,6 +156,7 @@ impl ChannelBase {
         // The size field follows serial (8) and type (2) in the full header, type (2) in the mini one.
         let size_at = header_at + if self.header == HeaderKind::Full { 10 } else { 2 };
         buf[size_at..size_at + 4].copy_from_slice(&size.to_le_bytes());
+        self.counters.message_out(buf.len() - header_at);
         if let Some(ack) = &mut self.ack {
             ack.unacked = ack.unacked.saturating_add(1);
         }
@@ -248,6 +263,7 @@ impl ChannelBase {
                 if let Some(rtt) = elapsed.checked_sub(sent) {
                     tracing::debug!(id, rtt_us = rtt.as_micros() as u64, "pong");
                     self.last_rtt = Some(rtt);
+                    self.counters.round_trip(rtt);
                 }
                 BaseOutcome::Continue
             }

@@ -159,6 +159,12 @@ impl Conn {
         };
         let before = out.len();
         let done = stream.flush(out)?;
-        Ok((done, before - out.len()))
+        let written = before - out.len();
+        match phase {
+            Phase::Linked { channel, .. } => channel.base().counters.written(written),
+            Phase::Handover(h) => h.base.counters.written(written),
+            Phase::Linking { .. } | Phase::Parked(_) => {}
+        }
+        Ok((done, written))
     }
 }

@@ -41,6 +41,7 @@ impl ServerState {
                     return false;
                 }
             };
+            channel.base().received(&frame);
             let now = self.now();
             let name = channel_name(conn.info.channel_type);
             tracing::trace!(

@@ -699,6 +699,7 @@ impl ServerState {
             return;
         }
         let mut base = ChannelBase::new(header, self.epoch);
+        base.counters.queued_at_link(out.len());
         base.out = out;
         let session_id = if kind == ChannelType::Main {
             self.begin_session(id, mess.connection_id)
@@ -706,6 +707,7 @@ impl ServerState {
             mess.connection_id
         };
         conn.info.connection_id = session_id;
+        self.handle.metrics.register(&base.counters, &conn.info);
         let channel = match kind {
             ChannelType::Main => {
                 // A main link naming a session is a client migrating in from

@@ -8,6 +8,7 @@ use spice_proto::Deframer;
 use super::{Handover, HandoverKind};
 use crate::channel::cursor::{CursorChannel, CursorEvent};
 use crate::channel::display::{DisplayChannel, DisplayEvent};
+use crate::channel::ChannelBase;
 use crate::core::ChannelInfo;
 use crate::display::DisplayShared;
 use crate::handle::ServerHandle;
@@ -77,6 +78,13 @@ impl Client {
         }
     }
 
+    fn base(&self) -> &ChannelBase {
+        match &self.channel {
+            Channel::Display(d) => &d.base,
+            Channel::Cursor(c) => &c.base,
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self.channel {
             Channel::Display(_) => "display",
@@ -131,6 +139,7 @@ impl Client {
                 }
             };
             let now = Instant::now();
+            self.base().received(&frame);
             tracing::trace!(
                 channel = self.name(),
                 msg_type = frame.msg_type,
@@ -178,7 +187,11 @@ impl Client {
             if out.is_empty() && !self.stream.wants_write() {
                 return true;
             }
-            match self.stream.flush(out) {
+            let before = out.len();
+            let flushed = self.stream.flush(out);
+            let written = before - out.len();
+            self.base().counters.written(written);
+            match flushed {
                 Ok(true) => continue,
                 // The socket is full: its writable edge brings us back.
                 Ok(false) => return true,
