@@ -93,6 +93,8 @@ pub struct GuestRun {
     pub scenario: String,
     /// CPU seconds per QEMU thread kind: `main`, `worker`, `vcpu`, `other`.
     pub threads: BTreeMap<String, f64>,
+    /// Wakeups (voluntary context switches) per QEMU thread kind.
+    pub wakeups: BTreeMap<String, u64>,
     /// CPU seconds of the client process.
     pub client_cpu_s: f64,
     /// Display channel bytes during the scenario.
@@ -117,12 +119,18 @@ impl GuestRun {
         self.threads.get(kind).copied().unwrap_or_default()
     }
 
+    /// Wakeups of one thread kind.
+    pub fn wakeups(&self, kind: &str) -> f64 {
+        self.wakeups.get(kind).copied().unwrap_or_default() as f64
+    }
+
     /// As JSON, for the results file.
     pub fn to_json(&self) -> Value {
         json!({
             "lib": self.lib,
             "scenario": self.scenario,
             "threads": self.threads,
+            "wakeups": self.wakeups,
             "client_cpu_s": self.client_cpu_s,
             "display_bytes": self.display_bytes,
             "invalidates": self.invalidates,
@@ -135,24 +143,31 @@ impl GuestRun {
     }
 }
 
-/// CPU seconds per QEMU thread kind: the process's first thread is the main
-/// loop; the others by the names `-name debug-threads=on` gives them.
-fn thread_cpu(pid: u32) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for (tid, name) in crate::procfs::threads(pid) {
-        let kind = if tid == pid {
-            "main"
-        } else if name == "SPICE Worker" {
-            "worker"
-        } else if name.starts_with("CPU ") {
-            "vcpu"
-        } else {
-            "other"
-        };
-        let cpu = crate::procfs::thread_cpu_seconds(pid, tid).unwrap_or_default();
-        *out.entry(kind.to_owned()).or_default() += cpu;
+/// The kind of a QEMU thread: the process's first thread is the main loop;
+/// the others by the names `-name debug-threads=on` gives them.
+fn thread_kind(pid: u32, tid: u32, name: &str) -> &'static str {
+    if tid == pid {
+        "main"
+    } else if name == "SPICE Worker" {
+        "worker"
+    } else if name.starts_with("CPU ") {
+        "vcpu"
+    } else {
+        "other"
     }
-    out
+}
+
+/// CPU seconds and wakeups per QEMU thread kind.
+fn thread_usage(pid: u32) -> (BTreeMap<String, f64>, BTreeMap<String, u64>) {
+    let mut cpu = BTreeMap::new();
+    let mut wakeups = BTreeMap::new();
+    for (tid, name) in crate::procfs::threads(pid) {
+        let kind = thread_kind(pid, tid, &name).to_owned();
+        *cpu.entry(kind.clone()).or_default() +=
+            crate::procfs::thread_cpu_seconds(pid, tid).unwrap_or_default();
+        *wakeups.entry(kind).or_default() += crate::procfs::thread_wakeups(pid, tid).unwrap_or_default();
+    }
+    (cpu, wakeups)
 }
 
 fn u64_of(v: &Value, key: &str) -> u64 {
@@ -214,7 +229,7 @@ fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut G
     std::thread::sleep(Duration::from_secs(2));
 
     let (bytes_before, inval_before, _) = client_stats(&mut gtk)?;
-    let threads_before = thread_cpu(qemu.pid());
+    let (threads_before, wakeups_before) = thread_usage(qemu.pid());
     let client_before = crate::procfs::live_threads_cpu_seconds(client_pid);
     let command = if quick {
         scenario.quick_command
@@ -246,12 +261,16 @@ fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut G
         }
         last = (invalidates, 0);
     }
-    let threads_after = thread_cpu(qemu.pid());
+    let (threads_after, wakeups_after) = thread_usage(qemu.pid());
     let client_after = crate::procfs::live_threads_cpu_seconds(client_pid);
     let (bytes_after, inval_after, _) = client_stats(&mut gtk)?;
     for (kind, after) in &threads_after {
         let before = threads_before.get(kind).copied().unwrap_or_default();
         result.threads.insert(kind.clone(), after - before);
+    }
+    for (kind, after) in &wakeups_after {
+        let before = wakeups_before.get(kind).copied().unwrap_or_default();
+        result.wakeups.insert(kind.clone(), after.saturating_sub(before));
     }
     result.client_cpu_s = client_after - client_before;
     result.display_bytes = bytes_after.saturating_sub(bytes_before);
@@ -360,9 +379,11 @@ impl GuestResults {
     /// The rows of the report table.
     pub fn rows(&self) -> Vec<GuestRow> {
         type Metric = (&'static str, fn(&GuestRun) -> Option<f64>, Option<usize>);
-        let metrics: [Metric; 9] = [
+        let metrics: [Metric; 11] = [
             ("QEMU main thread CPU s", |r| Some(r.thread("main")), Some(2)),
             ("SPICE Worker CPU s", |r| Some(r.thread("worker")), Some(2)),
+            ("QEMU main thread wakeups", |r| Some(r.wakeups("main")), Some(0)),
+            ("SPICE Worker wakeups", |r| Some(r.wakeups("worker")), Some(0)),
             ("vCPU thread CPU s", |r| Some(r.thread("vcpu")), Some(2)),
             ("other QEMU threads CPU s", |r| Some(r.thread("other")), Some(2)),
             ("client CPU s", |r| Some(r.client_cpu_s), Some(2)),

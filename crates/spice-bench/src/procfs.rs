@@ -53,6 +53,16 @@ pub fn thread_cpu_seconds(pid: u32, tid: u32) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
+/// How many times a thread went to sleep waiting for something (its
+/// `voluntary_ctxt_switches`): each is one wakeup when it resumes.
+pub fn thread_wakeups(pid: u32, tid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The threads of a process: `(tid, name)`.
 pub fn threads(pid: u32) -> Vec<(u32, String)> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {

@@ -9,6 +9,13 @@
 //! for: guests tend to produce in bursts, and the handshake costs the guest
 //! an interrupt.
 //!
+//! Unlike the C server, that second look is skipped when the commands just
+//! taken ended a sleep of at least [`IDLE_GAP`]: an idle guest (a blinking
+//! cursor, a clock) draws one small burst now and then, the second look
+//! finds nothing, and it would be the display thread's second wakeup for
+//! each burst. Notification is then asked for at once; a guest that does
+//! produce again soon costs one notification, as it would after the retry.
+//!
 //! Unlike the C server, a sleeping ring is also looked at now and then: after
 //! [`RECHECK`], then twice as long after each look that finds nothing, up to
 //! [`RECHECK_MAX`], and after [`RECHECK`] again once commands come. The
@@ -25,6 +32,9 @@ pub const RETRY: Duration = Duration::from_millis(10);
 pub const RECHECK: Duration = Duration::from_millis(250);
 /// The longest interval between such looks, on a guest that stays idle.
 pub const RECHECK_MAX: Duration = Duration::from_secs(2);
+/// A ring that slept this long before its commands came is an idle guest's:
+/// once empty again it asks for notification without the retry.
+pub const IDLE_GAP: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -54,6 +64,8 @@ pub struct RingPoller {
     state: State,
     /// The interval of the next look at a sleeping ring.
     recheck: Duration,
+    /// When notification was last asked for and the ring went to sleep.
+    slept_at: Option<Instant>,
 }
 
 impl Default for RingPoller {
@@ -68,6 +80,7 @@ impl RingPoller {
         Self {
             state: State::Stopped,
             recheck: RECHECK,
+            slept_at: None,
         }
     }
 
@@ -121,6 +134,7 @@ impl RingPoller {
     /// `get_command` found the ring empty at `now`.
     pub fn empty(&mut self, now: Instant) -> Empty {
         match self.state {
+            State::Ready if self.woke_from_idle(now) => Empty::RequestNotification,
             State::Ready => {
                 self.state = State::Retry(now + RETRY);
                 Empty::RetryLater
@@ -128,6 +142,13 @@ impl RingPoller {
             State::Retry(_) | State::Asleep(_) => Empty::RequestNotification,
             State::Stopped => Empty::RetryLater,
         }
+    }
+
+    /// Whether the ring had slept at least [`IDLE_GAP`] before the commands
+    /// taken since.
+    fn woke_from_idle(&self, now: Instant) -> bool {
+        self.slept_at
+            .is_some_and(|at| now.saturating_duration_since(at) >= IDLE_GAP)
     }
 
     /// The answer of `req_cmd_notification` at `now`: `wait` (it returned
@@ -142,6 +163,7 @@ impl RingPoller {
             if matches!(self.state, State::Asleep(_)) {
                 self.recheck = (self.recheck * 2).min(RECHECK_MAX);
             }
+            self.slept_at = Some(now);
             State::Asleep(now + interval)
         } else {
             State::Ready
@@ -245,6 +267,28 @@ mod tests {
         r.empty(now + RETRY);
         r.notification(true, now + RETRY);
         assert_eq!(r.deadline(), Some(now + RETRY + RECHECK));
+    }
+
+    #[test]
+    fn commands_after_a_long_sleep_ask_for_notification_without_the_retry() {
+        let t = Instant::now();
+        let mut r = asleep(t);
+        let blink = t + RETRY + IDLE_GAP;
+        r.wakeup();
+        r.got_command();
+        assert_eq!(
+            r.empty(blink),
+            Empty::RequestNotification,
+            "an idle guest's burst: no second look"
+        );
+        r.notification(true, blink);
+        assert_eq!(r.deadline(), Some(blink + RECHECK));
+        // A burst right after that sleep is a busy guest's: retried first.
+        let soon = blink + IDLE_GAP / 2;
+        r.wakeup();
+        r.got_command();
+        assert_eq!(r.empty(soon), Empty::RetryLater);
+        assert_eq!(r.deadline(), Some(soon + RETRY));
     }
 
     #[test]
