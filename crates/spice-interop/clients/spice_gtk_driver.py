@@ -24,6 +24,8 @@ Commands:
                                                  ask for display 0 at this size
                                                  (needs the agent connected):
                                                  "monitors-config-sent"
+  {"cmd": "monitors_config", "displays": [[0, 0, 800, 600], [800, 0, 800, 600]]}
+                                                 several monitors, enabled in order
   {"cmd": "clipboard_grab", "selection": 0, "text": "..."}
                                                  the client owns the guest's
                                                  clipboard (UTF-8 text) and
@@ -47,6 +49,11 @@ printing each one):
                                                  is this one: "frame-match" or
                                                  "frame-timeout"
   {"cmd": "stats"}                               per channel total-read-bytes
+  {"cmd": "monitors"}                            the display channel's monitors
+                                                 (also sent on every change):
+                                                 {"event": "monitors", "monitors":
+                                                 [{"id", "surface_id", "x", "y",
+                                                 "width", "height"}], "max": N}
 The CRC-32 (zlib's) is over packed rows of B, G, R, 0 bytes per pixel. Times are
 CLOCK_MONOTONIC microseconds, comparable with the host's on the same machine.
 Audio (connect with "audio": true to set the session's enable-audio):
@@ -160,6 +167,7 @@ class Driver:
             on(channel, "display-primary-destroy", lambda ch: self.on_primary_destroy())
             on(channel, "display-invalidate", self.on_invalidate)
             on(channel, "display-mark", lambda ch, mark: emit("mark", mark=mark))
+            on(channel, "notify::monitors", lambda ch, _: self.emit_monitors(ch))
         elif isinstance(channel, Spice.InputsChannel):
             self.inputs = channel
             on(channel, "inputs-modifiers", self.on_modifiers)
@@ -204,6 +212,32 @@ class Driver:
             if channel.get_property("port-name") == name:
                 return channel
         raise KeyError("no port channel named " + name)
+
+    def emit_monitors(self, channel):
+        # "monitors" is a GArray of SpiceDisplayMonitorConfig, which PyGObject
+        # cannot convert: read it through GObject's C API.
+        class GArray(ctypes.Structure):
+            _fields_ = [("data", ctypes.c_void_p), ("len", ctypes.c_uint)]
+
+        class Monitor(ctypes.Structure):
+            _fields_ = [(f, ctypes.c_uint) for f in ("id", "surface_id", "x", "y", "width", "height")]
+
+        gobject = ctypes.CDLL("libgobject-2.0.so.0")
+        glib = ctypes.CDLL("libglib-2.0.so.0")
+        gobject.g_object_get.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p]
+        glib.g_array_unref.argtypes = [ctypes.c_void_p]
+        get = ctypes.pythonapi.PyCapsule_GetPointer
+        get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        array = ctypes.c_void_p()
+        gobject.g_object_get(get(channel.__gpointer__, None), b"monitors", ctypes.byref(array), None)
+        monitors = []
+        if array.value:
+            a = ctypes.cast(array, ctypes.POINTER(GArray)).contents
+            items = ctypes.cast(a.data, ctypes.POINTER(Monitor))[: a.len] if a.len else []
+            monitors = [{f: getattr(m, f) for f, _ in Monitor._fields_} for m in items]
+            glib.g_array_unref(array)
+        emit("monitors", channel_id=channel.get_property("channel-id"), monitors=monitors,
+             max=channel.get_property("monitors-max"))
 
     def port_write(self, name, data):
         # spice-gtk sends the caller's buffer by reference once the message
@@ -404,6 +438,8 @@ class Driver:
             self.watch(int(cmd["crc"]), float(cmd.get("timeout", 60)))
         elif name == "stats":
             self.stats()
+        elif name == "monitors":
+            self.emit_monitors(self.display)
         elif name in ("key_press", "key_release"):
             getattr(Spice.InputsChannel, name)(self.inputs, cmd["code"])
         elif name == "position":
@@ -426,9 +462,13 @@ class Driver:
         elif name == "set_key_locks":
             Spice.InputsChannel.set_key_locks(self.inputs, cmd["locks"])
         elif name == "monitors_config":
-            # What a resized window does with "resize guest to window".
-            self.main.update_display_enabled(0, True, False)
-            self.main.update_display(0, 0, 0, cmd["width"], cmd["height"], False)
+            # What a resized window does with "resize guest to window"; with
+            # "displays" ([[x, y, width, height], ...]), what remote-viewer's
+            # View > Displays menu does: those monitors enabled, in order.
+            displays = cmd.get("displays") or [[0, 0, cmd["width"], cmd["height"]]]
+            for i, (x, y, w, h) in enumerate(displays):
+                self.main.update_display_enabled(i, True, False)
+                self.main.update_display(i, x, y, w, h, False)
             sent = self.main.send_monitor_config()
             emit("monitors-config-sent", sent=bool(sent))
         elif name == "playback_dump":

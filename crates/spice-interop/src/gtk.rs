@@ -161,6 +161,21 @@ impl SpiceGtk {
         }
     }
 
+    /// The display channel's monitors once spice-gtk reports `count` of them
+    /// (its `monitors` property, sent on every change): `[id, x, y, width,
+    /// height]` each, and its `monitors-max`.
+    pub fn wait_monitors(&mut self, count: usize, timeout: Duration) -> Option<(Vec<[u64; 5]>, u64)> {
+        let event = self.wait(timeout, |v| {
+            v["event"] == "monitors" && v["monitors"].as_array().is_some_and(|m| m.len() == count)
+        })?;
+        let monitors = event["monitors"]
+            .as_array()?
+            .iter()
+            .map(|m| ["id", "x", "y", "width", "height"].map(|f| m[f].as_u64().unwrap_or(u64::MAX)))
+            .collect();
+        Some((monitors, event["max"].as_u64().unwrap_or(0)))
+    }
+
     /// Waits for an event by name, panicking with the event log on timeout.
     pub fn expect(&mut self, event: &str, timeout: Duration) -> Value {
         match self.wait(timeout, |v| v["event"] == event) {

@@ -234,6 +234,55 @@ fn a_client_resize_request_reaches_the_guests_qxl_driver() {
     }
 }
 
+/// The monitors spice-gtk reports once it reports `count` of them.
+fn wait_monitors(vm: &mut Vm, count: usize) -> (Vec<[u64; 5]>, u64) {
+    match vm.gtk.wait_monitors(count, T) {
+        Some(m) => m,
+        None => panic!(
+            "{} library: spice-gtk never showed {count} monitors: {:#?}; serial:\n{}",
+            vm.name(),
+            vm.gtk.seen,
+            vm.qemu.serial_log()
+        ),
+    }
+}
+
+/// A qxl device with two outputs (`qxl-vga,max_outputs=2`): the guest's
+/// qxl driver tells the device its monitors, and spice-gtk sees what it
+/// said — one monitor of two at first, then two once the client enables a
+/// second display (as remote-viewer's Displays menu does) and the guest's
+/// driver lights its second output. Both libraries report the same.
+#[test]
+fn the_heads_of_a_two_output_qxl_device_reach_spice_gtk() {
+    let _serial = serial();
+    let mut reports = Vec::new();
+    for library in [Library::rust(), Library::Debian] {
+        let mut extra = AGENT_PORT.to_vec();
+        extra.extend(["-vga", "none", "-device", "qxl-vga,max_outputs=2"]);
+        let mut vm = Vm::boot_with(&library, &extra);
+        vm.run("agent", T);
+        let agent = |v: &serde_json::Value| v["event"] == "agent-update" && v["connected"] == true;
+        let connected = vm.gtk.seen.iter().any(agent) || vm.gtk.wait(T, agent).is_some();
+        assert!(connected, "{} library: spice-gtk sees the agent", vm.name());
+        let (one, max) = wait_monitors(&mut vm, 1);
+        let (w, h) = (u64::from(vm.size.0), u64::from(vm.size.1));
+        assert_eq!(one, [[0, 0, 0, w, h]], "{} library", vm.name());
+        assert_eq!(max, 2, "{} library: the device's two outputs", vm.name());
+        vm.gtk
+            .send(json!({"cmd": "monitors_config", "displays": [[0, 0, w, h], [w, 0, w, h]]}));
+        let (two, _) = wait_monitors(&mut vm, 2);
+        eprintln!("{} library: {one:?} then {two:?}", vm.name());
+        assert_eq!(two[0], [0, 0, 0, w, h], "{} library", vm.name());
+        assert_eq!(two[1][0], 1, "{} library: the second head", vm.name());
+        reports.push((one, two));
+        vm.qemu.serial_send("off");
+    }
+    assert_eq!(
+        reports[0], reports[1],
+        "ours (left) and C (right) report the same monitors"
+    );
+}
+
 /// What spice-gtk decoded of the guest's tone: its frequency, level and
 /// how many distinct sample values the left channel took.
 #[derive(Debug)]

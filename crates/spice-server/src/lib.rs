@@ -52,7 +52,7 @@ pub use crate::display::compress::{ImageCompression, WanCompression};
 pub use crate::display::stream::StreamingVideo;
 pub use crate::display::{
     ClientMonitor, ClientMonitors, ClientMonitorsHandler, CursorImage, DisplayError, DisplayHandle, Frame,
-    Rect,
+    Head, HeadsError, Rect, MAX_HEADS,
 };
 pub use crate::error::ServerError;
 pub use crate::handle::ServerHandle;

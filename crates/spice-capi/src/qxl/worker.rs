@@ -303,8 +303,8 @@ impl Worker {
             }
             Request::MonitorsConfig { phys, group, cookie } => {
                 let guest = Guest::new(&self.slots, &HostMemory).with_limits(self.limits);
-                match read_monitors_config(&guest, phys, group, 16) {
-                    Ok((max, heads)) => tracing::debug!(max, heads = heads.len(), "monitors config"),
+                match read_monitors_config(&guest, phys, group, spice_server::MAX_HEADS) {
+                    Ok((max, heads)) => self.set_heads(u32::from(max), &heads),
                     Err(e) => tracing::warn!(error = %e, "monitors config rejected"),
                 }
                 self.complete(Done::Cookie(cookie));
@@ -313,6 +313,27 @@ impl Worker {
             Request::Sync(reply) => {
                 let _ = reply.send(());
             }
+        }
+    }
+
+    /// The guest's monitors (`spice_qxl_monitors_config_async`): the heads
+    /// on the primary surface with pixels (a disabled output has none, and
+    /// the C server leaves those out too) become the display's heads.
+    fn set_heads(&self, max_allowed: u32, heads: &[spice_qxl::Head]) {
+        let shown: Vec<spice_server::Head> = heads
+            .iter()
+            .filter(|h| h.surface_id == 0 && h.width > 0 && h.height > 0)
+            .map(|h| spice_server::Head {
+                id: h.id,
+                x: h.x,
+                y: h.y,
+                width: h.width,
+                height: h.height,
+            })
+            .collect();
+        tracing::debug!(max_allowed, heads = ?shown, "guest monitors config");
+        if let Err(e) = self.display.set_heads(&shown, max_allowed) {
+            tracing::warn!(error = %e, "guest monitors config refused");
         }
     }
 

@@ -16,15 +16,16 @@ use std::time::{Duration, Instant};
 use spice_proto::consts::display_cap;
 use spice_proto::migrate_data::{DisplayData, MigrateData};
 use spice_proto::msg::display::{
-    image_flags, CopyBits, DisplayClientMessage, DrawCopy, Head, Image, ImageData, InvalAllPixmaps,
-    InvalPixmaps, Mark, MonitorsConfig, StreamCreate, StreamData, StreamDestroy, SurfaceCreate,
-    SurfaceDestroy, STREAM_FLAGS_TOP_DOWN, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB, VIDEO_CODEC_MJPEG,
+    image_flags, CopyBits, DisplayClientMessage, DrawCopy, Image, ImageData, InvalAllPixmaps, InvalPixmaps,
+    Mark, StreamCreate, StreamData, StreamDestroy, SurfaceCreate, SurfaceDestroy, STREAM_FLAGS_TOP_DOWN,
+    SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB, VIDEO_CODEC_MJPEG,
 };
 use spice_proto::{Caps, DecodeError, Frame};
 
 use super::{BaseOutcome, ChannelBase};
 use crate::display::cache::{content_key, PixmapCache};
 use crate::display::compress::{choose_wan, ClientDecoders, Encoders, Encoding, ImageCompression, WanCodecs};
+use crate::display::heads::Heads;
 use crate::display::region::{Rect, Region};
 use crate::display::shadow::Shadow;
 use crate::display::stream::{self, Detector, StreamingVideo};
@@ -64,6 +65,8 @@ pub(crate) struct DisplayChannel {
     initialized: bool,
     /// Surface generation the client has, if it has one.
     sent_generation: Option<u64>,
+    /// Generation of the monitor configuration the client has.
+    sent_heads: Option<u64>,
     next_image_id: u64,
     /// What the client decodes, from its link caps and DISPLAY_INIT.
     decoders: ClientDecoders,
@@ -155,6 +158,7 @@ impl DisplayChannel {
             monitors_config: client_caps.has(display_cap::MONITORS_CONFIG),
             initialized: false,
             sent_generation: None,
+            sent_heads: None,
             next_image_id: 1,
             decoders: ClientDecoders {
                 lz4: client_caps.has(display_cap::LZ4_COMPRESSION),
@@ -345,6 +349,7 @@ impl DisplayChannel {
             surface,
             generation,
             clients,
+            heads,
             ..
         } = &mut *state;
         let surface = surface.as_ref()?;
@@ -352,11 +357,14 @@ impl DisplayChannel {
             // The whole picture goes out; older damage is covered by it.
             clients.insert(self.key, Region::new());
             self.end_stream();
-            self.send_surface(surface);
+            self.send_surface(surface, heads);
             self.detector.reset(surface.width, surface.height);
             self.sent_generation = Some(*generation);
             self.next_frame = Some(now + FRAME_INTERVAL);
             return None;
+        }
+        if self.sent_heads != Some(heads.generation) {
+            self.send_heads(surface, heads);
         }
         let region = clients.get_mut(&self.key)?;
         if self
@@ -571,7 +579,16 @@ impl DisplayChannel {
         }
     }
 
-    fn send_surface(&mut self, surface: &Surface) {
+    /// Tells the client which monitors the picture holds (clients without
+    /// the capability show the whole picture as one).
+    fn send_heads(&mut self, surface: &Surface, heads: &Heads) {
+        self.sent_heads = Some(heads.generation);
+        if self.monitors_config {
+            self.base.send(&heads.message(surface.width, surface.height));
+        }
+    }
+
+    fn send_surface(&mut self, surface: &Surface, heads: &Heads) {
         if self.sent_generation.is_some() {
             self.base.send(&SurfaceDestroy { surface_id: 0 });
         }
@@ -593,20 +610,7 @@ impl DisplayChannel {
         let rest = self.send_draws(surface, whole, usize::MAX);
         debug_assert!(rest.is_none(), "one band never stops early");
         self.shadow.reset(surface);
-        if self.monitors_config {
-            self.base.send(&MonitorsConfig {
-                max_allowed: 1,
-                heads: vec![Head {
-                    monitor_id: 0,
-                    surface_id: 0,
-                    width: surface.width,
-                    height: surface.height,
-                    x: 0,
-                    y: 0,
-                    flags: 0,
-                }],
-            });
-        }
+        self.send_heads(surface, heads);
         self.base.send(&Mark);
     }
 

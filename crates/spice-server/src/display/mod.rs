@@ -10,6 +10,7 @@
 pub(crate) mod cache;
 pub mod compress;
 mod cursor;
+pub mod heads;
 pub mod monitors;
 pub mod region;
 pub(crate) mod scroll;
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use cursor::CursorState;
 pub use cursor::{CursorImage, MAX_CURSOR_SIDE};
+pub use heads::{Head, HeadsError, MAX_HEADS};
 pub use monitors::{ClientMonitor, ClientMonitors, ClientMonitorsHandler};
 pub use region::Rect;
 use region::Region;
@@ -226,6 +228,8 @@ pub(crate) struct DisplayState {
     /// The display capabilities each connected client announced.
     pub(crate) client_caps: HashMap<u64, spice_proto::Caps>,
     pub(crate) cursor: CursorState,
+    /// The monitors the picture is cut into.
+    pub(crate) heads: heads::Heads,
 }
 
 /// Per-server settings a display's thread needs for its clients.
@@ -573,6 +577,17 @@ impl DisplayHandle {
     /// The current picture size, if a frame was published.
     pub fn size(&self) -> Option<(u32, u32)> {
         self.shared.lock().surface.as_ref().map(|s| (s.width, s.height))
+    }
+
+    /// Cuts the picture into monitors (`heads`, each a rectangle of the
+    /// picture; none: the whole picture is one monitor) for a device that
+    /// supports up to `max_allowed`. Clients open a window per head; a
+    /// connected client is told at once. A refused configuration leaves the
+    /// current one.
+    pub fn set_heads(&self, heads: &[Head], max_allowed: u32) -> Result<(), HeadsError> {
+        self.shared.lock().heads.set(heads, max_allowed)?;
+        self.shared.wake();
+        Ok(())
     }
 
     /// Shows `image` as the pointer.
