@@ -299,6 +299,7 @@ pub unsafe extern "C" fn spice_qxl_monitors_config_async(
                 phys: monitors_config,
                 group: group_id as u32,
                 cookie,
+                max_monitors: d.max_monitors(),
             })
         })
     })

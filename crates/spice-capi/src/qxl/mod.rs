@@ -79,6 +79,8 @@ pub(crate) enum Request {
         phys: u64,
         group: u32,
         cookie: u64,
+        /// The host's `spice_qxl_set_max_monitors` when the call came.
+        max_monitors: u32,
     },
     DriverUnload,
     Sync(SyncSender<()>),
@@ -151,7 +153,14 @@ impl QxlDevice {
         }
     }
 
+    /// The most monitors the host's device has (`spice_qxl_set_max_monitors`
+    /// or `spice_qxl_set_device_info`; unbounded until set).
+    pub(crate) fn max_monitors(&self) -> u32 {
+        self.max_monitors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn set_max_monitors(&self, max: u32) {
+        tracing::debug!(id = self.id, max, "QXL device's most monitors");
         self.max_monitors
             .store(max.max(1), std::sync::atomic::Ordering::Relaxed);
     }
@@ -161,6 +170,9 @@ impl QxlDevice {
         if let Ok(mut info) = self.device_info.lock() {
             *info = Some((address, start, count));
         }
+        // The device's outputs bound its monitors, as C (QEMU 7.2 no longer
+        // calls spice_qxl_set_max_monitors: max_outputs comes this way).
+        self.set_max_monitors(count);
     }
 }
 
@@ -238,7 +250,8 @@ pub(crate) fn attach(server: &CServer, qin: *mut QXLInstance) -> Result<Box<dyn 
         thread: Mutex::new(Some(thread)),
         display,
         device_info: Mutex::new(None),
-        max_monitors: std::sync::atomic::AtomicU32::new(1),
+        // Unbounded until the host says, as C.
+        max_monitors: std::sync::atomic::AtomicU32::new(u32::MAX),
     });
     server.qxl_devices().push(device.clone());
     Ok(Box::new(device))

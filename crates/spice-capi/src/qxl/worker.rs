@@ -301,9 +301,17 @@ impl Worker {
                 }
                 let _ = reply.send(());
             }
-            Request::MonitorsConfig { phys, group, cookie } => {
+            Request::MonitorsConfig {
+                phys,
+                group,
+                cookie,
+                max_monitors,
+            } => {
                 let guest = Guest::new(&self.slots, &HostMemory).with_limits(self.limits);
-                match read_monitors_config(&guest, phys, group, spice_server::MAX_HEADS) {
+                // As C: the guest's word, bounded by the outputs the host's
+                // device has (QEMU's max_outputs): its first heads only.
+                let limit = (max_monitors as usize).clamp(1, spice_server::MAX_HEADS);
+                match read_monitors_config(&guest, phys, group, limit) {
                     Ok((max, heads)) => self.set_heads(u32::from(max), &heads),
                     Err(e) => tracing::warn!(error = %e, "monitors config rejected"),
                 }
