@@ -162,9 +162,10 @@ class Driver:
             on(channel, "main-clipboard-selection-request", self.on_clipboard_request)
             on(channel, "main-clipboard-selection", self.on_clipboard_data)
         elif isinstance(channel, Spice.DisplayChannel):
-            self.display = channel
+            if self.display is None or channel.get_property("channel-id") == 0:
+                self.display = channel
             on(channel, "display-primary-create", self.on_primary_create)
-            on(channel, "display-primary-destroy", lambda ch: self.on_primary_destroy())
+            on(channel, "display-primary-destroy", lambda ch: self.on_primary_destroy(ch))
             on(channel, "display-invalidate", self.on_invalidate)
             on(channel, "display-mark", lambda ch, mark: emit("mark", mark=mark))
             on(channel, "notify::monitors", lambda ch, _: self.emit_monitors(ch))
@@ -292,12 +293,17 @@ class Driver:
         emit("cursor-set", **fields)
 
     def on_primary_create(self, channel, fmt, width, height, stride, shmid, address):
-        self.primary = (width, height, stride, address)
-        emit("primary-create", format=fmt, width=width, height=height, stride=stride)
+        channel_id = channel.get_property("channel-id")
+        # The picture commands (checksum, dump, watch) read display 0's.
+        if channel_id == 0:
+            self.primary = (width, height, stride, address)
+        emit("primary-create", format=fmt, width=width, height=height, stride=stride, channel_id=channel_id)
 
-    def on_primary_destroy(self):
-        self.primary = None
-        emit("primary-destroy")
+    def on_primary_destroy(self, channel):
+        channel_id = channel.get_property("channel-id")
+        if channel_id == 0:
+            self.primary = None
+        emit("primary-destroy", channel_id=channel_id)
 
     def on_invalidate(self, channel, x, y, w, h):
         self.invalidates += 1

@@ -334,6 +334,44 @@ fn the_heads_of_a_two_output_qxl_device_reach_spice_gtk() {
     );
 }
 
+/// Two qxl devices (`-vga qxl -device qxl`): the guest's qxl driver drives
+/// both, and spice-gtk gets a display channel for each with its own
+/// primary surface, the same with both libraries.
+#[test]
+fn two_qxl_devices_are_two_displays_in_spice_gtk() {
+    let _serial = serial();
+    let mut shown = Vec::new();
+    for library in [Library::rust(), Library::Debian] {
+        let mut vm = Vm::boot_with(&library, &["-device", "qxl"]);
+        let mut primaries = std::collections::BTreeMap::new();
+        let deadline = Instant::now() + T;
+        while primaries.len() < 2 && Instant::now() < deadline {
+            if let Some(v) = vm
+                .gtk
+                .wait(Duration::from_secs(1), |v| v["event"] == "primary-create")
+            {
+                let size = (
+                    v["width"].as_u64().unwrap_or(0),
+                    v["height"].as_u64().unwrap_or(0),
+                );
+                primaries.insert(v["channel_id"].as_u64().unwrap_or(u64::MAX), size);
+            }
+        }
+        eprintln!("{} library: primaries {primaries:?}", vm.name());
+        let ids: Vec<u64> = primaries.keys().copied().collect();
+        assert_eq!(ids, [0, 1], "{} library: a surface on each display", vm.name());
+        assert_eq!(
+            primaries[&0],
+            (u64::from(vm.size.0), u64::from(vm.size.1)),
+            "{} library: the console on the first",
+            vm.name()
+        );
+        shown.push(primaries);
+        vm.qemu.serial_send("off");
+    }
+    assert_eq!(shown[0], shown[1], "ours (left) and C (right)");
+}
+
 /// What spice-gtk decoded of the guest's tone: its frequency, level and
 /// how many distinct sample values the left channel took.
 #[derive(Debug)]
