@@ -93,8 +93,6 @@ pub(crate) struct DisplayChannel {
     next_frame: Option<Instant>,
     /// A frame is being sent over several produce rounds.
     frame_in_progress: bool,
-    /// Finds areas that keep changing (boxed, like the encoders).
-    detector: Box<Detector>,
     /// The video stream being sent, if any.
     stream: Option<Box<VideoStream>>,
     /// The id of the next stream.
@@ -173,7 +171,6 @@ impl DisplayChannel {
             shadow: Shadow::default(),
             next_frame: None,
             frame_in_progress: false,
-            detector: Box::default(),
             stream: None,
             next_stream_id: 1,
             streaming: StreamingVideo::Off,
@@ -350,6 +347,7 @@ impl DisplayChannel {
             generation,
             clients,
             heads,
+            detector,
             ..
         } = &mut *state;
         let surface = surface.as_ref()?;
@@ -358,7 +356,6 @@ impl DisplayChannel {
             clients.insert(self.key, Region::new());
             self.end_stream();
             self.send_surface(surface, heads);
-            self.detector.reset(surface.width, surface.height);
             self.sent_generation = Some(*generation);
             self.next_frame = Some(now + FRAME_INTERVAL);
             return None;
@@ -392,7 +389,7 @@ impl DisplayChannel {
             self.frame_in_progress = true;
             self.base.counters.frame();
             let damage = region.take();
-            let (rest, next_frame) = self.stream_frame(surface, damage, now);
+            let (rest, next_frame) = self.stream_frame(surface, detector, damage, now);
             for rect in rest {
                 region.add(rect);
             }
@@ -430,6 +427,7 @@ impl DisplayChannel {
     fn stream_frame(
         &mut self,
         surface: &Surface,
+        detector: &Detector,
         damage: Vec<Rect>,
         now: Instant,
     ) -> (Vec<Rect>, Option<Instant>) {
@@ -439,9 +437,8 @@ impl DisplayChannel {
             damage.extend(self.end_stream());
             return (damage, None);
         }
-        self.detector.observe(&damage, now);
         if self.stream.is_none() {
-            self.start_stream(surface, now);
+            self.start_stream(surface, detector, now);
         }
         let Some(video) = &mut self.stream else {
             return (damage, None);
@@ -468,8 +465,8 @@ impl DisplayChannel {
 
     /// Starts a stream on the detector's candidate area, if there is one
     /// and the setting takes it.
-    fn start_stream(&mut self, surface: &Surface, now: Instant) {
-        let Some(area) = self.detector.candidate(now, surface.width, surface.height) else {
+    fn start_stream(&mut self, surface: &Surface, detector: &Detector, now: Instant) {
+        let Some(area) = detector.candidate(now, surface.width, surface.height) else {
             return;
         };
         let area = Rect::new(area.x, area.y, area.width & !1, area.height & !1);

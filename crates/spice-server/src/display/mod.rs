@@ -230,6 +230,21 @@ pub(crate) struct DisplayState {
     pub(crate) cursor: CursorState,
     /// The monitors the picture is cut into.
     pub(crate) heads: heads::Heads,
+    /// Where the picture keeps changing (video), from the host's damage.
+    pub(crate) detector: stream::Detector,
+}
+
+/// Hands `rect` of new damage to every client and to the video detector.
+fn report_damage(
+    clients: &mut HashMap<u64, Region>,
+    detector: &mut stream::Detector,
+    rect: Rect,
+    now: std::time::Instant,
+) {
+    for region in clients.values_mut() {
+        region.add(rect);
+    }
+    detector.observe(&[rect], now);
 }
 
 /// Per-server settings a display's thread needs for its clients.
@@ -383,14 +398,21 @@ impl DisplayHandle {
                     pixels: Pixels::zeroed(frame.width as usize * frame.height as usize * 4),
                 });
                 state.generation += 1;
+                state.detector.reset(frame.width, frame.height);
                 self.shared.wake_main();
             }
             let full = [Rect::new(0, 0, frame.width, frame.height)];
             let damage = if resized { &full[..] } else { damage };
-            let DisplayState { surface, clients, .. } = &mut *state;
+            let DisplayState {
+                surface,
+                clients,
+                detector,
+                ..
+            } = &mut *state;
             let Some(surface) = surface.as_mut() else {
                 return Ok(());
             };
+            let now = std::time::Instant::now();
             let stride = surface.stride();
             for rect in damage.iter().map(|r| r.clip(frame.width, frame.height)) {
                 if rect.is_empty() {
@@ -403,9 +425,7 @@ impl DisplayHandle {
                     surface.pixels[dst..dst + row_bytes].copy_from_slice(&frame.data[src..src + row_bytes]);
                 }
                 if !resized {
-                    for region in clients.values_mut() {
-                        region.add(rect);
-                    }
+                    report_damage(clients, detector, rect, now);
                 }
             }
         }
@@ -427,6 +447,7 @@ impl DisplayHandle {
                 pixels: Pixels::zeroed(width as usize * height as usize * 4),
             });
             state.generation += 1;
+            state.detector.reset(width, height);
         }
         self.shared.wake();
         self.shared.wake_main();
@@ -445,7 +466,12 @@ impl DisplayHandle {
         image.validate()?;
         {
             let mut state = self.shared.lock();
-            let DisplayState { surface, clients, .. } = &mut *state;
+            let DisplayState {
+                surface,
+                clients,
+                detector,
+                ..
+            } = &mut *state;
             let Some(surface) = surface.as_mut() else {
                 return Ok(());
             };
@@ -460,9 +486,7 @@ impl DisplayHandle {
                 let dst = (area.y as usize + row) * stride + area.x as usize * 4;
                 surface.pixels[dst..dst + row_bytes].copy_from_slice(&image.data[src..src + row_bytes]);
             }
-            for region in clients.values_mut() {
-                region.add(area);
-            }
+            report_damage(clients, detector, area, std::time::Instant::now());
         }
         self.shared.wake();
         Ok(())
@@ -484,7 +508,12 @@ impl DisplayHandle {
     ) {
         {
             let mut state = self.shared.lock();
-            let DisplayState { surface, clients, .. } = &mut *state;
+            let DisplayState {
+                surface,
+                clients,
+                detector,
+                ..
+            } = &mut *state;
             let Some(surface) = surface.as_mut() else { return };
             let area = Rect::new(x, y, width, height).clip(surface.width, surface.height);
             if area.is_empty() {
@@ -502,9 +531,7 @@ impl DisplayHandle {
                 }
             }
             let drawn = Rect::new(area.x, area.y, area.width, filled);
-            for region in clients.values_mut() {
-                region.add(drawn);
-            }
+            report_damage(clients, detector, drawn, std::time::Instant::now());
         }
         self.shared.wake();
     }
@@ -517,12 +544,19 @@ impl DisplayHandle {
     pub fn paint<T>(&self, paint: impl FnOnce(&mut [u32], u32, u32) -> (T, Option<Rect>)) -> Option<T> {
         let result = {
             let mut state = self.shared.lock();
-            let DisplayState { surface, clients, .. } = &mut *state;
+            let DisplayState {
+                surface,
+                clients,
+                detector,
+                ..
+            } = &mut *state;
             let surface = surface.as_mut()?;
             let (width, height) = (surface.width, surface.height);
             let (result, changed) = paint(surface.pixels.words_mut(), width, height);
             match changed.map(|r| r.clip(width, height)) {
-                Some(rect) if !rect.is_empty() => clients.values_mut().for_each(|region| region.add(rect)),
+                Some(rect) if !rect.is_empty() => {
+                    report_damage(clients, detector, rect, std::time::Instant::now())
+                }
                 _ => return Some(result),
             }
             result

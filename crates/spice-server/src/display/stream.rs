@@ -1,11 +1,15 @@
-//! Video stream detection, per display client, from the damage alone.
+//! Video stream detection, per display, from the damage alone.
 //!
 //! A framebuffer host gives no hint that an area plays a video, so, as the C
 //! server does with the guest's draw commands, an area is taken for a video
 //! when it keeps changing: the surface is cut into `CELL`-pixel cells,
-//! each frame of damage marks the cells it touches, and a cell changed in
-//! `START_FRAMES` frames in a row, each within `MAX_GAP` of the one
-//! before, is hot. The largest connected group of hot cells, if at least
+//! the damage the host reports marks the cells it touches (changes closer
+//! than `SAME_FRAME` are one frame: a host hands a frame over in several
+//! rectangles or commands), and a cell changed in `START_FRAMES` frames in
+//! a row, each within `MAX_GAP` of the one before, is hot. Detection follows
+//! the host's damage as it comes, not what each client was sent: on a slow
+//! link a client gets the changes merged and late, which must not hide the
+//! video it needs a stream for most. The largest connected group of hot cells, if at least
 //! `MIN_AREA` pixels, is the candidate stream area; under
 //! [`StreamingVideo::Filter`] its pixels must also look photographic, so a
 //! scrolling terminal stays lossless.
@@ -26,6 +30,8 @@ pub(crate) const START_FRAMES: u16 = 20;
 /// Longest pause between two changes of a cell that still continues its run
 /// (the C server's `RED_STREAM_DETECTION_MAX_DELTA`).
 pub(crate) const MAX_GAP: Duration = Duration::from_millis(200);
+/// Changes of a cell closer than this are one frame.
+pub(crate) const SAME_FRAME: Duration = Duration::from_millis(10);
 /// Smallest stream, in pixels (the C server's `RED_STREAM_MIN_SIZE`).
 pub(crate) const MIN_AREA: u64 = 96 * 96;
 /// A stream with no change for this long ends (`RED_STREAM_TIMEOUT`).
@@ -95,7 +101,7 @@ impl Detector {
         self.cells = vec![Cell::default(); (self.columns * self.rows) as usize];
     }
 
-    /// One frame of damage, sent at `now`.
+    /// Damage the host reported at `now`.
     pub(crate) fn observe(&mut self, damage: &[Rect], now: Instant) {
         for rect in damage {
             let (x0, y0) = (rect.x / CELL, rect.y / CELL);
@@ -104,7 +110,10 @@ impl Detector {
             for y in y0..y1 {
                 for x in x0..x1 {
                     let cell = &mut self.cells[(y * self.columns + x) as usize];
-                    if cell.last == Some(now) {
+                    if cell
+                        .last
+                        .is_some_and(|t| now.saturating_duration_since(t) < SAME_FRAME)
+                    {
                         continue; // already counted in this frame
                     }
                     let continues = cell
