@@ -219,3 +219,110 @@ fn a_stream_follows_a_link_that_slows_down_and_ends_exact() {
         slow.played
     );
 }
+
+/// A client with the `STREAM_REPORT` capability is asked for reports on
+/// each stream (window 5 frames, 1 s, as C); when it reports it cannot play
+/// the stream (no frames, `u32::MAX` drops), the stream ends, the area comes
+/// losslessly, and no stream starts again for it while the video plays on.
+#[test]
+fn a_client_that_cannot_play_a_stream_gets_the_area_lossless() {
+    use spice_interop::raw::RawClient;
+    use spice_proto::consts::display_cap;
+    use spice_proto::msg::display::{client_type, server_type};
+    use spice_proto::msg::{base, main};
+    use spice_proto::wire::Writer;
+    use spice_proto::ChannelType;
+
+    spice_interop::init_logging();
+    let mut canvas = Canvas::stripes(640, 480, 22);
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let server = ServerBuilder::new()
+        .port(0)
+        .streaming_video(StreamingVideo::All)
+        .display(display.clone())
+        .spawn()
+        .expect("server starts");
+    let addr = server.local_addr();
+    let mut main_link = RawClient::link(addr, ChannelType::Main, 0, 0, "").expect("main links");
+    let init = main_link
+        .recv_type(main::server_type::INIT, T)
+        .expect("MAIN_INIT");
+    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
+    let mut screen = RawClient::link_with(
+        addr,
+        ChannelType::Display,
+        0,
+        session,
+        "",
+        true,
+        &[display_cap::STREAM_REPORT],
+    )
+    .expect("display links");
+    let mut body = Vec::new();
+    Writer::new(&mut body).u8(1).u64(0).u8(0).i32(0);
+    screen.send(client_type::INIT, &body);
+    screen.send(base::client_type::ACK_SYNC, &1u32.to_le_bytes());
+
+    let area = Rect::new(64, 64, 320, 240);
+    let start = Instant::now();
+    let mut seen: Vec<u16> = Vec::new();
+    let mut activation = None;
+    let mut refused_at = None;
+    let mut received = 0u32;
+    for t in 0..150u32 {
+        let rect = canvas.video_frame(area, t);
+        display.update(&canvas.frame(), &[rect]).unwrap();
+        let next = start + Duration::from_millis(40) * (t + 1);
+        while let Some(frame) = screen.recv(next.saturating_duration_since(Instant::now())) {
+            received += 1;
+            if received % 20 == 0 {
+                screen.send(base::client_type::ACK, &[]);
+            }
+            if refused_at.is_some() {
+                seen.push(frame.msg_type);
+            }
+            if frame.msg_type == server_type::STREAM_ACTIVATE_REPORT && activation.is_none() {
+                let word = |i: usize| u32::from_le_bytes(frame.body[i * 4..i * 4 + 4].try_into().unwrap());
+                activation = Some([word(0), word(1), word(2), word(3)]);
+                // "Cannot play": no frames, every frame dropped.
+                let mut report = Vec::new();
+                let mut w = Writer::new(&mut report);
+                w.u32(word(0))
+                    .u32(word(1))
+                    .u32(0)
+                    .u32(0)
+                    .u32(0)
+                    .u32(u32::MAX)
+                    .i32(0)
+                    .u32(0);
+                screen.send(client_type::STREAM_REPORT, &report);
+                refused_at = Some(t);
+            }
+            if Instant::now() >= next {
+                break;
+            }
+        }
+    }
+    let [_, _, window, timeout] = activation.expect("the stream's reports were activated");
+    assert_eq!((window, timeout), (5, 1000));
+    let refused_at = refused_at.unwrap();
+    assert!(
+        refused_at < 100,
+        "the stream started while the video played (frame {refused_at})"
+    );
+    let destroyed = seen.iter().position(|&m| m == server_type::STREAM_DESTROY);
+    let destroyed = destroyed.unwrap_or_else(|| panic!("STREAM_DESTROY after the refusal: {seen:?}"));
+    assert!(
+        seen[destroyed..].contains(&server_type::DRAW_COPY),
+        "the area again, lossless: {seen:?}"
+    );
+    assert!(
+        !seen.contains(&server_type::STREAM_CREATE),
+        "no stream again for this client: {seen:?}"
+    );
+    assert!(
+        !seen[destroyed..].contains(&server_type::STREAM_DATA),
+        "no stream frames after the end: {seen:?}"
+    );
+}

@@ -35,6 +35,8 @@ pub mod server_type {
     pub const SURFACE_DESTROY: u16 = 315;
     /// `SPICE_MSG_DISPLAY_MONITORS_CONFIG`.
     pub const MONITORS_CONFIG: u16 = 317;
+    /// `SPICE_MSG_DISPLAY_STREAM_ACTIVATE_REPORT`.
+    pub const STREAM_ACTIVATE_REPORT: u16 = 319;
 }
 
 /// Client message types of the display channel.
@@ -510,6 +512,54 @@ impl ServerMessage for StreamDestroy {
     }
 }
 
+/// `SPICE_MSG_DISPLAY_STREAM_ACTIVATE_REPORT`: asks a client with
+/// `SPICE_DISPLAY_CAP_STREAM_REPORT` to report how it plays a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamActivateReport {
+    /// The stream.
+    pub stream_id: u32,
+    /// Echoed in the reports, so reports on an older stream of the same id are told apart.
+    pub unique_id: u32,
+    /// Frames at most between two reports.
+    pub max_window_size: u32,
+    /// Milliseconds at most between two reports.
+    pub timeout_ms: u32,
+}
+
+impl ServerMessage for StreamActivateReport {
+    const TYPE: u16 = server_type::STREAM_ACTIVATE_REPORT;
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        Writer::new(out)
+            .u32(self.stream_id)
+            .u32(self.unique_id)
+            .u32(self.max_window_size)
+            .u32(self.timeout_ms);
+    }
+}
+
+/// `SPICE_MSGC_DISPLAY_STREAM_REPORT`: how the client played a stream's
+/// last frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamReport {
+    /// The stream.
+    pub stream_id: u32,
+    /// The `unique_id` of the activation.
+    pub unique_id: u32,
+    /// Multimedia time of the first frame reported.
+    pub start_frame_mm_time: u32,
+    /// Multimedia time of the last frame reported.
+    pub end_frame_mm_time: u32,
+    /// Frames received.
+    pub num_frames: u32,
+    /// Of those, dropped (late or not decoded); `u32::MAX` with no frames:
+    /// the client cannot play the stream at all.
+    pub num_drops: u32,
+    /// Milliseconds the last frame came before its display time (negative: late).
+    pub last_frame_delay: i32,
+    /// The audio playback's latency, in milliseconds.
+    pub audio_delay: u32,
+}
+
 /// Messages a client sends on the display channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DisplayClientMessage {
@@ -526,8 +576,8 @@ pub enum DisplayClientMessage {
         /// GLZ window in pixels.
         glz_dictionary_window_size: i32,
     },
-    /// `SPICE_MSGC_DISPLAY_STREAM_REPORT` (streams are not sent yet; ignored).
-    StreamReport,
+    /// `SPICE_MSGC_DISPLAY_STREAM_REPORT`.
+    StreamReport(StreamReport),
     /// `SPICE_MSGC_DISPLAY_PREFERRED_COMPRESSION`.
     PreferredCompression(u8),
     /// `SPICE_MSGC_DISPLAY_GL_DRAW_DONE`.
@@ -552,11 +602,16 @@ impl DisplayClientMessage {
                 glz_dictionary_id: r.u8("display init glz dictionary id")?,
                 glz_dictionary_window_size: r.i32("display init glz window size")?,
             },
-            client_type::STREAM_REPORT => {
-                // 8 fields of u32/i32.
-                r.take(32, "stream report")?;
-                Self::StreamReport
-            }
+            client_type::STREAM_REPORT => Self::StreamReport(StreamReport {
+                stream_id: r.u32("stream report stream id")?,
+                unique_id: r.u32("stream report unique id")?,
+                start_frame_mm_time: r.u32("stream report start time")?,
+                end_frame_mm_time: r.u32("stream report end time")?,
+                num_frames: r.u32("stream report frames")?,
+                num_drops: r.u32("stream report drops")?,
+                last_frame_delay: r.i32("stream report last frame delay")?,
+                audio_delay: r.u32("stream report audio delay")?,
+            }),
             client_type::PREFERRED_COMPRESSION => Self::PreferredCompression(r.u8("preferred compression")?),
             client_type::GL_DRAW_DONE => Self::GlDrawDone,
             client_type::PREFERRED_VIDEO_CODEC_TYPE => {

@@ -17,8 +17,8 @@ use spice_proto::consts::display_cap;
 use spice_proto::migrate_data::{DisplayData, MigrateData};
 use spice_proto::msg::display::{
     image_flags, CopyBits, DisplayClientMessage, DrawCopy, Image, ImageData, InvalAllPixmaps, InvalPixmaps,
-    Mark, StreamCreate, StreamData, StreamDestroy, SurfaceCreate, SurfaceDestroy, STREAM_FLAGS_TOP_DOWN,
-    SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB, VIDEO_CODEC_MJPEG,
+    Mark, StreamActivateReport, StreamCreate, StreamData, StreamDestroy, StreamReport, SurfaceCreate,
+    SurfaceDestroy, STREAM_FLAGS_TOP_DOWN, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB, VIDEO_CODEC_MJPEG,
 };
 use spice_proto::{Caps, DecodeError, Frame};
 
@@ -99,6 +99,13 @@ pub(crate) struct DisplayChannel {
     next_stream_id: u32,
     /// The stream setting in force for this produce round.
     streaming: StreamingVideo,
+    /// The client reports how it plays streams (`STREAM_REPORT` capability).
+    stream_reports: bool,
+    /// The client said it cannot play our streams: it gets none again.
+    streams_refused: bool,
+    /// An area to send again losslessly at the next frame (a stream the
+    /// client could not play).
+    resend: Option<Rect>,
     /// The client came by seamless migration: its channel state arrives
     /// as MIGRATE_DATA instead of DISPLAY_INIT, and it still has the
     /// surface the source showed it (no SURFACE_CREATE for it).
@@ -116,6 +123,8 @@ struct VideoStream {
     dirty: bool,
     /// The JPEG quality, following the link; it knows when the last frame went.
     rate: stream::RateControl,
+    /// The id the client's reports on this stream carry.
+    report_id: u32,
 }
 
 impl VideoStream {
@@ -174,6 +183,9 @@ impl DisplayChannel {
             stream: None,
             next_stream_id: 1,
             streaming: StreamingVideo::Off,
+            stream_reports: client_caps.has(display_cap::STREAM_REPORT),
+            streams_refused: false,
+            resend: None,
             migrated_in: false,
         }
     }
@@ -295,14 +307,38 @@ impl DisplayChannel {
                 }
                 Some(DisplayEvent::Produce)
             }
-            DisplayClientMessage::StreamReport
-            | DisplayClientMessage::GlDrawDone
-            | DisplayClientMessage::PreferredVideoCodecType(_) => None,
+            DisplayClientMessage::StreamReport(report) => self.stream_report(&report, now),
+            DisplayClientMessage::GlDrawDone | DisplayClientMessage::PreferredVideoCodecType(_) => None,
             DisplayClientMessage::Unknown(t) => {
                 tracing::debug!(msg_type = t, "ignoring unknown display message");
                 None
             }
         })
+    }
+
+    /// A client's report on a stream: it steers the live stream's quality,
+    /// or, when the client says it cannot play it at all, ends it (the
+    /// area goes again losslessly) and no stream starts again for it.
+    fn stream_report(&mut self, report: &StreamReport, now: Instant) -> Option<DisplayEvent> {
+        let video = self
+            .stream
+            .as_mut()
+            .filter(|v| v.id == report.stream_id && v.report_id == report.unique_id)?;
+        tracing::debug!(?report, "stream report");
+        if report.num_frames == 0 && report.num_drops == u32::MAX {
+            tracing::info!(
+                id = video.id,
+                "the client cannot play video streams; sending lossless"
+            );
+            self.streams_refused = true;
+            // The area goes again through the lossless path at the next frame.
+            self.resend = self.end_stream();
+            return Some(DisplayEvent::Produce);
+        }
+        video
+            .rate
+            .on_client_report(report.num_frames, report.num_drops, report.last_frame_delay, now);
+        None
     }
 
     /// Whether the client can take more output now.
@@ -364,6 +400,9 @@ impl DisplayChannel {
             self.send_heads(surface, heads);
         }
         let region = clients.get_mut(&self.key)?;
+        if let Some(area) = self.resend.take() {
+            region.add(area);
+        }
         if self
             .stream
             .as_ref()
@@ -466,6 +505,9 @@ impl DisplayChannel {
     /// Starts a stream on the detector's candidate area, if there is one
     /// and the setting takes it.
     fn start_stream(&mut self, surface: &Surface, detector: &Detector, now: Instant) {
+        if self.streams_refused {
+            return;
+        }
         let Some(area) = detector.candidate(now, surface.width, surface.height) else {
             return;
         };
@@ -496,6 +538,18 @@ impl DisplayChannel {
             src_height: area.height,
             dest: area.to_wire(),
         });
+        // Stream ids are not reused on a channel (they would wrap after
+        // 2^32 streams), so the id also tells a report on an older stream
+        // apart.
+        let report_id = id;
+        if self.stream_reports {
+            self.base.send(&StreamActivateReport {
+                stream_id: id,
+                unique_id: report_id,
+                max_window_size: stream::REPORT_WINDOW,
+                timeout_ms: stream::REPORT_TIMEOUT_MS,
+            });
+        }
         // What the client shows there is lossy from now on.
         self.shadow.forget(area);
         self.stream = Some(Box::new(VideoStream {
@@ -504,6 +558,7 @@ impl DisplayChannel {
             last_change: now,
             dirty: true,
             rate: stream::RateControl::default(),
+            report_id,
         }));
     }
 

@@ -249,6 +249,43 @@ impl RateControl {
     }
 }
 
+impl RateControl {
+    /// A client's `STREAM_REPORT` on the stream's last frames: a quarter or
+    /// more of them dropped, or the last one late for its display time,
+    /// means the client cannot keep up at this rate: the quality steps down
+    /// (at most every [`STEP_DOWN_INTERVAL`]) and the run towards a step up
+    /// starts over.
+    pub(crate) fn on_client_report(&mut self, frames: u32, drops: u32, last_frame_delay: i32, now: Instant) {
+        if frames == 0 {
+            return;
+        }
+        let struggling = u64::from(drops) * 4 >= u64::from(frames) || last_frame_delay < 0;
+        if !struggling {
+            return;
+        }
+        self.prompt_frames = 0;
+        let may_step = self
+            .last_step_down
+            .is_none_or(|t| now.saturating_duration_since(t) >= STEP_DOWN_INTERVAL);
+        if may_step && self.quality > 0 {
+            self.quality -= 1;
+            self.last_step_down = Some(now);
+            tracing::debug!(
+                quality = self.quality(),
+                frames,
+                drops,
+                last_frame_delay,
+                "stream quality down on the client's report"
+            );
+        }
+    }
+}
+
+/// Frames between two of a client's stream reports (C's `RED_STREAM_CLIENT_REPORT_WINDOW`).
+pub(crate) const REPORT_WINDOW: u32 = 5;
+/// Milliseconds at most between two reports (C's `RED_STREAM_CLIENT_REPORT_TIMEOUT`).
+pub(crate) const REPORT_TIMEOUT_MS: u32 = 1000;
+
 /// The milliseconds of the multimedia clock: the main channel gives the
 /// client this clock (less its latency) in `MAIN_INIT`, and stream frames
 /// are stamped with it. One epoch for the process, so display threads and
@@ -270,6 +307,24 @@ mod tests {
             detector.observe(damage, now);
         }
         now
+    }
+
+    #[test]
+    fn client_reports_of_drops_or_late_frames_step_the_quality_down() {
+        let t = Instant::now();
+        let mut r = RateControl::default();
+        let start = r.quality();
+        r.on_client_report(5, 0, 40, t);
+        assert_eq!(r.quality(), start, "all played in time");
+        r.on_client_report(0, 0, -5, t);
+        assert_eq!(r.quality(), start, "no frames: nothing to judge");
+        r.on_client_report(5, 2, 40, t);
+        assert!(r.quality() < start, "drops");
+        let once = r.quality();
+        r.on_client_report(5, 0, -30, t + STEP_DOWN_INTERVAL / 2);
+        assert_eq!(r.quality(), once, "one step per interval");
+        r.on_client_report(5, 0, -30, t + STEP_DOWN_INTERVAL);
+        assert!(r.quality() < once, "late frames");
     }
 
     #[test]
