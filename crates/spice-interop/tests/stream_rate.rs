@@ -114,6 +114,21 @@ struct Run {
     played: Duration,
 }
 
+/// A server streaming any area that keeps changing, with a 640x480 picture.
+fn video_server(seed: u64) -> (spice_server::RunningServer, DisplayHandle, Canvas) {
+    spice_interop::init_logging();
+    let canvas = Canvas::stripes(640, 480, seed);
+    let display = DisplayHandle::new();
+    canvas.publish(&display);
+    let server = ServerBuilder::new()
+        .port(0)
+        .streaming_video(StreamingVideo::All)
+        .display(display.clone())
+        .spawn()
+        .expect("server starts");
+    (server, display, canvas)
+}
+
 /// The display channel's figures, once it has them.
 fn display_stats(handle: &spice_server::ServerHandle) -> Option<spice_server::DisplayStats> {
     handle
@@ -128,16 +143,7 @@ fn display_stats(handle: &spice_server::ServerHandle) -> Option<spice_server::Di
 /// after 3 s (the stream runs) the link drops to `slow` bytes per second if
 /// given. Checks the client ends pixel-exact.
 fn play(slow: Option<u64>) -> Run {
-    spice_interop::init_logging();
-    let mut canvas = Canvas::stripes(640, 480, 21);
-    let display = DisplayHandle::new();
-    canvas.publish(&display);
-    let server = ServerBuilder::new()
-        .port(0)
-        .streaming_video(StreamingVideo::All)
-        .display(display.clone())
-        .spawn()
-        .expect("server starts");
+    let (server, display, mut canvas) = video_server(21);
     let handle = server.handle();
     let link = SlowLink::start(server.local_addr());
     let mut gtk = SpiceGtk::start();
@@ -233,16 +239,7 @@ fn a_client_that_cannot_play_a_stream_gets_the_area_lossless() {
     use spice_proto::wire::Writer;
     use spice_proto::ChannelType;
 
-    spice_interop::init_logging();
-    let mut canvas = Canvas::stripes(640, 480, 22);
-    let display = DisplayHandle::new();
-    canvas.publish(&display);
-    let server = ServerBuilder::new()
-        .port(0)
-        .streaming_video(StreamingVideo::All)
-        .display(display.clone())
-        .spawn()
-        .expect("server starts");
+    let (server, display, mut canvas) = video_server(22);
     let addr = server.local_addr();
     let mut main_link = RawClient::link(addr, ChannelType::Main, 0, 0, "").expect("main links");
     let init = main_link

@@ -228,13 +228,7 @@ impl RateControl {
             .pace
             .is_some_and(|pace| gap >= CONGESTED_DELAY.max(pace * HELD_BACK_FACTOR));
         if held_back {
-            self.prompt_frames = 0;
-            let may_step = self
-                .last_step_down
-                .is_none_or(|t| now.saturating_duration_since(t) >= STEP_DOWN_INTERVAL);
-            if may_step && self.quality > 0 {
-                self.quality -= 1;
-                self.last_step_down = Some(now);
+            if self.step_down(now) {
                 tracing::debug!(quality = self.quality(), ?gap, "stream quality down");
             }
             return;
@@ -252,9 +246,7 @@ impl RateControl {
 impl RateControl {
     /// A client's `STREAM_REPORT` on the stream's last frames: a quarter or
     /// more of them dropped, or the last one late for its display time,
-    /// means the client cannot keep up at this rate: the quality steps down
-    /// (at most every [`STEP_DOWN_INTERVAL`]) and the run towards a step up
-    /// starts over.
+    /// means the client cannot keep up at this rate: [`Self::step_down`].
     pub(crate) fn on_client_report(&mut self, frames: u32, drops: u32, last_frame_delay: i32, now: Instant) {
         if frames == 0 {
             return;
@@ -263,13 +255,7 @@ impl RateControl {
         if !struggling {
             return;
         }
-        self.prompt_frames = 0;
-        let may_step = self
-            .last_step_down
-            .is_none_or(|t| now.saturating_duration_since(t) >= STEP_DOWN_INTERVAL);
-        if may_step && self.quality > 0 {
-            self.quality -= 1;
-            self.last_step_down = Some(now);
+        if self.step_down(now) {
             tracing::debug!(
                 quality = self.quality(),
                 frames,
@@ -278,6 +264,22 @@ impl RateControl {
                 "stream quality down on the client's report"
             );
         }
+    }
+
+    /// The link struggles: the run towards a step up starts over, and the
+    /// quality goes down a step unless it did within [`STEP_DOWN_INTERVAL`]
+    /// (one burst costs one step). Returns whether it went down.
+    fn step_down(&mut self, now: Instant) -> bool {
+        self.prompt_frames = 0;
+        let may_step = self
+            .last_step_down
+            .is_none_or(|t| now.saturating_duration_since(t) >= STEP_DOWN_INTERVAL);
+        if !may_step || self.quality == 0 {
+            return false;
+        }
+        self.quality -= 1;
+        self.last_step_down = Some(now);
+        true
     }
 }
 
