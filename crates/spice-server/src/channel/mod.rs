@@ -146,6 +146,11 @@ impl ChannelBase {
             tracing::trace!(msg_type = M::TYPE, "channel migrated; not sent");
             return;
         }
+        self.queue(msg);
+    }
+
+    /// Queues one message, migrated or not.
+    fn queue<M: ServerMessage>(&mut self, msg: &M) {
         self.serial += 1;
         let buf = self.out.buffer();
         let header_at = buf.len();
@@ -273,9 +278,8 @@ impl ChannelBase {
             }
             BaseClientMessage::MigrateFlushMark => {
                 if let Some(data) = self.migrate_out_data.take() {
-                    self.migrated_out = false;
-                    self.send(&MigrateDataMsg(data.encode()));
-                    self.migrated_out = true;
+                    // The one message a migrated channel still sends.
+                    self.queue(&MigrateDataMsg(data.encode()));
                 }
                 BaseOutcome::Continue
             }

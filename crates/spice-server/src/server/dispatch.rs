@@ -97,13 +97,7 @@ impl ServerState {
                     // Seamless migration, source side: main's state went
                     // out after every other channel moved (see
                     // `close_moved_main`).
-                    Ok(None) => {
-                        !(main.base.migration_data_sent()
-                            && self
-                                .session
-                                .as_ref()
-                                .is_some_and(|s| s.moved_out && s.channels.is_empty()))
-                    }
+                    Ok(None) => !self.client_moved(main),
                     Err(e) => self.malformed(name, &e),
                 },
                 Channel::Inputs(inputs) => match inputs.handle(&frame, now) {

@@ -701,22 +701,30 @@ impl ServerState {
     /// to the destination and main's state went out, main is closed here
     /// (spice-gtk may keep its old main socket open until the server does).
     fn close_moved_main(&mut self) {
-        let Some(session) = &self.session else { return };
-        if !session.moved_out || !session.channels.is_empty() {
+        let Some(main) = self.session.as_ref().map(|s| s.main) else {
             return;
-        }
-        let main = session.main;
-        let sent = match self.conns.get(&main).map(|c| &c.phase) {
+        };
+        let moved = match self.conns.get(&main).map(|c| &c.phase) {
             Some(Phase::Linked {
                 channel: conn::Channel::Main(m),
                 ..
-            }) => m.base.migration_data_sent(),
+            }) => self.client_moved(m),
             _ => false,
         };
-        if sent {
+        if moved {
             tracing::debug!("the client moved every channel; closing its main channel");
             self.close_channel(main);
         }
+    }
+
+    /// Whether, after a seamless migration, the client moved every channel
+    /// to the destination and `main`'s own state went out: main is done.
+    fn client_moved(&self, main: &crate::channel::main::MainChannel) -> bool {
+        main.base.migration_data_sent()
+            && self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.moved_out && s.channels.is_empty())
     }
 
     /// Moves a linked display or cursor channel to its display's thread.
