@@ -189,7 +189,6 @@ pub(crate) struct ChannelCounters {
 
 #[derive(Debug, Default)]
 struct DisplayCounters {
-    used: AtomicBool,
     frames: AtomicU64,
     images: [AtomicU64; ImageCodec::ALL.len()],
     image_bytes: [AtomicU64; ImageCodec::ALL.len()],
@@ -255,13 +254,11 @@ impl ChannelCounters {
     }
 
     pub(crate) fn frame(&self) {
-        self.display.used.store(true, Ordering::Relaxed);
         add(&self.display.frames, 1);
     }
 
     pub(crate) fn image(&self, data: &ImageData<'_>, encode_time: Duration) {
         let d = &self.display;
-        d.used.store(true, Ordering::Relaxed);
         let i = ImageCodec::of(data).index();
         add(&d.images[i], 1);
         add(&d.image_bytes[i], data.len() as u64);
@@ -274,7 +271,6 @@ impl ChannelCounters {
 
     pub(crate) fn stream_started(&self) {
         let d = &self.display;
-        d.used.store(true, Ordering::Relaxed);
         let at = self.created.elapsed().as_micros() as u64;
         d.stream_started_us.store(at, Ordering::Relaxed);
         d.stream_live_bytes.store(0, Ordering::Relaxed);
@@ -310,15 +306,14 @@ impl ChannelCounters {
             messages_in: get(&self.messages_in),
             bytes_in: get(&self.bytes_in),
             round_trip: (rtt > 0).then(|| Duration::from_micros(rtt - 1)),
-            display: self.display_snapshot(),
+            // Only display channels count display figures.
+            display: (identity.channel_type == spice_proto::ChannelType::Display as u8)
+                .then(|| self.display_snapshot()),
         }
     }
 
-    fn display_snapshot(&self) -> Option<DisplayStats> {
+    fn display_snapshot(&self) -> DisplayStats {
         let d = &self.display;
-        if !d.used.load(Ordering::Relaxed) {
-            return None;
-        }
         let images = ImageCodec::ALL
             .iter()
             .map(|&c| (c, get(&d.images[c.index()]), get(&d.image_bytes[c.index()])))
@@ -334,7 +329,7 @@ impl ChannelCounters {
                 bit_rate: if elapsed > 0.0 { (bits / elapsed) as u64 } else { 0 },
             }
         });
-        Some(DisplayStats {
+        DisplayStats {
             frames: get(&d.frames),
             images,
             copy_bits: get(&d.copy_bits),
@@ -342,7 +337,7 @@ impl ChannelCounters {
             stream_frames: get(&d.stream_frames),
             stream_bytes: get(&d.stream_bytes),
             stream,
-        })
+        }
     }
 
     /// The channel is gone: its totals go to the log and the registry
@@ -533,11 +528,11 @@ mod tests {
         c.stream_started();
         c.stream_frame(5000, 70, Duration::from_millis(1));
         c.stream_frame(5000, 60, Duration::from_millis(1));
-        let d = c.display_snapshot().unwrap();
+        let d = c.display_snapshot();
         assert_eq!((d.stream_frames, d.stream_bytes), (2, 10_000));
         assert_eq!(d.stream.unwrap().quality, 60);
         assert!(d.stream.unwrap().bit_rate > 0);
         c.stream_ended();
-        assert_eq!(c.display_snapshot().unwrap().stream, None);
+        assert_eq!(c.display_snapshot().stream, None);
     }
 }
