@@ -10,11 +10,15 @@ cd "$(dirname "$0")/.."
 # headers for the drop-in's layout and differential tests; QEMU as the host;
 # mke2fs (e2fsprogs) for the Xorg guest's root disk; libopus (through
 # pkg-config) for Opus audio; spice-html5 in headless Chromium through selenium;
-# Cyrus SASL (libsasl2-dev to link, the mechanisms, saslpasswd2 for a sasldb).
+# Cyrus SASL (libsasl2-dev to link, the mechanisms, saslpasswd2 for a sasldb);
+# GStreamer for VP8/H.264 streams (the headers to link; vp8enc/vp8dec in
+# -good, x264enc in -ugly, and avdec_h264 in -libav, which spice-gtk decodes with).
 ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0 \
     libspice-server-dev libspice-server1 qemu-system-x86 gcc e2fsprogs libpixman-1-dev libglib2.0-dev openssl \
     libopus-dev pkg-config chromium chromium-driver python3-selenium spice-html5 \
-    libsasl2-dev sasl2-bin libsasl2-modules
+    libsasl2-dev sasl2-bin libsasl2-modules \
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
+    gstreamer1.0-libav
 ensure_rust
 
 echo "==> cargo fmt --check"
