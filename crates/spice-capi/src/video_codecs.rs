@@ -56,6 +56,24 @@ impl VideoCodec {
     }
 }
 
+/// What the server streams with: our own MJPEG for `spice:mjpeg` and
+/// `gstreamer:mjpeg` alike; VP8, H.264 and VP9 through GStreamer (a
+/// `spice:` entry for them names an encoder that does not exist, and is
+/// passed over as the C server passes over an encoder it cannot create).
+pub(crate) fn for_server(list: &[VideoCodec]) -> spice_server::VideoCodecs {
+    let codecs: Vec<spice_server::VideoCodec> = list
+        .iter()
+        .filter_map(|c| match (c.encoder, c.codec) {
+            (_, Codec::Mjpeg) => Some(spice_server::VideoCodec::Mjpeg),
+            (Encoder::Gstreamer, Codec::Vp8) => Some(spice_server::VideoCodec::Vp8),
+            (Encoder::Gstreamer, Codec::H264) => Some(spice_server::VideoCodec::H264),
+            (Encoder::Gstreamer, Codec::Vp9) => Some(spice_server::VideoCodec::Vp9),
+            (Encoder::Spice, _) => None,
+        })
+        .collect();
+    spice_server::VideoCodecs::new(&codecs)
+}
+
 /// The list as `spice_server_get_video_codecs` returns it.
 pub(crate) fn to_string(list: &[VideoCodec]) -> String {
     list.iter().map(VideoCodec::name).collect::<Vec<_>>().join(";")
@@ -111,6 +129,24 @@ mod tests {
 
     fn names(input: &str) -> String {
         to_string(&parse(input).codecs)
+    }
+
+    #[test]
+    fn the_server_streams_the_codecs_it_has_encoders_for() {
+        let list = |input: &str| {
+            for_server(&parse(input).codecs)
+                .iter()
+                .collect::<Vec<spice_server::VideoCodec>>()
+        };
+        use spice_server::VideoCodec::{Mjpeg, Vp8, Vp9, H264};
+        assert_eq!(list("gstreamer:vp8;spice:mjpeg"), [Vp8, Mjpeg]);
+        assert_eq!(
+            list("gstreamer:h264;gstreamer:vp9;gstreamer:mjpeg"),
+            [H264, Vp9, Mjpeg]
+        );
+        // No built-in VP8 encoder; only MJPEG is left (and the default when nothing is).
+        assert_eq!(list("spice:vp8;gstreamer:mjpeg"), [Mjpeg]);
+        assert_eq!(list("spice:vp8"), [Mjpeg]);
     }
 
     #[test]

@@ -153,6 +153,19 @@ pub mod display_cap {
     pub const LZ4_COMPRESSION: u32 = 5;
     /// `SPICE_DISPLAY_CAP_PREF_COMPRESSION`.
     pub const PREF_COMPRESSION: u32 = 6;
+    /// `SPICE_DISPLAY_CAP_MULTI_CODEC`: the client lists the stream codecs
+    /// it decodes (the `CODEC_*` bits); without it, MJPEG only.
+    pub const MULTI_CODEC: u32 = 8;
+    /// `SPICE_DISPLAY_CAP_CODEC_MJPEG`.
+    pub const CODEC_MJPEG: u32 = 9;
+    /// `SPICE_DISPLAY_CAP_CODEC_VP8`.
+    pub const CODEC_VP8: u32 = 10;
+    /// `SPICE_DISPLAY_CAP_CODEC_H264`.
+    pub const CODEC_H264: u32 = 11;
+    /// `SPICE_DISPLAY_CAP_PREF_VIDEO_CODEC_TYPE`: `PREFERRED_VIDEO_CODEC_TYPE` is understood.
+    pub const PREF_VIDEO_CODEC_TYPE: u32 = 12;
+    /// `SPICE_DISPLAY_CAP_CODEC_VP9`.
+    pub const CODEC_VP9: u32 = 13;
 }
 
 /// Inputs channel capability bits (`SPICE_INPUTS_CAP_*`).

@@ -101,6 +101,11 @@ pub struct Config {
     ///
     /// [`StreamingVideo::Filter`]: crate::StreamingVideo::Filter
     pub streaming_video: crate::display::stream::StreamingVideo,
+    /// The stream codecs, best first (`spice_server_set_video_codecs`;
+    /// default MJPEG alone, which is what the C server's default list
+    /// streams). VP8, VP9 and H.264 need the `gstreamer` feature and a
+    /// client that decodes them; MJPEG is every client's fallback.
+    pub video_codecs: crate::display::video::VideoCodecs,
 }
 
 impl Default for Config {
@@ -125,6 +130,7 @@ impl Default for Config {
             security: crate::tls::SecurityPolicy::default(),
             sasl: None,
             streaming_video: crate::display::stream::StreamingVideo::default(),
+            video_codecs: crate::display::video::VideoCodecs::default(),
         }
     }
 }
@@ -229,6 +235,12 @@ impl ServerBuilder {
     /// [`Config::streaming_video`]).
     pub fn streaming_video(mut self, mode: crate::display::stream::StreamingVideo) -> Self {
         self.config.streaming_video = mode;
+        self
+    }
+
+    /// The video stream codecs, best first (see [`Config::video_codecs`]).
+    pub fn video_codecs(mut self, codecs: &[crate::display::video::VideoCodec]) -> Self {
+        self.config.video_codecs = crate::display::video::VideoCodecs::new(codecs);
         self
     }
 

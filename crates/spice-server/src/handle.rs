@@ -30,6 +30,7 @@ pub(crate) enum Command {
     SetChannelSecurity(crate::tls::SecurityPolicy),
     SetImageCompression(crate::display::compress::ImageCompression),
     SetStreamingVideo(crate::display::stream::StreamingVideo),
+    SetVideoCodecs(crate::display::video::VideoCodecs),
     SetJpegCompression(crate::display::compress::WanCompression),
     SetZlibGlzCompression(crate::display::compress::WanCompression),
     AgentWakeup,
@@ -71,6 +72,7 @@ impl std::fmt::Debug for Command {
             Self::SetChannelSecurity(_) => "SetChannelSecurity",
             Self::SetImageCompression(_) => "SetImageCompression",
             Self::SetStreamingVideo(_) => "SetStreamingVideo",
+            Self::SetVideoCodecs(_) => "SetVideoCodecs",
             Self::SetJpegCompression(_) => "SetJpegCompression",
             Self::SetZlibGlzCompression(_) => "SetZlibGlzCompression",
             Self::AgentWakeup => "AgentWakeup",
@@ -274,6 +276,12 @@ impl ServerHandle {
     /// [`crate::ServerBuilder::streaming_video`]).
     pub fn set_streaming_video(&self, mode: crate::display::stream::StreamingVideo) {
         self.push(Command::SetStreamingVideo(mode));
+    }
+
+    /// Changes the video stream codecs, from the next stream on
+    /// (`spice_server_set_video_codecs`; see [`crate::Config::video_codecs`]).
+    pub fn set_video_codecs(&self, codecs: crate::display::video::VideoCodecs) {
+        self.push(Command::SetVideoCodecs(codecs));
     }
 
     /// Changes when photographic images go as JPEG, from the next image on

@@ -50,6 +50,7 @@ pub use crate::config::{Auth, Config, ServerBuilder};
 pub use crate::core::{BuiltinLoop, ChannelEvent, ChannelInfo, Core, Interest, TimerId, WatchId};
 pub use crate::display::compress::{ImageCompression, WanCompression};
 pub use crate::display::stream::StreamingVideo;
+pub use crate::display::video::{VideoCodec, VideoCodecs};
 pub use crate::display::{
     ClientMonitor, ClientMonitors, ClientMonitorsHandler, CursorImage, DisplayError, DisplayHandle, Frame,
     Head, HeadsError, Rect, MAX_HEADS,

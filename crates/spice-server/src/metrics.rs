@@ -156,7 +156,10 @@ pub struct DisplayStats {
 /// A video stream being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveStream {
-    /// The JPEG quality of its last frame (0..100).
+    /// Its codec.
+    pub codec: crate::display::video::VideoCodec,
+    /// The quality of its last frame (0..100): the JPEG quality, or what
+    /// the encoder's bit rate was derived from.
     pub quality: u8,
     /// Its bit rate since it started, in bits per second.
     pub bit_rate: u64,
@@ -201,6 +204,8 @@ struct DisplayCounters {
     stream_quality: AtomicU64,
     stream_started_us: AtomicU64,
     stream_live_bytes: AtomicU64,
+    /// The live stream's codec (`SPICE_VIDEO_CODEC_TYPE_*`).
+    stream_codec: AtomicU64,
 }
 
 impl Default for ChannelCounters {
@@ -269,8 +274,9 @@ impl ChannelCounters {
         add(&self.display.copy_bits, 1);
     }
 
-    pub(crate) fn stream_started(&self) {
+    pub(crate) fn stream_started(&self, codec: crate::display::video::VideoCodec) {
         let d = &self.display;
+        d.stream_codec.store(u64::from(codec.wire()), Ordering::Relaxed);
         let at = self.created.elapsed().as_micros() as u64;
         d.stream_started_us.store(at, Ordering::Relaxed);
         d.stream_live_bytes.store(0, Ordering::Relaxed);
@@ -325,6 +331,8 @@ impl ChannelCounters {
             let elapsed = self.created.elapsed().saturating_sub(since).as_secs_f64();
             let bits = get(&d.stream_live_bytes) as f64 * 8.0;
             LiveStream {
+                codec: crate::display::video::VideoCodec::from_wire(get(&d.stream_codec) as u8)
+                    .unwrap_or(crate::display::video::VideoCodec::Mjpeg),
                 quality: (quality - 1) as u8,
                 bit_rate: if elapsed > 0.0 { (bits / elapsed) as u64 } else { 0 },
             }
@@ -459,7 +467,13 @@ impl std::fmt::Display for ServerStats {
                         )?;
                     }
                     if let Some(s) = d.stream {
-                        write!(f, " live at q{} {:.0} kbit/s", s.quality, s.bit_rate as f64 / 1e3)?;
+                        write!(
+                            f,
+                            " live {:?} at q{} {:.0} kbit/s",
+                            s.codec,
+                            s.quality,
+                            s.bit_rate as f64 / 1e3
+                        )?;
                     }
                 }
                 writeln!(f)?;
@@ -525,7 +539,7 @@ mod tests {
     #[test]
     fn a_live_stream_reports_its_quality_until_it_ends() {
         let c = ChannelCounters::default();
-        c.stream_started();
+        c.stream_started(crate::display::video::VideoCodec::Mjpeg);
         c.stream_frame(5000, 70, Duration::from_millis(1));
         c.stream_frame(5000, 60, Duration::from_millis(1));
         let d = c.display_snapshot();

@@ -571,8 +571,12 @@ pub unsafe extern "C" fn spice_server_set_video_codecs(
                 tracing::warn!("Failed to set video codecs, input string: '{input}'");
                 return -1;
             }
-            tracing::debug!(codecs = %crate::video_codecs::to_string(&parsed.codecs), "video codecs set; streaming is not implemented yet");
+            tracing::debug!(codecs = %crate::video_codecs::to_string(&parsed.codecs), "video codecs set");
+            m.config.video_codecs = crate::video_codecs::for_server(&parsed.codecs);
             m.video_codecs = parsed.codecs;
+            if let Some(server) = &m.server {
+                server.handle().set_video_codecs(m.config.video_codecs);
+            }
             0
         })
     })

@@ -430,6 +430,12 @@ impl ServerMessage for CopyBits {
 
 /// `SPICE_VIDEO_CODEC_TYPE_MJPEG`: every frame a baseline JPEG.
 pub const VIDEO_CODEC_MJPEG: u8 = 1;
+/// `SPICE_VIDEO_CODEC_TYPE_VP8`: VP8 frames.
+pub const VIDEO_CODEC_VP8: u8 = 2;
+/// `SPICE_VIDEO_CODEC_TYPE_H264`: H.264 access units, Annex B byte stream.
+pub const VIDEO_CODEC_H264: u8 = 3;
+/// `SPICE_VIDEO_CODEC_TYPE_VP9`: VP9 frames.
+pub const VIDEO_CODEC_VP9: u8 = 4;
 /// `SPICE_STREAM_FLAGS_TOP_DOWN`: frames' rows come top first.
 pub const STREAM_FLAGS_TOP_DOWN: u8 = 1;
 

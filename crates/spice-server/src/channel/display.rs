@@ -18,7 +18,7 @@ use spice_proto::migrate_data::{DisplayData, MigrateData};
 use spice_proto::msg::display::{
     image_flags, CopyBits, DisplayClientMessage, DrawCopy, Image, ImageData, InvalAllPixmaps, InvalPixmaps,
     Mark, StreamActivateReport, StreamCreate, StreamData, StreamDestroy, StreamReport, SurfaceCreate,
-    SurfaceDestroy, STREAM_FLAGS_TOP_DOWN, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB, VIDEO_CODEC_MJPEG,
+    SurfaceDestroy, STREAM_FLAGS_TOP_DOWN, SURFACE_FLAGS_PRIMARY, SURFACE_FMT_32_XRGB,
 };
 use spice_proto::{Caps, DecodeError, Frame};
 
@@ -29,6 +29,7 @@ use crate::display::heads::Heads;
 use crate::display::region::{Rect, Region};
 use crate::display::shadow::Shadow;
 use crate::display::stream::{self, Detector, StreamingVideo};
+use crate::display::video::{self, StreamEncoder, VideoCodecs};
 use crate::display::{DisplaySettings, DisplayShared, DisplayState, Surface};
 
 /// Stop producing while this many bytes wait for the socket.
@@ -99,6 +100,10 @@ pub(crate) struct DisplayChannel {
     next_stream_id: u32,
     /// The stream setting in force for this produce round.
     streaming: StreamingVideo,
+    /// The server's stream codecs in force for this produce round.
+    video_codecs: VideoCodecs,
+    /// What the client decodes and prefers for streams.
+    client_video: Box<ClientVideo>,
     /// The client reports how it plays streams (`STREAM_REPORT` capability).
     stream_reports: bool,
     /// The client said it cannot play our streams: it gets none again.
@@ -112,16 +117,30 @@ pub(crate) struct DisplayChannel {
     migrated_in: bool,
 }
 
-/// A live MJPEG stream: an area of the surface sent as lossy frames.
+/// What a client says about video streams.
+#[derive(Debug)]
+struct ClientVideo {
+    /// Its capabilities (`MULTI_CODEC` and the `CODEC_*` it decodes).
+    caps: Caps,
+    /// Its preferred stream codecs (`SPICE_VIDEO_CODEC_TYPE_*`, best first),
+    /// if it sent any.
+    preferred: Vec<u8>,
+}
+
+/// A live video stream: an area of the surface sent as lossy frames.
 #[derive(Debug)]
 struct VideoStream {
     id: u32,
     area: Rect,
+    encoder: StreamEncoder,
+    /// When the stream started (frames are timed from it for the encoder).
+    started: Instant,
     /// The last change inside the area.
     last_change: Instant,
     /// The area changed since the last frame.
     dirty: bool,
-    /// The JPEG quality, following the link; it knows when the last frame went.
+    /// The quality (JPEG's, or the encoder's bit rate derived from it),
+    /// following the link; it knows when the last frame went.
     rate: stream::RateControl,
     /// The id the client's reports on this stream carry.
     report_id: u32,
@@ -183,6 +202,11 @@ impl DisplayChannel {
             stream: None,
             next_stream_id: 1,
             streaming: StreamingVideo::Off,
+            video_codecs: VideoCodecs::default(),
+            client_video: Box::new(ClientVideo {
+                caps: client_caps.clone(),
+                preferred: Vec::new(),
+            }),
             stream_reports: client_caps.has(display_cap::STREAM_REPORT),
             streams_refused: false,
             resend: None,
@@ -308,7 +332,15 @@ impl DisplayChannel {
                 Some(DisplayEvent::Produce)
             }
             DisplayClientMessage::StreamReport(report) => self.stream_report(&report, now),
-            DisplayClientMessage::GlDrawDone | DisplayClientMessage::PreferredVideoCodecType(_) => None,
+            DisplayClientMessage::PreferredVideoCodecType(codecs) => {
+                tracing::debug!(?codecs, "client's preferred video codecs");
+                // As in the C server, the live stream ends (its area goes
+                // lossless) so that the next one follows the new choice.
+                self.client_video.preferred = codecs;
+                self.resend = self.end_stream();
+                Some(DisplayEvent::Produce)
+            }
+            DisplayClientMessage::GlDrawDone => None,
             DisplayClientMessage::Unknown(t) => {
                 tracing::debug!(msg_type = t, "ignoring unknown display message");
                 None
@@ -364,6 +396,7 @@ impl DisplayChannel {
         self.setting = self.preferred.unwrap_or(settings.compression);
         self.wan = settings.wan;
         self.streaming = settings.streaming;
+        self.video_codecs = settings.video_codecs;
         let next = self.produce_damage(shared, now, may_start);
         // A live stream needs a call when it times out, damage or not.
         let stream_end = self.stream.as_ref().map(|s| s.last_change + stream::TIMEOUT);
@@ -496,9 +529,8 @@ impl DisplayChannel {
             return (rest, Some(at));
         }
         video.rate.on_frame(now);
-        let (id, area, quality) = (video.id, video.area, video.rate.quality());
         video.dirty = false;
-        self.send_stream_data(surface, id, area, quality, now);
+        self.send_stream_data(surface, now);
         (rest, None)
     }
 
@@ -522,15 +554,25 @@ impl DisplayChannel {
                 return;
             }
         }
+        let rate = stream::RateControl::default();
+        let codecs = video::for_client(
+            &self.video_codecs,
+            &self.client_video.caps,
+            &self.client_video.preferred,
+        );
+        let Some((codec, encoder)) = StreamEncoder::start(&codecs, area, rate.quality()) else {
+            // The client decodes none of the codecs this server encodes.
+            return;
+        };
         let id = self.next_stream_id;
         self.next_stream_id = self.next_stream_id.wrapping_add(1);
-        tracing::debug!(id, ?area, "video stream starts");
-        self.base.counters.stream_started();
+        tracing::debug!(id, ?area, ?codec, "video stream starts");
+        self.base.counters.stream_started(codec);
         self.base.send(&StreamCreate {
             surface_id: 0,
             id,
             flags: STREAM_FLAGS_TOP_DOWN,
-            codec_type: VIDEO_CODEC_MJPEG,
+            codec_type: codec.wire(),
             stamp: u64::from(stream::mm_time(now)),
             stream_width: area.width,
             stream_height: area.height,
@@ -555,40 +597,42 @@ impl DisplayChannel {
         self.stream = Some(Box::new(VideoStream {
             id,
             area,
+            encoder,
+            started: now,
             last_change: now,
             dirty: true,
-            rate: stream::RateControl::default(),
+            rate,
             report_id,
         }));
     }
 
-    /// Sends the stream's area as one MJPEG frame, stamped with the
-    /// multimedia clock (the client shows it after the latency it was
+    /// Sends the live stream's area as a frame of its codec, stamped with
+    /// the multimedia clock (the client shows it after the latency it was
     /// given in MAIN_INIT).
-    fn send_stream_data(&mut self, surface: &Surface, id: u32, area: Rect, quality: u8, now: Instant) {
+    fn send_stream_data(&mut self, surface: &Surface, now: Instant) {
+        let Some(video) = self.stream.as_mut() else {
+            return;
+        };
+        let (id, area, quality) = (video.id, video.area, video.rate.quality());
         let mut pixels = Vec::new();
         surface.copy_rect(area, &mut pixels);
-        let image = spice_codec::ImageRef {
-            width: area.width,
-            height: area.height,
-            stride: area.width as usize * 4,
-            data: &pixels,
-        };
-        let mut jpeg = Vec::new();
         let started = Instant::now();
-        if let Err(e) = spice_codec::jpeg::encode_rgb32(&image, quality, &mut jpeg) {
-            tracing::debug!(error = %e, "cannot encode a stream frame");
-            return;
+        let frames = video.encoder.encode(
+            &pixels,
+            area,
+            quality,
+            now.saturating_duration_since(video.started),
+        );
+        let encode_time = started.elapsed();
+        for data in frames {
+            self.base.counters.stream_frame(data.len(), quality, encode_time);
+            tracing::trace!(id, quality, bytes = data.len(), "stream frame");
+            self.base.send(&StreamData {
+                id,
+                multi_media_time: stream::mm_time(now),
+                data: &data,
+            });
         }
-        self.base
-            .counters
-            .stream_frame(jpeg.len(), quality, started.elapsed());
-        tracing::trace!(id, quality, bytes = jpeg.len(), "stream frame");
-        self.base.send(&StreamData {
-            id,
-            multi_media_time: stream::mm_time(now),
-            data: &jpeg,
-        });
     }
 
     /// Ends the live stream, if any; returns its area, which the client must

@@ -16,6 +16,7 @@ pub mod region;
 pub(crate) mod scroll;
 pub(crate) mod shadow;
 pub mod stream;
+pub mod video;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -256,6 +257,8 @@ pub(crate) struct DisplaySettings {
     pub(crate) wan: compress::WanCodecs,
     /// When areas that keep changing go as a lossy video stream.
     pub(crate) streaming: stream::StreamingVideo,
+    /// The server's stream codecs, best first.
+    pub(crate) video_codecs: video::VideoCodecs,
 }
 
 #[derive(Default)]

@@ -923,9 +923,14 @@ pub(super) fn channel_caps(channel_type: u8) -> Caps {
             main_cap::NAME_AND_UUID,
             main_cap::AGENT_CONNECTED_TOKENS,
         ]),
-        Some(ChannelType::Display) => {
-            Caps::with(&[display_cap::MONITORS_CONFIG, display_cap::PREF_COMPRESSION])
-        }
+        // As the C server: spice-gtk sends its preferred stream codecs only
+        // to a server with PREF_VIDEO_CODEC_TYPE.
+        Some(ChannelType::Display) => Caps::with(&[
+            display_cap::MONITORS_CONFIG,
+            display_cap::PREF_COMPRESSION,
+            display_cap::PREF_VIDEO_CODEC_TYPE,
+            display_cap::STREAM_REPORT,
+        ]),
         Some(ChannelType::Inputs) => Caps::with(&[inputs_cap::KEY_SCANCODE]),
         // Opus, as the C server once the host set its rate to 48 kHz (QEMU does).
         Some(ChannelType::Playback) => Caps::with(&[playback_cap::VOLUME, playback_cap::OPUS]),

@@ -564,6 +564,7 @@ impl ServerState {
             compression: self.config.image_compression,
             wan: self.wan_codecs(),
             streaming: self.config.streaming_video,
+            video_codecs: self.config.video_codecs,
         }
     }
 
@@ -976,6 +977,10 @@ impl ServerState {
             Command::SetAgent(agent) => self.set_agent(agent),
             Command::SetStreamingVideo(mode) => {
                 self.config.streaming_video = mode;
+                self.publish_display_settings();
+            }
+            Command::SetVideoCodecs(codecs) => {
+                self.config.video_codecs = codecs;
                 self.publish_display_settings();
             }
             Command::SetImageCompression(compression) => {
