@@ -114,6 +114,13 @@ fn capi(debug: bool) -> Result<PathBuf> {
         ])
         // SASL authentication through Cyrus' libsasl2, as the C server (spice-capi/src/sasl.rs).
         .arg("-lsasl2")
+        // VP8/H.264 streams through GStreamer, as the C server (crates/spice-gst).
+        .args([
+            "-lgstapp-1.0",
+            "-lgstbase-1.0",
+            "-lgstreamer-1.0",
+            "-lgobject-2.0",
+        ])
         .status()
         .context("running the C linker (cc)")?;
     if !status.success() {

@@ -40,12 +40,32 @@ const CODECS: [(&str, Codec); 4] = [
     ("vp9", Codec::Vp9),
 ];
 
-/// What `auto` and a server never configured use: what this server can
-/// encode itself.
-pub(crate) const DEFAULT: &[VideoCodec] = &[VideoCodec {
-    encoder: Encoder::Spice,
-    codec: Codec::Mjpeg,
-}];
+/// What `auto` and a server never configured use: the C library's default
+/// list with GStreamer. MJPEG comes first, so streams are MJPEG unless a
+/// client prefers another codec (spicy's "Preferred video codec" menu);
+/// QEMU 7.2 has no option to set the list.
+pub(crate) const DEFAULT: &[VideoCodec] = &[
+    VideoCodec {
+        encoder: Encoder::Spice,
+        codec: Codec::Mjpeg,
+    },
+    VideoCodec {
+        encoder: Encoder::Gstreamer,
+        codec: Codec::Mjpeg,
+    },
+    VideoCodec {
+        encoder: Encoder::Gstreamer,
+        codec: Codec::H264,
+    },
+    VideoCodec {
+        encoder: Encoder::Gstreamer,
+        codec: Codec::Vp8,
+    },
+    VideoCodec {
+        encoder: Encoder::Gstreamer,
+        codec: Codec::Vp9,
+    },
+];
 
 impl VideoCodec {
     /// `encoder:codec`, as `spice_server_get_video_codecs` lists it.
@@ -71,6 +91,9 @@ pub(crate) fn for_server(list: &[VideoCodec]) -> spice_server::VideoCodecs {
             (Encoder::Spice, _) => None,
         })
         .collect();
+    if codecs.is_empty() {
+        return spice_server::VideoCodecs::new(&[spice_server::VideoCodec::Mjpeg]);
+    }
     spice_server::VideoCodecs::new(&codecs)
 }
 
@@ -144,7 +167,7 @@ mod tests {
             list("gstreamer:h264;gstreamer:vp9;gstreamer:mjpeg"),
             [H264, Vp9, Mjpeg]
         );
-        // No built-in VP8 encoder; only MJPEG is left (and the default when nothing is).
+        // No built-in VP8 encoder; only MJPEG is left (and MJPEG when nothing is).
         assert_eq!(list("spice:vp8;gstreamer:mjpeg"), [Mjpeg]);
         assert_eq!(list("spice:vp8"), [Mjpeg]);
     }
@@ -157,7 +180,10 @@ mod tests {
             names("spice:mjpeg;gstreamer:h264;gstreamer:vp8;gstreamer:vp9"),
             "spice:mjpeg;gstreamer:h264;gstreamer:vp8;gstreamer:vp9"
         );
-        assert_eq!(names("auto"), "spice:mjpeg");
+        assert_eq!(
+            names("auto"),
+            "spice:mjpeg;gstreamer:mjpeg;gstreamer:h264;gstreamer:vp8;gstreamer:vp9"
+        );
         // Bad entries are skipped, good ones kept.
         let p = parse("bogus;spice:mjpeg;spice:theora");
         assert_eq!(to_string(&p.codecs), "spice:mjpeg");

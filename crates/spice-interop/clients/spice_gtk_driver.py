@@ -40,6 +40,10 @@ Commands:
                                                  that name: "port-written"
   {"cmd": "port_event", "name": "org.x.0", "event": 0}
                                                  SPICE_PORT_EVENT_* to the port's device
+  {"cmd": "video_codecs", "codecs": [2, 1]}     preferred stream codecs
+                                                 (SPICE_VIDEO_CODEC_TYPE_*, as
+                                                 spicy's menu sets them):
+                                                 "video-codecs" with "ok"
   {"cmd": "disconnect"}
   {"cmd": "quit"}
 Benchmarks (connect with "quiet": true to count invalidates instead of
@@ -446,6 +450,10 @@ class Driver:
             self.stats()
         elif name == "monitors":
             self.emit_monitors(self.display)
+        elif name == "video_codecs":
+            ok = Spice.DisplayChannel.display_channel_change_preferred_video_codec_types(
+                self.display, [int(c) for c in cmd["codecs"]])
+            emit("video-codecs", ok=bool(ok))
         elif name in ("key_press", "key_release"):
             getattr(Spice.InputsChannel, name)(self.inputs, cmd["code"])
         elif name == "position":

@@ -140,6 +140,8 @@ struct Launch<'a> {
     /// SPICE on a Unix socket at this path (`unix=on,addr=PATH`) instead of
     /// a loopback port.
     unix: Option<&'a Path>,
+    /// More environment for QEMU (the library's log settings, say).
+    env: &'a [(&'a str, &'a str)],
 }
 
 /// QEMU arguments for an HDA sound card on QEMU's SPICE audio backend
@@ -182,6 +184,7 @@ impl Qemu {
                 accel: None,
                 serial: false,
                 unix: None,
+                env: &[],
             },
         )
     }
@@ -198,6 +201,7 @@ impl Qemu {
                 accel: None,
                 serial: false,
                 unix: Some(path),
+                env: &[],
             },
         )
     }
@@ -214,6 +218,18 @@ impl Qemu {
         append: &str,
         spice: &str,
         args: &[&str],
+    ) -> Self {
+        Self::start_linux_with_env(library, guest, append, spice, args, &[])
+    }
+
+    /// As [`Qemu::start_linux`], with more environment for QEMU.
+    pub fn start_linux_with_env(
+        library: &Library,
+        guest: &crate::guest::LinuxGuest,
+        append: &str,
+        spice: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
     ) -> Self {
         let kernel = guest.kernel.display().to_string();
         let initrd = guest.initrd.display().to_string();
@@ -235,6 +251,7 @@ impl Qemu {
                 accel: Some("tcg"),
                 serial: true,
                 unix: None,
+                env,
             },
         )
     }
@@ -284,6 +301,7 @@ impl Qemu {
         } else {
             cmd.stdin(Stdio::null()).stdout(Stdio::null());
         }
+        cmd.envs(launch.env.iter().copied());
         match library {
             Library::Rust(dir) => cmd.env("LD_LIBRARY_PATH", dir),
             Library::Debian => cmd.env_remove("LD_LIBRARY_PATH"),

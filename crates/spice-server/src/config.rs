@@ -102,9 +102,10 @@ pub struct Config {
     /// [`StreamingVideo::Filter`]: crate::StreamingVideo::Filter
     pub streaming_video: crate::display::stream::StreamingVideo,
     /// The stream codecs, best first (`spice_server_set_video_codecs`;
-    /// default MJPEG alone, which is what the C server's default list
-    /// streams). VP8, VP9 and H.264 need the `gstreamer` feature and a
-    /// client that decodes them; MJPEG is every client's fallback.
+    /// default as the C server's: MJPEG, H.264, VP8, VP9, so MJPEG unless
+    /// a client prefers another). VP8, VP9 and H.264 need the `gstreamer`
+    /// feature and a client that decodes them; MJPEG is every client's
+    /// fallback.
     pub video_codecs: crate::display::video::VideoCodecs,
 }
 

@@ -476,8 +476,18 @@ impl DisplayChannel {
                 region.add(part);
             }
         }
+        let mut pending = region.take();
+        if let Some(video) = &self.stream {
+            // The region merges rectangles, so what is left can reach into
+            // the live stream's area. The stream owns it: the client shows
+            // lossy pixels there, which must neither be drawn over losslessly
+            // nor become the source of a COPY_BITS (both would leave the
+            // shadow believing the client has exact pixels there, and a
+            // later move would copy the lossy ones out of the area for good).
+            pending = pending.iter().flat_map(|r| r.minus(&video.area)).collect();
+        }
         let mut unsent = Vec::new();
-        for rect in region.take() {
+        for rect in pending {
             if self.base.out.len() >= PRODUCE_CHUNK_BYTES {
                 unsent.push(rect);
             } else {

@@ -78,16 +78,16 @@ pub struct VideoCodecs {
 }
 
 impl Default for VideoCodecs {
-    /// MJPEG alone: the C server's default list starts with its own MJPEG,
-    /// which every client decodes, so it streams MJPEG unless a client
-    /// asks for another codec.
+    /// The C server's default order: MJPEG (every client decodes it, so
+    /// streams are MJPEG unless a client prefers another codec), then
+    /// H.264, VP8 and VP9 where GStreamer encodes them.
     fn default() -> Self {
-        Self::new(&[VideoCodec::Mjpeg])
+        Self::new(&VideoCodec::ALL)
     }
 }
 
 impl VideoCodecs {
-    /// The list in this order, repeats dropped; an empty list is MJPEG alone.
+    /// The list in this order, repeats dropped; an empty list is the default.
     pub fn new(codecs: &[VideoCodec]) -> Self {
         let mut list = [None; 4];
         let mut n = 0;
