@@ -39,6 +39,8 @@
  *                   [--compression off|auto_glz|auto_lz|quic|glz|lz|lz4]
  *                   [--jpeg never|auto|always] [--zlib-glz never|auto|always]
  *                   [--streaming off|all|filter] [--damage strips|tiles]
+ *                   [--video-codecs LIST]  (spice_server_set_video_codecs,
+ *                   say gstreamer:vp8; default the library's own list)
  *
  * Written for spice-rs; no code is taken from QEMU.
  */
@@ -1864,6 +1866,7 @@ int main(int argc, char **argv)
     int jpeg = SPICE_WAN_COMPRESSION_NEVER;
     int zlib_glz = SPICE_WAN_COMPRESSION_AUTO;
     int streaming = SPICE_STREAM_VIDEO_OFF;
+    const char *video_codecs = NULL;
     static const char *const comp_names[] = {"off", "auto_glz", "auto_lz", "quic",
                                              "glz", "lz",       "lz4"};
     static const int comp_values[] = {SPICE_IMAGE_COMPRESSION_OFF,  SPICE_IMAGE_COMPRESSION_AUTO_GLZ,
@@ -1900,6 +1903,8 @@ int main(int argc, char **argv)
             ok = parse_choice(val, wan_names, wan_values, 3, &zlib_glz);
         } else if (!strcmp(opt, "--streaming")) {
             ok = parse_choice(val, stream_names, stream_values, 3, &streaming);
+        } else if (!strcmp(opt, "--video-codecs")) {
+            video_codecs = val;
         } else if (!strcmp(opt, "--damage")) {
             /* strips: QEMU's simple display; tiles: 32x32 tile diff, merged */
             ok = !strcmp(val, "strips") || !strcmp(val, "tiles");
@@ -1922,7 +1927,8 @@ int main(int argc, char **argv)
                         "[--frames N] [--width W>=1024] [--height H>=768] [--switch-every N] "
                         "[--compression off|auto_glz|auto_lz|quic|glz|lz|lz4] "
                         "[--jpeg never|auto|always] [--zlib-glz never|auto|always] "
-                        "[--streaming off|all|filter] [--damage strips|tiles]\n");
+                        "[--streaming off|all|filter] [--damage strips|tiles] "
+                        "[--video-codecs LIST]\n");
         return 2;
     }
     if (frames_total <= 0) {
@@ -1949,6 +1955,10 @@ int main(int argc, char **argv)
     spice_server_set_jpeg_compression(server, (spice_wan_compression_t)jpeg);
     spice_server_set_zlib_glz_compression(server, (spice_wan_compression_t)zlib_glz);
     spice_server_set_streaming_video(server, streaming);
+    if (video_codecs && spice_server_set_video_codecs(server, video_codecs) != 0) {
+        out("{\"event\":\"fatal\",\"what\":\"spice_server_set_video_codecs\"}");
+        return 1;
+    }
     spice_server_set_agent_mouse(server, 1);
     spice_server_set_name(server, "bench_host");
     if (spice_server_init(server, &core) != 0) {

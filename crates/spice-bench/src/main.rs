@@ -55,6 +55,12 @@ struct Args {
     /// `--host-arg=--compression --host-arg=lz`).
     #[arg(long = "host-arg", allow_hyphen_values = true)]
     host_args: Vec<String>,
+    /// Extra host argument for our library's runs only, repeatable: compares
+    /// a setting of ours with the C library's defaults (for example
+    /// `--ours-host-arg=--video-codecs --ours-host-arg=gstreamer:vp8` against
+    /// C's MJPEG stream).
+    #[arg(long = "ours-host-arg", allow_hyphen_values = true)]
+    ours_host_args: Vec<String>,
 }
 
 fn shell(cmd: &str, args: &[&str]) -> Option<String> {
@@ -103,7 +109,11 @@ fn main() -> Result<()> {
         None
     } else if let Some(p) = &args.write_md {
         Some(p.clone())
-    } else if !args.quick && args.scenarios.is_empty() && args.host_args.is_empty() {
+    } else if !args.quick
+        && args.scenarios.is_empty()
+        && args.host_args.is_empty()
+        && args.ours_host_args.is_empty()
+    {
         Some(root.join("BENCHMARKS.md"))
     } else {
         None
@@ -138,12 +148,20 @@ fn main() -> Result<()> {
     for scenario in scenarios {
         let mut config = RunConfig::new(scenario, args.quick);
         config.host_args = args.host_args.clone();
+        // Our library's runs get the `--ours-host-arg`s too.
+        let config_for = |lib: &Library| {
+            let mut config = config.clone();
+            if lib.name == ours.name {
+                config.host_args.extend(args.ours_host_args.iter().cloned());
+            }
+            config
+        };
         let mut sr = ScenarioResults::new(scenario);
         eprintln!("{}: {}", scenario.name, scenario.description);
         for i in 0..runs {
             let order = if i % 2 == 0 { [&ours, &c] } else { [&c, &ours] };
             for lib in order {
-                let r = match run::run_with_client(&binary, lib, &config, false) {
+                let r = match run::run_with_client(&binary, lib, &config_for(lib), false) {
                     Ok((r, _)) => r,
                     Err(e) => RunResult {
                         lib: lib.name.clone(),
@@ -158,7 +176,7 @@ fn main() -> Result<()> {
         }
         if !args.no_baseline {
             for lib in [&ours, &c] {
-                match run::run_alone(&binary, lib, &config) {
+                match run::run_alone(&binary, lib, &config_for(lib)) {
                     Ok(cpu) => {
                         eprintln!(
                             "  {:<9} {:<4}: host alone {cpu:.2} s CPU",
@@ -172,7 +190,7 @@ fn main() -> Result<()> {
         }
         if image_stats {
             for lib in [&ours, &c] {
-                match run::run_with_client(&binary, lib, &config, true) {
+                match run::run_with_client(&binary, lib, &config_for(lib), true) {
                     Ok((_, Some(stats))) => {
                         sr.images.insert(lib.name.clone(), stats);
                     }

@@ -15,6 +15,7 @@ pub mod glz;
 pub mod jpeg;
 pub mod lz;
 pub mod lz4;
+pub mod quality;
 pub mod quic;
 
 #[cfg(test)]

@@ -323,23 +323,24 @@ impl VideoEncoder {
             // Whatever else is ready goes too, without waiting.
             wait = Duration::ZERO;
         }
-        if frames.is_empty() {
-            self.check_bus()?;
-        }
+        // Nobody else reads the pipeline's bus: emptied at every frame, it
+        // holds no more than a frame's messages.
+        self.drain_bus()?;
         Ok(frames)
     }
 
-    /// The pipeline's first error, if it reported one.
-    fn check_bus(&self) -> Result<(), EncodeError> {
+    /// Empties the pipeline's bus; its first error, if it reported one.
+    fn drain_bus(&self) -> Result<(), EncodeError> {
         let Some(bus) = self.pipeline.bus() else {
             return Ok(());
         };
+        let mut error = None;
         while let Some(message) = bus.pop() {
             if let gst::MessageView::Error(e) = message.view() {
-                return Err(EncodeError::Encode(e.error().to_string()));
+                error.get_or_insert_with(|| e.error().to_string());
             }
         }
-        Ok(())
+        error.map_or(Ok(()), |e| Err(EncodeError::Encode(e)))
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use spice_codec::quality::psnr_rgb32;
 use spice_interop::gtk::SpiceGtk;
 use spice_interop::pattern::Canvas;
 use spice_server::{DisplayHandle, Rect, ServerBuilder, StreamingVideo, VideoCodec};
@@ -47,19 +48,6 @@ fn crop(packed: &[u8], width: u32) -> Vec<u8> {
         out.extend_from_slice(&packed[start..start + AREA.width as usize * 4]);
     }
     out
-}
-
-/// PSNR of `b` against `a` over the colour channels, in dB.
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let (mut sum, mut n) = (0f64, 0f64);
-    for (pa, pb) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
-        for c in 0..3 {
-            let d = f64::from(pa[c]) - f64::from(pb[c]);
-            sum += d * d;
-            n += 1.0;
-        }
-    }
-    10.0 * (255.0 * 255.0 / (sum / n).max(1e-9)).log10()
 }
 
 fn play(codecs: &[VideoCodec]) -> Playback {
@@ -127,7 +115,7 @@ fn play(codecs: &[VideoCodec]) -> Playback {
     let (best_frame, best_psnr) = (0..=SAMPLE_AT)
         .map(|t| {
             reference.video_frame(AREA, t);
-            (t, psnr(&crop(&reference.packed(), 640), &shown))
+            (t, psnr_rgb32(&crop(&reference.packed(), 640), &shown))
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .expect("frames");

@@ -24,6 +24,13 @@ fn frame(n: u32) -> Vec<u8> {
     pixels
 }
 
+/// The next decoded picture, if one comes within `wait`.
+fn pull(sink: &gst_app::AppSink, wait: gst::ClockTime) -> Option<Vec<u8>> {
+    let sample = sink.try_pull_sample(wait)?;
+    let map = sample.buffer()?.map_readable().ok()?;
+    Some(map.as_slice().to_vec())
+}
+
 /// Decodes `frames` with GStreamer's own decoder for `codec`, to BGRx.
 fn decode(codec: VideoCodec, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let (caps, decoder) = match codec {
@@ -63,45 +70,14 @@ fn decode(codec: VideoCodec, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         src.push_buffer(buffer).unwrap();
         // Decoders may hold a frame or two: what is ready now, and the
         // rest after the end of the stream.
-        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) {
-            out.push(
-                sample
-                    .buffer()
-                    .unwrap()
-                    .map_readable()
-                    .unwrap()
-                    .as_slice()
-                    .to_vec(),
-            );
-        }
+        out.extend(pull(&sink, gst::ClockTime::from_mseconds(200)));
     }
     src.end_of_stream().unwrap();
-    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(2)) {
-        out.push(
-            sample
-                .buffer()
-                .unwrap()
-                .map_readable()
-                .unwrap()
-                .as_slice()
-                .to_vec(),
-        );
+    while let Some(picture) = pull(&sink, gst::ClockTime::from_seconds(2)) {
+        out.push(picture);
     }
     pipeline.set_state(gst::State::Null).unwrap();
     out
-}
-
-/// Peak signal-to-noise ratio of `b` against `a` over the colour channels, in dB.
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let (mut sum, mut n) = (0f64, 0f64);
-    for (pa, pb) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
-        for c in 0..3 {
-            let d = f64::from(pa[c]) - f64::from(pb[c]);
-            sum += d * d;
-            n += 1.0;
-        }
-    }
-    10.0 * (255.0 * 255.0 / (sum / n).max(1e-9)).log10()
 }
 
 /// Encodes `count` frames at `bit_rate`; the encoded frames, one per input.
@@ -145,7 +121,7 @@ fn round_trip(codec: VideoCodec) {
     let decoded = decode(codec, &frames);
     assert_eq!(decoded.len(), frames.len(), "every frame decodes");
     for (n, picture) in decoded.iter().enumerate() {
-        let quality = psnr(&frame(n as u32), picture);
+        let quality = spice_codec::quality::psnr_rgb32(&frame(n as u32), picture);
         assert!(quality > 30.0, "{codec:?} frame {n}: {quality:.1} dB");
     }
     // Less than the raw frames by far: the stream is compressed.

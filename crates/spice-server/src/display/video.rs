@@ -256,15 +256,20 @@ mod tests {
         Caps::with(bits)
     }
 
-    #[test]
-    fn a_client_gets_the_servers_order_cut_to_what_it_decodes() {
-        let server = VideoCodecs::new(&[VideoCodec::Vp8, VideoCodec::H264, VideoCodec::Mjpeg]);
-        let all = caps(&[
+    /// spice-gtk with GStreamer's VP8 and H.264 decoders.
+    fn mjpeg_vp8_h264() -> Caps {
+        caps(&[
             display_cap::MULTI_CODEC,
             display_cap::CODEC_MJPEG,
             display_cap::CODEC_VP8,
             display_cap::CODEC_H264,
-        ]);
+        ])
+    }
+
+    #[test]
+    fn a_client_gets_the_servers_order_cut_to_what_it_decodes() {
+        let server = VideoCodecs::new(&[VideoCodec::Vp8, VideoCodec::H264, VideoCodec::Mjpeg]);
+        let all = mjpeg_vp8_h264();
         assert_eq!(
             for_client(&server, &all, &[]),
             [VideoCodec::Vp8, VideoCodec::H264, VideoCodec::Mjpeg]
@@ -293,12 +298,7 @@ mod tests {
     #[test]
     fn the_clients_preference_reorders_the_list() {
         let server = VideoCodecs::new(&[VideoCodec::Mjpeg, VideoCodec::Vp8, VideoCodec::H264]);
-        let all = caps(&[
-            display_cap::MULTI_CODEC,
-            display_cap::CODEC_MJPEG,
-            display_cap::CODEC_VP8,
-            display_cap::CODEC_H264,
-        ]);
+        let all = mjpeg_vp8_h264();
         // H.264 first, then the rest in the server's order; unknown values ignored.
         assert_eq!(
             for_client(&server, &all, &[VIDEO_CODEC_H264, 99]),
