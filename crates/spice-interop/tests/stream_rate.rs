@@ -226,40 +226,45 @@ fn a_stream_follows_a_link_that_slows_down_and_ends_exact() {
     );
 }
 
+/// A raw client's main channel and its display channel (with `caps`),
+/// initialised (no caches) and acknowledging from the start.
+fn raw_display(
+    addr: std::net::SocketAddr,
+    caps: &[u32],
+) -> (spice_interop::raw::RawClient, spice_interop::raw::RawClient) {
+    use spice_interop::raw::RawClient;
+    use spice_proto::msg::display::client_type;
+    use spice_proto::msg::{base, main};
+    use spice_proto::wire::Writer;
+    use spice_proto::ChannelType;
+
+    let mut main_link = RawClient::link(addr, ChannelType::Main, 0, 0, "").expect("main links");
+    let init = main_link
+        .recv_type(main::server_type::INIT, T)
+        .expect("MAIN_INIT");
+    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
+    let mut screen =
+        RawClient::link_with(addr, ChannelType::Display, 0, session, "", true, caps).expect("display links");
+    let mut body = Vec::new();
+    Writer::new(&mut body).u8(1).u64(0).u8(0).i32(0);
+    screen.send(client_type::INIT, &body);
+    screen.send(base::client_type::ACK_SYNC, &1u32.to_le_bytes());
+    (main_link, screen)
+}
+
 /// A client with the `STREAM_REPORT` capability is asked for reports on
 /// each stream (window 5 frames, 1 s, as C); when it reports it cannot play
 /// the stream (no frames, `u32::MAX` drops), the stream ends, the area comes
 /// losslessly, and no stream starts again for it while the video plays on.
 #[test]
 fn a_client_that_cannot_play_a_stream_gets_the_area_lossless() {
-    use spice_interop::raw::RawClient;
     use spice_proto::consts::display_cap;
+    use spice_proto::msg::base;
     use spice_proto::msg::display::{client_type, server_type};
-    use spice_proto::msg::{base, main};
     use spice_proto::wire::Writer;
-    use spice_proto::ChannelType;
 
     let (server, display, mut canvas) = video_server(22);
-    let addr = server.local_addr();
-    let mut main_link = RawClient::link(addr, ChannelType::Main, 0, 0, "").expect("main links");
-    let init = main_link
-        .recv_type(main::server_type::INIT, T)
-        .expect("MAIN_INIT");
-    let session = u32::from_le_bytes(init.body[..4].try_into().unwrap());
-    let mut screen = RawClient::link_with(
-        addr,
-        ChannelType::Display,
-        0,
-        session,
-        "",
-        true,
-        &[display_cap::STREAM_REPORT],
-    )
-    .expect("display links");
-    let mut body = Vec::new();
-    Writer::new(&mut body).u8(1).u64(0).u8(0).i32(0);
-    screen.send(client_type::INIT, &body);
-    screen.send(base::client_type::ACK_SYNC, &1u32.to_le_bytes());
+    let (_main, mut screen) = raw_display(server.local_addr(), &[display_cap::STREAM_REPORT]);
 
     let area = Rect::new(64, 64, 320, 240);
     let start = Instant::now();
@@ -321,5 +326,85 @@ fn a_client_that_cannot_play_a_stream_gets_the_area_lossless() {
     assert!(
         !seen[destroyed..].contains(&server_type::STREAM_DATA),
         "no stream frames after the end: {seen:?}"
+    );
+}
+
+/// A client that changes its preferred stream codecs twice in a row, while
+/// a stream runs and just before the video stops, still gets the stream's
+/// area again losslessly (the second change, with no stream left to end,
+/// must not cancel the first's resend).
+#[test]
+fn preferred_codecs_changed_twice_still_resend_the_area() {
+    use spice_proto::msg::base;
+    use spice_proto::msg::display::{client_type, server_type, VIDEO_CODEC_MJPEG};
+
+    let (server, display, mut canvas) = video_server(23);
+    let (_main, mut screen) = raw_display(server.local_addr(), &[]);
+
+    let area = Rect::new(64, 64, 320, 240);
+    let start = Instant::now();
+    let mut received = 0u32;
+    let mut streaming = false;
+    let mut t = 0u32;
+    // Play until the stream runs, then a few frames more.
+    let mut frames_left = None;
+    while frames_left != Some(0) && t < 200 {
+        let rect = canvas.video_frame(area, t);
+        display.update(&canvas.frame(), &[rect]).unwrap();
+        t += 1;
+        frames_left = frames_left.map(|n: u32| n - 1);
+        let next = start + Duration::from_millis(40) * t;
+        while let Some(frame) = screen.recv(next.saturating_duration_since(Instant::now())) {
+            received += 1;
+            if received % 20 == 0 {
+                screen.send(base::client_type::ACK, &[]);
+            }
+            if frame.msg_type == server_type::STREAM_CREATE && !streaming {
+                streaming = true;
+                frames_left = Some(5);
+            }
+            if Instant::now() >= next {
+                break;
+            }
+        }
+    }
+    assert!(streaming, "a stream started");
+    // The video stops; the client changes its mind twice at once.
+    screen.send(client_type::PREFERRED_VIDEO_CODEC_TYPE, &[1, VIDEO_CODEC_MJPEG]);
+    screen.send(client_type::PREFERRED_VIDEO_CODEC_TYPE, &[1, VIDEO_CODEC_MJPEG]);
+    let mut destroyed = false;
+    let mut covered = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Some(frame) = screen.recv(deadline.saturating_duration_since(Instant::now())) {
+        received += 1;
+        if received % 20 == 0 {
+            screen.send(base::client_type::ACK, &[]);
+        }
+        match frame.msg_type {
+            server_type::STREAM_DESTROY => destroyed = true,
+            // The draw's box: surface id, then top, left, bottom, right.
+            server_type::DRAW_COPY if destroyed => {
+                let word =
+                    |i: usize| i32::from_le_bytes(frame.body[4 + i * 4..8 + i * 4].try_into().unwrap());
+                let (top, left, bottom, right) = (word(0), word(1), word(2), word(3));
+                let drawn = Rect::new(
+                    left as u32,
+                    top as u32,
+                    (right - left) as u32,
+                    (bottom - top) as u32,
+                );
+                covered += drawn.intersection(&area).map_or(0, |r| r.area());
+            }
+            _ => {}
+        }
+        if destroyed && covered >= area.area() {
+            break;
+        }
+    }
+    assert!(destroyed, "the stream ended on the preference change");
+    assert!(
+        covered >= area.area(),
+        "the stream's area came again losslessly: {covered} of {} pixels",
+        area.area()
     );
 }

@@ -337,7 +337,7 @@ impl DisplayChannel {
                 // As in the C server, the live stream ends (its area goes
                 // lossless) so that the next one follows the new choice.
                 self.client_video.preferred = codecs;
-                self.resend = self.end_stream();
+                self.end_stream_and_resend();
                 Some(DisplayEvent::Produce)
             }
             DisplayClientMessage::GlDrawDone => None,
@@ -363,8 +363,7 @@ impl DisplayChannel {
                 "the client cannot play video streams; sending lossless"
             );
             self.streams_refused = true;
-            // The area goes again through the lossless path at the next frame.
-            self.resend = self.end_stream();
+            self.end_stream_and_resend();
             return Some(DisplayEvent::Produce);
         }
         video
@@ -642,6 +641,15 @@ impl DisplayChannel {
                 multi_media_time: stream::mm_time(now),
                 data: &data,
             });
+        }
+    }
+
+    /// Ends the live stream, if any, outside a frame: its area goes again
+    /// through the lossless path at the next frame (with any area already
+    /// waiting for that).
+    fn end_stream_and_resend(&mut self) {
+        if let Some(area) = self.end_stream() {
+            self.resend = Some(self.resend.map_or(area, |waiting| waiting.union(&area)));
         }
     }
 
