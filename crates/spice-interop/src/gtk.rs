@@ -73,7 +73,12 @@ impl SpiceGtk {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .env("G_MESSAGES_DEBUG", "");
+            .env("G_MESSAGES_DEBUG", "")
+            // The test machines have no sound card: keep GStreamer's
+            // autoaudiosink/src off OpenAL (gstreamer1.0-plugins-bad, needed
+            // for H.264), which tries ALSA's missing default device, so the
+            // client falls back to a fake sink as it did before.
+            .env("GST_PLUGIN_FEATURE_RANK", "openalsink:NONE,openalsrc:NONE");
         for (key, value) in env {
             command.env(key, value);
         }
