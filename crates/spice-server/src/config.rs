@@ -107,6 +107,13 @@ pub struct Config {
     /// feature and a client that decodes them; MJPEG is every client's
     /// fallback.
     pub video_codecs: crate::display::video::VideoCodecs,
+    /// Serve several clients at once (the C server's `SPICE_DEBUG_ALLOW_MC`;
+    /// off by default, as there). Off, a client that connects replaces the
+    /// one connected. On, each gets the whole display, cursor and playback,
+    /// with its own image cache, codecs and queues, and every client's
+    /// inputs reach the host; the guest agent, the record channel and each
+    /// char device serve one client at a time (see ARCHITECTURE.md).
+    pub allow_multiple_clients: bool,
 }
 
 impl Default for Config {
@@ -132,6 +139,7 @@ impl Default for Config {
             sasl: None,
             streaming_video: crate::display::stream::StreamingVideo::default(),
             video_codecs: crate::display::video::VideoCodecs::default(),
+            allow_multiple_clients: false,
         }
     }
 }
@@ -242,6 +250,12 @@ impl ServerBuilder {
     /// The video stream codecs, best first (see [`Config::video_codecs`]).
     pub fn video_codecs(mut self, codecs: &[crate::display::video::VideoCodec]) -> Self {
         self.config.video_codecs = crate::display::video::VideoCodecs::new(codecs);
+        self
+    }
+
+    /// Serve several clients at once (see [`Config::allow_multiple_clients`]).
+    pub fn allow_multiple_clients(mut self, allow: bool) -> Self {
+        self.config.allow_multiple_clients = allow;
         self
     }
 

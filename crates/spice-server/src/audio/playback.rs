@@ -11,8 +11,8 @@ use crate::waker::Waker;
 pub(crate) enum PlaybackItem {
     /// Send `START`.
     Start,
-    /// One packet of [`PACKET_BYTES`] S16LE bytes.
-    Data(Box<[u8]>),
+    /// One packet of [`PACKET_BYTES`] S16LE bytes, shared by the clients.
+    Data(Arc<[u8]>),
     /// Send `STOP`.
     Stop,
     /// Send `VOLUME`.
@@ -29,47 +29,25 @@ pub(crate) struct PlaybackSnapshot {
     pub(crate) mute: bool,
 }
 
+/// What waits for one client's playback channel.
 #[derive(Debug, Default)]
-pub(crate) struct PlaybackState {
-    active: bool,
-    /// Link id of the connected playback channel, if any.
-    listener: Option<u64>,
-    /// Bytes of a packet not yet complete (fewer than [`PACKET_BYTES`]).
-    partial: Vec<u8>,
+struct Listener {
     queue: VecDeque<PlaybackItem>,
     /// `Data` items in `queue`.
     packets: usize,
-    volume: Option<Vec<u16>>,
-    mute: bool,
-    /// Frames dropped because the client was behind.
-    overrun_frames: u64,
     /// Whether a drop was logged since the queue was last drained.
     overrunning: bool,
 }
 
-impl PlaybackState {
-    fn push(&mut self, item: PlaybackItem) {
-        if self.listener.is_some() {
-            self.queue.push_back(item);
-        }
-    }
-
-    /// Queues complete packets from `partial`, dropping the oldest beyond the backlog.
-    fn queue_packets(&mut self) -> bool {
-        let mut queued = false;
-        while self.partial.len() >= PACKET_BYTES {
-            let rest = self.partial.split_off(PACKET_BYTES);
-            let packet = std::mem::replace(&mut self.partial, rest);
-            self.queue
-                .push_back(PlaybackItem::Data(packet.into_boxed_slice()));
-            self.packets += 1;
-            queued = true;
-        }
+impl Listener {
+    /// Drops the oldest packets beyond the backlog; returns the frames dropped.
+    fn trim(&mut self) -> u64 {
+        let mut dropped = 0;
         while self.packets > MAX_PLAYBACK_BACKLOG {
             if let Some(at) = self.queue.iter().position(|i| matches!(i, PlaybackItem::Data(_))) {
                 self.queue.remove(at);
                 self.packets -= 1;
-                self.overrun_frames += super::FRAMES_PER_PACKET as u64;
+                dropped += super::FRAMES_PER_PACKET as u64;
                 if !self.overrunning {
                     self.overrunning = true;
                     tracing::debug!("playback client is behind; dropping the oldest audio");
@@ -77,6 +55,54 @@ impl PlaybackState {
             } else {
                 self.packets = 0;
             }
+        }
+        dropped
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PlaybackState {
+    active: bool,
+    /// Each connected playback channel (several with several clients), by link id.
+    listeners: Vec<(u64, Listener)>,
+    /// Bytes of a packet not yet complete (fewer than [`PACKET_BYTES`]).
+    partial: Vec<u8>,
+    volume: Option<Vec<u16>>,
+    mute: bool,
+    /// Frames dropped because a client was behind (summed over clients).
+    overrun_frames: u64,
+}
+
+impl PlaybackState {
+    fn push(&mut self, item: PlaybackItem) {
+        for (_, listener) in &mut self.listeners {
+            listener.queue.push_back(item.clone());
+        }
+    }
+
+    fn listener(&mut self, conn: u64) -> Option<&mut Listener> {
+        self.listeners
+            .iter_mut()
+            .find(|(c, _)| *c == conn)
+            .map(|(_, l)| l)
+    }
+
+    /// Queues complete packets from `partial` for every listener, each
+    /// dropping its oldest beyond the backlog: a client that is behind
+    /// loses its own audio, not the others'.
+    fn queue_packets(&mut self) -> bool {
+        let mut queued = false;
+        while self.partial.len() >= PACKET_BYTES {
+            let rest = self.partial.split_off(PACKET_BYTES);
+            let packet: Arc<[u8]> = std::mem::replace(&mut self.partial, rest).into();
+            for (_, listener) in &mut self.listeners {
+                listener.queue.push_back(PlaybackItem::Data(packet.clone()));
+                listener.packets += 1;
+            }
+            queued = true;
+        }
+        for (_, listener) in &mut self.listeners {
+            self.overrun_frames += listener.trim();
         }
         queued
     }
@@ -90,15 +116,15 @@ impl PlaybackShared {
         self.attach(waker);
     }
 
-    /// A playback channel connected: it becomes the listener, anything queued
-    /// for an earlier one is dropped, and it learns the current state.
+    /// A playback channel connected: it becomes a listener, with nothing
+    /// queued, and learns the current state.
     pub(crate) fn attach_client(&self, conn: u64) -> PlaybackSnapshot {
         let mut s = self.lock();
-        s.listener = Some(conn);
-        s.queue.clear();
-        s.packets = 0;
-        s.partial.clear();
-        s.overrunning = false;
+        s.listeners.retain(|(c, _)| *c != conn);
+        if s.listeners.is_empty() {
+            s.partial.clear();
+        }
+        s.listeners.push((conn, Listener::default()));
         PlaybackSnapshot {
             active: s.active,
             volume: s.volume.clone(),
@@ -109,10 +135,8 @@ impl PlaybackShared {
     /// The playback channel `conn` closed.
     pub(crate) fn detach_client(&self, conn: u64) {
         let mut s = self.lock();
-        if s.listener == Some(conn) {
-            s.listener = None;
-            s.queue.clear();
-            s.packets = 0;
+        s.listeners.retain(|(c, _)| *c != conn);
+        if s.listeners.is_empty() {
             s.partial.clear();
         }
     }
@@ -120,13 +144,11 @@ impl PlaybackShared {
     /// The next item for the listener `conn`.
     pub(crate) fn pop(&self, conn: u64) -> Option<PlaybackItem> {
         let mut s = self.lock();
-        if s.listener != Some(conn) {
-            return None;
-        }
-        let item = s.queue.pop_front();
+        let listener = s.listener(conn)?;
+        let item = listener.queue.pop_front();
         match &item {
-            Some(PlaybackItem::Data(_)) => s.packets -= 1,
-            None => s.overrunning = false,
+            Some(PlaybackItem::Data(_)) => listener.packets -= 1,
+            None => listener.overrunning = false,
             Some(_) => {}
         }
         item
@@ -198,7 +220,7 @@ impl PlaybackHandle {
                 return;
             }
             s.active = false;
-            if s.listener.is_some() && !s.partial.is_empty() {
+            if !s.listeners.is_empty() && !s.partial.is_empty() {
                 s.partial.resize(PACKET_BYTES, 0);
                 s.queue_packets();
             }
@@ -215,7 +237,7 @@ impl PlaybackHandle {
     pub fn write(&self, frames: &[StereoFrame]) -> usize {
         let queued = {
             let mut s = self.shared.lock();
-            if !s.active || s.listener.is_none() {
+            if !s.active || s.listeners.is_empty() {
                 tracing::trace!(frames = frames.len(), "no playback client: samples dropped");
                 return 0;
             }
@@ -275,7 +297,7 @@ impl PlaybackHandle {
 
     /// Whether a client's playback channel is connected, so written samples go somewhere.
     pub fn has_client(&self) -> bool {
-        self.shared.lock().listener.is_some()
+        !self.shared.lock().listeners.is_empty()
     }
 
     /// Frames dropped so far because a client fell more than
@@ -337,9 +359,10 @@ mod tests {
         for i in 0..100i16 {
             p.write(&[[i, i]; FRAMES_PER_PACKET]);
         }
-        let s = p.shared.lock();
-        assert_eq!(s.packets, MAX_PLAYBACK_BACKLOG);
-        assert!(s.queue.len() <= MAX_PLAYBACK_BACKLOG + 1);
+        let mut s = p.shared.lock();
+        let listener = s.listener(1).expect("listener");
+        assert_eq!(listener.packets, MAX_PLAYBACK_BACKLOG);
+        assert!(listener.queue.len() <= MAX_PLAYBACK_BACKLOG + 1);
         drop(s);
         assert_eq!(
             p.overrun_frames(),
@@ -355,7 +378,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_listener_replaces_the_old_and_stale_detach_is_ignored() {
+    fn every_listener_gets_everything_and_a_slow_one_loses_only_its_own() {
         let p = PlaybackHandle::new();
         p.shared.attach_client(1);
         p.set_volume(&[100, 200]);
@@ -368,13 +391,34 @@ mod tests {
                 active: true,
                 volume: Some(vec![100, 200]),
                 mute: true
-            }
+            },
+            "a second client learns the state"
         );
-        assert!(p.shared.pop(1).is_none(), "old listener gets nothing");
+        assert_eq!(
+            drain(&p.shared, 1),
+            [
+                PlaybackItem::Volume(vec![100, 200]),
+                PlaybackItem::Mute(true),
+                PlaybackItem::Start
+            ]
+        );
+        assert!(drain(&p.shared, 2).is_empty(), "a new listener starts empty");
+        // Client 2 keeps up, client 1 stops reading.
+        let mut got = Vec::new();
+        for i in 0..(MAX_PLAYBACK_BACKLOG as i16 + 10) {
+            p.write(&[[i, i]; FRAMES_PER_PACKET]);
+            got.extend(drain(&p.shared, 2));
+        }
+        assert_eq!(got.len(), MAX_PLAYBACK_BACKLOG + 10, "the reader lost nothing");
+        let slow = drain(&p.shared, 1);
+        assert_eq!(slow.len(), MAX_PLAYBACK_BACKLOG, "the slow one kept the newest");
+        assert_eq!(p.overrun_frames(), 10 * FRAMES_PER_PACKET as u64);
+        p.shared.detach_client(1);
         p.shared.detach_client(1);
         assert!(p.has_client());
         p.set_mute(false);
         assert_eq!(drain(&p.shared, 2), [PlaybackItem::Mute(false)]);
+        assert!(p.shared.pop(1).is_none(), "a detached listener gets nothing");
         p.shared.detach_client(2);
         assert!(!p.has_client());
     }

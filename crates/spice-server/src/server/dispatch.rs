@@ -43,6 +43,8 @@ impl ServerState {
             };
             channel.base().received(&frame);
             let now = self.now();
+            // With several clients, the agent serves the oldest (see `first_session`).
+            let has_agent = self.serves_agent(id);
             let name = channel_name(conn.info.channel_type);
             tracing::trace!(
                 channel = name,
@@ -60,6 +62,17 @@ impl ServerState {
                         if let Some(current) = self.mouse_mode_request(u32::from(mode)) {
                             main.send_mouse_mode(self.supported_mouse_modes(), current);
                         }
+                        true
+                    }
+                    Ok(Some(MainEvent::AgentStart(_) | MainEvent::AgentToken(_))) if !has_agent => {
+                        tracing::debug!("agent flow control from a client the agent does not serve; ignored");
+                        true
+                    }
+                    Ok(Some(MainEvent::AgentData(data))) if !has_agent => {
+                        tracing::debug!(
+                            len = data.len(),
+                            "agent data from a client the agent does not serve; dropped"
+                        );
                         true
                     }
                     Ok(Some(MainEvent::AgentStart(tokens))) => {
@@ -97,7 +110,7 @@ impl ServerState {
                     // Seamless migration, source side: main's state went
                     // out after every other channel moved (see
                     // `close_moved_main`).
-                    Ok(None) => !self.client_moved(main),
+                    Ok(None) => !self.client_moved(id, main),
                     Err(e) => self.malformed(name, &e),
                 },
                 Channel::Inputs(inputs) => match inputs.handle(&frame, now) {
@@ -140,7 +153,7 @@ impl ServerState {
                     }
                 },
             };
-            if let Channel::Main(main) = channel {
+            if let (Channel::Main(main), true) = (channel, has_agent) {
                 let low = main.is_low_bandwidth();
                 self.set_low_bandwidth(low);
             }

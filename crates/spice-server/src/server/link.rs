@@ -637,9 +637,9 @@ impl ServerState {
         if channel == ChannelType::Main {
             return Ok(());
         }
-        match &self.session {
-            Some(s) if s.id == client.connection_id => {}
-            _ => {
+        match self.session(client.connection_id) {
+            Some(_) => {}
+            None => {
                 return Err((
                     LinkError::BadConnectionId,
                     format!("no session with id {}", client.connection_id),
@@ -689,12 +689,7 @@ impl ServerState {
         let Some(kind) = ChannelType::from_u8(mess.channel_type) else {
             return;
         };
-        if kind != ChannelType::Main
-            && self
-                .session
-                .as_ref()
-                .is_some_and(|s| s.migrating_in && s.id == mess.connection_id)
-        {
+        if kind != ChannelType::Main && self.session(mess.connection_id).is_some_and(|s| s.migrating_in) {
             self.park(id, conn, mess, header, out);
             return;
         }
@@ -725,13 +720,13 @@ impl ServerState {
                 let kind = if kind == ChannelType::Display {
                     HandoverKind::Display {
                         caps: mess.channel_caps.clone(),
-                        migrated_in: self.session.as_ref().is_some_and(|s| s.seamless),
+                        migrated_in: self.session(session_id).is_some_and(|s| s.seamless),
                     }
                 } else {
                     HandoverKind::Cursor
                 };
                 self.replace_duplicate(mess);
-                if let Some(session) = &mut self.session {
+                if let Some(session) = self.session_mut(session_id) {
                     session.channels.push(id);
                 }
                 conn.phase = Phase::Handover(Box::new(Handover {
@@ -789,7 +784,7 @@ impl ServerState {
         };
         if kind != ChannelType::Main {
             self.replace_duplicate(mess);
-            if let Some(session) = &mut self.session {
+            if let Some(session) = self.session_mut(session_id) {
                 session.channels.push(id);
             }
         }
@@ -817,22 +812,28 @@ impl ServerState {
         );
     }
 
-    /// A new main channel starts a new session. Only one client is served at a
-    /// time: like the C server, a newcomer replaces the current client.
+    /// A new main channel starts a new session. Unless several clients are
+    /// allowed, one is served at a time: like the C server, a newcomer
+    /// replaces the current client.
     fn begin_session(&mut self, main: u64, requested: u32) -> u32 {
-        if let Some(old) = self.session.take() {
-            tracing::info!(
-                session = old.id,
-                "new client connected: disconnecting the previous one"
-            );
-            self.close_session(old);
+        if !self.config.allow_multiple_clients && !self.sessions.is_empty() {
+            tracing::info!("new client connected: disconnecting the previous one");
+            self.end_sessions();
         }
         let id = if requested != 0 {
             requested
         } else {
-            fresh_session_id()
+            self.unused_session_id()
         };
-        self.session = Some(Session {
+        // Two clients migrating in with the same id are one client relinking.
+        if let Some(at) = self.sessions.iter().position(|s| s.id == id) {
+            self.end_session(at);
+        }
+        if self.sessions.is_empty() {
+            // The agent's stream starts afresh with its new client.
+            self.client_agent_messages = Default::default();
+        }
+        self.sessions.push(Session {
             id,
             main,
             channels: Vec::new(),
@@ -840,7 +841,15 @@ impl ServerState {
             seamless: false,
             moved_out: false,
         });
-        self.client_agent_messages = Default::default();
+        id
+    }
+
+    /// A fresh id no current session has.
+    fn unused_session_id(&self) -> u32 {
+        let mut id = fresh_session_id();
+        while id == 0 || self.session(id).is_some() {
+            id = id.wrapping_add(1);
+        }
         id
     }
 
@@ -852,7 +861,8 @@ impl ServerState {
             supported_mouse_modes: self.supported_mouse_modes(),
             current_mouse_mode: self.mouse_mode,
             multi_media_time: self.mm_time(now).wrapping_sub(400),
-            agent_connected: self.agent.is_some(),
+            // Only the oldest client has the agent (see `first_session`).
+            agent_connected: self.agent.is_some() && self.first_session().is_some_and(|s| s.id == session_id),
             name: self.config.name.as_deref(),
             uuid: self.config.uuid,
         }
@@ -864,7 +874,9 @@ impl ServerState {
     fn park(&mut self, id: u64, conn: &mut Conn, mess: &LinkMess, header: HeaderKind, out: OutBuf) {
         // At most one waiting link per channel, like linked channels.
         self.replace_duplicate(mess);
-        let Some(session) = &mut self.session else { return };
+        let Some(session) = self.session_mut(mess.connection_id) else {
+            return;
+        };
         session.channels.push(id);
         conn.info.connection_id = session.id;
         tracing::debug!(
@@ -882,7 +894,9 @@ impl ServerState {
 
     /// A client relinking a channel it already has replaces the old connection.
     fn replace_duplicate(&mut self, mess: &LinkMess) {
-        let Some(session) = &self.session else { return };
+        let Some(session) = self.session(mess.connection_id) else {
+            return;
+        };
         let duplicate = session.channels.iter().copied().find(|&c| {
             self.channel_info(c).is_some_and(|info| {
                 info.channel_type == mess.channel_type && info.channel_id == mess.channel_id

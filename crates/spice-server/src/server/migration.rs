@@ -23,22 +23,25 @@ pub trait MigrationHost: Send {
 }
 
 impl ServerState {
-    /// The session's main channel client as the migration sees it.
+    /// Every session's main channel client as the migration sees it.
+    /// Seamless migration moves one client's state, so with several clients
+    /// allowed it is off, as in the C server.
     fn migr_clients(&self) -> Vec<MigrClient> {
-        let Some(main) = self.session.as_ref().map(|s| s.main) else {
-            return Vec::new();
-        };
-        match self.conns.get(&main).map(|c| &c.phase) {
-            Some(Phase::Linked {
-                channel: Channel::Main(m),
-                ..
-            }) => vec![MigrClient {
-                id: main,
-                semi_seamless: m.semi_seamless_migrate(),
-                seamless: self.seamless_migration && m.seamless_migrate(),
-            }],
-            _ => Vec::new(),
-        }
+        let seamless = self.seamless_migration && !self.config.allow_multiple_clients;
+        self.sessions
+            .iter()
+            .filter_map(|s| match self.conns.get(&s.main).map(|c| &c.phase) {
+                Some(Phase::Linked {
+                    channel: Channel::Main(m),
+                    ..
+                }) => Some(MigrClient {
+                    id: s.main,
+                    semi_seamless: m.semi_seamless_migrate(),
+                    seamless: seamless && m.seamless_migrate(),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     pub(super) fn migrate_info(&mut self, target: MigrationTarget) {
@@ -91,11 +94,7 @@ impl ServerState {
     /// `main_id`. Its channels moved here; the session starts: INIT, then
     /// the channels that linked meanwhile.
     pub(super) fn migration_arrived(&mut self, main_id: u64, main: &mut MainChannel) {
-        let Some(session) = self
-            .session
-            .as_mut()
-            .filter(|s| s.main == main_id && s.migrating_in)
-        else {
+        let Some(session) = self.session_of_main(main_id).filter(|s| s.migrating_in) else {
             tracing::debug!("client MIGRATE_END outside a migration; ignored");
             return;
         };
@@ -119,10 +118,7 @@ impl ServerState {
     /// C does: its channels start at once and wait for their state
     /// (MIGRATE_DATA) instead of the session starting on MIGRATE_END.
     pub(super) fn seamless_arrival(&mut self, main_id: u64, src_version: u32, main: &mut MainChannel) {
-        let session = self
-            .session
-            .as_mut()
-            .filter(|s| s.main == main_id && s.migrating_in);
+        let session = self.session_of_main(main_id).filter(|s| s.migrating_in);
         let Some(session) = session.filter(|_| src_version <= MIGRATION_PROTOCOL_VERSION) else {
             tracing::debug!(src_version, "refusing seamless migration");
             main.send_dst_seamless(false);
@@ -147,8 +143,10 @@ impl ServerState {
     /// tells the client it moves (`MIGRATE`) and hands it its state for
     /// the destination; display and cursor channels do so on their
     /// display's thread.
-    fn migrate_channels_out(&mut self, current: &mut Option<(u64, &mut MainChannel)>) {
-        let Some(session) = &mut self.session else { return };
+    fn migrate_channels_out(&mut self, main: u64, current: &mut Option<(u64, &mut MainChannel)>) {
+        let Some(session) = self.session_of_main(main) else {
+            return;
+        };
         session.moved_out = true;
         let (main_id, channels) = (session.main, session.channels.clone());
         let main_data = MigrateData::Main(MainData {
@@ -160,7 +158,7 @@ impl ServerState {
         });
         match current {
             Some((cur, main)) if *cur == main_id => main.base.migrate_out(Some(main_data)),
-            _ => self.with_main(|m| m.base.migrate_out(Some(main_data))),
+            _ => self.with_main_conn(main_id, |m| m.base.migrate_out(Some(main_data))),
         }
         for id in channels {
             if let Some(info) = self.remote.get(&id) {
@@ -200,9 +198,7 @@ impl ServerState {
         let out = std::mem::take(&mut parked.out);
         let early = std::mem::take(&mut parked.early);
         // It rejoins the session's list as it starts.
-        if let Some(session) = &mut self.session {
-            session.channels.retain(|&c| c != id);
-        }
+        self.forget_channel(id);
         self.start_channel(id, &mut conn, &mess, header, out, now);
         let mut keep = !matches!(conn.phase, Phase::Parked(_));
         if keep && !early.is_empty() {
@@ -229,7 +225,7 @@ impl ServerState {
                 }
                 MigrAction::MigrateChannels(id) => {
                     tracing::debug!(id, "migration: channels move with their state");
-                    self.migrate_channels_out(&mut current);
+                    self.migrate_channels_out(id, &mut current);
                 }
                 MigrAction::Begin(id)
                 | MigrAction::BeginSeamless(id)
@@ -242,7 +238,7 @@ impl ServerState {
                     tracing::debug!(?action, "migration message");
                     match &mut current {
                         Some((cur, main)) if *cur == id => main.send_migrate(&action, &target),
-                        _ => self.with_main(|m| m.send_migrate(&action, &target)),
+                        _ => self.with_main_conn(id, |m| m.send_migrate(&action, &target)),
                     }
                 }
             }

@@ -102,7 +102,10 @@ pub(crate) struct ServerState {
     /// The net test's verdict on the session's link, as last told to the displays.
     low_bandwidth: bool,
     next_conn: u64,
-    session: Option<Session>,
+    /// Client sessions, oldest first. One, unless the host allows several
+    /// clients ([`Config::allow_multiple_clients`]); the first is the one
+    /// the guest agent serves.
+    sessions: Vec<Session>,
     devices: Devices,
     /// The pointer as last sent to the agent (agent mouse mode).
     agent_mouse: spice_proto::agent::MouseState,
@@ -281,7 +284,7 @@ impl Server {
                 workers: HashMap::new(),
                 low_bandwidth: false,
                 next_conn: 1,
-                session: None,
+                sessions: Vec::new(),
                 agent: None,
                 client_agent_messages: Default::default(),
                 vmc: Default::default(),
@@ -448,11 +451,9 @@ impl Server {
         self.now_or_queue(crate::handle::Command::RemoveVmcDevice(id));
     }
 
-    /// Number of client sessions (0 or 1).
+    /// Number of client sessions (at most 1 unless several clients are allowed).
     pub fn client_count(&self) -> usize {
-        self.state
-            .try_borrow()
-            .map_or(0, |s| usize::from(s.session.is_some()))
+        self.state.try_borrow().map_or(0, |s| s.sessions.len())
     }
 }
 
@@ -512,7 +513,7 @@ impl ServerState {
             self.set_mouse_mode(mouse_mode::SERVER);
         }
         let current = self.mouse_mode;
-        self.with_main(|main| main.send_mouse_mode(supported, current));
+        self.for_each_main(|main| main.send_mouse_mode(supported, current));
     }
 
     fn set_tablet(&mut self, tablet: Option<Box<dyn crate::vdi::Tablet + Send>>) {
@@ -648,11 +649,11 @@ impl ServerState {
         }
     }
 
-    /// Tells a connected client (that has asked for the list) about new channels.
+    /// Tells connected clients (that have asked for the list) about new channels.
     fn announce(&mut self, channels: Vec<(u8, u8)>) {
-        self.with_main(|main| {
+        self.for_each_main(|main| {
             if main.attached {
-                main.send_channels_list(channels);
+                main.send_channels_list(channels.clone());
             }
         });
     }
@@ -692,40 +693,73 @@ impl ServerState {
             session = info.connection_id,
             "channel disconnected"
         );
-        if let Some(session) = &mut self.session {
+        self.forget_channel(id);
+        self.close_moved_main();
+    }
+
+    /// The session with this id.
+    fn session(&self, id: u32) -> Option<&Session> {
+        self.sessions.iter().find(|s| s.id == id)
+    }
+
+    fn session_mut(&mut self, id: u32) -> Option<&mut Session> {
+        self.sessions.iter_mut().find(|s| s.id == id)
+    }
+
+    /// The session whose main channel is `main`.
+    fn session_of_main(&mut self, main: u64) -> Option<&mut Session> {
+        self.sessions.iter_mut().find(|s| s.main == main)
+    }
+
+    /// The oldest session. The guest agent serves it (the agent's stream
+    /// has one writer and one reader, so other clients are told no agent is
+    /// connected until it is theirs), and its main channel's net test
+    /// decides the displays' WAN codecs.
+    fn first_session(&self) -> Option<&Session> {
+        self.sessions.first()
+    }
+
+    /// Whether `main` is the main channel of the agent's session.
+    fn serves_agent(&self, main: u64) -> bool {
+        self.first_session().is_some_and(|s| s.main == main)
+    }
+
+    /// A non-main channel is gone: its session forgets it.
+    fn forget_channel(&mut self, id: u64) {
+        for session in &mut self.sessions {
             session.channels.retain(|&c| c != id);
         }
-        self.close_moved_main();
     }
 
     /// Seamless migration, source side: once the client took every channel
     /// to the destination and main's state went out, main is closed here
     /// (spice-gtk may keep its old main socket open until the server does).
     fn close_moved_main(&mut self) {
-        let Some(main) = self.session.as_ref().map(|s| s.main) else {
-            return;
-        };
-        let moved = match self.conns.get(&main).map(|c| &c.phase) {
-            Some(Phase::Linked {
-                channel: conn::Channel::Main(m),
-                ..
-            }) => self.client_moved(m),
-            _ => false,
-        };
-        if moved {
-            tracing::debug!("the client moved every channel; closing its main channel");
-            self.close_channel(main);
+        let mains: Vec<u64> = self.sessions.iter().map(|s| s.main).collect();
+        for main in mains {
+            let moved = match self.conns.get(&main).map(|c| &c.phase) {
+                Some(Phase::Linked {
+                    channel: conn::Channel::Main(m),
+                    ..
+                }) => self.client_moved(main, m),
+                _ => false,
+            };
+            if moved {
+                tracing::debug!("the client moved every channel; closing its main channel");
+                self.close_channel(main);
+            }
         }
     }
 
-    /// Whether, after a seamless migration, the client moved every channel
-    /// to the destination and `main`'s own state went out: main is done.
-    fn client_moved(&self, main: &crate::channel::main::MainChannel) -> bool {
+    /// Whether, after a seamless migration, the client of main channel
+    /// `id` moved every channel to the destination and main's own state
+    /// went out: main is done.
+    fn client_moved(&self, id: u64, main: &crate::channel::main::MainChannel) -> bool {
         main.base.migration_data_sent()
             && self
-                .session
-                .as_ref()
-                .is_some_and(|s| s.moved_out && s.channels.is_empty())
+                .sessions
+                .iter()
+                .any(|s| s.main == id && s.moved_out && s.channels.is_empty())
     }
 
     /// Moves a linked display or cursor channel to its display's thread.
@@ -779,11 +813,23 @@ impl ServerState {
         }
     }
 
-    /// Runs `f` on the session's main channel, if there is one.
+    /// Runs `f` on the main channel of the agent's session, if there is one.
     fn with_main(&mut self, f: impl FnOnce(&mut crate::channel::main::MainChannel)) {
-        let Some(main) = self.session.as_ref().map(|s| s.main) else {
-            return;
-        };
+        if let Some(main) = self.first_session().map(|s| s.main) {
+            self.with_main_conn(main, f);
+        }
+    }
+
+    /// Runs `f` on every session's main channel.
+    fn for_each_main(&mut self, mut f: impl FnMut(&mut crate::channel::main::MainChannel)) {
+        let mains: Vec<u64> = self.sessions.iter().map(|s| s.main).collect();
+        for main in mains {
+            self.with_main_conn(main, &mut f);
+        }
+    }
+
+    /// Runs `f` on main channel `main`, if it is linked, and sends what it queued.
+    fn with_main_conn(&mut self, main: u64, f: impl FnOnce(&mut crate::channel::main::MainChannel)) {
         let Some(conn) = self.conns.get_mut(&main) else {
             return;
         };
@@ -816,9 +862,9 @@ impl ServerState {
         }
     }
 
-    /// Bytes queued on the session's main channel.
+    /// Bytes queued on the main channel of the agent's session.
     fn main_backlog(&self) -> usize {
-        let Some(main) = self.session.as_ref().map(|s| s.main) else {
+        let Some(main) = self.first_session().map(|s| s.main) else {
             return 0;
         };
         match self.conns.get(&main).map(|c| &c.phase) {
@@ -1072,10 +1118,10 @@ impl ServerState {
             Command::MigrateConnect(target) => self.migrate_connect(target),
             Command::MigrateEnd(completed) => self.migrate_end(completed),
             Command::DisconnectClients => {
-                if let Some(session) = self.session.take() {
-                    tracing::info!(session = session.id, "disconnecting client on request");
-                    self.close_session(session);
+                if !self.sessions.is_empty() {
+                    tracing::info!(clients = self.sessions.len(), "disconnecting clients on request");
                 }
+                self.end_sessions();
             }
         }
     }
@@ -1330,11 +1376,7 @@ impl ServerState {
             }
             // Linked but not yet handed to its display's thread.
             Phase::Handover(_) => self.remote_closed(id, conn.info.clone()),
-            Phase::Parked(_) => {
-                if let Some(session) = &mut self.session {
-                    session.channels.retain(|&c| c != id);
-                }
-            }
+            Phase::Parked(_) => self.forget_channel(id),
             Phase::Linked {
                 session_id, channel, ..
             } => {
@@ -1360,38 +1402,57 @@ impl ServerState {
                     session = session_id,
                     "channel disconnected"
                 );
-                let is_main = self.session.as_ref().is_some_and(|s| s.main == id);
-                if is_main {
+                if let Some(at) = self.sessions.iter().position(|s| s.main == id) {
                     self.migrate_client_gone(id);
-                    if let Some(session) = self.session.take() {
-                        self.close_session(session);
-                    }
-                } else if let Some(session) = &mut self.session {
-                    session.channels.retain(|&c| c != id);
+                    self.end_session(at);
+                } else {
+                    self.forget_channel(id);
                     self.close_moved_main();
                 }
             }
         }
     }
 
-    fn close_session(&mut self, session: Session) {
-        tracing::info!(session = session.id, "client session ended");
-        self.set_low_bandwidth(false);
-        if let Some(agent) = &mut self.agent {
-            agent.client_gone();
+    /// Ends the session at `at` in [`ServerState::sessions`] and closes its
+    /// channels. The guest agent, if it served this client, goes to the
+    /// next oldest.
+    fn end_session(&mut self, at: usize) {
+        if at >= self.sessions.len() {
+            return;
         }
-        // The session is gone: this only writes to the device and drops its data.
-        self.agent_pump(None);
+        let session = self.sessions.remove(at);
+        tracing::info!(session = session.id, "client session ended");
+        if at == 0 {
+            if let Some(agent) = &mut self.agent {
+                agent.client_gone();
+            }
+            // No client takes agent data now: this only writes to the
+            // device and drops its data.
+            self.agent_pump(None);
+            self.client_agent_messages = Default::default();
+        }
         for id in std::iter::once(session.main).chain(session.channels) {
             self.close_channel(id);
         }
-        self.set_mouse_mode(mouse_mode::SERVER);
+        if at == 0 && self.agent.is_some() && !self.sessions.is_empty() {
+            tracing::debug!("the guest agent goes to the next client");
+            self.with_main(|main| main.send_agent_connected());
+        }
+        if self.sessions.is_empty() {
+            self.set_low_bandwidth(false);
+            self.set_mouse_mode(mouse_mode::SERVER);
+        }
+    }
+
+    /// Ends every session, newest first.
+    fn end_sessions(&mut self) {
+        while let Some(last) = self.sessions.len().checked_sub(1) {
+            self.end_session(last);
+        }
     }
 
     fn shutdown(&mut self) {
-        if let Some(session) = self.session.take() {
-            self.close_session(session);
-        }
+        self.end_sessions();
         let ids: Vec<u64> = self.conns.keys().chain(self.remote.keys()).copied().collect();
         for id in ids {
             self.close_channel(id);
