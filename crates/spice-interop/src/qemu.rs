@@ -189,6 +189,22 @@ impl Qemu {
         )
     }
 
+    /// As [`Qemu::start`], with more environment for QEMU (the library's
+    /// own switches, such as `SPICE_DEBUG_ALLOW_MC`).
+    pub fn start_with_env(library: &Library, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(
+            library,
+            &Launch {
+                spice: "disable-ticketing=on",
+                args,
+                accel: None,
+                serial: false,
+                unix: None,
+                env,
+            },
+        )
+    }
+
     /// As [`Qemu::start_with_spice`], SPICE listening on a Unix socket at
     /// `path` (`-spice unix=on,addr=PATH,` then `spice`); ready once the
     /// socket accepts a connection. [`Qemu::addr`] is then meaningless.

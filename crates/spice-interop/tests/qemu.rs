@@ -51,6 +51,12 @@
 //!   from the one after, and a third QEMU (our library) that gets no key must
 //!   still show "Press ESC" then, so the menu can only come from the key: the
 //!   test fails if no key is sent.
+//! - `two_clients_at_once_with_spice_debug_allow_mc`: with
+//!   `SPICE_DEBUG_ALLOW_MC=1` in QEMU's environment (both libraries), two
+//!   clients watch each QEMU at once; the second presses ESC at SeaBIOS's
+//!   prompt, and all four clients then show the same boot menu in both
+//!   cursor phases, each QEMU saw one press and release, nobody was
+//!   disconnected.
 //! - `qemu_survives_repeated_connects`: ten clients in a row per library
 //!   connect, wait for the settled picture and go away (even cycles disconnect
 //!   and quit, odd ones are killed, which drops the sockets mid-session); each
@@ -186,6 +192,17 @@ fn fail(sides: &[(&Qemu, &SpiceGtk)], pictures: &[Option<Picture>], message: &st
 /// the other's, and likewise with it drawn, never requiring both guests to be
 /// in the same phase at the same instant.
 fn settle_equal(sides: &mut [Side], what: &str, screen: &[u32], both_phases: bool) -> Vec<Picture> {
+    let mut views: Vec<(&Qemu, &mut SpiceGtk)> = sides.iter_mut().map(|s| (&s.qemu, &mut s.gtk)).collect();
+    settle_equal_on(&mut views, what, screen, both_phases)
+}
+
+/// [`settle_equal`] over clients that may share a QEMU.
+fn settle_equal_on(
+    sides: &mut [(&Qemu, &mut SpiceGtk)],
+    what: &str,
+    screen: &[u32],
+    both_phases: bool,
+) -> Vec<Picture> {
     let started = Instant::now();
     let deadline = started + T;
     // latest[side][phase]: the side's last picture of `screen` in that phase.
@@ -198,7 +215,7 @@ fn settle_equal(sides: &mut [Side], what: &str, screen: &[u32], both_phases: boo
             .then_some(first)
     };
     loop {
-        let pictures: Vec<Option<Picture>> = sides.iter_mut().map(|s| Picture::of(&mut s.gtk)).collect();
+        let pictures: Vec<Option<Picture>> = sides.iter_mut().map(|(_, gtk)| Picture::of(gtk)).collect();
         for (side, picture) in latest.iter_mut().zip(&pictures) {
             if let Some(picture) = picture {
                 if let Some(cursor) = picture.shows(screen) {
@@ -223,7 +240,7 @@ fn settle_equal(sides: &mut [Side], what: &str, screen: &[u32], both_phases: boo
         }
         if Instant::now() >= deadline {
             let seen = equal.iter().map(Option::is_some).collect::<Vec<_>>();
-            let pairs: Vec<_> = sides.iter().map(|s| (&s.qemu, &s.gtk)).collect();
+            let pairs: Vec<_> = sides.iter().map(|(qemu, gtk)| (*qemu, &**gtk)).collect();
             fail(
                 &pairs,
                 &pictures,
@@ -404,6 +421,73 @@ fn escape_opens_the_seabios_boot_menu() {
     eprintln!("QEMU traced: {:?}", keys[0]);
     for side in sides.into_iter().chain(control) {
         side.gtk.quit();
+    }
+}
+
+#[test]
+fn two_clients_at_once_with_spice_debug_allow_mc() {
+    let _serial = serial();
+    let args = [
+        "-vga",
+        "qxl",
+        "-boot",
+        "menu=on,splash-time=15000",
+        "-trace",
+        "enable=input_event_key*",
+    ];
+    let env = [("SPICE_DEBUG_ALLOW_MC", "1")];
+    let qemus = [
+        Qemu::start_with_env(&Library::rust(), &args, &env),
+        Qemu::start_with_env(&Library::Debian, &args, &env),
+    ];
+    let mut clients: Vec<SpiceGtk> = Vec::new();
+    for qemu in &qemus {
+        qemu.assert_library();
+        for _ in 0..2 {
+            clients.push(client(qemu, false));
+        }
+    }
+    for gtk in &mut clients {
+        gtk.wait_inputs_ready(None, T);
+    }
+    let mut views: Vec<(&Qemu, &mut SpiceGtk)> = clients
+        .iter_mut()
+        .enumerate()
+        .map(|(i, gtk)| (&qemus[i / 2], gtk))
+        .collect();
+    let before = settle_equal_on(&mut views, "Press ESC, two clients per QEMU", PRESS_ESC, false).remove(0);
+    // The second client of each QEMU presses ESC; every client sees the menu.
+    for (_, gtk) in views.iter_mut().skip(1).step_by(2) {
+        gtk.send(json!({"cmd": "key_press", "code": 0x01}));
+        gtk.send(json!({"cmd": "key_release", "code": 0x01}));
+    }
+    let after = settle_equal_on(&mut views, "boot menu, two clients per QEMU", BOOT_MENU, true);
+    assert!(after.iter().all(|p| p.diff(&before) > 0), "the screen changed");
+    drop(views);
+    for qemu in &qemus {
+        let deadline = Instant::now() + T;
+        let mut keys = trace(qemu, "input_event_key");
+        while keys.len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            keys = trace(qemu, "input_event_key");
+        }
+        assert!(
+            keys.len() == 2 && keys[0].ends_with("down 1") && keys[1].ends_with("down 0"),
+            "{} library: QEMU saw one press and release: {keys:?}",
+            qemu.library.name()
+        );
+    }
+    for (i, gtk) in clients.iter().enumerate() {
+        assert!(
+            !gtk.seen.iter().any(|v| v["event"] == "session-disconnected"),
+            "client {i} stayed connected"
+        );
+    }
+    for mut qemu in qemus {
+        assert!(qemu.is_alive(), "{} library: QEMU runs", qemu.library.name());
+    }
+    for gtk in clients {
+        gtk.quit();
     }
 }
 
