@@ -72,6 +72,10 @@ struct Args {
     /// time, video stream) every this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     stats: Option<u64>,
+    /// Let several viewers watch and type at once (by default a newcomer
+    /// replaces the viewer connected).
+    #[arg(long)]
+    multiple_clients: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -122,7 +126,8 @@ fn main() -> anyhow::Result<()> {
         .playback(playback)
         .keyboard(DemoKeyboard::new(inputs.clone(), handle).with_beeper(beeper))
         .mouse(DemoMouse::new(inputs.clone(), display.clone(), width, height))
-        .tablet(DemoTablet::new(inputs.clone()));
+        .tablet(DemoTablet::new(inputs.clone()))
+        .allow_multiple_clients(args.multiple_clients);
     let builder = match &args.password {
         Some(password) => builder.password(password.clone()),
         None => builder.no_auth(),

@@ -100,3 +100,45 @@ fn demo_prints_what_it_sent_each_client_with_stats() {
     assert!(messages > 0, "{display_line}");
     gtk.quit();
 }
+
+#[test]
+fn demo_with_multiple_clients_serves_two_viewers_at_once() {
+    let (_demo, addr) = common::start_demo(&["--width", "320", "--height", "240", "--multiple-clients"]);
+    let mut first = SpiceGtk::start();
+    first.connect(addr, None);
+    first.expect("mark", T);
+    let mut second = SpiceGtk::start();
+    second.connect(addr, None);
+    second.expect("mark", T);
+    // Caps Lock from the second viewer lights the LED both see.
+    second.wait_inputs_ready(Some(2), T);
+    second.send(json!({"cmd": "key_press", "code": 0x3a}));
+    second.send(json!({"cmd": "key_release", "code": 0x3a}));
+    for (name, gtk) in [("first", &mut first), ("second", &mut second)] {
+        let leds = gtk.wait(T, |v| {
+            v["event"] == "key-modifiers" && v["modifiers"].as_u64().is_some_and(|m| m & 4 != 0)
+        });
+        assert!(
+            leds.is_some(),
+            "the {name} viewer sees caps lock: {:#?}",
+            gtk.seen
+        );
+        assert!(
+            !gtk.seen.iter().any(|v| v["event"] == "session-disconnected"),
+            "the {name} viewer stays"
+        );
+    }
+    // Both keep getting the live picture.
+    for gtk in [&mut first, &mut second] {
+        let (_, _, before) = gtk.surface().expect("surface");
+        let deadline = Instant::now() + T;
+        let mut changed = false;
+        while !changed && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            changed = gtk.surface().is_some_and(|(_, _, px)| px != before);
+        }
+        assert!(changed, "the test card stays live for each viewer");
+    }
+    first.quit();
+    second.quit();
+}
