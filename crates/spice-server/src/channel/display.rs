@@ -25,6 +25,7 @@ use spice_proto::{Caps, DecodeError, Frame};
 use super::{BaseOutcome, ChannelBase};
 use crate::display::cache::{content_key, PixmapCache};
 use crate::display::compress::{choose_wan, ClientDecoders, Encoders, Encoding, ImageCompression, WanCodecs};
+use crate::display::encoder_thread::{EncoderThread, Job};
 use crate::display::heads::Heads;
 use crate::display::region::{Rect, Region};
 use crate::display::shadow::Shadow;
@@ -48,6 +49,9 @@ pub(crate) const PRODUCE_CHUNK_BYTES: usize = 64 * 1024;
 /// next frame, so the client gets one move and one band of new lines per
 /// frame instead of per redraw. Damage after a quiet spell goes at once.
 pub(crate) const FRAME_INTERVAL: Duration = Duration::from_millis(16);
+/// How often a stream's encoder is looked at for its frame where nothing
+/// wakes the loop when it is done (a display without a thread of its own).
+const ENCODER_POLL: Duration = Duration::from_millis(5);
 
 /// What the display channel needs from the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +136,11 @@ struct ClientVideo {
 struct VideoStream {
     id: u32,
     area: Rect,
-    encoder: StreamEncoder,
+    /// Its encoder, on a thread of its own.
+    encoder: EncoderThread,
+    /// Nothing wakes the display's loop when a frame is encoded (no
+    /// display thread): look for it on a short timer instead.
+    poll_encoder: bool,
     /// When the stream started (frames are timed from it for the encoder).
     started: Instant,
     /// The last change inside the area.
@@ -396,9 +404,18 @@ impl DisplayChannel {
         self.wan = settings.wan;
         self.streaming = settings.streaming;
         self.video_codecs = settings.video_codecs;
+        self.collect_stream_frame();
         let next = self.produce_damage(shared, now, may_start);
-        // A live stream needs a call when it times out, damage or not.
-        let stream_end = self.stream.as_ref().map(|s| s.last_change + stream::TIMEOUT);
+        // A live stream needs a call when it times out, damage or not, and
+        // a look for its frame where nothing wakes the loop when it is done.
+        let stream_end = self.stream.as_ref().map(|s| {
+            let end = s.last_change + stream::TIMEOUT;
+            if s.poll_encoder && s.encoder.busy() {
+                end.min(now + ENCODER_POLL)
+            } else {
+                end
+            }
+        });
         match (next, stream_end) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -445,7 +462,10 @@ impl DisplayChannel {
                 region.add(area);
             }
         }
-        if region.is_empty() {
+        // A stream frame held back (by the frame rate, or while the encoder
+        // had the previous one) is due even if nothing else changed since.
+        let stream_due = self.stream.as_ref().is_some_and(|s| s.dirty && !s.encoder.busy());
+        if region.is_empty() && !stream_due {
             self.frame_in_progress = false;
             return None;
         }
@@ -460,7 +480,7 @@ impl DisplayChannel {
             self.frame_in_progress = true;
             self.base.counters.frame();
             let damage = region.take();
-            let (rest, next_frame) = self.stream_frame(surface, detector, damage, now);
+            let (rest, next_frame) = self.stream_frame(shared, surface, detector, damage, now);
             for rect in rest {
                 region.add(rect);
             }
@@ -507,6 +527,7 @@ impl DisplayChannel {
     /// stream's frame rate.
     fn stream_frame(
         &mut self,
+        shared: &DisplayShared,
         surface: &Surface,
         detector: &Detector,
         damage: Vec<Rect>,
@@ -519,13 +540,15 @@ impl DisplayChannel {
             return (damage, None);
         }
         if self.stream.is_none() {
-            self.start_stream(surface, detector, now);
+            self.start_stream(shared, surface, detector, now);
         }
         let Some(video) = &mut self.stream else {
             return (damage, None);
         };
         let rest = video.split(damage, now);
-        if !video.dirty {
+        if !video.dirty || video.encoder.busy() {
+            // A frame in the encoder's hands: the area is taken again
+            // once it is back.
             return (rest, None);
         }
         if let Some(at) = video
@@ -545,7 +568,7 @@ impl DisplayChannel {
 
     /// Starts a stream on the detector's candidate area, if there is one
     /// and the setting takes it.
-    fn start_stream(&mut self, surface: &Surface, detector: &Detector, now: Instant) {
+    fn start_stream(&mut self, shared: &DisplayShared, surface: &Surface, detector: &Detector, now: Instant) {
         if self.streams_refused {
             return;
         }
@@ -572,6 +595,20 @@ impl DisplayChannel {
         let Some((codec, encoder)) = StreamEncoder::start(&codecs, area, rate.quality()) else {
             // The client decodes none of the codecs this server encodes.
             return;
+        };
+        let worker = shared.worker();
+        let poll_encoder = worker.is_none();
+        let wake = move || {
+            if let Some(worker) = &worker {
+                worker.wake();
+            }
+        };
+        let encoder = match EncoderThread::spawn(encoder, wake) {
+            Ok(encoder) => encoder,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a stream encoder thread; the area stays lossless");
+                return;
+            }
         };
         let id = self.next_stream_id;
         self.next_stream_id = self.next_stream_id.wrapping_add(1);
@@ -607,6 +644,7 @@ impl DisplayChannel {
             id,
             area,
             encoder,
+            poll_encoder,
             started: now,
             last_change: now,
             dirty: true,
@@ -615,30 +653,51 @@ impl DisplayChannel {
         }));
     }
 
-    /// Sends the live stream's area as a frame of its codec, stamped with
-    /// the multimedia clock (the client shows it after the latency it was
-    /// given in MAIN_INIT).
+    /// Hands the live stream's area to its encoder, stamped with the
+    /// multimedia clock (the client shows it after the latency it was given
+    /// in MAIN_INIT); [`Self::collect_stream_frame`] sends it once encoded.
     fn send_stream_data(&mut self, surface: &Surface, now: Instant) {
         let Some(video) = self.stream.as_mut() else {
             return;
         };
-        let (id, area, quality) = (video.id, video.area, video.rate.quality());
         let mut pixels = Vec::new();
-        surface.copy_rect(area, &mut pixels);
-        let started = Instant::now();
-        let frames = video.encoder.encode(
-            &pixels,
-            area,
-            quality,
-            now.saturating_duration_since(video.started),
-        );
-        let encode_time = started.elapsed();
-        for data in frames {
-            self.base.counters.stream_frame(data.len(), quality, encode_time);
-            tracing::trace!(id, quality, bytes = data.len(), "stream frame");
+        surface.copy_rect(video.area, &mut pixels);
+        let job = Job {
+            pixels,
+            area: video.area,
+            quality: video.rate.quality(),
+            time: now.saturating_duration_since(video.started),
+            stamp: stream::mm_time(now),
+        };
+        if let Err(e) = video.encoder.submit(job) {
+            tracing::warn!(id = video.id, error = ?e, "the stream's encoder is gone; the area goes lossless");
+            self.end_stream_and_resend();
+        }
+    }
+
+    /// Sends the live stream's frame if its encoder is done with it.
+    fn collect_stream_frame(&mut self) {
+        let Some(video) = self.stream.as_mut() else {
+            return;
+        };
+        let done = match video.encoder.take() {
+            Ok(Some(done)) => done,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(id = video.id, error = ?e, "the stream's encoder failed; the area goes lossless");
+                self.end_stream_and_resend();
+                return;
+            }
+        };
+        let id = video.id;
+        for data in done.frames {
+            self.base
+                .counters
+                .stream_frame(data.len(), done.quality, done.encode_time);
+            tracing::trace!(id, quality = done.quality, bytes = data.len(), "stream frame");
             self.base.send(&StreamData {
                 id,
-                multi_media_time: stream::mm_time(now),
+                multi_media_time: done.stamp,
                 data: &data,
             });
         }

@@ -10,6 +10,7 @@
 pub(crate) mod cache;
 pub mod compress;
 mod cursor;
+pub(crate) mod encoder_thread;
 pub mod heads;
 pub mod monitors;
 pub mod region;

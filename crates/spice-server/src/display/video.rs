@@ -239,6 +239,12 @@ impl StreamEncoder {
     }
 }
 
+impl crate::display::encoder_thread::FrameEncoder for StreamEncoder {
+    fn encode(&mut self, pixels: &[u8], area: Rect, quality: u8, time: Duration) -> Vec<Vec<u8>> {
+        StreamEncoder::encode(self, pixels, area, quality, time)
+    }
+}
+
 #[cfg(feature = "gstreamer")]
 fn gst_codec(codec: VideoCodec) -> spice_gst::VideoCodec {
     match codec {
