@@ -41,6 +41,8 @@
  *                   [--streaming off|all|filter] [--damage strips|tiles]
  *                   [--video-codecs LIST]  (spice_server_set_video_codecs,
  *                   say gstreamer:vp8; default the library's own list)
+ *                   [--dump-video DIR]  (each video frame's picture as
+ *                   DIR/NNNN.raw; "ready" says where the picture is)
  *
  * Written for spice-rs; no code is taken from QEMU.
  */
@@ -1446,6 +1448,25 @@ static void slideshow_frame(int frame)
 #define VIDEO_W 320
 #define VIDEO_H 240
 static int video_x, video_y, player_x, player_y, player_w;
+/* --dump-video DIR: each video frame's picture goes to DIR/NNNN.raw (packed
+ * rows of B, G, R, 0), so the benchmark can tell what a lossy client shows. */
+static const char *video_dump_dir;
+static int write_file(const char *path, const void *data, size_t n);
+
+static void video_dump(int frame)
+{
+    static uint32_t rows[VIDEO_W * VIDEO_H];
+    char path[4096];
+    for (int y = 0; y < VIDEO_H; y++) {
+        for (int x = 0; x < VIDEO_W; x++) {
+            rows[y * VIDEO_W + x] = fb[(video_y + y) * width + video_x + x] & 0xFFFFFFu;
+        }
+    }
+    snprintf(path, sizeof(path), "%s/%04d.raw", video_dump_dir, frame);
+    if (write_file(path, rows, sizeof(rows)) != 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+    }
+}
 static float sin_table[1024];
 static uint32_t video_palette[256];
 
@@ -1495,6 +1516,9 @@ static void video_frame(int frame)
         }
     }
     mark_dirty(video_x, video_y, VIDEO_W, VIDEO_H);
+    if (video_dump_dir) {
+        video_dump(frame);
+    }
     /* Controls: progress bar every frame, time every second. */
     int cy = video_y + VIDEO_H + 8;
     int pw = VIDEO_W - 110;
@@ -1905,6 +1929,8 @@ int main(int argc, char **argv)
             ok = parse_choice(val, stream_names, stream_values, 3, &streaming);
         } else if (!strcmp(opt, "--video-codecs")) {
             video_codecs = val;
+        } else if (!strcmp(opt, "--dump-video")) {
+            video_dump_dir = val;
         } else if (!strcmp(opt, "--damage")) {
             /* strips: QEMU's simple display; tiles: 32x32 tile diff, merged */
             ok = !strcmp(val, "strips") || !strcmp(val, "tiles");
@@ -1928,7 +1954,7 @@ int main(int argc, char **argv)
                         "[--compression off|auto_glz|auto_lz|quic|glz|lz|lz4] "
                         "[--jpeg never|auto|always] [--zlib-glz never|auto|always] "
                         "[--streaming off|all|filter] [--damage strips|tiles] "
-                        "[--video-codecs LIST]\n");
+                        "[--video-codecs LIST] [--dump-video DIR]\n");
         return 2;
     }
     if (frames_total <= 0) {
@@ -1992,9 +2018,13 @@ int main(int argc, char **argv)
     refresh_timer = core_timer_add(refresh, NULL);
     core_timer_start(refresh_timer, 0);
 
+    /* video: where the player's picture is (0 0 0 0 for other scenarios). */
+    int has_video = !strcmp(scenario->name, "video");
     out("{\"event\":\"ready\",\"port\":%d,\"scenario\":\"%s\",\"frames\":%d,\"period_ms\":%d,"
-        "\"width\":%d,\"height\":%d,\"crc\":%u}",
-        port, scenario->name, frames_total, scenario->period_ms, width, height, frame_crc());
+        "\"width\":%d,\"height\":%d,\"crc\":%u,\"video\":[%d,%d,%d,%d]}",
+        port, scenario->name, frames_total, scenario->period_ms, width, height, frame_crc(),
+        has_video ? video_x : 0, has_video ? video_y : 0, has_video ? VIDEO_W : 0,
+        has_video ? VIDEO_H : 0);
     run_loop();
 
     /* The server is gone; commands it never released are left to the OS. */

@@ -20,5 +20,6 @@ pub mod guest;
 pub mod host;
 pub mod procfs;
 pub mod proxy;
+pub mod quality;
 pub mod report;
 pub mod run;

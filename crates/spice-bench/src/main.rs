@@ -191,8 +191,11 @@ fn main() -> Result<()> {
         if image_stats {
             for lib in [&ours, &c] {
                 match run::run_with_client(&binary, lib, &config_for(lib), true) {
-                    Ok((_, Some(stats))) => {
+                    Ok((r, Some(stats))) => {
                         sr.images.insert(lib.name.clone(), stats);
+                        if let Some(quality) = r.quality {
+                            sr.quality.insert(lib.name.clone(), quality);
+                        }
                     }
                     Ok((_, None)) => {}
                     Err(e) => eprintln!("  {:<9} {:<4}: proxy run FAILED: {e:#}", scenario.name, lib.name),

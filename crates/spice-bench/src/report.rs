@@ -22,6 +22,8 @@ pub struct ScenarioResults {
     pub alone: BTreeMap<String, Vec<f64>>,
     /// Display channel contents seen by the proxy run, per library name.
     pub images: BTreeMap<String, DisplayStats>,
+    /// What the client showed of the video in the proxy run, per library name.
+    pub quality: BTreeMap<String, crate::quality::VideoQuality>,
 }
 
 impl ScenarioResults {
@@ -32,6 +34,7 @@ impl ScenarioResults {
             runs: BTreeMap::new(),
             alone: BTreeMap::new(),
             images: BTreeMap::new(),
+            quality: BTreeMap::new(),
         }
     }
 }
@@ -363,7 +366,43 @@ impl Report {
                 }
             }
         }
+        if self.scenarios.iter().any(|sc| !sc.quality.is_empty()) {
+            self.quality_markdown(&mut s);
+        }
         s
+    }
+
+    fn quality_markdown(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\nWhat the client showed of the video (the proxy run: the client's player area \
+             sampled every {} ms while the video played, each sample against the host frame \
+             it is closest to; 100 dB and SSIM 1 are exact):\n",
+            crate::quality::SAMPLE_EVERY.as_millis()
+        );
+        let _ = writeln!(
+            s,
+            "| scenario | library | samples (exact) | PSNR dB, median / lowest | SSIM, median / lowest | stream frames per s |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
+        let pair = |v: Option<(f64, f64)>, digits: usize| {
+            v.map_or_else(|| "—".into(), |(m, low)| format!("{m:.digits$} / {low:.digits$}"))
+        };
+        for sc in &self.scenarios {
+            for (lib, q) in &sc.quality {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} ({}) | {} | {} | {} |",
+                    sc.scenario.name,
+                    lib,
+                    q.samples.len(),
+                    q.exact(),
+                    pair(q.psnr(), 1),
+                    pair(q.ssim(), 3),
+                    q.stream_fps().map_or_else(|| "—".into(), |f| format!("{f:.1}"))
+                );
+            }
+        }
     }
 
     fn guest_markdown(&self, s: &mut String) {
@@ -442,6 +481,11 @@ impl Report {
                     "runs": runs,
                     "alone_cpu_s": sc.alone,
                     "display": images,
+                    "video_quality": sc
+                        .quality
+                        .iter()
+                        .map(|(lib, q)| (lib.clone(), q.to_json()))
+                        .collect::<BTreeMap<_, _>>(),
                 })
             })
             .collect();

@@ -206,6 +206,8 @@ pub struct RunResult {
     pub raw_bytes: u64,
     /// How long the scenario took on the host (first to last frame).
     pub elapsed_ms: u64,
+    /// What the client showed of the video (the video scenario's proxy run).
+    pub quality: Option<crate::quality::VideoQuality>,
     /// Why the run failed, if it did.
     pub error: Option<String>,
 }
@@ -227,6 +229,7 @@ impl RunResult {
             "peak_kib": self.peak_kib,
             "raw_bytes": self.raw_bytes,
             "elapsed_ms": self.elapsed_ms,
+            "quality": self.quality.as_ref().map(crate::quality::VideoQuality::to_json),
             "error": self.error,
         })
     }
@@ -269,7 +272,9 @@ fn watch(gtk: &mut SpiceGtk, crc: u64, timeout: Duration) -> Option<Value> {
 }
 
 /// One run with a spice-gtk client; with `proxy`, the client goes through an
-/// image-statistics proxy (the timings of such a run are not reported).
+/// image-statistics proxy (the timings of such a run are not reported), and
+/// in the video scenario the client's picture is sampled for its quality
+/// ([`crate::quality`]).
 pub fn run_with_client(
     host_binary: &Path,
     lib: &Library,
@@ -281,9 +286,33 @@ pub fn run_with_client(
         scenario: config.scenario.name.to_owned(),
         ..RunResult::default()
     };
-    let mut host = Host::start(host_binary, lib, &config.args())?;
+    let mut args = config.args();
+    let frames_dir = host_binary
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("video-frames-{}", std::process::id()));
+    let sample = proxy && config.scenario.content == Content::Video;
+    if sample {
+        args.extend(["--dump-video".to_owned(), frames_dir.display().to_string()]);
+        let _ = std::fs::remove_dir_all(&frames_dir);
+        std::fs::create_dir_all(&frames_dir)?;
+    }
+    let mut host = Host::start(host_binary, lib, &args)?;
     let pid = host.pid();
     let ready = host.ready().cloned().unwrap_or_default();
+    let mut sampler = match ready["video"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_u64()).collect::<Vec<_>>())
+    {
+        Some(area) if sample && area.len() == 4 && area.iter().all(|v| v.is_some_and(|v| v > 0)) => {
+            let a: Vec<usize> = area.into_iter().map(|v| v.unwrap_or_default() as usize).collect();
+            Some(crate::quality::Sampler::new(
+                &frames_dir,
+                [a[0], a[1], a[2], a[3]],
+            )?)
+        }
+        _ => None,
+    };
     let initial_crc = u64_of(&ready, "crc");
     let proxy = if proxy {
         Some(Proxy::start(addr(host.port)).context("start the proxy")?)
@@ -315,11 +344,23 @@ pub fn run_with_client(
     host.cmd("start")?;
     let frames = u64::from(config.frames());
     let run_time = Duration::from_millis(frames * u64::from(config.scenario.period_ms));
-    let last = host
-        .wait(run_time + Duration::from_secs(60), |v| {
-            v["event"] == "last-update"
-        })
-        .ok_or_else(|| anyhow!("{}: no last-update from the host", lib.name))?;
+    let deadline = std::time::Instant::now() + run_time + Duration::from_secs(60);
+    let last = loop {
+        let step = if sampler.is_some() {
+            crate::quality::SAMPLE_EVERY
+        } else {
+            run_time + Duration::from_secs(60)
+        };
+        if let Some(last) = host.wait(step, |v| v["event"] == "last-update") {
+            break last;
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("{}: no last-update from the host", lib.name);
+        }
+        if let Some(sampler) = &mut sampler {
+            sampler.sample(&mut gtk);
+        }
+    };
     result.elapsed_ms = u64_of(&last, "elapsed_ms");
     let last_us = u64_of(&last, "t_us");
 
@@ -345,7 +386,18 @@ pub fn run_with_client(
     result.display_bytes = bytes_after;
     result.display_bytes_scenario = bytes_after.saturating_sub(bytes_before);
     let stats = proxy.map(|p| p.stats());
+    if let (Some(sampler), Some(stats)) = (sampler, &stats) {
+        let stream_frames = [123u16, 316]
+            .iter()
+            .filter_map(|t| stats.messages.get(t))
+            .map(|(count, _)| count)
+            .sum();
+        result.quality = Some(sampler.judge(frames as u32, stream_frames, result.elapsed_ms)?);
+    }
     gtk.quit();
+    if sample {
+        let _ = std::fs::remove_dir_all(&frames_dir);
+    }
     let problems = host.problems();
     let counts = host.quit()?;
     result.raw_bytes = u64_of(&counts, "raw_bytes");

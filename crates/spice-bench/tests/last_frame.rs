@@ -109,3 +109,65 @@ fn proxy_follows_both_display_streams() {
         );
     }
 }
+
+/// The video's proxy run samples what the client showed: with streaming
+/// on, both libraries' lossy frames are measured against the host's (close,
+/// not exact), and with streaming off every sample matches a host frame
+/// well above any lossy codec's figure.
+#[test]
+fn video_quality_is_measured_against_the_hosts_frames() {
+    for lib in [ours(), Library::debian()] {
+        let _serial = serial();
+        let mut config = RunConfig::new(run::scenario("video").expect("video"), false);
+        config.host_args = vec![
+            "--streaming".into(),
+            "all".into(),
+            "--frames".into(),
+            "120".into(),
+        ];
+        let (result, _) = run::run_with_client(host_binary(), &lib, &config, true)
+            .unwrap_or_else(|e| panic!("video through the proxy with {}: {e:#}", lib.name));
+        assert!(
+            result.exact,
+            "{}: the video still ends exact: {result:?}",
+            lib.name
+        );
+        let quality = result.quality.expect("the proxy run measures the video");
+        eprintln!("{}: {quality:?}", lib.name);
+        assert!(quality.samples.len() >= 8, "{}: {quality:?}", lib.name);
+        assert!(
+            quality.stream_frames > 0,
+            "{}: no stream frames: {quality:?}",
+            lib.name
+        );
+        let (psnr, lowest) = quality.psnr().unwrap();
+        assert!(
+            lowest < 100.0,
+            "{}: some samples are lossy: {quality:?}",
+            lib.name
+        );
+        assert!(
+            (25.0..100.0).contains(&psnr) || psnr == 100.0,
+            "{}: median {psnr} dB",
+            lib.name
+        );
+        let (ssim, _) = quality.ssim().unwrap();
+        assert!(ssim > 0.5 && ssim <= 1.0, "{}: median SSIM {ssim}", lib.name);
+
+        let lossless = RunConfig::new(run::scenario("video").expect("video"), true);
+        let (result, _) = run::run_with_client(host_binary(), &lib, &lossless, true)
+            .unwrap_or_else(|e| panic!("lossless video with {}: {e:#}", lib.name));
+        let quality = result.quality.expect("measured");
+        assert_eq!(
+            quality.stream_frames, 0,
+            "{}: streaming is off by default",
+            lib.name
+        );
+        let (psnr, _) = quality.psnr().expect("samples");
+        assert!(
+            psnr >= 60.0,
+            "{}: lossless median {psnr} dB: {quality:?}",
+            lib.name
+        );
+    }
+}

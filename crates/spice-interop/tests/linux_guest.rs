@@ -192,15 +192,15 @@ fn scrolled_console_of_a_linux_guest_is_pixel_equal_with_both_libraries() {
 /// (`SPICE_VIDEO_CODEC_TYPE_*`, as spicy's menu sets them; QEMU 7.2 has no
 /// option for the server's list); returns the client's picture once it
 /// settled, and what QEMU printed.
-fn play_guest_video(library: &Library, prefer: &[u8]) -> (Picture, String) {
+fn play_guest_video(library: &Library, streaming: &str, prefer: &[u8]) -> (Picture, String) {
     // Our library's display-channel debug lines (the stream's codec) go to
     // QEMU's stderr through GLib.
     let env = [
         ("G_MESSAGES_DEBUG", "Spice"),
         ("SPICE_RS_LOG", "spice_server::channel::display=debug"),
     ];
-    let spice = "disable-ticketing=on,streaming-video=all";
-    let mut vm = Vm::boot_env(library, spice, &[], false, &env);
+    let spice = format!("disable-ticketing=on,streaming-video={streaming}");
+    let mut vm = Vm::boot_env(library, &spice, &[], false, &env);
     let size = vm.size;
     assert!(
         vm.gtk
@@ -239,12 +239,14 @@ fn play_guest_video(library: &Library, prefer: &[u8]) -> (Picture, String) {
 /// A Linux guest's busy screen reaches spice-gtk through unmodified QEMU
 /// as a stream: MJPEG by default, VP8 or H.264 (through GStreamer) when the
 /// client prefers them, as our library's log says; each time the client
-/// ends with the same pixels as with the C library (preferring VP8 there
-/// too), since the area goes again losslessly when the changes stop.
+/// ends with the same pixels as with the C library, since the area goes
+/// again losslessly when the changes stop. The C library's picture is
+/// taken without streams: its VP8 stream can fall seconds behind a busy
+/// TCG guest, long enough for a stale frame to pass for the settled one.
 #[test]
 fn a_guests_busy_screen_streams_as_vp8_h264_and_mjpeg_and_ends_as_with_c() {
     let _serial = serial();
-    let (reference, _) = play_guest_video(&Library::Debian, &[VIDEO_CODEC_VP8]);
+    let (reference, _) = play_guest_video(&Library::Debian, "off", &[]);
     assert!(
         lit(&reference) > 10_000,
         "the C library's client shows the console"
@@ -254,7 +256,7 @@ fn a_guests_busy_screen_streams_as_vp8_h264_and_mjpeg_and_ends_as_with_c() {
         (&[VIDEO_CODEC_H264][..], "H264"),
         (&[][..], "Mjpeg"),
     ] {
-        let (picture, stderr) = play_guest_video(&Library::rust(), prefer);
+        let (picture, stderr) = play_guest_video(&Library::rust(), "all", prefer);
         let starts: Vec<&str> = stderr
             .lines()
             .filter(|l| l.contains("video stream starts"))
