@@ -179,6 +179,18 @@ impl Host {
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = channel();
+        // GLib's default handler writes info and debug lines to stdout: with
+        // SPICE_BENCH_HOST_LOG they go to that file too (see below).
+        let log_file = || {
+            std::env::var_os("SPICE_BENCH_HOST_LOG").and_then(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .ok()
+            })
+        };
+        let mut stdout_copy = log_file();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -186,6 +198,9 @@ impl Host {
                     if tx.send(v).is_err() {
                         break;
                     }
+                } else if let Some(file) = &mut stdout_copy {
+                    use std::io::Write as _;
+                    let _ = writeln!(file, "{line}");
                 }
             }
         });
@@ -194,13 +209,7 @@ impl Host {
         // SPICE_BENCH_HOST_LOG=<file>: also append everything the host and the
         // library write on stderr there (with SPICE_RS_LOG=debug, say, to see
         // what our library does during a scenario).
-        let mut copy = std::env::var_os("SPICE_BENCH_HOST_LOG").and_then(|path| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .ok()
-        });
+        let mut copy = log_file();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };

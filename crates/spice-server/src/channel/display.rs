@@ -462,37 +462,38 @@ impl DisplayChannel {
                 region.add(area);
             }
         }
-        // A stream frame held back (by the frame rate, or while the encoder
-        // had the previous one) is due even if nothing else changed since.
-        let stream_due = self.stream.as_ref().is_some_and(|s| s.dirty && !s.encoder.busy());
-        if region.is_empty() && !stream_due {
+        if self.streaming == StreamingVideo::Off {
+            // Turned off mid-stream: the area goes lossless.
+            if let Some(area) = self.end_stream() {
+                region.add(area);
+            }
+        }
+        // The live stream takes its part of the damage and sends its frames
+        // at its own pace, apart from the lossless frames' pacing.
+        let mut stream_wait = self.pump_stream(surface, region, now);
+        if region.is_empty() {
             self.frame_in_progress = false;
-            return None;
+            return stream_wait;
         }
         if !self.frame_in_progress {
             if let Some(at) = self.next_frame.filter(|at| now < *at) {
-                return Some(at);
+                return Some(stream_wait.map_or(at, |s| s.min(at)));
             }
             if !may_start {
-                return None;
+                return stream_wait;
             }
             self.next_frame = Some(now + FRAME_INTERVAL);
             self.frame_in_progress = true;
             self.base.counters.frame();
-            let damage = region.take();
-            let (rest, next_frame) = self.stream_frame(shared, surface, detector, damage, now);
-            for rect in rest {
-                region.add(rect);
-            }
-            if region.is_empty() {
-                self.frame_in_progress = false;
-                return next_frame;
-            }
-        } else if let Some(video) = &mut self.stream {
-            // Damage that came during a frame: the stream's part waits for
-            // the stream's next frame.
-            for part in video.split(region.take(), now) {
-                region.add(part);
+            if self.stream.is_none()
+                && self.streaming != StreamingVideo::Off
+                && self.start_stream(shared, surface, detector, now)
+            {
+                stream_wait = self.pump_stream(surface, region, now);
+                if region.is_empty() {
+                    self.frame_in_progress = false;
+                    return stream_wait;
+                }
             }
         }
         let mut pending = region.take();
@@ -517,39 +518,23 @@ impl DisplayChannel {
         for rect in unsent {
             region.add(rect);
         }
-        None
+        stream_wait
     }
 
-    /// Takes a frame's `damage` through video streaming: starts a stream
-    /// where an area keeps changing (as the setting allows), sends the
-    /// stream's frame if its area changed, and returns the damage left for
-    /// the lossless path, with when to come back for a frame held by the
-    /// stream's frame rate.
-    fn stream_frame(
-        &mut self,
-        shared: &DisplayShared,
-        surface: &Surface,
-        detector: &Detector,
-        damage: Vec<Rect>,
-        now: Instant,
-    ) -> (Vec<Rect>, Option<Instant>) {
-        if self.streaming == StreamingVideo::Off {
-            // Turned off mid-stream: the area goes lossless.
-            let mut damage = damage;
-            damage.extend(self.end_stream());
-            return (damage, None);
+    /// The live stream's part of the damage: `region` gives up what lies
+    /// in the stream's area, and the stream's frame is sent if the area
+    /// changed, its encoder is free and its frame rate allows. Returns when
+    /// to come back for a frame held by the frame rate (a busy encoder
+    /// wakes the display thread itself).
+    fn pump_stream(&mut self, surface: &Surface, region: &mut Region, now: Instant) -> Option<Instant> {
+        let video = self.stream.as_mut()?;
+        if !region.is_empty() {
+            for rest in video.split(region.take(), now) {
+                region.add(rest);
+            }
         }
-        if self.stream.is_none() {
-            self.start_stream(shared, surface, detector, now);
-        }
-        let Some(video) = &mut self.stream else {
-            return (damage, None);
-        };
-        let rest = video.split(damage, now);
         if !video.dirty || video.encoder.busy() {
-            // A frame in the encoder's hands: the area is taken again
-            // once it is back.
-            return (rest, None);
+            return None;
         }
         if let Some(at) = video
             .rate
@@ -557,33 +542,38 @@ impl DisplayChannel {
             .map(|t| t + stream::MIN_FRAME_INTERVAL)
             .filter(|at| now < *at)
         {
-            // Too soon for the next frame: come back for it.
-            return (rest, Some(at));
+            return Some(at);
         }
         video.rate.on_frame(now);
         video.dirty = false;
         self.send_stream_data(surface, now);
-        (rest, None)
+        None
     }
 
     /// Starts a stream on the detector's candidate area, if there is one
-    /// and the setting takes it.
-    fn start_stream(&mut self, shared: &DisplayShared, surface: &Surface, detector: &Detector, now: Instant) {
+    /// and the setting takes it; returns whether it did.
+    fn start_stream(
+        &mut self,
+        shared: &DisplayShared,
+        surface: &Surface,
+        detector: &Detector,
+        now: Instant,
+    ) -> bool {
         if self.streams_refused {
-            return;
+            return false;
         }
         let Some(area) = detector.candidate(now, surface.width, surface.height) else {
-            return;
+            return false;
         };
         let area = Rect::new(area.x, area.y, area.width & !1, area.height & !1);
         if area.area() < stream::MIN_AREA {
-            return;
+            return false;
         }
         if self.streaming == StreamingVideo::Filter {
             let mut pixels = Vec::new();
             surface.copy_rect(area, &mut pixels);
             if !crate::display::compress::looks_photographic(&pixels, area.width, area.height) {
-                return;
+                return false;
             }
         }
         let rate = stream::RateControl::default();
@@ -594,7 +584,7 @@ impl DisplayChannel {
         );
         let Some((codec, encoder)) = StreamEncoder::start(&codecs, area, rate.quality()) else {
             // The client decodes none of the codecs this server encodes.
-            return;
+            return false;
         };
         let worker = shared.worker();
         let poll_encoder = worker.is_none();
@@ -607,7 +597,7 @@ impl DisplayChannel {
             Ok(encoder) => encoder,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start a stream encoder thread; the area stays lossless");
-                return;
+                return false;
             }
         };
         let id = self.next_stream_id;
@@ -651,6 +641,7 @@ impl DisplayChannel {
             rate,
             report_id,
         }));
+        true
     }
 
     /// Hands the live stream's area to its encoder, stamped with the

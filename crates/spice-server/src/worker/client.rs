@@ -176,7 +176,14 @@ impl Client {
             let out = match &mut self.channel {
                 Channel::Display(d) => {
                     let now = Instant::now();
-                    self.wake_at = d.produce(display, settings, now, may_start);
+                    // The earliest any round asked for: a later round that
+                    // found nothing to do must not forget an earlier one's
+                    // held frame.
+                    let wake = d.produce(display, settings, now, may_start);
+                    self.wake_at = match (self.wake_at, wake) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                     &mut d.base.out
                 }
                 Channel::Cursor(c) => {
