@@ -38,7 +38,17 @@ impl Qmp {
             writer,
             events: Vec::new(),
         };
-        let greeting = qmp.read()?;
+        // QEMU can write an event before the greeting: one raised (say
+        // SPICE_CONNECTED, from the harness's readiness probe) between the
+        // socket's accept and the monitor's handling of the new connection.
+        let greeting = loop {
+            let line = qmp.read()?;
+            if line.get("event").is_some() {
+                qmp.events.push(line);
+                continue;
+            }
+            break line;
+        };
         if greeting.get("QMP").is_none() {
             return Err(format!("not a QMP greeting: {greeting}"));
         }
