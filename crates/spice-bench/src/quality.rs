@@ -82,20 +82,13 @@ pub struct Sampler {
 
 impl Sampler {
     /// A sampler of `area` (from the host's "ready" event), the host's
-    /// frames going to `dir` (made empty here).
-    pub fn new(dir: &Path, area: [usize; 4]) -> Result<Self> {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-        Ok(Self {
+    /// frames being written to `dir` (which the caller made and removes).
+    pub fn new(dir: &Path, area: [usize; 4]) -> Self {
+        Self {
             dir: dir.to_path_buf(),
             area,
             shown: Vec::new(),
-        })
-    }
-
-    /// The host argument that makes it write its frames for this sampler.
-    pub fn host_args(&self) -> [String; 2] {
-        ["--dump-video".into(), self.dir.display().to_string()]
+        }
     }
 
     /// Takes the client's current picture of the player area.
@@ -115,8 +108,7 @@ impl Sampler {
         self.shown.push(area);
     }
 
-    /// Matches every sample to the host's frames 0 to `frames` and removes
-    /// the frames.
+    /// Matches every sample to the host's frames 0 to `frames`.
     pub fn judge(self, frames: u32, stream_frames: u64, elapsed_ms: u64) -> Result<VideoQuality> {
         let mut host_frames = Vec::new();
         for i in 0..=frames {
@@ -127,7 +119,6 @@ impl Sampler {
                 Err(e) => return Err(e).with_context(|| path.display().to_string()),
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
         anyhow::ensure!(!host_frames.is_empty(), "the host wrote no video frames");
         let [_, _, w, h] = self.area;
         let samples = self

@@ -300,19 +300,19 @@ pub fn run_with_client(
     let mut host = Host::start(host_binary, lib, &args)?;
     let pid = host.pid();
     let ready = host.ready().cloned().unwrap_or_default();
-    let mut sampler = match ready["video"]
+    // Where the player's picture is, from the host's "ready" event.
+    let area: Option<[usize; 4]> = ready["video"]
         .as_array()
-        .map(|a| a.iter().map(|v| v.as_u64()).collect::<Vec<_>>())
-    {
-        Some(area) if sample && area.len() == 4 && area.iter().all(|v| v.is_some_and(|v| v > 0)) => {
-            let a: Vec<usize> = area.into_iter().map(|v| v.unwrap_or_default() as usize).collect();
-            Some(crate::quality::Sampler::new(
-                &frames_dir,
-                [a[0], a[1], a[2], a[3]],
-            )?)
-        }
-        _ => None,
-    };
+        .and_then(|a| {
+            a.iter()
+                .map(|v| v.as_u64().map(|v| v as usize))
+                .collect::<Option<Vec<_>>>()
+        })
+        .and_then(|a| a.try_into().ok())
+        .filter(|a: &[usize; 4]| a.iter().all(|&v| v > 0));
+    let mut sampler = area
+        .filter(|_| sample)
+        .map(|area| crate::quality::Sampler::new(&frames_dir, area));
     let initial_crc = u64_of(&ready, "crc");
     let proxy = if proxy {
         Some(Proxy::start(addr(host.port)).context("start the proxy")?)

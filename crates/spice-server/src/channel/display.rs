@@ -49,9 +49,14 @@ pub(crate) const PRODUCE_CHUNK_BYTES: usize = 64 * 1024;
 /// next frame, so the client gets one move and one band of new lines per
 /// frame instead of per redraw. Damage after a quiet spell goes at once.
 pub(crate) const FRAME_INTERVAL: Duration = Duration::from_millis(16);
-/// How often a stream's encoder is looked at for its frame where nothing
-/// wakes the loop when it is done (a display without a thread of its own).
-const ENCODER_POLL: Duration = Duration::from_millis(5);
+
+/// The earlier of two wake-up times, either of which may be absent.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
 
 /// What the display channel needs from the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,9 +143,6 @@ struct VideoStream {
     area: Rect,
     /// Its encoder, on a thread of its own.
     encoder: EncoderThread,
-    /// Nothing wakes the display's loop when a frame is encoded (no
-    /// display thread): look for it on a short timer instead.
-    poll_encoder: bool,
     /// When the stream started (frames are timed from it for the encoder).
     started: Instant,
     /// The last change inside the area.
@@ -406,20 +408,9 @@ impl DisplayChannel {
         self.video_codecs = settings.video_codecs;
         self.collect_stream_frame();
         let next = self.produce_damage(shared, now, may_start);
-        // A live stream needs a call when it times out, damage or not, and
-        // a look for its frame where nothing wakes the loop when it is done.
-        let stream_end = self.stream.as_ref().map(|s| {
-            let end = s.last_change + stream::TIMEOUT;
-            if s.poll_encoder && s.encoder.busy() {
-                end.min(now + ENCODER_POLL)
-            } else {
-                end
-            }
-        });
-        match (next, stream_end) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // A live stream needs a call when it times out, damage or not.
+        let stream_end = self.stream.as_ref().map(|s| s.last_change + stream::TIMEOUT);
+        earliest(next, stream_end)
     }
 
     fn produce_damage(&mut self, shared: &DisplayShared, now: Instant, may_start: bool) -> Option<Instant> {
@@ -477,7 +468,7 @@ impl DisplayChannel {
         }
         if !self.frame_in_progress {
             if let Some(at) = self.next_frame.filter(|at| now < *at) {
-                return Some(stream_wait.map_or(at, |s| s.min(at)));
+                return earliest(Some(at), stream_wait);
             }
             if !may_start {
                 return stream_wait;
@@ -586,8 +577,9 @@ impl DisplayChannel {
             // The client decodes none of the codecs this server encodes.
             return false;
         };
+        // Display channels are produced only on the display's thread, which
+        // is registered as its worker before it serves any client.
         let worker = shared.worker();
-        let poll_encoder = worker.is_none();
         let wake = move || {
             if let Some(worker) = &worker {
                 worker.wake();
@@ -634,7 +626,6 @@ impl DisplayChannel {
             id,
             area,
             encoder,
-            poll_encoder,
             started: now,
             last_change: now,
             dirty: true,

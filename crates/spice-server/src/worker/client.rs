@@ -180,10 +180,7 @@ impl Client {
                     // found nothing to do must not forget an earlier one's
                     // held frame.
                     let wake = d.produce(display, settings, now, may_start);
-                    self.wake_at = match (self.wake_at, wake) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    self.wake_at = crate::channel::display::earliest(self.wake_at, wake);
                     &mut d.base.out
                 }
                 Channel::Cursor(c) => {
