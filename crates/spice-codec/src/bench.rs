@@ -97,3 +97,28 @@ fn bench_jpeg() {
         report("jpeg q85", &img.name, img.bytes(), out.len(), t_enc, t_dec);
     }
 }
+
+#[test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+fn bench_i420() {
+    use crate::yuv::{self, ChromaSiting, I420Layout, Matrix};
+    let budget = Duration::from_millis(300);
+    for img in test_images::bench() {
+        let r = img.as_ref();
+        if r.width % 2 != 0 || r.height % 2 != 0 {
+            continue;
+        }
+        let mut out = vec![0; I420Layout::new(r.width, r.height).size];
+        for siting in [ChromaSiting::Centered, ChromaSiting::HorizontallyCosited] {
+            let t = time(budget, || {
+                yuv::bgrx_to_i420(&r, Matrix::Bt709, siting, &mut out).unwrap();
+            });
+            let mbs = img.bytes() as f64 / t.as_secs_f64() / 1e6;
+            println!(
+                "i420 {:<20} {:<22} {mbs:>8.1} MB/s",
+                format!("{siting:?}"),
+                img.name
+            );
+        }
+    }
+}

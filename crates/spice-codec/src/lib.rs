@@ -17,6 +17,7 @@ pub mod lz;
 pub mod lz4;
 pub mod quality;
 pub mod quic;
+pub mod yuv;
 
 #[cfg(test)]
 mod bench;

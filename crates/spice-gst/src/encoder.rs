@@ -6,6 +6,7 @@ use std::time::Duration;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use spice_codec::yuv::{self, ChromaSiting, I420Layout, Matrix};
 
 /// A codec GStreamer encodes for us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,6 +148,9 @@ pub struct VideoEncoder {
     encoder: gst::Element,
     bit_rate_property: &'static BitRateProperty,
     bit_rate: u64,
+    matrix: Matrix,
+    siting: ChromaSiting,
+    layout: I420Layout,
 }
 
 impl std::fmt::Debug for VideoEncoder {
@@ -176,9 +180,10 @@ impl VideoEncoder {
         if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 || width > 8192 || height > 8192 {
             return Err(pipeline_error(format!("unsupported frame size {width}x{height}")));
         }
+        // Frames go in as I420 converted here, not through `videoconvert`:
+        // see `spice_codec::yuv` (the colours come back closer).
         let description = format!(
-            "appsrc name=src is-live=true format=time ! videoconvert ! video/x-raw,format=I420 ! \
-             {} name=encoder {} ! appsink name=sink sync=false",
+            "appsrc name=src is-live=true format=time ! {} name=encoder {} ! appsink name=sink sync=false",
             element.factory, element.options
         );
         let pipeline = gst::parse::launch(&description)
@@ -197,9 +202,20 @@ impl VideoEncoder {
             .downcast::<gst_app::AppSink>()
             .map_err(|_| pipeline_error("sink is not an appsink".into()))?;
         let encoder = by_name("encoder")?;
+        // What the client assumes for a stream of this height, spelt out
+        // (x264 then describes it in the stream).
+        let (matrix, siting) = yuv::default_for_height(height);
         src.set_caps(Some(
             &gst::Caps::builder("video/x-raw")
-                .field("format", "BGRx")
+                .field("format", "I420")
+                .field("colorimetry", matrix.colorimetry())
+                .field(
+                    "chroma-site",
+                    match siting {
+                        ChromaSiting::Centered => "jpeg",
+                        ChromaSiting::HorizontallyCosited => "mpeg2",
+                    },
+                )
                 .field("width", width as i32)
                 .field("height", height as i32)
                 // A frame rate, not 0/1 (variable): with none, x264 holds
@@ -217,6 +233,9 @@ impl VideoEncoder {
             encoder,
             bit_rate_property: &element.bit_rate,
             bit_rate,
+            matrix,
+            siting,
+            layout: I420Layout::new(width, height),
         };
         this.set_bit_rate(bit_rate);
         this.pipeline
@@ -281,10 +300,13 @@ impl VideoEncoder {
         stride: usize,
         time: Duration,
     ) -> Result<Vec<Vec<u8>>, EncodeError> {
-        let row = self.width as usize * 4;
-        let height = self.height as usize;
-        let needed = stride.checked_mul(height - 1).and_then(|n| n.checked_add(row));
-        if stride < row || needed.is_none_or(|n| pixels.len() < n) {
+        let image = spice_codec::ImageRef {
+            width: self.width,
+            height: self.height,
+            stride,
+            data: pixels,
+        };
+        if image.validate().is_err() {
             return Err(EncodeError::BadFrame {
                 width: self.width,
                 height: self.height,
@@ -292,7 +314,7 @@ impl VideoEncoder {
             });
         }
         let mut buffer =
-            gst::Buffer::with_size(row * height).map_err(|e| EncodeError::Encode(e.to_string()))?;
+            gst::Buffer::with_size(self.layout.size).map_err(|e| EncodeError::Encode(e.to_string()))?;
         {
             let buffer = buffer
                 .get_mut()
@@ -301,9 +323,8 @@ impl VideoEncoder {
             let mut map = buffer
                 .map_writable()
                 .map_err(|e| EncodeError::Encode(e.to_string()))?;
-            for (out, line) in map.chunks_exact_mut(row).zip(pixels.chunks(stride)) {
-                out.copy_from_slice(&line[..row]);
-            }
+            yuv::bgrx_to_i420(&image, self.matrix, self.siting, &mut map)
+                .map_err(|e| EncodeError::Encode(e.to_string()))?;
         }
         self.src
             .push_buffer(buffer)
