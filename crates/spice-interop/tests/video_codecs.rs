@@ -16,7 +16,7 @@ const T: Duration = Duration::from_secs(30);
 /// Frames of video played, at 25 fps.
 const FRAMES: u32 = 100;
 /// The frame at which the client's picture is sampled (the stream starts
-/// after about 20 frames).
+/// after about 10 frames).
 const SAMPLE_AT: u32 = 70;
 const AREA: Rect = Rect {
     x: 96,

@@ -6,7 +6,8 @@
 //! the damage the host reports marks the cells it touches (changes closer
 //! than `SAME_FRAME` are one frame: a host hands a frame over in several
 //! rectangles or commands), and a cell changed in `START_FRAMES` frames in
-//! a row, each within `MAX_GAP` of the one before, is hot. Detection follows
+//! a row over at least `START_SPAN`, each within `MAX_GAP` of the one
+//! before, is hot. Detection follows
 //! the host's damage as it comes, not what each client was sent: on a slow
 //! link a client gets the changes merged and late, which must not hide the
 //! video it needs a stream for most. The largest connected group of hot cells, if at least
@@ -24,9 +25,17 @@ use super::region::Rect;
 
 /// Side of a detection cell, in pixels.
 pub(crate) const CELL: u32 = 32;
-/// Consecutive frames that must change a cell before it counts as video
-/// (the C server's `RED_STREAM_FRAMES_START_CONDITION`).
-pub(crate) const START_FRAMES: u16 = 20;
+/// Consecutive frames that must change a cell before it counts as video,
+/// over at least [`START_SPAN`]: a third of a second at 30 fps. The C
+/// server waits for 20 frames (`RED_STREAM_FRAMES_START_CONDITION`); every
+/// frame before the stream goes lossless, a photographic frame costing
+/// about ten stream frames' bytes, so waiting is most of what a short
+/// video costs.
+pub(crate) const START_FRAMES: u16 = 10;
+/// How long a cell must keep changing before it counts as video, however
+/// high the frame rate: desktop animations (window and menu effects, 150
+/// to 250 ms even at 60 fps) stay lossless.
+pub(crate) const START_SPAN: Duration = Duration::from_millis(280);
 /// Longest pause between two changes of a cell that still continues its run
 /// (the C server's `RED_STREAM_DETECTION_MAX_DELTA`).
 pub(crate) const MAX_GAP: Duration = Duration::from_millis(200);
@@ -81,6 +90,8 @@ impl StreamingVideo {
 struct Cell {
     /// The frame that last changed the cell.
     last: Option<Instant>,
+    /// The first frame of the current run.
+    run_start: Option<Instant>,
     /// Frames in a row that changed it.
     run: u16,
 }
@@ -119,7 +130,12 @@ impl Detector {
                     let continues = cell
                         .last
                         .is_some_and(|t| now.saturating_duration_since(t) <= MAX_GAP);
-                    cell.run = if continues { cell.run.saturating_add(1) } else { 1 };
+                    if continues {
+                        cell.run = cell.run.saturating_add(1);
+                    } else {
+                        cell.run = 1;
+                        cell.run_start = Some(now);
+                    }
                     cell.last = Some(now);
                 }
             }
@@ -128,10 +144,12 @@ impl Detector {
 
     fn hot(&self, index: usize, now: Instant) -> bool {
         let cell = self.cells[index];
+        let (Some(start), Some(last)) = (cell.run_start, cell.last) else {
+            return false;
+        };
         cell.run >= START_FRAMES
-            && cell
-                .last
-                .is_some_and(|t| now.saturating_duration_since(t) <= MAX_GAP)
+            && last.saturating_duration_since(start) >= START_SPAN
+            && now.saturating_duration_since(last) <= MAX_GAP
     }
 
     /// The bounding box of the largest connected group of hot cells, if
@@ -352,6 +370,22 @@ mod tests {
         );
         // Once the changes stop, the area cools down.
         assert_eq!(d.candidate(now + MAX_GAP * 2, 640, 480), None);
+    }
+
+    #[test]
+    fn a_short_animation_at_a_high_frame_rate_is_not_video() {
+        // A window effect: 250 ms at 60 fps is 15 frames, more than
+        // START_FRAMES, but not for long enough.
+        let mut d = Detector::default();
+        d.reset(640, 480);
+        let window = Rect::new(100, 70, 300, 200);
+        let t0 = Instant::now();
+        let every = Duration::from_micros(16_667);
+        let now = frames(&mut d, t0, 15, every, &[window]);
+        assert_eq!(d.candidate(now, 640, 480), None, "250 ms of animation");
+        // The same at 60 fps for longer is video.
+        let now = frames(&mut d, now, 5, every, &[window]);
+        assert!(d.candidate(now, 640, 480).is_some(), "333 ms of change");
     }
 
     #[test]
