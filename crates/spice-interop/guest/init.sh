@@ -10,6 +10,10 @@
 #   tone S        play S seconds of a 500 Hz square wave on the sound card
 #                 (intel-hda, through the kernel's OSS emulation: /dev/dsp
 #                 takes unsigned 8-bit mono at 8 kHz by default)
+#   video N       write N frames of a photographic video into the framebuffer
+#                 with dd, as a framebuffer player would: /video holds 10
+#                 frames, each 160 whole rows of a 1024-pixel framebuffer
+#                 (B, G, R, x), written from row 320 on (seek=2 frames)
 #   off           power off
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -66,6 +70,19 @@ while read -r cmd a < /dev/ttyS0; do
             j=0
             while [ $j -lt "$a" ]; do cat /tone; j=$((j+1)); done > /dev/dsp
             echo "GUEST DONE tone $a" > /dev/ttyS0
+        fi
+        ;;
+    video)
+        stride=$(cat /sys/class/graphics/fb0/stride)
+        if [ "$stride" != 4096 ]; then
+            echo "GUEST ERROR video needs a 1024-pixel framebuffer, not stride $stride" > /dev/ttyS0
+        else
+            i=0
+            while [ $i -lt "$a" ]; do
+                dd if=/video of=/dev/fb0 bs=655360 skip=$((i % 10)) seek=2 count=1 2>/dev/null
+                i=$((i+1))
+            done
+            echo "GUEST DONE video $a" > /dev/ttyS0
         fi
         ;;
     off)

@@ -31,6 +31,38 @@ const ROOT_MODULES: [&str; 6] = [
     "snd_pcm_oss",
 ];
 
+/// The guest's video (`video N` in the init script): frames of a
+/// photographic picture, each a band of [`VIDEO_ROWS`] whole rows of a
+/// [`VIDEO_WIDTH`]-pixel framebuffer, which the guest writes over its
+/// screen one after the other with `dd`, as a framebuffer video player
+/// writes into `/dev/fb0`.
+pub const VIDEO_WIDTH: u32 = 1024;
+/// See [`VIDEO_WIDTH`].
+pub const VIDEO_ROWS: u32 = 160;
+/// How many different frames the guest cycles through.
+pub const VIDEO_FRAMES: u32 = 10;
+/// The framebuffer row the video's band starts at (the init script seeks
+/// by whole frames: 2 frames of 160 rows).
+pub const VIDEO_TOP: u32 = 320;
+
+/// The frames of the guest's video, one after the other: packed rows of
+/// B, G, R, 0.
+pub fn video_frames() -> Vec<u8> {
+    let mut canvas = crate::pattern::Canvas::new(VIDEO_WIDTH, VIDEO_ROWS, 7);
+    let area = spice_server::Rect {
+        x: 0,
+        y: 0,
+        width: VIDEO_WIDTH,
+        height: VIDEO_ROWS,
+    };
+    let mut out = Vec::new();
+    for t in 0..VIDEO_FRAMES {
+        canvas.video_frame(area, t * 3);
+        out.extend(canvas.packed());
+    }
+    out
+}
+
 /// A bootable guest: `-kernel`, `-initrd`, and the kernel's version.
 #[derive(Debug, Clone)]
 pub struct LinuxGuest {
@@ -166,7 +198,8 @@ fn build(dir: &Path) -> Result<LinuxGuest, String> {
         .filter_map(|d| d.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
         .collect();
     // The initramfs is named after what went into it, so a change rebuilds it.
-    let tag = fnv1a(format!("{packages:?}{ROOT_MODULES:?}{INIT}").as_bytes());
+    let video = video_frames();
+    let tag = fnv1a(&[format!("{packages:?}{ROOT_MODULES:?}{INIT}").as_bytes(), &video].concat());
     let initrd = dir.join(format!("initrd-{tag:016x}.cpio"));
     let root = dir.join(format!("root-{release}"));
     let kernel = root.join(format!("boot/vmlinuz-{release}"));
@@ -178,7 +211,13 @@ fn build(dir: &Path) -> Result<LinuxGuest, String> {
     }
     if !initrd.is_file() {
         let modules = root.join(format!("lib/modules/{release}/kernel"));
-        let archive = initramfs(&root.join("bin/busybox"), &modules, &ROOT_MODULES, INIT)?;
+        let archive = initramfs(
+            &root.join("bin/busybox"),
+            &modules,
+            &ROOT_MODULES,
+            INIT,
+            &[("video", &video)],
+        )?;
         let partial = initrd.with_extension("partial");
         std::fs::write(&partial, archive).map_err(|e| format!("{}: {e}", partial.display()))?;
         std::fs::rename(&partial, &initrd).map_err(|e| format!("{}: {e}", initrd.display()))?;
@@ -192,14 +231,15 @@ fn build(dir: &Path) -> Result<LinuxGuest, String> {
     })
 }
 
-/// An initramfs: static busybox, the init script `init`, and the modules
+/// An initramfs: static busybox, the init script `init`, the modules
 /// `roots` with what they depend on under `mods/`, their load order in
-/// `mods/order`.
+/// `mods/order`, and `files` (name, contents) at the root.
 pub(crate) fn initramfs(
     busybox: &Path,
     modules: &Path,
     roots: &[&str],
     init: &str,
+    files: &[(&str, &[u8])],
 ) -> Result<Vec<u8>, String> {
     let order = load_order(modules, roots)?;
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
@@ -216,6 +256,9 @@ pub(crate) fn initramfs(
         names.push('\n');
     }
     cpio.file("mods/order", 0o644, names.as_bytes());
+    for (name, contents) in files {
+        cpio.file(name, 0o644, contents);
+    }
     Ok(cpio.finish())
 }
 

@@ -153,7 +153,7 @@ fn build(dir: &Path) -> Result<XorgGuest, String> {
     let initrd_tag = fnv1a(format!("{INIT}{MODULES:?}{:?}", kernel.packages).as_bytes());
     let initrd = dir.join(format!("xorg-initrd-{initrd_tag:016x}.cpio"));
     if !initrd.is_file() {
-        let archive = initramfs(&kernel.busybox(), &kernel.modules(), MODULES, INIT)?;
+        let archive = initramfs(&kernel.busybox(), &kernel.modules(), MODULES, INIT, &[])?;
         let partial = initrd.with_extension("partial");
         std::fs::write(&partial, archive).map_err(|e| format!("{}: {e}", partial.display()))?;
         std::fs::rename(&partial, &initrd).map_err(|e| format!("{}: {e}", initrd.display()))?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use spice_interop::gtk::SpiceGtk;
-use spice_interop::guest::LinuxGuest;
+use spice_interop::guest::{self, LinuxGuest};
 use spice_interop::qemu::{Library, Picture, Qemu};
 use spice_proto::msg::display::{VIDEO_CODEC_H264, VIDEO_CODEC_VP8};
 
@@ -193,6 +193,13 @@ fn scrolled_console_of_a_linux_guest_is_pixel_equal_with_both_libraries() {
 /// option for the server's list); returns the client's picture once it
 /// settled, and what QEMU printed.
 fn play_guest_video(library: &Library, streaming: &str, prefer: &[u8]) -> (Picture, String) {
+    play_in_guest(library, streaming, prefer, &["scroll 4000"])
+}
+
+/// Boots the guest with `streaming-video={streaming}`, spice-gtk preferring
+/// `prefer`, runs the guest `commands` one after the other, and returns
+/// the client's picture once it settled, and what QEMU printed.
+fn play_in_guest(library: &Library, streaming: &str, prefer: &[u8], commands: &[&str]) -> (Picture, String) {
     // Our library's display-channel debug lines (the stream's codec) go to
     // QEMU's stderr through GLib.
     let env = [
@@ -214,7 +221,9 @@ fn play_guest_video(library: &Library, streaming: &str, prefer: &[u8]) -> (Pictu
         let answer = vm.gtk.expect("video-codecs", T);
         assert_eq!(answer["ok"], true, "{}: spice-gtk sent its preference", vm.name());
     }
-    vm.run("scroll 4000", T * 3);
+    for command in commands {
+        vm.run(command, T * 3);
+    }
     // Settled: the same picture for a second and a half (the stream ends a
     // second after the last frame and its area goes again losslessly).
     let deadline = Instant::now() + T;
@@ -281,6 +290,48 @@ fn a_guests_busy_screen_streams_as_vp8_h264_and_mjpeg_and_ends_as_with_c() {
             std::env::temp_dir().display()
         );
     }
+}
+
+/// QEMU's `streaming-video=filter` (stream only what looks like video): a
+/// video played in the guest (photographic frames written into the
+/// framebuffer, as a framebuffer player does) reaches spice-gtk as a
+/// stream over exactly the video's band, while the console's scrolling
+/// text before it stays lossless; the final picture is the C library's.
+#[test]
+fn a_guests_video_streams_under_streaming_video_filter_and_its_text_does_not() {
+    let _serial = serial();
+    let commands = ["scroll 2000", "video 150"];
+    let (reference, _) = play_in_guest(&Library::Debian, "off", &[], &commands);
+    let (picture, stderr) = play_in_guest(&Library::rust(), "filter", &[], &commands);
+    let starts: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("video stream starts"))
+        .collect();
+    let band = format!(
+        "x: 0, y: {}, width: {}, height: {}",
+        guest::VIDEO_TOP,
+        guest::VIDEO_WIDTH,
+        guest::VIDEO_ROWS
+    );
+    assert!(
+        !starts.is_empty() && starts.iter().all(|l| l.contains(&band)),
+        "streams over the video's band ({band}) and nowhere else; the library logged {starts:?}"
+    );
+    assert!(
+        !stderr.contains("spice-server bug"),
+        "QEMU reported a server bug:\n{stderr}"
+    );
+    if picture.diff(&reference) != 0 {
+        let dir = std::env::temp_dir();
+        let _ = picture.save_ppm(&dir.join("guest-filter-video.ppm"));
+        let _ = reference.save_ppm(&dir.join("guest-filter-video-reference.ppm"));
+    }
+    assert_eq!(
+        picture.diff(&reference),
+        0,
+        "the final picture is the C library's (both saved in {})",
+        std::env::temp_dir().display()
+    );
 }
 
 /// QEMU's agent port: virtio-serial with a spicevmc chardev named vdagent.
