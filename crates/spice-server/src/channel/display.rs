@@ -642,7 +642,7 @@ impl DisplayChannel {
         let Some(video) = self.stream.as_mut() else {
             return;
         };
-        let mut pixels = Vec::new();
+        let mut pixels = video.encoder.buffer();
         surface.copy_rect(video.area, &mut pixels);
         let job = Job {
             pixels,

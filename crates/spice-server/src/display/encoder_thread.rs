@@ -41,6 +41,8 @@ pub(crate) struct Job {
 #[derive(Debug)]
 pub(crate) struct Encoded {
     pub(crate) frames: Vec<Vec<u8>>,
+    /// The job's pixel buffer, handed back for the next frame.
+    pub(crate) pixels: Vec<u8>,
     pub(crate) quality: u8,
     pub(crate) stamp: u32,
     pub(crate) encode_time: Duration,
@@ -62,6 +64,10 @@ pub(crate) struct EncoderThread {
     jobs: SyncSender<Job>,
     done: Receiver<Encoded>,
     in_flight: bool,
+    /// The last frame's pixel buffer: the next frame is copied into it, so
+    /// a stream does not allocate (and fault in) a frame's worth of memory
+    /// for every frame.
+    spare: Vec<u8>,
 }
 
 impl EncoderThread {
@@ -80,6 +86,7 @@ impl EncoderThread {
                     let frames = encoder.encode(&job.pixels, job.area, job.quality, job.time);
                     let encoded = Encoded {
                         frames,
+                        pixels: job.pixels,
                         quality: job.quality,
                         stamp: job.stamp,
                         encode_time: started.elapsed(),
@@ -94,7 +101,16 @@ impl EncoderThread {
             jobs,
             done,
             in_flight: false,
+            spare: Vec::new(),
         })
+    }
+
+    /// An empty buffer for the next frame's pixels (the last frame's, when
+    /// it came back).
+    pub(crate) fn buffer(&mut self) -> Vec<u8> {
+        let mut buffer = std::mem::take(&mut self.spare);
+        buffer.clear();
+        buffer
     }
 
     /// Whether a frame is being encoded or waits to be taken.
@@ -119,8 +135,9 @@ impl EncoderThread {
     /// it.
     pub(crate) fn take(&mut self) -> Result<Option<Encoded>, SubmitError> {
         match self.done.try_recv() {
-            Ok(encoded) => {
+            Ok(mut encoded) => {
                 self.in_flight = false;
+                self.spare = std::mem::take(&mut encoded.pixels);
                 Ok(Some(encoded))
             }
             Err(TryRecvError::Empty) => Ok(None),
@@ -209,6 +226,30 @@ mod tests {
         assert!(!encoder.busy());
         encoder.submit(job(9, 2)).unwrap();
         assert_eq!(wait_take(&mut encoder).frames, [vec![9, 70, 2]]);
+    }
+
+    #[test]
+    fn the_frames_buffer_comes_back_for_the_next_frame() {
+        let mut encoder = EncoderThread::spawn(
+            Slow {
+                delay: Duration::ZERO,
+            },
+            || {},
+        )
+        .unwrap();
+        assert_eq!(encoder.buffer().capacity(), 0, "nothing to reuse yet");
+        let mut pixels = Vec::with_capacity(4096);
+        pixels.extend_from_slice(&[5; 16]);
+        let address = pixels.as_ptr();
+        encoder.submit(Job { pixels, ..job(0, 0) }).unwrap();
+        assert_eq!(wait_take(&mut encoder).frames, [vec![5, 70, 2]]);
+        let again = encoder.buffer();
+        assert!(again.is_empty(), "emptied for the next frame");
+        assert_eq!(
+            (again.as_ptr(), again.capacity()),
+            (address, 4096),
+            "the same memory"
+        );
     }
 
     #[test]
