@@ -56,6 +56,26 @@ fn pull(sink: &gst_app::AppSink, wait: gst::ClockTime) -> Option<Vec<u8>> {
     Some(map.as_slice().to_vec())
 }
 
+/// The pipeline `description`, with its `appsrc` named `src` and its
+/// `appsink` named `sink`.
+fn test_pipeline(description: &str) -> (gst::Pipeline, gst_app::AppSrc, gst_app::AppSink) {
+    let pipeline = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    (pipeline, src, sink)
+}
+
 /// Decodes `frames` with GStreamer's own decoder for `codec`, to BGRx.
 fn decode(codec: VideoCodec, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let (caps, decoder) = match codec {
@@ -70,20 +90,7 @@ fn decode(codec: VideoCodec, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         "appsrc name=src format=time caps={caps} ! {decoder} ! videoconvert ! \
          video/x-raw,format=BGRx ! appsink name=sink sync=false"
     );
-    let pipeline = gst::parse::launch(&description)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, src, sink) = test_pipeline(&description);
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
     for (i, data) in frames.iter().enumerate() {
@@ -198,21 +205,8 @@ fn psnr_of_decoded(codec: VideoCodec, frames: &[Vec<u8>], source: impl Fn(u32) -
 fn convert_once(elements: &str, caps: gst::Caps, picture: Vec<u8>) -> Vec<u8> {
     init().unwrap();
     let description = format!("appsrc name=src format=time ! {elements} ! appsink name=sink sync=false");
-    let pipeline = gst::parse::launch(&description)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
+    let (pipeline, src, sink) = test_pipeline(&description);
     src.set_caps(Some(&caps));
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     src.push_buffer(gst::Buffer::from_slice(picture)).unwrap();
     let out = pull(&sink, gst::ClockTime::from_seconds(2)).expect("a converted picture");
