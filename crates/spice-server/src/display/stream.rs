@@ -29,8 +29,8 @@ pub(crate) const CELL: u32 = 32;
 /// over at least [`START_SPAN`]: a third of a second at 30 fps. The C
 /// server waits for 20 frames (`RED_STREAM_FRAMES_START_CONDITION`); every
 /// frame before the stream goes lossless, a photographic frame costing
-/// about ten stream frames' bytes, so waiting is most of what a short
-/// video costs.
+/// the bytes of six MJPEG or fifty VP8 stream frames, so waiting is most
+/// of what a short video costs.
 pub(crate) const START_FRAMES: u16 = 10;
 /// How long a cell must keep changing before it counts as video, however
 /// high the frame rate: desktop animations (window and menu effects, 150
