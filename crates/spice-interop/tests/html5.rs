@@ -1,6 +1,7 @@
 //! spice-html5 (Debian's package) in headless Chromium against our server,
 //! its WebSocket straight to the SPICE port: the picture in its canvas, keys
-//! and a click reaching the host, Opus audio played by its media element.
+//! and a click reaching the host, Opus audio played by its media element,
+//! video streams (MJPEG into its canvas, VP8 through its video element).
 //! The C host side by side with Debian's library is in
 //! `spice-capi/tests/c_host.rs` (`html5`); QEMU 7.2 below, on our library
 //! and then on Debian's (SeaBIOS only, so no audio there: nothing in the
@@ -293,4 +294,129 @@ fn qemu_session(library: &Library) {
         "{name}: QEMU traced {buttons:?}"
     );
     html5.quit();
+}
+
+/// The colour channels of `area` in packed pictures of `width` pixels a row.
+fn crop(packed: &[u8], width: u32, area: spice_server::Rect) -> Vec<u8> {
+    let row = width as usize * 4;
+    (area.y..area.y + area.height)
+        .flat_map(|y| {
+            let start = y as usize * row + area.x as usize * 4;
+            packed[start..start + area.width as usize * 4].to_vec()
+        })
+        .collect()
+}
+
+/// A video in spice-html5 (Debian's, in headless Chromium) goes as a
+/// stream it plays: MJPEG frames drawn into its canvas, VP8 through the
+/// `<video>` element it lays over the canvas (Chromium's MediaSource); the
+/// area is exact once the video stops, and the video element is gone.
+#[test]
+fn spice_html5_plays_mjpeg_and_vp8_streams_and_ends_exact() {
+    use spice_server::{Rect, StreamingVideo, VideoCodec};
+    spice_interop::init_logging();
+    let (width, height) = (480, 320);
+    let area = Rect::new(64, 32, 320, 240);
+    for codec in [VideoCodec::Mjpeg, VideoCodec::Vp8] {
+        let mut canvas = Canvas::new(width, height, 11);
+        let display = DisplayHandle::new();
+        canvas.publish(&display);
+        let server = ServerBuilder::new()
+            .port(0)
+            .streaming_video(StreamingVideo::Filter)
+            .video_codecs(&[codec])
+            .display(display.clone())
+            .spawn()
+            .expect("server starts");
+        let handle = server.handle();
+        let mut html5 = Html5::start();
+        html5.open(server.local_addr().port(), "");
+        assert_eq!(
+            html5.wait_canvas(width, height, &canvas.packed(), T),
+            0,
+            "{codec:?}: first picture; console: {:#?}",
+            html5.console()
+        );
+
+        // Three seconds at 25 fps; the last two are looked at.
+        let start = Instant::now();
+        let (mut live, mut shown) = (None, Vec::new());
+        let mut recent: Vec<Vec<u8>> = Vec::new();
+        for t in 0..75u32 {
+            canvas.video_frame(area, t);
+            display.update(&canvas.frame(), &[area]).unwrap();
+            recent.push(crop(&canvas.packed(), width, area));
+            if recent.len() > 12 {
+                recent.remove(0);
+            }
+            if let Some(stream) = handle
+                .stats()
+                .clients
+                .first()
+                .and_then(|c| c.channels.iter().find(|ch| ch.channel == "display"))
+                .and_then(|ch| ch.display.as_ref())
+                .and_then(|d| d.stream)
+            {
+                live = live.or(Some(stream.codec));
+            }
+            if t >= 25 && t % 10 == 0 {
+                match codec {
+                    // The canvas shows a recent frame, lossy.
+                    VideoCodec::Mjpeg => {
+                        if let Some((_, _, px)) = html5.canvas(spice_interop::html5::PRIMARY) {
+                            let got = crop(&px, width, area);
+                            let best = recent
+                                .iter()
+                                .map(|f| spice_codec::quality::psnr_rgb32(f, &got))
+                                .fold(0.0, f64::max);
+                            shown.push(best);
+                        }
+                    }
+                    // A playing video element over the area.
+                    _ => {
+                        let v = html5.eval(
+                            "var v = document.querySelector('video'); \
+                             return v ? [v.readyState, v.currentTime, v.videoWidth] : null;",
+                        );
+                        if let Some(state) = v.as_array() {
+                            let ready = state[0].as_u64().unwrap_or(0);
+                            let width = state[2].as_u64().unwrap_or(0);
+                            shown.push(if ready >= 2 && width == 320 { 1.0 } else { 0.0 });
+                        }
+                    }
+                }
+            }
+            let next = start + Duration::from_millis(40) * (t + 1);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        assert_eq!(live, Some(codec), "{codec:?}: the server streamed in it");
+        match codec {
+            VideoCodec::Mjpeg => assert!(
+                shown.iter().any(|&p| p > 25.0 && p < 100.0),
+                "the canvas showed lossy frames of the video: {shown:?} dB"
+            ),
+            _ => assert!(
+                shown.contains(&1.0),
+                "a VP8 video element played: {shown:?}; console: {:#?}",
+                html5.console()
+            ),
+        }
+        assert_eq!(
+            html5.wait_canvas(width, height, &canvas.packed(), T),
+            0,
+            "{codec:?}: exact after the video; console: {:#?}",
+            html5.console()
+        );
+        if codec == VideoCodec::Vp8 {
+            let deadline = Instant::now() + T;
+            while html5.eval("return document.querySelector('video') !== null;") == serde_json::json!(true) {
+                assert!(
+                    Instant::now() < deadline,
+                    "the video element stays after the stream"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        html5.quit();
+    }
 }
