@@ -28,7 +28,8 @@ struct Args {
     #[arg(long)]
     lib_dir: Option<PathBuf>,
     /// Only these scenarios (comma separated): terminal, slideshow, video,
-    /// clock, and the real guest's console-scroll, console-idle.
+    /// clock, and the real guest's console-scroll, console-idle,
+    /// console-video, xorg-x11perf.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Alternating runs per library of the real-guest scenarios [default: 3, or 1 with --quick].
