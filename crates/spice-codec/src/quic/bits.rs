@@ -41,6 +41,39 @@ impl WriterState {
         }
     }
 
+    /// Appends a pixel's codewords, each `code << 5 | len` (`len >= 1`).
+    ///
+    /// When they total at most 32 bits (nearly always: a sample's codeword
+    /// is a few bits on photographs) at most one word completes, and it is
+    /// stored without a branch: whether a word completes varies from pixel to
+    /// pixel and would be mispredicted often. The top word is stored every
+    /// time (a partial one is overwritten by the next store to the same
+    /// place) and the position moves on only when it is complete.
+    #[inline(always)]
+    pub(crate) fn put_codewords<const N: usize>(&mut self, buf: &mut [u8], codewords: [u32; N]) {
+        let total: u32 = codewords.iter().map(|cw| cw & 31).sum();
+        if total > 32 {
+            for cw in codewords {
+                self.put(buf, cw >> 5, cw & 31);
+            }
+            return;
+        }
+        debug_assert!(self.pending < 32);
+        for cw in codewords {
+            let len = cw & 31;
+            self.acc |= u64::from(cw >> 5) << (64 - self.pending - len);
+            self.pending += len;
+        }
+        let full = self.pending >> 5;
+        match buf.get_mut(self.pos..self.pos + 4) {
+            Some(dst) => dst.copy_from_slice(&((self.acc >> 32) as u32).to_le_bytes()),
+            None => self.overflow = true,
+        }
+        self.pos += 4 * full as usize;
+        self.acc <<= 32 * full;
+        self.pending -= 32 * full;
+    }
+
     /// Appends `n` one bits.
     #[inline(always)]
     pub(crate) fn put_ones(&mut self, buf: &mut [u8], mut n: u32) {
@@ -276,6 +309,58 @@ mod tests {
         let (out, ok) = w.finish();
         assert!(ok);
         assert_eq!(&out[8..], [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0xff, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn pixel_codewords_write_what_single_codewords_write() {
+        // Codewords of 1 to 26 bits (the longest QUIC codeword) in groups of
+        // three, their totals on both sides of the 32-bit fast path.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut grouped, mut single) = (BitWriter::new(vec![7]), BitWriter::new(vec![7]));
+        let (mut fast, mut slow) = (0, 0);
+        for _ in 0..5000 {
+            let codewords: [u32; 3] = std::array::from_fn(|_| {
+                let r = next();
+                let len = if r & 1 == 0 {
+                    1 + (r >> 8) % 6
+                } else {
+                    1 + (r >> 8) % 26
+                } as u32;
+                ((r >> 32) as u32 & ((1 << len) - 1)) << 5 | len
+            });
+            if codewords.iter().map(|cw| cw & 31).sum::<u32>() <= 32 {
+                fast += 1;
+            } else {
+                slow += 1;
+            }
+            grouped.reserve(16);
+            single.reserve(16);
+            grouped.st.put_codewords(&mut grouped.buf, codewords);
+            for cw in codewords {
+                single.put(cw >> 5, cw & 31);
+            }
+        }
+        assert!(fast > 1000 && slow > 1000, "both paths taken: {fast} {slow}");
+        let (grouped, ok) = grouped.finish();
+        assert!(ok);
+        assert_eq!(grouped, single.finish().0);
+    }
+
+    #[test]
+    fn pixel_codewords_report_overflow() {
+        let mut w = BitWriter::new(vec![1, 2]);
+        for _ in 0..4 {
+            w.st.put_codewords(&mut w.buf, [0x1ff << 5 | 9, 3 << 5 | 2, 1 << 5 | 1]);
+        }
+        let (out, ok) = w.finish();
+        assert!(!ok);
+        assert_eq!(out[..2], [1, 2], "earlier output kept");
     }
 
     #[test]

@@ -411,13 +411,14 @@ impl<const N: usize, L: Layout<N>> Coder<N, L> for Enc<'_> {
         let pred = how.of::<N, L>(self.prev, self.cur, i);
         let s = L::load(self.cur, i);
         let mut coded = [0u8; N];
+        let mut codewords = [0u32; N];
         for c in 0..N {
             let err = u32::from(s[c]).wrapping_sub(pred[c]) & fam.mask;
             let v = fam.to_coded[err as usize];
-            let cw = fam.codeword[v as usize][codes[c] & 7];
-            hot.put(&mut self.w.buf, cw >> 5, cw & 31);
+            codewords[c] = fam.codeword[v as usize][codes[c] & 7];
             coded[c] = v;
         }
+        hot.put_codewords(&mut self.w.buf, codewords);
         coded
     }
 
