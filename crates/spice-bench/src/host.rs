@@ -309,6 +309,20 @@ impl Host {
         }
     }
 
+    /// The host process's CPU seconds so far, every thread counted (ended
+    /// ones too), to the microsecond (the host's `getrusage`); from
+    /// `/proc` (10 ms clock ticks) if the host does not answer.
+    pub fn cpu_seconds(&mut self) -> Option<f64> {
+        let precise = self.send("stats").ok().and_then(|()| {
+            self.wait(Duration::from_secs(20), |v| v["event"] == "counts")
+                .and_then(|v| v["cpu_us"].as_i64())
+                .filter(|us| *us >= 0)
+        });
+        precise
+            .map(|us| us as f64 / 1e6)
+            .or_else(|| crate::procfs::cpu_seconds(self.pid()))
+    }
+
     /// Problems the host reported so far (events that only come when something is wrong).
     pub fn problems(&self) -> Vec<Value> {
         self.seen

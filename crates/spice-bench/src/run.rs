@@ -50,7 +50,7 @@ pub struct Scenario {
 }
 
 /// Every scenario, in report order.
-pub const SCENARIOS: [Scenario; 6] = [
+pub const SCENARIOS: [Scenario; 8] = [
     Scenario {
         content: Content::Text,
         name: "terminal",
@@ -86,6 +86,17 @@ pub const SCENARIOS: [Scenario; 6] = [
         quick_args: &["--switch-every", "5"],
     },
     Scenario {
+        content: Content::Photo,
+        name: "slideshow-tiles",
+        host: "slideshow",
+        description: "the slideshow, with damage reported as merged 32x32 tiles that changed",
+        frames: 105,
+        quick_frames: 20,
+        period_ms: 100,
+        args: &["--switch-every", "15", "--damage", "tiles"],
+        quick_args: &["--switch-every", "5", "--damage", "tiles"],
+    },
+    Scenario {
         content: Content::Video,
         name: "video",
         host: "video",
@@ -117,6 +128,17 @@ pub const SCENARIOS: [Scenario; 6] = [
         period_ms: 1000,
         args: &[],
         quick_args: &[],
+    },
+    Scenario {
+        content: Content::Idle,
+        name: "clock-tiles",
+        host: "clock",
+        description: "the idle desktop, with damage reported as merged 32x32 tiles that changed",
+        frames: 10,
+        quick_frames: 2,
+        period_ms: 1000,
+        args: &["--damage", "tiles"],
+        quick_args: &["--damage", "tiles"],
     },
 ];
 
@@ -340,7 +362,7 @@ pub fn run_with_client(
     ));
 
     let bytes_before = display_bytes(&mut gtk)?;
-    let cpu_before = procfs::cpu_seconds(pid).unwrap_or_default();
+    let cpu_before = host.cpu_seconds().unwrap_or_default();
     host.cmd("start")?;
     let frames = u64::from(config.frames());
     let run_time = Duration::from_millis(frames * u64::from(config.scenario.period_ms));
@@ -378,7 +400,7 @@ pub fn run_with_client(
             ));
         }
     }
-    let cpu_after = procfs::cpu_seconds(pid).unwrap_or_default();
+    let cpu_after = host.cpu_seconds().unwrap_or_default();
     result.cpu_s = cpu_after;
     result.cpu_scenario_s = cpu_after - cpu_before;
     result.peak_kib = procfs::peak_rss_kib(pid).unwrap_or_default();
@@ -415,7 +437,6 @@ pub fn run_with_client(
 /// Returns the host's CPU seconds from its start to its last frame.
 pub fn run_alone(host_binary: &Path, lib: &Library, config: &RunConfig) -> Result<f64> {
     let mut host = Host::start(host_binary, lib, &config.args())?;
-    let pid = host.pid();
     host.cmd("start")?;
     let frames = u64::from(config.frames());
     let run_time = Duration::from_millis(frames * u64::from(config.scenario.period_ms));
@@ -425,7 +446,7 @@ pub fn run_alone(host_binary: &Path, lib: &Library, config: &RunConfig) -> Resul
     .ok_or_else(|| anyhow!("{}: no last-update from the host", lib.name))?;
     // One more refresh period, so the last frame is handed to the server too.
     std::thread::sleep(Duration::from_millis(100));
-    let cpu = procfs::cpu_seconds(pid).unwrap_or_default();
+    let cpu = host.cpu_seconds().unwrap_or_default();
     host.quit()?;
     Ok(cpu)
 }

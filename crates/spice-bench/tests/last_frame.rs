@@ -62,6 +62,11 @@ fn last_frame_exact(name: &str, lib: &Library) {
         lib.name
     );
     assert!(
+        result.cpu_s > 0.0 && (0.0..result.cpu_s).contains(&result.cpu_scenario_s),
+        "{name} with {}: the host's CPU time is counted, the scenario's part of it: {result:?}",
+        lib.name
+    );
+    assert!(
         result.display_bytes_scenario > 0,
         "{name} with {}: the scenario's updates reached the client: {result:?}",
         lib.name
@@ -84,7 +89,16 @@ macro_rules! for_both_libraries {
     )*};
 }
 
-for_both_libraries!(terminal, terminal_tiles, slideshow, video, video_tiles, clock);
+for_both_libraries!(
+    terminal,
+    terminal_tiles,
+    slideshow,
+    slideshow_tiles,
+    video,
+    video_tiles,
+    clock,
+    clock_tiles
+);
 
 /// The counting proxy follows both servers' display streams to the end.
 #[test]

@@ -18,9 +18,13 @@ use spice_proto::ticket::TicketKey;
 
 use crate::waker::Waker;
 
-/// Keys kept ready: a client links a session's channels (main, display,
-/// cursor, inputs, playback, record...) in a burst, which the pool covers.
-pub(crate) const POOL_SIZE: usize = 8;
+/// Keys kept ready. A client links its main channel, then the others
+/// (display, cursor, inputs, playback, record...) in a burst some tens of
+/// milliseconds later; the pool fills meanwhile and refills as the burst
+/// takes keys, so links past the fourth wait a few milliseconds at most. Each
+/// key kept costs about 5 ms of a core once per server lifetime, in a
+/// session that may never use it: more would buy nothing a client notices.
+pub(crate) const POOL_SIZE: usize = 4;
 
 /// Pause after a failed generation (the OS RNG failing), so a lasting
 /// failure neither spins nor floods the log.
