@@ -32,8 +32,13 @@ enum Outcome {
 
 /// One link as spice-gtk makes it (auth selection, SPICE ticket).
 fn link(addr: SocketAddr, channel_type: u8, password: &str) -> Outcome {
+    link_keyed(addr, channel_type, password).0
+}
+
+/// [`link`], with the public key the link reply carried.
+fn link_keyed(addr: SocketAddr, channel_type: u8, password: &str) -> (Outcome, Option<Vec<u8>>) {
     let Ok(mut s) = TcpStream::connect(addr) else {
-        return Outcome::Closed;
+        return (Outcome::Closed, None);
     };
     s.set_read_timeout(Some(T)).unwrap();
     let mess = LinkMess {
@@ -48,36 +53,38 @@ fn link(addr: SocketAddr, channel_type: u8, password: &str) -> Outcome {
     LinkHeader::server(mess.encoded_len() as u32).encode(&mut w);
     mess.encode(&mut w);
     if s.write_all(&out).is_err() {
-        return Outcome::Closed;
+        return (Outcome::Closed, None);
     }
     let mut header = [0u8; LinkHeader::SIZE];
     if s.read_exact(&mut header).is_err() {
-        return Outcome::Closed;
+        return (Outcome::Closed, None);
     }
     let header = LinkHeader::decode(&mut Reader::new(&header)).unwrap();
     let mut body = vec![0u8; header.size.min(4096) as usize];
     if s.read_exact(&mut body).is_err() {
-        return Outcome::Closed;
+        return (Outcome::Closed, None);
     }
     let (error, key, _, _) = LinkReply::decode(&body).unwrap();
     if error != 0 {
-        return Outcome::Reply(error);
+        return (Outcome::Reply(error), None);
     }
     assert_eq!(key.len(), TICKET_PUBKEY_BYTES);
     let ticket = TicketKey::encrypt_for_client(&key, &mut getrandom::SysRng, password).unwrap();
     let mut auth = common_cap::AUTH_SPICE.to_le_bytes().to_vec();
     auth.extend_from_slice(&ticket);
+    let key = Some(key.to_vec());
     if s.write_all(&auth).is_err() {
-        return Outcome::Closed;
+        return (Outcome::Closed, key);
     }
     let mut result = [0u8; 4];
     if s.read_exact(&mut result).is_err() {
-        return Outcome::Closed;
+        return (Outcome::Closed, key);
     }
-    match u32::from_le_bytes(result) {
+    let outcome = match u32::from_le_bytes(result) {
         0 => Outcome::Linked,
         e => Outcome::Result(e),
-    }
+    };
+    (outcome, key)
 }
 
 /// CPU time so far of this process's thread named `name`, if there is one.
@@ -106,8 +113,11 @@ fn cpu(name: &str) -> Duration {
     thread_cpu(name).unwrap_or_default()
 }
 
+/// The password of [`server`]: with ticketing, every link gets a fresh key.
+const PASSWORD: &str = "s3cret";
+
 fn server() -> RunningServer {
-    ServerBuilder::new().port(0).spawn().unwrap()
+    ServerBuilder::new().port(0).password(PASSWORD).spawn().unwrap()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -134,7 +144,7 @@ fn per_attempt(addr: SocketAddr, n: u32, channel_type: u8, expect: &Outcome) -> 
     keys_at_rest();
     let (main0, keys0) = (cpu("spice-main"), cpu("spice-keys"));
     for _ in 0..n {
-        assert_eq!(&link(addr, channel_type, ""), expect);
+        assert_eq!(&link(addr, channel_type, PASSWORD), expect);
     }
     // The last connection's close and the pool's refill are part of the cost.
     std::thread::sleep(Duration::from_millis(300));
@@ -157,7 +167,7 @@ fn link_stage_cpu_per_attempt_on_the_main_thread() {
     let addr = s.local_addr();
     // Warm up (first connections, the key pool filling).
     for _ in 0..3 {
-        assert_eq!(link(addr, ChannelType::Main as u8, ""), Outcome::Linked);
+        assert_eq!(link(addr, ChannelType::Main as u8, PASSWORD), Outcome::Linked);
     }
     std::thread::sleep(Duration::from_millis(300));
 
@@ -199,7 +209,7 @@ fn a_link_flood_leaves_the_main_thread_mostly_idle() {
     let _one = one_at_a_time();
     let s = server();
     let addr = s.local_addr();
-    assert_eq!(link(addr, ChannelType::Main as u8, ""), Outcome::Linked);
+    assert_eq!(link(addr, ChannelType::Main as u8, PASSWORD), Outcome::Linked);
     std::thread::sleep(Duration::from_millis(300));
     let wall = Duration::from_secs(2);
     let (main0, keys0) = (cpu("spice-main"), cpu("spice-keys"));
@@ -209,7 +219,7 @@ fn a_link_flood_leaves_the_main_thread_mostly_idle() {
             std::thread::spawn(move || {
                 let mut links = 0u32;
                 while start.elapsed() < wall {
-                    if link(addr, ChannelType::Main as u8, "") == Outcome::Linked {
+                    if link(addr, ChannelType::Main as u8, PASSWORD) == Outcome::Linked {
                         links += 1;
                     }
                 }
@@ -221,7 +231,7 @@ fn a_link_flood_leaves_the_main_thread_mostly_idle() {
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     assert_eq!(
-        link(addr, ChannelType::Inputs as u8, ""),
+        link(addr, ChannelType::Inputs as u8, PASSWORD),
         Outcome::Result(LinkError::BadConnectionId.code())
     );
     let one = t.elapsed();
@@ -243,5 +253,59 @@ fn a_link_flood_leaves_the_main_thread_mostly_idle() {
     assert!(
         main.as_secs_f64() / elapsed.as_secs_f64() < 0.5,
         "the main thread is not kept busy: {main:?} in {elapsed:?}"
+    );
+}
+
+#[test]
+fn without_ticketing_links_share_one_key_made_once() {
+    let _one = one_at_a_time();
+    let s = ServerBuilder::new().port(0).spawn().unwrap();
+    let addr = s.local_addr();
+    let (outcome, first) = link_keyed(addr, ChannelType::Main as u8, "");
+    assert_eq!(outcome, Outcome::Linked);
+    let first = first.expect("a key in the link reply");
+    keys_at_rest();
+    let one_key = cpu("spice-keys");
+    assert!(
+        one_key > Duration::ZERO,
+        "the shared key was made on the key thread"
+    );
+
+    // A session's worth of links and more: the same key, no more made.
+    for _ in 0..12 {
+        let (outcome, key) = link_keyed(addr, ChannelType::Main as u8, "any password is ignored");
+        assert_eq!(outcome, Outcome::Linked);
+        assert_eq!(key.as_deref(), Some(&first[..]), "links share the server's key");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let more = cpu("spice-keys") - one_key;
+    println!(
+        "without ticketing: {:.2} ms of key thread for the first link, {:.2} ms for 12 more",
+        ms(one_key),
+        ms(more)
+    );
+    assert!(
+        more < one_key / 4,
+        "no key is made for later links: {more:?} after {one_key:?} for the first"
+    );
+
+    // Once a password is set, a password travels under the key: each link
+    // gets one of its own again.
+    s.handle().set_auth(spice_server::Auth::Password {
+        password: PASSWORD.into(),
+        lifetime: None,
+    });
+    let mut seen = std::collections::HashSet::from([first]);
+    for _ in 0..6 {
+        let (outcome, key) = link_keyed(addr, ChannelType::Main as u8, PASSWORD);
+        assert_eq!(outcome, Outcome::Linked);
+        assert!(
+            seen.insert(key.expect("a key")),
+            "a fresh key per link with ticketing"
+        );
+    }
+    assert_eq!(
+        link(addr, ChannelType::Main as u8, "wrong"),
+        Outcome::Result(LinkError::PermissionDenied.code())
     );
 }

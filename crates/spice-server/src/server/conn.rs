@@ -45,7 +45,7 @@ pub(crate) enum Phase {
     /// Link stage: header, link message, ticket.
     Linking {
         acceptor: LinkAcceptor,
-        key: Option<Box<TicketKey>>,
+        key: Option<std::sync::Arc<TicketKey>>,
         /// Handed over by the host with authentication waived.
         skip_auth: bool,
         timer: TimerId,

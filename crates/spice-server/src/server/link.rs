@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use spice_proto::consts::{
@@ -14,6 +15,7 @@ use spice_proto::{Caps, ChannelType, Deframer, HeaderKind, LinkAcceptor, LinkErr
 use super::admission::PeerKey;
 use super::auth_throttle::Check;
 use super::conn::{Channel, Conn, DeferredTicket, Parked, Phase};
+use super::ticket_keys::KeyUse;
 use super::{channel_name, ServerState, Session};
 use crate::channel::inputs::InputsChannel;
 use crate::channel::main::{MainChannel, SessionIntro};
@@ -312,7 +314,7 @@ impl ServerState {
                 RequestStep::Refused
             };
         }
-        match self.ticket_keys.take() {
+        match self.ticket_keys.take(self.key_use()) {
             Ok(Some(key)) => {
                 self.accept_link(conn, key);
                 RequestStep::Answered
@@ -334,8 +336,19 @@ impl ServerState {
         }
     }
 
-    /// Sends the link reply with `key`, the link's own.
-    fn accept_link(&self, conn: &mut Conn, key: TicketKey) {
+    /// A fresh key per link while a password is checked; otherwise nothing
+    /// secret travels under it and the server's shared key does
+    /// (`server/ticket_keys.rs`).
+    fn key_use(&self) -> KeyUse {
+        if self.ticket.is_some() {
+            KeyUse::Fresh
+        } else {
+            KeyUse::Shared
+        }
+    }
+
+    /// Sends the link reply with `key`.
+    fn accept_link(&self, conn: &mut Conn, key: Arc<TicketKey>) {
         let Phase::Linking {
             acceptor,
             key: slot,
@@ -351,7 +364,7 @@ impl ServerState {
             common_cap::MINI_HEADER,
         ]);
         acceptor.accept(&common, &channel_caps(conn.info.channel_type), key.public_der());
-        *slot = Some(Box::new(key));
+        *slot = Some(key);
         out.extend(&acceptor.take_output());
     }
 
@@ -373,7 +386,7 @@ impl ServerState {
                 self.key_waiters.pop_front();
                 continue;
             }
-            let key = match self.ticket_keys.take() {
+            let key = match self.ticket_keys.take(self.key_use()) {
                 Ok(Some(key)) => key,
                 // The pool wakes the loop again when the next one is ready.
                 Ok(None) => return,

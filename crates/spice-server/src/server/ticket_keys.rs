@@ -1,13 +1,23 @@
 //! RSA-1024 ticket keys generated ahead, on a thread of their own.
 //!
-//! Each link needs a fresh key pair (its public half goes in the link reply,
-//! and the client encrypts its password under it). Generating one takes
-//! about 5 ms of a core; on the main context — QEMU's main thread under the C
-//! ABI, which holds the big QEMU lock — a few clients linking in a loop kept
-//! it 98% busy. Keys are made here instead, a few ahead, and each is handed
-//! out once. The main context never waits: when the pool is empty, a link
-//! waits for its key (bounded by the caps on links in progress and the link
-//! timeout) and the thread wakes the loop when the next one is ready.
+//! Each link's reply carries an RSA public key, and the client encrypts its
+//! password under it. When a password is asked for, every link gets a fresh
+//! key pair, handed out once (as the C server does), so no key ever decrypts
+//! more than one ticket. Generating one takes about 5 ms of a core; on the
+//! main context — QEMU's main thread under the C ABI, which holds the big
+//! QEMU lock — a few clients linking in a loop kept it 98% busy. Keys are
+//! made here instead, a few ahead. The main context never waits: when no key
+//! is ready, a link waits for its key (bounded by the caps on links in
+//! progress and the link timeout) and the thread wakes the loop when the
+//! next one is ready.
+//!
+//! Without ticketing (`disable-ticketing`, the usual set-up of a VMM on
+//! loopback), no secret travels under the key: the server checks no
+//! password, so the ticket a client sends is only decrypted to see that it is
+//! well formed, as the C server does. Then one key serves every link, made
+//! once: a session's four to seven links cost one key instead of each its
+//! own plus the pool's refills (the C server makes one per link, about 8 ms
+//! each with OpenSSL; on an idle desktop that was most of a session's CPU).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -18,24 +28,43 @@ use spice_proto::ticket::TicketKey;
 
 use crate::waker::Waker;
 
-/// Keys kept ready. A client links its main channel, then the others
-/// (display, cursor, inputs, playback, record...) in a burst some tens of
-/// milliseconds later; the pool fills meanwhile and refills as the burst
-/// takes keys, so links past the fourth wait a few milliseconds at most. Each
-/// key kept costs about 5 ms of a core once per server lifetime, in a
-/// session that may never use it: more would buy nothing a client notices.
+/// Keys kept ready once a link has asked for a fresh one. A client links its
+/// main channel, then the others (display, cursor, inputs, playback,
+/// record...) in a burst some tens of milliseconds later; the pool fills
+/// meanwhile and refills as the burst takes keys, so links past the fourth
+/// wait a few milliseconds at most. Each key kept costs about 5 ms of a core
+/// once per server lifetime, in a session that may never use it: more would
+/// buy nothing a client notices.
 pub(crate) const POOL_SIZE: usize = 4;
 
 /// Pause after a failed generation (the OS RNG failing), so a lasting
 /// failure neither spins nor floods the log.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
+/// Which key a link gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyUse {
+    /// A password may travel under it: a key no other link has had.
+    Fresh,
+    /// No password is checked: the server's one shared key.
+    Shared,
+}
+
 #[derive(Default)]
 struct State {
     keys: VecDeque<TicketKey>,
-    /// A link waits for a key: wake the loop when one is ready.
+    /// Keys to keep ready: none until a fresh key is asked for.
+    ahead: usize,
+    /// A link waits for a key: make one even if none is kept ahead, and
+    /// wake the loop when it is ready.
     wanted: bool,
     stop: bool,
+}
+
+impl State {
+    fn needs_key(&self) -> bool {
+        self.keys.len() < self.ahead || (self.wanted && self.keys.is_empty())
+    }
 }
 
 struct Shared {
@@ -57,6 +86,8 @@ impl Shared {
 /// the pool is dropped.
 pub(crate) struct KeyPool {
     shared: Arc<Shared>,
+    /// The key every link shares while no password is checked, once made.
+    shared_key: Option<Arc<TicketKey>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -64,6 +95,7 @@ impl std::fmt::Debug for KeyPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyPool")
             .field("running", &self.thread.is_some())
+            .field("shared_key", &self.shared_key.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -86,20 +118,33 @@ impl KeyPool {
                 room: Condvar::new(),
                 waker,
             }),
+            shared_key: None,
             thread: None,
         }
     }
 
-    /// A fresh key, never handed out before, if one is ready. `Ok(None)`:
-    /// none is; the loop is woken when one is.
-    pub(crate) fn take(&mut self) -> Result<Option<TicketKey>, KeyPoolError> {
+    /// A key for a link, if one is ready: for [`KeyUse::Fresh`] one never
+    /// handed out before, for [`KeyUse::Shared`] the server's shared key.
+    /// `Ok(None)`: none is; the loop is woken when one is.
+    pub(crate) fn take(&mut self, use_: KeyUse) -> Result<Option<Arc<TicketKey>>, KeyPoolError> {
+        if use_ == KeyUse::Shared {
+            if let Some(key) = &self.shared_key {
+                return Ok(Some(key.clone()));
+            }
+        }
         self.start()?;
         let mut state = self.shared.lock();
-        let key = state.keys.pop_front();
+        if use_ == KeyUse::Fresh {
+            state.ahead = POOL_SIZE;
+        }
+        let key = state.keys.pop_front().map(Arc::new);
         state.wanted = key.is_none();
         drop(state);
-        // Room for another: the generator refills.
+        // Room for another (or one wanted): the generator makes it.
         self.shared.room.notify_one();
+        if use_ == KeyUse::Shared {
+            self.shared_key.clone_from(&key);
+        }
         Ok(key)
     }
 
@@ -134,12 +179,13 @@ impl Drop for KeyPool {
     }
 }
 
-/// The generator thread: keeps [`POOL_SIZE`] keys ready.
+/// The generator thread: makes the keys kept ahead, and one when a link
+/// waits.
 fn generate(shared: &Shared) {
     loop {
         {
             let mut state = shared.lock();
-            while !state.stop && state.keys.len() >= POOL_SIZE {
+            while !state.stop && !state.needs_key() {
                 state = shared.room.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
             if state.stop {
@@ -192,18 +238,18 @@ mod tests {
         assert!(!waker.is_pending());
         // The first ask starts the thread; nothing is ready yet, so the loop
         // is woken when something is.
-        let first = pool.take().unwrap();
+        let first = pool.take(KeyUse::Fresh).unwrap();
         assert!(first.is_none());
         wait_until(|| waker.is_pending());
         wait_until(|| pool.ready() == POOL_SIZE);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..POOL_SIZE {
-            let key = pool.take().unwrap().expect("a key ready");
+            let key = pool.take(KeyUse::Fresh).unwrap().expect("a key ready");
             assert!(seen.insert(*key.public_der()), "each key handed out once");
         }
         // Refilled in the background, with fresh keys.
         wait_until(|| pool.ready() == POOL_SIZE);
-        while let Some(key) = pool.take().unwrap() {
+        while let Some(key) = pool.take(KeyUse::Fresh).unwrap() {
             assert!(seen.insert(*key.public_der()), "refills are fresh keys");
             if seen.len() == 2 * POOL_SIZE {
                 break;
@@ -211,5 +257,40 @@ mod tests {
         }
         // Dropping stops and joins the thread.
         drop(pool);
+    }
+
+    #[test]
+    fn the_shared_key_is_made_once_and_nothing_ahead_until_a_fresh_one_is_asked_for() {
+        let (waker, rx) = crate::waker::waker_pair().unwrap();
+        let waker = Arc::new(waker);
+        let mut pool = KeyPool::new(waker.clone());
+        rx.drain(&waker);
+        assert!(pool.take(KeyUse::Shared).unwrap().is_none());
+        wait_until(|| waker.is_pending());
+        let shared = pool
+            .take(KeyUse::Shared)
+            .unwrap()
+            .expect("the key made for the waiting link");
+        for _ in 0..10 {
+            let again = pool.take(KeyUse::Shared).unwrap().expect("the shared key");
+            assert!(Arc::ptr_eq(&shared, &again));
+        }
+        // Nothing is made ahead for links that share: a key would be ready
+        // within a few ms of a core if the generator were at work.
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(pool.ready(), 0);
+        // A fresh key is never the shared one, and from then on keys are
+        // kept ahead.
+        let fresh = loop {
+            if let Some(key) = pool.take(KeyUse::Fresh).unwrap() {
+                break key;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_ne!(fresh.public_der(), shared.public_der());
+        wait_until(|| pool.ready() == POOL_SIZE);
+        let again = pool.take(KeyUse::Shared).unwrap().expect("the shared key");
+        assert!(Arc::ptr_eq(&shared, &again));
+        assert_eq!(pool.ready(), POOL_SIZE, "sharing takes nothing from the pool");
     }
 }
