@@ -82,6 +82,34 @@ impl Canvas {
         Rect::new(x, y, w, h)
     }
 
+    /// Paints `rect` (inside the canvas) with noise and returns it.
+    pub fn scribble_at(&mut self, rect: Rect) -> Rect {
+        for y in rect.y..rect.y + rect.height {
+            for x in rect.x..rect.x + rect.width {
+                let n = self.next().to_le_bytes();
+                self.put(x, y, [n[0], n[1], n[2], 0]);
+            }
+        }
+        rect
+    }
+
+    /// Copies `src` (inside the canvas) so that its corner lands at
+    /// `(x, y)` (the destination inside too), as a window move does;
+    /// overlapping areas are read before they are written.
+    pub fn copy_area(&mut self, src: Rect, x: u32, y: u32) {
+        let row_bytes = src.width as usize * 4;
+        let rows: Vec<u32> = if src.y < y {
+            (0..src.height).rev().collect()
+        } else {
+            (0..src.height).collect()
+        };
+        for row in rows {
+            let from = (src.y + row) as usize * self.stride + src.x as usize * 4;
+            let to = (y + row) as usize * self.stride + x as usize * 4;
+            self.data.copy_within(from..from + row_bytes, to);
+        }
+    }
+
     /// Scrolls the picture up by `rows` (less than the height) and paints the
     /// rows uncovered at the bottom with a new line of "text" (dark marks on
     /// a light band), like a terminal; returns the whole canvas as damage.

@@ -695,6 +695,60 @@ fn scrolled_content_travels_as_copy_bits_and_unchanged_rows_are_skipped() {
 }
 
 #[test]
+fn host_copies_travel_as_copy_bits_in_any_direction() {
+    use spice_server::Rect;
+    let (s, display) = server(|b| b);
+    let mut canvas = Canvas::new(320, 240, 5);
+    // Distinct content to move: a noisy window over the gradient.
+    let mut win = canvas.scribble_at(Rect::new(40, 40, 120, 90));
+    canvas.publish(&display);
+    let (_main, id) = session(s.local_addr());
+    let mut client = DisplayClient::open(s.local_addr(), id, 0, 0);
+    let first_picture = client.screen.drawn_pixels;
+    let pump = |client: &mut DisplayClient, expected: &[u8], what: &str| {
+        client.pump_until(expected, T, what);
+        assert!(client.screen.pixels == expected, "{what}: picture is exact");
+    };
+    // The window dragged a few pixels at a time in every direction (each
+    // copy overlaps its source), something drawn into it now and then,
+    // which the following copies carry along before the client got it.
+    let steps = [
+        (3i32, 2i32),
+        (-4, 5),
+        (6, -3),
+        (-2, -6),
+        (0, 7),
+        (9, 0),
+        (-7, 0),
+        (0, -5),
+    ];
+    let mut drawn_by_host = 0;
+    for (k, (dx, dy)) in steps.iter().cycle().take(32).enumerate() {
+        let (x, y) = ((win.x as i32 + dx) as u32, (win.y as i32 + dy) as u32);
+        canvas.copy_area(win, x, y);
+        display.copy_area(win, x, y);
+        win = Rect::new(x, y, win.width, win.height);
+        if k % 4 == 3 {
+            let r = canvas.scribble_at(Rect::new(win.x + 10, win.y + 10, 30, 12));
+            display.update(&canvas.frame(), &[r]).unwrap();
+            drawn_by_host += r.area();
+        }
+        if k % 5 == 4 {
+            pump(&mut client, &canvas.packed(), &format!("after copy {k}"));
+        }
+    }
+    pump(&mut client, &canvas.packed(), "after the copies");
+    assert_eq!(client.screen.copy_bits, 32, "every copy went as a COPY_BITS");
+    // Only what the host drew went as images (a drawing carried by a copy
+    // before it was sent goes once, at its new place), never the window.
+    let drawn = client.screen.drawn_pixels - first_picture;
+    assert!(
+        drawn <= drawn_by_host,
+        "{drawn} pixels sent as images for {drawn_by_host} drawn"
+    );
+}
+
+#[test]
 fn damage_larger_than_many_produce_rounds_arrives_without_another_update() {
     use spice_server::Rect;
     let (s, display) = server(|b| b);

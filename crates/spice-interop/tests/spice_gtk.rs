@@ -540,6 +540,52 @@ fn scrolling_by_copy_bits_is_pixel_exact_in_spice_gtk() {
     gtk.quit();
 }
 
+#[test]
+fn host_copies_in_every_direction_are_pixel_exact_in_spice_gtk() {
+    // A window dragged over the desktop by the host's own copies
+    // (DisplayHandle::copy_area, a guest's COPY_BITS), overlapping their
+    // sources in every direction, with drawing in between: spice-gtk makes
+    // the same copies and ends on the host's exact picture.
+    use spice_server::Rect;
+    let mut canvas = Canvas::new(400, 300, 21);
+    let mut win = canvas.scribble_at(Rect::new(60, 50, 160, 110));
+    let h = host(&canvas, |b| b);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(h.server.local_addr(), None);
+    gtk.expect("mark", T);
+    assert_surface(&mut gtk, &canvas, "first picture");
+    let before = gtk.display_bytes(T);
+    let steps = [
+        (5i32, 3i32),
+        (-6, 4),
+        (7, -2),
+        (-3, -7),
+        (0, 9),
+        (11, 0),
+        (-8, 0),
+        (0, -6),
+    ];
+    for (k, (dx, dy)) in steps.iter().cycle().take(40).enumerate() {
+        let (x, y) = ((win.x as i32 + dx) as u32, (win.y as i32 + dy) as u32);
+        canvas.copy_area(win, x, y);
+        h.display.copy_area(win, x, y);
+        win = Rect::new(x, y, win.width, win.height);
+        if k % 6 == 5 {
+            let r = canvas.scribble_at(Rect::new(win.x + 20, win.y + 30, 40, 16));
+            h.display.update(&canvas.frame(), &[r]).unwrap();
+        }
+        if k % 13 == 12 {
+            assert_surface(&mut gtk, &canvas, &format!("after {} copies", k + 1));
+        }
+    }
+    assert_surface(&mut gtk, &canvas, "after the copies");
+    // The drawings only (6 x 40 x 16 noise pixels): 40 windows of noise as
+    // images would be over 2 MB.
+    let bytes = gtk.display_bytes(T) - before;
+    assert!(bytes < 100_000, "40 copies took {bytes} bytes");
+    gtk.quit();
+}
+
 /// Paints `rect` of `canvas` with `f(x, y) -> [b, g, r]` and returns it.
 fn paint(
     canvas: &mut Canvas,

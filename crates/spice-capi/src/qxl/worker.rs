@@ -68,6 +68,31 @@ impl DisplayDevice for Worker {
     }
 }
 
+/// A `COPY_BITS` on the primary surface without a clip, as the area it
+/// copies and where that lands (what the canvas would move: the pixels
+/// whose source and destination are both inside the picture, which
+/// `DisplayHandle::copy_area` cuts out the same way). `None` for other
+/// operations, and for corners left of or above the picture (the canvas
+/// draws those).
+fn primary_move(drawable: &Drawable) -> Option<(spice_server::Rect, u32, u32)> {
+    let DrawOp::CopyBits { src_pos } = drawable.op else {
+        return None;
+    };
+    if drawable.surface_id != 0 || drawable.clip != spice_qxl::Clip::None {
+        return None;
+    }
+    let b = &drawable.bbox;
+    let (width, height) = (b.right.checked_sub(b.left)?, b.bottom.checked_sub(b.top)?);
+    let corner = |v: i32| u32::try_from(v).ok();
+    let src = spice_server::Rect::new(
+        corner(src_pos.x)?,
+        corner(src_pos.y)?,
+        corner(width)?,
+        corner(height)?,
+    );
+    Some((src, corner(b.left)?, corner(b.top)?))
+}
+
 impl Worker {
     pub(super) fn new(
         instance: Instance,
@@ -520,6 +545,13 @@ impl Worker {
         if let DrawOp::Copy(copy) = &drawable.op {
             if drawable.surface_id == 0 && self.is_plain_copy(&drawable, copy) {
                 return self.draw_copy_in_place(&drawable, copy);
+            }
+        }
+        if let Some((src, x, y)) = primary_move(&drawable) {
+            // Clients make the guest's copy themselves (a COPY_BITS), as
+            // with the C server, instead of getting the area as an image.
+            if self.primary.is_some_and(|p| p.format == 32 || p.format == 96) {
+                return self.display.copy_area(src, x, y);
             }
         }
         // The canvas reads whole images: rows the parser left in guest

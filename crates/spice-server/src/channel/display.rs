@@ -25,6 +25,7 @@ use spice_proto::{Caps, DecodeError, Frame};
 use super::{BaseOutcome, ChannelBase};
 use crate::display::cache::{content_key, PixmapCache};
 use crate::display::compress::{choose_wan, ClientDecoders, Encoders, Encoding, ImageCompression, WanCodecs};
+use crate::display::damage::{ClientDamage, Move};
 use crate::display::encoder_thread::{EncoderThread, Job};
 use crate::display::heads::Heads;
 use crate::display::region::{Rect, Region};
@@ -185,7 +186,7 @@ impl DisplayChannel {
         base.start_acks();
         {
             let mut state = shared.lock();
-            state.clients.insert(key, Region::new());
+            state.clients.insert(key, ClientDamage::default());
             state.client_caps.insert(key, client_caps.clone());
         }
         Self {
@@ -429,7 +430,7 @@ impl DisplayChannel {
         let surface = surface.as_ref()?;
         if self.sent_generation != Some(*generation) {
             // The whole picture goes out; older damage is covered by it.
-            clients.insert(self.key, Region::new());
+            clients.insert(self.key, ClientDamage::default());
             self.end_stream();
             self.send_surface(surface, heads);
             self.sent_generation = Some(*generation);
@@ -439,9 +440,14 @@ impl DisplayChannel {
         if self.sent_heads != Some(heads.generation) {
             self.send_heads(surface, heads);
         }
-        let region = clients.get_mut(&self.key)?;
+        let damage = clients.get_mut(&self.key)?;
         if let Some(area) = self.resend.take() {
-            region.add(area);
+            // Lossy pixels there until the images arrive: no move may read them.
+            damage
+                .drop_moves_touching(&area)
+                .into_iter()
+                .for_each(|d| damage.add(d));
+            damage.add(area);
         }
         if self
             .stream
@@ -450,19 +456,28 @@ impl DisplayChannel {
         {
             // The video stopped: its area goes again, lossless.
             if let Some(area) = self.end_stream() {
-                region.add(area);
+                damage
+                    .drop_moves_touching(&area)
+                    .into_iter()
+                    .for_each(|d| damage.add(d));
+                damage.add(area);
             }
         }
         if self.streaming == StreamingVideo::Off {
             // Turned off mid-stream: the area goes lossless.
             if let Some(area) = self.end_stream() {
-                region.add(area);
+                damage
+                    .drop_moves_touching(&area)
+                    .into_iter()
+                    .for_each(|d| damage.add(d));
+                damage.add(area);
             }
         }
+        self.keep_moves_off_the_stream(damage, now);
         // The live stream takes its part of the damage and sends its frames
         // at its own pace, apart from the lossless frames' pacing.
-        let mut stream_wait = self.pump_stream(surface, region, now);
-        if region.is_empty() {
+        let mut stream_wait = self.pump_stream(surface, &mut damage.region, now);
+        if damage.is_empty() {
             self.frame_in_progress = false;
             return stream_wait;
         }
@@ -480,14 +495,20 @@ impl DisplayChannel {
                 && self.streaming != StreamingVideo::Off
                 && self.start_stream(shared, surface, detector, now)
             {
-                stream_wait = self.pump_stream(surface, region, now);
-                if region.is_empty() {
+                self.keep_moves_off_the_stream(damage, now);
+                stream_wait = self.pump_stream(surface, &mut damage.region, now);
+                if damage.is_empty() {
                     self.frame_in_progress = false;
                     return stream_wait;
                 }
             }
         }
-        let mut pending = region.take();
+        // The host's own copies first: the images below are taken from the
+        // picture as it is now, which is what the client has once it made them.
+        for mv in damage.take_moves() {
+            self.send_move(mv);
+        }
+        let mut pending = damage.region.take();
         if let Some(video) = &self.stream {
             // The region merges rectangles, so what is left can reach into
             // the live stream's area. The stream owns it: the client shows
@@ -507,9 +528,37 @@ impl DisplayChannel {
         }
         self.frame_in_progress = !unsent.is_empty();
         for rect in unsent {
-            region.add(rect);
+            damage.add(rect);
         }
         stream_wait
+    }
+
+    /// Moves that read or write the live stream's area are not made (the
+    /// client has lossy pixels there): what they would have written goes as
+    /// damage, the stream's part to the stream.
+    fn keep_moves_off_the_stream(&mut self, damage: &mut ClientDamage, now: Instant) {
+        let Some(video) = self.stream.as_mut() else {
+            return;
+        };
+        let dropped = damage.drop_moves_touching(&video.area);
+        if !dropped.is_empty() {
+            for rest in video.split(dropped, now) {
+                damage.add(rest);
+            }
+        }
+    }
+
+    /// Sends a `COPY_BITS` and makes the move in the client's shadow.
+    fn send_move(&mut self, moved: Move) {
+        tracing::trace!(?moved, "copy bits");
+        self.base.counters.copy_bits();
+        self.base.send(&CopyBits {
+            surface_id: 0,
+            dest: moved.dest.to_wire(),
+            src_x: moved.src_x as i32,
+            src_y: moved.src_y as i32,
+        });
+        self.shadow.apply(moved);
     }
 
     /// The live stream's part of the damage: `region` gives up what lies
@@ -715,15 +764,7 @@ impl DisplayChannel {
         }
         let plan = self.shadow.plan(surface, rect);
         if let Some(moved) = plan.moved {
-            tracing::trace!(?moved, "copy bits");
-            self.base.counters.copy_bits();
-            self.base.send(&CopyBits {
-                surface_id: 0,
-                dest: moved.dest.to_wire(),
-                src_x: moved.dest.x as i32,
-                src_y: moved.src_y as i32,
-            });
-            self.shadow.apply(moved);
+            self.send_move(moved);
         }
         for band in plan.bands {
             if self.base.out.len() >= PRODUCE_CHUNK_BYTES {

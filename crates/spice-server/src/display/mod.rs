@@ -10,6 +10,7 @@
 pub(crate) mod cache;
 pub mod compress;
 mod cursor;
+pub(crate) mod damage;
 pub(crate) mod encoder_thread;
 pub mod heads;
 pub mod monitors;
@@ -27,7 +28,6 @@ pub use cursor::{CursorImage, MAX_CURSOR_SIDE};
 pub use heads::{Head, HeadsError, MAX_HEADS};
 pub use monitors::{ClientMonitor, ClientMonitors, ClientMonitorsHandler};
 pub use region::Rect;
-use region::Region;
 
 use crate::waker::Waker;
 use crate::worker::WorkerShared;
@@ -225,8 +225,8 @@ pub(crate) struct DisplayState {
     pub(crate) surface: Option<Surface>,
     /// Bumped on every resize; clients that saw an older one recreate the surface.
     pub(crate) generation: u64,
-    /// Pending damage per connected client.
-    pub(crate) clients: HashMap<u64, Region>,
+    /// Pending damage and moves per connected client.
+    pub(crate) clients: HashMap<u64, damage::ClientDamage>,
     /// The display capabilities each connected client announced.
     pub(crate) client_caps: HashMap<u64, spice_proto::Caps>,
     pub(crate) cursor: CursorState,
@@ -238,15 +238,41 @@ pub(crate) struct DisplayState {
 
 /// Hands `rect` of new damage to every client and to the video detector.
 fn report_damage(
-    clients: &mut HashMap<u64, Region>,
+    clients: &mut HashMap<u64, damage::ClientDamage>,
     detector: &mut stream::Detector,
     rect: Rect,
     now: std::time::Instant,
 ) {
-    for region in clients.values_mut() {
-        region.add(rect);
+    for client in clients.values_mut() {
+        client.add(rect);
     }
     detector.observe(&[rect], now);
+}
+
+/// The copy of `src` to `(dst_x, dst_y)` cut to the pixels whose source and
+/// destination lie inside a `width × height` picture; `None` when nothing
+/// moves.
+fn clipped_move(src: Rect, dst_x: u32, dst_y: u32, width: u32, height: u32) -> Option<damage::Move> {
+    let dx = i64::from(dst_x) - i64::from(src.x);
+    let dy = i64::from(dst_y) - i64::from(src.y);
+    let src = src.clip(width, height);
+    let left = (i64::from(src.x) + dx).max(0);
+    let top = (i64::from(src.y) + dy).max(0);
+    let right = (src.right() as i64 + dx).min(i64::from(width));
+    let bottom = (src.bottom() as i64 + dy).min(i64::from(height));
+    if left >= right || top >= bottom || (dx, dy) == (0, 0) {
+        return None;
+    }
+    Some(damage::Move {
+        dest: Rect::new(
+            left as u32,
+            top as u32,
+            (right - left) as u32,
+            (bottom - top) as u32,
+        ),
+        src_x: (left - dx) as u32,
+        src_y: (top - dy) as u32,
+    })
 }
 
 /// Per-server settings a display's thread needs for its clients.
@@ -540,6 +566,31 @@ impl DisplayHandle {
         self.shared.wake();
     }
 
+    /// Copies the `src` area of the picture so that its top-left corner
+    /// lands at `(dst_x, dst_y)`, as a window move or a scroll does (source
+    /// and destination may overlap). Only pixels whose source and
+    /// destination are both inside the picture move. Clients are told to
+    /// make the same copy (a `COPY_BITS` of a few bytes) instead of getting
+    /// the destination as an image, wherever they have the source's pixels
+    /// already. Does nothing without a picture.
+    pub fn copy_area(&self, src: Rect, dst_x: u32, dst_y: u32) {
+        {
+            let mut state = self.shared.lock();
+            let DisplayState { surface, clients, .. } = &mut *state;
+            let Some(surface) = surface.as_mut() else { return };
+            let Some(mv) = clipped_move(src, dst_x, dst_y, surface.width, surface.height) else {
+                return;
+            };
+            let stride = surface.stride();
+            mv.apply_to(&mut surface.pixels, stride);
+            // Not shown to the video detector: a copy is not video.
+            for client in clients.values_mut() {
+                client.record_move(mv);
+            }
+        }
+        self.shared.wake();
+    }
+
     /// Draws into the picture in place: `paint(words, width, height)` gets
     /// its pixels as xRGB words (B, G, R, x bytes; rows `width` words apart)
     /// and returns its result and the area it changed, which becomes damage.
@@ -675,7 +726,7 @@ mod tests {
             data: &a,
         })
         .unwrap();
-        d.shared.lock().clients.insert(1, Region::new());
+        d.shared.lock().clients.insert(1, Default::default());
         let b = frame(8, 4, 2);
         d.update(
             &Frame {
@@ -693,7 +744,63 @@ mod tests {
             (at(0, 0), at(2, 1), at(4, 2), at(5, 2), at(2, 3)),
             (1, 2, 2, 1, 1)
         );
-        assert_eq!(d.shared.lock().clients[&1].rects(), &[Rect::new(2, 1, 3, 2)]);
+        assert_eq!(
+            d.shared.lock().clients[&1].region.rects(),
+            &[Rect::new(2, 1, 3, 2)]
+        );
+    }
+
+    #[test]
+    fn copy_area_moves_pixels_clipped_and_hands_clients_the_move() {
+        let d = DisplayHandle::new();
+        // Pixel (x, y) holds the byte 10 * y + x.
+        let (w, h) = (8u32, 6u32);
+        let px: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(10 * (i / w) + i % w) as u8; 4])
+            .collect();
+        d.publish(&Frame {
+            width: w,
+            height: h,
+            stride: w as usize * 4,
+            data: &px,
+        })
+        .unwrap();
+        d.shared.lock().clients.insert(1, Default::default());
+        let at = |x: u32, y: u32| d.snapshot().unwrap().2[((y * w + x) * 4) as usize];
+        // A scroll up by two rows over the whole picture (overlapping).
+        d.copy_area(Rect::new(0, 2, w, 4), 0, 0);
+        assert_eq!((at(3, 0), at(3, 3), at(3, 4), at(3, 5)), (23, 53, 43, 53));
+        {
+            let mut state = d.shared.lock();
+            let client = state.clients.get_mut(&1).unwrap();
+            assert!(client.region.is_empty(), "nothing to send but the move");
+            let moves = client.take_moves();
+            assert_eq!(
+                moves,
+                vec![damage::Move {
+                    dest: Rect::new(0, 0, w, 4),
+                    src_x: 0,
+                    src_y: 2
+                }]
+            );
+        }
+        // Partly off the picture on both sides: only what stays inside moves.
+        d.copy_area(Rect::new(6, 0, 4, 2), 1, 4);
+        assert_eq!((at(1, 4), at(2, 4), at(3, 4)), (26, 27, 43));
+        let moves = d.shared.lock().clients.get_mut(&1).unwrap().take_moves();
+        assert_eq!(
+            moves,
+            vec![damage::Move {
+                dest: Rect::new(1, 4, 2, 2),
+                src_x: 6,
+                src_y: 0
+            }]
+        );
+        // Nothing inside, or no displacement: no move.
+        d.copy_area(Rect::new(20, 20, 4, 4), 0, 0);
+        d.copy_area(Rect::new(1, 1, 3, 3), 1, 1);
+        d.copy_area(Rect::new(0, 0, 4, 4), 8, 0);
+        assert!(d.shared.lock().clients[&1].is_empty());
     }
 
     #[test]
@@ -725,7 +832,7 @@ mod tests {
     fn draw_blits_at_a_position_and_clips() {
         let d = DisplayHandle::new();
         d.resize(4, 3).unwrap();
-        d.shared.lock().clients.insert(7, Region::new());
+        d.shared.lock().clients.insert(7, Default::default());
         let img = frame(3, 2, 5);
         d.draw(
             2,
@@ -741,7 +848,10 @@ mod tests {
         let (_, _, px) = d.snapshot().unwrap();
         let at = |x: usize, y: usize| px[(y * 4 + x) * 4];
         assert_eq!((at(1, 2), at(2, 2), at(3, 2), at(2, 1)), (0, 5, 5, 0));
-        assert_eq!(d.shared.lock().clients[&7].rects(), &[Rect::new(2, 2, 2, 1)]);
+        assert_eq!(
+            d.shared.lock().clients[&7].region.rects(),
+            &[Rect::new(2, 2, 2, 1)]
+        );
         d.clear();
         assert_eq!(d.size(), None);
         d.draw(
@@ -761,7 +871,7 @@ mod tests {
     fn draw_with_fills_rows_in_place_clips_and_stops() {
         let d = DisplayHandle::new();
         d.resize(4, 3).unwrap();
-        d.shared.lock().clients.insert(1, Region::new());
+        d.shared.lock().clients.insert(1, Default::default());
         // A 3x2 area at (2, 1): clipped to 2 columns; row r is filled with r + 1.
         d.draw_with(2, 1, 3, 2, |row, dst| {
             assert_eq!(dst.len(), 8);
@@ -774,14 +884,20 @@ mod tests {
             (at(1, 1), at(2, 1), at(3, 1), at(2, 2), at(2, 0)),
             (0, 1, 1, 2, 0)
         );
-        assert_eq!(d.shared.lock().clients[&1].rects(), &[Rect::new(2, 1, 2, 2)]);
+        assert_eq!(
+            d.shared.lock().clients[&1].region.rects(),
+            &[Rect::new(2, 1, 2, 2)]
+        );
         // A fill that stops after one row damages that row only.
-        d.shared.lock().clients.insert(2, Region::new());
+        d.shared.lock().clients.insert(2, Default::default());
         d.draw_with(0, 0, 4, 3, |row, dst| {
             dst.fill(9);
             row == 0
         });
-        assert_eq!(d.shared.lock().clients[&2].rects(), &[Rect::new(0, 0, 4, 2)]);
+        assert_eq!(
+            d.shared.lock().clients[&2].region.rects(),
+            &[Rect::new(0, 0, 4, 2)]
+        );
     }
 
     #[test]
@@ -789,7 +905,7 @@ mod tests {
         let d = DisplayHandle::new();
         assert_eq!(d.paint(|_, _, _| ((), None)), None, "no picture yet");
         d.resize(3, 2).unwrap();
-        d.shared.lock().clients.insert(1, Region::new());
+        d.shared.lock().clients.insert(1, Default::default());
         let seen = d.paint(|words, w, h| {
             words[w as usize + 2] = 0x00ab_cdef;
             ((w, h, words.len()), Some(Rect::new(2, 1, 5, 5)))
@@ -802,14 +918,14 @@ mod tests {
             "word (2, 1) as B, G, R, x bytes"
         );
         assert_eq!(
-            d.shared.lock().clients[&1].rects(),
+            d.shared.lock().clients[&1].region.rects(),
             &[Rect::new(2, 1, 1, 1)],
             "clipped damage"
         );
-        d.shared.lock().clients.insert(2, Region::new());
+        d.shared.lock().clients.insert(2, Default::default());
         d.paint(|_, _, _| ((), None));
         assert!(
-            d.shared.lock().clients[&2].rects().is_empty(),
+            d.shared.lock().clients[&2].region.rects().is_empty(),
             "nothing reported, nothing damaged"
         );
         assert_eq!(d.with_pixels(|words, _, _| words[5]), Some(0x00ab_cdef));
@@ -821,7 +937,7 @@ mod tests {
         assert_eq!(d.clients_common_caps(&[2, 3]), None, "no clients");
         let mut state = d.shared.lock();
         for (key, caps) in [(1, &[0, 2, 3][..]), (2, &[2, 5][..])] {
-            state.clients.insert(key, Region::new());
+            state.clients.insert(key, Default::default());
             state.client_caps.insert(key, spice_proto::Caps::with(caps));
         }
         drop(state);

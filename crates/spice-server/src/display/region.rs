@@ -197,6 +197,25 @@ impl Region {
     pub fn take(&mut self) -> Vec<Rect> {
         std::mem::take(&mut self.rects)
     }
+
+    /// Removes `hole` from the damage, when that takes at most
+    /// [`MAX_RECTS`] rectangles; otherwise the damage stays as it was (more
+    /// damage than needed is never wrong).
+    pub(crate) fn subtract(&mut self, hole: &Rect) {
+        if !self.rects.iter().any(|r| r.intersection(hole).is_some()) {
+            return;
+        }
+        // Not through `add`: it would merge the pieces back around the hole.
+        let parts: Vec<Rect> = self.rects.iter().flat_map(|r| r.minus(hole)).collect();
+        if parts.len() <= MAX_RECTS {
+            self.rects = parts;
+        }
+    }
+
+    /// The damaged parts of `area` (they may overlap).
+    pub(crate) fn within(&self, area: &Rect) -> Vec<Rect> {
+        self.rects.iter().filter_map(|r| r.intersection(area)).collect()
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! C server does with lossy areas too (it refreshes them only when a lossless
 //! drawing depends on them).
 
+use super::damage::Move;
 use super::region::Rect;
 use super::scroll::{find_vertical_move, row_hash, VerticalMove};
 use super::Surface;
@@ -44,16 +45,9 @@ pub(crate) struct Shadow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
     /// Rows to copy within the client's surface first (a scroll).
-    pub(crate) moved: Option<Moved>,
+    pub(crate) moved: Option<Move>,
     /// Then the bands to send as images, top to bottom.
     pub(crate) bands: Vec<Rect>,
-}
-
-/// A `COPY_BITS`: `dest` is filled from the same-sized area at `src_y`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Moved {
-    pub(crate) dest: Rect,
-    pub(crate) src_y: u32,
 }
 
 impl Shadow {
@@ -104,21 +98,10 @@ impl Shadow {
         }
     }
 
-    /// The client copied `moved.dest` from `moved.src_y`.
-    pub(crate) fn apply(&mut self, moved: Moved) {
-        let Moved { dest, src_y } = moved;
-        let stride = self.width as usize * 4;
-        let row_bytes = dest.width as usize * 4;
-        let copy = |pixels: &mut Vec<u8>, i: u32| {
-            let from = (src_y + i) as usize * stride + dest.x as usize * 4;
-            let to = (dest.y + i) as usize * stride + dest.x as usize * 4;
-            pixels.copy_within(from..from + row_bytes, to);
-        };
-        // Read every source row before it is overwritten.
-        if src_y > dest.y {
-            (0..dest.height).for_each(|i| copy(&mut self.pixels, i));
-        } else {
-            (0..dest.height).rev().for_each(|i| copy(&mut self.pixels, i));
+    /// The client made `moved`.
+    pub(crate) fn apply(&mut self, moved: Move) {
+        if self.holds(moved.dest) && self.holds(moved.src()) {
+            moved.apply_to(&mut self.pixels, self.width as usize * 4);
         }
     }
 
@@ -219,8 +202,9 @@ impl Shadow {
                 if len >= super::scroll::MIN_MOVED_ROWS && len * 2 >= rows {
                     stale[first..first + len].iter_mut().for_each(|s| *s = false);
                     return Plan {
-                        moved: Some(Moved {
+                        moved: Some(Move {
                             dest: Rect::new(rect.x, rect.y + first as u32, rect.width, len as u32),
+                            src_x: rect.x,
                             src_y: (rect.y as isize + first as isize + offset) as u32,
                         }),
                         bands: bands_of(&stale, rect),
@@ -250,8 +234,9 @@ impl Shadow {
                         }
                         _ => offset,
                     });
-                    moved = Some(Moved {
+                    moved = Some(Move {
                         dest: Rect::new(rect.x, rect.y + first as u32, rect.width, len as u32),
+                        src_x: rect.x,
                         src_y: rect.y + src_first as u32,
                     });
                     stale[first..first + len].iter_mut().for_each(|s| *s = false);
@@ -386,8 +371,9 @@ mod tests {
         let moved = plan.moved.expect("a move");
         assert_eq!(
             moved,
-            Moved {
+            Move {
                 dest: Rect::new(0, 40, 64, 148),
+                src_x: 0,
                 src_y: 52
             }
         );
@@ -473,8 +459,9 @@ mod tests {
         let plan = shadow.plan(&after, Rect::new(0, 0, 64, 96));
         assert_eq!(
             plan.moved,
-            Some(Moved {
+            Some(Move {
                 dest: Rect::new(16, 0, 32, 90),
+                src_x: 16,
                 src_y: 6
             })
         );
@@ -499,8 +486,9 @@ mod tests {
         let moved = plan.moved.expect("a move");
         assert_eq!(
             moved,
-            Moved {
+            Move {
                 dest: Rect::new(0, 10, 16, 54),
+                src_x: 0,
                 src_y: 0
             }
         );
