@@ -100,6 +100,9 @@ pub(crate) struct DisplayChannel {
     cache: Box<PixmapCache>,
     /// What the client's surface shows.
     shadow: Shadow,
+    /// The band being sent, packed; kept so each frame's bands reuse its
+    /// memory instead of allocating (and faulting in) their own.
+    band_pixels: Vec<u8>,
     /// When the next frame of damage may start.
     next_frame: Option<Instant>,
     /// A frame is being sent over several produce rounds.
@@ -208,6 +211,7 @@ impl DisplayChannel {
             session_stores: channel_id == 0,
             cache: Box::default(),
             shadow: Shadow::default(),
+            band_pixels: Vec::new(),
             next_frame: None,
             frame_in_progress: false,
             stream: None,
@@ -442,12 +446,7 @@ impl DisplayChannel {
         }
         let damage = clients.get_mut(&self.key)?;
         if let Some(area) = self.resend.take() {
-            // Lossy pixels there until the images arrive: no move may read them.
-            damage
-                .drop_moves_touching(&area)
-                .into_iter()
-                .for_each(|d| damage.add(d));
-            damage.add(area);
+            damage.add_lossy(area);
         }
         if self
             .stream
@@ -456,21 +455,13 @@ impl DisplayChannel {
         {
             // The video stopped: its area goes again, lossless.
             if let Some(area) = self.end_stream() {
-                damage
-                    .drop_moves_touching(&area)
-                    .into_iter()
-                    .for_each(|d| damage.add(d));
-                damage.add(area);
+                damage.add_lossy(area);
             }
         }
         if self.streaming == StreamingVideo::Off {
             // Turned off mid-stream: the area goes lossless.
             if let Some(area) = self.end_stream() {
-                damage
-                    .drop_moves_touching(&area)
-                    .into_iter()
-                    .for_each(|d| damage.add(d));
-                damage.add(area);
+                damage.add_lossy(area);
             }
         }
         self.keep_moves_off_the_stream(damage, now);
@@ -825,11 +816,13 @@ impl DisplayChannel {
         let max_rows = (max_bytes / row_bytes).clamp(1, rect.height as usize);
         let bands = (rect.height as usize).div_ceil(max_rows);
         let band_rows = (rect.height as usize).div_ceil(bands) as u32;
-        let mut pixels = Vec::new();
+        let mut pixels = std::mem::take(&mut self.band_pixels);
         let mut y = rect.y;
+        let mut rest = None;
         while y < rect.y + rect.height {
             if y > rect.y && self.base.out.len() >= PRODUCE_CHUNK_BYTES {
-                return Some(Rect::new(rect.x, y, rect.width, rect.y + rect.height - y));
+                rest = Some(Rect::new(rect.x, y, rect.width, rect.y + rect.height - y));
+                break;
             }
             let rows = band_rows.min(rect.y + rect.height - y);
             let band = Rect::new(rect.x, y, rect.width, rows);
@@ -839,7 +832,11 @@ impl DisplayChannel {
             self.send_band(band, &pixels);
             y += rows;
         }
-        None
+        // A whole first picture is not kept: only what frames' bands need.
+        if pixels.capacity() <= MAX_DRAW_BYTES {
+            self.band_pixels = pixels;
+        }
+        rest
     }
 
     /// Sends one band of packed `pixels` as a DRAW_COPY: a reference when

@@ -78,6 +78,15 @@ impl ClientDamage {
         self.region.add(rect);
     }
 
+    /// The client shows lossy pixels in `area` (a stream's) that must go
+    /// again: moves that touch it are dropped, and it becomes damage.
+    pub(crate) fn add_lossy(&mut self, area: Rect) {
+        for dest in self.drop_moves_touching(&area) {
+            self.region.add(dest);
+        }
+        self.region.add(area);
+    }
+
     /// The host copied `mv.src()` to `mv.dest` (both inside the picture).
     pub(crate) fn record_move(&mut self, mv: Move) {
         if self.moves.len() >= MAX_MOVES {
@@ -261,6 +270,23 @@ mod tests {
             for dropped in [None, Some(0), Some(1), Some(2)] {
                 check(case, dropped);
             }
+        }
+    }
+
+    #[test]
+    fn moves_touching_a_lossy_area_are_dropped_from_the_first_on() {
+        let mut damage = ClientDamage::default();
+        damage.record_move(mv(0, 0, 30, 0, 10, 10));
+        damage.record_move(mv(20, 20, 0, 20, 10, 10)); // reads the lossy area
+        damage.record_move(mv(0, 0, 0, 10, 5, 5)); // after it: dropped too
+        let lossy = Rect::new(15, 15, 10, 10);
+        damage.add_lossy(lossy);
+        assert_eq!(damage.take_moves(), vec![mv(0, 0, 30, 0, 10, 10)]);
+        for area in [lossy, Rect::new(0, 20, 10, 10), Rect::new(0, 10, 5, 5)] {
+            assert!(
+                damage.region.rects().iter().any(|r| r.contains(&area)),
+                "{area:?} is damage"
+            );
         }
     }
 

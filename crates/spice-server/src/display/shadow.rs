@@ -213,7 +213,10 @@ impl Shadow {
             }
         }
         let mut moved = None;
-        if stale.iter().filter(|s| **s).count() >= super::scroll::MIN_MOVED_ROWS {
+        if stale.iter().filter(|s| **s).count() >= super::scroll::MIN_MOVED_ROWS
+            && rows >= 2 * super::scroll::MIN_MOVED_ROWS
+            && varied_rows(rows, new_row, rect.y)
+        {
             let old: Vec<u64> = (0..rect.height)
                 .map(|i| row_hash(self.row(rect.y + i, rect.x, rect.width)))
                 .collect();
@@ -248,6 +251,27 @@ impl Shadow {
             bands: bands_of(&stale, rect),
         }
     }
+}
+
+/// Whether the `rows` rows from `first` (read by `row`) hold enough
+/// different contents for a move to be found: each row voting for an
+/// offset matches a different unique row of the old content, so a move
+/// needs at least `MIN_MOVED_ROWS / 2` different new rows, hence as many
+/// runs of equal consecutive rows. A fill (one colour, or a few bands of
+/// colour) has fewer, and then no row is hashed. Differing rows usually
+/// differ early, so varied content costs a few short compares.
+fn varied_rows<'a>(rows: usize, row: impl Fn(u32) -> &'a [u8], first: u32) -> bool {
+    let needed = super::scroll::MIN_MOVED_ROWS / 2;
+    let mut runs = 1;
+    for i in 1..rows as u32 {
+        if row(first + i) != row(first + i - 1) {
+            runs += 1;
+            if runs >= needed {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn gcd(a: usize, b: usize) -> usize {
@@ -474,6 +498,25 @@ mod tests {
         assert_eq!(shadow.pixels, after.pixels);
         // Nothing changed: nothing to do.
         assert_eq!(shadow.plan(&after, Rect::new(0, 0, 64, 96)).bands, vec![]);
+    }
+
+    #[test]
+    fn fills_are_not_searched_for_moves() {
+        let rows: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i / 14; 64]).collect();
+        let row = |y: u32| rows[y as usize].as_slice();
+        // Three bands of colour: fewer runs than a move needs.
+        assert!(!varied_rows(40, row, 0));
+        assert!(!varied_rows(12, row, 0), "one colour");
+        let text: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i % 7; 64]).collect();
+        assert!(varied_rows(40, |y| text[y as usize].as_slice(), 0));
+        // And the plan agrees: a fill over moved-looking content has no move.
+        let before = surface(16, 64, |y| y);
+        let after = surface(16, 64, |y| if (8..56).contains(&y) { 7777 } else { y });
+        let mut shadow = Shadow::default();
+        shadow.reset(&before);
+        let plan = shadow.plan(&after, Rect::new(0, 0, 16, 64));
+        assert_eq!(plan.moved, None);
+        assert_eq!(plan.bands, vec![Rect::new(0, 8, 16, 48)]);
     }
 
     #[test]
