@@ -826,16 +826,20 @@ impl DisplayChannel {
             }
             let rows = band_rows.min(rect.y + rect.height - y);
             let band = Rect::new(rect.x, y, rect.width, rows);
-            pixels.clear();
-            surface.copy_rect(band, &mut pixels);
-            self.shadow.store(band, &pixels);
-            self.send_band(band, &pixels);
+            let packed = if band.width == surface.width {
+                // Whole rows are already packed in the picture.
+                let start = band.y as usize * surface.stride();
+                &surface.pixels[start..start + rows as usize * surface.stride()]
+            } else {
+                pixels.clear();
+                surface.copy_rect(band, &mut pixels);
+                &pixels[..]
+            };
+            self.shadow.store(band, packed);
+            self.send_band(band, packed);
             y += rows;
         }
-        // A whole first picture is not kept: only what frames' bands need.
-        if pixels.capacity() <= MAX_DRAW_BYTES {
-            self.band_pixels = pixels;
-        }
+        self.band_pixels = pixels;
         rest
     }
 
