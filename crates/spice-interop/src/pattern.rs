@@ -2,6 +2,19 @@
 
 use spice_server::{DisplayHandle, Frame, Rect};
 
+/// A window dragged a few pixels at a time in every direction: each step's
+/// copy overlaps its source (for tests of copies within the picture).
+pub const DRAG_STEPS: [(i32, i32); 8] = [
+    (3, 2),
+    (-4, 5),
+    (6, -3),
+    (-2, -6),
+    (0, 7),
+    (9, 0),
+    (-7, 0),
+    (0, -5),
+];
+
 /// A host framebuffer the tests paint into and publish.
 #[derive(Debug, Clone)]
 pub struct Canvas {

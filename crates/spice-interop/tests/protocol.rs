@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use spice_interop::pattern::Canvas;
+use spice_interop::pattern::{Canvas, DRAG_STEPS};
 use spice_interop::raw::{link_request, read_exact_timeout, wait_closed, LinkOutcome, RawClient, Screen};
 use spice_proto::consts::common_cap;
 use spice_proto::msg::{base, display, main};
@@ -637,6 +637,12 @@ fn client_preferred_compression_overrides_the_server_setting() {
     }
 }
 
+/// Reads until the client shows `expected`, and checks it is exact.
+fn pump_exact(client: &mut DisplayClient, expected: &[u8], what: &str) {
+    client.pump_until(expected, T, what);
+    assert!(client.screen.pixels == expected, "{what}: picture is exact");
+}
+
 #[test]
 fn scrolled_content_travels_as_copy_bits_and_unchanged_rows_are_skipped() {
     use spice_server::Rect;
@@ -647,10 +653,6 @@ fn scrolled_content_travels_as_copy_bits_and_unchanged_rows_are_skipped() {
     let (_main, id) = session(s.local_addr());
     let mut client = DisplayClient::open(s.local_addr(), id, 0, 0);
     let first_picture = client.screen.drawn_pixels;
-    let pump = |client: &mut DisplayClient, expected: &[u8], what: &str| {
-        client.pump_until(expected, T, what);
-        assert!(client.screen.pixels == expected, "{what}: picture is exact");
-    };
     let mut scrolled = 0;
     for k in 0..30u32 {
         let rows = 4 + k % 9;
@@ -659,10 +661,10 @@ fn scrolled_content_travels_as_copy_bits_and_unchanged_rows_are_skipped() {
         display.update(&canvas.frame(), &[rect]).unwrap();
         // Sometimes several scrolls pile up before the client reads them.
         if k % 3 == 2 {
-            pump(&mut client, &canvas.packed(), &format!("after scroll {k}"));
+            pump_exact(&mut client, &canvas.packed(), &format!("after scroll {k}"));
         }
     }
-    pump(&mut client, &canvas.packed(), "after the scrolls");
+    pump_exact(&mut client, &canvas.packed(), "after the scrolls");
     assert!(
         client.screen.copy_bits >= 10,
         "{} COPY_BITS",
@@ -681,7 +683,7 @@ fn scrolled_content_travels_as_copy_bits_and_unchanged_rows_are_skipped() {
     display
         .update(&canvas.frame(), &[Rect::new(0, 0, 300, 200)])
         .unwrap();
-    pump(
+    pump_exact(
         &mut client,
         &canvas.packed(),
         "after a scribble reported as full damage",
@@ -705,25 +707,11 @@ fn host_copies_travel_as_copy_bits_in_any_direction() {
     let (_main, id) = session(s.local_addr());
     let mut client = DisplayClient::open(s.local_addr(), id, 0, 0);
     let first_picture = client.screen.drawn_pixels;
-    let pump = |client: &mut DisplayClient, expected: &[u8], what: &str| {
-        client.pump_until(expected, T, what);
-        assert!(client.screen.pixels == expected, "{what}: picture is exact");
-    };
     // The window dragged a few pixels at a time in every direction (each
     // copy overlaps its source), something drawn into it now and then,
     // which the following copies carry along before the client got it.
-    let steps = [
-        (3i32, 2i32),
-        (-4, 5),
-        (6, -3),
-        (-2, -6),
-        (0, 7),
-        (9, 0),
-        (-7, 0),
-        (0, -5),
-    ];
     let mut drawn_by_host = 0;
-    for (k, (dx, dy)) in steps.iter().cycle().take(32).enumerate() {
+    for (k, (dx, dy)) in DRAG_STEPS.iter().cycle().take(32).enumerate() {
         let (x, y) = ((win.x as i32 + dx) as u32, (win.y as i32 + dy) as u32);
         canvas.copy_area(win, x, y);
         display.copy_area(win, x, y);
@@ -734,10 +722,10 @@ fn host_copies_travel_as_copy_bits_in_any_direction() {
             drawn_by_host += r.area();
         }
         if k % 5 == 4 {
-            pump(&mut client, &canvas.packed(), &format!("after copy {k}"));
+            pump_exact(&mut client, &canvas.packed(), &format!("after copy {k}"));
         }
     }
-    pump(&mut client, &canvas.packed(), "after the copies");
+    pump_exact(&mut client, &canvas.packed(), "after the copies");
     assert_eq!(client.screen.copy_bits, 32, "every copy went as a COPY_BITS");
     // Only what the host drew went as images (a drawing carried by a copy
     // before it was sent goes once, at its new place), never the window.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use spice_interop::devices::{recording, DeviceEvent, Recorder, RecordingDevices};
 use spice_interop::gtk::SpiceGtk;
-use spice_interop::pattern::Canvas;
+use spice_interop::pattern::{Canvas, DRAG_STEPS};
 use spice_server::{CursorImage, DisplayHandle, Leds, RunningServer, ServerBuilder};
 
 const T: Duration = Duration::from_secs(20);
@@ -555,17 +555,7 @@ fn host_copies_in_every_direction_are_pixel_exact_in_spice_gtk() {
     gtk.expect("mark", T);
     assert_surface(&mut gtk, &canvas, "first picture");
     let before = gtk.display_bytes(T);
-    let steps = [
-        (5i32, 3i32),
-        (-6, 4),
-        (7, -2),
-        (-3, -7),
-        (0, 9),
-        (11, 0),
-        (-8, 0),
-        (0, -6),
-    ];
-    for (k, (dx, dy)) in steps.iter().cycle().take(40).enumerate() {
+    for (k, (dx, dy)) in DRAG_STEPS.iter().cycle().take(40).enumerate() {
         let (x, y) = ((win.x as i32 + dx) as u32, (win.y as i32 + dy) as u32);
         canvas.copy_area(win, x, y);
         h.display.copy_area(win, x, y);
