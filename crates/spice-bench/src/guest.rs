@@ -221,6 +221,21 @@ fn checksum(gtk: &mut SpiceGtk) -> Option<u64> {
     v["crc"].as_u64()
 }
 
+/// Waits until the client got no new invalidate for `every` (checked every
+/// `every`), or `max` passed.
+fn wait_quiet(gtk: &mut SpiceGtk, every: Duration, max: Duration) -> Result<()> {
+    let deadline = Instant::now() + max;
+    let mut last = None;
+    loop {
+        std::thread::sleep(every);
+        let (_, invalidates, _) = client_stats(gtk)?;
+        if last == Some(invalidates) || Instant::now() >= deadline {
+            return Ok(());
+        }
+        last = Some(invalidates);
+    }
+}
+
 /// One run of `scenario` with `lib`.
 pub fn run(lib: &Library, scenario: &GuestScenario, quick: bool) -> GuestRun {
     let mut result = GuestRun {
@@ -276,15 +291,11 @@ fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut G
         .saturating_sub((answered.duration_since(done) + asked.duration_since(done)).as_micros() as u64 / 2);
     // Settled: no new invalidate for a second (the idle cursor blinks every 200 ms:
     // there the end of the guest command is the end).
-    let mut last = (u64::MAX, 0u64);
-    let settle_deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        std::thread::sleep(Duration::from_millis(if scenario.cursor { 100 } else { 1000 }));
-        let (_, invalidates, _) = client_stats(&mut gtk)?;
-        if scenario.cursor || invalidates == last.0 || Instant::now() >= settle_deadline {
-            break;
-        }
-        last = (invalidates, 0);
+    if scenario.cursor {
+        std::thread::sleep(Duration::from_millis(100));
+        client_stats(&mut gtk)?;
+    } else {
+        wait_quiet(&mut gtk, Duration::from_secs(1), Duration::from_secs(60))?;
     }
     let (threads_after, wakeups_after) = thread_usage(qemu.pid());
     let client_after = crate::procfs::live_threads_cpu_seconds(client_pid);
@@ -320,15 +331,7 @@ fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut G
             qemu.serial_send("sh date -s '2024-01-01 10:08:00' >/dev/null; xrefresh");
             qemu.serial_wait("GUEST DONE sh", Duration::from_secs(60))
                 .ok_or_else(|| anyhow!("the guest did not set its clock"))?;
-            let mut last = u64::MAX;
-            for _ in 0..30 {
-                std::thread::sleep(Duration::from_secs(2));
-                let (_, invalidates, _) = client_stats(&mut gtk)?;
-                if invalidates == last {
-                    break;
-                }
-                last = invalidates;
-            }
+            wait_quiet(&mut gtk, Duration::from_secs(2), Duration::from_secs(60))?;
             result.final_crc = checksum(&mut gtk);
         }
     }

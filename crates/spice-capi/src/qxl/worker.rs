@@ -550,7 +550,7 @@ impl Worker {
         if let Some((src, x, y)) = primary_move(&drawable) {
             // Clients make the guest's copy themselves (a COPY_BITS), as
             // with the C server, instead of getting the area as an image.
-            if self.primary.is_some_and(|p| p.format == 32 || p.format == 96) {
+            if self.primary_is_rendered() {
                 return self.display.copy_area(src, x, y);
             }
         }
@@ -592,9 +592,15 @@ impl Worker {
             && copy.src_area.height() == drawable.bbox.height()
     }
 
+    /// Whether the primary surface exists and is one the display's picture
+    /// holds (32-bit xRGB or ARGB).
+    fn primary_is_rendered(&self) -> bool {
+        self.primary.is_some_and(|p| p.format == 32 || p.format == 96)
+    }
+
     /// Renders into the display's picture, in place.
     fn draw_on_primary(&mut self, drawable: &Drawable) -> Result<(), String> {
-        if self.primary.is_some_and(|p| p.format != 32 && p.format != 96) {
+        if self.primary.is_some() && !self.primary_is_rendered() {
             return Err("primary surfaces other than 32-bit are not rendered".into());
         }
         let lookup = Lookup {
