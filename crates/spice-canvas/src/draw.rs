@@ -361,15 +361,18 @@ impl<'c> Cx<'c, '_> {
     /// 32-bit pictures are taken as raw words (as the C canvas blits them),
     /// except when `convert_scaled` and scaled: the C canvas scales a plain
     /// copy straight onto the target through pixman, which converts.
-    fn source(
+    fn source<'a>(
         &self,
         region: &DrawRegion,
-        image: &Image,
+        image: &'a Image,
         area: &Rect,
         scale_mode: u8,
         format: Format,
         convert_scaled: bool,
-    ) -> Result<Src<'c>, CanvasError> {
+    ) -> Result<Src<'a>, CanvasError>
+    where
+        'c: 'a,
+    {
         let picture = resolve(image, area, self.sources, self.this())?;
         let (bw, bh) = (self.bbox.width(), self.bbox.height());
         let same_size = area.width() == bw && area.height() == bh;

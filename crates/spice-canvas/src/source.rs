@@ -73,13 +73,16 @@ pub(crate) struct SelfRef<'t> {
 /// Resolves `image`; for the target itself, a copy of `area` of it is made
 /// (the operation writes where it reads).
 pub(crate) fn resolve<'s>(
-    image: &Image,
+    image: &'s Image,
     area: &Rect,
     sources: &'s dyn Sources,
     target: SelfRef<'_>,
 ) -> Result<Picture<'s>, CanvasError> {
     match image {
-        Image::Bitmap(bitmap) => Ok(Picture::Owned(bitmap_pixels(bitmap)?, (0, 0))),
+        Image::Bitmap(bitmap) => Ok(match bitmap_view(bitmap) {
+            Some(view) => Picture::Borrowed(view),
+            None => Picture::Owned(bitmap_pixels(bitmap)?, (0, 0)),
+        }),
         Image::Quic { data, .. } => Ok(Picture::Owned(quic_pixels(data)?, (0, 0))),
         Image::Surface { surface_id } if *surface_id == target.id => {
             // Only the part of the area inside the target exists to be copied.
@@ -99,6 +102,24 @@ pub(crate) fn resolve<'s>(
             .map(Picture::Borrowed)
             .ok_or(CanvasError::NoSurface(*surface_id)),
     }
+}
+
+/// A guest bitmap read in place, when its rows already are what a surface
+/// holds: top-down 32-bit pixels in whole words. Most guest bitmaps are (a
+/// desktop's uploads), and reading them where they are saves two copies.
+fn bitmap_view(bitmap: &Bitmap) -> Option<SurfaceRef<'_>> {
+    let rows = bitmap.xrgb_rows()?;
+    let stride = bitmap.stride as usize;
+    if stride % 4 != 0 {
+        return None;
+    }
+    let words: &[u32] = bytemuck::try_cast_slice(&rows[..rows.len() / 4 * 4]).ok()?;
+    let format = if bitmap.format == bitmap_format::RGBA {
+        Format::Argb32
+    } else {
+        Format::Xrgb32
+    };
+    SurfaceRef::new(bitmap.width, bitmap.height, format, stride / 4, words)
 }
 
 /// A guest bitmap as a surface: 32-bit formats as xRGB (ARGB for RGBA),
@@ -337,6 +358,35 @@ mod tests {
         assert_eq!(pixel_at(&le.view(), 0, 0), Some(1));
         assert_eq!(pixel_at(&le.view(), 1, 0), Some(0));
         assert!(bitmap_mask(&bitmap(bitmap_format::EIGHT_BIT_A, 1, 1, 1, vec![1])).is_err());
+    }
+
+    #[test]
+    fn top_down_32_bit_bitmaps_are_read_in_place_with_the_copy_s_pixels() {
+        let data: Vec<u8> = (0..3 * 16).map(|i| (i * 7) as u8).collect();
+        for format in [bitmap_format::THIRTY_TWO_BIT, bitmap_format::RGBA] {
+            let b = bitmap(format, 3, 3, 16, data.clone());
+            let view = bitmap_view(&b).expect("whole words, top-down: read in place");
+            let copy = bitmap_pixels(&b).unwrap();
+            assert_eq!(view.format, copy.format());
+            for (x, y) in (0..3).flat_map(|y| (0..3).map(move |x| (x, y))) {
+                assert_eq!(pixel_at(&view, x, y), pixel_at(&copy.view(), x, y), "at {x},{y}");
+            }
+            assert_eq!(view.bits.as_ptr().cast::<u8>(), b.data.as_ptr(), "no copy");
+        }
+        let mut bottom_up = bitmap(bitmap_format::THIRTY_TWO_BIT, 3, 3, 16, data.clone());
+        bottom_up.top_down = false;
+        assert!(bitmap_view(&bottom_up).is_none(), "rows reversed by the copy");
+        let odd_stride = bitmap(bitmap_format::THIRTY_TWO_BIT, 3, 2, 13, data.clone());
+        assert!(bitmap_view(&odd_stride).is_none(), "rows not on word boundaries");
+        assert!(bitmap_pixels(&odd_stride).is_ok());
+        let unpadded_last_row = bitmap(bitmap_format::THIRTY_TWO_BIT, 3, 3, 16, data[..44].to_vec());
+        assert!(
+            bitmap_view(&unpadded_last_row).is_none(),
+            "a view holds whole strides"
+        );
+        assert!(bitmap_pixels(&unpadded_last_row).is_ok());
+        let short = bitmap(bitmap_format::THIRTY_TWO_BIT, 3, 4, 16, data);
+        assert!(bitmap_view(&short).is_none() && bitmap_pixels(&short).is_err());
     }
 
     #[test]

@@ -16,6 +16,19 @@
 //! each burst. Notification is then asked for at once; a guest that does
 //! produce again soon costs one notification, as it would after the retry.
 //!
+//! The retry comes much sooner while the guest outpaces it: a pass that took
+//! a whole ring's worth of commands ([`RING_SIZE`]) found the ring full, and
+//! a guest whose ring is full stops until the server takes a command. Waiting
+//! [`RETRY`] then would hold it up for most of the interval after every ring
+//! (a desktop drawing thousands of small commands a second spends most of
+//! its time waiting so). From then on an empty ring is looked at again after
+//! [`BUSY_RETRY`], until the guest has been idle for [`IDLE_GAP`]: a full
+//! ring costs the guest at most that, and the looks take its commands in
+//! batches, where asking for notification at once would wake the server for
+//! every few commands. While that lasts, a sleeping ring is first looked at
+//! again after [`RETRY`] rather than [`RECHECK`] (below): a lost wakeup would
+//! otherwise stall a busy guest for a quarter of a second.
+//!
 //! Unlike the C server, a sleeping ring is also looked at now and then: after
 //! [`RECHECK`], then twice as long after each look that finds nothing, up to
 //! [`RECHECK_MAX`], and after [`RECHECK`] again once commands come. The
@@ -28,6 +41,9 @@ use std::time::{Duration, Instant};
 
 /// How soon an empty ring is polled again before notification is requested.
 pub const RETRY: Duration = Duration::from_millis(10);
+/// The same, while the guest fills its ring faster than [`RETRY`] would
+/// empty it.
+pub const BUSY_RETRY: Duration = Duration::from_millis(1);
 /// How soon a ring that waits for a wakeup is first looked at anyway.
 pub const RECHECK: Duration = Duration::from_millis(250);
 /// The longest interval between such looks, on a guest that stays idle.
@@ -35,6 +51,9 @@ pub const RECHECK_MAX: Duration = Duration::from_secs(2);
 /// A ring that slept this long before its commands came is an idle guest's:
 /// once empty again it asks for notification without the retry.
 pub const IDLE_GAP: Duration = Duration::from_millis(100);
+/// Commands a ring holds (`QXL_COMMAND_RING_SIZE`, `QXL_CURSOR_RING_SIZE`):
+/// a pass that took this many found the ring full.
+pub const RING_SIZE: u32 = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -64,8 +83,13 @@ pub struct RingPoller {
     state: State,
     /// The interval of the next look at a sleeping ring.
     recheck: Duration,
-    /// When notification was last asked for and the ring went to sleep.
+    /// When the ring last went to sleep (notification asked for after it
+    /// was found empty; later looks at the sleeping ring do not move it).
     slept_at: Option<Instant>,
+    /// Commands taken since the ring was last found empty.
+    taken: u32,
+    /// The guest filled its ring since it was last idle: no retries.
+    busy: bool,
 }
 
 impl Default for RingPoller {
@@ -81,6 +105,8 @@ impl RingPoller {
             state: State::Stopped,
             recheck: RECHECK,
             slept_at: None,
+            taken: 0,
+            busy: false,
         }
     }
 
@@ -128,13 +154,23 @@ impl RingPoller {
         if self.state != State::Stopped {
             self.state = State::Ready;
             self.recheck = RECHECK;
+            self.taken = self.taken.saturating_add(1);
         }
     }
 
     /// `get_command` found the ring empty at `now`.
     pub fn empty(&mut self, now: Instant) -> Empty {
+        let filled = std::mem::take(&mut self.taken) >= RING_SIZE;
         match self.state {
-            State::Ready if self.woke_from_idle(now) => Empty::RequestNotification,
+            State::Ready if self.woke_from_idle(now) => {
+                self.busy = filled;
+                Empty::RequestNotification
+            }
+            State::Ready if filled || self.busy => {
+                self.busy = true;
+                self.state = State::Retry(now + BUSY_RETRY);
+                Empty::RetryLater
+            }
             State::Ready => {
                 self.state = State::Retry(now + RETRY);
                 Empty::RetryLater
@@ -158,12 +194,18 @@ impl RingPoller {
             return;
         }
         self.state = if wait {
-            let interval = self.recheck;
-            // A look at a sleeping ring that found nothing: look less often.
-            if matches!(self.state, State::Asleep(_)) {
-                self.recheck = (self.recheck * 2).min(RECHECK_MAX);
-            }
-            self.slept_at = Some(now);
+            let interval = if matches!(self.state, State::Asleep(_)) {
+                // A look at a sleeping ring that found nothing: look less often.
+                let interval = self.recheck;
+                self.recheck = (interval * 2).min(RECHECK_MAX);
+                interval
+            } else {
+                self.slept_at = Some(now);
+                if self.busy {
+                    self.recheck = RETRY;
+                }
+                self.recheck
+            };
             State::Asleep(now + interval)
         } else {
             State::Ready
@@ -289,6 +331,78 @@ mod tests {
         r.got_command();
         assert_eq!(r.empty(soon), Empty::RetryLater);
         assert_eq!(r.deadline(), Some(soon + RETRY));
+    }
+
+    /// `n` commands taken from a woken ring.
+    fn take(r: &mut RingPoller, n: u32) {
+        r.wakeup();
+        (0..n).for_each(|_| r.got_command());
+    }
+
+    #[test]
+    fn a_guest_that_fills_its_ring_is_never_kept_waiting_for_the_retry() {
+        let t = Instant::now();
+        let mut r = RingPoller::new();
+        r.start();
+        take(&mut r, RING_SIZE - 1);
+        assert_eq!(r.empty(t), Empty::RetryLater, "a ring that was never full");
+        take(&mut r, RING_SIZE);
+        let mut now = t + RETRY;
+        assert_eq!(r.empty(now), Empty::RetryLater);
+        assert_eq!(
+            r.deadline(),
+            Some(now + BUSY_RETRY),
+            "the guest waits for room: looked at again soon"
+        );
+        now += BUSY_RETRY;
+        take(&mut r, 5);
+        assert_eq!(r.empty(now), Empty::RetryLater, "busy: the short retry again");
+        assert_eq!(r.deadline(), Some(now + BUSY_RETRY));
+        assert_eq!(
+            r.empty(now + BUSY_RETRY),
+            Empty::RequestNotification,
+            "then notification"
+        );
+        now += BUSY_RETRY;
+        r.notification(true, now);
+        assert_eq!(
+            r.deadline(),
+            Some(now + RETRY),
+            "a lost wakeup costs a busy guest little"
+        );
+        // Short bursts after that: still the short retry while the guest keeps drawing.
+        for _ in 0..5 {
+            now += IDLE_GAP / 4;
+            take(&mut r, 3);
+            assert_eq!(r.empty(now), Empty::RetryLater);
+            assert_eq!(r.deadline(), Some(now + BUSY_RETRY));
+            assert_eq!(r.empty(now + BUSY_RETRY), Empty::RequestNotification);
+            r.notification(true, now + BUSY_RETRY);
+        }
+        // Idle for a while: the next burst is an idle guest's, then retries resume.
+        now += BUSY_RETRY + IDLE_GAP;
+        take(&mut r, 3);
+        assert_eq!(r.empty(now), Empty::RequestNotification);
+        r.notification(true, now);
+        assert_eq!(r.deadline(), Some(now + RECHECK));
+        now += IDLE_GAP / 4;
+        take(&mut r, 3);
+        assert_eq!(r.empty(now), Empty::RetryLater);
+    }
+
+    #[test]
+    fn idleness_counts_from_when_the_ring_went_to_sleep_not_from_the_last_look() {
+        let t = Instant::now();
+        let mut r = asleep(t);
+        let look = t + RETRY + RECHECK;
+        assert_eq!(r.empty(look), Empty::RequestNotification);
+        r.notification(true, look);
+        take(&mut r, 2);
+        assert_eq!(
+            r.empty(look + IDLE_GAP / 10),
+            Empty::RequestNotification,
+            "asleep for longer than IDLE_GAP, though looked at just before"
+        );
     }
 
     #[test]

@@ -780,20 +780,20 @@ impl Worker {
             }
             None => spice_server::Rect::new(0, 0, primary.width, primary.height),
         };
-        let Some((rect, pixels)) = self.display.read_rect(rect) else {
-            return;
-        };
-        if rect.is_empty() {
-            return;
-        }
-        let row_bytes = rect.width as usize * 4;
-        for (i, row) in pixels.chunks_exact(row_bytes).enumerate() {
-            let addr = memory.row(rect.y + i as u32) + u64::from(rect.x) * 4;
-            if let Err(e) = HostMemory.write(addr, row) {
-                tracing::warn!(error = %e, "writing the primary surface");
-                return;
+        // Straight from the picture into guest memory, row by row.
+        self.display.with_pixels(|words, width, height| {
+            let rect = rect.clip(width, height);
+            let (x, w) = (rect.x as usize, rect.width as usize);
+            for y in rect.y..rect.y + rect.height {
+                let start = y as usize * width as usize + x;
+                let row: &[u8] = bytemuck::cast_slice(&words[start..start + w]);
+                let addr = memory.row(y) + u64::from(rect.x) * 4;
+                if let Err(e) = HostMemory.write(addr, row) {
+                    tracing::warn!(error = %e, "writing the primary surface");
+                    return;
+                }
             }
-        }
+        });
     }
 
     /// Where the 32-bit primary's rows lie in guest memory; `None` (logged,
