@@ -88,7 +88,7 @@ pub struct RingPoller {
     slept_at: Option<Instant>,
     /// Commands taken since the ring was last found empty.
     taken: u32,
-    /// The guest filled its ring since it was last idle: no retries.
+    /// The guest filled its ring since it was last idle: short retries.
     busy: bool,
 }
 
