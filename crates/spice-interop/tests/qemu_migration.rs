@@ -117,13 +117,19 @@ impl Drop for Vm {
 /// phase `cursor` (any phase when `None`).
 fn wait_screen(gtk: &mut SpiceGtk, cursor: Option<bool>, what: &str) -> Picture {
     let deadline = Instant::now() + T;
-    let mut last = None;
+    let mut last: Option<Picture> = None;
     loop {
         if let Some(picture) = Picture::of(gtk) {
-            match picture.shows(NO_BOOTABLE_DEVICE) {
-                Some(phase) if cursor.is_none_or(|c| c == phase) => return picture,
-                _ => last = Some(picture),
+            let wanted =
+                matches!(picture.shows(NO_BOOTABLE_DEVICE), Some(phase) if cursor.is_none_or(|c| c == phase));
+            // The same picture twice in a row: a screenshot taken between two
+            // updates of one change (a cursor blink drawn in two frames) is
+            // not the screen yet.
+            let settled = last.as_ref().is_some_and(|l| l.diff(&picture) == 0);
+            if wanted && settled {
+                return picture;
             }
+            last = Some(picture);
         }
         if Instant::now() >= deadline {
             let lines = last.as_ref().map(Picture::text_lines);
