@@ -23,6 +23,7 @@ extern "C" {
     fn spice_server_remove_interface(sin: *mut SpiceBaseInstance) -> c_int;
     fn spice_server_destroy(s: *mut c_void);
     fn spice_server_vm_start(s: *mut c_void);
+    fn spice_server_vm_stop(s: *mut c_void);
     fn spice_qxl_add_memslot(qin: *mut QXLInstance, slot: *mut QXLDevMemSlot);
     fn spice_qxl_create_primary_surface(qin: *mut QXLInstance, id: u32, surface: *mut QXLDevSurfaceCreate);
     fn spice_qxl_create_primary_surface_async(
@@ -302,6 +303,17 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
     let create_4 = arena.put(&testkit::surface_create(4, 32, 16, 8, 64, p(surface_mem + 512)));
     // The primary surface in guest memory.
     let primary = arena.reserve(64 * 48 * 4);
+    // Video frames: whole-screen copies of bitmaps of one byte value each.
+    let frames: Vec<u64> = (1..=5u8)
+        .map(|value| {
+            let pixels = arena.put(&[value * 0x11; 64 * 48 * 4]);
+            let image = arena.put(&testkit::bitmap_image(&BitmapSpec::qemu(64, 48, p(pixels))));
+            arena.put(&testkit::drawable(&DrawableSpec::qemu_copy(
+                testkit::rect(0, 0, 64, 48),
+                testkit::copy_op(p(image), testkit::rect(0, 0, 64, 48), 8, 0, 0),
+            )))
+        })
+        .collect();
     guest.load(&arena);
 
     // SAFETY: the test plays the host side of the C ABI with valid structs that
@@ -463,9 +475,13 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
             &mut qin,
             &[draw_ext(&guest, valid), surface_ext(&guest, destroy_3)],
         );
+        // (The draw may come back after them: a plain copy waits in the
+        // display, holding its command, until the picture is read.)
+        let (draws, surfaces): (Vec<u64>, Vec<u64>) = released.iter().partition(|&&r| r == guest.host(valid));
+        assert_eq!(draws, [guest.host(valid)], "the draw is released once");
         assert_eq!(
-            released,
-            [guest.host(valid), guest.host(create_3), guest.host(destroy_3)],
+            surfaces,
+            [guest.host(create_3), guest.host(destroy_3)],
             "a destroy releases its create first"
         );
         device(|d| d.released.clear());
@@ -475,6 +491,48 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
             [guest.host(create_4)],
             "destroy_surfaces releases the creates still held"
         );
+
+        // Video: frames that come faster than anything reads the picture.
+        // One that a newer one covers is given back at once, unread; the
+        // newest waits in the display holding its command, and comes back
+        // soon even if nothing reads the picture; whatever the host reads
+        // then is the newest frame. (destroy_surfaces took the primary.)
+        spice_qxl_create_primary_surface(&mut qin, 0, &mut surface);
+        device(|d| {
+            d.released.clear();
+            d.commands
+                .extend(frames[..3].iter().map(|&f| draw_ext(&guest, f)));
+        });
+        spice_qxl_wakeup(&mut qin);
+        let host = |i: usize| guest.host(frames[i]);
+        assert!(
+            wait_for(|| device(|d| d.released.len() == 3)),
+            "every frame released, the newest after a short wait"
+        );
+        assert_eq!(device(|d| d.released.clone()), [host(0), host(1), host(2)]);
+        // (No area: the whole surface.)
+        spice_qxl_update_area(&mut qin, 0, std::ptr::null_mut(), std::ptr::null_mut(), 0, 0);
+        let primary_pixel = |guest: &Guest| guest.buffer[(primary - GUEST_PHYS) as usize];
+        assert_eq!(primary_pixel(&guest), 0x33, "the host reads the newest frame");
+        // vm_stop: the waiting frame is drawn and its command given back
+        // before the device stops, as everything else.
+        device(|d| {
+            d.released.clear();
+            d.commands
+                .extend(frames[3..].iter().map(|&f| draw_ext(&guest, f)));
+        });
+        spice_qxl_wakeup(&mut qin);
+        assert!(wait_for(|| device(|d| d.commands.is_empty())));
+        spice_server_vm_stop(s);
+        let mut released = device(|d| d.released.clone());
+        released.sort_unstable();
+        assert_eq!(released, [host(3), host(4)], "all given back by vm_stop");
+        assert_eq!(
+            primary_pixel(&guest),
+            0x55,
+            "vm_stop leaves the newest frame in the primary"
+        );
+        spice_server_vm_start(s);
 
         // Async calls complete through async_complete, also for a rejected monitors config.
         spice_qxl_monitors_config_async(&mut qin, guest.phys(monitors), 1, 77);

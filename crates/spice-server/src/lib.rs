@@ -52,8 +52,8 @@ pub use crate::display::compress::{ImageCompression, WanCompression};
 pub use crate::display::stream::StreamingVideo;
 pub use crate::display::video::{VideoCodec, VideoCodecs};
 pub use crate::display::{
-    ClientMonitor, ClientMonitors, ClientMonitorsHandler, CursorImage, DisplayError, DisplayHandle, Frame,
-    Head, HeadsError, Rect, MAX_HEADS,
+    ClientMonitor, ClientMonitors, ClientMonitorsHandler, CursorImage, DeferredDraw, DisplayError,
+    DisplayHandle, Frame, Head, HeadsError, Rect, MAX_HEADS,
 };
 pub use crate::error::ServerError;
 pub use crate::handle::ServerHandle;

@@ -11,6 +11,7 @@
 //! calls send a request and wait for the worker's answer, the `_async` ones
 //! return at once and end with `async_complete` from the worker.
 
+mod deferred;
 mod memory;
 mod monitors;
 mod surfaces;

@@ -14,6 +14,7 @@ use spice_qxl::{
 };
 use spice_server::{CursorImage, DisplayDevice, DisplayHandle};
 
+use super::deferred::{GuestCopy, GuestSource, Returned};
 use super::memory::HostMemory;
 use super::surfaces::{Create, Lookup, Offscreen, KEEP_DATA};
 use super::{Done, Instance, Request};
@@ -25,6 +26,10 @@ use crate::ffi::{QXLCommandExt, QXLDevInitInfo, QXLReleaseInfo, QXLReleaseInfoEx
 /// clients and the host's synchronous calls (the C server's budget is 10 ms).
 const BATCH: usize = 1024;
 const BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Longest a copy waits undrawn in the display (holding its command) when
+/// nothing reads the picture: no client, or none taking frames.
+const DEFERRED_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The device's two rings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +56,11 @@ pub(super) struct Worker {
     /// The create command of each surface the guest has not destroyed yet,
     /// by surface id (at most the device's surface count).
     held_creates: HashMap<u32, ReleaseInfo>,
+    /// Commands of deferred copies the display has dropped, to release.
+    returned: Returned,
+    /// The command of the copy this worker last left waiting in the
+    /// display, and since when, until it is returned.
+    waiting: Option<(ReleaseInfo, Instant)>,
 }
 
 impl DisplayDevice for Worker {
@@ -59,12 +69,26 @@ impl DisplayDevice for Worker {
             self.handle(request);
         }
         self.report_client_presence();
+        if self
+            .waiting
+            .is_some_and(|(_, since)| now >= since + DEFERRED_HOLD)
+        {
+            self.display.settle();
+        }
+        self.release_returned();
         let commands = self.poll_ring(Ring::Commands, now);
         let cursor = self.poll_ring(Ring::Cursor, now);
-        match (commands, cursor) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let hold = self.waiting.map(|(_, since)| since + DEFERRED_HOLD);
+        [commands, cursor, hold].into_iter().flatten().min()
+    }
+}
+
+impl Drop for Worker {
+    /// A copy still waiting in the display reads guest memory, which is
+    /// only sure to be there while the instance is: it is drawn now, on
+    /// the worker's thread (the display may outlive the worker).
+    fn drop(&mut self) {
+        self.display.settle();
     }
 }
 
@@ -123,6 +147,8 @@ impl Worker {
             offscreen: Offscreen::default(),
             client_present: None,
             held_creates: HashMap::new(),
+            returned: Returned::default(),
+            waiting: None,
         })
     }
 
@@ -202,6 +228,17 @@ impl Worker {
 
     /// Carries out one request.
     fn handle(&mut self, request: Request) {
+        if !matches!(request, Request::Wakeup) {
+            // Whatever the host asks may read the picture or take memory
+            // away (a memslot, a surface): a copy waiting in the display is
+            // drawn first.
+            self.display.settle();
+        }
+        self.carry_out(request);
+        self.release_returned();
+    }
+
+    fn carry_out(&mut self, request: Request) {
         match request {
             Request::Wakeup => {
                 tracing::trace!("wakeup");
@@ -229,11 +266,13 @@ impl Worker {
                     self.drain();
                     self.flush_primary(None);
                     self.offscreen.write_back_all(&self.slots);
+                    // No callback once stopped: every command goes back now.
+                    self.release_returned();
                     self.commands.stop();
                     self.cursor.stop();
                     tracing::debug!("QXL worker stopped");
                 }
-                let _ = reply.send(());
+                self.answer(reply);
             }
             Request::UpdateArea {
                 surface_id,
@@ -243,7 +282,7 @@ impl Worker {
                 tracing::trace!(surface_id, "update area");
                 self.drain();
                 self.update_area(surface_id, area);
-                let _ = reply.send(());
+                self.answer(reply);
             }
             Request::UpdateAreaAsync {
                 surface_id,
@@ -317,14 +356,14 @@ impl Worker {
             }
             Request::ResetCursor(reply) => {
                 self.display.hide_cursor();
-                let _ = reply.send(());
+                self.answer(reply);
             }
             Request::LoadvmCommands(commands, reply) => {
                 // Surfaces re-created from a saved VM keep what their memory holds.
                 for ext in commands {
                     self.process_command(&ext, true);
                 }
-                let _ = reply.send(());
+                self.answer(reply);
             }
             Request::MonitorsConfig {
                 phys,
@@ -344,7 +383,7 @@ impl Worker {
             }
             Request::DriverUnload => tracing::debug!("guest driver unloaded"),
             Request::Sync(reply) => {
-                let _ = reply.send(());
+                self.answer(reply);
             }
         }
     }
@@ -370,7 +409,16 @@ impl Worker {
         }
     }
 
-    fn complete(&self, done: Done) {
+    /// Answers a host's synchronous call, once every command the display
+    /// is done with is back with the device (a host that counts its
+    /// commands may look as soon as its call returns).
+    fn answer(&mut self, reply: std::sync::mpsc::SyncSender<()>) {
+        self.release_returned();
+        let _ = reply.send(());
+    }
+
+    fn complete(&mut self, done: Done) {
+        self.release_returned();
         match done {
             Done::Reply(reply) => {
                 let _ = reply.send(());
@@ -422,22 +470,26 @@ impl Worker {
                 .with_bitmap_rows_in_place();
             parse_command(&guest, &ext)
         };
+        if parsed.release.is_none() {
+            tracing::warn!(
+                data = format_args!("{:#x}", ext.data),
+                "QXL command outside every memslot cannot be released"
+            );
+        }
+        // Taken by a copy left waiting in the display, which returns it.
+        let mut release = parsed.release;
         let mut surface_command = None;
         match parsed.command {
             Ok(command) => {
                 if let Command::Surface(s) = &command {
                     surface_command = Some(s.clone());
                 }
-                self.apply(command, ext.group_id, loadvm);
+                self.apply(command, ext.group_id, loadvm, &mut release);
             }
             Err(e) => tracing::warn!(cmd_type = ext.cmd_type, error = %e, "QXL command rejected"),
         }
-        match parsed.release {
-            Some(release) => self.release_after(surface_command, release),
-            None => tracing::warn!(
-                data = format_args!("{:#x}", ext.data),
-                "QXL command outside every memslot cannot be released"
-            ),
+        if let Some(release) = release {
+            self.release_after(surface_command, release);
         }
     }
 
@@ -474,6 +526,20 @@ impl Worker {
         }
     }
 
+    /// Releases the commands of the copies the display is done with (not
+    /// while the VM is stopped: they wait for it to run again).
+    fn release_returned(&mut self) {
+        if !self.running() {
+            return;
+        }
+        for release in self.returned.take() {
+            if self.waiting.is_some_and(|(waiting, _)| waiting == release) {
+                self.waiting = None;
+            }
+            self.release(release);
+        }
+    }
+
     fn release(&self, release: ReleaseInfo) {
         if let Some(release_resource) = self.instance.iface().release_resource {
             let info = QXLReleaseInfoExt {
@@ -486,9 +552,11 @@ impl Worker {
         }
     }
 
-    fn apply(&mut self, command: Command, group: u32, loadvm: bool) {
+    /// Carries out a parsed command; a drawing that keeps reading the
+    /// command's memory takes `release`.
+    fn apply(&mut self, command: Command, group: u32, loadvm: bool, release: &mut Option<ReleaseInfo>) {
         match command {
-            Command::Draw(drawable) => self.draw(drawable),
+            Command::Draw(drawable) => self.draw(drawable, release),
             Command::Cursor(cursor) => self.cursor(cursor),
             Command::Update(update) => {
                 // The legacy update command: the area rendered into guest memory, then told.
@@ -541,10 +609,10 @@ impl Worker {
         }
     }
 
-    fn draw(&mut self, mut drawable: Drawable) {
+    fn draw(&mut self, mut drawable: Drawable, release: &mut Option<ReleaseInfo>) {
         if let DrawOp::Copy(copy) = &drawable.op {
             if drawable.surface_id == 0 && self.is_plain_copy(&drawable, copy) {
-                return self.draw_copy_in_place(&drawable, copy);
+                return self.draw_copy_in_place(&drawable, copy, release);
             }
         }
         if let Some((src, x, y)) = primary_move(&drawable) {
@@ -669,8 +737,11 @@ impl Worker {
     /// guest memory (QEMU's simple display; the Linux qxl driver, which clips
     /// its bounding box to the damaged rectangles): each visible row is
     /// copied once, straight into the picture, from within the range the
-    /// parser checked.
-    fn draw_copy_in_place(&mut self, drawable: &Drawable, copy: &CopyOp) {
+    /// parser checked. A copy with one visible rectangle is left waiting in
+    /// the display with its command (`release`), drawn only if something
+    /// reads the picture before a newer copy covers it: a guest's video
+    /// frames, most of which no client would see.
+    fn draw_copy_in_place(&mut self, drawable: &Drawable, copy: &CopyOp, release: &mut Option<ReleaseInfo>) {
         let Image::Bitmap(bitmap) = &copy.src else { return };
         let Some(rows) = bitmap.guest_rows else { return };
         let bbox = drawable.bbox;
@@ -679,23 +750,47 @@ impl Worker {
             // Overlapping clip rectangles copy the same pixels twice: harmless.
             Clip::Rects(rects) => rects.iter().map(|c| intersect(c, &bbox)).collect(),
         };
-        let stride = u64::from(bitmap.stride);
+        let single = visible.len() == 1;
         for r in visible {
             // Left of or above the picture is not drawn (the picture clips the rest).
             let (x, y) = (r.left.max(0), r.top.max(0));
             if r.right <= x || r.bottom <= y {
                 continue;
             }
-            let sx = i64::from(copy.src_area.left) + i64::from(x) - i64::from(bbox.left);
-            let sy = i64::from(copy.src_area.top) + i64::from(y) - i64::from(bbox.top);
+            let corner = |src: i32, at: i32, origin: i32| {
+                u64::try_from(i64::from(src) + i64::from(at) - i64::from(origin)).ok()
+            };
+            let (Some(sx), Some(sy)) = (
+                corner(copy.src_area.left, x, bbox.left),
+                corner(copy.src_area.top, y, bbox.top),
+            ) else {
+                tracing::debug!(?copy.src_area, "copy from outside its bitmap not drawn");
+                continue;
+            };
+            let source = GuestSource {
+                rows,
+                stride: u64::from(bitmap.stride),
+                x: sx,
+                y: sy,
+            };
             let (w, h) = ((r.right - x) as u32, (r.bottom - y) as u32);
-            self.display.draw_with(x as u32, y as u32, w, h, |row, dst| {
-                let offset = (sy + i64::from(row)) as u64 * stride + sx as u64 * 4;
-                let inside = offset
-                    .checked_add(dst.len() as u64)
-                    .is_some_and(|end| end <= rows.len);
-                inside && HostMemory.read(rows.host + offset, dst).is_ok()
-            });
+            if single {
+                if let Some(release) = release.take() {
+                    self.waiting = Some((release, Instant::now()));
+                    let returned = self.returned.clone();
+                    let copy = GuestCopy {
+                        source,
+                        release,
+                        returned,
+                    };
+                    self.display.draw_later(x as u32, y as u32, w, h, Box::new(copy));
+                    // A copy it covered came back at once.
+                    self.release_returned();
+                    return;
+                }
+            }
+            self.display
+                .draw_with(x as u32, y as u32, w, h, |row, dst| source.copy_row(row, dst));
         }
     }
 

@@ -26,6 +26,7 @@ use super::{BaseOutcome, ChannelBase};
 use crate::display::cache::{content_key, PixmapCache};
 use crate::display::compress::{choose_wan, ClientDecoders, Encoders, Encoding, ImageCompression, WanCodecs};
 use crate::display::damage::{ClientDamage, Move};
+use crate::display::deferred::Picture;
 use crate::display::encoder_thread::{EncoderThread, Job};
 use crate::display::heads::Heads;
 use crate::display::region::{Rect, Region};
@@ -425,24 +426,28 @@ impl DisplayChannel {
         let mut state = shared.lock();
         let DisplayState {
             surface,
+            deferred,
             generation,
             clients,
             heads,
             detector,
             ..
         } = &mut *state;
-        let surface = surface.as_ref()?;
+        // Pixels are read through `picture`, which draws a deferred drawing
+        // only when a read needs it: a video frame that the stream does not
+        // take before the next one covers it is never drawn.
+        let mut picture = Picture::new(surface.as_mut()?, deferred);
         if self.sent_generation != Some(*generation) {
             // The whole picture goes out; older damage is covered by it.
             clients.insert(self.key, ClientDamage::default());
             self.end_stream();
-            self.send_surface(surface, heads);
+            self.send_surface(picture.pixels(), heads);
             self.sent_generation = Some(*generation);
             self.next_frame = Some(now + FRAME_INTERVAL);
             return None;
         }
         if self.sent_heads != Some(heads.generation) {
-            self.send_heads(surface, heads);
+            self.send_heads(picture.width(), picture.height(), heads);
         }
         let damage = clients.get_mut(&self.key)?;
         if let Some(area) = self.resend.take() {
@@ -467,7 +472,7 @@ impl DisplayChannel {
         self.keep_moves_off_the_stream(damage, now);
         // The live stream takes its part of the damage and sends its frames
         // at its own pace, apart from the lossless frames' pacing.
-        let mut stream_wait = self.pump_stream(surface, &mut damage.region, now);
+        let mut stream_wait = self.pump_stream(&mut picture, &mut damage.region, now);
         if damage.is_empty() {
             self.frame_in_progress = false;
             return stream_wait;
@@ -484,10 +489,10 @@ impl DisplayChannel {
             self.base.counters.frame();
             if self.stream.is_none()
                 && self.streaming != StreamingVideo::Off
-                && self.start_stream(shared, surface, detector, now)
+                && self.start_stream(shared, &mut picture, detector, now)
             {
                 self.keep_moves_off_the_stream(damage, now);
-                stream_wait = self.pump_stream(surface, &mut damage.region, now);
+                stream_wait = self.pump_stream(&mut picture, &mut damage.region, now);
                 if damage.is_empty() {
                     self.frame_in_progress = false;
                     return stream_wait;
@@ -509,6 +514,7 @@ impl DisplayChannel {
             // later move would copy the lossy ones out of the area for good).
             pending = pending.iter().flat_map(|r| r.minus(&video.area)).collect();
         }
+        let surface = picture.pixels_in(&pending);
         let mut unsent = Vec::new();
         for rect in pending {
             if self.base.out.len() >= PRODUCE_CHUNK_BYTES {
@@ -557,7 +563,12 @@ impl DisplayChannel {
     /// changed, its encoder is free and its frame rate allows. Returns when
     /// to come back for a frame held by the frame rate (a busy encoder
     /// wakes the display thread itself).
-    fn pump_stream(&mut self, surface: &Surface, region: &mut Region, now: Instant) -> Option<Instant> {
+    fn pump_stream(
+        &mut self,
+        picture: &mut Picture<'_>,
+        region: &mut Region,
+        now: Instant,
+    ) -> Option<Instant> {
         let video = self.stream.as_mut()?;
         if !region.is_empty() {
             for rest in video.split(region.take(), now) {
@@ -577,7 +588,8 @@ impl DisplayChannel {
         }
         video.rate.on_frame(now);
         video.dirty = false;
-        self.send_stream_data(surface, now);
+        let area = video.area;
+        self.send_stream_data(picture.pixels_in(&[area]), now);
         None
     }
 
@@ -586,14 +598,14 @@ impl DisplayChannel {
     fn start_stream(
         &mut self,
         shared: &DisplayShared,
-        surface: &Surface,
+        picture: &mut Picture<'_>,
         detector: &Detector,
         now: Instant,
     ) -> bool {
         if self.streams_refused {
             return false;
         }
-        let Some(area) = detector.candidate(now, surface.width, surface.height) else {
+        let Some(area) = detector.candidate(now, picture.width(), picture.height()) else {
             return false;
         };
         let area = Rect::new(area.x, area.y, area.width & !1, area.height & !1);
@@ -602,7 +614,7 @@ impl DisplayChannel {
         }
         if self.streaming == StreamingVideo::Filter {
             let mut pixels = Vec::new();
-            surface.copy_rect(area, &mut pixels);
+            picture.pixels_in(&[area]).copy_rect(area, &mut pixels);
             if !crate::display::compress::looks_photographic(&pixels, area.width, area.height) {
                 return false;
             }
@@ -768,10 +780,10 @@ impl DisplayChannel {
 
     /// Tells the client which monitors the picture holds (clients without
     /// the capability show the whole picture as one).
-    fn send_heads(&mut self, surface: &Surface, heads: &Heads) {
+    fn send_heads(&mut self, width: u32, height: u32, heads: &Heads) {
         self.sent_heads = Some(heads.generation);
         if self.monitors_config {
-            self.base.send(&heads.message(surface.width, surface.height));
+            self.base.send(&heads.message(width, height));
         }
     }
 
@@ -797,7 +809,7 @@ impl DisplayChannel {
         let rest = self.send_draws(surface, whole, usize::MAX);
         debug_assert!(rest.is_none(), "one band never stops early");
         self.shadow.reset(surface);
-        self.send_heads(surface, heads);
+        self.send_heads(surface.width, surface.height, heads);
         self.base.send(&Mark);
     }
 

@@ -11,6 +11,7 @@ pub(crate) mod cache;
 pub mod compress;
 mod cursor;
 pub(crate) mod damage;
+pub(crate) mod deferred;
 pub(crate) mod encoder_thread;
 pub mod heads;
 pub mod monitors;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use cursor::CursorState;
 pub use cursor::{CursorImage, MAX_CURSOR_SIDE};
+pub use deferred::DeferredDraw;
 pub use heads::{Head, HeadsError, MAX_HEADS};
 pub use monitors::{ClientMonitor, ClientMonitors, ClientMonitorsHandler};
 pub use region::Rect;
@@ -234,6 +236,33 @@ pub(crate) struct DisplayState {
     pub(crate) heads: heads::Heads,
     /// Where the picture keeps changing (video), from the host's damage.
     pub(crate) detector: stream::Detector,
+    /// A drawing whose pixels are not in the picture yet: whatever reads or
+    /// changes the pixels calls [`DisplayState::settle`] first.
+    pub(crate) deferred: Option<deferred::Deferred>,
+}
+
+impl DisplayState {
+    /// Draws the deferred drawing, if any, into the picture.
+    pub(crate) fn settle(&mut self) {
+        if let Some(drawing) = self.deferred.take() {
+            if let Some(surface) = self.surface.as_mut() {
+                drawing.draw(surface);
+            }
+        }
+    }
+
+    /// Starts a new, black picture (a resize): a deferred drawing was for
+    /// the old one and is dropped.
+    fn new_surface(&mut self, width: u32, height: u32) {
+        self.deferred = None;
+        self.surface = Some(Surface {
+            width,
+            height,
+            pixels: Pixels::zeroed(width as usize * height as usize * 4),
+        });
+        self.generation += 1;
+        self.detector.reset(width, height);
+    }
 }
 
 /// Hands `rect` of new damage to every client and to the video detector.
@@ -422,14 +451,10 @@ impl DisplayHandle {
                 .as_ref()
                 .is_none_or(|s| s.width != frame.width || s.height != frame.height);
             if resized {
-                state.surface = Some(Surface {
-                    width: frame.width,
-                    height: frame.height,
-                    pixels: Pixels::zeroed(frame.width as usize * frame.height as usize * 4),
-                });
-                state.generation += 1;
-                state.detector.reset(frame.width, frame.height);
+                state.new_surface(frame.width, frame.height);
                 self.shared.wake_main();
+            } else {
+                state.settle();
             }
             let full = [Rect::new(0, 0, frame.width, frame.height)];
             let damage = if resized { &full[..] } else { damage };
@@ -470,14 +495,7 @@ impl DisplayHandle {
             return Err(DisplayError::FrameSize { width, height });
         }
         {
-            let mut state = self.shared.lock();
-            state.surface = Some(Surface {
-                width,
-                height,
-                pixels: Pixels::zeroed(width as usize * height as usize * 4),
-            });
-            state.generation += 1;
-            state.detector.reset(width, height);
+            self.shared.lock().new_surface(width, height);
         }
         self.shared.wake();
         self.shared.wake_main();
@@ -486,7 +504,9 @@ impl DisplayHandle {
 
     /// Removes the picture; clients keep their last one until a new one is published.
     pub fn clear(&self) {
-        self.shared.lock().surface = None;
+        let mut state = self.shared.lock();
+        state.deferred = None;
+        state.surface = None;
     }
 
     /// Copies `image` into the picture with its top-left corner at `(x, y)`,
@@ -496,6 +516,7 @@ impl DisplayHandle {
         image.validate()?;
         {
             let mut state = self.shared.lock();
+            state.settle();
             let DisplayState {
                 surface,
                 clients,
@@ -538,6 +559,7 @@ impl DisplayHandle {
     ) {
         {
             let mut state = self.shared.lock();
+            state.settle();
             let DisplayState {
                 surface,
                 clients,
@@ -566,6 +588,44 @@ impl DisplayHandle {
         self.shared.wake();
     }
 
+    /// [`draw_with`](Self::draw_with), deferred: the `width × height` area
+    /// at `(x, y)`, clipped to the picture, is damaged now, but `source`
+    /// writes its pixels only when something reads or changes the picture
+    /// (a client taking a frame, [`with_pixels`](Self::with_pixels), another
+    /// drawing), and never if a later `draw_later` covers the whole area
+    /// first. For a device whose pixels stay valid elsewhere until `source`
+    /// is dropped (a guest's video frames, most of which no client would
+    /// see). `source` is dropped at once without a picture or an area.
+    pub fn draw_later(&self, x: u32, y: u32, width: u32, height: u32, source: Box<dyn DeferredDraw>) {
+        let superseded = {
+            let mut state = self.shared.lock();
+            let Some(surface) = state.surface.as_ref() else {
+                return;
+            };
+            let area = Rect::new(x, y, width, height).clip(surface.width, surface.height);
+            if area.is_empty() {
+                return;
+            }
+            let superseded = state.deferred.take_if(|older| older.covered_by(&area));
+            state.settle();
+            state.deferred = Some(deferred::Deferred::new(area, source));
+            let DisplayState {
+                clients, detector, ..
+            } = &mut *state;
+            report_damage(clients, detector, area, std::time::Instant::now());
+            superseded
+        };
+        // Outside the lock: its drop may give the pixels' memory back.
+        drop(superseded);
+        self.shared.wake();
+    }
+
+    /// Draws the drawing [`draw_later`](Self::draw_later) left waiting, if
+    /// any, now (before the memory its pixels live in goes away).
+    pub fn settle(&self) {
+        self.shared.lock().settle();
+    }
+
     /// Copies the `src` area of the picture so that its top-left corner
     /// lands at `(dst_x, dst_y)`, as a window move or a scroll does (source
     /// and destination may overlap). Only pixels whose source and
@@ -576,6 +636,7 @@ impl DisplayHandle {
     pub fn copy_area(&self, src: Rect, dst_x: u32, dst_y: u32) {
         {
             let mut state = self.shared.lock();
+            state.settle();
             let DisplayState { surface, clients, .. } = &mut *state;
             let Some(surface) = surface.as_mut() else { return };
             let Some(mv) = clipped_move(src, dst_x, dst_y, surface.width, surface.height) else {
@@ -599,6 +660,7 @@ impl DisplayHandle {
     pub fn paint<T>(&self, paint: impl FnOnce(&mut [u32], u32, u32) -> (T, Option<Rect>)) -> Option<T> {
         let result = {
             let mut state = self.shared.lock();
+            state.settle();
             let DisplayState {
                 surface,
                 clients,
@@ -623,7 +685,8 @@ impl DisplayHandle {
     /// Reads the picture in place: `read(words, width, height)` as for
     /// [`paint`](Self::paint), without changing it. `None` without a picture.
     pub fn with_pixels<T>(&self, read: impl FnOnce(&[u32], u32, u32) -> T) -> Option<T> {
-        let state = self.shared.lock();
+        let mut state = self.shared.lock();
+        state.settle();
         let surface = state.surface.as_ref()?;
         Some(read(surface.pixels.words(), surface.width, surface.height))
     }
@@ -631,7 +694,8 @@ impl DisplayHandle {
     /// Copies the part of the picture inside `rect` as packed xRGB rows;
     /// returns the clipped rectangle and its pixels, or `None` without a picture.
     pub fn read_rect(&self, rect: Rect) -> Option<(Rect, Vec<u8>)> {
-        let state = self.shared.lock();
+        let mut state = self.shared.lock();
+        state.settle();
         let surface = state.surface.as_ref()?;
         let rect = rect.clip(surface.width, surface.height);
         let mut pixels = Vec::new();
@@ -699,8 +763,9 @@ impl DisplayHandle {
 
     /// A copy of the current picture as packed xRGB rows, if any (for tests and tools).
     pub fn snapshot(&self) -> Option<(u32, u32, Vec<u8>)> {
-        self.shared
-            .lock()
+        let mut state = self.shared.lock();
+        state.settle();
+        state
             .surface
             .as_ref()
             .map(|s| (s.width, s.height, s.pixels.to_vec()))

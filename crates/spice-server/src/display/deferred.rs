@@ -1,0 +1,281 @@
+//! Drawing that waits until the picture is read.
+//!
+//! A guest playing video writes frames faster than a stream sends them
+//! (a framebuffer player on a Linux guest: about three frames per frame
+//! sent), and copying each one from guest memory into the picture was the
+//! display thread's largest cost. The C server never draws a frame that a
+//! newer one covers before anything reads it; this is the same idea for a
+//! device that draws pixels living elsewhere: it hands the display a
+//! [`DeferredDraw`] with [`DisplayHandle::draw_later`](super::DisplayHandle::draw_later).
+//! The area counts as damage at once, but its pixels are written only when
+//! something reads or changes the picture (a client taking a frame, the
+//! host reading it back, another drawing). A deferred drawing that a newer
+//! one covers whole is dropped unread.
+//!
+//! At most one drawing waits at a time, so the picture is never more than
+//! one drawing behind and the order of drawings is kept: a second one that
+//! does not cover the first draws the first before it waits itself.
+
+use super::region::Rect;
+use super::Surface;
+
+/// Pixels a device draws into the picture only when they are needed.
+///
+/// Dropped once drawn or superseded (on whichever thread read the picture),
+/// so a device that must give the pixels' memory back (a QXL command's
+/// release) does it from `Drop`, or hands that work to its own thread.
+pub trait DeferredDraw: Send {
+    /// Writes row `row` of the drawing's area: `dst.len()` bytes of packed
+    /// xRGB, as [`DisplayHandle::draw_with`](super::DisplayHandle::draw_with)'s
+    /// `fill`. Returns `false` to stop there (the rest of the area keeps what
+    /// the picture had).
+    fn fill_row(&mut self, row: u32, dst: &mut [u8]) -> bool;
+}
+
+/// The drawing waiting for the picture to be read.
+pub(crate) struct Deferred {
+    /// Where it draws, inside the picture.
+    pub(crate) area: Rect,
+    source: Box<dyn DeferredDraw>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred")
+            .field("area", &self.area)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deferred {
+    pub(crate) fn new(area: Rect, source: Box<dyn DeferredDraw>) -> Self {
+        Self { area, source }
+    }
+
+    /// Whether `area` hides every pixel this drawing would write.
+    pub(crate) fn covered_by(&self, area: &Rect) -> bool {
+        area.contains(&self.area)
+    }
+
+    /// Writes the drawing into `surface` (its area was clipped to the
+    /// picture it was made for; a picture that changed size since is not
+    /// drawn into).
+    pub(crate) fn draw(mut self, surface: &mut Surface) {
+        let area = self.area;
+        if area.right() > u64::from(surface.width) || area.bottom() > u64::from(surface.height) {
+            return;
+        }
+        let stride = surface.stride();
+        let row_bytes = area.width as usize * 4;
+        for row in 0..area.height {
+            let start = (area.y + row) as usize * stride + area.x as usize * 4;
+            if !self
+                .source
+                .fill_row(row, &mut surface.pixels[start..start + row_bytes])
+            {
+                break;
+            }
+        }
+    }
+}
+
+/// The picture as a client's producer reads it: the deferred drawing is
+/// drawn only when pixels it would change are read.
+pub(crate) struct Picture<'a> {
+    surface: &'a mut Surface,
+    deferred: &'a mut Option<Deferred>,
+}
+
+impl<'a> Picture<'a> {
+    pub(crate) fn new(surface: &'a mut Surface, deferred: &'a mut Option<Deferred>) -> Self {
+        Self { surface, deferred }
+    }
+
+    pub(crate) fn width(&self) -> u32 {
+        self.surface.width
+    }
+
+    pub(crate) fn height(&self) -> u32 {
+        self.surface.height
+    }
+
+    /// The whole picture, up to date.
+    pub(crate) fn pixels(&mut self) -> &Surface {
+        if let Some(drawing) = self.deferred.take() {
+            drawing.draw(self.surface);
+        }
+        self.surface
+    }
+
+    /// The picture with `areas` up to date (the deferred drawing waits on
+    /// if it touches none of them): for readers that stay inside `areas`.
+    pub(crate) fn pixels_in(&mut self, areas: &[Rect]) -> &Surface {
+        let touched = self
+            .deferred
+            .as_ref()
+            .is_some_and(|d| areas.iter().any(|a| a.intersection(&d.area).is_some()));
+        if touched {
+            self.pixels()
+        } else {
+            self.surface
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::display::{DisplayHandle, Frame};
+
+    /// What happened to each test drawing, by its fill byte.
+    #[derive(Default)]
+    struct Log {
+        filled: Vec<u8>,
+        dropped: Vec<u8>,
+    }
+
+    /// A drawing of one byte value that records its fills and its drop.
+    struct Solid {
+        value: u8,
+        log: Arc<Mutex<Log>>,
+    }
+
+    impl DeferredDraw for Solid {
+        fn fill_row(&mut self, row: u32, dst: &mut [u8]) -> bool {
+            if row == 0 {
+                self.log.lock().unwrap().filled.push(self.value);
+            }
+            dst.fill(self.value);
+            true
+        }
+    }
+
+    impl Drop for Solid {
+        fn drop(&mut self) {
+            self.log.lock().unwrap().dropped.push(self.value);
+        }
+    }
+
+    fn display(width: u32, height: u32) -> (DisplayHandle, Arc<Mutex<Log>>) {
+        let d = DisplayHandle::new();
+        let black = vec![0u8; (width * height * 4) as usize];
+        d.publish(&Frame {
+            width,
+            height,
+            stride: width as usize * 4,
+            data: &black,
+        })
+        .unwrap();
+        d.shared.lock().clients.insert(1, Default::default());
+        (d, Arc::default())
+    }
+
+    fn solid(value: u8, log: &Arc<Mutex<Log>>) -> Box<dyn DeferredDraw> {
+        Box::new(Solid {
+            value,
+            log: log.clone(),
+        })
+    }
+
+    fn pixel(d: &DisplayHandle, x: u32, y: u32) -> u8 {
+        let (w, _, px) = d.snapshot().unwrap();
+        px[((y * w + x) * 4) as usize]
+    }
+
+    #[test]
+    fn damage_is_reported_at_once_and_pixels_are_written_when_read() {
+        let (d, log) = display(8, 4);
+        d.draw_later(2, 1, 3, 2, solid(7, &log));
+        assert_eq!(
+            d.shared.lock().clients[&1].region.rects(),
+            &[Rect::new(2, 1, 3, 2)]
+        );
+        assert!(
+            log.lock().unwrap().filled.is_empty(),
+            "nothing drawn before a read"
+        );
+        assert_eq!((pixel(&d, 2, 1), pixel(&d, 4, 2), pixel(&d, 5, 2)), (7, 7, 0));
+        let log = log.lock().unwrap();
+        assert_eq!((&log.filled[..], &log.dropped[..]), (&[7][..], &[7][..]));
+    }
+
+    #[test]
+    fn a_covering_drawing_drops_the_older_one_unread() {
+        let (d, log) = display(8, 4);
+        d.draw_later(2, 1, 3, 2, solid(1, &log));
+        d.draw_later(1, 0, 6, 4, solid(2, &log));
+        {
+            let log = log.lock().unwrap();
+            assert!(log.filled.is_empty());
+            assert_eq!(log.dropped, [1], "the covered drawing is given back at once");
+        }
+        assert_eq!((pixel(&d, 2, 1), pixel(&d, 0, 0)), (2, 0));
+        assert_eq!(log.lock().unwrap().filled, [2]);
+    }
+
+    #[test]
+    fn a_partial_overlap_draws_the_older_first_keeping_the_order() {
+        let (d, log) = display(8, 4);
+        d.draw_later(0, 0, 4, 4, solid(1, &log));
+        d.draw_later(2, 0, 4, 4, solid(2, &log));
+        assert_eq!(
+            log.lock().unwrap().filled,
+            [1],
+            "the older is drawn before the newer waits"
+        );
+        assert_eq!((pixel(&d, 1, 0), pixel(&d, 2, 0), pixel(&d, 5, 3)), (1, 2, 2));
+    }
+
+    #[test]
+    fn drawing_or_reading_the_picture_draws_the_waiting_drawing_first() {
+        let (d, log) = display(8, 4);
+        d.draw_later(0, 0, 8, 4, solid(5, &log));
+        // A later, direct drawing lands on top of the deferred one.
+        d.draw_with(0, 0, 1, 1, |_, dst| {
+            dst.fill(9);
+            true
+        });
+        assert_eq!(log.lock().unwrap().filled, [5]);
+        assert_eq!((pixel(&d, 0, 0), pixel(&d, 1, 0)), (9, 5));
+        d.draw_later(0, 0, 8, 4, solid(6, &log));
+        let read = d.with_pixels(|words, _, _| words[3] as u8).unwrap();
+        assert_eq!(read, 6);
+        d.draw_later(0, 0, 8, 4, solid(7, &log));
+        d.copy_area(Rect::new(0, 0, 1, 1), 4, 2);
+        assert_eq!(pixel(&d, 4, 2), 7);
+        assert_eq!(log.lock().unwrap().filled, [5, 6, 7]);
+    }
+
+    #[test]
+    fn a_new_picture_or_none_drops_the_waiting_drawing_unread() {
+        let (d, log) = display(8, 4);
+        d.draw_later(0, 0, 8, 4, solid(1, &log));
+        d.resize(8, 4).unwrap();
+        d.draw_later(0, 0, 8, 4, solid(2, &log));
+        d.clear();
+        // Without a picture, nothing waits: dropped at once.
+        d.draw_later(0, 0, 8, 4, solid(3, &log));
+        let log = log.lock().unwrap();
+        assert!(log.filled.is_empty());
+        assert_eq!(log.dropped, [1, 2, 3]);
+        assert!(d.shared.lock().deferred.is_none());
+    }
+
+    #[test]
+    fn picture_reads_outside_the_drawing_leave_it_waiting() {
+        let (d, log) = display(8, 4);
+        d.draw_later(4, 0, 4, 4, solid(3, &log));
+        let mut state = d.shared.lock();
+        let crate::display::DisplayState {
+            surface, deferred, ..
+        } = &mut *state;
+        let mut picture = Picture::new(surface.as_mut().unwrap(), deferred);
+        assert_eq!(picture.pixels_in(&[Rect::new(0, 0, 4, 4)]).pixels[0], 0);
+        assert!(log.lock().unwrap().filled.is_empty());
+        let surface = picture.pixels_in(&[Rect::new(3, 3, 2, 1)]);
+        assert_eq!(surface.pixels[4 * 4], 3);
+        assert_eq!(log.lock().unwrap().filled, [3]);
+    }
+}
