@@ -588,8 +588,7 @@ impl DisplayChannel {
         }
         video.rate.on_frame(now);
         video.dirty = false;
-        let area = video.area;
-        self.send_stream_data(picture.pixels_in(&[area]), now);
+        self.send_stream_data(picture, now);
         None
     }
 
@@ -690,12 +689,12 @@ impl DisplayChannel {
     /// Hands the live stream's area to its encoder, stamped with the
     /// multimedia clock (the client shows it after the latency it was given
     /// in MAIN_INIT); [`Self::collect_stream_frame`] sends it once encoded.
-    fn send_stream_data(&mut self, surface: &Surface, now: Instant) {
+    fn send_stream_data(&mut self, picture: &mut Picture<'_>, now: Instant) {
         let Some(video) = self.stream.as_mut() else {
             return;
         };
         let mut pixels = video.encoder.buffer();
-        surface.copy_rect(video.area, &mut pixels);
+        picture.copy_rect(video.area, &mut pixels);
         let job = Job {
             pixels,
             area: video.area,

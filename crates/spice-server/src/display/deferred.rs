@@ -57,6 +57,42 @@ impl Deferred {
         area.contains(&self.area)
     }
 
+    /// Appends the pixels it would draw in `rect` (inside its area) to
+    /// `out` as packed rows, and keeps waiting: a stream's frame taken from
+    /// a drawing that the next one will cover is read once, not drawn and
+    /// then read. `false` (with `out` as it was) if the drawing stopped
+    /// short.
+    pub(crate) fn copy_rect(&mut self, rect: Rect, out: &mut Vec<u8>) -> bool {
+        debug_assert!(self.area.contains(&rect));
+        let start = out.len();
+        let whole_rows = rect.x == self.area.x && rect.width == self.area.width;
+        let mut scratch = if whole_rows {
+            Vec::new()
+        } else {
+            vec![0; self.area.width as usize * 4]
+        };
+        let row_bytes = rect.width as usize * 4;
+        let skip = (rect.x - self.area.x) as usize * 4;
+        out.reserve(row_bytes * rect.height as usize);
+        for y in rect.y..rect.y + rect.height {
+            let row = y - self.area.y;
+            let ok = if whole_rows {
+                let at = out.len();
+                out.resize(at + row_bytes, 0);
+                self.source.fill_row(row, &mut out[at..])
+            } else {
+                let ok = self.source.fill_row(row, &mut scratch);
+                out.extend_from_slice(&scratch[skip..skip + row_bytes]);
+                ok
+            };
+            if !ok {
+                out.truncate(start);
+                return false;
+            }
+        }
+        true
+    }
+
     /// Writes the drawing into `surface` (its area was clipped to the
     /// picture it was made for; a picture that changed size since is not
     /// drawn into).
@@ -105,6 +141,17 @@ impl<'a> Picture<'a> {
             drawing.draw(self.surface);
         }
         self.surface
+    }
+
+    /// Appends the pixels of `rect` (inside the picture) to `out` as packed
+    /// rows, read from the deferred drawing where it covers `rect` whole
+    /// (it keeps waiting), else from the picture brought up to date there.
+    pub(crate) fn copy_rect(&mut self, rect: Rect, out: &mut Vec<u8>) {
+        let covering = self.deferred.as_mut().filter(|d| d.area.contains(&rect));
+        if covering.is_some_and(|d| d.copy_rect(rect, out)) {
+            return;
+        }
+        self.pixels_in(&[rect]).copy_rect(rect, out);
     }
 
     /// The picture with `areas` up to date (the deferred drawing waits on
@@ -261,6 +308,47 @@ mod tests {
         assert!(log.filled.is_empty());
         assert_eq!(log.dropped, [1, 2, 3]);
         assert!(d.shared.lock().deferred.is_none());
+    }
+
+    /// A drawing whose pixel at column `x` of its area holds `x` in every byte.
+    struct Columns;
+
+    impl DeferredDraw for Columns {
+        fn fill_row(&mut self, _row: u32, dst: &mut [u8]) -> bool {
+            for (x, px) in dst.chunks_exact_mut(4).enumerate() {
+                px.fill(x as u8 + 1);
+            }
+            true
+        }
+    }
+
+    #[test]
+    fn a_frame_inside_the_drawing_is_read_from_it_and_it_keeps_waiting() {
+        let (d, _) = display(8, 4);
+        d.draw_later(2, 0, 6, 4, Box::new(Columns));
+        let mut state = d.shared.lock();
+        let crate::display::DisplayState {
+            surface, deferred, ..
+        } = &mut *state;
+        let mut picture = Picture::new(surface.as_mut().unwrap(), deferred);
+        // The whole area, then a part of it off its left edge.
+        let mut whole = Vec::new();
+        picture.copy_rect(Rect::new(2, 0, 6, 4), &mut whole);
+        assert_eq!(whole.len(), 6 * 4 * 4);
+        assert_eq!((whole[0], whole[5 * 4], whole[6 * 4]), (1, 6, 1));
+        let mut part = vec![0xee];
+        picture.copy_rect(Rect::new(4, 1, 2, 2), &mut part);
+        assert_eq!(part, [0xee, 3, 3, 3, 3, 4, 4, 4, 4, 3, 3, 3, 3, 4, 4, 4, 4]);
+        assert!(deferred_is_waiting(&picture), "read, not drawn");
+        // A rectangle it does not cover whole comes from the picture, drawn.
+        let mut wider = Vec::new();
+        picture.copy_rect(Rect::new(1, 0, 2, 1), &mut wider);
+        assert_eq!(wider, [0, 0, 0, 0, 1, 1, 1, 1]);
+        assert!(!deferred_is_waiting(&picture));
+    }
+
+    fn deferred_is_waiting(picture: &Picture<'_>) -> bool {
+        picture.deferred.is_some()
     }
 
     #[test]
