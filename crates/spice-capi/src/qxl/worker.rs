@@ -61,6 +61,8 @@ pub(super) struct Worker {
     /// The command of the copy this worker last left waiting in the
     /// display, and since when, until it is returned.
     waiting: Option<(ReleaseInfo, Instant)>,
+    /// When the rings want their next look (the last poll's answer).
+    rings_due: Option<Instant>,
 }
 
 impl DisplayDevice for Worker {
@@ -78,8 +80,15 @@ impl DisplayDevice for Worker {
         self.release_returned();
         let commands = self.poll_ring(Ring::Commands, now);
         let cursor = self.poll_ring(Ring::Cursor, now);
-        let hold = self.waiting.map(|(_, since)| since + DEFERRED_HOLD);
-        [commands, cursor, hold].into_iter().flatten().min()
+        self.rings_due = [commands, cursor].into_iter().flatten().min();
+        self.next_poll()
+    }
+
+    /// A client that took a frame drew the waiting copy: its command goes
+    /// back in this turn, and no wakeup is left for its hold.
+    fn after_serve(&mut self, _deadline: Option<Instant>) -> Option<Instant> {
+        self.release_returned();
+        self.next_poll()
     }
 }
 
@@ -149,7 +158,15 @@ impl Worker {
             held_creates: HashMap::new(),
             returned: Returned::default(),
             waiting: None,
+            rings_due: None,
         })
+    }
+
+    /// When to be polled next: for the rings, or to draw a copy that has
+    /// waited long enough.
+    fn next_poll(&self) -> Option<Instant> {
+        let hold = self.waiting.map(|(_, since)| since + DEFERRED_HOLD);
+        [self.rings_due, hold].into_iter().flatten().min()
     }
 
     /// Whether the VM runs (both rings follow `vm_start` / `vm_stop` together).

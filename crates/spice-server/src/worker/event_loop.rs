@@ -110,6 +110,9 @@ impl EventLoop {
                 .device_busy_since
                 .is_none_or(|since| since.elapsed() >= FRAME_INTERVAL);
             self.serve(&readable, may_start);
+            if let Some(device) = &mut self.device {
+                self.device_deadline = device.after_serve(self.device_deadline);
+            }
         }
         self.shut_down();
     }

@@ -45,6 +45,16 @@ pub trait DisplayDevice: Send {
     /// happens (`None`: only when woken). Keep each call short; the clients
     /// of the display are served between calls.
     fn poll(&mut self, now: Instant) -> Option<Instant>;
+
+    /// Called after the display's clients were served in a turn of the
+    /// loop, with what the last [`poll`](Self::poll) returned. Serving may
+    /// have read the picture and so drawn and dropped a drawing the device
+    /// left with [`DisplayHandle::draw_later`](crate::DisplayHandle::draw_later):
+    /// a device waiting for that can act now instead of in another turn.
+    /// Returns when to be polled next (by default, unchanged).
+    fn after_serve(&mut self, deadline: Option<Instant>) -> Option<Instant> {
+        deadline
+    }
 }
 
 /// Which channel a [`Handover`] carries.
@@ -233,5 +243,56 @@ impl DisplayWorker {
 impl Drop for DisplayWorker {
     fn drop(&mut self) {
         self.stop_and_join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Asks to be polled in an hour, then after serving moves that to 20 ms:
+    /// the loop must follow the later answer.
+    struct Device {
+        polls: mpsc::Sender<Instant>,
+        served: mpsc::Sender<Option<Instant>>,
+    }
+
+    impl DisplayDevice for Device {
+        fn poll(&mut self, now: Instant) -> Option<Instant> {
+            let _ = self.polls.send(now);
+            Some(now + Duration::from_secs(3600))
+        }
+
+        fn after_serve(&mut self, deadline: Option<Instant>) -> Option<Instant> {
+            let _ = self.served.send(deadline);
+            Some(Instant::now() + Duration::from_millis(20))
+        }
+    }
+
+    #[test]
+    fn the_device_is_told_after_serving_and_its_new_deadline_is_kept() {
+        let (polls, polled) = mpsc::channel();
+        let (served, after) = mpsc::channel();
+        let display = DisplayHandle::new();
+        let worker = DisplayWorker::start(&display, Some(Box::new(Device { polls, served }))).unwrap();
+        let first = polled
+            .recv_timeout(Duration::from_secs(5))
+            .expect("polled at once");
+        let deadline = after
+            .recv_timeout(Duration::from_secs(5))
+            .expect("told after serving");
+        assert_eq!(
+            deadline,
+            Some(first + Duration::from_secs(3600)),
+            "with the poll's answer"
+        );
+        let second = polled
+            .recv_timeout(Duration::from_secs(5))
+            .expect("polled again at the deadline after_serve gave, not the poll's");
+        assert!(second >= first + Duration::from_millis(20));
+        worker.stop();
     }
 }
