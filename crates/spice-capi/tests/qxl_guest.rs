@@ -303,14 +303,27 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
     let create_4 = arena.put(&testkit::surface_create(4, 32, 16, 8, 64, p(surface_mem + 512)));
     // The primary surface in guest memory.
     let primary = arena.reserve(64 * 48 * 4);
-    // Video frames: whole-screen copies of bitmaps of one byte value each.
+    // Video: a 128x96 primary, and whole-screen copies of bitmaps of one
+    // byte value each (large enough to be left waiting in the display).
+    let (video_w, video_h) = (128u32, 96u32);
+    let video_primary = arena.reserve((video_w * video_h * 4) as usize);
     let frames: Vec<u64> = (1..=5u8)
         .map(|value| {
-            let pixels = arena.put(&[value * 0x11; 64 * 48 * 4]);
-            let image = arena.put(&testkit::bitmap_image(&BitmapSpec::qemu(64, 48, p(pixels))));
+            let pixels = arena.put(&vec![value * 0x11; (video_w * video_h * 4) as usize]);
+            let image = arena.put(&testkit::bitmap_image(&BitmapSpec::qemu(
+                video_w,
+                video_h,
+                p(pixels),
+            )));
             arena.put(&testkit::drawable(&DrawableSpec::qemu_copy(
-                testkit::rect(0, 0, 64, 48),
-                testkit::copy_op(p(image), testkit::rect(0, 0, 64, 48), 8, 0, 0),
+                testkit::rect(0, 0, video_w as i32, video_h as i32),
+                testkit::copy_op(
+                    p(image),
+                    testkit::rect(0, 0, video_w as i32, video_h as i32),
+                    8,
+                    0,
+                    0,
+                ),
             )))
         })
         .collect();
@@ -496,8 +509,15 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
         // One that a newer one covers is given back at once, unread; the
         // newest waits in the display holding its command, and comes back
         // soon even if nothing reads the picture; whatever the host reads
-        // then is the newest frame. (destroy_surfaces took the primary.)
-        spice_qxl_create_primary_surface(&mut qin, 0, &mut surface);
+        // then is the newest frame.
+        let mut video_surface = QXLDevSurfaceCreate {
+            width: video_w,
+            height: video_h,
+            stride: video_w as i32 * 4,
+            mem: guest.phys(video_primary),
+            ..surface
+        };
+        spice_qxl_create_primary_surface(&mut qin, 0, &mut video_surface);
         device(|d| {
             d.released.clear();
             d.commands
@@ -512,7 +532,7 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
         assert_eq!(device(|d| d.released.clone()), [host(0), host(1), host(2)]);
         // (No area: the whole surface.)
         spice_qxl_update_area(&mut qin, 0, std::ptr::null_mut(), std::ptr::null_mut(), 0, 0);
-        let primary_pixel = |guest: &Guest| guest.buffer[(primary - GUEST_PHYS) as usize];
+        let primary_pixel = |guest: &Guest| guest.buffer[(video_primary - GUEST_PHYS) as usize];
         assert_eq!(primary_pixel(&guest), 0x33, "the host reads the newest frame");
         // vm_stop: the waiting frame is drawn and its command given back
         // before the device stops, as everything else.

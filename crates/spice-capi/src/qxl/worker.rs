@@ -27,6 +27,11 @@ use crate::ffi::{QXLCommandExt, QXLDevInitInfo, QXLReleaseInfo, QXLReleaseInfoEx
 const BATCH: usize = 1024;
 const BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// Smallest copy left waiting in the display (a stream's smallest area):
+/// below it, holding the command and drawing it later costs about as much
+/// as the copy (a console's glyphs, a host's damage tiles).
+const DEFER_MIN_PIXELS: u64 = 96 * 96;
+
 /// Longest a copy waits undrawn in the display (holding its command) when
 /// nothing reads the picture: no client, or none taking frames.
 const DEFERRED_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
@@ -63,6 +68,8 @@ pub(super) struct Worker {
     waiting: Option<(ReleaseInfo, Instant)>,
     /// When the rings want their next look (the last poll's answer).
     rings_due: Option<Instant>,
+    /// Returned commands kept while the VM is stopped.
+    unreleased: Vec<ReleaseInfo>,
 }
 
 impl DisplayDevice for Worker {
@@ -159,6 +166,7 @@ impl Worker {
             returned: Returned::default(),
             waiting: None,
             rings_due: None,
+            unreleased: Vec::new(),
         })
     }
 
@@ -546,14 +554,15 @@ impl Worker {
     /// Releases the commands of the copies the display is done with (not
     /// while the VM is stopped: they wait for it to run again).
     fn release_returned(&mut self) {
-        if !self.running() {
-            return;
+        let back = self.returned.take();
+        if self.waiting.is_some_and(|(waiting, _)| back.contains(&waiting)) {
+            self.waiting = None;
         }
-        for release in self.returned.take() {
-            if self.waiting.is_some_and(|(waiting, _)| waiting == release) {
-                self.waiting = None;
+        self.unreleased.extend(back);
+        if self.running() {
+            for release in std::mem::take(&mut self.unreleased) {
+                self.release(release);
             }
-            self.release(release);
         }
     }
 
@@ -754,7 +763,7 @@ impl Worker {
     /// guest memory (QEMU's simple display; the Linux qxl driver, which clips
     /// its bounding box to the damaged rectangles): each visible row is
     /// copied once, straight into the picture, from within the range the
-    /// parser checked. A copy with one visible rectangle is left waiting in
+    /// parser checked. A large copy with one visible rectangle is left waiting in
     /// the display with its command (`release`), drawn only if something
     /// reads the picture before a newer copy covers it: a guest's video
     /// frames, most of which no client would see.
@@ -791,9 +800,9 @@ impl Worker {
                 y: sy,
             };
             let (w, h) = ((r.right - x) as u32, (r.bottom - y) as u32);
-            if single {
+            // (Not for a stopped VM's replayed commands: no release until it runs.)
+            if single && self.running() && u64::from(w) * u64::from(h) >= DEFER_MIN_PIXELS {
                 if let Some(release) = release.take() {
-                    self.waiting = Some((release, Instant::now()));
                     let returned = self.returned.clone();
                     let copy = GuestCopy {
                         source,
@@ -801,7 +810,9 @@ impl Worker {
                         returned,
                     };
                     self.display.draw_later(x as u32, y as u32, w, h, Box::new(copy));
-                    // A copy it covered came back at once.
+                    self.waiting = Some((release, Instant::now()));
+                    // The copy this one covered (or drew first) came back at
+                    // once; so did this one if the display had no picture.
                     self.release_returned();
                     return;
                 }
