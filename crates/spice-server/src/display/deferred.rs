@@ -101,17 +101,14 @@ impl Deferred {
         if area.right() > u64::from(surface.width) || area.bottom() > u64::from(surface.height) {
             return;
         }
-        let stride = surface.stride();
-        let row_bytes = area.width as usize * 4;
-        for row in 0..area.height {
-            let start = (area.y + row) as usize * stride + area.x as usize * 4;
-            if !self
-                .source
-                .fill_row(row, &mut surface.pixels[start..start + row_bytes])
-            {
-                break;
-            }
-        }
+        surface.fill_rows(area, |row, dst| self.source.fill_row(row, dst));
+    }
+}
+
+/// Draws the drawing waiting in `slot`, if any, into `surface`.
+pub(crate) fn settle(slot: &mut Option<Deferred>, surface: &mut Surface) {
+    if let Some(drawing) = slot.take() {
+        drawing.draw(surface);
     }
 }
 
@@ -137,9 +134,7 @@ impl<'a> Picture<'a> {
 
     /// The whole picture, up to date.
     pub(crate) fn pixels(&mut self) -> &Surface {
-        if let Some(drawing) = self.deferred.take() {
-            drawing.draw(self.surface);
-        }
+        settle(self.deferred, self.surface);
         self.surface
     }
 

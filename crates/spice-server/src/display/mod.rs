@@ -220,6 +220,21 @@ impl Surface {
             out.extend_from_slice(&self.pixels[start..start + row_bytes]);
         }
     }
+
+    /// Hands each row of `area` (inside the picture) to `fill`, top to
+    /// bottom, until `fill` says it failed; returns how many rows it was
+    /// given (a failed row may be written in part, so it counts).
+    pub(crate) fn fill_rows(&mut self, area: Rect, mut fill: impl FnMut(u32, &mut [u8]) -> bool) -> u32 {
+        let stride = self.stride();
+        let row_bytes = area.width as usize * 4;
+        for row in 0..area.height {
+            let start = (area.y + row) as usize * stride + area.x as usize * 4;
+            if !fill(row, &mut self.pixels[start..start + row_bytes]) {
+                return row + 1;
+            }
+        }
+        area.height
+    }
 }
 
 #[derive(Debug, Default)]
@@ -244,10 +259,9 @@ pub(crate) struct DisplayState {
 impl DisplayState {
     /// Draws the deferred drawing, if any, into the picture.
     pub(crate) fn settle(&mut self) {
-        if let Some(drawing) = self.deferred.take() {
-            if let Some(surface) = self.surface.as_mut() {
-                drawing.draw(surface);
-            }
+        match self.surface.as_mut() {
+            Some(surface) => deferred::settle(&mut self.deferred, surface),
+            None => self.deferred = None,
         }
     }
 
@@ -555,7 +569,7 @@ impl DisplayHandle {
         y: u32,
         width: u32,
         height: u32,
-        mut fill: impl FnMut(u32, &mut [u8]) -> bool,
+        fill: impl FnMut(u32, &mut [u8]) -> bool,
     ) {
         {
             let mut state = self.shared.lock();
@@ -571,17 +585,7 @@ impl DisplayHandle {
             if area.is_empty() {
                 return;
             }
-            let stride = surface.stride();
-            let row_bytes = area.width as usize * 4;
-            // A row whose fill fails may be written in part: it counts as drawn.
-            let mut filled = 0;
-            for row in 0..area.height {
-                let dst = (area.y + row) as usize * stride + area.x as usize * 4;
-                filled += 1;
-                if !fill(row, &mut surface.pixels[dst..dst + row_bytes]) {
-                    break;
-                }
-            }
+            let filled = surface.fill_rows(area, fill);
             let drawn = Rect::new(area.x, area.y, area.width, filled);
             report_damage(clients, detector, drawn, std::time::Instant::now());
         }
