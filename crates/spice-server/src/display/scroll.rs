@@ -119,6 +119,63 @@ pub(crate) fn find_vertical_move(old: &[u64], new: &[u64]) -> Option<VerticalMov
     best.filter(|m| m.len >= MIN_MOVED_ROWS)
 }
 
+/// Pixels of a row that [`row_sample`] reads.
+const SAMPLED_PIXELS: usize = 8;
+
+/// A cheap stand-in for [`row_hash`]: a few pixels spread across the row.
+/// Equal rows have equal samples; rows that differ may not.
+pub(crate) fn row_sample(row: &[u8]) -> u64 {
+    let pixels = row.len() / 4;
+    if pixels == 0 {
+        return 0;
+    }
+    let mut h = 0u64;
+    for k in 0..SAMPLED_PIXELS {
+        let at = k * (pixels - 1) / (SAMPLED_PIXELS - 1) * 4;
+        let px = u32::from_le_bytes(row[at..at + 4].try_into().unwrap_or_default());
+        h = (h ^ u64::from(px))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+    }
+    h
+}
+
+/// Whether [`find_vertical_move`] could find a move between rows sampled by
+/// [`row_sample`]: a move needs `MIN_MOVED_ROWS / 2` new rows that each
+/// equal some other old row, so at least as many new samples must appear
+/// among the old samples at another row. When this says no, hashing whole
+/// rows is skipped (video, where every frame changes every row, would
+/// otherwise hash each frame twice for nothing).
+pub(crate) fn may_find_vertical_move(old: &[u64], new: &[u64]) -> bool {
+    let rows = old.len().min(new.len());
+    if rows < MIN_MOVED_ROWS * 2 {
+        return false;
+    }
+    // Per old sample: a row holding it, or None once two rows do.
+    let mut where_old: HashMap<u64, Option<usize>> = HashMap::with_capacity(rows);
+    for (i, h) in old.iter().enumerate().take(rows) {
+        where_old
+            .entry(*h)
+            .and_modify(|seen| *seen = None)
+            .or_insert(Some(i));
+    }
+    let mut matching = 0;
+    for (i, h) in new.iter().enumerate().take(rows) {
+        let elsewhere = match where_old.get(h) {
+            Some(Some(j)) => *j != i,
+            Some(None) => true,
+            None => false,
+        };
+        if elsewhere {
+            matching += 1;
+            if matching >= MIN_MOVED_ROWS / 2 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +246,38 @@ mod tests {
             assert_ne!(row_hash(&other), base, "byte {i}");
         }
         assert_ne!(row_hash(&row[..200]), row_hash(&row[..201]));
+    }
+
+    #[test]
+    fn samples_rule_out_a_move_only_where_hashes_find_none() {
+        // Rows of 64 pixels: row r holds r in every pixel, except where noted.
+        let row = |v: u32| -> Vec<u8> { (0..64).flat_map(|_| v.to_le_bytes()).collect() };
+        let old: Vec<Vec<u8>> = (0..40).map(row).collect();
+        // Scrolled up by 3 rows: samples and hashes both see a move.
+        let scrolled: Vec<Vec<u8>> = (3..43).map(row).collect();
+        let (so, ss): (Vec<u64>, Vec<u64>) = (
+            old.iter().map(|r| row_sample(r)).collect(),
+            scrolled.iter().map(|r| row_sample(r)).collect(),
+        );
+        assert!(may_find_vertical_move(&so, &ss));
+        let (ho, hs): (Vec<u64>, Vec<u64>) = (
+            old.iter().map(|r| row_hash(r)).collect(),
+            scrolled.iter().map(|r| row_hash(r)).collect(),
+        );
+        assert_eq!(find_vertical_move(&ho, &hs).map(|m| m.offset), Some(3));
+        // Every row new (video): no sample matches, no move.
+        let fresh: Vec<Vec<u8>> = (100..140).map(row).collect();
+        let sf: Vec<u64> = fresh.iter().map(|r| row_sample(r)).collect();
+        assert!(!may_find_vertical_move(&so, &sf));
+        // Rows that differ only between sampled pixels keep samples equal:
+        // the filter lets them through to the exact hashes.
+        let mut touched = old.clone();
+        for r in &mut touched {
+            r[4] ^= 0xff;
+        }
+        let st: Vec<u64> = touched.iter().map(|r| row_sample(r)).collect();
+        assert_eq!(st, so);
+        // The same rows (no move) never count: a sample must match another row.
+        assert!(!may_find_vertical_move(&so, &so));
     }
 }

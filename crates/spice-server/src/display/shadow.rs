@@ -59,6 +59,19 @@ impl Shadow {
         self.pixels.extend_from_slice(&surface.pixels);
     }
 
+    /// Whether a few pixels of each row, old and `new_row`, leave room for
+    /// a vertical move in `rect` (see [`super::scroll::may_find_vertical_move`]).
+    fn samples_may_move<'a>(&self, rect: Rect, new_row: impl Fn(u32) -> &'a [u8]) -> bool {
+        use super::scroll::{may_find_vertical_move, row_sample};
+        let old: Vec<u64> = (0..rect.height)
+            .map(|i| row_sample(self.row(rect.y + i, rect.x, rect.width)))
+            .collect();
+        let new: Vec<u64> = (0..rect.height)
+            .map(|i| row_sample(new_row(rect.y + i)))
+            .collect();
+        may_find_vertical_move(&old, &new)
+    }
+
     fn row(&self, y: u32, x: u32, width: u32) -> &[u8] {
         let start = (y as usize * self.width as usize + x as usize) * 4;
         &self.pixels[start..start + width as usize * 4]
@@ -216,6 +229,7 @@ impl Shadow {
         if stale.iter().filter(|s| **s).count() >= super::scroll::MIN_MOVED_ROWS
             && rows >= 2 * super::scroll::MIN_MOVED_ROWS
             && varied_rows(rows, new_row, rect.y)
+            && self.samples_may_move(rect, new_row)
         {
             let old: Vec<u64> = (0..rect.height)
                 .map(|i| row_hash(self.row(rect.y + i, rect.x, rect.width)))
