@@ -25,8 +25,41 @@ use crate::CodecError;
 
 /// How `N` samples of a pixel are stored in a row of bytes.
 pub(crate) trait Layout<const N: usize> {
+    /// Bytes per pixel.
+    const BYTES: usize;
+
     /// The samples of pixel `i`.
     fn load(row: &[u8], i: usize) -> [u8; N];
+
+    /// The samples of the pixel `px` (its [`BYTES`](Self::BYTES) bytes).
+    #[inline(always)]
+    fn samples(px: &[u8]) -> [u8; N] {
+        Self::load(px, 0)
+    }
+
+    /// Whether the pixels `a` and `b` have equal samples.
+    #[inline(always)]
+    fn same_px(a: &[u8], b: &[u8]) -> bool {
+        Self::samples(a) == Self::samples(b)
+    }
+
+    /// The first pixel `p` in `from..end` (`from >= 2`) whose two upper
+    /// neighbours (`p - 1` and `p` of `prev`) are equal and whose two left
+    /// neighbours (`p - 2` and `p - 1` of `cur`) are too; `end` if none.
+    #[inline(always)]
+    fn first_run_candidate(prev: &[u8], cur: &[u8], from: usize, end: usize) -> usize {
+        let b = Self::BYTES;
+        let up = &prev[(from - 1) * b..end * b];
+        let left = &cur[(from - 2) * b..(end - 1) * b];
+        let ups = up.chunks_exact(b).zip(up[b..].chunks_exact(b));
+        let lefts = left.chunks_exact(b).zip(left[b..].chunks_exact(b));
+        for (k, ((u0, u1), (l0, l1))) in ups.zip(lefts).enumerate() {
+            if Self::same_px(u0, u1) && Self::same_px(l0, l1) {
+                return from + k;
+            }
+        }
+        end
+    }
 
     /// Stores the samples of pixel `i` (bytes outside the samples, such as
     /// the X of B, G, R, X, are left alone).
@@ -62,6 +95,8 @@ pub(crate) trait Layout<const N: usize> {
 pub(crate) struct Bgrx;
 
 impl Layout<3> for Bgrx {
+    const BYTES: usize = 4;
+
     #[inline(always)]
     fn load(row: &[u8], i: usize) -> [u8; 3] {
         let p = &row[i * 4..i * 4 + 4];
@@ -71,6 +106,12 @@ impl Layout<3> for Bgrx {
     #[inline(always)]
     fn store(row: &mut [u8], i: usize, s: [u8; 3]) {
         row[i * 4..i * 4 + 3].copy_from_slice(&[s[2], s[1], s[0]]);
+    }
+
+    #[inline(always)]
+    fn same_px(a: &[u8], b: &[u8]) -> bool {
+        let w = |p: &[u8]| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) & 0x00ff_ffff;
+        w(a) == w(b)
     }
 
     #[inline(always)]
@@ -106,6 +147,8 @@ impl Layout<3> for Bgrx {
 pub(crate) struct Alpha;
 
 impl Layout<1> for Alpha {
+    const BYTES: usize = 4;
+
     #[inline(always)]
     fn load(row: &[u8], i: usize) -> [u8; 1] {
         [row[i * 4 + 3]]
@@ -121,6 +164,8 @@ impl Layout<1> for Alpha {
 pub(crate) struct Bgr;
 
 impl Layout<3> for Bgr {
+    const BYTES: usize = 3;
+
     #[inline(always)]
     fn load(row: &[u8], i: usize) -> [u8; 3] {
         let p = &row[i * 3..i * 3 + 3];
@@ -137,6 +182,8 @@ impl Layout<3> for Bgr {
 pub(crate) struct X1r5g5b5;
 
 impl Layout<3> for X1r5g5b5 {
+    const BYTES: usize = 2;
+
     #[inline(always)]
     fn load(row: &[u8], i: usize) -> [u8; 3] {
         let v = u16::from_le_bytes([row[i * 2], row[i * 2 + 1]]);
@@ -155,6 +202,8 @@ impl Layout<3> for X1r5g5b5 {
 pub(crate) struct Bgrx555;
 
 impl Layout<3> for Bgrx555 {
+    const BYTES: usize = 4;
+
     #[inline(always)]
     fn load(row: &[u8], i: usize) -> [u8; 3] {
         let p = &row[i * 4..i * 4 + 4];
@@ -172,6 +221,8 @@ impl Layout<3> for Bgrx555 {
 pub(crate) struct Gray8;
 
 impl Layout<1> for Gray8 {
+    const BYTES: usize = 1;
+
     #[inline(always)]
     fn load(row: &[u8], i: usize) -> [u8; 1] {
         [row[i]]
@@ -269,27 +320,39 @@ impl Model {
         let b = fam.bucket_of[ctx as usize] as usize & 7;
         let counters = &mut self.counters[b];
         let lens = &fam.len[val as usize];
-        let top = (fam.bpc - 1) as usize;
-        counters[top] = counters[top].wrapping_add(u32::from(lens[top]));
-        let mut best = top;
-        let mut best_len = counters[top];
-        for l in (0..top).rev() {
-            counters[l] = counters[l].wrapping_add(u32::from(lens[l]));
-            if counters[l] < best_len {
-                best = l;
-                best_len = counters[l];
-            }
+        // All eight lanes at once: the lengths of codes the family lacks
+        // are 0, so their counters stay 0.
+        for (c, len) in counters.iter_mut().zip(lens) {
+            *c = c.wrapping_add(u32::from(*len));
+        }
+        // The shortest sum, the highest code among equals.
+        // Unrolled and branch-free: which code wins varies from update to
+        // update and would be mispredicted.
+        let codes = fam.bpc as usize;
+        let mut best = 0;
+        let mut best_len = counters[0];
+        for (l, &c) in counters.iter().enumerate().skip(1) {
+            let take = (l < codes) & (c <= best_len);
+            best = if take { l } else { best };
+            best_len = if take { c } else { best_len };
         }
         if best_len > trigger {
-            for c in &mut counters[..fam.bpc as usize] {
+            for c in counters.iter_mut() {
                 *c >>= 1;
             }
         }
         if self.best[b] != best as u8 {
             self.best[b] = best as u8;
-            for (v, out) in self.best_by_ctx.iter_mut().enumerate() {
-                if fam.bucket_of[v] as usize == b {
-                    *out = best as u8;
+            if fam.mask == 0xff {
+                let (start, end) = fam.bucket_range[b];
+                self.best_by_ctx[usize::from(start)..usize::from(end)].fill(best as u8);
+            } else {
+                // Contexts above the sample range (only from corrupt
+                // streams) share the bucket of their low bits.
+                for (v, out) in self.best_by_ctx.iter_mut().enumerate() {
+                    if usize::from(fam.bucket_of[v]) == b {
+                        *out = best as u8;
+                    }
                 }
             }
         }
@@ -350,6 +413,38 @@ pub(crate) trait Coder<const N: usize, L: Layout<N>> {
     /// with code `codes[c]`; returns the coded values.
     fn pixel(&mut self, hot: &mut Self::Hot, fam: &Family, i: usize, codes: [usize; N], how: Pred)
         -> [u8; N];
+
+    /// Codes pixels `i..end` of the current row, predicted as `how`, with
+    /// no model update in between: sample `c` of pixel `p` uses code
+    /// `best[c][corr[p][c]]` and its coded value goes to `corr[p + 1]`. With
+    /// `run_index` (rows after the first), stops before the first pixel where
+    /// a run starts: `i > 2`, not where the previous run ended
+    /// (`run_index`), and [`run_candidate`](Self::run_candidate). Returns where
+    /// it stopped.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn stretch(
+        &mut self,
+        hot: &mut Self::Hot,
+        fam: &Family,
+        corr: &mut [[u8; N]],
+        best: [&[u8; 256]; N],
+        mut i: usize,
+        end: usize,
+        how: Pred,
+        run_index: Option<usize>,
+    ) -> usize {
+        while i < end {
+            if run_index.is_some_and(|r| i > 2 && r != i && self.run_candidate(i)) {
+                break;
+            }
+            let ctx = corr[i];
+            let codes = std::array::from_fn(|c| usize::from(best[c][usize::from(ctx[c])] & 7));
+            corr[i + 1] = self.pixel(hot, fam, i, codes, how);
+            i += 1;
+        }
+        i
+    }
 
     /// Codes a run of pixels equal to pixel `i - 1`, starting at `i` and
     /// ending at most at `end`; returns the index after the run.
@@ -420,6 +515,74 @@ impl<const N: usize, L: Layout<N>> Coder<N, L> for Enc<'_> {
         }
         hot.put_codewords(&mut self.w.buf, codewords);
         coded
+    }
+
+    /// The encoder knows every sample in advance, so it codes a stretch in
+    /// two passes: coded values first (each pixel on its own), then the
+    /// codewords, which then depend on each other only through the bit
+    /// writer (one pixel at a time, each code waited for the previous
+    /// pixel's coded value).
+    #[inline(always)]
+    fn stretch(
+        &mut self,
+        hot: &mut WriterState,
+        fam: &Family,
+        corr: &mut [[u8; N]],
+        best: [&[u8; 256]; N],
+        i: usize,
+        end: usize,
+        how: Pred,
+        run_index: Option<usize>,
+    ) -> usize {
+        let mut stop = end;
+        if let Some(r) = run_index {
+            let mut from = i.max(3);
+            while from < end {
+                let p = L::first_run_candidate(self.prev, self.cur, from, end);
+                if p != r {
+                    stop = p;
+                    break;
+                }
+                // Not where the previous run ended.
+                from = p + 1;
+            }
+        }
+        if stop <= i {
+            return stop;
+        }
+        let b = L::BYTES;
+        let to_coded = |s: [u8; N], pred: [u32; N]| -> [u8; N] {
+            std::array::from_fn(|c| {
+                let err = u32::from(s[c]).wrapping_sub(pred[c]) & fam.mask;
+                fam.to_coded[err as u8 as usize]
+            })
+        };
+        // Pixels i - 1..stop of this row, and i..stop of the row above.
+        let row = &self.cur[(i - 1) * b..stop * b];
+        let left = row.chunks_exact(b);
+        let here = row[b..].chunks_exact(b);
+        let out = &mut corr[i + 1..=stop];
+        if how == Pred::Mean {
+            let up = self.prev[i * b..stop * b].chunks_exact(b);
+            for (((l, h), u), out) in left.zip(here).zip(up).zip(out) {
+                let (l, u) = (L::samples(l), L::samples(u));
+                let pred = std::array::from_fn(|c| (u32::from(l[c]) + u32::from(u[c])) >> 1);
+                *out = to_coded(L::samples(h), pred);
+            }
+        } else {
+            debug_assert!(how == Pred::Left);
+            for ((l, h), out) in left.zip(here).zip(out) {
+                *out = to_coded(L::samples(h), L::samples(l).map(u32::from));
+            }
+        }
+        for pair in corr[i..=stop].windows(2) {
+            let (ctx, v) = (pair[0], pair[1]);
+            let codewords: [u32; N] = std::array::from_fn(|c| {
+                fam.codeword[usize::from(v[c])][usize::from(best[c][usize::from(ctx[c])] & 7)]
+            });
+            hot.put_codewords(&mut self.w.buf, codewords);
+        }
+        stop
     }
 
     #[inline(always)]
@@ -629,6 +792,22 @@ impl<const N: usize> Engine<N> {
         self.corr[i + 1] = io.pixel(hot, self.fam, i, codes, how);
     }
 
+    /// Codes pixels `i..end` with the models as they are (see
+    /// [`Coder::stretch`]); returns where it stopped.
+    #[inline(always)]
+    fn stretch<L: Layout<N>, C: Coder<N, L>>(
+        &mut self,
+        io: &mut C,
+        hot: &mut C::Hot,
+        i: usize,
+        end: usize,
+        how: Pred,
+        run_index: Option<usize>,
+    ) -> usize {
+        let best = std::array::from_fn(|c| &self.models[c].best_by_ctx);
+        io.stretch(hot, self.fam, &mut self.corr, best, i, end, how, run_index)
+    }
+
     /// Updates every channel's model with pixel `i`'s coded values.
     fn update(&mut self, i: usize) {
         let fam = self.fam;
@@ -663,17 +842,11 @@ impl<const N: usize> Engine<N> {
 
         if first {
             while stop < end {
-                while i <= stop {
-                    self.pixel::<L, C>(&mut io, &mut hot, i, Pred::Left);
-                    i += 1;
-                }
+                i = self.stretch::<L, C>(&mut io, &mut hot, i, stop + 1, Pred::Left, None);
                 self.update(stop);
                 stop = i + (self.st.tabrand() & waitmask) as usize;
             }
-            while i < end {
-                self.pixel::<L, C>(&mut io, &mut hot, i, Pred::Left);
-                i += 1;
-            }
+            self.stretch::<L, C>(&mut io, &mut hot, i, end, Pred::Left, None);
             self.st.waitcnt = (stop - end) as u32;
             io.set_hot(hot);
             return Ok(io);
@@ -684,24 +857,18 @@ impl<const N: usize> Engine<N> {
             let mut run = false;
             'coding: {
                 while stop < end {
-                    while i <= stop {
-                        if run_starts::<N, L, C>(&io, i, run_index) {
-                            run = true;
-                            break 'coding;
-                        }
-                        self.pixel::<L, C>(&mut io, &mut hot, i, Pred::Mean);
-                        i += 1;
+                    i = self.stretch::<L, C>(&mut io, &mut hot, i, stop + 1, Pred::Mean, Some(run_index));
+                    if i <= stop {
+                        run = true;
+                        break 'coding;
                     }
                     self.update(stop);
                     stop = i + (self.st.tabrand() & waitmask) as usize;
                 }
-                while i < end {
-                    if run_starts::<N, L, C>(&io, i, run_index) {
-                        run = true;
-                        break 'coding;
-                    }
-                    self.pixel::<L, C>(&mut io, &mut hot, i, Pred::Mean);
-                    i += 1;
+                i = self.stretch::<L, C>(&mut io, &mut hot, i, end, Pred::Mean, Some(run_index));
+                if i < end {
+                    run = true;
+                    break 'coding;
                 }
             }
             if !run {
@@ -719,12 +886,4 @@ impl<const N: usize> Engine<N> {
             stop = i + self.st.waitcnt as usize;
         }
     }
-}
-
-/// Whether a run starts at pixel `i` of a row after the first: `i > 2`, not
-/// where the previous run ended, and the two pixels above it are equal and
-/// the two to its left are too.
-#[inline(always)]
-fn run_starts<const N: usize, L: Layout<N>, C: Coder<N, L>>(io: &C, i: usize, run_index: usize) -> bool {
-    i > 2 && run_index != i && io.run_candidate(i)
 }

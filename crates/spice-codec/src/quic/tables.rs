@@ -121,6 +121,9 @@ pub(crate) struct Family {
     pub bucket_of: [u8; 256],
     /// Number of buckets.
     pub n_buckets: usize,
+    /// The context values of each bucket, `start..end` (buckets are
+    /// consecutive ranges; the last reaches the top sample value).
+    pub bucket_range: [(u16, u16); 8],
 }
 
 const fn family(bpc: u32) -> Family {
@@ -138,6 +141,7 @@ const fn family(bpc: u32) -> Family {
         from_coded: [0; 256],
         bucket_of: [0; 256],
         n_buckets: 0,
+        bucket_range: [(0, 0); 8],
     };
     let mut l = 0;
     while l < bpc {
@@ -190,6 +194,7 @@ const fn family(bpc: u32) -> Family {
             bucket_at[v as usize] = b;
             v += 1;
         }
+        f.bucket_range[b as usize] = (start as u16, end as u16 + 1);
         b += 1;
         if end == levels - 1 {
             break;

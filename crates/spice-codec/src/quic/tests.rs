@@ -520,6 +520,55 @@ fn fuzz_decode_random_and_mutated() {
     }
 }
 
+#[test]
+fn bucket_ranges_hold_exactly_the_contexts_of_their_bucket() {
+    for fam in [&FAMILY_8, &FAMILY_5] {
+        let mut next = 0u16;
+        for b in 0..fam.n_buckets {
+            let (start, end) = fam.bucket_range[b];
+            assert_eq!(start, next, "buckets are consecutive");
+            assert!(end > start);
+            for v in start..end {
+                assert_eq!(usize::from(fam.bucket_of[usize::from(v)]), b);
+            }
+            next = end;
+        }
+        assert_eq!(u32::from(next), fam.mask + 1, "the last bucket reaches the top");
+    }
+}
+
+/// `first_run_candidate` agrees with the definition (two equal upper
+/// neighbours, two equal left neighbours) on rows with many repeats.
+#[test]
+fn run_candidates_are_found_as_defined() {
+    fn check<const N: usize, L: Layout<N>>(seed: u64) {
+        let mut s = seed;
+        let width = 40;
+        // Few distinct pixels, so that neighbours are often equal.
+        let mut row = || -> Vec<u8> {
+            (0..width * L::BYTES)
+                .map(|_| (xorshift(&mut s) % 2) as u8 * 0x11)
+                .collect()
+        };
+        let (prev, cur) = (row(), row());
+        for from in 2..width {
+            for end in from..=width {
+                let want = (from..end)
+                    .find(|&p| L::same(&prev, p - 1, p) && L::same(&cur, p - 1, p - 2))
+                    .unwrap_or(end);
+                assert_eq!(L::first_run_candidate(&prev, &cur, from, end), want);
+            }
+        }
+    }
+    for seed in 1..20 {
+        check::<3, Bgrx>(seed);
+        check::<3, Bgr>(seed);
+        check::<3, X1r5g5b5>(seed);
+        check::<1, Gray8>(seed);
+        check::<1, Alpha>(seed);
+    }
+}
+
 /// Micro-benchmark on the images the other codecs are measured on. Run with
 /// `cargo test --release -p spice-codec -- --ignored --nocapture bench`.
 #[test]
