@@ -165,7 +165,10 @@ impl Shadow {
                 let Some(first) = first_difference(new, old) else {
                     return false;
                 };
-                let last = last_difference(new, old).unwrap_or(first);
+                // Only a difference past the span found so far can widen
+                // it: the row's tail beyond it is all that is searched.
+                let from = span.map_or(first, |(_, end)| (end as usize * 4).max(first));
+                let last = last_difference(&new[from..], &old[from..]).map_or(first, |at| from + at);
                 let (f, e) = ((first / 4) as u32, (last / 4) as u32 + 1);
                 span = Some(span.map_or((f, e), |(a, b)| (a.min(f), b.max(e))));
                 true
