@@ -64,7 +64,10 @@ impl WakeReceiver {
     /// that is not drained here.
     pub(crate) fn drain(&self, waker: &Waker) {
         let mut buf = [0u8; 64];
-        while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
+        // A wake writes one byte and no other until the flag is cleared
+        // below, so one read empties the socket (a display worker saves a
+        // second, empty read per wake-up); a full buffer reads on.
+        while matches!((&self.rx).read(&mut buf), Ok(n) if n == buf.len()) {}
         waker.rearm();
     }
 }
@@ -73,6 +76,22 @@ impl WakeReceiver {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// One drain empties the socket, even of bytes that more than one wake
+    /// left there (a wake racing with an earlier drain), and re-arms the waker.
+    #[test]
+    fn drain_empties_the_socket_and_rearms() {
+        let (waker, rx) = waker_pair().unwrap();
+        waker.wake();
+        let _ = (&waker.tx).write(&[1; 100]);
+        assert!(waker.is_pending());
+        rx.drain(&waker);
+        let mut buf = [0u8; 1];
+        assert!((&rx.rx).read(&mut buf).is_err(), "nothing left to read");
+        assert!(!waker.is_pending());
+        waker.wake();
+        assert!(matches!((&rx.rx).read(&mut buf), Ok(1)));
+    }
 
     /// Every wake that comes after a drain leaves the receiver readable, however
     /// the two threads interleave: a lost wake-up would leave work unseen.

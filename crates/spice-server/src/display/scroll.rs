@@ -61,6 +61,18 @@ pub(crate) fn row_hash(row: &[u8]) -> u64 {
     super::cache::mix(h)
 }
 
+/// Per row hash (or sample): the row holding it, or `None` where several do.
+fn rows_by_content(rows: &[u64]) -> HashMap<u64, Option<usize>> {
+    let mut by_content: HashMap<u64, Option<usize>> = HashMap::with_capacity(rows.len());
+    for (i, h) in rows.iter().enumerate() {
+        by_content
+            .entry(*h)
+            .and_modify(|seen| *seen = None)
+            .or_insert(Some(i));
+    }
+    by_content
+}
+
 /// Finds the largest vertical move from `old` rows to `new` rows (one hash
 /// per row, same count), if one of at least [`MIN_MOVED_ROWS`] rows explains
 /// enough of the change to be worth it.
@@ -71,13 +83,7 @@ pub(crate) fn find_vertical_move(old: &[u64], new: &[u64]) -> Option<VerticalMov
     }
     // Old rows by content, for contents found once: a blank row matches
     // everywhere and would vote for every offset.
-    let mut where_old: HashMap<u64, Option<usize>> = HashMap::with_capacity(rows);
-    for (i, h) in old.iter().enumerate().take(rows) {
-        where_old
-            .entry(*h)
-            .and_modify(|seen| *seen = None)
-            .or_insert(Some(i));
-    }
+    let where_old = rows_by_content(&old[..rows]);
     let mut votes: HashMap<isize, usize> = HashMap::new();
     let mut changed = 0usize;
     for (i, h) in new.iter().enumerate().take(rows) {
@@ -151,14 +157,7 @@ pub(crate) fn may_find_vertical_move(old: &[u64], new: &[u64]) -> bool {
     if rows < MIN_MOVED_ROWS * 2 {
         return false;
     }
-    // Per old sample: a row holding it, or None once two rows do.
-    let mut where_old: HashMap<u64, Option<usize>> = HashMap::with_capacity(rows);
-    for (i, h) in old.iter().enumerate().take(rows) {
-        where_old
-            .entry(*h)
-            .and_modify(|seen| *seen = None)
-            .or_insert(Some(i));
-    }
+    let where_old = rows_by_content(&old[..rows]);
     let mut matching = 0;
     for (i, h) in new.iter().enumerate().take(rows) {
         let elsewhere = match where_old.get(h) {
