@@ -116,11 +116,7 @@ impl Layout<3> for Bgrx {
 
     #[inline(always)]
     fn same(row: &[u8], a: usize, b: usize) -> bool {
-        let w = |i: usize| {
-            let p = &row[i * 4..i * 4 + 4];
-            u32::from_le_bytes([p[0], p[1], p[2], p[3]]) & 0x00ff_ffff
-        };
-        w(a) == w(b)
+        Self::same_px(&row[a * 4..a * 4 + 4], &row[b * 4..b * 4 + 4])
     }
 
     #[inline(always)]

@@ -33,27 +33,32 @@ pub(crate) struct VerticalMove {
     pub(crate) offset: isize,
 }
 
+const K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// One mixing step of the row hashes: `v` folded into `h`.
+fn hash_step(h: u64, v: u64) -> u64 {
+    (h ^ v).wrapping_mul(K).rotate_left(27)
+}
+
 /// A 64-bit hash of one row of pixels. Four independent lanes over 32-byte
 /// blocks keep the multiplier busy: a framebuffer that scrolls a full
 /// screen hashes every row of it.
 pub(crate) fn row_hash(row: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let step = |h: u64, v: u64| (h ^ v).wrapping_mul(K).rotate_left(27);
     let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
     let mut lanes = [K, K.rotate_left(16), K.rotate_left(32), K.rotate_left(48)];
     let mut blocks = row.chunks_exact(32);
     for block in &mut blocks {
         for (lane, b) in lanes.iter_mut().zip(block.chunks_exact(8)) {
-            *lane = step(*lane, word(b));
+            *lane = hash_step(*lane, word(b));
         }
     }
     let mut h = (row.len() as u64).wrapping_mul(K);
     for lane in lanes {
-        h = step(h, lane);
+        h = hash_step(h, lane);
     }
     let mut words = blocks.remainder().chunks_exact(8);
     for w in &mut words {
-        h = step(h, word(w));
+        h = hash_step(h, word(w));
     }
     for (i, b) in words.remainder().iter().enumerate() {
         h ^= u64::from(*b) << (i * 8);
@@ -139,9 +144,7 @@ pub(crate) fn row_sample(row: &[u8]) -> u64 {
     for k in 0..SAMPLED_PIXELS {
         let at = k * (pixels - 1) / (SAMPLED_PIXELS - 1) * 4;
         let px = u32::from_le_bytes(row[at..at + 4].try_into().unwrap_or_default());
-        h = (h ^ u64::from(px))
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .rotate_left(29);
+        h = hash_step(h, u64::from(px));
     }
     h
 }
