@@ -64,6 +64,9 @@ struct Args {
     ours_host_args: Vec<String>,
 }
 
+/// Host-alone runs per library and scenario (at most; never more than `--runs`).
+const ALONE_RUNS: usize = 3;
+
 fn shell(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
     let s = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -174,18 +177,23 @@ fn main() -> Result<()> {
                 progress(&r);
                 sr.runs.entry(lib.name.clone()).or_default().push(r);
             }
-        }
-        if !args.no_baseline {
-            for lib in [&ours, &c] {
-                match run::run_alone(&binary, lib, &config_for(lib)) {
-                    Ok(cpu) => {
-                        eprintln!(
-                            "  {:<9} {:<4}: host alone {cpu:.2} s CPU",
-                            scenario.name, lib.name
-                        );
-                        sr.alone.entry(lib.name.clone()).or_default().push(cpu);
+            // The host-alone baseline is subtracted from every run's CPU, so
+            // it gets a median of its own: one run of it is as noisy as any
+            // other run, and small library figures would be mostly its noise.
+            if !args.no_baseline && i < ALONE_RUNS {
+                for lib in order {
+                    match run::run_alone(&binary, lib, &config_for(lib)) {
+                        Ok(cpu) => {
+                            eprintln!(
+                                "  {:<9} {:<4}: host alone {cpu:.2} s CPU",
+                                scenario.name, lib.name
+                            );
+                            sr.alone.entry(lib.name.clone()).or_default().push(cpu);
+                        }
+                        Err(e) => {
+                            eprintln!("  {:<9} {:<4}: host alone FAILED: {e:#}", scenario.name, lib.name)
+                        }
                     }
-                    Err(e) => eprintln!("  {:<9} {:<4}: host alone FAILED: {e:#}", scenario.name, lib.name),
                 }
             }
         }

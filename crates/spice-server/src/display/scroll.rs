@@ -152,17 +152,23 @@ pub(crate) fn row_sample(row: &[u8]) -> u64 {
 /// Whether [`find_vertical_move`] could find a move between rows sampled by
 /// [`row_sample`]: a move needs `MIN_MOVED_ROWS / 2` new rows that each
 /// equal some other old row, so at least as many new samples must appear
-/// among the old samples at another row. When this says no, hashing whole
-/// rows is skipped (video, where every frame changes every row, would
-/// otherwise hash each frame twice for nothing).
-pub(crate) fn may_find_vertical_move(old: &[u64], new: &[u64]) -> bool {
-    let rows = old.len().min(new.len());
+/// among the old samples at another row. Only rows that `changed` count, as
+/// in [`find_vertical_move`] (an unchanged row's hash equals its old one):
+/// the still blank rows beside a video would otherwise match each other.
+/// When this says no, hashing whole rows is skipped (video, where every
+/// frame changes every row, would otherwise hash each frame twice for
+/// nothing).
+pub(crate) fn may_find_vertical_move(old: &[u64], new: &[u64], changed: &[bool]) -> bool {
+    let rows = old.len().min(new.len()).min(changed.len());
     if rows < MIN_MOVED_ROWS * 2 {
         return false;
     }
     let where_old = rows_by_content(&old[..rows]);
     let mut matching = 0;
     for (i, h) in new.iter().enumerate().take(rows) {
+        if !changed[i] {
+            continue;
+        }
         let elsewhere = match where_old.get(h) {
             Some(Some(j)) => *j != i,
             Some(None) => true,
@@ -261,7 +267,8 @@ mod tests {
             old.iter().map(|r| row_sample(r)).collect(),
             scrolled.iter().map(|r| row_sample(r)).collect(),
         );
-        assert!(may_find_vertical_move(&so, &ss));
+        let all = vec![true; 40];
+        assert!(may_find_vertical_move(&so, &ss, &all));
         let (ho, hs): (Vec<u64>, Vec<u64>) = (
             old.iter().map(|r| row_hash(r)).collect(),
             scrolled.iter().map(|r| row_hash(r)).collect(),
@@ -270,7 +277,7 @@ mod tests {
         // Every row new (video): no sample matches, no move.
         let fresh: Vec<Vec<u8>> = (100..140).map(row).collect();
         let sf: Vec<u64> = fresh.iter().map(|r| row_sample(r)).collect();
-        assert!(!may_find_vertical_move(&so, &sf));
+        assert!(!may_find_vertical_move(&so, &sf, &all));
         // Rows that differ only between sampled pixels keep samples equal:
         // the filter lets them through to the exact hashes.
         let mut touched = old.clone();
@@ -280,6 +287,24 @@ mod tests {
         let st: Vec<u64> = touched.iter().map(|r| row_sample(r)).collect();
         assert_eq!(st, so);
         // The same rows (no move) never count: a sample must match another row.
-        assert!(!may_find_vertical_move(&so, &so));
+        assert!(!may_find_vertical_move(&so, &so, &all));
+        // A video above still blank rows: the blank rows match each other,
+        // but they did not change, so they do not count.
+        let blank = row(7);
+        let before: Vec<Vec<u8>> = (0..30).map(row).chain((0..10).map(|_| blank.clone())).collect();
+        let after: Vec<Vec<u8>> = (100..130)
+            .map(row)
+            .chain((0..10).map(|_| blank.clone()))
+            .collect();
+        let changed: Vec<bool> = (0..40).map(|i| i < 30).collect();
+        let (sb, sa): (Vec<u64>, Vec<u64>) = (
+            before.iter().map(|r| row_sample(r)).collect(),
+            after.iter().map(|r| row_sample(r)).collect(),
+        );
+        assert!(!may_find_vertical_move(&sb, &sa, &changed));
+        assert!(
+            may_find_vertical_move(&sb, &sa, &all),
+            "counted, the blank rows would pass"
+        );
     }
 }

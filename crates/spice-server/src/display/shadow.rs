@@ -61,7 +61,7 @@ impl Shadow {
 
     /// Whether a few pixels of each row, old and `new_row`, leave room for
     /// a vertical move in `rect` (see [`super::scroll::may_find_vertical_move`]).
-    fn samples_may_move<'a>(&self, rect: Rect, new_row: impl Fn(u32) -> &'a [u8]) -> bool {
+    fn samples_may_move<'a>(&self, rect: Rect, new_row: impl Fn(u32) -> &'a [u8], changed: &[bool]) -> bool {
         use super::scroll::{may_find_vertical_move, row_sample};
         let old: Vec<u64> = (0..rect.height)
             .map(|i| row_sample(self.row(rect.y + i, rect.x, rect.width)))
@@ -69,7 +69,7 @@ impl Shadow {
         let new: Vec<u64> = (0..rect.height)
             .map(|i| row_sample(new_row(rect.y + i)))
             .collect();
-        may_find_vertical_move(&old, &new)
+        may_find_vertical_move(&old, &new, changed)
     }
 
     fn row(&self, y: u32, x: u32, width: u32) -> &[u8] {
@@ -232,7 +232,7 @@ impl Shadow {
         if stale.iter().filter(|s| **s).count() >= super::scroll::MIN_MOVED_ROWS
             && rows >= 2 * super::scroll::MIN_MOVED_ROWS
             && varied_rows(rows, new_row, rect.y)
-            && self.samples_may_move(rect, new_row)
+            && self.samples_may_move(rect, new_row, &stale)
         {
             let old: Vec<u64> = (0..rect.height)
                 .map(|i| row_hash(self.row(rect.y + i, rect.x, rect.width)))
