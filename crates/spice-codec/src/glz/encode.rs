@@ -141,7 +141,10 @@ pub struct GlzEncoder {
     table: Vec<u32>,
     bucket_bits: u32,
     /// Rows of earlier images by content: (row hash, global position of
-    /// the row's first pixel), direct-mapped by the hash.
+    /// the row's first pixel plus one), direct-mapped by the hash; (0, 0)
+    /// is an empty slot. Empty is all zeros so that the table's pages are
+    /// left to the kernel's zero pages until a row lands in them: a session
+    /// of small updates touches a few of its 256 pages, not all of them.
     rows: Vec<(u64, u64)>,
     /// Scratch: per row of the image being coded, its hash and the global
     /// position of an earlier identical row (`NO_ROW` if none).
@@ -262,7 +265,7 @@ impl GlzEncoder {
         self.next_pos = 0;
         self.next_id = 0;
         self.table.fill(0);
-        self.rows.fill((0, NO_ROW));
+        self.rows.fill((0, 0));
     }
 
     /// Appends a GLZ_RGB stream (type RGB32, top-down) coding `image`,
@@ -319,7 +322,7 @@ impl GlzEncoder {
         }
         if self.table.is_empty() {
             self.table = vec![0; WAYS << self.bucket_bits];
-            self.rows = vec![(0, NO_ROW); 1 << ROW_BITS];
+            self.rows = vec![(0, 0); 1 << ROW_BITS];
         }
         // Rows seen before (in images still in the window: checked when used).
         let row_slot = |key: u64| (key >> (64 - ROW_BITS)) as usize;
@@ -327,8 +330,9 @@ impl GlzEncoder {
         self.row_src
             .extend(self.ring[r0..r0 + n].chunks_exact(w).map(|row| {
                 let key = row_hash(row);
-                let (held, at) = self.rows[row_slot(key)];
-                (key, if held == key { at } else { NO_ROW })
+                let (held, at_plus_one) = self.rows[row_slot(key)];
+                let found = held == key && at_plus_one != 0;
+                (key, if found { at_plus_one - 1 } else { NO_ROW })
             }));
 
         GlzHeader {
@@ -372,7 +376,7 @@ impl GlzEncoder {
         let mut stats = coder.stats;
         stats.bytes = out.len() - start_len;
         for (y, &(key, _)) in self.row_src.iter().enumerate() {
-            self.rows[row_slot(key)] = (key, pos + (y * w) as u64);
+            self.rows[row_slot(key)] = (key, pos + (y * w) as u64 + 1);
         }
 
         self.images.push_back(WindowImage {
