@@ -302,7 +302,10 @@ fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut G
     let (bytes_after, inval_after, _) = client_stats(&mut gtk)?;
     for (kind, after) in &threads_after {
         let before = threads_before.get(kind).copied().unwrap_or_default();
-        result.threads.insert(kind.clone(), after - before);
+        // "other" is a total (clock ticks) less the named threads
+        // (microseconds): with nothing else running, its two readings
+        // differ by tick rounding only, which may be below zero.
+        result.threads.insert(kind.clone(), (after - before).max(0.0));
     }
     for (kind, after) in &wakeups_after {
         let before = wakeups_before.get(kind).copied().unwrap_or_default();
