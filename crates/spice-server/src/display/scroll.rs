@@ -260,32 +260,28 @@ mod tests {
     fn samples_rule_out_a_move_only_where_hashes_find_none() {
         // Rows of 64 pixels: row r holds r in every pixel, except where noted.
         let row = |v: u32| -> Vec<u8> { (0..64).flat_map(|_| v.to_le_bytes()).collect() };
+        let samples = |rows: &[Vec<u8>]| -> Vec<u64> { rows.iter().map(|r| row_sample(r)).collect() };
+        let hashes = |rows: &[Vec<u8>]| -> Vec<u64> { rows.iter().map(|r| row_hash(r)).collect() };
         let old: Vec<Vec<u8>> = (0..40).map(row).collect();
+        let so = samples(&old);
+        let all = vec![true; 40];
         // Scrolled up by 3 rows: samples and hashes both see a move.
         let scrolled: Vec<Vec<u8>> = (3..43).map(row).collect();
-        let (so, ss): (Vec<u64>, Vec<u64>) = (
-            old.iter().map(|r| row_sample(r)).collect(),
-            scrolled.iter().map(|r| row_sample(r)).collect(),
+        assert!(may_find_vertical_move(&so, &samples(&scrolled), &all));
+        assert_eq!(
+            find_vertical_move(&hashes(&old), &hashes(&scrolled)).map(|m| m.offset),
+            Some(3)
         );
-        let all = vec![true; 40];
-        assert!(may_find_vertical_move(&so, &ss, &all));
-        let (ho, hs): (Vec<u64>, Vec<u64>) = (
-            old.iter().map(|r| row_hash(r)).collect(),
-            scrolled.iter().map(|r| row_hash(r)).collect(),
-        );
-        assert_eq!(find_vertical_move(&ho, &hs).map(|m| m.offset), Some(3));
         // Every row new (video): no sample matches, no move.
         let fresh: Vec<Vec<u8>> = (100..140).map(row).collect();
-        let sf: Vec<u64> = fresh.iter().map(|r| row_sample(r)).collect();
-        assert!(!may_find_vertical_move(&so, &sf, &all));
+        assert!(!may_find_vertical_move(&so, &samples(&fresh), &all));
         // Rows that differ only between sampled pixels keep samples equal:
         // the filter lets them through to the exact hashes.
         let mut touched = old.clone();
         for r in &mut touched {
             r[4] ^= 0xff;
         }
-        let st: Vec<u64> = touched.iter().map(|r| row_sample(r)).collect();
-        assert_eq!(st, so);
+        assert_eq!(samples(&touched), so);
         // The same rows (no move) never count: a sample must match another row.
         assert!(!may_find_vertical_move(&so, &so, &all));
         // A video above still blank rows: the blank rows match each other,
@@ -297,10 +293,7 @@ mod tests {
             .chain((0..10).map(|_| blank.clone()))
             .collect();
         let changed: Vec<bool> = (0..40).map(|i| i < 30).collect();
-        let (sb, sa): (Vec<u64>, Vec<u64>) = (
-            before.iter().map(|r| row_sample(r)).collect(),
-            after.iter().map(|r| row_sample(r)).collect(),
-        );
+        let (sb, sa) = (samples(&before), samples(&after));
         assert!(!may_find_vertical_move(&sb, &sa, &changed));
         assert!(
             may_find_vertical_move(&sb, &sa, &all),
