@@ -69,7 +69,7 @@ pub const GUEST_SCENARIOS: [GuestScenario; 4] = [
     GuestScenario {
         name: "console-idle",
         description: "the guest's console sits idle with its cursor blinking",
-        command: "idle 15",
+        command: "idle 30",
         quick_command: "idle 3",
         cursor: true,
         spice: "disable-ticketing=on",
