@@ -13,11 +13,11 @@ cd "$(dirname "$0")/.."
 # Cyrus SASL (libsasl2-dev to link, the mechanisms, saslpasswd2 for a sasldb);
 # GStreamer for VP8/H.264 streams (the headers to link; vp8enc/vp8dec in
 # -good, x264enc in -ugly, and spice-gtk's H.264 decoder "h264parse ! avdec_h264"
-# from -bad and -libav).
+# from -bad and -libav); libjpeg62-turbo-dev to link libjpeg for MJPEG frames.
 ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0 \
     libspice-server-dev libspice-server1 qemu-system-x86 gcc e2fsprogs libpixman-1-dev libglib2.0-dev openssl \
     libopus-dev pkg-config chromium chromium-driver python3-selenium spice-html5 \
-    libsasl2-dev sasl2-bin libsasl2-modules \
+    libsasl2-dev sasl2-bin libsasl2-modules libjpeg62-turbo-dev \
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
     gstreamer1.0-plugins-bad gstreamer1.0-libav
 ensure_rust

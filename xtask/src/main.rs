@@ -114,6 +114,8 @@ fn capi(debug: bool) -> Result<PathBuf> {
         ])
         // SASL authentication through Cyrus' libsasl2, as the C server (spice-capi/src/sasl.rs).
         .arg("-lsasl2")
+        // MJPEG frames through libjpeg-turbo, as the C server (spice-capi/src/jpeg.rs).
+        .arg("-ljpeg")
         // VP8/H.264 streams through GStreamer, as the C server (crates/spice-gst).
         .args([
             "-lgstapp-1.0",

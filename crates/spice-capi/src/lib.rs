@@ -17,6 +17,7 @@ mod glog;
 mod guard;
 mod input;
 mod instance;
+mod jpeg;
 mod migration;
 mod qxl;
 mod sasl;

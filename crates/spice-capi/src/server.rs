@@ -61,6 +61,8 @@ impl CServer {
                 password: String::new(),
                 lifetime: None,
             },
+            // MJPEG frames through the system's libjpeg-turbo, as the C server.
+            jpeg_encoder: crate::jpeg::LIBJPEG,
             ..Config::default()
         };
         Self {

@@ -107,6 +107,9 @@ pub struct Config {
     /// feature and a client that decodes them; MJPEG is every client's
     /// fallback.
     pub video_codecs: crate::display::video::VideoCodecs,
+    /// The JPEG encoder of MJPEG stream frames (default: `spice-codec`'s own,
+    /// pure Rust; the C ABI plugs in the system's libjpeg-turbo).
+    pub jpeg_encoder: spice_codec::jpeg::JpegEncoder,
     /// Serve several clients at once (the C server's `SPICE_DEBUG_ALLOW_MC`;
     /// off by default, as there). Off, a client that connects replaces the
     /// one connected. On, each gets the whole display, cursor and playback,
@@ -139,6 +142,7 @@ impl Default for Config {
             sasl: None,
             streaming_video: crate::display::stream::StreamingVideo::default(),
             video_codecs: crate::display::video::VideoCodecs::default(),
+            jpeg_encoder: spice_codec::jpeg::JpegEncoder::default(),
             allow_multiple_clients: false,
         }
     }

@@ -116,6 +116,8 @@ pub(crate) struct DisplayChannel {
     streaming: StreamingVideo,
     /// The server's stream codecs in force for this produce round.
     video_codecs: VideoCodecs,
+    /// The server's JPEG encoder for MJPEG stream frames.
+    jpeg_encoder: spice_codec::jpeg::JpegEncoder,
     /// What the client decodes and prefers for streams.
     client_video: Box<ClientVideo>,
     /// The client reports how it plays streams (`STREAM_REPORT` capability).
@@ -219,6 +221,7 @@ impl DisplayChannel {
             next_stream_id: 1,
             streaming: StreamingVideo::Off,
             video_codecs: VideoCodecs::default(),
+            jpeg_encoder: spice_codec::jpeg::JpegEncoder::default(),
             client_video: Box::new(ClientVideo {
                 caps: client_caps.clone(),
                 preferred: Vec::new(),
@@ -412,6 +415,7 @@ impl DisplayChannel {
         self.wan = settings.wan;
         self.streaming = settings.streaming;
         self.video_codecs = settings.video_codecs;
+        self.jpeg_encoder = settings.jpeg_encoder;
         self.collect_stream_frame();
         let next = self.produce_damage(shared, now, may_start);
         // A live stream needs a call when it times out, damage or not.
@@ -624,7 +628,8 @@ impl DisplayChannel {
             &self.client_video.caps,
             &self.client_video.preferred,
         );
-        let Some((codec, encoder)) = StreamEncoder::start(&codecs, area, rate.quality()) else {
+        let Some((codec, encoder)) = StreamEncoder::start(&codecs, area, rate.quality(), self.jpeg_encoder)
+        else {
             // The client decodes none of the codecs this server encodes.
             return false;
         };

@@ -153,8 +153,8 @@ pub(crate) fn bit_rate(area: Rect, quality: u8) -> u64 {
 
 /// A live stream's encoder.
 pub(crate) enum StreamEncoder {
-    /// Every frame a JPEG of the stream's quality.
-    Mjpeg,
+    /// Every frame a JPEG of the stream's quality, by this encoder.
+    Mjpeg(spice_codec::jpeg::JpegEncoder),
     /// A GStreamer pipeline.
     #[cfg(feature = "gstreamer")]
     Gst(Box<spice_gst::VideoEncoder>),
@@ -163,7 +163,7 @@ pub(crate) enum StreamEncoder {
 impl std::fmt::Debug for StreamEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Mjpeg => "Mjpeg",
+            Self::Mjpeg(_) => "Mjpeg",
             #[cfg(feature = "gstreamer")]
             Self::Gst(_) => "Gst",
         })
@@ -171,11 +171,17 @@ impl std::fmt::Debug for StreamEncoder {
 }
 
 impl StreamEncoder {
-    /// The first of `codecs` that starts for an area, with its encoder.
+    /// The first of `codecs` that starts for an area, with its encoder
+    /// (MJPEG frames by `jpeg`).
     #[cfg_attr(not(feature = "gstreamer"), allow(unused_variables))]
-    pub(crate) fn start(codecs: &[VideoCodec], area: Rect, quality: u8) -> Option<(VideoCodec, Self)> {
+    pub(crate) fn start(
+        codecs: &[VideoCodec],
+        area: Rect,
+        quality: u8,
+        jpeg: spice_codec::jpeg::JpegEncoder,
+    ) -> Option<(VideoCodec, Self)> {
         codecs.iter().find_map(|&codec| match codec {
-            VideoCodec::Mjpeg => Some((codec, Self::Mjpeg)),
+            VideoCodec::Mjpeg => Some((codec, Self::Mjpeg(jpeg))),
             #[cfg(feature = "gstreamer")]
             other => {
                 match spice_gst::VideoEncoder::new(
@@ -208,16 +214,16 @@ impl StreamEncoder {
     ) -> Vec<Vec<u8>> {
         let stride = area.width as usize * 4;
         match self {
-            Self::Mjpeg => {
+            Self::Mjpeg(jpeg) => {
                 let image = spice_codec::ImageRef {
                     width: area.width,
                     height: area.height,
                     stride,
                     data: pixels,
                 };
-                let mut jpeg = Vec::new();
-                match spice_codec::jpeg::encode_rgb32(&image, quality, &mut jpeg) {
-                    Ok(_) => vec![jpeg],
+                let mut frame = Vec::new();
+                match jpeg.encode(&image, quality, &mut frame) {
+                    Ok(_) => vec![frame],
                     Err(e) => {
                         tracing::debug!(error = %e, "cannot encode a stream frame");
                         Vec::new()
@@ -337,11 +343,36 @@ mod tests {
     fn mjpeg_is_always_encodable_and_starts() {
         assert!(VideoCodec::Mjpeg.encodable());
         let area = Rect::new(0, 0, 64, 64);
-        let (codec, mut encoder) = StreamEncoder::start(&[VideoCodec::Mjpeg], area, 70).unwrap();
+        let (codec, mut encoder) = StreamEncoder::start(
+            &[VideoCodec::Mjpeg],
+            area,
+            70,
+            spice_codec::jpeg::JpegEncoder::default(),
+        )
+        .unwrap();
         assert_eq!(codec, VideoCodec::Mjpeg);
         let frames = encoder.encode(&vec![128; 64 * 64 * 4], area, 70, Duration::ZERO);
         assert_eq!(frames.len(), 1);
         assert!(frames[0].starts_with(&[0xff, 0xd8]), "a JPEG");
+    }
+
+    /// MJPEG frames come from the encoder the server was configured with
+    /// (under the C ABI, the system's libjpeg-turbo).
+    #[test]
+    fn mjpeg_frames_come_from_the_configured_jpeg_encoder() {
+        fn marker(
+            _: &spice_codec::ImageRef,
+            quality: u8,
+            out: &mut Vec<u8>,
+        ) -> Result<usize, spice_codec::CodecError> {
+            out.extend_from_slice(&[0xff, 0xd8, quality]);
+            Ok(3)
+        }
+        let jpeg = spice_codec::jpeg::JpegEncoder::new("marker", marker);
+        let area = Rect::new(0, 0, 64, 64);
+        let (_, mut encoder) = StreamEncoder::start(&[VideoCodec::Mjpeg], area, 70, jpeg).unwrap();
+        let frames = encoder.encode(&vec![128; 64 * 64 * 4], area, 42, Duration::ZERO);
+        assert_eq!(frames, vec![vec![0xff, 0xd8, 42]]);
     }
 
     #[cfg(feature = "gstreamer")]
@@ -350,7 +381,13 @@ mod tests {
         let area = Rect::new(0, 0, 320, 240);
         for codec in [VideoCodec::Vp8, VideoCodec::H264] {
             assert!(codec.encodable(), "{codec:?}: the test machine has the plugins");
-            let (started, mut encoder) = StreamEncoder::start(&[codec, VideoCodec::Mjpeg], area, 70).unwrap();
+            let (started, mut encoder) = StreamEncoder::start(
+                &[codec, VideoCodec::Mjpeg],
+                area,
+                70,
+                spice_codec::jpeg::JpegEncoder::default(),
+            )
+            .unwrap();
             assert_eq!(started, codec);
             let frames = encoder.encode(&vec![90; 320 * 240 * 4], area, 70, Duration::ZERO);
             assert_eq!(frames.len(), 1, "{codec:?}");

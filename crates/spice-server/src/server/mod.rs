@@ -566,6 +566,7 @@ impl ServerState {
             wan: self.wan_codecs(),
             streaming: self.config.streaming_video,
             video_codecs: self.config.video_codecs,
+            jpeg_encoder: self.config.jpeg_encoder,
         }
     }
 

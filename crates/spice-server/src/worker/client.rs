@@ -21,6 +21,8 @@ const READS_PER_TURN: usize = 16;
 /// how long one client keeps the thread from its device and other clients.
 const ROUNDS_PER_TURN: usize = 16;
 
+/// One per client connection, so the display's larger state is not boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Channel {
     Display(DisplayChannel),
