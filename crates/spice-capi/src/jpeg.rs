@@ -1,5 +1,5 @@
-//! MJPEG stream frames through the system's libjpeg-turbo, as the C server
-//! encodes them: about 2.4 times as fast as `spice-codec`'s pure-Rust
+//! MJPEG stream frames and JPEG images through the system's libjpeg-turbo,
+//! as the C server encodes them: about 2.4 times as fast as `spice-codec`'s pure-Rust
 //! encoder on a 1024x160 frame (0.5 against 1.2 ms; BENCHMARKS.md), for the
 //! same bytes. libjpeg is called from a small C shim (`csrc/jpeg.c`), which
 //! keeps libjpeg's struct layout and its `longjmp` error exits on the C side.
@@ -28,13 +28,10 @@ pub(crate) const LIBJPEG: JpegEncoder = JpegEncoder::new("libjpeg", encode_rgb32
 /// [`spice_codec::jpeg::EncodeFn`] through libjpeg: appends the JFIF stream
 /// of `image` at `quality` to `out`.
 fn encode_rgb32(image: &ImageRef, quality: u8, out: &mut Vec<u8>) -> Result<usize, CodecError> {
-    image.validate()?;
-    if image.width > spice_codec::jpeg::MAX_SIDE || image.height > spice_codec::jpeg::MAX_SIDE {
-        return Err(CodecError::InvalidImage("too large for JPEG"));
-    }
+    spice_codec::jpeg::check_image(image)?;
     let mut buf: *mut c_uchar = std::ptr::null_mut();
     let mut len: c_ulong = 0;
-    // SAFETY: `validate` checked `width * 4 <= stride` and that `image.data`
+    // SAFETY: `check_image` checked `width * 4 <= stride` and that `image.data`
     // holds `height - 1` rows of `stride` bytes and a last one of `width * 4`:
     // all the shim reads (libjpeg takes `width * 4` bytes from each row
     // start). `buf` and `len` are valid for writes for the call.

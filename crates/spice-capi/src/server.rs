@@ -61,7 +61,7 @@ impl CServer {
                 password: String::new(),
                 lifetime: None,
             },
-            // MJPEG frames through the system's libjpeg-turbo, as the C server.
+            // MJPEG frames and JPEG images through the system's libjpeg-turbo, as the C server.
             jpeg_encoder: crate::jpeg::LIBJPEG,
             ..Config::default()
         };

@@ -832,6 +832,75 @@ fn playback_44100(lib: Lib) {
 /// The same host audio through both libraries decodes to the same bytes in
 /// spice-gtk: ours encodes with libopus as the C server does (48 kHz stereo,
 /// `OPUS_APPLICATION_AUDIO`, default bitrate, one packet per 480 frames).
+/// Over the pixels where two packed pictures differ: how many, and their
+/// mean absolute difference per colour channel.
+fn lossy_pixels(a: &[u8], b: &[u8]) -> (usize, f64) {
+    assert_eq!(a.len(), b.len());
+    let (mut sum, mut off) = (0u64, 0usize);
+    for (pa, pb) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        let d: u64 = (0..3).map(|c| u64::from(pa[c].abs_diff(pb[c]))).sum();
+        if d > 0 {
+            sum += d;
+            off += 1;
+        }
+    }
+    (off, sum as f64 / (3 * off.max(1)) as f64)
+}
+
+/// The client's picture with JPEG images on (QEMU's
+/// `image-compression=quic,jpeg-wan-compression=always`) once the host's
+/// updates have settled: `(pixels, pixels off, their mean abs error)`.
+fn jpeg_session(lib: Lib) -> (usize, usize, f64) {
+    let _serial = serial();
+    let mut host = Host::start(lib, &["--jpeg", "1"]);
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.expect("primary-create", T);
+    gtk.expect("mark", T);
+    host.cmd("update 6");
+    let (w, h, expected) = host.picture();
+    // Lossy, so the surface never equals the picture: wait until it stops changing.
+    let mut last: Option<Vec<u8>> = None;
+    let deadline = Instant::now() + T;
+    let settled = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = gtk.surface().filter(|s| (s.0, s.1) == (w, h)).map(|s| s.2);
+        if let Some(surface) = now.as_ref().filter(|_| now == last) {
+            break surface.clone();
+        }
+        assert!(Instant::now() < deadline, "{lib:?}: the client's surface settles");
+        last = now;
+    };
+    let (off, error) = lossy_pixels(&expected, &settled);
+    gtk.quit();
+    let events = host.quit();
+    assert_all_released(lib, &events);
+    (expected.len() / 4, off, error)
+}
+
+/// JPEG images under the C ABI come from libjpeg at the C server's quality:
+/// where spice-gtk's picture differs from the host's (noise, JPEG's worst
+/// case), it differs as much as with the C library; and as there, the whole
+/// picture a client gets at connection is lossless.
+#[test]
+fn jpeg_images_as_close_as_the_c_librarys() {
+    let (pixels, ours_off, ours) = jpeg_session(Lib::Ours);
+    let (_, c_off, c) = jpeg_session(Lib::Debian);
+    eprintln!("of {pixels} pixels: ours {ours_off} off by {ours:.2} on average, C {c_off} off by {c:.2}");
+    assert!(
+        ours_off > 0 && c_off > 0,
+        "both lossy: ours {ours_off}, C {c_off} pixels off"
+    );
+    assert!(
+        ours_off < pixels / 2 && c_off < pixels / 2,
+        "the picture at connection is lossless, the updates lossy: ours {ours_off}, C {c_off} of {pixels} pixels off"
+    );
+    assert!(
+        (ours - c).abs() <= c * 0.1,
+        "ours {ours:.2} within a tenth of C's {c:.2} mean abs error on the lossy pixels"
+    );
+}
+
 #[test]
 fn playback_opus_decodes_equal_to_the_c_library() {
     let ours = playback_session(Lib::Ours, true);

@@ -25,16 +25,24 @@ pub const DEFAULT_QUALITY: u8 = 85;
 /// Largest side JPEG can describe (the frame header counts in 16 bits).
 pub const MAX_SIDE: u32 = u16::MAX as u32;
 
+/// Checks that `image` is one a JPEG stream can carry: not empty, its buffer
+/// as long as its geometry says, no side over [`MAX_SIDE`]. Every
+/// [`EncodeFn`] refuses what this refuses.
+pub fn check_image(image: &ImageRef) -> Result<(), CodecError> {
+    image.validate()?;
+    if image.width > MAX_SIDE || image.height > MAX_SIDE {
+        return Err(CodecError::InvalidImage("too large for JPEG"));
+    }
+    Ok(())
+}
+
 /// Appends the JFIF stream of `image` (32-bit B, G, R, x pixels) at
 /// `quality` (clamped to 1..=100) to `out`, and returns its length.
 ///
 /// Refuses empty images, images whose buffer is shorter than their
 /// geometry, and sides over [`MAX_SIDE`]; `out` is then unchanged.
 pub fn encode_rgb32(image: &ImageRef, quality: u8, out: &mut Vec<u8>) -> Result<usize, CodecError> {
-    image.validate()?;
-    if image.width > MAX_SIDE || image.height > MAX_SIDE {
-        return Err(CodecError::InvalidImage("too large for JPEG"));
-    }
+    check_image(image)?;
     let start = out.len();
     // A rough guess of the output (about 1 bit per pixel at the default
     // quality) saves most of the regrowth of `out` on large images.
@@ -60,7 +68,7 @@ pub fn encode_rgb32(image: &ImageRef, quality: u8, out: &mut Vec<u8>) -> Result<
 
 /// Signature of a JPEG encoder: [`encode_rgb32`]'s contract (append the
 /// JFIF stream of 32-bit B, G, R, x `image` at `quality`, return its length,
-/// leave `out` unchanged on error).
+/// leave `out` unchanged on error; refuse what [`check_image`] refuses).
 pub type EncodeFn = fn(&ImageRef, u8, &mut Vec<u8>) -> Result<usize, CodecError>;
 
 /// Which JPEG encoder a server uses for lossy frames: this crate's own

@@ -63,8 +63,12 @@ impl ImageRef<'_> {
         if self.stride < row {
             return Err(CodecError::InvalidImage("stride shorter than a row"));
         }
-        let needed = self.stride * (self.height as usize - 1) + row;
-        if self.data.len() < needed {
+        // Checked: the geometry can come from a guest.
+        let needed = self
+            .stride
+            .checked_mul(self.height as usize - 1)
+            .and_then(|rows| rows.checked_add(row));
+        if needed.is_none_or(|needed| self.data.len() < needed) {
             return Err(CodecError::InvalidImage("buffer shorter than the image"));
         }
         Ok(())
@@ -74,5 +78,26 @@ impl ImageRef<'_> {
     pub fn row(&self, y: u32) -> &[u8] {
         let start = y as usize * self.stride;
         &self.data[start..start + self.width as usize * 4]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_refuses_geometry_whose_size_overflows() {
+        let data = [0u8; 64];
+        let image = ImageRef {
+            width: 2,
+            height: 3,
+            stride: usize::MAX / 2,
+            data: &data,
+        };
+        assert!(image.validate().is_err());
+        let fits = ImageRef { stride: 8, ..image };
+        assert!(fits.validate().is_ok());
+        let short = ImageRef { height: 9, ..fits };
+        assert!(short.validate().is_err());
     }
 }

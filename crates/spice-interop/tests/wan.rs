@@ -4,10 +4,6 @@
 //! decodes zlib-GLZ with its own GLZ window); spice-gtk shows the frames:
 //! close to the host's pixels with JPEG, which is lossy, and exactly with
 //! zlib-GLZ.
-//!
-//! Ignored until the display channel passes the WAN settings to
-//! `compress::choose_wan` (the wiring in `channel/display.rs` and
-//! `server/mod.rs`); they pass with it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -202,6 +198,28 @@ impl Display {
     }
 }
 
+/// For a raw client on a link whose padded ping comes back after `delay`:
+/// the image types of the first picture of `start` (always lossless, as the
+/// C server sends a surface to a client that connects), then those of an
+/// update that replaces it with `next`, and the client's screen after it
+/// (not drawn where the update went as JPEG, which the raw client does not
+/// decode).
+fn first_update(
+    start: &Canvas,
+    next: &Canvas,
+    delay: Duration,
+    configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> (BTreeMap<u8, u32>, BTreeMap<u8, u32>, Screen) {
+    let (s, display) = server(start, configure);
+    let main = Main::link(s.local_addr(), delay);
+    let mut d = Display::link(s.local_addr(), main.session_id, 0);
+    d.read_until(|d| d.screen.marks > 0);
+    let first = std::mem::take(&mut d.kinds);
+    next.publish(&display);
+    d.read_until(|d| !d.kinds.is_empty());
+    (first, d.kinds, d.screen)
+}
+
 /// The image types of the first picture of `canvas` for a raw client on a
 /// link whose padded ping comes back after `delay`.
 fn first_picture(
@@ -220,7 +238,7 @@ fn first_picture(
 #[test]
 fn jpeg_replaces_quic_for_photographic_images_as_set_and_on_slow_links() {
     use image_type::{JPEG, QUIC};
-    let canvas = photo(240, 160, 1);
+    let (start, next) = (photo(240, 160, 1), photo(240, 160, 2));
     let fast = Duration::ZERO;
     // 250 KiB in 400 ms: about 5 Mbps, a low-bandwidth link.
     let slow = Duration::from_millis(400);
@@ -231,30 +249,48 @@ fn jpeg_replaces_quic_for_photographic_images_as_set_and_on_slow_links() {
                 .jpeg_compression(setting)
         }
     };
-    assert_eq!(
-        first_picture(&canvas, fast, 0, jpeg(WanCompression::Always)).0,
-        only(JPEG)
-    );
-    assert_eq!(
-        first_picture(&canvas, slow, 0, jpeg(WanCompression::Never)).0,
-        only(QUIC)
-    );
+    let updates = |delay, setting| {
+        let (first, update, _) = first_update(&start, &next, delay, jpeg(setting));
+        // The picture at connection is lossless whatever the setting.
+        assert_eq!(first, only(QUIC), "{setting:?}: first picture");
+        update
+    };
+    assert_eq!(updates(fast, WanCompression::Always), only(JPEG));
+    assert_eq!(updates(slow, WanCompression::Never), only(QUIC));
     // Auto follows the net test.
-    assert_eq!(
-        first_picture(&canvas, fast, 0, jpeg(WanCompression::Auto)).0,
-        only(QUIC)
-    );
-    assert_eq!(
-        first_picture(&canvas, slow, 0, jpeg(WanCompression::Auto)).0,
-        only(JPEG)
-    );
+    assert_eq!(updates(fast, WanCompression::Auto), only(QUIC));
+    assert_eq!(updates(slow, WanCompression::Auto), only(JPEG));
     // Non-photographic content stays lossless whatever the setting.
     let stripes = Canvas::stripes(240, 160, 2);
-    let (kinds, screen) = first_picture(&stripes, fast, 0, jpeg(WanCompression::Always));
+    let (_, kinds, screen) = first_update(&start, &stripes, fast, jpeg(WanCompression::Always));
     assert_eq!(kinds, only(image_type::LZ_RGB));
     assert_eq!(
         spice_interop::pattern::diff_count(&screen.pixels, &stripes.packed()),
         0
+    );
+}
+
+#[test]
+fn jpeg_images_come_from_the_configured_encoder() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    fn counted(
+        image: &spice_server::jpeg::ImageRef,
+        quality: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, spice_server::jpeg::CodecError> {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        spice_server::jpeg::encode_rgb32(image, quality, out)
+    }
+    let (_, kinds, _) = first_update(&photo(240, 160, 3), &photo(240, 160, 4), Duration::ZERO, |b| {
+        b.jpeg_compression(WanCompression::Always)
+            .jpeg_encoder(spice_server::jpeg::JpegEncoder::new("counted", counted))
+    });
+    assert_eq!(kinds, BTreeMap::from([(image_type::JPEG, 1)]));
+    assert_eq!(
+        CALLS.load(Ordering::SeqCst),
+        1,
+        "the one JPEG image came from the host's encoder"
     );
 }
 
@@ -300,13 +336,9 @@ fn spice_gtk_shows_jpeg_images_close_to_the_original() {
     let mut gtk = SpiceGtk::start();
     gtk.connect(s.local_addr(), None);
     gtk.expect("mark", T);
-    let (mae, psnr) = wait_close(&mut gtk, &canvas, 2.5);
-    eprintln!("first picture in spice-gtk: MAE {mae:.2}, PSNR {psnr:.1} dB");
-    assert!(
-        mae <= 2.5 && psnr >= 35.0,
-        "first picture: MAE {mae:.2}, PSNR {psnr:.1} dB"
-    );
-    assert_ne!(mae, 0.0, "JPEG is lossy: an exact picture means it was not used");
+    // The picture at connection is lossless, as the C server sends it.
+    let (mae, _) = wait_close(&mut gtk, &canvas, 0.0);
+    assert_eq!(mae, 0.0, "first picture exact");
 
     // A new photo over most of the screen.
     canvas = {
@@ -327,13 +359,8 @@ fn spice_gtk_shows_jpeg_images_close_to_the_original() {
         mae <= 2.5 && psnr >= 35.0,
         "after an update: MAE {mae:.2}, PSNR {psnr:.1} dB"
     );
+    assert_ne!(mae, 0.0, "JPEG is lossy: an exact picture means it was not used");
     gtk.quit();
-
-    // The same server and content, seen by a raw client: the images were JPEG.
-    let main = Main::link(s.local_addr(), Duration::ZERO);
-    let mut d = Display::link(s.local_addr(), main.session_id, 0);
-    d.read_until(|d| d.screen.marks > 0);
-    assert_eq!(d.kinds, BTreeMap::from([(image_type::JPEG, 1)]));
 }
 
 /// spice-gtk inflates ZLIB_GLZ_RGB and keeps its GLZ window in step: frames

@@ -107,8 +107,9 @@ pub struct Config {
     /// feature and a client that decodes them; MJPEG is every client's
     /// fallback.
     pub video_codecs: crate::display::video::VideoCodecs,
-    /// The JPEG encoder of MJPEG stream frames (default: `spice-codec`'s own,
-    /// pure Rust; the C ABI plugs in the system's libjpeg-turbo).
+    /// The JPEG encoder of MJPEG stream frames and of JPEG images on slow
+    /// links ([`Self::jpeg_compression`]); default: `spice-codec`'s own,
+    /// pure Rust; the C ABI plugs in the system's libjpeg-turbo.
     pub jpeg_encoder: spice_codec::jpeg::JpegEncoder,
     /// Serve several clients at once (the C server's `SPICE_DEBUG_ALLOW_MC`;
     /// off by default, as there). Off, a client that connects replaces the
@@ -257,6 +258,14 @@ impl ServerBuilder {
         self
     }
 
+    /// The JPEG encoder for MJPEG stream frames and JPEG images (see
+    /// [`Config::jpeg_encoder`]): a host that links a faster one, such as
+    /// libjpeg-turbo, wraps it in a [`crate::jpeg::JpegEncoder`].
+    pub fn jpeg_encoder(mut self, encoder: crate::jpeg::JpegEncoder) -> Self {
+        self.config.jpeg_encoder = encoder;
+        self
+    }
+
     /// Serve several clients at once (see [`Config::allow_multiple_clients`]).
     pub fn allow_multiple_clients(mut self, allow: bool) -> Self {
         self.config.allow_multiple_clients = allow;
@@ -333,7 +342,9 @@ impl ServerBuilder {
     ///
     /// JPEG is decoded by every client (spice-gtk and spice-html5). It is
     /// lossy: what the client shows is close to, not equal to, the host's
-    /// pixels until that area is drawn again.
+    /// pixels until that area is drawn again. Only updates go lossy: the
+    /// whole picture a client gets when it connects (or the surface changes
+    /// size) is lossless, as the C server sends it.
     ///
     /// [`WanCompression::Auto`]: crate::WanCompression::Auto
     pub fn jpeg_compression(mut self, setting: crate::display::compress::WanCompression) -> Self {

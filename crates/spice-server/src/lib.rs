@@ -31,6 +31,13 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod handle;
+/// A JPEG encoder of the host's for stream frames and JPEG images
+/// ([`ServerBuilder::jpeg_encoder`]): a function with
+/// [`jpeg::encode_rgb32`]'s contract, named for logs.
+pub mod jpeg {
+    pub use spice_codec::jpeg::{check_image, encode_rgb32, EncodeFn, JpegEncoder, MAX_SIDE};
+    pub use spice_codec::{CodecError, ImageRef};
+}
 mod limits;
 mod metrics;
 mod runtime;

@@ -2102,6 +2102,7 @@ int main(int argc, char **argv)
     const char *name = "c_host";
     int with_tablet = 1;
     int initial_picture = 1;
+    int jpeg = 0;
     const char *unix_listen = NULL;
     const char *accept_path = NULL;
     const char *listen_fd_path = NULL;
@@ -2137,6 +2138,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--audio-rate")) {
             /* --audio-rate 44100: playback and record at another rate than the best */
             audio_rate = (uint32_t)atoi(argv[i + 1]);
+        } else if (!strcmp(argv[i], "--jpeg")) {
+            /* --jpeg 1: every image QUIC-bound, and JPEG instead of QUIC, as
+             * QEMU's image-compression=quic,jpeg-wan-compression=always */
+            jpeg = atoi(argv[i + 1]);
         } else if (!strcmp(argv[i], "--tablet")) {
             /* --tablet 0: a guest without an absolute pointer (server mouse mode) */
             with_tablet = atoi(argv[i + 1]);
@@ -2147,7 +2152,7 @@ int main(int argc, char **argv)
     }
     if (port <= 0 || width <= 0 || height <= 0) {
         fprintf(stderr, "usage: host --port N [--password P] [--width W] [--height H] "
-                        "[--name NAME] [--tablet 0|1] [--picture 0|1]\n");
+                        "[--name NAME] [--tablet 0|1] [--picture 0|1] [--jpeg 0|1]\n");
         return 2;
     }
     /* As QEMU: a client that goes away must not kill the host. Debian's
@@ -2183,8 +2188,10 @@ int main(int argc, char **argv)
     } else {
         spice_server_set_noauth(server);
     }
-    spice_server_set_image_compression(server, SPICE_IMAGE_COMPRESSION_OFF);
-    spice_server_set_jpeg_compression(server, SPICE_WAN_COMPRESSION_NEVER);
+    spice_server_set_image_compression(server, jpeg ? SPICE_IMAGE_COMPRESSION_QUIC
+                                                    : SPICE_IMAGE_COMPRESSION_OFF);
+    spice_server_set_jpeg_compression(server, jpeg ? SPICE_WAN_COMPRESSION_ALWAYS
+                                                   : SPICE_WAN_COMPRESSION_NEVER);
     spice_server_set_zlib_glz_compression(server, SPICE_WAN_COMPRESSION_NEVER);
     /* QEMU's default; streaming would turn repeated strips into lossy video. */
     spice_server_set_streaming_video(server, SPICE_STREAM_VIDEO_OFF);

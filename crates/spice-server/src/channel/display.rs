@@ -116,8 +116,6 @@ pub(crate) struct DisplayChannel {
     streaming: StreamingVideo,
     /// The server's stream codecs in force for this produce round.
     video_codecs: VideoCodecs,
-    /// The server's JPEG encoder for MJPEG stream frames.
-    jpeg_encoder: spice_codec::jpeg::JpegEncoder,
     /// What the client decodes and prefers for streams.
     client_video: Box<ClientVideo>,
     /// The client reports how it plays streams (`STREAM_REPORT` capability).
@@ -221,7 +219,6 @@ impl DisplayChannel {
             next_stream_id: 1,
             streaming: StreamingVideo::Off,
             video_codecs: VideoCodecs::default(),
-            jpeg_encoder: spice_codec::jpeg::JpegEncoder::default(),
             client_video: Box::new(ClientVideo {
                 caps: client_caps.clone(),
                 preferred: Vec::new(),
@@ -415,7 +412,7 @@ impl DisplayChannel {
         self.wan = settings.wan;
         self.streaming = settings.streaming;
         self.video_codecs = settings.video_codecs;
-        self.jpeg_encoder = settings.jpeg_encoder;
+        self.encoders.jpeg = settings.jpeg_encoder;
         self.collect_stream_frame();
         let next = self.produce_damage(shared, now, may_start);
         // A live stream needs a call when it times out, damage or not.
@@ -628,7 +625,7 @@ impl DisplayChannel {
             &self.client_video.caps,
             &self.client_video.preferred,
         );
-        let Some((codec, encoder)) = StreamEncoder::start(&codecs, area, rate.quality(), self.jpeg_encoder)
+        let Some((codec, encoder)) = StreamEncoder::start(&codecs, area, rate.quality(), self.encoders.jpeg)
         else {
             // The client decodes none of the codecs this server encodes.
             return false;
@@ -776,7 +773,7 @@ impl DisplayChannel {
         for band in plan.bands {
             if self.base.out.len() >= PRODUCE_CHUNK_BYTES {
                 unsent.push(band);
-            } else if let Some(rest) = self.send_draws(surface, band, MAX_DRAW_BYTES) {
+            } else if let Some(rest) = self.send_draws(surface, band, MAX_DRAW_BYTES, Lossy::Allowed) {
                 unsent.push(rest);
             }
         }
@@ -809,8 +806,10 @@ impl DisplayChannel {
         }
         // One image for the whole picture, as the C server sends it: tools such as
         // spicy-screenshot capture on the first redraw after the surface appears.
+        // Lossless, as there: a whole screen mixes photos with text and
+        // window edges, which JPEG would blur until each is redrawn.
         let whole = Rect::new(0, 0, surface.width, surface.height);
-        let rest = self.send_draws(surface, whole, usize::MAX);
+        let rest = self.send_draws(surface, whole, usize::MAX, Lossy::Refused);
         debug_assert!(rest.is_none(), "one band never stops early");
         self.shadow.reset(surface);
         self.send_heads(surface.width, surface.height, heads);
@@ -821,7 +820,7 @@ impl DisplayChannel {
     /// until [`PRODUCE_CHUNK_BYTES`] of output are queued; returns the part
     /// of `rect` not sent. A single band (`max_bytes` covering the whole
     /// rectangle) always goes out.
-    fn send_draws(&mut self, surface: &Surface, rect: Rect, max_bytes: usize) -> Option<Rect> {
+    fn send_draws(&mut self, surface: &Surface, rect: Rect, max_bytes: usize, lossy: Lossy) -> Option<Rect> {
         let rect = rect.clip(surface.width, surface.height);
         if rect.is_empty() {
             return None;
@@ -851,8 +850,9 @@ impl DisplayChannel {
                 surface.copy_rect(band, &mut pixels);
                 &pixels[..]
             };
+            // Lossy bands too: see the shadow's module documentation.
             self.shadow.store(band, packed);
-            self.send_band(band, packed);
+            self.send_band(band, packed, lossy);
             y += rows;
         }
         self.band_pixels = pixels;
@@ -861,8 +861,8 @@ impl DisplayChannel {
 
     /// Sends one band of packed `pixels` as a DRAW_COPY: a reference when
     /// the client's pixmap cache holds it, else encoded (and offered to the
-    /// cache).
-    fn send_band(&mut self, band: Rect, pixels: &[u8]) {
+    /// cache); JPEG (on WAN links) only where `lossy` allows it.
+    fn send_band(&mut self, band: Rect, pixels: &[u8], lossy: Lossy) {
         let key = self
             .cache
             .admits(band.area())
@@ -876,14 +876,11 @@ impl DisplayChannel {
             None => {
                 let id = self.next_image_id;
                 self.next_image_id += 1;
-                let encoding = choose_wan(
-                    self.setting,
-                    self.decoders,
-                    self.wan,
-                    band.width,
-                    band.height,
-                    pixels,
-                );
+                let wan = WanCodecs {
+                    jpeg: self.wan.jpeg && lossy == Lossy::Allowed,
+                    ..self.wan
+                };
+                let encoding = choose_wan(self.setting, self.decoders, wan, band.width, band.height, pixels);
                 let data = self.encoders.encode(encoding, band.width, band.height, pixels);
                 tracing::trace!(?band, ?encoding, bytes = data.len(), "draw");
                 let mut flags = 0;
@@ -914,4 +911,13 @@ impl DisplayChannel {
             },
         });
     }
+}
+
+/// Whether an image may go lossy (JPEG, where the WAN settings turn it on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lossy {
+    /// Damage: JPEG where the client's WAN codecs allow it.
+    Allowed,
+    /// The whole picture at (re)connection or resize: always lossless.
+    Refused,
 }

@@ -358,6 +358,9 @@ pub(crate) struct Encoders {
     /// The id of the dictionary's first image.
     glz_first_id: u64,
     zlib: Option<ZlibGlzEncoder>,
+    /// The JPEG encoder the server is configured with
+    /// ([`crate::Config::jpeg_encoder`]), for images and stream frames.
+    pub(crate) jpeg: jpeg::JpegEncoder,
     out: Vec<u8>,
     /// The deflated GLZ stream, while `out` holds the GLZ stream.
     zlib_out: Vec<u8>,
@@ -450,7 +453,10 @@ impl Encoders {
                 &mut self.out,
             ),
             Encoding::Quic => quic::encode_rgb32(&image, &mut self.out),
-            Encoding::Jpeg => jpeg::encode_rgb32(&image, jpeg::DEFAULT_QUALITY, &mut self.out).map(drop),
+            Encoding::Jpeg => self
+                .jpeg
+                .encode(&image, jpeg::DEFAULT_QUALITY, &mut self.out)
+                .map(drop),
             Encoding::Glz | Encoding::ZlibGlz => unreachable!("GLZ is handled above"),
         };
         if let Err(e) = result {
@@ -856,6 +862,23 @@ mod tests {
             enc.encode(Encoding::Jpeg, 8, 8, &noise),
             ImageData::Bitmap { .. }
         ));
+    }
+
+    #[test]
+    fn jpeg_images_come_from_the_configured_encoder_at_the_c_servers_quality() {
+        fn marker(_: &ImageRef, quality: u8, out: &mut Vec<u8>) -> Result<usize, spice_codec::CodecError> {
+            out.extend_from_slice(&[0xff, 0xd8, quality]);
+            Ok(3)
+        }
+        let mut enc = Encoders {
+            jpeg: jpeg::JpegEncoder::new("marker", marker),
+            ..Encoders::default()
+        };
+        let p = photo(120, 80);
+        match enc.encode(Encoding::Jpeg, 120, 80, &p) {
+            ImageData::Jpeg(data) => assert_eq!(data, [0xff, 0xd8, jpeg::DEFAULT_QUALITY]),
+            other => panic!("expected JPEG, got {other:?}"),
+        }
     }
 
     #[test]

@@ -329,7 +329,7 @@ pub(crate) struct DisplaySettings {
     pub(crate) streaming: stream::StreamingVideo,
     /// The server's stream codecs, best first.
     pub(crate) video_codecs: video::VideoCodecs,
-    /// The JPEG encoder of MJPEG stream frames.
+    /// The JPEG encoder of MJPEG stream frames and JPEG images.
     pub(crate) jpeg_encoder: spice_codec::jpeg::JpegEncoder,
 }
 
