@@ -45,16 +45,29 @@ impl GuestSource {
     /// Copies row `row` of the area into `dst` (`dst.len()` bytes); `false`
     /// if that would read outside the range the parser checked.
     pub(super) fn copy_row(&self, row: u32, dst: &mut [u8]) -> bool {
-        let offset = (self.y + u64::from(row))
-            .checked_mul(self.stride)
-            .and_then(|o| o.checked_add(self.x.checked_mul(4)?));
-        let inside = offset
-            .and_then(|o| o.checked_add(dst.len() as u64))
-            .is_some_and(|end| end <= self.rows.len);
         // The rows stay mapped: the command is not released before the
         // copy is dropped, and the worker settles the display before any
         // memslot goes away.
-        inside && offset.is_some_and(|o| HostMemory.read(self.rows.host + o, dst).is_ok())
+        self.row_start(row, dst.len())
+            .is_some_and(|at| HostMemory.read(at, dst).is_ok())
+    }
+
+    /// Appends row `row` of the area (`len` bytes) to `out`, copied straight
+    /// into its spare capacity; `false` (with `out` as it was) as `copy_row`.
+    pub(super) fn append_row(&self, row: u32, len: usize, out: &mut Vec<u8>) -> bool {
+        self.row_start(row, len)
+            .is_some_and(|at| HostMemory.read_append(at, len, out).is_ok())
+    }
+
+    /// The host address of `len` bytes of row `row`, if they lie inside the
+    /// range the parser checked.
+    fn row_start(&self, row: u32, len: usize) -> Option<u64> {
+        let offset = (self.y + u64::from(row))
+            .checked_mul(self.stride)
+            .and_then(|o| o.checked_add(self.x.checked_mul(4)?))?;
+        let end = offset.checked_add(len as u64)?;
+        (end <= self.rows.len).then_some(())?;
+        self.rows.host.checked_add(offset)
     }
 }
 
@@ -68,6 +81,10 @@ pub(super) struct GuestCopy {
 impl spice_server::DeferredDraw for GuestCopy {
     fn fill_row(&mut self, row: u32, dst: &mut [u8]) -> bool {
         self.source.copy_row(row, dst)
+    }
+
+    fn append_row(&mut self, row: u32, len: usize, out: &mut Vec<u8>) -> bool {
+        self.source.append_row(row, len, out)
     }
 }
 

@@ -30,6 +30,17 @@ pub trait DeferredDraw: Send {
     /// `fill`. Returns `false` to stop there (the rest of the area keeps what
     /// the picture had).
     fn fill_row(&mut self, row: u32, dst: &mut [u8]) -> bool;
+
+    /// Appends row `row` (`len` bytes, as [`Self::fill_row`] writes them) to
+    /// `out`. The default zeroes the bytes and fills them; a source that can
+    /// copy straight into `out`'s spare capacity saves that pass (a video
+    /// frame's rows are read this way). On `false`, what `out` holds past
+    /// its old length is unspecified: the caller truncates it.
+    fn append_row(&mut self, row: u32, len: usize, out: &mut Vec<u8>) -> bool {
+        let at = out.len();
+        out.resize(at + len, 0);
+        self.fill_row(row, &mut out[at..])
+    }
 }
 
 /// The drawing waiting for the picture to be read.
@@ -77,9 +88,7 @@ impl Deferred {
         for y in rect.y..rect.y + rect.height {
             let row = y - self.area.y;
             let ok = if whole_rows {
-                let at = out.len();
-                out.resize(at + row_bytes, 0);
-                self.source.fill_row(row, &mut out[at..])
+                self.source.append_row(row, row_bytes, out)
             } else {
                 let ok = self.source.fill_row(row, &mut scratch);
                 out.extend_from_slice(&scratch[skip..skip + row_bytes]);
@@ -321,25 +330,71 @@ mod tests {
     fn a_frame_inside_the_drawing_is_read_from_it_and_it_keeps_waiting() {
         let (d, _) = display(8, 4);
         d.draw_later(2, 0, 6, 4, Box::new(Columns));
+        with_picture(&d, |picture| {
+            // The whole area, then a part of it off its left edge.
+            let mut whole = Vec::new();
+            picture.copy_rect(Rect::new(2, 0, 6, 4), &mut whole);
+            assert_eq!(whole.len(), 6 * 4 * 4);
+            assert_eq!((whole[0], whole[5 * 4], whole[6 * 4]), (1, 6, 1));
+            let mut part = vec![0xee];
+            picture.copy_rect(Rect::new(4, 1, 2, 2), &mut part);
+            assert_eq!(part, [0xee, 3, 3, 3, 3, 4, 4, 4, 4, 3, 3, 3, 3, 4, 4, 4, 4]);
+            assert!(deferred_is_waiting(picture), "read, not drawn");
+            // A rectangle it does not cover whole comes from the picture, drawn.
+            let mut wider = Vec::new();
+            picture.copy_rect(Rect::new(1, 0, 2, 1), &mut wider);
+            assert_eq!(wider, [0, 0, 0, 0, 1, 1, 1, 1]);
+            assert!(!deferred_is_waiting(picture));
+        });
+    }
+
+    /// [`Columns`] that appends whole rows itself, and fails at row 2 after
+    /// appending part of it.
+    struct Appending;
+
+    impl DeferredDraw for Appending {
+        fn fill_row(&mut self, row: u32, dst: &mut [u8]) -> bool {
+            Columns.fill_row(row, dst)
+        }
+
+        fn append_row(&mut self, row: u32, len: usize, out: &mut Vec<u8>) -> bool {
+            if row == 2 {
+                out.push(0xaa);
+                return false;
+            }
+            out.extend((0..len / 4).flat_map(|x| [x as u8 + 1; 4]));
+            true
+        }
+    }
+
+    #[test]
+    fn whole_rows_of_a_frame_are_appended_by_the_drawing() {
+        let (d, _) = display(8, 4);
+        d.draw_later(2, 0, 6, 4, Box::new(Appending));
+        with_picture(&d, |picture| {
+            let mut rows = vec![0xee];
+            picture.copy_rect(Rect::new(2, 0, 6, 2), &mut rows);
+            let row: Vec<u8> = (1..=6).flat_map(|x| [x; 4]).collect();
+            assert_eq!(rows, [&[0xee][..], &row, &row].concat());
+            // A failed row leaves `out` as it was.
+            let mut failed = vec![0xee];
+            let read = picture
+                .deferred
+                .as_mut()
+                .unwrap()
+                .copy_rect(Rect::new(2, 1, 6, 2), &mut failed);
+            assert!(!read);
+            assert_eq!(failed, [0xee]);
+        });
+    }
+
+    /// Runs `f` on `d`'s picture, with the drawing waiting in it.
+    fn with_picture(d: &DisplayHandle, f: impl FnOnce(&mut Picture<'_>)) {
         let mut state = d.shared.lock();
         let crate::display::DisplayState {
             surface, deferred, ..
         } = &mut *state;
-        let mut picture = Picture::new(surface.as_mut().unwrap(), deferred);
-        // The whole area, then a part of it off its left edge.
-        let mut whole = Vec::new();
-        picture.copy_rect(Rect::new(2, 0, 6, 4), &mut whole);
-        assert_eq!(whole.len(), 6 * 4 * 4);
-        assert_eq!((whole[0], whole[5 * 4], whole[6 * 4]), (1, 6, 1));
-        let mut part = vec![0xee];
-        picture.copy_rect(Rect::new(4, 1, 2, 2), &mut part);
-        assert_eq!(part, [0xee, 3, 3, 3, 3, 4, 4, 4, 4, 3, 3, 3, 3, 4, 4, 4, 4]);
-        assert!(deferred_is_waiting(&picture), "read, not drawn");
-        // A rectangle it does not cover whole comes from the picture, drawn.
-        let mut wider = Vec::new();
-        picture.copy_rect(Rect::new(1, 0, 2, 1), &mut wider);
-        assert_eq!(wider, [0, 0, 0, 0, 1, 1, 1, 1]);
-        assert!(!deferred_is_waiting(&picture));
+        f(&mut Picture::new(surface.as_mut().unwrap(), deferred));
     }
 
     fn deferred_is_waiting(picture: &Picture<'_>) -> bool {
@@ -350,15 +405,12 @@ mod tests {
     fn picture_reads_outside_the_drawing_leave_it_waiting() {
         let (d, log) = display(8, 4);
         d.draw_later(4, 0, 4, 4, solid(3, &log));
-        let mut state = d.shared.lock();
-        let crate::display::DisplayState {
-            surface, deferred, ..
-        } = &mut *state;
-        let mut picture = Picture::new(surface.as_mut().unwrap(), deferred);
-        assert_eq!(picture.pixels_in(&[Rect::new(0, 0, 4, 4)]).pixels[0], 0);
-        assert!(log.lock().unwrap().filled.is_empty());
-        let surface = picture.pixels_in(&[Rect::new(3, 3, 2, 1)]);
-        assert_eq!(surface.pixels[4 * 4], 3);
-        assert_eq!(log.lock().unwrap().filled, [3]);
+        with_picture(&d, |picture| {
+            assert_eq!(picture.pixels_in(&[Rect::new(0, 0, 4, 4)]).pixels[0], 0);
+            assert!(log.lock().unwrap().filled.is_empty());
+            let surface = picture.pixels_in(&[Rect::new(3, 3, 2, 1)]);
+            assert_eq!(surface.pixels[4 * 4], 3);
+            assert_eq!(log.lock().unwrap().filled, [3]);
+        });
     }
 }
