@@ -451,6 +451,7 @@ impl DisplayChannel {
             self.send_heads(picture.width(), picture.height(), heads);
         }
         let damage = clients.get_mut(&self.key)?;
+        damage.region.set_tight(self.wan.jpeg);
         if let Some(area) = self.resend.take() {
             damage.add_lossy(area);
         }
@@ -771,6 +772,20 @@ impl DisplayChannel {
             self.send_move(moved);
         }
         for band in plan.bands {
+            // A JPEG image blurs every pixel of its band, and merged damage
+            // covers pixels that did not change (text beside a picture):
+            // where JPEG may be used, a band shrinks to what changed, so
+            // those keep the exact pixels the client has. (Elsewhere whole
+            // bands stay: a console line re-shown keeps the shape the pixmap
+            // cache knows it by.)
+            let band = if self.wan.jpeg {
+                match self.shadow.changed_part(surface, band) {
+                    Some(part) => part,
+                    None => continue,
+                }
+            } else {
+                band
+            };
             if self.base.out.len() >= PRODUCE_CHUNK_BYTES {
                 unsent.push(band);
             } else if let Some(rest) = self.send_draws(surface, band, MAX_DRAW_BYTES, Lossy::Allowed) {

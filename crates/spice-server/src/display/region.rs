@@ -144,6 +144,8 @@ impl Rect {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Region {
     rects: Vec<Rect>,
+    /// Merge only rectangles whose union covers little that neither did.
+    tight: bool,
 }
 
 impl Region {
@@ -162,18 +164,28 @@ impl Region {
         &self.rects
     }
 
+    /// Merge only rectangles whose union adds at most an eighth to their
+    /// areas (instead of doubling them), for a client whose images may go
+    /// JPEG: a merged rectangle is coded whole, and JPEG would blur the
+    /// untouched pixels the merge took in.
+    pub(crate) fn set_tight(&mut self, tight: bool) {
+        self.tight = tight;
+    }
+
     /// Adds a damaged rectangle.
     pub fn add(&mut self, rect: Rect) {
         if rect.is_empty() || self.rects.iter().any(|r| r.contains(&rect)) {
             return;
         }
         let mut merged = rect;
-        // Absorb neighbours while the union wastes less than half of its area.
+        // Absorb neighbours while the union wastes less than half of its
+        // area (an eighth when tight).
+        let (num, den) = if self.tight { (9, 8) } else { (2, 1) };
         loop {
             let candidate = self.rects.iter().position(|r| {
                 r.touches(&merged) && {
                     let u = r.union(&merged);
-                    (r.area() + merged.area()) * 2 >= u.area()
+                    (r.area() + merged.area()) * num >= u.area() * den
                 }
             });
             match candidate {
@@ -221,6 +233,41 @@ impl Region {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two rectangles meeting at a corner merge into their bounding box,
+    /// unless the region is tight; side by side, they merge either way.
+    #[test]
+    fn a_tight_region_keeps_shapes_the_merge_would_pad() {
+        let (a, b) = (Rect::new(0, 0, 100, 100), Rect::new(60, 60, 100, 100));
+        let mut loose = Region::new();
+        loose.add(a);
+        loose.add(b);
+        assert_eq!(loose.rects(), &[Rect::new(0, 0, 160, 160)]);
+        let mut tight = Region::new();
+        tight.set_tight(true);
+        tight.add(a);
+        tight.add(b);
+        assert_eq!(tight.rects(), &[a, b]);
+        tight.add(Rect::new(100, 0, 60, 50));
+        tight.add(Rect::new(100, 0, 60, 60));
+        assert!(
+            tight.rects().contains(&Rect::new(100, 0, 60, 60)),
+            "{:?}",
+            tight.rects()
+        );
+        tight.add(Rect::new(0, 100, 60, 60));
+        assert!(
+            tight.rects().contains(&Rect::new(0, 100, 60, 60)),
+            "{:?}",
+            tight.rects()
+        );
+        tight.add(Rect::new(0, 160, 60, 20));
+        assert!(
+            tight.rects().contains(&Rect::new(0, 100, 60, 80)),
+            "a rectangle adjoining a whole side merges: {:?}",
+            tight.rects()
+        );
+    }
 
     #[test]
     fn intersection_and_difference() {

@@ -111,6 +111,36 @@ impl Shadow {
         }
     }
 
+    /// The part of `band` (clipped to `surface`, which has the shadow's
+    /// size) whose pixels differ from what the client has: the rows from
+    /// the first to the last that differ, and the columns from the first to
+    /// the last pixel that does; `None` when nothing differs. Without a
+    /// matching shadow the band stays whole.
+    pub(crate) fn changed_part(&self, surface: &Surface, band: Rect) -> Option<Rect> {
+        if (surface.width, surface.height) != (self.width, self.height) || !self.holds(band) {
+            return Some(band);
+        }
+        let stride = surface.stride();
+        let row_bytes = band.width as usize * 4;
+        // First and last row, first and last byte of a row, that differ.
+        let mut rows: Option<(u32, u32)> = None;
+        let mut columns: Option<(usize, usize)> = None;
+        for y in band.y..band.y + band.height {
+            let start = y as usize * stride + band.x as usize * 4;
+            let new = &surface.pixels[start..start + row_bytes];
+            let old = self.row(y, band.x, band.width);
+            let Some(first) = first_difference(new, old) else {
+                continue;
+            };
+            let last = last_difference(new, old).unwrap_or(first);
+            rows = Some(rows.map_or((y, y), |(top, _)| (top, y)));
+            columns = Some(columns.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
+        }
+        let ((top, bottom), (first, last)) = (rows?, columns?);
+        let (left, right) = ((first / 4) as u32, (last / 4) as u32 + 1);
+        Some(Rect::new(band.x + left, top, right - left, bottom + 1 - top))
+    }
+
     /// The client made `moved`.
     pub(crate) fn apply(&mut self, moved: Move) {
         if self.holds(moved.dest) && self.holds(moved.src()) {
@@ -554,6 +584,31 @@ mod tests {
         );
         carry_out(&mut shadow, &plan, &after);
         assert_eq!(shadow.pixels, after.pixels);
+    }
+
+    /// A band shrinks to the rows and columns whose pixels changed, and
+    /// to nothing when none did.
+    #[test]
+    fn the_changed_part_of_a_band_is_its_changed_pixels() {
+        let before = surface(64, 40, |y| y);
+        let mut after = before.clone();
+        let stride = after.stride();
+        for (x, y) in [(10usize, 12usize), (30, 20), (21, 15)] {
+            after.pixels[y * stride + x * 4] ^= 0xff;
+        }
+        let mut shadow = Shadow::default();
+        shadow.reset(&before);
+        let band = Rect::new(4, 8, 50, 20);
+        assert_eq!(shadow.changed_part(&after, band), Some(Rect::new(10, 12, 21, 9)));
+        assert_eq!(shadow.changed_part(&before, band), None, "nothing changed");
+        let elsewhere = Rect::new(40, 0, 24, 10);
+        assert_eq!(shadow.changed_part(&after, elsewhere), None);
+        let other_size = surface(32, 40, |y| y);
+        assert_eq!(
+            shadow.changed_part(&other_size, Rect::new(0, 0, 8, 8)),
+            Some(Rect::new(0, 0, 8, 8)),
+            "without a matching shadow the band stays whole"
+        );
     }
 
     #[test]
