@@ -77,9 +77,14 @@ pub const GUEST_SCENARIOS: [GuestScenario; 4] = [
     },
     GuestScenario {
         name: "console-video",
-        description: "the guest plays a video into its framebuffer (photographic 1024x160 frames written with dd, as a framebuffer player does), QEMU's streaming-video=filter on both libraries",
-        command: "video 1500",
-        quick_command: "video 40",
+        description: "the guest plays a 20 s video into its framebuffer at 25 frames a second (photographic 1024x160 frames written with dd, as a framebuffer player does), QEMU's streaming-video=filter on both libraries",
+        // Paced as a player paces a video, the guest takes the same 20 s
+        // with either library however fast TCG runs that minute: unpaced,
+        // the same frames took the guest 10 to 16 s from run to run, and
+        // every per-second cost (QEMU's main loop, the stream's frames, the
+        // client's decoding) followed the guest's time, not the library.
+        command: "video 500 25",
+        quick_command: "video 40 25",
         cursor: false,
         spice: "disable-ticketing=on,streaming-video=filter",
         guest: GuestKind::Console,
@@ -412,13 +417,22 @@ pub struct GuestResults {
     pub runs: BTreeMap<String, Vec<GuestRun>>,
 }
 
+/// The row of the library's whole display work: the worker and the threads
+/// it hands work to (our stream encoders; the C library encodes on its
+/// worker).
+const DISPLAY_WORK: &str = "SPICE Worker + other threads CPU s (all display work)";
+
 /// Goals of the real-guest runs (ratios ours/C): QEMU's main thread (which
 /// holds the big QEMU lock) gains nothing, the worker and the client spend
-/// less, and scrolling text costs at most half the bytes.
+/// less, and scrolling text costs at most half the bytes. A video's display
+/// work as a whole, encoders included, costs less than C's (the C hosts'
+/// goal on video): a worker that passes its frames to other threads saves
+/// nothing by that alone.
 fn goal(metric: &str, scenario: &str) -> Option<f64> {
     match metric {
         "QEMU main thread CPU s" => Some(1.1),
         "SPICE Worker CPU s" => Some(0.5),
+        DISPLAY_WORK if scenario == "console-video" => Some(1.0),
         "client CPU s" => Some(1.0),
         "display MB" if scenario == "console-scroll" => Some(0.5),
         _ => None,
@@ -435,7 +449,7 @@ impl GuestResults {
     /// The rows of the report table.
     pub fn rows(&self) -> Vec<GuestRow> {
         type Metric = (&'static str, fn(&GuestRun) -> Option<f64>, Option<usize>);
-        let metrics: [Metric; 14] = [
+        let metrics: [Metric; 15] = [
             ("QEMU main thread CPU s", |r| Some(r.thread("main")), Some(2)),
             ("SPICE Worker CPU s", |r| Some(r.thread("worker")), Some(2)),
             ("QEMU main thread wakeups", |r| Some(r.wakeups("main")), Some(0)),
@@ -444,6 +458,11 @@ impl GuestResults {
             (
                 "other QEMU threads CPU s (ended ones too: our stream encoders)",
                 |r| Some(r.thread("other")),
+                Some(2),
+            ),
+            (
+                DISPLAY_WORK,
+                |r| Some(r.thread("worker") + r.thread("other")),
                 Some(2),
             ),
             ("client CPU s", |r| Some(r.client_cpu_s), Some(2)),
@@ -560,5 +579,46 @@ mod tests {
         );
         assert_eq!(per_s.c, Some(30.0));
         assert_eq!(per_s.goal, None, "the goals stay on the totals");
+    }
+
+    /// A video's display work counts the threads the worker hands frames
+    /// to, judged against the C worker that encodes them itself.
+    #[test]
+    fn a_videos_display_work_counts_the_encoder_threads() {
+        let with = |lib: &str, worker: f64, other: f64| GuestRun {
+            lib: lib.to_owned(),
+            guest_s: 20.0,
+            threads: BTreeMap::from([("worker".to_owned(), worker), ("other".to_owned(), other)]),
+            ..GuestRun::default()
+        };
+        let video = GUEST_SCENARIOS
+            .iter()
+            .find(|s| s.name == "console-video")
+            .unwrap();
+        let results = GuestResults {
+            scenario: video,
+            runs: BTreeMap::from([
+                ("ours".to_owned(), vec![with("ours", 0.2, 0.3)]),
+                ("C".to_owned(), vec![with("C", 0.4, 0.0)]),
+            ]),
+        };
+        let rows = results.rows();
+        let worker = rows.iter().find(|r| r.metric == "SPICE Worker CPU s").unwrap();
+        assert_eq!(
+            (worker.ours, worker.c, worker.goal),
+            (Some(0.2), Some(0.4), Some(0.5))
+        );
+        let all = rows.iter().find(|r| r.metric == DISPLAY_WORK).unwrap();
+        assert_eq!((all.ours, all.c, all.goal), (Some(0.5), Some(0.4), Some(1.0)));
+        let scroll = GuestResults {
+            scenario: &GUEST_SCENARIOS[0],
+            runs: results.runs.clone(),
+        };
+        let all = scroll
+            .rows()
+            .into_iter()
+            .find(|r| r.metric == DISPLAY_WORK)
+            .unwrap();
+        assert_eq!(all.goal, None, "judged on video only, where encoders run");
     }
 }

@@ -10,10 +10,12 @@
 #   tone S        play S seconds of a 500 Hz square wave on the sound card
 #                 (intel-hda, through the kernel's OSS emulation: /dev/dsp
 #                 takes unsigned 8-bit mono at 8 kHz by default)
-#   video N       write N frames of a photographic video into the framebuffer
+#   video N [F]   write N frames of a photographic video into the framebuffer
 #                 with dd, as a framebuffer player would: /video holds 10
 #                 frames, each 160 whole rows of a 1024-pixel framebuffer
-#                 (B, G, R, x), written from row 320 on (seek=2 frames)
+#                 (B, G, R, x), written from row 320 on (seek=2 frames);
+#                 with F, at F frames a second as a player paces a video
+#                 (frame i is due i/F s after the first), else back to back
 #   off           power off
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -77,10 +79,23 @@ while read -r cmd a < /dev/ttyS0; do
         if [ "$stride" != 4096 ]; then
             echo "GUEST ERROR video needs a 1024-pixel framebuffer, not stride $stride" > /dev/ttyS0
         else
+            set -- $a
+            frames=$1
+            fps=${2:-0}
+            # Centiseconds since boot (never below a second here, so the
+            # fraction's leading zero cannot make the number octal).
+            read up _ < /proc/uptime
+            start=$(( ${up%.*} * 100 + 1${up#*.} - 100 ))
             i=0
-            while [ $i -lt "$a" ]; do
+            while [ $i -lt "$frames" ]; do
                 dd if=/video of=/dev/fb0 bs=655360 skip=$((i % 10)) seek=2 count=1 2>/dev/null
                 i=$((i+1))
+                if [ "$fps" -gt 0 ]; then
+                    read up _ < /proc/uptime
+                    now=$(( ${up%.*} * 100 + 1${up#*.} - 100 ))
+                    ahead=$(( start * 10000 + i * 1000000 / fps - now * 10000 ))
+                    [ $ahead -gt 0 ] && usleep $ahead
+                fi
             done
             echo "GUEST DONE video $a" > /dev/ttyS0
         fi
