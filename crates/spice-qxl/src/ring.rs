@@ -15,6 +15,10 @@
 //! finds nothing, and it would be the display thread's second wakeup for
 //! each burst. Notification is then asked for at once; a guest that does
 //! produce again soon costs one notification, as it would after the retry.
+//! The same goes for a guest that draws frames at a steady rate of up to 50
+//! a second (a video played at 25, an animation): commands that ended a
+//! sleep of at least [`PAUSE`] come a frame apart, and the retry [`RETRY`]
+//! after each frame finds nothing and only wakes the display thread.
 //!
 //! The retry comes much sooner while the guest outpaces it: a pass that took
 //! a whole ring's worth of commands ([`RING_SIZE`]) found the ring full, and
@@ -51,6 +55,11 @@ pub const RECHECK_MAX: Duration = Duration::from_secs(2);
 /// A ring that slept this long before its commands came is an idle guest's:
 /// once empty again it asks for notification without the retry.
 pub const IDLE_GAP: Duration = Duration::from_millis(100);
+/// A ring that slept this long before its commands came, on a guest that
+/// does not fill it, is drawing frames at a rate the retry cannot catch:
+/// once empty again it asks for notification without the retry (a busy
+/// guest keeps its short retries until [`IDLE_GAP`]).
+pub const PAUSE: Duration = Duration::from_millis(20);
 /// Commands a ring holds (`QXL_COMMAND_RING_SIZE`, `QXL_CURSOR_RING_SIZE`):
 /// a pass that took this many found the ring full.
 pub const RING_SIZE: u32 = 32;
@@ -171,6 +180,7 @@ impl RingPoller {
                 self.state = State::Retry(now + BUSY_RETRY);
                 Empty::RetryLater
             }
+            State::Ready if self.slept_for(now) >= Some(PAUSE) => Empty::RequestNotification,
             State::Ready => {
                 self.state = State::Retry(now + RETRY);
                 Empty::RetryLater
@@ -183,8 +193,12 @@ impl RingPoller {
     /// Whether the ring had slept at least [`IDLE_GAP`] before the commands
     /// taken since.
     fn woke_from_idle(&self, now: Instant) -> bool {
-        self.slept_at
-            .is_some_and(|at| now.saturating_duration_since(at) >= IDLE_GAP)
+        self.slept_for(now) >= Some(IDLE_GAP)
+    }
+
+    /// How long before `now` the ring last went to sleep.
+    fn slept_for(&self, now: Instant) -> Option<Duration> {
+        self.slept_at.map(|at| now.saturating_duration_since(at))
     }
 
     /// The answer of `req_cmd_notification` at `now`: `wait` (it returned
@@ -326,11 +340,34 @@ mod tests {
         r.notification(true, blink);
         assert_eq!(r.deadline(), Some(blink + RECHECK));
         // A burst right after that sleep is a busy guest's: retried first.
-        let soon = blink + IDLE_GAP / 2;
+        let soon = blink + PAUSE / 2;
         r.wakeup();
         r.got_command();
         assert_eq!(r.empty(soon), Empty::RetryLater);
         assert_eq!(r.deadline(), Some(soon + RETRY));
+    }
+
+    /// A guest drawing 25 frames a second: after each frame the ring asks
+    /// for notification at once (the retry would find nothing); one drawing
+    /// 60 a second keeps the retry, which catches its next frame's start.
+    #[test]
+    fn a_guest_drawing_frames_a_pause_apart_asks_for_notification_at_once() {
+        let t = Instant::now();
+        let mut r = asleep(t);
+        let mut now = t + RETRY;
+        for frame in 0..5 {
+            now += Duration::from_millis(40);
+            take(&mut r, 4);
+            assert_eq!(r.empty(now), Empty::RequestNotification, "frame {frame}");
+            r.notification(true, now);
+        }
+        // Asleep since its retry, RETRY after a frame at `t`; the next
+        // frame comes 16 ms after that one.
+        let mut r = asleep(t);
+        let now = t + Duration::from_millis(16);
+        take(&mut r, 4);
+        assert_eq!(r.empty(now), Empty::RetryLater, "a frame 16 ms after the last");
+        assert!(PAUSE < IDLE_GAP && PAUSE >= RETRY * 2);
     }
 
     /// `n` commands taken from a woken ring.
@@ -385,7 +422,7 @@ mod tests {
         assert_eq!(r.empty(now), Empty::RequestNotification);
         r.notification(true, now);
         assert_eq!(r.deadline(), Some(now + RECHECK));
-        now += IDLE_GAP / 4;
+        now += PAUSE / 2;
         take(&mut r, 3);
         assert_eq!(r.empty(now), Empty::RetryLater);
     }
