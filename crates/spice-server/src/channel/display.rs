@@ -52,6 +52,13 @@ pub(crate) const PRODUCE_CHUNK_BYTES: usize = 64 * 1024;
 /// frame instead of per redraw. Damage after a quiet spell goes at once.
 pub(crate) const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 
+/// The largest stream whose MJPEG frames are encoded on the display thread
+/// (640x480: under a millisecond a frame with libjpeg-turbo on the
+/// benchmark's machine, 0.5 ms for 1024x160); larger ones, and every
+/// GStreamer stream, get an encoder thread, so that a frame never holds up
+/// the display's other clients and its device for long.
+const INLINE_STREAM_AREA: u64 = 640 * 480;
+
 /// The earlier of two wake-up times, either of which may be absent.
 pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -415,6 +422,8 @@ impl DisplayChannel {
         self.encoders.jpeg = settings.jpeg_encoder;
         self.collect_stream_frame();
         let next = self.produce_damage(shared, now, may_start);
+        // A frame encoded on this thread is ready now.
+        self.collect_stream_frame();
         // A live stream needs a call when it times out, damage or not.
         let stream_end = self.stream.as_ref().map(|s| s.last_change + stream::TIMEOUT);
         earliest(next, stream_end)
@@ -639,7 +648,12 @@ impl DisplayChannel {
                 worker.wake();
             }
         };
-        let encoder = match EncoderThread::spawn(encoder, wake) {
+        let quick = matches!(encoder, StreamEncoder::Mjpeg(_)) && area.area() <= INLINE_STREAM_AREA;
+        let encoder = match quick {
+            true => Ok(EncoderThread::inline(encoder)),
+            false => EncoderThread::spawn(encoder, wake),
+        };
+        let encoder = match encoder {
             Ok(encoder) => encoder,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start a stream encoder thread; the area stays lossless");

@@ -11,6 +11,11 @@
 //! no other is taken, so a slow encoder lowers the stream's frame rate
 //! instead of queueing frames (the next frame is taken from the surface as
 //! it is then).
+//!
+//! A frame that takes well under a millisecond (an MJPEG frame of a small
+//! video) is encoded on the display thread instead ([`EncoderThread::inline`]),
+//! as the C server encodes every frame on its worker: handing it over and
+//! back would cost more wake-ups than the frame takes to encode.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
@@ -61,8 +66,7 @@ pub(crate) enum SubmitError {
 /// in hand and exit; nothing waits for that.
 #[derive(Debug)]
 pub(crate) struct EncoderThread {
-    jobs: SyncSender<Job>,
-    done: Receiver<Encoded>,
+    runner: Runner,
     in_flight: bool,
     /// The last frame's pixel buffer: the next frame is copied into it, so
     /// a stream does not allocate (and fault in) a frame's worth of memory
@@ -70,7 +74,58 @@ pub(crate) struct EncoderThread {
     spare: Vec<u8>,
 }
 
+/// Where frames are encoded.
+enum Runner {
+    /// On a thread of its own.
+    Thread {
+        jobs: SyncSender<Job>,
+        done: Receiver<Encoded>,
+    },
+    /// In [`EncoderThread::submit`], on the caller's thread; the frame waits
+    /// in `done` to be taken (`None` once the encoder failed).
+    Inline {
+        encoder: Option<Box<dyn FrameEncoder>>,
+        done: Option<Encoded>,
+    },
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Thread { .. } => "Thread",
+            Self::Inline { .. } => "Inline",
+        })
+    }
+}
+
+/// Encodes one job, timing it.
+fn encode_job(encoder: &mut dyn FrameEncoder, job: Job) -> Encoded {
+    let started = Instant::now();
+    let frames = encoder.encode(&job.pixels, job.area, job.quality, job.time);
+    Encoded {
+        frames,
+        pixels: job.pixels,
+        quality: job.quality,
+        stamp: job.stamp,
+        encode_time: started.elapsed(),
+    }
+}
+
 impl EncoderThread {
+    /// `encoder` on the caller's thread: [`Self::submit`] encodes the frame
+    /// and [`Self::take`] has it at once. An encoder that panics is
+    /// reported as gone, as a thread that died would be.
+    pub(crate) fn inline(encoder: impl FrameEncoder) -> Self {
+        Self {
+            runner: Runner::Inline {
+                encoder: Some(Box::new(encoder)),
+                done: None,
+            },
+            in_flight: false,
+            spare: Vec::new(),
+        }
+    }
+
     /// Starts `encoder` on a thread; `wake` is called there after each frame.
     pub(crate) fn spawn(
         mut encoder: impl FrameEncoder,
@@ -82,15 +137,7 @@ impl EncoderThread {
             .name("SPICE stream encoder".into())
             .spawn(move || {
                 for job in inbox {
-                    let started = Instant::now();
-                    let frames = encoder.encode(&job.pixels, job.area, job.quality, job.time);
-                    let encoded = Encoded {
-                        frames,
-                        pixels: job.pixels,
-                        quality: job.quality,
-                        stamp: job.stamp,
-                        encode_time: started.elapsed(),
-                    };
+                    let encoded = encode_job(&mut encoder, job);
                     if outbox.send(encoded).is_err() {
                         break;
                     }
@@ -98,8 +145,7 @@ impl EncoderThread {
                 }
             })?;
         Ok(Self {
-            jobs,
-            done,
+            runner: Runner::Thread { jobs, done },
             in_flight: false,
             spare: Vec::new(),
         })
@@ -123,10 +169,21 @@ impl EncoderThread {
         if self.in_flight {
             return Err(SubmitError::Busy);
         }
-        self.jobs.try_send(job).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => SubmitError::Busy,
-            mpsc::TrySendError::Disconnected(_) => SubmitError::Gone,
-        })?;
+        match &mut self.runner {
+            Runner::Thread { jobs, .. } => jobs.try_send(job).map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => SubmitError::Busy,
+                mpsc::TrySendError::Disconnected(_) => SubmitError::Gone,
+            })?,
+            Runner::Inline { encoder, done } => {
+                let mut boxed = encoder.take().ok_or(SubmitError::Gone)?;
+                let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    encode_job(boxed.as_mut(), job)
+                }))
+                .map_err(|_| SubmitError::Gone)?;
+                *encoder = Some(boxed);
+                *done = Some(encoded);
+            }
+        }
         self.in_flight = true;
         Ok(())
     }
@@ -134,15 +191,21 @@ impl EncoderThread {
     /// The frame encoded, once it is; `Err(Gone)` if the thread died with
     /// it.
     pub(crate) fn take(&mut self) -> Result<Option<Encoded>, SubmitError> {
-        match self.done.try_recv() {
-            Ok(mut encoded) => {
-                self.in_flight = false;
-                self.spare = std::mem::take(&mut encoded.pixels);
-                Ok(Some(encoded))
-            }
-            Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(SubmitError::Gone),
-        }
+        let taken = match &mut self.runner {
+            Runner::Thread { done, .. } => match done.try_recv() {
+                Ok(encoded) => encoded,
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Disconnected) => return Err(SubmitError::Gone),
+            },
+            Runner::Inline { done, .. } => match done.take() {
+                Some(encoded) => encoded,
+                None => return Ok(None),
+            },
+        };
+        let mut encoded = taken;
+        self.in_flight = false;
+        self.spare = std::mem::take(&mut encoded.pixels);
+        Ok(Some(encoded))
     }
 }
 
@@ -265,6 +328,42 @@ mod tests {
         let started = Instant::now();
         drop(encoder);
         assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    /// Inline, the frame is encoded by `submit` on the caller's thread and
+    /// taken at once, with no wake-up; its buffer comes back the same way.
+    #[test]
+    fn an_inline_encoder_has_the_frame_when_submit_returns() {
+        let mut encoder = EncoderThread::inline(Slow {
+            delay: Duration::from_millis(20),
+        });
+        assert!(encoder.take().unwrap().is_none(), "nothing submitted");
+        let started = Instant::now();
+        encoder.submit(job(7, 99)).unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(20),
+            "encoded in submit"
+        );
+        assert!(encoder.busy());
+        assert_eq!(encoder.submit(job(8, 1)), Err(SubmitError::Busy));
+        let done = encoder.take().unwrap().expect("the frame is ready");
+        assert_eq!((done.frames, done.stamp), (vec![vec![7, 70, 2]], 99));
+        assert!(!encoder.busy());
+        assert_eq!(encoder.buffer().capacity(), 16, "the frame's buffer came back");
+        encoder.submit(job(9, 2)).unwrap();
+        assert_eq!(encoder.take().unwrap().unwrap().frames, [vec![9, 70, 2]]);
+    }
+
+    #[test]
+    fn a_failed_inline_encoder_is_gone() {
+        let mut encoder = EncoderThread::inline(Broken);
+        assert_eq!(encoder.submit(job(1, 0)), Err(SubmitError::Gone));
+        assert_eq!(
+            encoder.submit(job(2, 0)),
+            Err(SubmitError::Gone),
+            "and stays gone"
+        );
+        assert!(encoder.take().unwrap().is_none());
     }
 
     #[test]
