@@ -640,18 +640,17 @@ impl DisplayChannel {
             // The client decodes none of the codecs this server encodes.
             return false;
         };
-        // Display channels are produced only on the display's thread, which
-        // is registered as its worker before it serves any client.
-        let worker = shared.worker();
-        let wake = move || {
-            if let Some(worker) = &worker {
-                worker.wake();
-            }
-        };
-        let quick = matches!(encoder, StreamEncoder::Mjpeg(_)) && area.area() <= INLINE_STREAM_AREA;
-        let encoder = match quick {
-            true => Ok(EncoderThread::inline(encoder)),
-            false => EncoderThread::spawn(encoder, wake),
+        let encoder = if matches!(encoder, StreamEncoder::Mjpeg(_)) && area.area() <= INLINE_STREAM_AREA {
+            Ok(EncoderThread::inline(encoder))
+        } else {
+            // Display channels are produced only on the display's thread,
+            // which is registered as its worker before it serves any client.
+            let worker = shared.worker();
+            EncoderThread::spawn(encoder, move || {
+                if let Some(worker) = &worker {
+                    worker.wake();
+                }
+            })
         };
         let encoder = match encoder {
             Ok(encoder) => encoder,

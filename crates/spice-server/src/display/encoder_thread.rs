@@ -191,7 +191,7 @@ impl EncoderThread {
     /// The frame encoded, once it is; `Err(Gone)` if the thread died with
     /// it.
     pub(crate) fn take(&mut self) -> Result<Option<Encoded>, SubmitError> {
-        let taken = match &mut self.runner {
+        let mut encoded = match &mut self.runner {
             Runner::Thread { done, .. } => match done.try_recv() {
                 Ok(encoded) => encoded,
                 Err(TryRecvError::Empty) => return Ok(None),
@@ -202,7 +202,6 @@ impl EncoderThread {
                 None => return Ok(None),
             },
         };
-        let mut encoded = taken;
         self.in_flight = false;
         self.spare = std::mem::take(&mut encoded.pixels);
         Ok(Some(encoded))
