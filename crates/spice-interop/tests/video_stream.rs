@@ -2,12 +2,16 @@
 //! display that keeps changing goes as an MJPEG stream (far fewer bytes
 //! than lossless images) under `StreamingVideo::All` and `Filter`, and when
 //! the video stops the area is sent again losslessly, so the client ends
-//! pixel-exact. With `Off`, every frame goes lossless.
+//! pixel-exact. With `Off`, every frame goes lossless. A frame is encoded
+//! without the display's lock held, so the host's updates never wait for it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use spice_interop::gtk::SpiceGtk;
 use spice_interop::pattern::Canvas;
+use spice_server::jpeg::{CodecError, ImageRef, JpegEncoder};
 use spice_server::{DisplayHandle, Rect, ServerBuilder, StreamingVideo};
 
 const T: Duration = Duration::from_secs(30);
@@ -17,12 +21,17 @@ const FRAMES: u32 = 75;
 /// Plays the video and returns the display bytes the client read for it,
 /// once its picture is exactly the host's again.
 fn play(mode: StreamingVideo) -> u64 {
+    play_with(mode, DisplayHandle::new(), JpegEncoder::default())
+}
+
+/// [`play`] on `display`, its frames encoded by `jpeg`.
+fn play_with(mode: StreamingVideo, display: DisplayHandle, jpeg: JpegEncoder) -> u64 {
     let mut canvas = Canvas::stripes(640, 480, 3);
-    let display = DisplayHandle::new();
     canvas.publish(&display);
     let server = ServerBuilder::new()
         .port(0)
         .streaming_video(mode)
+        .jpeg_encoder(jpeg)
         .display(display.clone())
         .spawn()
         .expect("server starts");
@@ -69,5 +78,60 @@ fn a_changing_area_goes_as_a_video_stream_and_ends_pixel_exact() {
     assert!(
         filter * 2 < off,
         "a photographic video is streamed under filter too: {filter} vs {off}"
+    );
+}
+
+/// The display [`probing_jpeg`] checks.
+static PROBED: OnceLock<DisplayHandle> = OnceLock::new();
+/// Frames [`probing_jpeg`] checked, and of those the ones it encoded while
+/// the display's lock was held.
+static CHECKED: AtomicUsize = AtomicUsize::new(0);
+static UNDER_LOCK: AtomicUsize = AtomicUsize::new(0);
+/// Frames checked: each one under the lock costs the test the wait below.
+const CHECKS: usize = 3;
+
+/// The built-in JPEG encoder, which first checks (for the first
+/// [`CHECKS`] frames) that another thread can take the display's lock
+/// meanwhile, as the host's update would: that thread asks the display its
+/// size, and is waited for up to 5 s.
+fn probing_jpeg(image: &ImageRef, quality: u8, out: &mut Vec<u8>) -> Result<usize, CodecError> {
+    if let Some(display) = PROBED.get() {
+        if CHECKED.fetch_add(1, Ordering::SeqCst) < CHECKS {
+            let display = display.clone();
+            let (done, answered) = mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = display.size();
+                let _ = done.send(());
+            });
+            if answered.recv_timeout(Duration::from_secs(5)).is_err() {
+                UNDER_LOCK.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    spice_server::jpeg::encode_rgb32(image, quality, out)
+}
+
+/// A small stream's frames are encoded on the display thread; that must
+/// not be done with the display's lock held, or every update of the host's
+/// (which takes the lock) would wait for a frame's encoding.
+#[test]
+fn a_streams_frames_are_encoded_with_the_displays_lock_free() {
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    assert!(PROBED.set(display.clone()).is_ok(), "one test probes");
+    play_with(
+        StreamingVideo::All,
+        display,
+        JpegEncoder::new("probing", probing_jpeg),
+    );
+    let checked = CHECKED.load(Ordering::SeqCst);
+    assert!(
+        checked >= CHECKS,
+        "only {checked} frames were JPEG-encoded: no stream?"
+    );
+    assert_eq!(
+        UNDER_LOCK.load(Ordering::SeqCst),
+        0,
+        "frames encoded while the display's lock was held (of {CHECKS} checked)"
     );
 }

@@ -54,9 +54,12 @@ pub(crate) const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 
 /// The largest stream whose MJPEG frames are encoded on the display thread
 /// (640x480: under a millisecond a frame with libjpeg-turbo on the
-/// benchmark's machine, 0.5 ms for 1024x160); larger ones, and every
-/// GStreamer stream, get an encoder thread, so that a frame never holds up
-/// the display's other clients and its device for long.
+/// benchmark's machine, 0.5 ms for 1024x160, about 2 ms with the pure-Rust
+/// encoder); larger ones, and every GStreamer stream, get an encoder
+/// thread, so that a frame never holds up the display's other clients and
+/// its device for long. Either way the frame is encoded without the
+/// display's lock: [`DisplayChannel::produce`] collects an inline frame
+/// after the lock is let go, so the host's updates never wait for it.
 const INLINE_STREAM_AREA: u64 = 640 * 480;
 
 /// The earlier of two wake-up times, either of which may be absent.
@@ -422,7 +425,8 @@ impl DisplayChannel {
         self.encoders.jpeg = settings.jpeg_encoder;
         self.collect_stream_frame();
         let next = self.produce_damage(shared, now, may_start);
-        // A frame encoded on this thread is ready now.
+        // A frame for an inline encoder is encoded here, with the display's
+        // lock let go.
         self.collect_stream_frame();
         // A live stream needs a call when it times out, damage or not.
         let stream_end = self.stream.as_ref().map(|s| s.last_change + stream::TIMEOUT);

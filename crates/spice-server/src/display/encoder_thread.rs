@@ -12,10 +12,13 @@
 //! instead of queueing frames (the next frame is taken from the surface as
 //! it is then).
 //!
-//! A frame that takes well under a millisecond (an MJPEG frame of a small
-//! video) is encoded on the display thread instead ([`EncoderThread::inline`]),
-//! as the C server encodes every frame on its worker: handing it over and
-//! back would cost more wake-ups than the frame takes to encode.
+//! A frame that takes about a millisecond (an MJPEG frame of a small video)
+//! is encoded on the display thread instead ([`EncoderThread::inline`]), as
+//! the C server encodes every frame on its worker: handing it over and back
+//! would cost more wake-ups than the frame takes to encode. Its encoding
+//! still waits for [`EncoderThread::take`], which the display thread calls
+//! after it let go of the display's lock, so the host's updates never wait
+//! for a frame to be encoded.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
@@ -81,11 +84,12 @@ enum Runner {
         jobs: SyncSender<Job>,
         done: Receiver<Encoded>,
     },
-    /// In [`EncoderThread::submit`], on the caller's thread; the frame waits
-    /// in `done` to be taken (`None` once the encoder failed).
+    /// In [`EncoderThread::take`], on the caller's thread: the frame
+    /// submitted waits in `pending` until then (`encoder` is `None` once
+    /// it failed).
     Inline {
         encoder: Option<Box<dyn FrameEncoder>>,
-        done: Option<Encoded>,
+        pending: Option<Job>,
     },
 }
 
@@ -112,14 +116,15 @@ fn encode_job(encoder: &mut dyn FrameEncoder, job: Job) -> Encoded {
 }
 
 impl EncoderThread {
-    /// `encoder` on the caller's thread: [`Self::submit`] encodes the frame
-    /// and [`Self::take`] has it at once. An encoder that panics is
-    /// reported as gone, as a thread that died would be.
+    /// `encoder` on the caller's thread: [`Self::submit`] keeps the frame
+    /// and the next [`Self::take`] encodes it and has it at once (so the
+    /// caller encodes it where it chooses, outside its locks). An encoder
+    /// that panics is reported as gone, as a thread that died would be.
     pub(crate) fn inline(encoder: impl FrameEncoder) -> Self {
         Self {
             runner: Runner::Inline {
                 encoder: Some(Box::new(encoder)),
-                done: None,
+                pending: None,
             },
             in_flight: false,
             spare: Vec::new(),
@@ -174,22 +179,19 @@ impl EncoderThread {
                 mpsc::TrySendError::Full(_) => SubmitError::Busy,
                 mpsc::TrySendError::Disconnected(_) => SubmitError::Gone,
             })?,
-            Runner::Inline { encoder, done } => {
-                let mut boxed = encoder.take().ok_or(SubmitError::Gone)?;
-                let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    encode_job(boxed.as_mut(), job)
-                }))
-                .map_err(|_| SubmitError::Gone)?;
-                *encoder = Some(boxed);
-                *done = Some(encoded);
+            Runner::Inline { encoder, pending } => {
+                if encoder.is_none() {
+                    return Err(SubmitError::Gone);
+                }
+                *pending = Some(job);
             }
         }
         self.in_flight = true;
         Ok(())
     }
 
-    /// The frame encoded, once it is; `Err(Gone)` if the thread died with
-    /// it.
+    /// The frame encoded, once it is (inline, encoded now); `Err(Gone)` if
+    /// the encoder died with it.
     pub(crate) fn take(&mut self) -> Result<Option<Encoded>, SubmitError> {
         let mut encoded = match &mut self.runner {
             Runner::Thread { done, .. } => match done.try_recv() {
@@ -197,10 +199,20 @@ impl EncoderThread {
                 Err(TryRecvError::Empty) => return Ok(None),
                 Err(TryRecvError::Disconnected) => return Err(SubmitError::Gone),
             },
-            Runner::Inline { done, .. } => match done.take() {
-                Some(encoded) => encoded,
-                None => return Ok(None),
-            },
+            Runner::Inline { encoder, pending } => {
+                let Some(job) = pending.take() else {
+                    return Ok(None);
+                };
+                // The frame leaves our hands whether it encodes or not.
+                self.in_flight = false;
+                let mut boxed = encoder.take().ok_or(SubmitError::Gone)?;
+                let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    encode_job(boxed.as_mut(), job)
+                }))
+                .map_err(|_| SubmitError::Gone)?;
+                *encoder = Some(boxed);
+                encoded
+            }
         };
         self.in_flight = false;
         self.spare = std::mem::take(&mut encoded.pixels);
@@ -329,23 +341,27 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(100));
     }
 
-    /// Inline, the frame is encoded by `submit` on the caller's thread and
-    /// taken at once, with no wake-up; its buffer comes back the same way.
+    /// Inline, `submit` only keeps the frame (the display thread submits
+    /// it under the display's lock); the frame is encoded by `take` on the
+    /// caller's thread and had at once, with no wake-up; its buffer comes
+    /// back the same way.
     #[test]
-    fn an_inline_encoder_has_the_frame_when_submit_returns() {
-        let mut encoder = EncoderThread::inline(Slow {
-            delay: Duration::from_millis(20),
-        });
+    fn an_inline_encoder_encodes_the_frame_when_it_is_taken() {
+        let delay = Duration::from_millis(300);
+        let mut encoder = EncoderThread::inline(Slow { delay });
         assert!(encoder.take().unwrap().is_none(), "nothing submitted");
         let started = Instant::now();
         encoder.submit(job(7, 99)).unwrap();
         assert!(
-            started.elapsed() >= Duration::from_millis(20),
-            "encoded in submit"
+            started.elapsed() < delay,
+            "submit encoded the frame ({:?})",
+            started.elapsed()
         );
         assert!(encoder.busy());
         assert_eq!(encoder.submit(job(8, 1)), Err(SubmitError::Busy));
+        let started = Instant::now();
         let done = encoder.take().unwrap().expect("the frame is ready");
+        assert!(started.elapsed() >= delay, "encoded in take");
         assert_eq!((done.frames, done.stamp), (vec![vec![7, 70, 2]], 99));
         assert!(!encoder.busy());
         assert_eq!(encoder.buffer().capacity(), 16, "the frame's buffer came back");
@@ -356,13 +372,14 @@ mod tests {
     #[test]
     fn a_failed_inline_encoder_is_gone() {
         let mut encoder = EncoderThread::inline(Broken);
-        assert_eq!(encoder.submit(job(1, 0)), Err(SubmitError::Gone));
+        encoder.submit(job(1, 0)).unwrap();
+        assert_eq!(encoder.take().unwrap_err(), SubmitError::Gone);
         assert_eq!(
             encoder.submit(job(2, 0)),
             Err(SubmitError::Gone),
             "and stays gone"
         );
-        assert!(encoder.take().unwrap().is_none());
+        assert!(encoder.take().unwrap().is_none(), "nothing in hand");
     }
 
     #[test]
