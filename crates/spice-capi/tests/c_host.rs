@@ -327,6 +327,50 @@ fn no_device_callbacks_while_stopped(lib: Lib) {
     host.quit();
 }
 
+/// The device hears that a client came and that it left
+/// (`set_client_capabilities`, which QEMU's qxl passes on to the guest in
+/// its ROM's `client_present`), each change once: nothing more while the
+/// picture changes, though the worker looks at its clients at every turn of
+/// its loop. Ours only: the C library (0.15.1) tells the device twice that
+/// a client came and never that it left.
+fn device_hears_clients_come_and_go(lib: Lib) {
+    let _serial = serial();
+    let mut host = Host::start(lib, &["--width", "320", "--height", "200"]);
+    let present = |p: u64| move |v: &Value| v["event"] == "qxl-client-caps" && v["present"] == p;
+    let mut gtk = SpiceGtk::start();
+    gtk.connect(host.addr(), None);
+    gtk.expect("mark", T);
+    assert!(
+        host.seen_or_wait(0, T, present(1)).is_some(),
+        "{lib:?}: the device did not hear a client came; seen {:#?}",
+        host.seen
+    );
+    for _ in 0..5 {
+        host.cmd("update 4");
+        assert_picture(lib, &mut host, &mut gtk, "while the client watches");
+    }
+    gtk.quit();
+    assert!(
+        host.wait(T, present(0)).is_some(),
+        "{lib:?}: the device did not hear the client left; seen {:#?}",
+        host.seen
+    );
+    host.cmd("update 4");
+    host.drain(Duration::from_millis(300));
+    let reports: Vec<_> = host
+        .events("qxl-client-caps")
+        .iter()
+        .map(|v| v["present"].as_u64())
+        .collect();
+    // The first is the VM's start, before any client.
+    assert_eq!(
+        reports,
+        [Some(0), Some(1), Some(0)],
+        "{lib:?}: what the device was told of clients"
+    );
+    host.quit();
+}
+
 /// A host that adds its memslot, creates the primary surface and starts the
 /// VM from inside `attached_worker`, as upstream spice's test display does:
 /// the instance takes those calls there, and the picture reaches the client.
@@ -1497,6 +1541,11 @@ for_both_libraries!(
 #[test]
 fn no_device_callbacks_while_stopped_ours() {
     no_device_callbacks_while_stopped(Lib::Ours);
+}
+
+#[test]
+fn device_hears_clients_come_and_go_ours() {
+    device_hears_clients_come_and_go(Lib::Ours);
 }
 
 #[test]

@@ -1,4 +1,11 @@
-//! Wakes the main context from other threads: a socket pair the loop watches.
+//! Wakes a loop from other threads.
+//!
+//! The main context runs on the host's loop, which may poll level-triggered
+//! (QEMU's does): its [`Waker`] is a socket pair whose byte the loop reads
+//! back. A display thread's own `mio` loop polls edge-triggered: its
+//! [`PollWaker`] is `mio`'s eventfd, which fires on every write and is
+//! never read, so a wake-up costs the display thread no system call beyond
+//! the poll that returns.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -72,6 +79,42 @@ impl WakeReceiver {
     }
 }
 
+/// Wakes a `mio` loop (a display thread's): wakes coalesce until the loop
+/// [`rearm`](Self::rearm)s, as with [`Waker`], but nothing is read back.
+#[derive(Debug)]
+pub(crate) struct PollWaker {
+    waker: mio::Waker,
+    pending: AtomicBool,
+}
+
+impl PollWaker {
+    /// A waker whose wake-ups `registry`'s poll reports under `token`.
+    pub(crate) fn new(registry: &mio::Registry, token: mio::Token) -> std::io::Result<Self> {
+        Ok(Self {
+            waker: mio::Waker::new(registry, token)?,
+            pending: AtomicBool::new(false),
+        })
+    }
+
+    /// Makes the loop's poll return, unless a wake is already pending.
+    pub(crate) fn wake(&self) {
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.waker.wake() {
+                // Only a closed descriptor fails (`mio` resets a full counter).
+                tracing::warn!(error = %e, "cannot wake a display thread");
+            }
+        }
+    }
+
+    /// Called by the loop when its poll reported the wake-up, before it looks
+    /// at the work: a `wake` racing with this either finds the flag still set
+    /// (its work is seen by the look that follows) or writes again, which
+    /// the next poll reports.
+    pub(crate) fn rearm(&self) {
+        self.pending.store(false, Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +154,42 @@ mod tests {
             let mut buf = [0u8; 1];
             let readable = matches!((&rx.rx).read(&mut buf), Ok(1));
             assert!(readable, "a wake after drain must reach the receiver");
+        }
+    }
+
+    /// The poll reports a wake, and after `rearm` the next one too, though
+    /// nothing was read back; a wake before `rearm` coalesces into the first.
+    #[test]
+    fn a_poll_waker_needs_no_reading() {
+        let mut poll = mio::Poll::new().unwrap();
+        let token = mio::Token(7);
+        let waker = Arc::new(PollWaker::new(poll.registry(), token).unwrap());
+        let mut events = mio::Events::with_capacity(4);
+        let woken = |poll: &mut mio::Poll, events: &mut mio::Events| {
+            poll.poll(events, Some(std::time::Duration::from_millis(200)))
+                .unwrap();
+            events.iter().any(|e| e.token() == token)
+        };
+        assert!(!woken(&mut poll, &mut events), "no wake yet");
+        for round in 0..1000 {
+            let w = waker.clone();
+            std::thread::spawn(move || {
+                w.wake();
+                w.wake();
+            })
+            .join()
+            .unwrap();
+            assert!(
+                woken(&mut poll, &mut events),
+                "round {round}: the wake was reported"
+            );
+            waker.rearm();
+            if round % 100 == 0 {
+                assert!(
+                    !woken(&mut poll, &mut events),
+                    "round {round}: two wakes, one event"
+                );
+            }
         }
     }
 }

@@ -203,6 +203,7 @@ impl DisplayChannel {
             state.clients.insert(key, ClientDamage::default());
             state.client_caps.insert(key, client_caps.clone());
         }
+        shared.clients_changed();
         Self {
             base,
             key,
@@ -303,6 +304,8 @@ impl DisplayChannel {
         let mut state = shared.lock();
         state.clients.remove(&self.key);
         state.client_caps.remove(&self.key);
+        drop(state);
+        shared.clients_changed();
     }
 
     pub(crate) fn handle(

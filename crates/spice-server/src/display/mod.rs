@@ -23,6 +23,7 @@ mod surface;
 pub mod video;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use cursor::CursorState;
@@ -246,6 +247,9 @@ pub(crate) struct DisplayShared {
     /// The thread that serves this display's clients.
     worker: Mutex<Option<Arc<WorkerShared>>>,
     settings: Mutex<DisplaySettings>,
+    /// Changes whenever a client's display channel starts or ends
+    /// ([`DisplayHandle::clients_version`]).
+    clients_version: AtomicU64,
 }
 
 impl std::fmt::Debug for DisplayShared {
@@ -265,6 +269,11 @@ impl DisplayShared {
     pub(crate) fn configure_client_monitors(&self, monitors: &ClientMonitors) -> bool {
         let mut handler = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
         handler.as_mut().is_some_and(|h| h.configure(monitors))
+    }
+
+    /// A client's display channel started or ended.
+    pub(crate) fn clients_changed(&self) {
+        self.clients_version.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, DisplayState> {
@@ -628,6 +637,15 @@ impl DisplayHandle {
                 .filter(|&cap| state.client_caps.values().all(|c| c.has(cap)))
                 .collect(),
         )
+    }
+
+    /// A number that changes whenever a client's display channel starts or
+    /// ends, read without the display's lock: a device that passes
+    /// [`Self::clients_common_caps`] on at every turn of its loop (QEMU's
+    /// qxl takes them through `set_client_capabilities`) asks again only
+    /// when it changed.
+    pub fn clients_version(&self) -> u64 {
+        self.shared.clients_version.load(Ordering::Acquire)
     }
 
     /// How many clients' display channels show this display.

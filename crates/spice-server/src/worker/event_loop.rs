@@ -21,14 +21,13 @@ use super::client::Client;
 use super::{DisplayDevice, ToWorker, WorkerShared};
 use crate::channel::display::FRAME_INTERVAL;
 use crate::display::DisplayHandle;
-use crate::waker::WakeReceiver;
 
-const WAKE_TOKEN: Token = Token(usize::MAX);
+/// The token of the thread's [`crate::waker::PollWaker`].
+pub(super) const WAKE_TOKEN: Token = Token(usize::MAX);
 
 pub(super) struct EventLoop {
     poll: Poll,
     shared: Arc<WorkerShared>,
-    wake_rx: WakeReceiver,
     display: DisplayHandle,
     device: Option<Box<dyn DisplayDevice>>,
     device_deadline: Option<Instant>,
@@ -39,19 +38,16 @@ pub(super) struct EventLoop {
 }
 
 impl EventLoop {
+    /// The loop of `poll`, whose registry has the thread's waker.
     pub(super) fn new(
+        poll: Poll,
         shared: Arc<WorkerShared>,
-        wake_rx: WakeReceiver,
         display: DisplayHandle,
         device: Option<Box<dyn DisplayDevice>>,
-    ) -> io::Result<Self> {
-        let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut SourceFd(&wake_rx.fd()), WAKE_TOKEN, Interest::READABLE)?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             poll,
             shared,
-            wake_rx,
             display,
             // The device gets a first look at once; without one there is
             // nothing to look at (a deadline left in the past would make
@@ -61,7 +57,7 @@ impl EventLoop {
             device_busy_since: None,
             clients: HashMap::new(),
             read_buf: vec![0; 64 * 1024],
-        })
+        }
     }
 
     pub(super) fn run(mut self) {
@@ -85,7 +81,7 @@ impl EventLoop {
             readable.clear();
             for event in events.iter() {
                 if event.token() == WAKE_TOKEN {
-                    self.wake_rx.drain(&self.shared.waker);
+                    self.shared.waker.rearm();
                 } else if event.is_readable() || event.is_read_closed() || event.is_error() {
                     readable.push(event.token().0 as u64);
                 }

@@ -31,7 +31,7 @@ use crate::core::ChannelInfo;
 use crate::display::DisplayHandle;
 use crate::error::ServerError;
 use crate::handle::ServerHandle;
-use crate::waker::{waker_pair, Waker};
+use crate::waker::PollWaker;
 
 /// The device behind a display, run on the display's thread.
 ///
@@ -102,7 +102,7 @@ pub(crate) enum ToWorker {
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
     inbox: Mutex<VecDeque<ToWorker>>,
-    waker: Waker,
+    waker: PollWaker,
     stop: AtomicBool,
     thread: OnceLock<ThreadId>,
 }
@@ -165,10 +165,15 @@ impl DisplayWorker {
         display: &DisplayHandle,
         device: Option<Box<dyn DisplayDevice>>,
     ) -> Result<Self, ServerError> {
-        let (waker, wake_rx) = waker_pair().map_err(|source| ServerError::Io {
-            what: "display thread wake-up socket",
+        let poll = mio::Poll::new().map_err(|source| ServerError::Io {
+            what: "display thread poll",
             source,
         })?;
+        let waker =
+            PollWaker::new(poll.registry(), event_loop::WAKE_TOKEN).map_err(|source| ServerError::Io {
+                what: "display thread wake-up",
+                source,
+            })?;
         let shared = Arc::new(WorkerShared {
             inbox: Mutex::new(VecDeque::new()),
             waker,
@@ -189,12 +194,7 @@ impl DisplayWorker {
             let display = display.clone();
             move || {
                 let _ = shared.thread.set(std::thread::current().id());
-                match event_loop::EventLoop::new(shared, wake_rx, display, device) {
-                    Ok(event_loop) => event_loop.run(),
-                    Err(e) => {
-                        tracing::error!(error = %e, "display thread cannot poll; its clients go unserved")
-                    }
-                }
+                event_loop::EventLoop::new(poll, shared, display, device).run();
             }
         });
         match thread {

@@ -52,6 +52,9 @@ pub(super) struct Worker {
     /// What the device was last told (`set_client_capabilities`): whether a
     /// client is present, and the capabilities its clients share.
     client_present: Option<(bool, [u8; crate::ffi::SPICE_CAPABILITIES_SIZE])>,
+    /// The display's clients version `client_present` was worked out at:
+    /// until it changes, every turn of the loop skips the work.
+    presence_version: u64,
     /// The create command of each surface the guest has not destroyed yet,
     /// by surface id (at most the device's surface count).
     held_creates: HashMap<u32, ReleaseInfo>,
@@ -131,6 +134,7 @@ impl Worker {
             primary: None,
             offscreen: Offscreen::default(),
             client_present: None,
+            presence_version: 0,
             held_creates: HashMap::new(),
             returned: Returned::default(),
             waiting: None,
@@ -644,6 +648,13 @@ impl Worker {
             display_cap::COMPOSITE,
             display_cap::A8_SURFACE,
         ];
+        // Read before the capabilities: a client that comes meanwhile
+        // changes it again, and the next turn looks again.
+        let version = self.display.clients_version();
+        if self.client_present.is_some() && version == self.presence_version {
+            return;
+        }
+        self.presence_version = version;
         let mut caps = [0u8; crate::ffi::SPICE_CAPABILITIES_SIZE];
         let common = self.display.clients_common_caps(&REPORTED);
         for cap in common.iter().flatten() {
