@@ -3,16 +3,19 @@
 //! than lossless images) under `StreamingVideo::All` and `Filter`, and when
 //! the video stops the area is sent again losslessly, so the client ends
 //! pixel-exact. With `Off`, every frame goes lossless. A frame is encoded
-//! without the display's lock held, so the host's updates never wait for it.
+//! without the display's lock held, so the host's updates never wait for it,
+//! and a frame a deferred drawing shares is encoded where its pixels lie.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use spice_interop::gtk::SpiceGtk;
 use spice_interop::pattern::Canvas;
 use spice_server::jpeg::{CodecError, ImageRef, JpegEncoder};
-use spice_server::{DisplayHandle, Rect, ServerBuilder, StreamingVideo};
+use spice_server::{
+    DeferredDraw, DisplayHandle, Rect, RunningServer, ServerBuilder, SharedPixels, StreamingVideo,
+};
 
 const T: Duration = Duration::from_secs(30);
 /// Frames of video played, at 25 fps.
@@ -24,10 +27,15 @@ fn play(mode: StreamingVideo) -> u64 {
     play_with(mode, DisplayHandle::new(), JpegEncoder::default())
 }
 
-/// [`play`] on `display`, its frames encoded by `jpeg`.
-fn play_with(mode: StreamingVideo, display: DisplayHandle, jpeg: JpegEncoder) -> u64 {
-    let mut canvas = Canvas::stripes(640, 480, 3);
-    canvas.publish(&display);
+/// Serves `display`, showing `canvas`, to spice-gtk, with frames encoded
+/// by `jpeg`, once the client has the first picture.
+fn serve(
+    mode: StreamingVideo,
+    display: &DisplayHandle,
+    canvas: &Canvas,
+    jpeg: JpegEncoder,
+) -> (RunningServer, SpiceGtk) {
+    canvas.publish(display);
     let server = ServerBuilder::new()
         .port(0)
         .streaming_video(mode)
@@ -40,6 +48,13 @@ fn play_with(mode: StreamingVideo, display: DisplayHandle, jpeg: JpegEncoder) ->
     gtk.expect("primary-create", T);
     let diff = gtk.wait_surface(canvas.width, canvas.height, &canvas.packed(), T);
     assert_eq!(diff, 0, "{mode:?}: first picture");
+    (server, gtk)
+}
+
+/// [`play`] on `display`, its frames encoded by `jpeg`.
+fn play_with(mode: StreamingVideo, display: DisplayHandle, jpeg: JpegEncoder) -> u64 {
+    let mut canvas = Canvas::stripes(640, 480, 3);
+    let (server, mut gtk) = serve(mode, &display, &canvas, jpeg);
     let before = gtk.display_bytes(T);
     let area = Rect::new(96, 64, 320, 240);
     let start = Instant::now();
@@ -134,4 +149,114 @@ fn a_streams_frames_are_encoded_with_the_displays_lock_free() {
         0,
         "frames encoded while the display's lock was held (of {CHECKS} checked)"
     );
+}
+
+/// How the deferred video frames of [`a_shared_frame_is_encoded_where_its_pixels_lie`] were read.
+#[derive(Default)]
+struct Reads {
+    /// Rows drawn into the picture.
+    filled: AtomicUsize,
+    /// Rows copied out for a stream frame.
+    copied: AtomicUsize,
+    /// Frames encoded from the shared pixels.
+    encoded: AtomicUsize,
+}
+
+/// A video frame (packed rows of its area) drawn later, sharing its pixels.
+struct SharedFrameSource {
+    pixels: Arc<Vec<u8>>,
+    width: u32,
+    reads: Arc<Reads>,
+}
+
+impl DeferredDraw for SharedFrameSource {
+    fn fill_row(&mut self, row: u32, dst: &mut [u8]) -> bool {
+        self.reads.filled.fetch_add(1, Ordering::SeqCst);
+        let at = (row * self.width * 4) as usize;
+        dst.copy_from_slice(&self.pixels[at..at + dst.len()]);
+        true
+    }
+
+    fn append_row(&mut self, row: u32, len: usize, out: &mut Vec<u8>) -> bool {
+        self.reads.copied.fetch_add(1, Ordering::SeqCst);
+        let at = (row * self.width * 4) as usize;
+        out.extend_from_slice(&self.pixels[at..at + len]);
+        true
+    }
+
+    fn share(&self) -> Option<Arc<dyn SharedPixels>> {
+        Some(Arc::new(SharedFrameSource {
+            pixels: self.pixels.clone(),
+            width: self.width,
+            reads: self.reads.clone(),
+        }))
+    }
+}
+
+impl SharedPixels for SharedFrameSource {
+    fn encode_jpeg(&self, rect: Rect, quality: u8, out: &mut Vec<u8>) -> Result<usize, CodecError> {
+        self.reads.encoded.fetch_add(1, Ordering::SeqCst);
+        let stride = self.width as usize * 4;
+        let start = rect.y as usize * stride + rect.x as usize * 4;
+        let image = ImageRef {
+            width: rect.width,
+            height: rect.height,
+            stride,
+            data: &self.pixels[start..],
+        };
+        spice_server::jpeg::encode_rgb32(&image, quality, out)
+    }
+}
+
+/// A host whose video frames are drawn later ([`DisplayHandle::draw_later`])
+/// from a source that shares its pixels: the stream's frames are encoded
+/// from them where they lie (no row is copied out for a frame), the client
+/// gets the stream, and once the video stops the area is drawn and sent
+/// losslessly, so the client ends pixel-exact.
+#[test]
+fn a_shared_frame_is_encoded_where_its_pixels_lie() {
+    spice_interop::init_logging();
+    let display = DisplayHandle::new();
+    let mut canvas = Canvas::stripes(640, 480, 5);
+    let (server, mut gtk) = serve(StreamingVideo::All, &display, &canvas, JpegEncoder::default());
+    let reads = Arc::new(Reads::default());
+    // On the stream detector's grid, so the stream's area is the drawing's
+    // (a stream reaching past a drawing copies its frames from the picture).
+    let area = Rect::new(96, 64, 320, 256);
+    let start = Instant::now();
+    for t in 0..FRAMES {
+        canvas.video_frame(area, t);
+        let whole = canvas.packed();
+        let pixels: Vec<u8> = (area.y..area.y + area.height)
+            .flat_map(|y| {
+                let at = ((y * 640 + area.x) * 4) as usize;
+                whole[at..at + area.width as usize * 4].to_vec()
+            })
+            .collect();
+        let source = SharedFrameSource {
+            pixels: Arc::new(pixels),
+            width: area.width,
+            reads: reads.clone(),
+        };
+        display.draw_later(area.x, area.y, area.width, area.height, Box::new(source));
+        let next = start + Duration::from_millis(40) * (t + 1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let diff = gtk.wait_surface(640, 480, &canvas.packed(), T);
+    assert_eq!(diff, 0, "the last frame, lossless, once the video stops");
+    let (encoded, copied) = (
+        reads.encoded.load(Ordering::SeqCst),
+        reads.copied.load(Ordering::SeqCst),
+    );
+    assert!(
+        encoded as u32 >= FRAMES / 2,
+        "only {encoded} of {FRAMES} frames were encoded from the shared pixels"
+    );
+    assert_eq!(copied, 0, "rows copied out for stream frames");
+    assert!(
+        reads.filled.load(Ordering::SeqCst) > 0,
+        "the last frame was drawn for the lossless picture"
+    );
+    gtk.quit();
+    drop(server);
 }

@@ -60,7 +60,7 @@ pub use crate::display::stream::StreamingVideo;
 pub use crate::display::video::{VideoCodec, VideoCodecs};
 pub use crate::display::{
     ClientMonitor, ClientMonitors, ClientMonitorsHandler, CursorImage, DeferredDraw, DisplayError,
-    DisplayHandle, Frame, Head, HeadsError, Rect, MAX_HEADS,
+    DisplayHandle, Frame, Head, HeadsError, Rect, SharedPixels, MAX_HEADS,
 };
 pub use crate::error::ServerError;
 pub use crate::handle::ServerHandle;

@@ -40,6 +40,44 @@ impl HostMemory {
     }
 }
 
+impl HostMemory {
+    /// Encodes rows of `width` B, G, R, x pixels as a JPEG at `quality`,
+    /// appended to `out`, with libjpeg reading each row where it lies (row
+    /// `i` at host address `rows[i]`), as the C server's MJPEG encoder
+    /// reads a frame's bitmap: no copy of the frame first.
+    ///
+    /// Every address must have been translated and range-checked for
+    /// `width * 4` bytes against a memslot that is still registered (the
+    /// caller checks that no memslot changed since).
+    pub(crate) fn encode_jpeg_rows(
+        &self,
+        rows: &[u64],
+        width: u32,
+        quality: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, spice_codec::CodecError> {
+        let len = width as usize * 4;
+        let pointers: Option<Vec<*const u8>> = rows
+            .iter()
+            .map(|&addr| {
+                let start = usize::try_from(addr).ok()?;
+                (start != 0 && start.checked_add(len).is_some()).then_some(start as *const u8)
+            })
+            .collect();
+        let Some(pointers) = pointers else {
+            return Err(spice_codec::CodecError::InvalidImage(
+                "frame rows outside the host's memory",
+            ));
+        };
+        // SAFETY: each row's `width * 4` bytes were checked against a
+        // host-registered memslot, which (the caller checked) is still
+        // registered, and the host keeps slots mapped while registered. The
+        // guest may write concurrently: libjpeg only reads the bytes, and no
+        // Rust reference into the guest's memory is made.
+        unsafe { crate::jpeg::encode_rows(&pointers, width, quality, out) }
+    }
+}
+
 impl GuestMemory for HostMemory {
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), MemoryError> {
         if out.is_empty() {

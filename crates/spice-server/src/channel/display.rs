@@ -169,6 +169,8 @@ struct VideoStream {
     rate: stream::RateControl,
     /// The id the client's reports on this stream carry.
     report_id: u32,
+    /// Its encoder reads frames a deferred drawing shares (MJPEG).
+    shares_frames: bool,
 }
 
 impl VideoStream {
@@ -647,7 +649,8 @@ impl DisplayChannel {
             // The client decodes none of the codecs this server encodes.
             return false;
         };
-        let encoder = if matches!(encoder, StreamEncoder::Mjpeg(_)) && area.area() <= INLINE_STREAM_AREA {
+        let shares_frames = matches!(encoder, StreamEncoder::Mjpeg(_));
+        let encoder = if shares_frames && area.area() <= INLINE_STREAM_AREA {
             Ok(EncoderThread::inline(encoder))
         } else {
             // Display channels are produced only on the display's thread,
@@ -705,6 +708,7 @@ impl DisplayChannel {
             dirty: true,
             rate,
             report_id,
+            shares_frames,
         }));
         true
     }
@@ -716,10 +720,19 @@ impl DisplayChannel {
         let Some(video) = self.stream.as_mut() else {
             return;
         };
+        // An inline MJPEG frame whose pixels a deferred drawing keeps (a
+        // guest's video frame) is read from there when it is encoded: no
+        // copy of the frame under the display's lock.
+        let shared = (video.shares_frames && video.encoder.reads_in_place())
+            .then(|| picture.share_rect(video.area))
+            .flatten();
         let mut pixels = video.encoder.buffer();
-        picture.copy_rect(video.area, &mut pixels);
+        if shared.is_none() {
+            picture.copy_rect(video.area, &mut pixels);
+        }
         let job = Job {
             pixels,
+            shared,
             area: video.area,
             quality: video.rate.quality(),
             time: now.saturating_duration_since(video.started),

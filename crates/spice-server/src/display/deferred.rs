@@ -16,6 +16,8 @@
 //! one drawing behind and the order of drawings is kept: a second one that
 //! does not cover the first draws the first before it waits itself.
 
+use std::sync::Arc;
+
 use super::region::Rect;
 use super::Surface;
 
@@ -40,6 +42,49 @@ pub trait DeferredDraw: Send {
         let at = out.len();
         out.resize(at + len, 0);
         self.fill_row(row, &mut out[at..])
+    }
+
+    /// The drawing's pixels, for a stream's frame that encodes them after
+    /// the display's lock is let go instead of copying them out under it
+    /// (a video frame left in guest memory goes straight to the JPEG
+    /// encoder, as the C server encodes it). `None`, the default: the
+    /// frame is copied with [`Self::append_row`].
+    fn share(&self) -> Option<Arc<dyn SharedPixels>> {
+        None
+    }
+}
+
+/// A deferred drawing's pixels shared with a stream's frame
+/// ([`DeferredDraw::share`]). It holds whatever keeps them readable (a QXL
+/// command's release), and is dropped on the display's thread once the
+/// frame is encoded, within the round that took it.
+pub trait SharedPixels: Send + Sync {
+    /// Appends `rect` (in the drawing's own coordinates: `(0, 0)` is its
+    /// area's corner) to `out` as a baseline JFIF stream at `quality`
+    /// (1..=100, 4:2:0), as the server's MJPEG streams send it. An error
+    /// drops the frame (the pixels are no longer readable, say), and the
+    /// stream goes on with the next one.
+    fn encode_jpeg(
+        &self,
+        rect: Rect,
+        quality: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, spice_codec::CodecError>;
+}
+
+/// A stream frame's pixels left where a deferred drawing has them.
+#[derive(Clone)]
+pub(crate) struct SharedFrame {
+    pub(crate) pixels: Arc<dyn SharedPixels>,
+    /// The frame's area in the drawing's coordinates.
+    pub(crate) rect: Rect,
+}
+
+impl std::fmt::Debug for SharedFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedFrame")
+            .field("rect", &self.rect)
+            .finish_non_exhaustive()
     }
 }
 
@@ -156,6 +201,19 @@ impl<'a> Picture<'a> {
             return;
         }
         self.pixels_in(&[rect]).copy_rect(rect, out);
+    }
+
+    /// `rect`'s pixels shared by the deferred drawing, when it covers
+    /// `rect` whole and its source shares ([`DeferredDraw::share`]); it
+    /// keeps waiting, as with [`Self::copy_rect`].
+    pub(crate) fn share_rect(&self, rect: Rect) -> Option<SharedFrame> {
+        let drawing = self.deferred.as_ref().filter(|d| d.area.contains(&rect))?;
+        let pixels = drawing.source.share()?;
+        let (x, y) = (rect.x - drawing.area.x, rect.y - drawing.area.y);
+        Some(SharedFrame {
+            pixels,
+            rect: Rect::new(x, y, rect.width, rect.height),
+        })
     }
 
     /// The picture with `areas` up to date (the deferred drawing waits on

@@ -23,6 +23,7 @@
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
+use super::deferred::SharedFrame;
 use super::region::Rect;
 
 /// Something that turns frames of a stream's area into encoded frames.
@@ -31,12 +32,25 @@ pub(crate) trait FrameEncoder: Send + 'static {
     /// into the stream; the frames to send (none if it failed or held the
     /// frame back).
     fn encode(&mut self, pixels: &[u8], area: Rect, quality: u8, time: Duration) -> Vec<Vec<u8>>;
+
+    /// Encodes a frame whose pixels were left where a deferred drawing has
+    /// them. Only an MJPEG encoder is handed such frames; any other gets
+    /// none out of this default.
+    fn encode_shared(&mut self, frame: &SharedFrame, quality: u8) -> Vec<Vec<u8>> {
+        let _ = (frame, quality);
+        tracing::debug!("a shared frame reached an encoder that cannot read it; dropped");
+        Vec::new()
+    }
 }
 
 /// A frame to encode.
 #[derive(Debug)]
 pub(crate) struct Job {
+    /// The frame's pixels, copied (empty when `shared` has them).
     pub(crate) pixels: Vec<u8>,
+    /// The frame's pixels where a deferred drawing keeps them: only for
+    /// an inline encoder ([`EncoderThread::reads_in_place`]).
+    pub(crate) shared: Option<SharedFrame>,
     pub(crate) area: Rect,
     pub(crate) quality: u8,
     /// Time into the stream.
@@ -105,7 +119,10 @@ impl std::fmt::Debug for Runner {
 /// Encodes one job, timing it.
 fn encode_job(encoder: &mut dyn FrameEncoder, job: Job) -> Encoded {
     let started = Instant::now();
-    let frames = encoder.encode(&job.pixels, job.area, job.quality, job.time);
+    let frames = match &job.shared {
+        Some(frame) => encoder.encode_shared(frame, job.quality),
+        None => encoder.encode(&job.pixels, job.area, job.quality, job.time),
+    };
     Encoded {
         frames,
         pixels: job.pixels,
@@ -162,6 +179,15 @@ impl EncoderThread {
         let mut buffer = std::mem::take(&mut self.spare);
         buffer.clear();
         buffer
+    }
+
+    /// Whether a frame may be left where a deferred drawing has its pixels
+    /// ([`Job::shared`]): only an inline encoder's, which the display
+    /// thread encodes in the same round that took it, on the thread where
+    /// a QXL device's guest memory changes (the source still checks that
+    /// its memory did not, for a frame left over to a later round).
+    pub(crate) fn reads_in_place(&self) -> bool {
+        matches!(self.runner, Runner::Inline { .. })
     }
 
     /// Whether a frame is being encoded or waits to be taken.
@@ -250,6 +276,7 @@ mod tests {
     fn job(first: u8, stamp: u32) -> Job {
         Job {
             pixels: vec![first; 16],
+            shared: None,
             area: Rect::new(0, 0, 2, 2),
             quality: 70,
             time: Duration::ZERO,

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use cursor::CursorState;
 pub use cursor::{CursorImage, MAX_CURSOR_SIDE};
-pub use deferred::DeferredDraw;
+pub use deferred::{DeferredDraw, SharedPixels};
 pub use heads::{Head, HeadsError, MAX_HEADS};
 pub use monitors::{ClientMonitor, ClientMonitors, ClientMonitorsHandler};
 pub use region::Rect;

@@ -47,8 +47,11 @@ pub(crate) const MIN_AREA: u64 = 96 * 96;
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
 /// Shortest interval between two frames of a stream (the C server's 30 fps cap).
 pub(crate) const MIN_FRAME_INTERVAL: Duration = Duration::from_millis(33);
-/// The JPEG qualities a stream moves between, lowest first.
-const QUALITIES: [u8; 8] = [20, 30, 40, 50, 60, 70, 80, 85];
+/// The JPEG qualities a stream moves between, lowest first: the C
+/// server's MJPEG samples (`mjpeg_quality_samples`), which top out at 80.
+/// Higher costs the encoder and the client's decoder more for a frame that
+/// is replaced 40 ms later.
+const QUALITIES: [u8; 7] = [20, 30, 40, 50, 60, 70, 80];
 /// A stream starts at quality 70.
 const START_QUALITY: usize = 5;
 /// Frames this far apart, and [`HELD_BACK_FACTOR`] times the stream's

@@ -13,6 +13,7 @@ use spice_proto::consts::display_cap;
 use spice_proto::msg::display::{VIDEO_CODEC_H264, VIDEO_CODEC_MJPEG, VIDEO_CODEC_VP8, VIDEO_CODEC_VP9};
 use spice_proto::Caps;
 
+use super::deferred::SharedFrame;
 use super::region::Rect;
 
 /// A video stream codec.
@@ -143,7 +144,7 @@ pub(crate) fn for_client(server: &VideoCodecs, caps: &Caps, preferred: &[u8]) ->
 pub(crate) const STREAM_FPS: u64 = 30;
 
 /// The bit rate of a `quality` (the stream's rate control speaks JPEG
-/// qualities, 20 to 85) for an area: a quarter of a bit per pixel per
+/// qualities, 20 to 80) for an area: a quarter of a bit per pixel per
 /// frame at quality 100, so a 640x360 video at quality 70 gets about
 /// 1.2 Mbit/s, where its MJPEG frames take several times that.
 #[cfg_attr(not(feature = "gstreamer"), allow(dead_code))]
@@ -221,14 +222,7 @@ impl StreamEncoder {
                     stride,
                     data: pixels,
                 };
-                let mut frame = Vec::new();
-                match jpeg.encode(&image, quality, &mut frame) {
-                    Ok(_) => vec![frame],
-                    Err(e) => {
-                        tracing::debug!(error = %e, "cannot encode a stream frame");
-                        Vec::new()
-                    }
-                }
+                jpeg_frame(|frame| jpeg.encode(&image, quality, frame))
             }
             #[cfg(feature = "gstreamer")]
             Self::Gst(encoder) => {
@@ -245,9 +239,32 @@ impl StreamEncoder {
     }
 }
 
+/// The one JPEG frame `encode` writes, or none if it failed.
+fn jpeg_frame(encode: impl FnOnce(&mut Vec<u8>) -> Result<usize, spice_codec::CodecError>) -> Vec<Vec<u8>> {
+    let mut frame = Vec::new();
+    match encode(&mut frame) {
+        Ok(_) => vec![frame],
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot encode a stream frame");
+            Vec::new()
+        }
+    }
+}
+
 impl crate::display::encoder_thread::FrameEncoder for StreamEncoder {
     fn encode(&mut self, pixels: &[u8], area: Rect, quality: u8, time: Duration) -> Vec<Vec<u8>> {
         StreamEncoder::encode(self, pixels, area, quality, time)
+    }
+
+    fn encode_shared(&mut self, frame: &SharedFrame, quality: u8) -> Vec<Vec<u8>> {
+        match self {
+            Self::Mjpeg(_) => jpeg_frame(|out| frame.pixels.encode_jpeg(frame.rect, quality, out)),
+            #[cfg(feature = "gstreamer")]
+            Self::Gst(_) => {
+                tracing::debug!("a shared frame reached a GStreamer encoder; dropped");
+                Vec::new()
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use spice_qxl::{
 };
 use spice_server::{CursorImage, DisplayDevice, DisplayHandle};
 
-use super::deferred::Returned;
+use super::deferred::{MemoryEpoch, Returned};
 use super::memory::HostMemory;
 use super::surfaces::{Create, Offscreen};
 use super::{Done, Instance, Request};
@@ -60,6 +60,9 @@ pub(super) struct Worker {
     held_creates: HashMap<u32, ReleaseInfo>,
     /// Commands of deferred copies the display has dropped, to release.
     returned: Returned,
+    /// Advanced whenever guest memory's mapping may change, so that a
+    /// stream frame sharing a copy's pixels never reads stale addresses.
+    memory_epoch: MemoryEpoch,
     /// The command of the copy this worker last left waiting in the
     /// display, and since when, until it is returned.
     waiting: Option<(ReleaseInfo, Instant)>,
@@ -102,6 +105,7 @@ impl Drop for Worker {
     /// the worker's thread (the display may outlive the worker).
     fn drop(&mut self) {
         self.display.settle();
+        self.memory_epoch.advance();
     }
 }
 
@@ -137,6 +141,7 @@ impl Worker {
             presence_version: 0,
             held_creates: HashMap::new(),
             returned: Returned::default(),
+            memory_epoch: MemoryEpoch::default(),
             waiting: None,
             rings_due: None,
             unreleased: Vec::new(),
@@ -229,8 +234,9 @@ impl Worker {
         if !matches!(request, Request::Wakeup) {
             // Whatever the host asks may read the picture or take memory
             // away (a memslot, a surface): a copy waiting in the display is
-            // drawn first.
+            // drawn first, and frames sharing its pixels no longer read them.
             self.display.settle();
+            self.memory_epoch.advance();
         }
         self.carry_out(request);
         self.release_returned();
