@@ -102,7 +102,8 @@ impl GuestSource {
 }
 
 /// A command whose pixels are still read: released (through [`Returned`])
-/// when the display and any stream frame sharing them are done.
+/// when it is dropped, with the display's copy and any stream frame
+/// sharing its pixels.
 #[derive(Debug)]
 pub(super) struct HeldCommand {
     pub(super) release: ReleaseInfo,
@@ -115,41 +116,33 @@ impl Drop for HeldCommand {
     }
 }
 
-/// A copy from guest memory waiting in the display, holding its command.
-pub(super) struct GuestCopy {
-    pub(super) source: GuestSource,
-    pub(super) command: Arc<HeldCommand>,
-    pub(super) epoch: MemoryEpoch,
-    /// [`MemoryEpoch::current`] when the command was read.
-    pub(super) read_at: u64,
-}
+/// A copy from guest memory waiting in the display, holding its command:
+/// its pixels, which stream frames share.
+pub(super) struct GuestCopy(pub(super) Arc<GuestFrame>);
 
 impl spice_server::DeferredDraw for GuestCopy {
     fn fill_row(&mut self, row: u32, dst: &mut [u8]) -> bool {
-        self.source.copy_row(row, dst)
+        self.0.source.copy_row(row, dst)
     }
 
     fn append_row(&mut self, row: u32, len: usize, out: &mut Vec<u8>) -> bool {
-        self.source.append_row(row, len, out)
+        self.0.source.append_row(row, len, out)
     }
 
     fn share(&self) -> Option<Arc<dyn SharedPixels>> {
-        Some(Arc::new(GuestFrame {
-            source: self.source,
-            _command: self.command.clone(),
-            epoch: self.epoch.clone(),
-            read_at: self.read_at,
-        }))
+        Some(self.0.clone())
     }
 }
 
-/// A copy's pixels as a stream frame reads them: libjpeg takes the rows
-/// from guest memory while the command is held.
-struct GuestFrame {
-    source: GuestSource,
-    _command: Arc<HeldCommand>,
-    epoch: MemoryEpoch,
-    read_at: u64,
+/// A copy's pixels in guest memory and the command that keeps them there;
+/// a stream frame's libjpeg takes the rows where they lie.
+pub(super) struct GuestFrame {
+    pub(super) source: GuestSource,
+    /// Held for its drop, which releases the command.
+    pub(super) _command: HeldCommand,
+    pub(super) epoch: MemoryEpoch,
+    /// [`MemoryEpoch::current`] when the command was read.
+    pub(super) read_at: u64,
 }
 
 impl SharedPixels for GuestFrame {
@@ -196,7 +189,7 @@ mod tests {
     /// A copy of `bitmap` from its corner (4, 2) on, and what it returned.
     fn copy_of(bitmap: &[u8], epoch: &MemoryEpoch) -> (GuestCopy, Returned) {
         let returned = Returned::default();
-        let copy = GuestCopy {
+        let copy = GuestCopy(Arc::new(GuestFrame {
             source: GuestSource {
                 rows: GuestRows {
                     host: bitmap.as_ptr() as u64,
@@ -206,16 +199,16 @@ mod tests {
                 x: 4,
                 y: 2,
             },
-            command: Arc::new(HeldCommand {
+            _command: HeldCommand {
                 release: ReleaseInfo {
                     addr: 0x1000,
                     group_id: 1,
                 },
                 returned: returned.clone(),
-            }),
+            },
             epoch: epoch.clone(),
             read_at: epoch.current(),
-        };
+        }));
         (copy, returned)
     }
 

@@ -169,8 +169,6 @@ struct VideoStream {
     rate: stream::RateControl,
     /// The id the client's reports on this stream carry.
     report_id: u32,
-    /// Its encoder reads frames a deferred drawing shares (MJPEG).
-    shares_frames: bool,
 }
 
 impl VideoStream {
@@ -649,8 +647,9 @@ impl DisplayChannel {
             // The client decodes none of the codecs this server encodes.
             return false;
         };
-        let shares_frames = matches!(encoder, StreamEncoder::Mjpeg(_));
-        let encoder = if shares_frames && area.area() <= INLINE_STREAM_AREA {
+        // Only MJPEG goes inline, so an inline encoder takes shared frames
+        // (`EncoderThread::reads_in_place`).
+        let encoder = if matches!(encoder, StreamEncoder::Mjpeg(_)) && area.area() <= INLINE_STREAM_AREA {
             Ok(EncoderThread::inline(encoder))
         } else {
             // Display channels are produced only on the display's thread,
@@ -708,7 +707,6 @@ impl DisplayChannel {
             dirty: true,
             rate,
             report_id,
-            shares_frames,
         }));
         true
     }
@@ -723,7 +721,9 @@ impl DisplayChannel {
         // An inline MJPEG frame whose pixels a deferred drawing keeps (a
         // guest's video frame) is read from there when it is encoded: no
         // copy of the frame under the display's lock.
-        let shared = (video.shares_frames && video.encoder.reads_in_place())
+        let shared = video
+            .encoder
+            .reads_in_place()
             .then(|| picture.share_rect(video.area))
             .flatten();
         let mut pixels = video.encoder.buffer();

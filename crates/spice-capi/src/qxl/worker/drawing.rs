@@ -11,7 +11,7 @@ use spice_qxl::GuestMemory;
 use spice_qxl::{validate_primary, Clip, CopyOp, DrawOp, Drawable, Image, PrimarySurface, ReleaseInfo};
 
 use super::Worker;
-use crate::qxl::deferred::{GuestCopy, GuestSource, HeldCommand};
+use crate::qxl::deferred::{GuestCopy, GuestFrame, GuestSource, HeldCommand};
 use crate::qxl::memory::HostMemory;
 use crate::qxl::surfaces::{Lookup, KEEP_DATA};
 
@@ -192,16 +192,15 @@ impl Worker {
             // (Not for a stopped VM's replayed commands: no release until it runs.)
             if single && self.running() && u64::from(w) * u64::from(h) >= DEFER_MIN_PIXELS {
                 if let Some(release) = release.take() {
-                    let command = Arc::new(HeldCommand {
-                        release,
-                        returned: self.returned.clone(),
-                    });
-                    let copy = GuestCopy {
+                    let copy = GuestCopy(Arc::new(GuestFrame {
                         source,
-                        command,
+                        _command: HeldCommand {
+                            release,
+                            returned: self.returned.clone(),
+                        },
                         epoch: self.memory_epoch.clone(),
                         read_at: self.memory_epoch.current(),
-                    };
+                    }));
                     self.display.draw_later(x as u32, y as u32, w, h, Box::new(copy));
                     self.waiting = Some((release, Instant::now()));
                     // The copy this one covered (or drew first) came back at
