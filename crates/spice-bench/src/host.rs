@@ -131,6 +131,16 @@ pub fn free_port() -> u16 {
 /// Events the host prints only when something is wrong.
 const PROBLEMS: [&str; 3] = ["core-off-thread", "qxl-unexpected", "fatal"];
 
+/// The host process's CPU at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostCpu {
+    /// Every thread, ended ones too.
+    pub total_s: f64,
+    /// The library's part of it: the library's own threads, and its calls,
+    /// timers and watches on the host's main thread.
+    pub library_s: Option<f64>,
+}
+
 /// A running host. Killed (by its PID, through `Child`) if dropped before `quit`.
 pub struct Host {
     /// The library it runs against.
@@ -309,18 +319,35 @@ impl Host {
         }
     }
 
-    /// The host process's CPU seconds so far, every thread counted (ended
-    /// ones too), to the microsecond (the host's `getrusage`); from
-    /// `/proc` (10 ms clock ticks) if the host does not answer.
-    pub fn cpu_seconds(&mut self) -> Option<f64> {
-        let precise = self.send("stats").ok().and_then(|()| {
-            self.wait(Duration::from_secs(20), |v| v["event"] == "counts")
-                .and_then(|v| v["cpu_us"].as_i64())
+    /// The host process's CPU so far, to the microsecond (the host's
+    /// `getrusage` and thread clocks); the total from `/proc` (10 ms clock
+    /// ticks), and no library share, if the host does not answer.
+    pub fn cpu(&mut self) -> HostCpu {
+        let counts = self
+            .send("stats")
+            .ok()
+            .and_then(|()| self.wait(Duration::from_secs(20), |v| v["event"] == "counts"));
+        let us = |key: &str| {
+            counts
+                .as_ref()
+                .and_then(|v| v[key].as_i64())
                 .filter(|us| *us >= 0)
-        });
-        precise
-            .map(|us| us as f64 / 1e6)
-            .or_else(|| crate::procfs::cpu_seconds(self.pid()))
+        };
+        let total = us("cpu_us").map(|us| us as f64 / 1e6);
+        // The library's threads are every thread but the main one (the host
+        // starts none); on the main thread, what it timed in the library.
+        let library = match (us("cpu_us"), us("main_cpu_us"), us("library_main_us")) {
+            (Some(all), Some(main), Some(in_library)) => {
+                Some((all - main).max(0) as f64 / 1e6 + in_library as f64 / 1e6)
+            }
+            _ => None,
+        };
+        HostCpu {
+            total_s: total
+                .or_else(|| crate::procfs::cpu_seconds(self.pid()))
+                .unwrap_or_default(),
+            library_s: library,
+        }
     }
 
     /// Problems the host reported so far (events that only come when something is wrong).

@@ -79,12 +79,14 @@ fn progress(r: &RunResult) {
     let ms = |l: Option<f64>| l.map_or_else(|| "—".into(), |l| format!("{l:.0} ms"));
     let (latency, handover) = (ms(r.latency_ms), ms(r.handover_latency_ms));
     eprintln!(
-        "  {:<9} {:<4}: cpu {:.2} s ({:.2} s scenario), display {:.2} MB ({:.2} MB scenario), \
+        "  {:<9} {:<4}: cpu {:.2} s ({:.2} s scenario, library {}), display {:.2} MB ({:.2} MB scenario), \
          latency {handover} from hand-over ({latency} from drawing), exact {}, peak {:.1} MB{}",
         r.scenario,
         r.lib,
         r.cpu_s,
         r.cpu_scenario_s,
+        r.library_cpu_s
+            .map_or_else(|| "—".into(), |s| format!("{s:.3} s")),
         r.display_bytes as f64 / 1e6,
         r.display_bytes_scenario as f64 / 1e6,
         r.exact,

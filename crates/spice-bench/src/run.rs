@@ -207,6 +207,9 @@ pub struct RunResult {
     pub cpu_s: f64,
     /// The host's CPU seconds from "start" until the client showed the last frame.
     pub cpu_scenario_s: f64,
+    /// The library's part of `cpu_s`, measured in the run: its threads, and
+    /// its calls, timers and watches on the host's main thread.
+    pub library_cpu_s: Option<f64>,
     /// Bytes the client's display channel read, whole session.
     pub display_bytes: u64,
     /// Bytes the client's display channel read from "start" on.
@@ -242,6 +245,7 @@ impl RunResult {
             "scenario": self.scenario,
             "cpu_s": self.cpu_s,
             "cpu_scenario_s": self.cpu_scenario_s,
+            "library_cpu_s": self.library_cpu_s,
             "display_bytes": self.display_bytes,
             "display_bytes_scenario": self.display_bytes_scenario,
             "latency_ms": self.latency_ms,
@@ -362,7 +366,7 @@ pub fn run_with_client(
     ));
 
     let bytes_before = display_bytes(&mut gtk)?;
-    let cpu_before = host.cpu_seconds().unwrap_or_default();
+    let cpu_before = host.cpu().total_s;
     host.cmd("start")?;
     let frames = u64::from(config.frames());
     let run_time = Duration::from_millis(frames * u64::from(config.scenario.period_ms));
@@ -400,9 +404,10 @@ pub fn run_with_client(
             ));
         }
     }
-    let cpu_after = host.cpu_seconds().unwrap_or_default();
-    result.cpu_s = cpu_after;
-    result.cpu_scenario_s = cpu_after - cpu_before;
+    let cpu_after = host.cpu();
+    result.cpu_s = cpu_after.total_s;
+    result.cpu_scenario_s = cpu_after.total_s - cpu_before;
+    result.library_cpu_s = cpu_after.library_s;
     result.peak_kib = procfs::peak_rss_kib(pid).unwrap_or_default();
     let bytes_after = display_bytes(&mut gtk)?;
     result.display_bytes = bytes_after;
@@ -446,7 +451,7 @@ pub fn run_alone(host_binary: &Path, lib: &Library, config: &RunConfig) -> Resul
     .ok_or_else(|| anyhow!("{}: no last-update from the host", lib.name))?;
     // One more refresh period, so the last frame is handed to the server too.
     std::thread::sleep(Duration::from_millis(100));
-    let cpu = host.cpu_seconds().unwrap_or_default();
+    let cpu = host.cpu().total_s;
     host.quit()?;
     Ok(cpu)
 }

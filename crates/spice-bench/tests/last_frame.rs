@@ -66,6 +66,15 @@ fn last_frame_exact(name: &str, lib: &Library) {
         "{name} with {}: the host's CPU time is counted, the scenario's part of it: {result:?}",
         lib.name
     );
+    // The library's own share is measured in the run: some of it (it served
+    // a client), never all of it (the host drew every frame itself).
+    assert!(
+        result
+            .library_cpu_s
+            .is_some_and(|library| library > 0.0 && library < result.cpu_s),
+        "{name} with {}: the library's part of the host's CPU is measured: {result:?}",
+        lib.name
+    );
     assert!(
         result.display_bytes_scenario > 0,
         "{name} with {}: the scenario's updates reached the client: {result:?}",
