@@ -333,10 +333,11 @@ impl Host {
                 .and_then(|v| v[key].as_i64())
                 .filter(|us| *us >= 0)
         };
-        let total = us("cpu_us").map(|us| us as f64 / 1e6);
+        let all = us("cpu_us");
+        let total = all.map(|us| us as f64 / 1e6);
         // The library's threads are every thread but the main one (the host
         // starts none); on the main thread, what it timed in the library.
-        let library = match (us("cpu_us"), us("main_cpu_us"), us("library_main_us")) {
+        let library = match (all, us("main_cpu_us"), us("library_main_us")) {
             (Some(all), Some(main), Some(in_library)) => {
                 Some((all - main).max(0) as f64 / 1e6 + in_library as f64 / 1e6)
             }

@@ -169,19 +169,17 @@ impl RingPoller {
     pub fn empty(&mut self, now: Instant) -> Empty {
         let filled = std::mem::take(&mut self.taken) >= RING_SIZE;
         match self.state {
-            State::Ready if self.woke_from_idle(now) => {
-                self.busy = filled;
-                Empty::RequestNotification
-            }
-            // The guest may be waiting for room: its next command wakes us.
-            State::Ready if filled || self.busy => {
-                self.busy = true;
-                Empty::RequestNotification
-            }
-            State::Ready if self.slept_for(now) >= Some(PAUSE) => Empty::RequestNotification,
             State::Ready => {
-                self.state = State::Retry(now + RETRY);
-                Empty::RetryLater
+                // A full ring starts a busy spell, an idle one ends it.
+                self.busy = filled || (self.busy && !self.woke_from_idle(now));
+                // Busy, the guest may be waiting for room: its next command
+                // wakes us. After a pause (an idle one too) a retry finds nothing.
+                if self.busy || self.slept_for(now) >= Some(PAUSE) {
+                    Empty::RequestNotification
+                } else {
+                    self.state = State::Retry(now + RETRY);
+                    Empty::RetryLater
+                }
             }
             State::Retry(_) | State::Asleep(_) => Empty::RequestNotification,
             State::Stopped => Empty::RetryLater,
