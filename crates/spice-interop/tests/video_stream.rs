@@ -151,7 +151,7 @@ fn a_streams_frames_are_encoded_with_the_displays_lock_free() {
     );
 }
 
-/// How the deferred video frames of [`a_shared_frame_is_encoded_where_its_pixels_lie`] were read.
+/// How the deferred video frames of [`shared_frames`] were read.
 #[derive(Default)]
 struct Reads {
     /// Rows drawn into the picture.
@@ -160,6 +160,8 @@ struct Reads {
     copied: AtomicUsize,
     /// Frames encoded from the shared pixels.
     encoded: AtomicUsize,
+    /// Of those, frames encoded on a stream encoder thread.
+    on_encoder_thread: AtomicUsize,
 }
 
 /// A video frame (packed rows of its area) drawn later, sharing its pixels.
@@ -196,6 +198,9 @@ impl DeferredDraw for SharedFrameSource {
 impl SharedPixels for SharedFrameSource {
     fn encode_jpeg(&self, rect: Rect, quality: u8, out: &mut Vec<u8>) -> Result<usize, CodecError> {
         self.reads.encoded.fetch_add(1, Ordering::SeqCst);
+        if std::thread::current().name() == Some("SPICE stream encoder") {
+            self.reads.on_encoder_thread.fetch_add(1, Ordering::SeqCst);
+        }
         let stride = self.width as usize * 4;
         let start = rect.y as usize * stride + rect.x as usize * 4;
         let image = ImageRef {
@@ -208,28 +213,24 @@ impl SharedPixels for SharedFrameSource {
     }
 }
 
-/// A host whose video frames are drawn later ([`DisplayHandle::draw_later`])
-/// from a source that shares its pixels: the stream's frames are encoded
-/// from them where they lie (no row is copied out for a frame), the client
-/// gets the stream, and once the video stops the area is drawn and sent
-/// losslessly, so the client ends pixel-exact.
-#[test]
-fn a_shared_frame_is_encoded_where_its_pixels_lie() {
+/// Plays video drawn later ([`DisplayHandle::draw_later`]) from a source
+/// that shares its pixels, in `area` of a `width`x`height` display, and
+/// checks what [`a_shared_frame_is_encoded_where_its_pixels_lie`] says, with
+/// at least `min_encoded` of the frames encoded from the shared pixels;
+/// returns how the frames were read.
+fn shared_frames(width: u32, height: u32, area: Rect, min_encoded: u32) -> Arc<Reads> {
     spice_interop::init_logging();
     let display = DisplayHandle::new();
-    let mut canvas = Canvas::stripes(640, 480, 5);
+    let mut canvas = Canvas::stripes(width, height, 5);
     let (server, mut gtk) = serve(StreamingVideo::All, &display, &canvas, JpegEncoder::default());
     let reads = Arc::new(Reads::default());
-    // On the stream detector's grid, so the stream's area is the drawing's
-    // (a stream reaching past a drawing copies its frames from the picture).
-    let area = Rect::new(96, 64, 320, 256);
     let start = Instant::now();
     for t in 0..FRAMES {
         canvas.video_frame(area, t);
         let whole = canvas.packed();
         let pixels: Vec<u8> = (area.y..area.y + area.height)
             .flat_map(|y| {
-                let at = ((y * 640 + area.x) * 4) as usize;
+                let at = ((y * width + area.x) * 4) as usize;
                 whole[at..at + area.width as usize * 4].to_vec()
             })
             .collect();
@@ -242,21 +243,62 @@ fn a_shared_frame_is_encoded_where_its_pixels_lie() {
         let next = start + Duration::from_millis(40) * (t + 1);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    let diff = gtk.wait_surface(640, 480, &canvas.packed(), T);
-    assert_eq!(diff, 0, "the last frame, lossless, once the video stops");
+    let diff = gtk.wait_surface(width, height, &canvas.packed(), T);
+    assert_eq!(
+        diff, 0,
+        "{area:?}: the last frame, lossless, once the video stops"
+    );
     let (encoded, copied) = (
         reads.encoded.load(Ordering::SeqCst),
         reads.copied.load(Ordering::SeqCst),
     );
     assert!(
-        encoded as u32 >= FRAMES / 2,
-        "only {encoded} of {FRAMES} frames were encoded from the shared pixels"
+        encoded as u32 >= min_encoded,
+        "{area:?}: only {encoded} of {FRAMES} frames were encoded from the shared pixels"
     );
-    assert_eq!(copied, 0, "rows copied out for stream frames");
+    assert_eq!(copied, 0, "{area:?}: rows copied out for stream frames");
     assert!(
         reads.filled.load(Ordering::SeqCst) > 0,
-        "the last frame was drawn for the lossless picture"
+        "{area:?}: the last frame was drawn for the lossless picture"
     );
     gtk.quit();
     drop(server);
+    reads
+}
+
+/// A host whose video frames are drawn later ([`DisplayHandle::draw_later`])
+/// from a source that shares its pixels: the stream's frames are encoded
+/// from them where they lie (no row is copied out for a frame), the client
+/// gets the stream, and once the video stops the area is drawn and sent
+/// losslessly, so the client ends pixel-exact. A small stream's frames are
+/// encoded on the display's thread.
+#[test]
+fn a_shared_frame_is_encoded_where_its_pixels_lie() {
+    // On the stream detector's grid, so the stream's area is the drawing's
+    // (a stream reaching past a drawing copies its frames from the picture).
+    let reads = shared_frames(640, 480, Rect::new(96, 64, 320, 256), FRAMES / 2);
+    assert_eq!(
+        reads.on_encoder_thread.load(Ordering::SeqCst),
+        0,
+        "a small stream is encoded on the display's thread"
+    );
+}
+
+/// The same for a stream larger than 640x480, whose frames are encoded on
+/// a thread of their own: they too are read where the drawing keeps them,
+/// on that thread, instead of being copied out under the display's lock.
+/// Such an area takes longer to send losslessly than its next frame takes
+/// to come, so its lossless frame never ends: it must become a stream all
+/// the same (it did not, and went as 160 QUIC images instead).
+#[test]
+fn a_large_streams_shared_frames_are_read_on_its_encoder_thread() {
+    // Its first frames go lossless, a large image each, until the stream
+    // starts, and each of its frames takes longer to encode: fewer of them
+    // are sent on a busy machine.
+    let reads = shared_frames(1024, 768, Rect::new(64, 64, 832, 576), FRAMES / 5);
+    let (encoded, threaded) = (
+        reads.encoded.load(Ordering::SeqCst),
+        reads.on_encoder_thread.load(Ordering::SeqCst),
+    );
+    assert_eq!(threaded, encoded, "frames encoded off the stream's thread");
 }

@@ -9,8 +9,7 @@
 //! worker through [`Returned`] to be released on the worker's thread, as
 //! the QXL interface requires.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use spice_qxl::{GuestMemory, GuestRows, ReleaseInfo};
 use spice_server::{Rect, SharedPixels};
@@ -36,18 +35,28 @@ impl Returned {
 /// Counts the worker's changes to what guest memory is mapped: every host
 /// request but a wake-up may add or take away a memslot or a surface. A
 /// copy's pixels shared with a stream frame are read only if nothing
-/// changed since the copy's command was read.
+/// changed since the copy's command was read, and a change waits for a
+/// frame being read (a large stream's frames are encoded on their own
+/// thread while the worker goes on).
 #[derive(Debug, Clone, Default)]
-pub(super) struct MemoryEpoch(Arc<AtomicU64>);
+pub(super) struct MemoryEpoch(Arc<RwLock<u64>>);
 
 impl MemoryEpoch {
     pub(super) fn current(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        *self.0.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Guest memory may change: shared pixels read before this are stale.
+    /// Waits for any frame being read from them (one frame's encoding).
     pub(super) fn advance(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    /// Keeps memory as it was at `epoch` while the guard lives, or `None`
+    /// if it changed since.
+    fn hold(&self, epoch: u64) -> Option<RwLockReadGuard<'_, u64>> {
+        let guard = self.0.read().unwrap_or_else(|e| e.into_inner());
+        (*guard == epoch).then_some(guard)
     }
 }
 
@@ -153,11 +162,14 @@ impl SharedPixels for GuestFrame {
         out: &mut Vec<u8>,
     ) -> Result<usize, spice_codec::CodecError> {
         use spice_codec::CodecError::InvalidImage;
-        // Memslots change only on the worker's thread, which also encodes
-        // this frame: equal epochs mean the rows are still mapped.
-        if self.epoch.current() != self.read_at {
-            return Err(InvalidImage("guest memory changed since the frame was taken"));
-        }
+        // Memslots change only on the worker's thread, after advancing the
+        // epoch; this frame may be encoded there or on its stream's thread.
+        // Holding the epoch as it was keeps the rows mapped until the
+        // encoder is done with them.
+        let _unchanged = self
+            .epoch
+            .hold(self.read_at)
+            .ok_or(InvalidImage("guest memory changed since the frame was taken"))?;
         let rows = self
             .source
             .rect_rows(rect)
@@ -270,6 +282,31 @@ mod tests {
         let mut out = Vec::new();
         assert!(shared.encode_jpeg(Rect::new(0, 0, 8, 8), 80, &mut out).is_err());
         assert!(out.is_empty());
+    }
+
+    /// A change to guest memory waits for a frame being read from it (on a
+    /// stream's encoder thread) to be done, and the frame is refused after.
+    #[test]
+    fn a_memory_change_waits_for_a_frame_being_read() {
+        let epoch = MemoryEpoch::default();
+        let taken = epoch.current();
+        let reading = epoch.hold(taken).expect("unchanged");
+        let advanced = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                epoch.advance();
+                advanced.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(
+                !advanced.load(std::sync::atomic::Ordering::SeqCst),
+                "memory changed under a frame being read"
+            );
+            drop(reading);
+        });
+        assert!(advanced.into_inner());
+        assert_eq!(epoch.current(), taken + 1);
+        assert!(epoch.hold(taken).is_none(), "a frame taken before the change");
     }
 
     /// The command goes back once, when both the display's copy and the

@@ -59,7 +59,9 @@ pub(crate) const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 /// thread, so that a frame never holds up the display's other clients and
 /// its device for long. Either way the frame is encoded without the
 /// display's lock: [`DisplayChannel::produce`] collects an inline frame
-/// after the lock is let go, so the host's updates never wait for it.
+/// after the lock is let go, so the host's updates never wait for it; and
+/// an MJPEG frame a deferred drawing shares is read where its pixels lie
+/// on either thread, not copied under the lock.
 const INLINE_STREAM_AREA: u64 = 640 * 480;
 
 /// The earlier of two wake-up times, either of which may be absent.
@@ -118,6 +120,8 @@ pub(crate) struct DisplayChannel {
     next_frame: Option<Instant>,
     /// A frame is being sent over several produce rounds.
     frame_in_progress: bool,
+    /// When a frame in progress may next ask the detector for a stream.
+    next_stream_look: Option<Instant>,
     /// The video stream being sent, if any.
     stream: Option<Box<VideoStream>>,
     /// The id of the next stream.
@@ -226,6 +230,7 @@ impl DisplayChannel {
             band_pixels: Vec::new(),
             next_frame: None,
             frame_in_progress: false,
+            next_stream_look: None,
             stream: None,
             next_stream_id: 1,
             streaming: StreamingVideo::Off,
@@ -495,7 +500,17 @@ impl DisplayChannel {
             self.frame_in_progress = false;
             return stream_wait;
         }
-        if !self.frame_in_progress {
+        let look_for_stream = if self.frame_in_progress {
+            // A frame that takes longer to send than the next damage takes
+            // to come (a large area changing every frame, losslessly) never
+            // ends, so the detector is asked once a frame interval anyway:
+            // otherwise a full-screen video would never become a stream.
+            let due = self.next_stream_look.is_none_or(|at| now >= at);
+            if due {
+                self.next_stream_look = Some(now + FRAME_INTERVAL);
+            }
+            due
+        } else {
             if let Some(at) = self.next_frame.filter(|at| now < *at) {
                 return earliest(Some(at), stream_wait);
             }
@@ -503,18 +518,21 @@ impl DisplayChannel {
                 return stream_wait;
             }
             self.next_frame = Some(now + FRAME_INTERVAL);
+            self.next_stream_look = self.next_frame;
             self.frame_in_progress = true;
             self.base.counters.frame();
-            if self.stream.is_none()
-                && self.streaming != StreamingVideo::Off
-                && self.start_stream(shared, &mut picture, detector, now)
-            {
-                self.keep_moves_off_the_stream(damage, now);
-                stream_wait = self.pump_stream(&mut picture, &mut damage.region, now);
-                if damage.is_empty() {
-                    self.frame_in_progress = false;
-                    return stream_wait;
-                }
+            true
+        };
+        if look_for_stream
+            && self.stream.is_none()
+            && self.streaming != StreamingVideo::Off
+            && self.start_stream(shared, &mut picture, detector, now)
+        {
+            self.keep_moves_off_the_stream(damage, now);
+            stream_wait = self.pump_stream(&mut picture, &mut damage.region, now);
+            if damage.is_empty() {
+                self.frame_in_progress = false;
+                return stream_wait;
             }
         }
         // The host's own copies first: the images below are taken from the
@@ -647,8 +665,6 @@ impl DisplayChannel {
             // The client decodes none of the codecs this server encodes.
             return false;
         };
-        // Only MJPEG goes inline, so an inline encoder takes shared frames
-        // (`EncoderThread::reads_in_place`).
         let encoder = if matches!(encoder, StreamEncoder::Mjpeg(_)) && area.area() <= INLINE_STREAM_AREA {
             Ok(EncoderThread::inline(encoder))
         } else {
@@ -718,9 +734,10 @@ impl DisplayChannel {
         let Some(video) = self.stream.as_mut() else {
             return;
         };
-        // An inline MJPEG frame whose pixels a deferred drawing keeps (a
-        // guest's video frame) is read from there when it is encoded: no
-        // copy of the frame under the display's lock.
+        // An MJPEG frame whose pixels a deferred drawing keeps (a guest's
+        // video frame) is read from there when it is encoded, inline or on
+        // the stream's thread: no copy of the frame under the display's
+        // lock.
         let shared = video
             .encoder
             .reads_in_place()

@@ -56,8 +56,12 @@ pub trait DeferredDraw: Send {
 
 /// A deferred drawing's pixels shared with a stream's frame
 /// ([`DeferredDraw::share`]). It holds whatever keeps them readable (a QXL
-/// command's release), and is dropped on the display's thread once the
-/// frame is encoded, within the round that took it.
+/// command's release) and is dropped once the frame is encoded. A small
+/// stream's frame is encoded, and dropped, on the display's thread within
+/// the round that took it; a large stream's on the stream's encoder
+/// thread, while the display and its device go on: a source whose memory
+/// can go away (a memslot) must keep it, or refuse the frame, until
+/// `encode_jpeg` returns.
 pub trait SharedPixels: Send + Sync {
     /// Appends `rect` (in the drawing's own coordinates: `(0, 0)` is its
     /// area's corner) to `out` as a baseline JFIF stream at `quality`

@@ -33,9 +33,16 @@ pub(crate) trait FrameEncoder: Send + 'static {
     /// frame back).
     fn encode(&mut self, pixels: &[u8], area: Rect, quality: u8, time: Duration) -> Vec<Vec<u8>>;
 
+    /// Whether [`Self::encode_shared`] encodes frames where a deferred
+    /// drawing keeps their pixels (MJPEG does; a GStreamer encoder takes
+    /// packed rows only).
+    fn reads_shared(&self) -> bool {
+        false
+    }
+
     /// Encodes a frame whose pixels were left where a deferred drawing has
-    /// them. Only an MJPEG encoder is handed such frames; any other gets
-    /// none out of this default.
+    /// them. Only an encoder that [`Self::reads_shared`] is handed such
+    /// frames; any other gets none out of this default.
     fn encode_shared(&mut self, frame: &SharedFrame, quality: u8) -> Vec<Vec<u8>> {
         let _ = (frame, quality);
         tracing::debug!("a shared frame reached an encoder that cannot read it; dropped");
@@ -49,7 +56,7 @@ pub(crate) struct Job {
     /// The frame's pixels, copied (empty when `shared` has them).
     pub(crate) pixels: Vec<u8>,
     /// The frame's pixels where a deferred drawing keeps them: only for
-    /// an inline encoder ([`EncoderThread::reads_in_place`]).
+    /// an encoder that reads them there ([`EncoderThread::reads_in_place`]).
     pub(crate) shared: Option<SharedFrame>,
     pub(crate) area: Rect,
     pub(crate) quality: u8,
@@ -84,6 +91,8 @@ pub(crate) enum SubmitError {
 #[derive(Debug)]
 pub(crate) struct EncoderThread {
     runner: Runner,
+    /// The encoder's [`FrameEncoder::reads_shared`].
+    reads_shared: bool,
     in_flight: bool,
     /// The last frame's pixel buffer: the next frame is copied into it, so
     /// a stream does not allocate (and fault in) a frame's worth of memory
@@ -139,6 +148,7 @@ impl EncoderThread {
     /// that panics is reported as gone, as a thread that died would be.
     pub(crate) fn inline(encoder: impl FrameEncoder) -> Self {
         Self {
+            reads_shared: encoder.reads_shared(),
             runner: Runner::Inline {
                 encoder: Some(Box::new(encoder)),
                 pending: None,
@@ -153,6 +163,7 @@ impl EncoderThread {
         mut encoder: impl FrameEncoder,
         wake: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
+        let reads_shared = encoder.reads_shared();
         let (jobs, inbox) = mpsc::sync_channel::<Job>(1);
         let (outbox, done) = mpsc::channel();
         std::thread::Builder::new()
@@ -168,6 +179,7 @@ impl EncoderThread {
             })?;
         Ok(Self {
             runner: Runner::Thread { jobs, done },
+            reads_shared,
             in_flight: false,
             spare: Vec::new(),
         })
@@ -182,12 +194,12 @@ impl EncoderThread {
     }
 
     /// Whether a frame may be left where a deferred drawing has its pixels
-    /// ([`Job::shared`]): only an inline encoder's, which the display
-    /// thread encodes in the same round that took it, on the thread where
-    /// a QXL device's guest memory changes (the source still checks that
-    /// its memory did not, for a frame left over to a later round).
+    /// ([`Job::shared`]) instead of being copied: the encoder reads them
+    /// there, on the display's thread or on its own. The pixels'
+    /// [`SharedPixels`](super::deferred::SharedPixels) keep them readable
+    /// until the frame is dropped, and refuse a frame whose memory changed.
     pub(crate) fn reads_in_place(&self) -> bool {
-        matches!(self.runner, Runner::Inline { .. })
+        self.reads_shared
     }
 
     /// Whether a frame is being encoded or waits to be taken.

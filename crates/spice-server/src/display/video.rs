@@ -256,6 +256,10 @@ impl crate::display::encoder_thread::FrameEncoder for StreamEncoder {
         StreamEncoder::encode(self, pixels, area, quality, time)
     }
 
+    fn reads_shared(&self) -> bool {
+        matches!(self, Self::Mjpeg(_))
+    }
+
     fn encode_shared(&mut self, frame: &SharedFrame, quality: u8) -> Vec<Vec<u8>> {
         match self {
             Self::Mjpeg(_) => jpeg_frame(|out| frame.pixels.encode_jpeg(frame.rect, quality, out)),
