@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # GStreamer for VP8/H.264 streams (the headers to link; vp8enc/vp8dec in
 # -good, x264enc in -ugly, and spice-gtk's H.264 decoder "h264parse ! avdec_h264"
 # from -bad and -libav); libjpeg62-turbo-dev to link libjpeg for MJPEG frames and JPEG images.
-ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0 \
+ensure_packages python3-gi gir1.2-spiceclientglib-2.0 virt-viewer xvfb gir1.2-gtk-3.0 gdb \
     libspice-server-dev libspice-server1 qemu-system-x86 gcc e2fsprogs libpixman-1-dev libglib2.0-dev openssl \
     libopus-dev pkg-config chromium chromium-driver python3-selenium spice-html5 \
     libsasl2-dev sasl2-bin libsasl2-modules libjpeg62-turbo-dev \

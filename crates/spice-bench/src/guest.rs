@@ -290,8 +290,21 @@ fn run_into(lib: &Library, scenario: &GuestScenario, quick: bool, result: &mut G
     let word = command.split_whitespace().next().unwrap_or_default();
     let started = Instant::now();
     qemu.serial_send(command);
-    qemu.serial_wait(&format!("GUEST DONE {word}"), Duration::from_secs(600))
-        .ok_or_else(|| anyhow!("the guest did not finish {command:?}"))?;
+    // Every scenario finishes within a minute on a loaded machine (C's
+    // slowest x11perf took 49 s): five minutes means a guest that hung.
+    let limit = Duration::from_secs(300);
+    if qemu.serial_wait(&format!("GUEST DONE {word}"), limit).is_none() {
+        // What a hang looked like, for whoever reads the log.
+        let serial = qemu.serial_log();
+        let tail: Vec<&str> = serial.lines().rev().take(40).collect();
+        eprintln!(
+            "{} library: the guest did not finish {command:?} within {limit:?}; last serial lines:\n{}\nQEMU's threads:\n{}",
+            lib.name,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            qemu.threads_report()
+        );
+        return Err(anyhow!("the guest did not finish {command:?} within {limit:?}"));
+    }
     let done = Instant::now();
     result.guest_s = done.duration_since(started).as_secs_f64();
     // Map the client's clock onto ours around one stats call.

@@ -33,6 +33,7 @@ extern "C" {
         cookie: u64,
     );
     fn spice_qxl_wakeup(qin: *mut QXLInstance);
+    fn spice_qxl_oom(qin: *mut QXLInstance);
     fn spice_qxl_update_area(
         qin: *mut QXLInstance,
         surface_id: u32,
@@ -51,6 +52,8 @@ struct Device {
     commands: VecDeque<QXLCommandExt>,
     cursor: VecDeque<QXLCommandExt>,
     released: Vec<u64>,
+    /// What had been released when each `flush_resources` came.
+    flushed: Vec<Vec<u64>>,
     completed: Vec<u64>,
     callback_threads: Vec<std::thread::ThreadId>,
 }
@@ -115,6 +118,15 @@ unsafe extern "C" fn req_cursor_notification(_: *mut QXLInstance) -> c_int {
 unsafe extern "C" fn release_resource(_: *mut QXLInstance, info: QXLReleaseInfoExt) {
     note_thread();
     device(|d| d.released.push(info.info as u64));
+}
+
+unsafe extern "C" fn flush_resources(_: *mut QXLInstance) -> c_int {
+    note_thread();
+    device(|d| {
+        let released = d.released.clone();
+        d.flushed.push(released);
+    });
+    0
 }
 
 unsafe extern "C" fn async_complete(_: *mut QXLInstance, cookie: u64) {
@@ -367,7 +379,7 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
             get_cursor_command: Some(get_cursor_command),
             req_cursor_notification: Some(req_cursor_notification),
             notify_update: None,
-            flush_resources: None,
+            flush_resources: Some(flush_resources),
             async_complete: Some(async_complete),
             update_area_complete: None,
             set_client_capabilities: None,
@@ -553,6 +565,22 @@ fn hostile_commands_are_rejected_released_once_and_the_worker_goes_on() {
             "vm_stop leaves the newest frame in the primary"
         );
         spice_server_vm_start(s);
+        // The guest short of memory (QEMU's oom): a frame left waiting goes
+        // back before the device is told to flush its releases, which QEMU
+        // batches and hands the guest only on a flush.
+        device(|d| {
+            d.released.clear();
+            d.commands.push_back(draw_ext(&guest, frames[3]));
+        });
+        spice_qxl_wakeup(&mut qin);
+        assert!(wait_for(|| device(|d| d.commands.is_empty())));
+        spice_qxl_oom(&mut qin);
+        assert!(wait_for(|| device(|d| !d.flushed.is_empty())), "oom flushes");
+        assert_eq!(
+            device(|d| d.flushed.clone()),
+            [vec![host(3)]],
+            "the waiting frame released before the flush"
+        );
 
         // Async calls complete through async_complete, also for a rejected monitors config.
         spice_qxl_monitors_config_async(&mut qin, guest.phys(monitors), 1, 77);

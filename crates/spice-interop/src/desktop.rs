@@ -94,10 +94,11 @@ impl Desktop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Some(line) = self.qemu.serial_wait("GUEST ", left) else {
                 panic!(
-                    "{} library: the guest did not finish {command:?} within {timeout:?} (QEMU alive: {}); serial:\n{}",
+                    "{} library: the guest did not finish {command:?} within {timeout:?} (QEMU alive: {}); serial:\n{}\nQEMU's threads:\n{}",
                     self.name(),
                     self.qemu.is_alive(),
-                    self.qemu.serial_log()
+                    self.qemu.serial_log(),
+                    self.qemu.threads_report()
                 );
             };
             let finished = line.starts_with(&done);

@@ -424,6 +424,66 @@ impl Qemu {
             .unwrap_or_default()
     }
 
+    /// Where QEMU's threads are, for a guest that stopped answering: each
+    /// thread's name, state, kernel wait channel and CPU ticks, then every
+    /// thread's stack as `gdb` (when installed) prints it. Our library
+    /// carries its symbols, so its worker's stack names the function it
+    /// waits in.
+    pub fn threads_report(&self) -> String {
+        use std::fmt::Write as _;
+        let pid = self.pid();
+        let mut out = String::new();
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| d.filter_map(Result::ok).map(|t| t.path()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for task in tasks {
+            let read = |f: &str| std::fs::read_to_string(task.join(f)).unwrap_or_default();
+            let stat = read("stat");
+            // Fields after the command name: state, ..., utime (14), stime (15).
+            let fields: Vec<&str> = stat
+                .rfind(')')
+                .map(|at| stat[at + 1..].split_whitespace().collect())
+                .unwrap_or_default();
+            let field = |i: usize| fields.get(i).copied().unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "{:<16} state {} wchan {:<24} utime {} stime {}",
+                read("comm").trim_end(),
+                field(0),
+                read("wchan"),
+                field(11),
+                field(12)
+            );
+        }
+        let gdb = Command::new("timeout")
+            .args([
+                "60",
+                "gdb",
+                "-p",
+                &pid.to_string(),
+                "-batch",
+                "-ex",
+                "thread apply all bt 20",
+            ])
+            .stdin(Stdio::null())
+            .output();
+        match gdb {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                for line in text.lines().filter(|l| !l.starts_with("[New LWP")) {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            Ok(o) => {
+                let _ = writeln!(out, "(gdb: {})", String::from_utf8_lossy(&o.stderr).trim());
+            }
+            Err(e) => {
+                let _ = writeln!(out, "(no stacks: gdb: {e})");
+            }
+        }
+        out
+    }
+
     /// Whether the process is still running.
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -251,6 +251,10 @@ impl Worker {
             }
             Request::Oom => {
                 self.drain();
+                // The copies the display let go of (`handle` settled the
+                // display) go back before the flush: QEMU batches releases
+                // and pushes a short batch to the guest only on a flush.
+                self.release_returned();
                 if let Some(flush) = self.instance.iface().flush_resources {
                     // SAFETY: worker-thread callback with the device's own instance.
                     unsafe { flush(self.instance.0) };
