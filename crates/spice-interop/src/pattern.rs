@@ -176,6 +176,17 @@ impl Canvas {
         area
     }
 
+    /// Fills `area` with one `bgrx` colour (cheap to draw and to encode
+    /// losslessly, whatever the build). Returns `area`.
+    pub fn fill(&mut self, area: Rect, bgrx: [u8; 4]) -> Rect {
+        let row = bgrx.repeat(area.width.min(self.width.saturating_sub(area.x)) as usize);
+        for y in area.y..(area.y + area.height).min(self.height) {
+            let at = y as usize * self.stride + area.x as usize * 4;
+            self.data[at..at + row.len()].copy_from_slice(&row);
+        }
+        area
+    }
+
     /// The frame as the display handle takes it.
     pub fn frame(&self) -> Frame<'_> {
         Frame {
