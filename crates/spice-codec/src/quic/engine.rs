@@ -321,17 +321,19 @@ impl Model {
         for (c, len) in counters.iter_mut().zip(lens) {
             *c = c.wrapping_add(u32::from(*len));
         }
-        // The shortest sum, the highest code among equals.
-        // Unrolled and branch-free: which code wins varies from update to
-        // update and would be mispredicted.
-        let codes = fam.bpc as usize;
-        let mut best = 0;
-        let mut best_len = counters[0];
-        for (l, &c) in counters.iter().enumerate().skip(1) {
-            let take = (l < codes) & (c <= best_len);
-            best = if take { l } else { best };
-            best_len = if take { c } else { best_len };
-        }
+        // The shortest sum, the highest code among equals, without a chain
+        // of dependent compares: codes the family lacks are lifted out of
+        // reach, the minimum is taken as a tree (depth 3 rather than 7), and
+        // the winner is the highest lane equal to it.
+        let v: [u32; 8] = std::array::from_fn(|l| counters[l] | fam.absent_code[l]);
+        let best_len = (v[0].min(v[1]).min(v[2].min(v[3]))).min(v[4].min(v[5]).min(v[6].min(v[7])));
+        let equal = v
+            .iter()
+            .enumerate()
+            .fold(0u32, |bits, (l, &c)| bits | (u32::from(c == best_len) << l));
+        // `equal` is never 0 (the minimum is one of the lanes); `| 1` keeps
+        // the expression total.
+        let best = (31 - (equal | 1).leading_zeros()) as usize;
         if best_len > trigger {
             for c in counters.iter_mut() {
                 *c >>= 1;

@@ -112,6 +112,10 @@ pub(crate) struct Family {
     pub codeword: [[u32; 8]; 256],
     /// Codeword length per value and code.
     pub len: [[u8; 8]; 256],
+    /// Per code number, `u32::MAX` where the family has no such code
+    /// (`l >= bpc`), else 0: OR-ed into the model's counters so that an
+    /// absent code never looks shortest.
+    pub absent_code: [u32; 8],
     /// Prediction error (mod 2^bpc) to the coded value: small magnitudes first.
     pub to_coded: [u8; 256],
     /// Coded value back to the prediction error; 0 for values a valid
@@ -137,6 +141,7 @@ const fn family(bpc: u32) -> Family {
         escape_max: [0; 8],
         codeword: [[0; 8]; 256],
         len: [[0; 8]; 256],
+        absent_code: [u32::MAX; 8],
         to_coded: [0; 256],
         from_coded: [0; 256],
         bucket_of: [0; 256],
@@ -153,6 +158,7 @@ const fn family(bpc: u32) -> Family {
         let escaped = mask + 1 - n_gr;
         let li = l as usize;
         f.n_gr[li] = n_gr;
+        f.absent_code[li] = 0;
         f.escape_suffix[li] = ceil_log2(escaped);
         f.escape_len[li] = prefix + f.escape_suffix[li];
         f.escape_max[li] = BPPMASK[(32 - prefix) as usize];

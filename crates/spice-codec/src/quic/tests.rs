@@ -617,3 +617,45 @@ fn bench_quic() {
         }
     }
 }
+
+/// What cutting an image into bands of whole rows costs: each band starts
+/// with a cold model, updated at every sample for its first 2048 pixels
+/// (the display channel's `MAX_DRAW_BYTES` follows from this). Run with
+/// `cargo test --release -p spice-codec -- --ignored --nocapture bench_quic_bands`.
+#[test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+fn bench_quic_bands() {
+    use std::time::{Duration, Instant};
+    for img in crate::test_images::bench() {
+        let r = img.as_ref();
+        for rows in [768u32, 256, 128, 64, 32] {
+            let mut best = Duration::MAX;
+            let mut total = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                total = 0;
+                let mut y = 0;
+                while y < r.height {
+                    let h = rows.min(r.height - y);
+                    let sub = ImageRef {
+                        width: r.width,
+                        height: h,
+                        stride: r.stride,
+                        data: &r.data[y as usize * r.stride..],
+                    };
+                    let mut out = Vec::new();
+                    encode_rgb32(&sub, &mut out).unwrap();
+                    total += out.len();
+                    y += h;
+                }
+                best = best.min(t.elapsed());
+            }
+            println!(
+                "{:<22} rows {rows:>4}: {:>8} bytes {:>7.2} ms",
+                img.name,
+                total,
+                best.as_secs_f64() * 1e3
+            );
+        }
+    }
+}

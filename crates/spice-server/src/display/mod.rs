@@ -370,6 +370,17 @@ impl DisplayHandle {
     /// resized and the whole frame is taken regardless of `damage`. Rectangles
     /// are clipped to the frame.
     pub fn update(&self, frame: &Frame<'_>, damage: &[Rect]) -> Result<(), DisplayError> {
+        self.update_at(frame, damage, std::time::Instant::now())
+    }
+
+    /// [`Self::update`] with the damage seen at `now` (by the video
+    /// detector): tests pass time in.
+    pub(crate) fn update_at(
+        &self,
+        frame: &Frame<'_>,
+        damage: &[Rect],
+        now: std::time::Instant,
+    ) -> Result<(), DisplayError> {
         frame.validate()?;
         {
             let mut state = self.shared.lock();
@@ -394,7 +405,6 @@ impl DisplayHandle {
             let Some(surface) = surface.as_mut() else {
                 return Ok(());
             };
-            let now = std::time::Instant::now();
             let stride = surface.stride();
             for rect in damage.iter().map(|r| r.clip(frame.width, frame.height)) {
                 if rect.is_empty() {
