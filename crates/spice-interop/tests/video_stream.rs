@@ -313,10 +313,9 @@ fn a_shared_frame_is_encoded_where_its_pixels_lie() {
 /// The same for a stream larger than 640x480, whose frames are encoded on
 /// a thread of their own: they too are read where the drawing keeps them,
 /// on that thread, instead of being copied out under the display's lock.
-/// (The same area with photographic frames, encoded losslessly by a debug
-/// build until the stream starts, showed that a frame that never ends must
-/// still ask for a stream; it is not kept as a test: its timing depends on
-/// how the display's lock is shared with the host's thread.)
+/// (That a lossless frame which never ends still asks for a stream is
+/// tested on a simulated clock in `spice-server`'s
+/// `channel/display/tests.rs`, where timing does not depend on the build.)
 #[test]
 fn a_large_streams_shared_frames_are_read_on_its_encoder_thread() {
     // Photographic frames this large took a debug build's display thread

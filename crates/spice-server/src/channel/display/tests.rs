@@ -151,7 +151,7 @@ fn a_large_video_becomes_a_stream_while_its_lossless_frame_is_still_going_out() 
         }
         client.step(&mut ch, now);
         ch.produce(&display.shared, settings, now, true);
-        if client.got(server_type::STREAM_CREATE) || ch.stream.is_some() {
+        if ch.stream.is_some() {
             break;
         }
         // Once the first lossless frame of the video is under way, it never
